@@ -1,0 +1,197 @@
+//! Typed server configuration.
+//!
+//! Two file formats produce the same [`Config`]: TOML (the documented format) and nats-server's
+//! `.conf` format (for the options we support). Both are first read into a generic tree, then
+//! deserialized by serde into these structs, so defaults and value checks live in one place.
+//! Key names match nats-server's so a `.conf` file and a TOML file look alike.
+//!
+//! Defaults are laptop-friendly: NATS on 4222, MQTT on 1883, monitoring on 8222 and JetStream
+//! in `./data`. Port conventions follow nats-server: `-1` picks a random port; for the optional
+//! listeners (monitoring, MQTT) `0` disables them.
+
+pub mod units;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Interface for client connections.
+    pub host: String,
+    /// Client port; `-1` picks a random port, `0` means the default 4222.
+    pub port: i32,
+    /// Server name reported in INFO; defaults to the server id.
+    pub server_name: Option<String>,
+    /// Largest message payload a client may publish.
+    #[serde(with = "units::size")]
+    pub max_payload: u64,
+    /// Longest protocol control line.
+    #[serde(with = "units::size")]
+    pub max_control_line: u64,
+    /// Outbound bytes a client may have pending before it is a slow consumer.
+    #[serde(with = "units::size")]
+    pub max_pending: u64,
+    /// How long one write to a client may block before it is a slow consumer.
+    #[serde(with = "units::duration")]
+    pub write_deadline: Duration,
+    /// Interval between server PINGs.
+    #[serde(with = "units::duration")]
+    pub ping_interval: Duration,
+    /// Outstanding PINGs before the connection is stale.
+    pub ping_max: u32,
+    /// Maximum concurrent client connections.
+    pub max_connections: usize,
+    /// Maximum subscriptions per connection; 0 is unlimited.
+    pub max_subscriptions: u32,
+    /// Disables header support (HPUB/HMSG).
+    pub no_header_support: bool,
+    /// Lame-duck mode: time over which clients are closed.
+    #[serde(with = "units::duration")]
+    pub lame_duck_duration: Duration,
+    /// Lame-duck mode: wait before closing the first clients.
+    #[serde(with = "units::duration")]
+    pub lame_duck_grace_period: Duration,
+    /// Where to write the process id.
+    pub pid_file: Option<PathBuf>,
+    /// Log file; stderr when absent.
+    pub log_file: Option<PathBuf>,
+    /// Debug logging.
+    pub debug: bool,
+    /// Protocol tracing.
+    pub trace: bool,
+    /// Timestamps in log lines.
+    pub logtime: bool,
+    /// Monitoring interface.
+    pub http_host: String,
+    /// Monitoring port: `0` disables, `-1` picks a random port.
+    pub http_port: i32,
+    /// Top-level JetStream store directory (nats-server accepts it outside the block too).
+    pub store_dir: Option<PathBuf>,
+    /// Client authentication.
+    pub authorization: Authorization,
+    /// JetStream.
+    pub jetstream: JetStream,
+    /// MQTT gateway.
+    pub mqtt: Mqtt,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "0.0.0.0".into(),
+            port: 4222,
+            server_name: None,
+            max_payload: 1024 * 1024,
+            max_control_line: 4096,
+            max_pending: 64 * 1024 * 1024,
+            write_deadline: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(120),
+            ping_max: 2,
+            max_connections: 64 * 1024,
+            max_subscriptions: 0,
+            no_header_support: false,
+            lame_duck_duration: Duration::from_secs(120),
+            lame_duck_grace_period: Duration::from_secs(10),
+            pid_file: None,
+            log_file: None,
+            debug: false,
+            trace: false,
+            logtime: true,
+            http_host: "0.0.0.0".into(),
+            http_port: 8222,
+            store_dir: None,
+            authorization: Authorization::default(),
+            jetstream: JetStream::default(),
+            mqtt: Mqtt::default(),
+        }
+    }
+}
+
+/// Single-user or token authentication (users, accounts and permissions come later).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Authorization {
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// Time a client has to send CONNECT.
+    #[serde(with = "units::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for Authorization {
+    fn default() -> Self {
+        Authorization { user: None, password: None, token: None, timeout: Duration::from_secs(2) }
+    }
+}
+
+/// When the store makes appends durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "units::SyncIntervalRepr")]
+pub enum SyncInterval {
+    /// fsync before every acknowledgement (group commit makes this fast). The default.
+    Always,
+    /// fsync in the background at this interval; acks may precede durability.
+    Every(Duration),
+}
+
+/// The `jetstream {}` block. `jetstream: enabled` / `true` / `false` are accepted as shorthand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, try_from = "units::JetStreamRepr")]
+pub struct JetStream {
+    pub enabled: bool,
+    /// Store directory; `./data` when unset.
+    pub store_dir: Option<PathBuf>,
+    /// Memory storage limit in bytes; derived from the machine when unset.
+    pub max_memory_store: Option<u64>,
+    /// File storage limit in bytes; derived from free disk when unset.
+    pub max_file_store: Option<u64>,
+    pub sync_interval: SyncInterval,
+    pub domain: Option<String>,
+    pub unique_tag: Option<String>,
+}
+
+impl Default for JetStream {
+    fn default() -> Self {
+        JetStream {
+            enabled: true,
+            store_dir: None,
+            max_memory_store: None,
+            max_file_store: None,
+            sync_interval: SyncInterval::Always,
+            domain: None,
+            unique_tag: None,
+        }
+    }
+}
+
+/// The `mqtt {}` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mqtt {
+    pub host: String,
+    /// `0` disables MQTT, `-1` picks a random port.
+    pub port: i32,
+    #[serde(with = "units::duration")]
+    pub ack_wait: Duration,
+    pub max_ack_pending: u32,
+    pub stream_replicas: u32,
+    pub no_auth_user: Option<String>,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Mqtt {
+            host: "0.0.0.0".into(),
+            port: 1883,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 1024,
+            stream_replicas: 1,
+            no_auth_user: None,
+        }
+    }
+}

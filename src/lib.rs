@@ -1,0 +1,3 @@
+//! Jetway: a NATS-compatible messaging server with JetStream and an MQTT gateway.
+
+pub mod config;
