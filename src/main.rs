@@ -1,1 +1,131 @@
-fn main() {}
+//! The `jetway` binary: nats-server-compatible command line, config loading, signals.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use jetway::config::{Config, SyncInterval};
+use jetway::logging::{self, LogLevel};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod cli;
+mod signals;
+
+use cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(cli::normalize_args(std::env::args())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if cli.version {
+        println!(
+            "jetway: v{} (nats-server v{} compatible)",
+            jetway::server::JETWAY_VERSION,
+            jetway::server::NATS_COMPAT_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(signal) = &cli.signal {
+        return match signals::send_signal(signal, cli.pid_file.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                logging::fatal(&e);
+                ExitCode::from(1)
+            }
+        };
+    }
+    let config = match build_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            logging::fatal(&e);
+            return ExitCode::from(1);
+        }
+    };
+    if cli.test_config {
+        println!(
+            "jetway: configuration file {} is valid",
+            cli.config
+                .as_deref()
+                .map_or("-".into(), |p| p.display().to_string())
+        );
+        return ExitCode::SUCCESS;
+    }
+    let level = LogLevel {
+        debug: config.debug,
+        trace: config.trace,
+    };
+    if let Err(e) = logging::init(level, config.logtime, config.log_file.as_deref()) {
+        logging::fatal(&format!("can't open log: {e}"));
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            logging::fatal(&format!("can't start runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            logging::fatal(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let pid_file = config.pid_file.clone();
+    let handle = jetway::run(config).await.map_err(|e| e.to_string())?;
+    if let Some(path) = &pid_file {
+        std::fs::write(path, std::process::id().to_string())
+            .map_err(|e| format!("can't write pid file {}: {e}", path.display()))?;
+    }
+    let action = signals::wait_for_exit().await;
+    match action {
+        signals::Exit::Shutdown => {
+            tracing::info!("Trapped signal, shutting down");
+            handle.shutdown().await;
+        }
+        signals::Exit::LameDuck => handle.lame_duck().await,
+    }
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// The config file (if any) with command-line flags applied on top.
+fn build_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(path) => load_file(path)?,
+        None => Config::default(),
+    };
+    cli.apply(&mut config)?;
+    if config.jetstream.sync_interval == SyncInterval::Every(std::time::Duration::ZERO) {
+        return Err("jetstream.sync_interval must be positive".into());
+    }
+    Ok(config)
+}
+
+fn load_file(path: &Path) -> Result<Config, String> {
+    let loaded = Config::load(path).map_err(|e| e.to_string())?;
+    for warning in &loaded.warnings {
+        eprintln!("[{}] [WRN] {warning}", std::process::id());
+    }
+    Ok(loaded.config)
+}

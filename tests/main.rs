@@ -1,1 +1,8 @@
-//! End-to-end tests through real clients.
+//! End-to-end tests through real clients. One binary; each test starts its own server on
+//! ephemeral loopback ports (see `harness`).
+
+mod harness;
+
+mod core_pubsub;
+mod raw_protocol;
+mod resilience;

@@ -9,6 +9,7 @@
 //! in `./data`. Port conventions follow nats-server: `-1` picks a random port; for the optional
 //! listeners (monitoring, MQTT) `0` disables them.
 
+pub mod load;
 pub mod units;
 
 use std::path::PathBuf;
@@ -125,7 +126,12 @@ pub struct Authorization {
 
 impl Default for Authorization {
     fn default() -> Self {
-        Authorization { user: None, password: None, token: None, timeout: Duration::from_secs(2) }
+        Authorization {
+            user: None,
+            password: None,
+            token: None,
+            timeout: Duration::from_secs(2),
+        }
     }
 }
 

@@ -19,10 +19,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num.parse().map_err(|_| format!("invalid duration {text:?}"))?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let value: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
             "ns" => 1e-9,
@@ -63,7 +69,9 @@ pub fn format_duration(d: Duration) -> String {
 /// `kb/ki/kib`, `mb/mi/mib`… are powers of 1024 (nats-server's rules).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (num, suffix) = text.split_at(digits);
     let value: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
     let mult: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
@@ -78,7 +86,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "tb" | "ti" | "tib" => 1 << 40,
         other => return Err(format!("invalid size {text:?}: unknown suffix {other:?}")),
     };
-    value.checked_mul(mult).ok_or_else(|| format!("size {text:?} overflows"))
+    value
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} overflows"))
 }
 
 #[derive(Deserialize)]
@@ -137,9 +147,13 @@ impl TryFrom<SyncIntervalRepr> for SyncInterval {
     type Error = String;
     fn try_from(r: SyncIntervalRepr) -> Result<Self, String> {
         match r {
-            SyncIntervalRepr::Text(t) if t.eq_ignore_ascii_case("always") => Ok(SyncInterval::Always),
+            SyncIntervalRepr::Text(t) if t.eq_ignore_ascii_case("always") => {
+                Ok(SyncInterval::Always)
+            }
             SyncIntervalRepr::Text(t) => parse_duration(&t).map(SyncInterval::Every),
-            SyncIntervalRepr::Int(n) if n > 0 => Ok(SyncInterval::Every(Duration::from_secs(n as u64))),
+            SyncIntervalRepr::Int(n) if n > 0 => {
+                Ok(SyncInterval::Every(Duration::from_secs(n as u64)))
+            }
             SyncIntervalRepr::Int(n) => Err(format!("invalid sync_interval {n}")),
         }
     }
@@ -200,7 +214,10 @@ fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 impl TryFrom<JetStreamRepr> for JetStream {
     type Error = String;
     fn try_from(r: JetStreamRepr) -> Result<Self, String> {
-        let enabled_only = |enabled| JetStream { enabled, ..JetStream::default() };
+        let enabled_only = |enabled| JetStream {
+            enabled,
+            ..JetStream::default()
+        };
         match r {
             JetStreamRepr::Flag(b) => Ok(enabled_only(b)),
             JetStreamRepr::Word(w) => match w.to_ascii_lowercase().as_str() {

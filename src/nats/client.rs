@@ -1,0 +1,220 @@
+//! The shared face of a client connection: what publishers, the monitor and shutdown use.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use foldhash::fast::RandomState;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::outbound::Outbound;
+use crate::router::{Message, Subscription};
+use crate::stats::ServerStats;
+
+/// Why a connection ended (nats-server's closed-connection reasons, as shown in `/connz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CloseReason {
+    #[serde(rename = "Client Closed")]
+    ClientClosed,
+    #[serde(rename = "Write Error")]
+    WriteError,
+    #[serde(rename = "Read Error")]
+    ReadError,
+    #[serde(rename = "Slow Consumer (Pending Bytes)")]
+    SlowConsumerPendingBytes,
+    #[serde(rename = "Slow Consumer (Write Deadline)")]
+    SlowConsumerWriteDeadline,
+    #[serde(rename = "Stale Connection")]
+    StaleConnection,
+    #[serde(rename = "Protocol Violation")]
+    ProtocolViolation,
+    #[serde(rename = "Authentication Timeout")]
+    AuthenticationTimeout,
+    #[serde(rename = "Authentication Failure")]
+    AuthenticationViolation,
+    #[serde(rename = "Maximum Connections Exceeded")]
+    MaxConnectionsExceeded,
+    #[serde(rename = "Maximum Payload Exceeded")]
+    MaxPayloadExceeded,
+    #[serde(rename = "Maximum Control Line Exceeded")]
+    MaxControlLineExceeded,
+    #[serde(rename = "Server Shutdown")]
+    ServerShutdown,
+}
+
+/// Per-connection traffic counters.
+#[derive(Debug, Default)]
+pub struct ClientCounters {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+/// Identity details filled in from `CONNECT`, for monitoring.
+#[derive(Debug, Default, Clone)]
+pub struct ClientIdentity {
+    pub name: Option<String>,
+    pub lang: Option<String>,
+    pub version: Option<String>,
+    pub user: Option<String>,
+}
+
+/// What the rest of the server holds of a connection.
+pub struct ClientShared {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub started: SystemTime,
+    pub outbound: Outbound,
+    pub counters: ClientCounters,
+    pub identity: Mutex<ClientIdentity>,
+    server_stats: Arc<ServerStats>,
+    /// Subscriptions by sid; shared so auto-unsubscribe on delivery can drop its entry.
+    subs: Mutex<HashMap<Bytes, Arc<Subscription>, RandomState>>,
+    close_reason: Mutex<Option<CloseReason>>,
+    closing: CancellationToken,
+    /// Cancelled when pending output must be dropped rather than flushed (slow consumer).
+    abort_writes: CancellationToken,
+}
+
+impl ClientShared {
+    pub fn new(
+        id: u64,
+        addr: SocketAddr,
+        max_pending: usize,
+        server_stats: Arc<ServerStats>,
+    ) -> Self {
+        ClientShared {
+            id,
+            addr,
+            started: SystemTime::now(),
+            outbound: Outbound::new(max_pending),
+            counters: ClientCounters::default(),
+            identity: Mutex::new(ClientIdentity::default()),
+            server_stats,
+            subs: Mutex::new(HashMap::default()),
+            close_reason: Mutex::new(None),
+            closing: CancellationToken::new(),
+            abort_writes: CancellationToken::new(),
+        }
+    }
+
+    /// Appends a `MSG`/`HMSG` for subscription `sid`. True when the writer must be woken.
+    /// Past `max_pending` the client is closed as a slow consumer and the message dropped.
+    pub fn push_msg(&self, msg: &Message<'_>, sid: &Bytes) -> bool {
+        let size = msg.size();
+        let hint = size + msg.subject.len() + msg.reply.map_or(0, str::len) + sid.len() + 32;
+        let pushed = self.outbound.push(hint, |buf| {
+            jetway_protocols::nats::encode::msg(
+                buf,
+                msg.subject.as_bytes(),
+                sid,
+                msg.reply.map(str::as_bytes),
+                msg.headers.map(|h| &h[..]),
+                msg.payload,
+            )
+        });
+        match pushed {
+            Ok(wake) => {
+                self.counters.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .out_bytes
+                    .fetch_add(size as u64, Ordering::Relaxed);
+                self.server_stats.out_msgs.fetch_add(1, Ordering::Relaxed);
+                self.server_stats
+                    .out_bytes
+                    .fetch_add(size as u64, Ordering::Relaxed);
+                wake
+            }
+            Err(_) => {
+                if self.close(CloseReason::SlowConsumerPendingBytes) {
+                    self.server_stats
+                        .slow_consumers
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(cid = self.id, "slow consumer: pending bytes over limit");
+                }
+                false
+            }
+        }
+    }
+
+    /// Appends raw protocol bytes (INFO, PONG, -ERR, …) and wakes the writer.
+    pub fn send_raw(&self, bytes: &[u8]) {
+        if let Ok(true) = self
+            .outbound
+            .push(bytes.len(), |buf| buf.extend_from_slice(bytes))
+        {
+            self.outbound.wake();
+        }
+    }
+
+    pub fn wake_writer(&self) {
+        self.outbound.wake();
+    }
+
+    /// Starts closing. Returns true for the call that decided the reason.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        let mut current = self.close_reason.lock();
+        if current.is_some() {
+            return false;
+        }
+        *current = Some(reason);
+        drop(current);
+        if reason == CloseReason::SlowConsumerPendingBytes {
+            // Nothing more will be read by this client: don't wait on its socket.
+            self.abort_writes.cancel();
+        }
+        self.closing.cancel();
+        self.outbound.wake();
+        true
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        *self.close_reason.lock()
+    }
+
+    pub fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    pub fn abort_writes(&self) -> &CancellationToken {
+        &self.abort_writes
+    }
+
+    pub fn add_sub(&self, sid: Bytes, sub: Arc<Subscription>) -> bool {
+        let mut subs = self.subs.lock();
+        if subs.contains_key(&sid) {
+            return false;
+        }
+        subs.insert(sid, sub);
+        true
+    }
+
+    pub fn get_sub(&self, sid: &[u8]) -> Option<Arc<Subscription>> {
+        self.subs.lock().get(sid).cloned()
+    }
+
+    pub fn forget_sub(&self, sid: &[u8]) -> Option<Arc<Subscription>> {
+        self.subs.lock().remove(sid)
+    }
+
+    pub fn num_subs(&self) -> usize {
+        self.subs.lock().len()
+    }
+
+    pub fn take_subs(&self) -> Vec<Arc<Subscription>> {
+        self.subs.lock().drain().map(|(_, s)| s).collect()
+    }
+
+    pub fn sub_subjects(&self) -> Vec<String> {
+        self.subs
+            .lock()
+            .values()
+            .map(|s| s.subject.to_string())
+            .collect()
+    }
+}

@@ -1,0 +1,460 @@
+//! The per-connection task.
+//!
+//! The reader half parses ops out of a `BytesMut` and applies them; the writer half (its own
+//! task) drains the outbound queue. A read batch is processed completely before the writers it
+//! touched are woken (see [`FlushSet`]). Deadlines: `auth_timeout` until `CONNECT` when
+//! authentication is required, a PING every `ping_interval` with at most `ping_max` unanswered,
+//! and `write_deadline` on every write.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use foldhash::fast::RandomState;
+use jetway_protocols::nats::{encode, ClientOp, ConnectOptions, ParseError, Parser, ParserLimits};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::client::{ClientShared, CloseReason};
+use crate::router::{FlushSet, MatchResult, Message, Sink, Subscription};
+use crate::server::Core;
+
+/// Subjects remembered by the per-connection match cache.
+const L1_CACHE_MAX: usize = 64;
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs a connection until it closes. `info` is the INFO line already encoded for this client.
+pub async fn serve<S>(core: Arc<Core>, client: Arc<ClientShared>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let write_task = tokio::spawn(write_loop(
+        client.clone(),
+        writer,
+        core.config.write_deadline,
+    ));
+    let mut session = Session::new(core.clone(), client.clone());
+    session.send_info();
+    let reason = session.read_loop(reader).await;
+    client.close(reason);
+    session.cleanup();
+    let _ = write_task.await;
+    core.unregister(&client);
+}
+
+async fn write_loop<W: AsyncWrite + Send>(
+    client: Arc<ClientShared>,
+    writer: W,
+    deadline: Duration,
+) {
+    tokio::pin!(writer);
+    let mut spare = BytesMut::new();
+    loop {
+        let closing = client.closing().is_cancelled();
+        if !client.outbound.take(&mut spare) {
+            if closing {
+                break;
+            }
+            tokio::select! {
+                _ = client.outbound.wait() => {}
+                _ = client.closing().cancelled() => {}
+            }
+            continue;
+        }
+        let len = spare.len();
+        let write = tokio::select! {
+            w = tokio::time::timeout(deadline, writer.write_all(&spare)) => w,
+            _ = client.abort_writes().cancelled() => break,
+        };
+        match write {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                client.close(CloseReason::WriteError);
+                break;
+            }
+            Err(_) => {
+                if client.close(CloseReason::SlowConsumerWriteDeadline) {
+                    tracing::debug!(
+                        cid = client.id,
+                        len,
+                        "slow consumer: write deadline exceeded"
+                    );
+                }
+                break;
+            }
+        }
+        crate::nats::outbound::Outbound::recycle(&mut spare);
+    }
+    client.outbound.close();
+    let _ = tokio::time::timeout(deadline, writer.shutdown()).await;
+}
+
+struct Session {
+    core: Arc<Core>,
+    client: Arc<ClientShared>,
+    parser: Parser,
+    opts: ConnectOptions,
+    connected: bool,
+    pings_out: u32,
+    /// Per-connection match cache in front of the sublist's, valid for one generation.
+    l1: HashMap<Bytes, Arc<MatchResult>, RandomState>,
+    l1_generation: u64,
+    flush: FlushSet,
+}
+
+/// What to do after an op.
+enum Next {
+    Continue,
+    Close(CloseReason),
+}
+
+impl Session {
+    fn new(core: Arc<Core>, client: Arc<ClientShared>) -> Self {
+        let limits = ParserLimits {
+            max_payload: core.config.max_payload as usize,
+            max_control_line: core.config.max_control_line as usize,
+            headers: false,
+        };
+        Session {
+            core,
+            client,
+            parser: Parser::new(limits),
+            opts: ConnectOptions {
+                echo: true,
+                ..ConnectOptions::default()
+            },
+            connected: false,
+            pings_out: 0,
+            l1: HashMap::default(),
+            l1_generation: 0,
+            flush: FlushSet::new(),
+        }
+    }
+
+    fn send_info(&self) {
+        let mut buf = BytesMut::new();
+        encode::info(
+            &mut buf,
+            &self.core.client_info(self.client.id, self.client.addr.ip()),
+        );
+        self.client.send_raw(&buf);
+    }
+
+    fn send_err(&self, text: &str) {
+        let mut buf = BytesMut::new();
+        encode::err(&mut buf, text);
+        self.client.send_raw(&buf);
+    }
+
+    async fn read_loop<R: AsyncRead>(&mut self, reader: R) -> CloseReason {
+        tokio::pin!(reader);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let auth_required = self.core.auth.required();
+        let auth_deadline = tokio::time::sleep(self.core.config.authorization.timeout);
+        tokio::pin!(auth_deadline);
+        let ping_interval = self
+            .core
+            .config
+            .ping_interval
+            .max(Duration::from_millis(10));
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => return CloseReason::ClientClosed,
+                    Ok(_) => {
+                        let next = self.process(&mut buf);
+                        self.flush.flush();
+                        if let Next::Close(reason) = next {
+                            return reason;
+                        }
+                    }
+                    Err(_) => return CloseReason::ReadError,
+                },
+                _ = ping.tick() => {
+                    if self.pings_out + 1 > self.core.config.ping_max {
+                        self.send_err("Stale Connection");
+                        self.core.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
+                        return CloseReason::StaleConnection;
+                    }
+                    self.pings_out += 1;
+                    self.client.send_raw(encode::PING);
+                }
+                _ = &mut auth_deadline, if auth_required && !self.connected => {
+                    self.send_err("Authentication Timeout");
+                    return CloseReason::AuthenticationTimeout;
+                }
+                _ = self.client.closing().cancelled() => {
+                    return self.client.close_reason().unwrap_or(CloseReason::ServerShutdown);
+                }
+            }
+        }
+    }
+
+    /// Applies every complete op in `buf`.
+    fn process(&mut self, buf: &mut BytesMut) -> Next {
+        loop {
+            let op = match self.parser.parse(buf) {
+                Ok(Some(op)) => op,
+                Ok(None) => return Next::Continue,
+                Err(e) => return Next::Close(self.parse_error(e)),
+            };
+            if !self.connected && self.core.auth.required() && !matches!(op, ClientOp::Connect(_)) {
+                self.send_err("Authorization Violation");
+                return Next::Close(CloseReason::AuthenticationViolation);
+            }
+            let is_pub = matches!(op, ClientOp::Pub { .. });
+            let next = match op {
+                ClientOp::Pub {
+                    subject,
+                    reply,
+                    headers,
+                    payload,
+                } => {
+                    self.on_pub(&subject, reply.as_ref(), headers.as_ref(), &payload);
+                    Next::Continue
+                }
+                ClientOp::Sub {
+                    subject,
+                    queue,
+                    sid,
+                } => {
+                    self.on_sub(subject, queue, sid);
+                    Next::Continue
+                }
+                ClientOp::Unsub { sid, max_msgs } => {
+                    self.on_unsub(&sid, max_msgs);
+                    Next::Continue
+                }
+                ClientOp::Ping => {
+                    self.client.send_raw(encode::PONG);
+                    Next::Continue
+                }
+                ClientOp::Pong => {
+                    self.pings_out = 0;
+                    Next::Continue
+                }
+                ClientOp::Connect(json) => self.on_connect(&json),
+                ClientOp::Ok | ClientOp::Err => Next::Continue,
+            };
+            if let Next::Close(_) = next {
+                return next;
+            }
+            // PUB is acknowledged before delivery (in on_pub), like nats-server.
+            if self.opts.verbose && !is_pub {
+                self.client.send_raw(encode::OK);
+            }
+        }
+    }
+
+    fn parse_error(&self, e: ParseError) -> CloseReason {
+        match e {
+            ParseError::UnknownOp => {
+                self.send_err("Unknown Protocol Operation");
+                CloseReason::ProtocolViolation
+            }
+            ParseError::MaxControlLine { max, len } => {
+                self.send_err(&format!(
+                    "maximum control line exceeded: max_control_line {max}, buffer len {len}"
+                ));
+                CloseReason::MaxControlLineExceeded
+            }
+            ParseError::MaxPayload { .. } => {
+                self.send_err("Maximum Payload Violation");
+                CloseReason::MaxPayloadExceeded
+            }
+            // nats-server closes on malformed arguments without an -ERR.
+            other => {
+                tracing::debug!(cid = self.client.id, error = %other, "protocol violation");
+                CloseReason::ProtocolViolation
+            }
+        }
+    }
+
+    fn on_connect(&mut self, json: &[u8]) -> Next {
+        let opts = match ConnectOptions::decode(json) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::debug!(cid = self.client.id, error = %e, "bad CONNECT");
+                return Next::Close(CloseReason::ProtocolViolation);
+            }
+        };
+        if !self.core.auth.check(&opts) {
+            self.send_err("Authorization Violation");
+            return Next::Close(CloseReason::AuthenticationViolation);
+        }
+        let headers = opts.headers && !self.core.config.no_header_support;
+        if opts.no_responders && !headers {
+            self.send_err("no responders requires headers support");
+            return Next::Close(CloseReason::ProtocolViolation);
+        }
+        self.parser.limits.headers = headers;
+        {
+            let mut id = self.client.identity.lock();
+            id.name = opts.name.clone();
+            id.lang = opts.lang.clone();
+            id.version = opts.version.clone();
+            id.user = opts.user.clone();
+        }
+        self.opts = opts;
+        self.connected = true;
+        Next::Continue
+    }
+
+    fn on_pub(
+        &mut self,
+        subject: &Bytes,
+        reply: Option<&Bytes>,
+        headers: Option<&Bytes>,
+        payload: &Bytes,
+    ) {
+        let size = payload.len() + headers.map_or(0, Bytes::len);
+        self.client.counters.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.client
+            .counters
+            .in_bytes
+            .fetch_add(size as u64, Ordering::Relaxed);
+        self.core.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.core
+            .stats
+            .in_bytes
+            .fetch_add(size as u64, Ordering::Relaxed);
+        let (Ok(subject_str), Ok(reply_str)) = (
+            std::str::from_utf8(subject),
+            reply.map(|r| std::str::from_utf8(r)).transpose(),
+        ) else {
+            if self.opts.pedantic {
+                self.send_err("Invalid Publish Subject");
+            }
+            return;
+        };
+        if self.opts.pedantic && !jetway_subject::is_valid_literal(subject_str) {
+            self.send_err("Invalid Publish Subject");
+            return;
+        }
+        if self.opts.verbose {
+            self.client.send_raw(encode::OK);
+        }
+        let result = self.lookup(subject);
+        let msg = Message {
+            subject: subject_str,
+            reply: reply_str,
+            headers,
+            payload,
+            origin: Some(self.client.id),
+            echo: self.opts.echo,
+        };
+        let delivered =
+            crate::router::deliver::deliver(&self.core.sublist, &result, &msg, &mut self.flush);
+        if delivered == 0 && self.opts.no_responders {
+            if let Some(reply) = reply_str {
+                self.no_responders(subject_str, reply);
+            }
+        }
+    }
+
+    /// Sends the `NATS/1.0 503` status to this client's own subscription matching `reply`.
+    fn no_responders(&mut self, subject: &str, reply: &str) {
+        let result = self.core.sublist.matches(reply);
+        let Some(sub) = result
+            .plain
+            .iter()
+            .find(|s| s.client_id() == Some(self.client.id))
+        else {
+            return;
+        };
+        let Sink::Client { sid, .. } = &sub.sink else {
+            return;
+        };
+        let headers = Bytes::from(format!("NATS/1.0 503\r\nNats-Subject: {subject}\r\n\r\n"));
+        let empty = Bytes::new();
+        let msg = Message {
+            subject: reply,
+            reply: None,
+            headers: Some(&headers),
+            payload: &empty,
+            origin: None,
+            echo: true,
+        };
+        if self.client.push_msg(&msg, sid) {
+            self.flush.add(&self.client);
+        }
+    }
+
+    fn lookup(&mut self, subject: &Bytes) -> Arc<MatchResult> {
+        let generation = self.core.sublist.generation();
+        if generation != self.l1_generation {
+            self.l1.clear();
+            self.l1_generation = generation;
+        } else if let Some(hit) = self.l1.get(subject) {
+            return hit.clone();
+        }
+        let result = match std::str::from_utf8(subject) {
+            Ok(s) => self.core.sublist.matches(s),
+            Err(_) => Arc::new(MatchResult::default()),
+        };
+        if self.l1.len() >= L1_CACHE_MAX {
+            self.l1.clear();
+        }
+        self.l1.insert(subject.clone(), result.clone());
+        result
+    }
+
+    fn on_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        let (Ok(subject), Ok(queue)) = (
+            std::str::from_utf8(&subject),
+            queue.as_deref().map(std::str::from_utf8).transpose(),
+        ) else {
+            self.send_err("Invalid Subject");
+            return;
+        };
+        if !jetway_subject::is_valid_filter(subject)
+            || queue.is_some_and(|q| !jetway_subject::is_valid_token(q))
+        {
+            self.send_err("Invalid Subject");
+            return;
+        }
+        let max = self.core.config.max_subscriptions as usize;
+        if max > 0 && self.client.num_subs() >= max {
+            self.send_err("maximum subscriptions exceeded");
+            return;
+        }
+        let sink = Sink::Client {
+            client: self.client.clone(),
+            sid: sid.clone(),
+        };
+        let sub = Subscription::new(subject.into(), queue.map(Into::into), sink);
+        // A repeated sid is ignored, as nats-server does.
+        if self.client.add_sub(sid, sub.clone()) {
+            self.core.sublist.insert(sub);
+        }
+    }
+
+    fn on_unsub(&mut self, sid: &[u8], max_msgs: Option<u64>) {
+        let Some(sub) = self.client.get_sub(sid) else {
+            return;
+        };
+        if let Some(max) = max_msgs.filter(|m| *m > 0) {
+            if !sub.set_max_msgs(max) {
+                return;
+            }
+        }
+        self.client.forget_sub(sid);
+        self.core.sublist.remove(&sub);
+    }
+
+    fn cleanup(&mut self) {
+        for sub in self.client.take_subs() {
+            self.core.sublist.remove(&sub);
+        }
+        self.l1.clear();
+    }
+}

@@ -1,0 +1,57 @@
+//! Accepts NATS client connections.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use jetway_protocols::nats::encode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use super::client::{ClientShared, CloseReason};
+use crate::server::Core;
+
+/// Accepts until the core's listeners are stopped (shutdown or lame-duck mode).
+pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
+    let stop = core.stop_accepting.clone();
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::error!("error accepting client connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let id = core.next_client_id();
+        core.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let client = Arc::new(ClientShared::new(
+            id,
+            addr,
+            core.config.max_pending as usize,
+            core.stats.clone(),
+        ));
+        if !core.register(&client) {
+            // Over max_connections: INFO then the error, as nats-server does, then close.
+            let mut buf = BytesMut::new();
+            encode::info(&mut buf, &core.client_info(id, addr.ip()));
+            encode::err(&mut buf, "maximum connections exceeded");
+            let mut stream = stream;
+            tokio::spawn(async move {
+                let _ = stream.write_all(&buf).await;
+                let _ = stream.shutdown().await;
+            });
+            client.close(CloseReason::MaxConnectionsExceeded);
+            continue;
+        }
+        tracing::debug!(cid = id, %addr, "client connection created");
+        let core2 = core.clone();
+        core.tasks
+            .spawn(super::connection::serve(core2, client, stream));
+    }
+}

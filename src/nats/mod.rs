@@ -1,0 +1,13 @@
+//! NATS client connections.
+//!
+//! - [`listener`]: accepts TCP connections, enforces `max_connections`, spawns a connection.
+//! - [`connection`]: the per-connection task: reads and parses, applies ops, keeps the ping
+//!   and auth deadlines, and runs the writer.
+//! - [`client`]: what other tasks see of a connection ([`client::ClientShared`]): its outbound
+//!   queue, subscriptions, counters and close signal.
+//! - [`outbound`]: the outbound byte queue with its pending-bytes bound.
+
+pub mod client;
+pub mod connection;
+pub mod listener;
+pub mod outbound;

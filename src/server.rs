@@ -1,0 +1,308 @@
+//! Assembly: the shared core, the listeners, and graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use foldhash::fast::RandomState;
+use jetway_protocols::nats::ServerInfo;
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::account::auth::Auth;
+use crate::config::Config;
+use crate::nats::client::{ClientShared, CloseReason};
+use crate::router::Sublist;
+use crate::stats::ServerStats;
+
+/// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
+/// features on it; raise it as features land.
+pub const NATS_COMPAT_VERSION: &str = "2.10.0";
+/// Jetway's own version.
+pub const JETWAY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("can't listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// State shared by every task of one server.
+pub struct Core {
+    pub config: Config,
+    pub server_id: String,
+    pub server_name: String,
+    pub started: SystemTime,
+    pub sublist: Sublist,
+    pub stats: Arc<ServerStats>,
+    pub auth: Auth,
+    /// Cancelled to stop every accept loop (shutdown and lame-duck mode).
+    pub stop_accepting: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    pub lame_duck: AtomicBool,
+    clients: Mutex<HashMap<u64, Arc<ClientShared>, RandomState>>,
+    next_cid: AtomicU64,
+    info_addr: Mutex<Option<SocketAddr>>,
+}
+
+impl Core {
+    fn new(config: Config) -> Self {
+        let server_id = new_server_id();
+        let server_name = config
+            .server_name
+            .clone()
+            .unwrap_or_else(|| server_id.clone());
+        let auth = Auth::from_config(&config.authorization);
+        Core {
+            config,
+            server_id,
+            server_name,
+            started: SystemTime::now(),
+            sublist: Sublist::new(),
+            stats: Arc::new(ServerStats::default()),
+            auth,
+            stop_accepting: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            lame_duck: AtomicBool::new(false),
+            clients: Mutex::new(HashMap::default()),
+            next_cid: AtomicU64::new(1),
+            info_addr: Mutex::new(None),
+        }
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_cid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds a client; false when `max_connections` is reached.
+    pub fn register(&self, client: &Arc<ClientShared>) -> bool {
+        let mut clients = self.clients.lock();
+        if clients.len() >= self.config.max_connections {
+            return false;
+        }
+        clients.insert(client.id, client.clone());
+        true
+    }
+
+    pub fn unregister(&self, client: &ClientShared) {
+        self.clients.lock().remove(&client.id);
+        tracing::debug!(cid = client.id, reason = ?client.close_reason(), "client connection closed");
+    }
+
+    pub fn clients(&self) -> Vec<Arc<ClientShared>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn num_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// The INFO sent to client `id`.
+    pub fn client_info(&self, id: u64, ip: IpAddr) -> ServerInfo {
+        let addr = *self.info_addr.lock();
+        ServerInfo {
+            server_id: self.server_id.clone(),
+            server_name: self.server_name.clone(),
+            version: NATS_COMPAT_VERSION.into(),
+            proto: 1,
+            go: "rust".into(),
+            host: addr
+                .map(|a| a.ip().to_string())
+                .unwrap_or_else(|| self.config.host.clone()),
+            port: addr.map_or(0, |a| a.port()),
+            headers: !self.config.no_header_support,
+            max_payload: self.config.max_payload,
+            client_id: Some(id),
+            client_ip: Some(ip.to_string()),
+            auth_required: self.auth.required(),
+            ldm: self.lame_duck.load(Ordering::Relaxed),
+            jetway_version: Some(JETWAY_VERSION.into()),
+            ..ServerInfo::default()
+        }
+    }
+}
+
+/// A nats-server-style id: 'N' and 55 base32 characters.
+fn new_server_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::from("N");
+    for _ in 0..55 {
+        let i = rand::random_range(0..ALPHABET.len());
+        id.push(char::from(ALPHABET.get(i).copied().unwrap_or(b'A')));
+    }
+    id
+}
+
+/// A running server.
+pub struct ServerHandle {
+    core: Arc<Core>,
+    /// Where NATS clients connect.
+    pub nats_addr: SocketAddr,
+    /// Where the monitoring endpoints are served, when enabled.
+    pub http_addr: Option<SocketAddr>,
+    monitor_stop: CancellationToken,
+}
+
+impl ServerHandle {
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Stops accepting, closes every client after flushing what is queued for it, and waits
+    /// (bounded) for their tasks.
+    pub async fn shutdown(self) {
+        self.core.stop_accepting.cancel();
+        self.monitor_stop.cancel();
+        for client in self.core.clients() {
+            client.close(CloseReason::ServerShutdown);
+        }
+        self.core.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.core.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within 10s");
+        }
+        tracing::info!("Server Exiting..");
+    }
+
+    /// Lame-duck mode: stop accepting, tell clients (INFO `ldm`), wait the grace period, then
+    /// close clients spread over `lame_duck_duration`, then shut down.
+    pub async fn lame_duck(self) {
+        let core = self.core.clone();
+        tracing::info!("Entering lame duck mode, stop accepting new clients");
+        core.lame_duck.store(true, Ordering::Relaxed);
+        core.stop_accepting.cancel();
+        for client in core.clients() {
+            let mut buf = bytes::BytesMut::new();
+            jetway_protocols::nats::encode::info(
+                &mut buf,
+                &core.client_info(client.id, client.addr.ip()),
+            );
+            client.send_raw(&buf);
+        }
+        tokio::time::sleep(core.config.lame_duck_grace_period).await;
+        let clients = core.clients();
+        let window = core
+            .config
+            .lame_duck_duration
+            .saturating_sub(core.config.lame_duck_grace_period);
+        let pause = window
+            .checked_div(clients.len().max(1) as u32)
+            .unwrap_or_default();
+        for client in clients {
+            client.close(CloseReason::ServerShutdown);
+            tokio::time::sleep(pause.min(Duration::from_secs(1))).await;
+        }
+        self.shutdown().await;
+    }
+}
+
+async fn bind(host: &str, port: i32, default_port: u16) -> Result<TcpListener, StartError> {
+    let port = match port {
+        -1 => 0,
+        0 => default_port,
+        p => u16::try_from(p).map_err(|_| StartError::Config(format!("invalid port {p}")))?,
+    };
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    listen(&addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Binds with a deep accept backlog (tokio's default of 1,024 overflows when a thousand
+/// clients connect at once; nats-server uses the kernel maximum too).
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_err = None;
+    for sock_addr in tokio::net::lookup_host(addr).await? {
+        let socket = if sock_addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if let Err(e) = socket.bind(sock_addr) {
+            last_err = Some(e);
+            continue;
+        }
+        return socket.listen(4096);
+    }
+    Err(last_err.unwrap_or_else(|| std::io::Error::other("no address to bind")))
+}
+
+/// Starts a server: binds every listener and spawns the accept loops. Returns once clients
+/// can connect.
+pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
+    let core = Arc::new(Core::new(config));
+    tracing::info!(
+        "Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)"
+    );
+    tracing::info!("Server name: {}", core.server_name);
+    tracing::info!("Server ID: {}", core.server_id);
+
+    let nats_listener = bind(&core.config.host, core.config.port, 4222).await?;
+    let nats_addr = nats_listener
+        .local_addr()
+        .map_err(|source| StartError::Listen {
+            addr: core.config.host.clone(),
+            source,
+        })?;
+    *core.info_addr.lock() = Some(nats_addr);
+
+    let monitor_stop = CancellationToken::new();
+    let http_addr = if core.config.http_port != 0 {
+        let listener = bind(&core.config.http_host, core.config.http_port, 8222).await?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: core.config.http_host.clone(),
+            source,
+        })?;
+        tracing::info!("Starting http monitor on {}", display_addr(addr));
+        tokio::spawn(crate::monitor::serve(
+            core.clone(),
+            listener,
+            monitor_stop.clone(),
+        ));
+        Some(addr)
+    } else {
+        None
+    };
+
+    tracing::info!(
+        "Listening for client connections on {}",
+        display_addr(nats_addr)
+    );
+    tokio::spawn(crate::nats::listener::accept_loop(
+        core.clone(),
+        nats_listener,
+    ));
+    tracing::info!("Server is ready");
+    Ok(ServerHandle {
+        core,
+        nats_addr,
+        http_addr,
+        monitor_stop,
+    })
+}
+
+/// `host:port` with IPv6 hosts bracketed, as nats-server prints it.
+pub fn display_addr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}

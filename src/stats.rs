@@ -1,0 +1,14 @@
+//! Server-wide counters (reported by `/varz`).
+
+use std::sync::atomic::AtomicU64;
+
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub slow_consumers: AtomicU64,
+    pub stale_connections: AtomicU64,
+    pub total_connections: AtomicU64,
+}
