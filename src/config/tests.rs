@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use proptest::prelude::*;
+
 use super::*;
 
 fn conf(text: &str) -> Loaded {
@@ -391,4 +393,11 @@ fn load_chooses_the_format_by_extension() {
     );
     let missing = Config::load(&dir.path().join("missing.conf"));
     assert!(matches!(missing, Err(ConfigError::Read { .. })));
+}
+
+proptest! {
+    #[test]
+    fn any_conf_text_loads_or_fails_without_panicking(text in "[a-z_$ {}\\[\\]=:;,#\"\n0-9.kKmMbB-]{0,200}") {
+        let _ = Config::from_conf_str(&text, Path::new("/nonexistent/p.conf"));
+    }
 }

@@ -43,6 +43,8 @@ pub enum ParseErrorKind {
     Include { path: PathBuf, reason: String },
     #[error("include cycle: {0:?} includes itself")]
     IncludeCycle(PathBuf),
+    #[error("variables expand to more than {0} values")]
+    TooLarge(usize),
     #[error("nesting deeper than {0} levels (maps, arrays, includes and variables)")]
     TooDeep(usize),
 }

@@ -39,6 +39,10 @@ impl Environment for SystemEnvironment {
     }
 
     fn var(&self, name: &str) -> Option<String> {
+        // Names the OS cannot hold are simply absent (std may panic on them).
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return None;
+        }
         std::env::var(name).ok()
     }
 }

@@ -14,6 +14,10 @@ use super::Environment;
 /// Deepest nesting of maps, arrays, includes and environment-variable values combined.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most values variable references may copy in total. Without a bound, `b = [$a, $a]`,
+/// `c = [$b, $b]`, … doubles with every line (the "billion laughs" attack).
+pub const MAX_COPIED_VALUES: usize = 1_000_000;
+
 /// State shared by a file's parser and the parsers of its includes and environment values.
 pub struct Shared<'e> {
     pub env: &'e dyn Environment,
@@ -21,6 +25,8 @@ pub struct Shared<'e> {
     resolving_env: HashSet<String>,
     /// Files being parsed right now (outermost first): including one again is a cycle.
     include_stack: Vec<PathBuf>,
+    /// Values variable references may still copy.
+    copy_budget: usize,
 }
 
 impl<'e> Shared<'e> {
@@ -29,6 +35,7 @@ impl<'e> Shared<'e> {
             env,
             resolving_env: HashSet::new(),
             include_stack: Vec::new(),
+            copy_budget: MAX_COPIED_VALUES,
         }
     }
 }
@@ -248,19 +255,25 @@ impl<'a, 'e> Parser<'a, 'e> {
                 location,
             });
         }
+        let at = |kind| ParseError {
+            location: location.clone(),
+            kind,
+        };
         for scope in self.scopes.iter_mut().rev() {
             if let Some(entry) = scope.entry_mut(name) {
                 entry.used_as_variable = true;
+                let budget = self.shared.copy_budget;
+                let size = count_values(&entry.value.value, budget.saturating_add(1));
+                if size > budget {
+                    return Err(at(ParseErrorKind::TooLarge(MAX_COPIED_VALUES)));
+                }
+                self.shared.copy_budget = budget - size;
                 return Ok(Node {
                     value: entry.value.value.clone(),
                     location,
                 });
             }
         }
-        let at = |kind| ParseError {
-            location: location.clone(),
-            kind,
-        };
         if self.shared.resolving_env.contains(name) {
             return Err(at(ParseErrorKind::VariableCycle(name.to_string())));
         }
@@ -328,4 +341,21 @@ fn join_lexically(base: &Path, relative: &Path) -> PathBuf {
         }
     }
     joined
+}
+
+/// Counts the values in a tree, stopping once `limit` is reached.
+fn count_values(value: &Value, limit: usize) -> usize {
+    let mut count = 1;
+    let children: Box<dyn Iterator<Item = &Value>> = match value {
+        Value::Array(items) => Box::new(items.iter().map(|n| &n.value)),
+        Value::Map(map) => Box::new(map.entries().iter().map(|e| &e.value.value)),
+        _ => return count,
+    };
+    for child in children {
+        if count >= limit {
+            break;
+        }
+        count += count_values(child, limit - count);
+    }
+    count
 }

@@ -451,6 +451,15 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     assert!(matches!(err(&deep_maps).kind, ParseErrorKind::TooDeep(_)));
 }
 
+#[test]
+fn exponential_variable_expansion_is_refused() {
+    let mut text = String::from("v0 = [1, 1, 1, 1]\n");
+    for i in 1..30 {
+        text.push_str(&format!("v{i} = [$v{p}, $v{p}, $v{p}, $v{p}]\n", p = i - 1));
+    }
+    assert!(matches!(err(&text).kind, ParseErrorKind::TooLarge(_)));
+}
+
 proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
