@@ -8,7 +8,6 @@
 //! Defaults are laptop-friendly: NATS on 4222, MQTT on 1883, monitoring on 8222 and JetStream
 //! in `./data`. Port conventions follow nats-server: `-1` picks a random port; for the optional
 //! listeners (monitoring, MQTT) `0` disables them.
-
 //!
 //! Layout: `conf/` reads the `.conf` format into a located tree, `toml_tree` reads TOML into the
 //! same tree, `normalize` rewrites nats-server aliases and shorthands on that tree, `de` lets
@@ -23,6 +22,7 @@ mod toml_tree;
 pub mod units;
 
 pub use load::{ConfigError, ConfigWarning, Loaded, WarningKind};
+pub use toml_tree::TomlError;
 
 use std::path::PathBuf;
 use std::time::Duration;
