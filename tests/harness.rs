@@ -17,11 +17,13 @@ pub struct TestServer {
 
 /// A config for tests: loopback, random NATS port, monitoring and MQTT off, temp store.
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.host = "127.0.0.1".into();
-    c.port = -1;
-    c.http_host = "127.0.0.1".into();
-    c.http_port = 0;
+    let mut c = Config {
+        host: "127.0.0.1".into(),
+        port: -1,
+        http_host: "127.0.0.1".into(),
+        http_port: 0,
+        ..Config::default()
+    };
     c.mqtt.port = 0;
     c.mqtt.host = "127.0.0.1".into();
     c.jetstream.store_dir = Some(dir.join("js"));

@@ -1,29 +1,174 @@
-//! Loading a config file (interim: TOML only; the .conf reader lands separately).
+//! Loading a `Config` from a file or text: read the format into the located tree, rewrite
+//! nats-server aliases, let serde fill the structs (defaults for what is absent), collect keys
+//! nothing read as warnings, then check values that depend on each other.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::{fmt, io};
 
-use super::Config;
+use super::conf::{self, Location, Map, SystemEnvironment};
+use super::{de, normalize, toml_tree, Config};
 
-/// A loaded configuration and the warnings found on the way.
-#[derive(Debug)]
+/// A loaded configuration and what the operator should be told about it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
     pub config: Config,
-    pub warnings: Vec<String>,
+    /// Unknown and not-yet-supported options, in file order. Never fatal.
+    pub warnings: Vec<ConfigWarning>,
 }
 
+/// An option that was read but has no effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Dotted key path, e.g. `jetstream.foo`.
+    pub key: String,
+    pub location: Option<Location>,
+    pub kind: WarningKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarningKind {
+    /// Neither Jetway nor nats-server has this option (often a typo).
+    Unknown,
+    /// A nats-server option Jetway does not implement yet; it is ignored.
+    Unsupported,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(location) = &self.location {
+            write!(f, "{location}: ")?;
+        }
+        match self.kind {
+            WarningKind::Unknown => write!(f, "unknown option {:?}", self.key),
+            WarningKind::Unsupported => {
+                write!(f, "option {:?} is not supported yet, ignored", self.key)
+            }
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
+pub enum ConfigError {
+    #[error("error reading config file {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// The `.conf` text is malformed (or an include or variable could not be resolved).
+    #[error(transparent)]
+    Conf(#[from] conf::ParseError),
+    #[error(transparent)]
+    Toml(#[from] toml_tree::TomlError),
+    /// A known option has a value it cannot take.
+    #[error("{}invalid value for {key:?}: {reason}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]
+    Invalid {
+        key: String,
+        location: Option<Location>,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// Where in which file the problem is, when known.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Conf(e) => Some(&e.location),
+            ConfigError::Toml(e) => Some(&e.location),
+            ConfigError::Invalid { location, .. } => location.as_ref(),
+        }
+    }
+}
 
 impl Config {
-    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        let config =
-            toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        Ok(Loaded {
-            config,
-            warnings: Vec::new(),
-        })
+    /// Reads TOML text; `origin` names it in messages.
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
+        let tree = toml_tree::parse(text, origin)?;
+        from_tree(tree, origin)
     }
+
+    /// Reads nats-server `.conf` text; `include` paths are relative to `origin`'s folder and
+    /// `$name` falls back to the process environment.
+    pub fn from_conf_str(text: &str, origin: &Path) -> Result<Loaded, ConfigError> {
+        let tree = conf::parse(text, origin, &SystemEnvironment)?;
+        from_tree(tree, origin)
+    }
+
+    /// Reads a file: `.toml` is TOML, anything else is nats-server's `.conf` format.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if path
+            .extension()
+            .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"))
+        {
+            Config::from_toml_str(&text, path)
+        } else {
+            Config::from_conf_str(&text, path)
+        }
+    }
+}
+
+/// The one path both formats take from the tree to a checked `Config`.
+fn from_tree(mut tree: Map, origin: &Path) -> Result<Loaded, ConfigError> {
+    let mut warnings = Vec::new();
+    normalize::normalize(&mut tree, &mut warnings)?;
+    let top = Location {
+        file: origin.into(),
+        line: 1,
+        column: 1,
+    };
+    let (config, ignored) =
+        de::from_map::<Config>(&tree, &top).map_err(|e| ConfigError::Invalid {
+            key: e.path.join("."),
+            location: e.location,
+            reason: e.message,
+        })?;
+    warnings.extend(ignored.into_iter().map(|key| ConfigWarning {
+        key: key.path,
+        location: Some(key.location),
+        kind: WarningKind::Unknown,
+    }));
+    warnings.sort_by(|a, b| a.location.cmp(&b.location));
+    check(&config, &tree)?;
+    Ok(Loaded { config, warnings })
+}
+
+/// Checks serde cannot express: ranges and relations between options.
+fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
+    let invalid = |key: &str, reason: String| {
+        let path: Vec<&str> = key.split('.').collect();
+        ConfigError::Invalid {
+            key: key.to_string(),
+            location: tree.lookup(&path).map(|e| e.value.location.clone()),
+            reason,
+        }
+    };
+    for (key, port) in [
+        ("port", config.port),
+        ("http_port", config.http_port),
+        ("mqtt.port", config.mqtt.port),
+    ] {
+        if !(-1..=65535).contains(&port) {
+            return Err(invalid(key, format!("port {port} is outside -1..=65535")));
+        }
+    }
+    if let Some(name) = &config.server_name {
+        if name.contains(char::is_whitespace) {
+            return Err(invalid(
+                "server_name",
+                format!("server name {name:?} contains spaces"),
+            ));
+        }
+    }
+    if config.max_payload > config.max_pending {
+        return Err(invalid(
+            "max_payload",
+            format!(
+                "max_payload ({}) cannot be larger than max_pending ({})",
+                config.max_payload, config.max_pending
+            ),
+        ));
+    }
+    Ok(())
 }

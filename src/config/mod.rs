@@ -8,9 +8,21 @@
 //! Defaults are laptop-friendly: NATS on 4222, MQTT on 1883, monitoring on 8222 and JetStream
 //! in `./data`. Port conventions follow nats-server: `-1` picks a random port; for the optional
 //! listeners (monitoring, MQTT) `0` disables them.
+//!
+//! Layout: `conf/` reads the `.conf` format into a located tree, `toml_tree` reads TOML into the
+//! same tree, `normalize` rewrites nats-server aliases and shorthands on that tree, `de` lets
+//! serde read the tree (collecting unknown keys), `load` is the public entry point, and `units`
+//! holds durations and sizes.
 
-pub mod load;
+pub mod conf;
+mod de;
+mod load;
+mod normalize;
+mod toml_tree;
 pub mod units;
+
+pub use load::{ConfigError, ConfigWarning, Loaded, WarningKind};
+pub use toml_tree::TomlError;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 /// The whole server configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// Interface for client connections.
     pub host: String,
@@ -114,7 +126,7 @@ impl Default for Config {
 
 /// Single-user or token authentication (users, accounts and permissions come later).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Authorization {
     pub user: Option<String>,
     pub password: Option<String>,
@@ -136,8 +148,9 @@ impl Default for Authorization {
 }
 
 /// When the store makes appends durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "units::SyncIntervalRepr")]
+///
+/// Written as `"always"` or a duration; serde impls are in `units`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncInterval {
     /// fsync before every acknowledgement (group commit makes this fast). The default.
     Always,
@@ -145,16 +158,19 @@ pub enum SyncInterval {
     Every(Duration),
 }
 
-/// The `jetstream {}` block. `jetstream: enabled` / `true` / `false` are accepted as shorthand.
+/// The `jetstream {}` block. `jetstream: enabled` / `true` / `false` are accepted as shorthand
+/// (rewritten into this block by `normalize`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, try_from = "units::JetStreamRepr")]
+#[serde(default)]
 pub struct JetStream {
     pub enabled: bool,
     /// Store directory; `./data` when unset.
     pub store_dir: Option<PathBuf>,
     /// Memory storage limit in bytes; derived from the machine when unset.
+    #[serde(with = "units::size_opt")]
     pub max_memory_store: Option<u64>,
     /// File storage limit in bytes; derived from free disk when unset.
+    #[serde(with = "units::size_opt")]
     pub max_file_store: Option<u64>,
     pub sync_interval: SyncInterval,
     pub domain: Option<String>,
@@ -177,7 +193,7 @@ impl Default for JetStream {
 
 /// The `mqtt {}` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Mqtt {
     pub host: String,
     /// `0` disables MQTT, `-1` picks a random port.
@@ -201,3 +217,6 @@ impl Default for Mqtt {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

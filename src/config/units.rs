@@ -1,11 +1,61 @@
 //! Value forms shared by both config formats: durations ("2m", "1h30m", "500ms", or a number of
-//! seconds), sizes (a number, or "8MB"/"1GiB"-style strings), and the shorthand forms of blocks.
+//! seconds) and sizes (a number, or "8MB"/"1GiB"-style strings), with their serde adapters.
+//!
+//! The adapters use visitors rather than untagged enums so a bad value gets a precise message
+//! ("invalid duration \"5x\": unknown unit \"x\"") instead of "did not match any variant".
 
+use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
-use super::{JetStream, SyncInterval};
+use super::SyncInterval;
+
+/// The multiplier of a size suffix (case-insensitive), nats-server's table: `k m g t p e` are
+/// powers of 1000; `kb/ki/kib`, `mb/mi/mib`, … are powers of 1024. `b` and "" are bytes.
+/// Shared by the `.conf` lexer (for `8MB` written unquoted) and [`parse_size`].
+pub fn size_multiplier(suffix: &str) -> Option<u64> {
+    let lower = suffix.to_ascii_lowercase();
+    let (letter, binary) = match lower.as_str() {
+        "" | "b" => return Some(1),
+        s if s.len() == 1 => (s, false),
+        s => match s
+            .strip_suffix("ib")
+            .or_else(|| s.strip_suffix('b'))
+            .or_else(|| s.strip_suffix('i'))
+        {
+            Some(letter) if letter.len() == 1 => (letter, true),
+            _ => return None,
+        },
+    };
+    let power = match letter {
+        "k" => 1,
+        "m" => 2,
+        "g" => 3,
+        "t" => 4,
+        "p" => 5,
+        "e" => 6,
+        _ => return None,
+    };
+    let base: u64 = if binary { 1024 } else { 1000 };
+    base.checked_pow(power)
+}
+
+/// Parses a size: a number of bytes, optionally followed by a suffix (see [`size_multiplier`]).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, suffix) = text.split_at(digits);
+    let value: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let mult = size_multiplier(suffix.trim())
+        .ok_or_else(|| format!("invalid size {text:?}: unknown suffix {suffix:?}"))?;
+    value
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} overflows"))
+}
 
 /// Parses a Go-style duration ("1h2m3.5s", "250ms", "10us") or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -13,11 +63,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.parse::<f64>() {
         return secs_to_duration(secs);
     }
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
+    if text.is_empty() {
         return Err("empty duration".into());
     }
+    let mut total = 0f64;
+    let mut rest = text;
     while !rest.is_empty() {
         let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -65,38 +115,32 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Parses a size: a number of bytes or a number with a suffix. `k/m/g/t` are powers of 1000,
-/// `kb/ki/kib`, `mb/mi/mib`… are powers of 1024 (nats-server's rules).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (num, suffix) = text.split_at(digits);
-    let value: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
-    let mult: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" => 1000,
-        "m" => 1000u64.pow(2),
-        "g" => 1000u64.pow(3),
-        "t" => 1000u64.pow(4),
-        "kb" | "ki" | "kib" => 1 << 10,
-        "mb" | "mi" | "mib" => 1 << 20,
-        "gb" | "gi" | "gib" => 1 << 30,
-        "tb" | "ti" | "tib" => 1 << 40,
-        other => return Err(format!("invalid size {text:?}: unknown suffix {other:?}")),
-    };
-    value
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size {text:?} overflows"))
-}
+struct DurationVisitor;
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumOrText {
-    Int(i64),
-    Float(f64),
-    Text(String),
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as \"2m\", \"1h30m\", \"500ms\", or a number of seconds")
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(n))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
+        u64::try_from(n)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom(format!("negative duration {n}")))
+    }
+
+    fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Duration, E> {
+        secs_to_duration(secs).map_err(E::custom)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+        parse_duration(text).map_err(E::custom)
+    }
 }
 
 /// Serde adapter for `Duration` fields.
@@ -108,12 +152,35 @@ pub mod duration {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        match NumOrText::deserialize(d)? {
-            NumOrText::Int(n) if n >= 0 => Ok(Duration::from_secs(n as u64)),
-            NumOrText::Int(n) => Err(serde::de::Error::custom(format!("negative duration {n}"))),
-            NumOrText::Float(f) => secs_to_duration(f).map_err(serde::de::Error::custom),
-            NumOrText::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(DurationVisitor)
+    }
+}
+
+struct SizeVisitor;
+
+impl Visitor<'_> for SizeVisitor {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a size in bytes such as 1048576, \"64MB\" or \"1GiB\"")
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+        Ok(n)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+        u64::try_from(n).map_err(|_| E::custom(format!("negative size {n}")))
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<u64, E> {
+        Err(E::custom(format!(
+            "size {f} is not a whole number of bytes"
+        )))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<u64, E> {
+        parse_size(text).map_err(E::custom)
     }
 }
 
@@ -126,120 +193,117 @@ pub mod size {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        match NumOrText::deserialize(d)? {
-            NumOrText::Int(n) if n >= 0 => Ok(n as u64),
-            NumOrText::Int(n) => Err(serde::de::Error::custom(format!("negative size {n}"))),
-            NumOrText::Float(f) => Err(serde::de::Error::custom(format!("size {f} is not whole"))),
-            NumOrText::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(SizeVisitor)
     }
 }
 
-/// `sync_interval`: a duration or `"always"`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum SyncIntervalRepr {
-    Int(i64),
-    Text(String),
-}
+/// Serde adapter for optional byte-size fields (absent means "derive from the machine").
+pub mod size_opt {
+    use super::*;
 
-impl TryFrom<SyncIntervalRepr> for SyncInterval {
-    type Error = String;
-    fn try_from(r: SyncIntervalRepr) -> Result<Self, String> {
-        match r {
-            SyncIntervalRepr::Text(t) if t.eq_ignore_ascii_case("always") => {
-                Ok(SyncInterval::Always)
-            }
-            SyncIntervalRepr::Text(t) => parse_duration(&t).map(SyncInterval::Every),
-            SyncIntervalRepr::Int(n) if n > 0 => {
-                Ok(SyncInterval::Every(Duration::from_secs(n as u64)))
-            }
-            SyncIntervalRepr::Int(n) => Err(format!("invalid sync_interval {n}")),
-        }
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_any(SizeVisitor).map(Some)
     }
 }
 
-impl From<SyncInterval> for String {
-    fn from(s: SyncInterval) -> String {
-        match s {
-            SyncInterval::Always => "always".into(),
-            SyncInterval::Every(d) => format_duration(d),
-        }
-    }
-}
-
-/// The JetStream block, or its shorthand (`jetstream: enabled`, `true`, `false`).
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum JetStreamRepr {
-    Flag(bool),
-    Word(String),
-    Block(JetStreamBlock),
-}
-
-/// Mirror of [`JetStream`] without the `try_from`, so the block form can be deserialized.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct JetStreamBlock {
-    enabled: bool,
-    store_dir: Option<std::path::PathBuf>,
-    #[serde(default, deserialize_with = "opt_size")]
-    max_memory_store: Option<u64>,
-    #[serde(default, deserialize_with = "opt_size")]
-    max_file_store: Option<u64>,
-    sync_interval: SyncInterval,
-    domain: Option<String>,
-    unique_tag: Option<String>,
-}
-
-impl Default for JetStreamBlock {
-    fn default() -> Self {
-        let d = JetStream::default();
-        JetStreamBlock {
-            enabled: d.enabled,
-            store_dir: d.store_dir,
-            max_memory_store: d.max_memory_store,
-            max_file_store: d.max_file_store,
-            sync_interval: d.sync_interval,
-            domain: d.domain,
-            unique_tag: d.unique_tag,
-        }
-    }
-}
-
-fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    size::deserialize(d).map(Some)
-}
-
-impl TryFrom<JetStreamRepr> for JetStream {
-    type Error = String;
-    fn try_from(r: JetStreamRepr) -> Result<Self, String> {
-        let enabled_only = |enabled| JetStream {
-            enabled,
-            ..JetStream::default()
-        };
-        match r {
-            JetStreamRepr::Flag(b) => Ok(enabled_only(b)),
-            JetStreamRepr::Word(w) => match w.to_ascii_lowercase().as_str() {
-                "enabled" | "enable" | "true" | "yes" | "on" => Ok(enabled_only(true)),
-                "disabled" | "disable" | "false" | "no" | "off" => Ok(enabled_only(false)),
-                other => Err(format!("invalid jetstream value {other:?}")),
-            },
-            JetStreamRepr::Block(b) => Ok(JetStream {
-                enabled: b.enabled,
-                store_dir: b.store_dir,
-                max_memory_store: b.max_memory_store,
-                max_file_store: b.max_file_store,
-                sync_interval: b.sync_interval,
-                domain: b.domain,
-                unique_tag: b.unique_tag,
-            }),
-        }
-    }
-}
-
-impl Serialize for JetStreamBlock {
+impl Serialize for SyncInterval {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_unit()
+        match self {
+            SyncInterval::Always => s.serialize_str("always"),
+            SyncInterval::Every(d) => s.serialize_str(&format_duration(*d)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncInterval {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SyncVisitor;
+        impl Visitor<'_> for SyncVisitor {
+            type Value = SyncInterval;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"always\" or a positive duration such as \"1s\"")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<SyncInterval, E> {
+                if text.trim().eq_ignore_ascii_case("always") {
+                    return Ok(SyncInterval::Always);
+                }
+                DurationVisitor.visit_str(text).and_then(every)
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<SyncInterval, E> {
+                every(Duration::from_secs(n))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<SyncInterval, E> {
+                DurationVisitor.visit_i64(n).and_then(every)
+            }
+
+            fn visit_f64<E: de::Error>(self, secs: f64) -> Result<SyncInterval, E> {
+                DurationVisitor.visit_f64(secs).and_then(every)
+            }
+        }
+        fn every<E: de::Error>(d: Duration) -> Result<SyncInterval, E> {
+            if d.is_zero() {
+                Err(E::custom(
+                    "sync_interval must be \"always\" or longer than zero",
+                ))
+            } else {
+                Ok(SyncInterval::Every(d))
+            }
+        }
+        d.deserialize_any(SyncVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_suffixes_follow_nats_server() {
+        assert_eq!(parse_size("8MB"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_size("8mb"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_size("8M"), Ok(8_000_000));
+        assert_eq!(parse_size("1k"), Ok(1000));
+        assert_eq!(parse_size("1Ki"), Ok(1024));
+        assert_eq!(parse_size("1KiB"), Ok(1024));
+        assert_eq!(parse_size("2GB"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1_000_000_000_000));
+        assert_eq!(parse_size("1pib"), Ok(1 << 50));
+        assert_eq!(parse_size("1E"), Ok(1_000_000_000_000_000_000));
+        assert_eq!(parse_size("42"), Ok(42));
+        assert!(parse_size("1x").is_err());
+        assert!(parse_size("1kbx").is_err());
+        assert!(parse_size("99999E").is_err());
+    }
+
+    #[test]
+    fn durations_are_go_style_or_seconds() {
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn formatted_durations_parse_back() {
+        for d in [
+            Duration::from_millis(250),
+            Duration::from_secs(10),
+            Duration::from_secs(120),
+            Duration::from_secs(7200),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
     }
 }

@@ -1,0 +1,403 @@
+//! Loading through the public API: both formats, aliases, warnings and errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn conf(text: &str) -> Loaded {
+    Config::from_conf_str(text, Path::new("test.conf"))
+        .unwrap_or_else(|e| panic!("{text:?} should load: {e}"))
+}
+
+fn toml(text: &str) -> Loaded {
+    Config::from_toml_str(text, Path::new("test.toml"))
+        .unwrap_or_else(|e| panic!("{text:?} should load: {e}"))
+}
+
+fn conf_error(text: &str) -> ConfigError {
+    match Config::from_conf_str(text, Path::new("test.conf")) {
+        Ok(loaded) => panic!("{text:?} should not load, got {loaded:?}"),
+        Err(e) => e,
+    }
+}
+
+fn toml_error(text: &str) -> ConfigError {
+    match Config::from_toml_str(text, Path::new("test.toml")) {
+        Ok(loaded) => panic!("{text:?} should not load, got {loaded:?}"),
+        Err(e) => e,
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+fn warnings(loaded: &Loaded) -> Vec<String> {
+    loaded.warnings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn example_conf_and_example_toml_produce_the_same_config() {
+    let from_conf = Config::load(&example("jetway.example.conf")).unwrap_or_else(|e| panic!("{e}"));
+    let from_toml = Config::load(&example("jetway.example.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(from_conf.config, from_toml.config);
+    assert_eq!(warnings(&from_conf), Vec::<String>::new());
+    assert_eq!(warnings(&from_toml), Vec::<String>::new());
+    // The examples set values away from the defaults, so equality means something.
+    let config = from_toml.config;
+    assert_ne!(config, Config::default());
+    assert_eq!(config.server_name.as_deref(), Some("jetway-1"));
+    assert_eq!(config.http_host, "127.0.0.1");
+    assert_eq!(config.pid_file, Some(PathBuf::from("/tmp/jetway.pid")));
+    assert_eq!(config.authorization.password.as_deref(), Some("s3cret"));
+    assert_eq!(config.jetstream.max_memory_store, Some(1 << 30));
+    assert_eq!(config.jetstream.max_file_store, Some(10 << 30));
+    assert_eq!(config.jetstream.domain.as_deref(), Some("hub"));
+}
+
+#[test]
+fn empty_files_give_the_defaults() {
+    assert_eq!(conf("").config, Config::default());
+    assert_eq!(toml("").config, Config::default());
+    assert_eq!(conf("# only a comment\n").warnings, vec![]);
+}
+
+#[test]
+fn an_unknown_key_is_a_warning_with_its_location() {
+    let loaded =
+        conf("port = 4222\n\njetstream {\n  store_dir: /tmp/js\n  bogus: 1\n}\nfoo { bar = 1 }\n");
+    assert_eq!(loaded.config.port, 4222);
+    assert_eq!(
+        loaded.config.jetstream.store_dir,
+        Some(PathBuf::from("/tmp/js"))
+    );
+    assert_eq!(
+        warnings(&loaded),
+        vec![
+            r#"test.conf:5:3: unknown option "jetstream.bogus""#,
+            r#"test.conf:7:1: unknown option "foo""#
+        ]
+    );
+    assert!(loaded
+        .warnings
+        .iter()
+        .all(|w| w.kind == WarningKind::Unknown));
+}
+
+#[test]
+fn an_unknown_key_in_toml_is_a_warning_with_its_location() {
+    let loaded = toml("port = 1\n[mqtt]\nport = 1884\nqos = 2\n");
+    assert_eq!(loaded.config.mqtt.port, 1884);
+    assert_eq!(
+        warnings(&loaded),
+        vec![r#"test.toml:4:1: unknown option "mqtt.qos""#]
+    );
+}
+
+#[test]
+fn nats_server_options_not_implemented_yet_warn_and_are_ignored() {
+    let loaded = conf("tls { cert_file: x }\ncluster { name: c }\njetstream { limits { max_ack_pending: 1 } }\nport: 4333");
+    assert_eq!(loaded.config.port, 4333);
+    assert_eq!(
+        warnings(&loaded),
+        vec![
+            r#"test.conf:1:1: option "tls" is not supported yet, ignored"#,
+            r#"test.conf:2:1: option "cluster" is not supported yet, ignored"#,
+            r#"test.conf:3:13: option "jetstream.limits" is not supported yet, ignored"#,
+        ]
+    );
+    assert!(loaded
+        .warnings
+        .iter()
+        .all(|w| w.kind == WarningKind::Unsupported));
+}
+
+#[test]
+fn keys_used_as_variables_are_not_unknown_options() {
+    let loaded = conf("base_port = 5000\nport = $base_port\nunused = 1");
+    assert_eq!(loaded.config.port, 5000);
+    assert_eq!(
+        warnings(&loaded),
+        vec![r#"test.conf:3:1: unknown option "unused""#]
+    );
+}
+
+#[test]
+fn a_bad_value_is_an_error_naming_the_key_and_its_location() {
+    let e = conf_error("port = 1\njetstream {\n  max_memory_store: \"lots\"\n}");
+    let ConfigError::Invalid {
+        key,
+        location,
+        reason,
+    } = &e
+    else {
+        panic!("expected Invalid, got {e:?}")
+    };
+    assert_eq!(key, "jetstream.max_memory_store");
+    assert_eq!(location.as_ref().map(|l| (l.line, l.column)), Some((3, 21)));
+    assert!(reason.contains("invalid size"), "{reason}");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.conf:3:21: invalid value for "jetstream.max_memory_store": "#),
+        "{e}"
+    );
+
+    let e = toml_error("[mqtt]\nport = \"abc\"\n");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.toml:2:8: invalid value for "mqtt.port": invalid type: string"#),
+        "{e}"
+    );
+
+    let e = conf_error("ping_interval: \"5 parsecs\"");
+    assert!(e.to_string().contains(r#""ping_interval""#), "{e}");
+    let e = conf_error("max_connections: -1");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.conf:1:18: invalid value for "max_connections""#),
+        "{e}"
+    );
+    let e = conf_error("authorization: 5");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.conf:1:16: invalid value for "authorization""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_errors_carry_file_line_and_column() {
+    let e = conf_error("port = 1\nhost = \"unterminated");
+    assert!(matches!(&e, ConfigError::Conf(_)));
+    assert_eq!(e.location().map(|l| l.line), Some(2));
+    let e = toml_error("port = 1\nhost = = 2\n");
+    assert!(matches!(&e, ConfigError::Toml(_)));
+    assert_eq!(e.location().map(|l| l.line), Some(2));
+}
+
+#[test]
+fn listen_and_http_set_host_and_port() {
+    let config =
+        conf("listen: \"127.0.0.1:5222\"\nhttp: \"localhost:9222\"\nmqtt { listen: \":1884\" }")
+            .config;
+    assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 5222));
+    assert_eq!(
+        (config.http_host.as_str(), config.http_port),
+        ("localhost", 9222)
+    );
+    assert_eq!(
+        (config.mqtt.host.as_str(), config.mqtt.port),
+        ("0.0.0.0", 1884)
+    );
+    let config = conf("listen: \"[::1]:4223\"").config;
+    assert_eq!((config.host.as_str(), config.port), ("::1", 4223));
+    assert_eq!(conf("listen: 4224").config.port, 4224);
+    let e = conf_error("listen: \"nohost\"");
+    assert!(
+        e.to_string().contains(r#"invalid value for "listen""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn nats_server_aliases_are_accepted() {
+    let config = conf(
+        "net: 10.0.0.1\nmonitor_port: 8333\npidfile: /run/j.pid\nlogfile: /var/log/j.log\nmax_conn: 10\nmax_subs: 20\n\
+         authorization { username: u, pass: p }\nmqtt { net: 10.0.0.2, ackwait: \"5s\", max_inflight: 7 }",
+    )
+    .config;
+    assert_eq!(config.host, "10.0.0.1");
+    assert_eq!(config.http_port, 8333);
+    assert_eq!(config.pid_file, Some(PathBuf::from("/run/j.pid")));
+    assert_eq!(config.log_file, Some(PathBuf::from("/var/log/j.log")));
+    assert_eq!((config.max_connections, config.max_subscriptions), (10, 20));
+    assert_eq!(config.authorization.user.as_deref(), Some("u"));
+    assert_eq!(config.authorization.password.as_deref(), Some("p"));
+    assert_eq!(config.mqtt.host, "10.0.0.2");
+    assert_eq!(config.mqtt.ack_wait, Duration::from_secs(5));
+    assert_eq!(config.mqtt.max_ack_pending, 7);
+}
+
+#[test]
+fn jetstream_accepts_shorthands_and_block_aliases() {
+    assert!(!conf("jetstream: disabled").config.jetstream.enabled);
+    assert!(conf("jetstream: enabled").config.jetstream.enabled);
+    assert!(!conf("jetstream: false").config.jetstream.enabled);
+    assert!(!toml("jetstream = false").config.jetstream.enabled);
+    assert!(toml("jetstream = \"enabled\"").config.jetstream.enabled);
+    let js = conf("jetstream { max_mem_store: 1G, max_file: 2G, storedir: /js, sync: \"1s\" }")
+        .config
+        .jetstream;
+    assert_eq!(js.max_memory_store, Some(1_000_000_000));
+    assert_eq!(js.max_file_store, Some(2_000_000_000));
+    assert_eq!(js.store_dir, Some(PathBuf::from("/js")));
+    assert_eq!(
+        js.sync_interval,
+        SyncInterval::Every(Duration::from_secs(1))
+    );
+    assert_eq!(
+        conf("jetstream { max_mem: 512MB }")
+            .config
+            .jetstream
+            .max_memory_store,
+        Some(512 << 20)
+    );
+    let e = conf_error("jetstream: maybe");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.conf:1:12: invalid value for "jetstream""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn store_dir_at_the_top_level_and_in_jetstream_is_an_error() {
+    assert_eq!(
+        conf("store_dir: /top").config.store_dir,
+        Some(PathBuf::from("/top"))
+    );
+    let e = conf_error("store_dir: /a\njetstream { store_dir: /b }");
+    assert!(e.to_string().contains(r#""jetstream.store_dir""#), "{e}");
+}
+
+#[test]
+fn durations_are_go_strings_or_seconds() {
+    let config = conf("ping_interval: \"1h30m\"\nwrite_deadline: \"500ms\"\nlame_duck_duration: 30\nauthorization { timeout: 0.5 }").config;
+    assert_eq!(config.ping_interval, Duration::from_secs(5400));
+    assert_eq!(config.write_deadline, Duration::from_millis(500));
+    assert_eq!(config.lame_duck_duration, Duration::from_secs(30));
+    assert_eq!(config.authorization.timeout, Duration::from_millis(500));
+    assert_eq!(
+        toml("ping_interval = \"10s\"").config.ping_interval,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        toml("ping_interval = 10").config.ping_interval,
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn sizes_take_suffixes_in_both_formats() {
+    assert_eq!(
+        conf("max_payload: 8MB\nmax_pending: 100MB")
+            .config
+            .max_payload,
+        8 * 1024 * 1024
+    );
+    assert_eq!(
+        toml("max_payload = \"8MB\"\nmax_pending = \"100MB\"")
+            .config
+            .max_payload,
+        8 * 1024 * 1024
+    );
+    assert_eq!(conf("max_control_line: 2k").config.max_control_line, 2000);
+    assert_eq!(
+        toml("max_control_line = \"2KiB\"").config.max_control_line,
+        2048
+    );
+}
+
+#[test]
+fn sync_interval_is_always_or_a_duration() {
+    assert_eq!(
+        toml("[jetstream]\nsync_interval = \"always\"")
+            .config
+            .jetstream
+            .sync_interval,
+        SyncInterval::Always
+    );
+    assert_eq!(
+        toml("[jetstream]\nsync_interval = \"2m\"")
+            .config
+            .jetstream
+            .sync_interval,
+        SyncInterval::Every(Duration::from_secs(120))
+    );
+    let e = toml_error("[jetstream]\nsync_interval = 0");
+    assert!(
+        e.to_string().contains(r#""jetstream.sync_interval""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn values_that_contradict_each_other_or_exceed_ranges_are_errors() {
+    let e = conf_error("port: 70000");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.conf:1:7: invalid value for "port""#),
+        "{e}"
+    );
+    let e = conf_error("max_payload: 2MB\nmax_pending: 1MB");
+    assert!(
+        e.to_string()
+            .starts_with(r#"test.conf:1:14: invalid value for "max_payload""#),
+        "{e}"
+    );
+    let e = conf_error("server_name: \"has space\"");
+    assert!(e.to_string().contains(r#""server_name""#), "{e}");
+}
+
+#[test]
+fn includes_resolve_relative_to_the_including_file_on_disk() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    };
+    write(
+        "conf.d/auth.conf",
+        "user: alice\npassword: secret\nextra: 1\n",
+    );
+    write("conf.d/limits.conf", "max_payload: 2MB\n");
+    let main = write(
+        "main.conf",
+        "include ./conf.d/limits.conf\nauthorization {\n  include conf.d/auth.conf\n}\n",
+    );
+    let loaded = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.max_payload, 2 << 20);
+    assert_eq!(loaded.config.authorization.user.as_deref(), Some("alice"));
+    // The warning points into the included file.
+    let auth = dir.path().join("conf.d/auth.conf");
+    assert_eq!(
+        warnings(&loaded),
+        vec![format!(
+            r#"{}:3:1: unknown option "authorization.extra""#,
+            auth.display()
+        )]
+    );
+}
+
+#[test]
+fn load_chooses_the_format_by_extension() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let as_toml = dir.path().join("j.toml");
+    std::fs::write(&as_toml, "port = 1234\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        Config::load(&as_toml).map(|l| l.config.port).ok(),
+        Some(1234)
+    );
+    let as_conf = dir.path().join("j.cfg");
+    std::fs::write(&as_conf, "port: 4321\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        Config::load(&as_conf).map(|l| l.config.port).ok(),
+        Some(4321)
+    );
+    let missing = Config::load(&dir.path().join("missing.conf"));
+    assert!(matches!(missing, Err(ConfigError::Read { .. })));
+}
+
+proptest! {
+    #[test]
+    fn any_conf_text_loads_or_fails_without_panicking(text in "[a-z_$ {}\\[\\]=:;,#\"\n0-9.kKmMbB-]{0,200}") {
+        let _ = Config::from_conf_str(&text, Path::new("/nonexistent/p.conf"));
+    }
+}
