@@ -25,12 +25,13 @@ const L1_CACHE_MAX: usize = 64;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Runs a connection until it closes. `info` is the INFO line already encoded for this client.
-pub async fn serve<S>(core: Arc<Core>, client: Arc<ClientShared>, stream: S)
+/// Runs a connection until it closes. The two halves of the byte stream are separate so a TCP
+/// socket can be split without a lock (`into_split`).
+pub async fn serve<R, W>(core: Arc<Core>, client: Arc<ClientShared>, reader: R, writer: W)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    R: AsyncRead + Send + 'static,
+    W: AsyncWrite + Send + 'static,
 {
-    let (reader, writer) = tokio::io::split(stream);
     let write_task = tokio::spawn(write_loop(
         client.clone(),
         writer,
@@ -103,6 +104,9 @@ struct Session {
     l1: HashMap<Bytes, Arc<MatchResult>, RandomState>,
     l1_generation: u64,
     flush: FlushSet,
+    /// Inbound traffic of the current read batch, added to the shared counters once per batch.
+    batch_in_msgs: u64,
+    batch_in_bytes: u64,
 }
 
 /// What to do after an op.
@@ -118,6 +122,7 @@ impl Session {
             max_control_line: core.config.max_control_line as usize,
             headers: false,
         };
+        let stats = core.stats.clone();
         Session {
             core,
             client,
@@ -130,7 +135,9 @@ impl Session {
             pings_out: 0,
             l1: HashMap::default(),
             l1_generation: 0,
-            flush: FlushSet::new(),
+            flush: FlushSet::new(stats),
+            batch_in_msgs: 0,
+            batch_in_bytes: 0,
         }
     }
 
@@ -172,7 +179,7 @@ impl Session {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(_) => {
                         let next = self.process(&mut buf);
-                        self.flush.flush();
+                        self.end_batch();
                         if let Next::Close(reason) = next {
                             return reason;
                         }
@@ -449,6 +456,26 @@ impl Session {
         }
         self.client.forget_sub(sid);
         self.core.sublist.remove(&sub);
+    }
+
+    /// Wakes the writers this batch touched and publishes its counters.
+    fn end_batch(&mut self) {
+        self.flush.flush();
+        if self.batch_in_msgs > 0 {
+            let (msgs, bytes) = (self.batch_in_msgs, self.batch_in_bytes);
+            self.client
+                .counters
+                .in_msgs
+                .fetch_add(msgs, Ordering::Relaxed);
+            self.client
+                .counters
+                .in_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+            self.core.stats.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+            self.core.stats.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.batch_in_msgs = 0;
+            self.batch_in_bytes = 0;
+        }
     }
 
     fn cleanup(&mut self) {

@@ -50,8 +50,12 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
             continue;
         }
         tracing::debug!(cid = id, %addr, "client connection created");
-        let core2 = core.clone();
-        core.tasks
-            .spawn(super::connection::serve(core2, client, stream));
+        let (reader, writer) = stream.into_split();
+        core.tasks.spawn(super::connection::serve(
+            core.clone(),
+            client,
+            reader,
+            writer,
+        ));
     }
 }

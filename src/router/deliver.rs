@@ -4,6 +4,7 @@
 //! not woken here but recorded in a [`FlushSet`], which the publisher flushes once after its
 //! whole read batch (write coalescing: one wake-up and one `write` per batch, not per message).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use bytes::Bytes;
 use super::sublist::{MatchResult, Sublist};
 use super::subscription::{Sink, Subscription};
 use crate::nats::client::ClientShared;
+use crate::stats::ServerStats;
 
 /// A message being routed. Borrowed: routing copies nothing until a sink needs to.
 #[derive(Debug, Clone, Copy)]
@@ -50,25 +52,44 @@ impl<'a> Message<'a> {
     }
 }
 
-/// Clients whose outbound queues got data and whose writers need waking.
-#[derive(Default)]
+/// Clients whose outbound queues got data and whose writers need waking, and the outbound
+/// traffic of the batch (added to the server counters once per batch, not per message, so
+/// publishers on different cores do not fight over one cache line).
 pub struct FlushSet {
     clients: Vec<Arc<ClientShared>>,
+    stats: Arc<ServerStats>,
+    out_msgs: u64,
+    out_bytes: u64,
 }
 
 impl FlushSet {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(stats: Arc<ServerStats>) -> Self {
+        FlushSet {
+            clients: Vec::new(),
+            stats,
+            out_msgs: 0,
+            out_bytes: 0,
+        }
     }
 
     pub(crate) fn add(&mut self, client: &Arc<ClientShared>) {
         self.clients.push(client.clone());
     }
 
-    /// Wakes every recorded writer once.
+    /// Wakes every recorded writer once and publishes the batch's counters.
     pub fn flush(&mut self) {
         for client in self.clients.drain(..) {
             client.wake_writer();
+        }
+        if self.out_msgs > 0 {
+            self.stats
+                .out_msgs
+                .fetch_add(self.out_msgs, Ordering::Relaxed);
+            self.stats
+                .out_bytes
+                .fetch_add(self.out_bytes, Ordering::Relaxed);
+            self.out_msgs = 0;
+            self.out_bytes = 0;
         }
     }
 }
@@ -127,6 +148,8 @@ fn deliver_one(
         }
         Sink::Internal(handler) => handler.deliver(msg),
     }
+    flush.out_msgs += 1;
+    flush.out_bytes += msg.size() as u64;
     if last {
         sublist.remove(sub);
         if let Sink::Client { client, sid } = &sub.sink {
