@@ -129,3 +129,34 @@ async def test_unsubscribe_stops_delivery(nc):
     await barrier(nc)
     with pytest.raises(nats.errors.NoRespondersError):
         await nc.request("gone", b"", timeout=TIMEOUT_S)
+
+
+async def test_no_echo_connection_does_not_receive_its_own_messages(connect):
+    quiet_nc, other_nc = await connect(no_echo=True), await connect()
+    own = await quiet_nc.subscribe("echo.test")
+    other = await other_nc.subscribe("echo.test")
+    await barrier(quiet_nc, other_nc)
+    await quiet_nc.publish("echo.test", b"from quiet")
+    await other_nc.publish("echo.test", b"from other")
+    await barrier(quiet_nc, other_nc)
+    assert (await own.next_msg(timeout=TIMEOUT_S)).data == b"from other"
+    assert sorted([(await other.next_msg(timeout=TIMEOUT_S)).data for _ in range(2)]) == [b"from other", b"from quiet"]
+    with pytest.raises(nats.errors.TimeoutError):
+        await own.next_msg(timeout=0.2)
+
+
+async def test_drain_delivers_what_was_already_sent(connect):
+    sub_nc, pub_nc = await connect(), await connect()
+    received = []
+
+    async def collect(msg):
+        received.append(msg.data)
+
+    await sub_nc.subscribe("drain.me", cb=collect)
+    await barrier(sub_nc)
+    for i in range(100):
+        await pub_nc.publish("drain.me", str(i).encode())
+    await barrier(pub_nc)
+    await sub_nc.drain()
+    assert received == [str(i).encode() for i in range(100)]
+    assert sub_nc.is_closed
