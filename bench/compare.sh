@@ -34,6 +34,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+for tool in jq python3; do
+  command -v "$tool" >/dev/null || { echo "compare.sh: needs $tool on PATH" >&2; exit 2; }
+done
+
 rounds="${ROUNDS:-3}"
 pubsub_msgs="${PUBSUB_MSGS:-2000000}"
 reqrep_count="${REQREP_COUNT:-20000}"

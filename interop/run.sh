@@ -52,6 +52,7 @@ case "$mode" in
     export INTEROP_SERVER_KIND=jetway
     ;;
   path)
+    [[ -e "$binary" ]] || { echo "run.sh: $binary does not exist" >&2; exit 2; }
     binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
     ;;
 esac
