@@ -66,6 +66,7 @@ stop_server() {
   server_pid=""
 }
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   stop_server
   rm -rf "$workdir"

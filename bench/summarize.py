@@ -32,7 +32,8 @@ def fmt(value):
 
 
 def main(path):
-    records = [json.loads(line) for line in open(path, encoding="utf-8") if line.strip()]
+    with open(path, encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
     scenarios = list(dict.fromkeys(r["scenario"] for r in records))
     failures = [r for r in records if not r["result"].get("ok")]
 
