@@ -24,11 +24,7 @@ pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "jetway",
-    disable_version_flag = true,
-    allow_negative_numbers = true
-)]
+#[command(name = "jetway", disable_version_flag = true, allow_negative_numbers = true)]
 #[command(about = "Jetway: a NATS-compatible server with JetStream and an MQTT gateway")]
 pub struct Cli {
     /// Bind to host address
@@ -127,14 +123,12 @@ impl Cli {
             || self.tlscacert.is_some()
         {
             return Err(
-                "TLS is not supported by this version of jetway yet (see README, feature status)"
-                    .into(),
+                "TLS is not supported by this version of jetway yet (see README, feature status)".into()
             );
         }
         if self.https_port.is_some() {
             return Err(
-                "HTTPS monitoring needs TLS, which is not supported by this version of jetway yet"
-                    .into(),
+                "HTTPS monitoring needs TLS, which is not supported by this version of jetway yet".into()
             );
         }
         if self.cluster.is_some()
@@ -144,7 +138,10 @@ impl Cli {
             || self.cluster_advertise.is_some()
             || self.connect_retries.is_some()
         {
-            return Err("clustering is not supported by this version of jetway yet (see README, feature status)".into());
+            return Err(
+                "clustering is not supported by this version of jetway yet (see README, feature status)"
+                    .into(),
+            );
         }
         if let Some(addr) = &self.addr {
             c.host = addr.clone();
@@ -201,26 +198,13 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        let args = std::iter::once("jetway")
-            .chain(args.iter().copied())
-            .map(String::from);
+        let args = std::iter::once("jetway").chain(args.iter().copied()).map(String::from);
         Cli::try_parse_from(normalize_args(args)).unwrap()
     }
 
     #[test]
     fn nats_server_single_dash_flags() {
-        let cli = parse(&[
-            "-js",
-            "-sd",
-            "/tmp/x",
-            "-DV",
-            "-p",
-            "-1",
-            "-a",
-            "127.0.0.1",
-            "-m",
-            "8223",
-        ]);
+        let cli = parse(&["-js", "-sd", "/tmp/x", "-DV", "-p", "-1", "-a", "127.0.0.1", "-m", "8223"]);
         let mut c = Config::default();
         cli.apply(&mut c).unwrap();
         assert!(c.jetstream.enabled && c.debug && c.trace);

@@ -73,26 +73,16 @@ pub fn init(level: LogLevel, logtime: bool, file: Option<&Path>) -> std::io::Res
         .with_target("jetway", max)
         .with_target("jetway_storage", max)
         .with_default(Level::WARN);
-    let format = NatsFormat {
-        pid: std::process::id(),
-        logtime,
-    };
+    let format = NatsFormat { pid: std::process::id(), logtime };
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let builder = tracing_subscriber::fmt::layer().event_format(format);
     let result = match file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
             let file = Arc::new(file);
             tracing_subscriber::registry()
-                .with(
-                    builder
-                        .with_writer(move || LogFile(file.clone()))
-                        .with_ansi(false),
-                )
+                .with(builder.with_writer(move || LogFile(file.clone())).with_ansi(false))
                 .with(filter)
                 .try_init()
         }
@@ -106,11 +96,7 @@ pub fn init(level: LogLevel, logtime: bool, file: Option<&Path>) -> std::io::Res
 
 /// Fatal error line, printed before a non-zero exit (nats-server's `[FTL]`).
 pub fn fatal(message: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "[{}] [FTL] {message}",
-        std::process::id()
-    );
+    let _ = writeln!(std::io::stderr(), "[{}] [FTL] {message}", std::process::id());
 }
 
 struct LogFile(Arc<std::fs::File>);

@@ -20,11 +20,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
     if cli.version {
@@ -54,24 +50,16 @@ fn main() -> ExitCode {
     if cli.test_config {
         println!(
             "jetway: configuration file {} is valid",
-            cli.config
-                .as_deref()
-                .map_or("-".into(), |p| p.display().to_string())
+            cli.config.as_deref().map_or("-".into(), |p| p.display().to_string())
         );
         return ExitCode::SUCCESS;
     }
-    let level = LogLevel {
-        debug: config.debug,
-        trace: config.trace,
-    };
+    let level = LogLevel { debug: config.debug, trace: config.trace };
     if let Err(e) = logging::init(level, config.logtime, config.log_file.as_deref()) {
         logging::fatal(&format!("can't open log: {e}"));
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             logging::fatal(&format!("can't start runtime: {e}"));

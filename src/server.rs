@@ -29,10 +29,7 @@ pub const JETWAY_VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("can't listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    Listen { addr: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
 }
@@ -59,10 +56,7 @@ pub struct Core {
 impl Core {
     fn new(config: Config) -> Self {
         let server_id = new_server_id();
-        let server_name = config
-            .server_name
-            .clone()
-            .unwrap_or_else(|| server_id.clone());
+        let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
         let auth = Auth::from_config(&config.authorization);
         Core {
             config,
@@ -117,9 +111,7 @@ impl Core {
             version: NATS_COMPAT_VERSION.into(),
             proto: 1,
             go: "rust".into(),
-            host: addr
-                .map(|a| a.ip().to_string())
-                .unwrap_or_else(|| self.config.host.clone()),
+            host: addr.map(|a| a.ip().to_string()).unwrap_or_else(|| self.config.host.clone()),
             port: addr.map_or(0, |a| a.port()),
             headers: !self.config.no_header_support,
             max_payload: self.config.max_payload,
@@ -168,10 +160,7 @@ impl ServerHandle {
             client.close(CloseReason::ServerShutdown);
         }
         self.core.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.core.tasks.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(10), self.core.tasks.wait()).await.is_err() {
             tracing::warn!("some connections did not close within 10s");
         }
         tracing::info!("Server Exiting..");
@@ -186,21 +175,13 @@ impl ServerHandle {
         core.stop_accepting.cancel();
         for client in core.clients() {
             let mut buf = bytes::BytesMut::new();
-            jetway_protocols::nats::encode::info(
-                &mut buf,
-                &core.client_info(client.id, client.addr.ip()),
-            );
+            jetway_protocols::nats::encode::info(&mut buf, &core.client_info(client.id, client.addr.ip()));
             client.send_raw(&buf);
         }
         tokio::time::sleep(core.config.lame_duck_grace_period).await;
         let clients = core.clients();
-        let window = core
-            .config
-            .lame_duck_duration
-            .saturating_sub(core.config.lame_duck_grace_period);
-        let pause = window
-            .checked_div(clients.len().max(1) as u32)
-            .unwrap_or_default();
+        let window = core.config.lame_duck_duration.saturating_sub(core.config.lame_duck_grace_period);
+        let pause = window.checked_div(clients.len().max(1) as u32).unwrap_or_default();
         for client in clients {
             client.close(CloseReason::ServerShutdown);
             tokio::time::sleep(pause.min(Duration::from_secs(1))).await;
@@ -220,9 +201,7 @@ async fn bind(host: &str, port: i32, default_port: u16) -> Result<TcpListener, S
     } else {
         format!("{host}:{port}")
     };
-    listen(&addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })
+    listen(&addr).await.map_err(|source| StartError::Listen { addr, source })
 }
 
 /// Binds with a deep accept backlog (tokio's default of 1,024 overflows when a thousand
@@ -249,54 +228,33 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// can connect.
 pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
     let core = Arc::new(Core::new(config));
-    tracing::info!(
-        "Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)"
-    );
+    tracing::info!("Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)");
     tracing::info!("Server name: {}", core.server_name);
     tracing::info!("Server ID: {}", core.server_id);
 
     let nats_listener = bind(&core.config.host, core.config.port, 4222).await?;
     let nats_addr = nats_listener
         .local_addr()
-        .map_err(|source| StartError::Listen {
-            addr: core.config.host.clone(),
-            source,
-        })?;
+        .map_err(|source| StartError::Listen { addr: core.config.host.clone(), source })?;
     *core.info_addr.lock() = Some(nats_addr);
 
     let monitor_stop = CancellationToken::new();
     let http_addr = if core.config.http_port != 0 {
         let listener = bind(&core.config.http_host, core.config.http_port, 8222).await?;
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: core.config.http_host.clone(),
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: core.config.http_host.clone(), source })?;
         tracing::info!("Starting http monitor on {}", display_addr(addr));
-        tokio::spawn(crate::monitor::serve(
-            core.clone(),
-            listener,
-            monitor_stop.clone(),
-        ));
+        tokio::spawn(crate::monitor::serve(core.clone(), listener, monitor_stop.clone()));
         Some(addr)
     } else {
         None
     };
 
-    tracing::info!(
-        "Listening for client connections on {}",
-        display_addr(nats_addr)
-    );
-    tokio::spawn(crate::nats::listener::accept_loop(
-        core.clone(),
-        nats_listener,
-    ));
+    tracing::info!("Listening for client connections on {}", display_addr(nats_addr));
+    tokio::spawn(crate::nats::listener::accept_loop(core.clone(), nats_listener));
     tracing::info!("Server is ready");
-    Ok(ServerHandle {
-        core,
-        nats_addr,
-        http_addr,
-        monitor_stop,
-    })
+    Ok(ServerHandle { core, nats_addr, http_addr, monitor_stop })
 }
 
 /// `host:port` with IPv6 hosts bracketed, as nats-server prints it.

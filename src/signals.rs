@@ -70,9 +70,6 @@ fn kill(pid: i32, sig: i32) -> Result<(), String> {
     if rc == 0 {
         Ok(())
     } else {
-        Err(format!(
-            "can't signal pid {pid}: {}",
-            std::io::Error::last_os_error()
-        ))
+        Err(format!("can't signal pid {pid}: {}", std::io::Error::last_os_error()))
     }
 }

@@ -9,10 +9,7 @@ use futures::StreamExt;
 use crate::harness::TestServer;
 
 async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
-    tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .expect("message in time")
-        .expect("open")
+    tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("message in time").expect("open")
 }
 
 #[tokio::test]
@@ -25,9 +22,7 @@ async fn publish_reaches_literal_and_wildcard_subscribers() {
     let mut other = nc.subscribe("orders.*").await.unwrap();
     nc.flush().await.unwrap();
 
-    nc.publish("orders.eu.created", "hello".into())
-        .await
-        .unwrap();
+    nc.publish("orders.eu.created", "hello".into()).await.unwrap();
     nc.publish("orders.us", "two".into()).await.unwrap();
     nc.flush().await.unwrap();
 
@@ -38,10 +33,7 @@ async fn publish_reaches_literal_and_wildcard_subscribers() {
     }
     assert_eq!(next(&mut full).await.subject.as_str(), "orders.us");
     let m = next(&mut other).await;
-    assert_eq!(
-        (m.subject.as_str(), &m.payload[..]),
-        ("orders.us", &b"two"[..])
-    );
+    assert_eq!((m.subject.as_str(), &m.payload[..]), ("orders.us", &b"two"[..]));
 }
 
 #[tokio::test]
@@ -64,19 +56,14 @@ async fn queue_group_delivers_each_message_once_spread_over_members() {
     for m in members.iter_mut() {
         let mut count = 0;
         while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(300), m.next()).await {
-            *seen
-                .entry(String::from_utf8(msg.payload.to_vec()).unwrap())
-                .or_default() += 1;
+            *seen.entry(String::from_utf8(msg.payload.to_vec()).unwrap()).or_default() += 1;
             count += 1;
         }
         per_member.push(count);
     }
     assert_eq!(seen.len(), 300, "every message delivered to the group");
     assert!(seen.values().all(|&n| n == 1), "each message exactly once");
-    assert!(
-        per_member.iter().filter(|&&n| n > 0).count() > 1,
-        "spread: {per_member:?}"
-    );
+    assert!(per_member.iter().filter(|&&n| n > 0).count() > 1, "spread: {per_member:?}");
     for _ in 0..300 {
         next(&mut plain).await;
     }
@@ -92,9 +79,7 @@ async fn headers_round_trip_with_multiple_values() {
     headers.insert("X-One", "1");
     headers.append("X-Many", "a");
     headers.append("X-Many", "b");
-    nc.publish_with_headers("h", headers, "body".into())
-        .await
-        .unwrap();
+    nc.publish_with_headers("h", headers, "body".into()).await.unwrap();
     let m = next(&mut sub).await;
     let h = m.headers.expect("headers");
     assert_eq!(h.get("X-One").map(|v| v.as_str()), Some("1"));
@@ -150,25 +135,14 @@ async fn auto_unsubscribe_after_n_messages() {
     while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(500), sub.next()).await {
         got.push(m.payload);
     }
-    assert_eq!(
-        got,
-        vec![Bytes::from("0"), Bytes::from("1"), Bytes::from("2")]
-    );
-    assert_eq!(
-        server.core().sublist.count(),
-        0,
-        "subscription removed from the router"
-    );
+    assert_eq!(got, vec![Bytes::from("0"), Bytes::from("1"), Bytes::from("2")]);
+    assert_eq!(server.core().sublist.count(), 0, "subscription removed from the router");
 }
 
 #[tokio::test]
 async fn echo_false_connection_does_not_receive_its_own_messages() {
     let server = TestServer::start().await;
-    let quiet = async_nats::ConnectOptions::new()
-        .no_echo()
-        .connect(server.url())
-        .await
-        .unwrap();
+    let quiet = async_nats::ConnectOptions::new().no_echo().connect(server.url()).await.unwrap();
     let mut own = quiet.subscribe("e").await.unwrap();
     let other = server.client().await;
     let mut theirs = other.subscribe("e").await.unwrap();
@@ -178,11 +152,7 @@ async fn echo_false_connection_does_not_receive_its_own_messages() {
     quiet.flush().await.unwrap();
     assert_eq!(next(&mut theirs).await.payload, Bytes::from("from-quiet"));
     other.publish("e", "from-other".into()).await.unwrap();
-    assert_eq!(
-        next(&mut own).await.payload,
-        Bytes::from("from-other"),
-        "own message skipped"
-    );
+    assert_eq!(next(&mut own).await.payload, Bytes::from("from-other"), "own message skipped");
 }
 
 #[tokio::test]
@@ -191,10 +161,7 @@ async fn large_payload_at_max_is_delivered_intact() {
     let nc = server.client().await;
     let mut sub = nc.subscribe("big").await.unwrap();
     nc.flush().await.unwrap();
-    let payload: Bytes = (0..1024 * 1024)
-        .map(|i| (i % 251) as u8)
-        .collect::<Vec<u8>>()
-        .into();
+    let payload: Bytes = (0..1024 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
     nc.publish("big", payload.clone()).await.unwrap();
     assert_eq!(next(&mut sub).await.payload, payload);
 }

@@ -41,11 +41,7 @@ impl TestServer {
         edit(&mut config);
         let handle = jetway::run(config).await.expect("server starts");
         let addr = handle.nats_addr;
-        TestServer {
-            handle: Some(handle),
-            addr,
-            _dir: dir,
-        }
+        TestServer { handle: Some(handle), addr, _dir: dir }
     }
 
     pub fn url(&self) -> String {
@@ -53,9 +49,7 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
-            .await
-            .expect("client connects")
+        async_nats::connect(self.url()).await.expect("client connects")
     }
 
     pub fn core(&self) -> &std::sync::Arc<jetway::server::Core> {
@@ -90,10 +84,7 @@ impl RawClient {
     /// Connects and reads the INFO line.
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut c = RawClient {
-            stream,
-            received: Vec::new(),
-        };
+        let mut c = RawClient { stream, received: Vec::new() };
         c.expect("INFO ").await;
         c.expect("\r\n").await;
         c
@@ -137,13 +128,8 @@ impl RawClient {
         loop {
             let mut buf = [0u8; 4096];
             match tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await {
-                Err(_) => panic!(
-                    "not closed; got {:?}",
-                    String::from_utf8_lossy(&self.received)
-                ),
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    return String::from_utf8_lossy(&self.received).into_owned()
-                }
+                Err(_) => panic!("not closed; got {:?}", String::from_utf8_lossy(&self.received)),
+                Ok(Ok(0)) | Ok(Err(_)) => return String::from_utf8_lossy(&self.received).into_owned(),
                 Ok(Ok(n)) => self.received.extend_from_slice(&buf[..n]),
             }
         }

@@ -8,13 +8,9 @@ use crate::harness::{RawClient, TestServer};
 async fn info_has_nats_server_fields() {
     let server = TestServer::start().await;
     let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut raw = RawClient {
-        stream,
-        received: Vec::new(),
-    };
+    let mut raw = RawClient { stream, received: Vec::new() };
     let line = raw.expect("\r\n").await;
-    let json: serde_json::Value =
-        serde_json::from_str(line.trim_start_matches("INFO ").trim()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(line.trim_start_matches("INFO ").trim()).unwrap();
     for field in [
         "server_id",
         "server_name",
@@ -39,8 +35,7 @@ async fn info_has_nats_server_fields() {
 async fn pipelined_ops_in_one_write() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {\"verbose\":false}\r\nSUB a 1\r\nPUB a 2\r\nhi\r\nPING\r\n")
-        .await;
+    c.send(b"CONNECT {\"verbose\":false}\r\nSUB a 1\r\nPUB a 2\r\nhi\r\nPING\r\n").await;
     assert_eq!(c.expect("PONG\r\n").await, "MSG a 1 2\r\nhi\r\nPONG\r\n");
 }
 
@@ -48,28 +43,22 @@ async fn pipelined_ops_in_one_write() {
 async fn fragmented_input_byte_by_byte() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    let input = b"CONNECT {\"headers\":true}\r\nSUB a.b q 9\r\nHPUB a.b r 12 17\r\nNATS/1.0\r\n\r\nhello\r\nPING\r\n";
+    let input =
+        b"CONNECT {\"headers\":true}\r\nSUB a.b q 9\r\nHPUB a.b r 12 17\r\nNATS/1.0\r\n\r\nhello\r\nPING\r\n";
     c.stream.set_nodelay(true).unwrap();
     for b in input {
         c.send(&[*b]).await;
         tokio::task::yield_now().await;
     }
-    assert_eq!(
-        c.expect("PONG\r\n").await,
-        "HMSG a.b 9 r 12 17\r\nNATS/1.0\r\n\r\nhello\r\nPONG\r\n"
-    );
+    assert_eq!(c.expect("PONG\r\n").await, "HMSG a.b 9 r 12 17\r\nNATS/1.0\r\n\r\nhello\r\nPONG\r\n");
 }
 
 #[tokio::test]
 async fn verbose_mode_acknowledges_each_op() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {\"verbose\":true}\r\nSUB a 1\r\nPUB a 1\r\nx\r\n")
-        .await;
-    assert_eq!(
-        c.expect("x\r\n").await,
-        "+OK\r\n+OK\r\n+OK\r\nMSG a 1 1\r\nx\r\n"
-    );
+    c.send(b"CONNECT {\"verbose\":true}\r\nSUB a 1\r\nPUB a 1\r\nx\r\n").await;
+    assert_eq!(c.expect("x\r\n").await, "+OK\r\n+OK\r\n+OK\r\nMSG a 1 1\r\nx\r\n");
 }
 
 #[tokio::test]
@@ -77,10 +66,7 @@ async fn unknown_operation_is_an_error_and_closes() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"FOO bar\r\n").await;
-    assert_eq!(
-        c.expect_closed().await,
-        "-ERR 'Unknown Protocol Operation'\r\n"
-    );
+    assert_eq!(c.expect_closed().await, "-ERR 'Unknown Protocol Operation'\r\n");
 }
 
 #[tokio::test]
@@ -88,10 +74,7 @@ async fn payload_over_max_payload_is_refused_and_closes() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"PUB foo 2000000\r\n").await;
-    assert_eq!(
-        c.expect_closed().await,
-        "-ERR 'Maximum Payload Violation'\r\n"
-    );
+    assert_eq!(c.expect_closed().await, "-ERR 'Maximum Payload Violation'\r\n");
 }
 
 #[tokio::test]
@@ -100,10 +83,7 @@ async fn control_line_over_max_is_refused_and_closes() {
     let mut c = RawClient::connect(server.addr).await;
     let long = format!("SUB {} 1\r\n", "a".repeat(5000));
     c.send(long.as_bytes()).await;
-    assert!(c
-        .expect_closed()
-        .await
-        .starts_with("-ERR 'maximum control line exceeded"));
+    assert!(c.expect_closed().await.starts_with("-ERR 'maximum control line exceeded"));
 }
 
 #[tokio::test]
@@ -111,24 +91,15 @@ async fn invalid_subject_is_an_error_but_keeps_the_connection() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"SUB a..b 1\r\nSUB >.a 2\r\nPING\r\n").await;
-    assert_eq!(
-        c.expect("PONG\r\n").await,
-        "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Subject'\r\nPONG\r\n"
-    );
+    assert_eq!(c.expect("PONG\r\n").await, "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Subject'\r\nPONG\r\n");
 }
 
 #[tokio::test]
 async fn pedantic_mode_refuses_wildcard_publish() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(
-        b"CONNECT {\"pedantic\":true}\r\nSUB a.* 1\r\nPUB a.* 1\r\nx\r\nPUB a.b 1\r\ny\r\nPING\r\n",
-    )
-    .await;
-    assert_eq!(
-        c.expect("PONG\r\n").await,
-        "-ERR 'Invalid Publish Subject'\r\nMSG a.b 1 1\r\ny\r\nPONG\r\n"
-    );
+    c.send(b"CONNECT {\"pedantic\":true}\r\nSUB a.* 1\r\nPUB a.* 1\r\nx\r\nPUB a.b 1\r\ny\r\nPING\r\n").await;
+    assert_eq!(c.expect("PONG\r\n").await, "-ERR 'Invalid Publish Subject'\r\nMSG a.b 1 1\r\ny\r\nPONG\r\n");
 }
 
 #[tokio::test]
@@ -136,10 +107,7 @@ async fn no_responders_requires_headers() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"CONNECT {\"no_responders\":true}\r\n").await;
-    assert_eq!(
-        c.expect_closed().await,
-        "-ERR 'no responders requires headers support'\r\n"
-    );
+    assert_eq!(c.expect_closed().await, "-ERR 'no responders requires headers support'\r\n");
 }
 
 #[tokio::test]
@@ -148,18 +116,14 @@ async fn no_responders_status_goes_to_the_requesters_reply_subscription() {
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"CONNECT {\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.x.* 5\r\nPUB svc _INBOX.x.1 0\r\n\r\nPING\r\n").await;
     let got = c.expect("PONG\r\n").await;
-    assert_eq!(
-        got,
-        "HMSG _INBOX.x.1 5 35 35\r\nNATS/1.0 503\r\nNats-Subject: svc\r\n\r\n\r\nPONG\r\n"
-    );
+    assert_eq!(got, "HMSG _INBOX.x.1 5 35 35\r\nNATS/1.0 503\r\nNats-Subject: svc\r\n\r\n\r\nPONG\r\n");
 }
 
 #[tokio::test]
 async fn hpub_without_headers_support_closes() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {}\r\nHPUB a 12 12\r\nNATS/1.0\r\n\r\n\r\n")
-        .await;
+    c.send(b"CONNECT {}\r\nHPUB a 12 12\r\nNATS/1.0\r\n\r\n\r\n").await;
     assert_eq!(c.expect_closed().await, "");
 }
 
@@ -171,21 +135,13 @@ async fn authorization_violation_without_credentials() {
     })
     .await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {\"user\":\"alice\",\"pass\":\"wrong\"}\r\n")
-        .await;
-    assert_eq!(
-        c.expect_closed().await,
-        "-ERR 'Authorization Violation'\r\n"
-    );
+    c.send(b"CONNECT {\"user\":\"alice\",\"pass\":\"wrong\"}\r\n").await;
+    assert_eq!(c.expect_closed().await, "-ERR 'Authorization Violation'\r\n");
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"PING\r\n").await;
-    assert_eq!(
-        c.expect_closed().await,
-        "-ERR 'Authorization Violation'\r\n"
-    );
+    assert_eq!(c.expect_closed().await, "-ERR 'Authorization Violation'\r\n");
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {\"user\":\"alice\",\"pass\":\"secret\"}\r\nPING\r\n")
-        .await;
+    c.send(b"CONNECT {\"user\":\"alice\",\"pass\":\"secret\"}\r\nPING\r\n").await;
     c.expect("PONG\r\n").await;
 }
 
@@ -210,14 +166,7 @@ async fn stale_connection_after_unanswered_pings() {
     let mut c = RawClient::connect(server.addr).await;
     let got = c.expect_closed().await;
     assert_eq!(got, "PING\r\nPING\r\n-ERR 'Stale Connection'\r\n");
-    assert_eq!(
-        server
-            .core()
-            .stats
-            .stale_connections
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(server.core().stats.stale_connections.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -235,10 +184,7 @@ async fn maximum_connections_exceeded() {
     let server = TestServer::start_with(|c| c.max_connections = 1).await;
     let _first = RawClient::connect(server.addr).await;
     let mut second = RawClient::connect(server.addr).await;
-    assert_eq!(
-        second.expect_closed().await,
-        "-ERR 'maximum connections exceeded'\r\n"
-    );
+    assert_eq!(second.expect_closed().await, "-ERR 'maximum connections exceeded'\r\n");
 }
 
 #[tokio::test]
@@ -246,10 +192,7 @@ async fn maximum_subscriptions_exceeded_keeps_the_connection() {
     let server = TestServer::start_with(|c| c.max_subscriptions = 1).await;
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"SUB a 1\r\nSUB b 2\r\nPING\r\n").await;
-    assert_eq!(
-        c.expect("PONG\r\n").await,
-        "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n"
-    );
+    assert_eq!(c.expect("PONG\r\n").await, "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n");
 }
 
 #[tokio::test]
@@ -265,9 +208,6 @@ async fn unsub_with_max_and_plain_unsub() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"SUB a 1\r\nUNSUB 1 2\r\nPUB a 1\r\nx\r\nPUB a 1\r\ny\r\nPUB a 1\r\nz\r\nSUB b 2\r\nUNSUB 2\r\nPUB b 1\r\nw\r\nPING\r\n").await;
-    assert_eq!(
-        c.expect("PONG\r\n").await,
-        "MSG a 1 1\r\nx\r\nMSG a 1 1\r\ny\r\nPONG\r\n"
-    );
+    assert_eq!(c.expect("PONG\r\n").await, "MSG a 1 1\r\nx\r\nMSG a 1 1\r\ny\r\nPONG\r\n");
     c.expect_silence(Duration::from_millis(100)).await;
 }

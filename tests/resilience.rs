@@ -23,17 +23,11 @@ async fn client_reconnects_after_server_restart() {
     let restarted = jetway::run(config).await.expect("restart on the same port");
 
     // The client reconnects on its own and re-subscribes; publish until the message flows.
-    let publisher = async_nats::connect(format!("nats://127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let publisher = async_nats::connect(format!("nats://127.0.0.1:{port}")).await.unwrap();
     let got = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            publisher
-                .publish("after.restart", "back".into())
-                .await
-                .unwrap();
-            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await
-            {
+            publisher.publish("after.restart", "back".into()).await.unwrap();
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
                 return m;
             }
         }
@@ -67,10 +61,7 @@ async fn a_thousand_concurrent_clients() {
     assert!(server.core().num_clients() >= 1001);
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 1000 {
-        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.unwrap().unwrap();
         seen.insert(m.subject.to_string());
     }
 }
@@ -92,10 +83,7 @@ async fn slow_consumer_is_disconnected_while_a_fast_one_keeps_receiving() {
     let payload = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
     for _ in 0..64 {
         for _ in 0..16 {
-            publisher
-                .publish("firehose", payload.clone())
-                .await
-                .unwrap();
+            publisher.publish("firehose", payload.clone()).await.unwrap();
         }
         publisher.flush().await.unwrap();
         for _ in 0..16 {
@@ -115,4 +103,33 @@ async fn slow_consumer_is_disconnected_while_a_fast_one_keeps_receiving() {
     .await
     .expect("slow consumer closed");
     let _ = slow.stream.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_producer_is_stalled_instead_of_cutting_off_a_reading_subscriber() {
+    // A publisher flooding far faster than one subscriber reads: 40 MiB against a 4 MiB
+    // max_pending. The publisher must be slowed down; the subscriber gets everything.
+    let server = TestServer::start_with(|c| c.max_pending = 4 * 1024 * 1024).await;
+    let sub_client = server.client().await;
+    let mut sub = sub_client.subscribe("flood").await.unwrap();
+    sub_client.flush().await.unwrap();
+    let total = 40_000;
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < total {
+            match tokio::time::timeout(Duration::from_secs(20), sub.next()).await {
+                Ok(Some(_)) => n += 1,
+                _ => break,
+            }
+        }
+        n
+    });
+    let publisher = server.client().await;
+    let payload = bytes::Bytes::from(vec![b'x'; 1024]);
+    for _ in 0..total {
+        publisher.publish("flood", payload.clone()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    assert_eq!(reader.await.unwrap(), total);
+    assert_eq!(server.core().stats.slow_consumers.load(Ordering::Relaxed), 0);
 }

@@ -24,10 +24,7 @@ use serde_json::{json, Value};
 const BACKSTOP_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "jetway-bench",
-    about = "Whole-server benchmark drivers (not tests)"
-)]
+#[command(name = "jetway-bench", about = "Whole-server benchmark drivers (not tests)")]
 struct Cli {
     /// Abort the whole run, and report failure, after this many seconds.
     #[arg(long, global = true, default_value_t = 60)]
@@ -65,10 +62,7 @@ impl Workload {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let name = cli.workload.name();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return report(name, Err(anyhow::Error::new(err))),
     };
@@ -96,10 +90,7 @@ fn report(name: &str, outcome: anyhow::Result<Value>) -> ExitCode {
             }
             (fields, ExitCode::SUCCESS)
         }
-        Err(err) => (
-            json!({ "mode": name, "ok": false, "error": format!("{err:#}") }),
-            ExitCode::FAILURE,
-        ),
+        Err(err) => (json!({ "mode": name, "ok": false, "error": format!("{err:#}") }), ExitCode::FAILURE),
     };
     println!("{line}");
     code

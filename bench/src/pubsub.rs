@@ -137,10 +137,7 @@ async fn start_subscriber(
 ) -> anyhow::Result<SubscriberHandle> {
     let client = connect(&args.url, &format!("bench-sub-{index}"), incidents).await?;
     let mut subscription = client.subscribe(subject.clone()).await?;
-    client
-        .flush()
-        .await
-        .context("confirming the subscription")?;
+    client.flush().await.context("confirming the subscription")?;
     let received = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&received);
     let expected = args.msgs;

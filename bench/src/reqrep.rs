@@ -40,10 +40,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
 
     let responder = connect(&args.url, "bench-responder", &incidents).await?;
     let mut requests = responder.subscribe(subject.clone()).await?;
-    responder
-        .flush()
-        .await
-        .context("confirming the responder's subscription")?;
+    responder.flush().await.context("confirming the responder's subscription")?;
     let responding = tokio::spawn(async move {
         while let Some(request) = requests.next().await {
             if let Some(reply) = request.reply {
@@ -58,32 +55,21 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     let payload = Bytes::from(vec![b'r'; args.size]);
     let measure = async {
         for _ in 0..args.warmup {
-            requester
-                .request(subject.clone(), payload.clone())
-                .await
-                .context("warm-up request")?;
+            requester.request(subject.clone(), payload.clone()).await.context("warm-up request")?;
         }
         let mut samples_us = Vec::with_capacity(args.count);
         let started = Instant::now();
         for _ in 0..args.count {
             let sent = Instant::now();
-            let reply = requester
-                .request(subject.clone(), payload.clone())
-                .await
-                .context("request")?;
+            let reply = requester.request(subject.clone(), payload.clone()).await.context("request")?;
             samples_us.push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
-            anyhow::ensure!(
-                reply.payload.len() == args.size,
-                "reply of {} bytes",
-                reply.payload.len()
-            );
+            anyhow::ensure!(reply.payload.len() == args.size, "reply of {} bytes", reply.payload.len());
         }
         anyhow::Ok((samples_us, started.elapsed()))
     };
     let outcome = tokio::time::timeout_at(deadline, measure).await;
     responding.abort();
-    let (mut samples_us, elapsed) =
-        outcome.context("requests did not finish before the deadline")??;
+    let (mut samples_us, elapsed) = outcome.context("requests did not finish before the deadline")??;
     incidents.check()?;
 
     samples_us.sort_unstable();

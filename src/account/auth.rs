@@ -14,10 +14,7 @@ pub struct Auth {
 impl Auth {
     pub fn from_config(cfg: &Authorization) -> Self {
         Auth {
-            user: cfg
-                .user
-                .clone()
-                .map(|u| (u, cfg.password.clone().unwrap_or_default())),
+            user: cfg.user.clone().map(|u| (u, cfg.password.clone().unwrap_or_default())),
             token: cfg.token.clone(),
         }
     }
@@ -33,23 +30,13 @@ impl Auth {
             return true;
         }
         if let Some(token) = &self.token {
-            if opts
-                .auth_token
-                .as_deref()
-                .is_some_and(|t| constant_time_eq(t, token))
-            {
+            if opts.auth_token.as_deref().is_some_and(|t| constant_time_eq(t, token)) {
                 return true;
             }
         }
         if let Some((user, pass)) = &self.user {
-            let user_ok = opts
-                .user
-                .as_deref()
-                .is_some_and(|u| constant_time_eq(u, user));
-            let pass_ok = opts
-                .pass
-                .as_deref()
-                .is_some_and(|p| constant_time_eq(p, pass));
+            let user_ok = opts.user.as_deref().is_some_and(|u| constant_time_eq(u, user));
+            let pass_ok = opts.pass.as_deref().is_some_and(|p| constant_time_eq(p, pass));
             if user_ok & pass_ok {
                 return true;
             }
@@ -91,10 +78,7 @@ mod tests {
         assert!(auth.check(&opts(Some("u"), Some("p"), None)));
         assert!(!auth.check(&opts(Some("u"), Some("x"), None)));
         assert!(!auth.check(&opts(None, None, None)));
-        let auth = Auth::from_config(&Authorization {
-            token: Some("t".into()),
-            ..Authorization::default()
-        });
+        let auth = Auth::from_config(&Authorization { token: Some("t".into()), ..Authorization::default() });
         assert!(auth.check(&opts(None, None, Some("t"))));
         assert!(!auth.check(&opts(None, None, Some("tt"))));
         assert!(!Auth::default().required());

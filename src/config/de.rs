@@ -51,11 +51,7 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError {
-            path: Vec::new(),
-            location: None,
-            message: msg.to_string(),
-        }
+        DeError { path: Vec::new(), location: None, message: msg.to_string() }
     }
 }
 
@@ -65,21 +61,14 @@ pub fn from_map<'de, T: de::Deserialize<'de>>(
     root: &Location,
 ) -> Result<(T, Vec<IgnoredKey>), DeError> {
     let ignored = RefCell::new(Vec::new());
-    let value = T::deserialize(MapDeserializer {
-        map,
-        path: String::new(),
-        ignored: &ignored,
-    })
-    .map_err(|e| {
-        if e.location.is_none() {
-            DeError {
-                location: Some(root.clone()),
-                ..e
+    let value =
+        T::deserialize(MapDeserializer { map, path: String::new(), ignored: &ignored }).map_err(|e| {
+            if e.location.is_none() {
+                DeError { location: Some(root.clone()), ..e }
+            } else {
+                e
             }
-        } else {
-            e
-        }
-    })?;
+        })?;
     Ok((value, ignored.into_inner()))
 }
 
@@ -121,10 +110,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de, '_> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let located = |e: DeError| match e.location {
             Some(_) => e,
-            None => DeError {
-                location: Some(self.node.location.clone()),
-                ..e
-            },
+            None => DeError { location: Some(self.node.location.clone()), ..e },
         };
         match &self.node.value {
             Value::String(s) | Value::DateTime(s) => visitor.visit_borrowed_str(s),
@@ -180,10 +166,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de, '_> {
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         if let Some(entry) = self.entry {
             if !entry.used_as_variable {
-                self.ignored.borrow_mut().push(IgnoredKey {
-                    path: self.path,
-                    location: entry.key_location.clone(),
-                });
+                self.ignored
+                    .borrow_mut()
+                    .push(IgnoredKey { path: self.path, location: entry.key_location.clone() });
             }
         }
         visitor.visit_unit()
@@ -205,27 +190,20 @@ struct Entries<'de, 'c> {
 impl<'de> MapAccess<'de> for Entries<'de, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         let Some(entry) = self.entries.next() else {
             return Ok(None);
         };
         self.current = Some(entry);
-        seed.deserialize(entry.key.as_str().into_deserializer())
-            .map(Some)
+        seed.deserialize(entry.key.as_str().into_deserializer()).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some(entry) = self.current.take() else {
             return Err(de::Error::custom("value requested before its key"));
         };
-        let path = if self.path.is_empty() {
-            entry.key.clone()
-        } else {
-            format!("{}.{}", self.path, entry.key)
-        };
+        let path =
+            if self.path.is_empty() { entry.key.clone() } else { format!("{}.{}", self.path, entry.key) };
         seed.deserialize(NodeDeserializer {
             node: &entry.value,
             entry: Some(entry),
@@ -246,21 +224,12 @@ struct Items<'de, 'c> {
 impl<'de> SeqAccess<'de> for Items<'de, '_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         let Some(node) = self.items.next() else {
             return Ok(None);
         };
         let path = format!("{}[{}]", self.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDeserializer {
-            node,
-            entry: None,
-            path,
-            ignored: self.ignored,
-        })
-        .map(Some)
+        seed.deserialize(NodeDeserializer { node, entry: None, path, ignored: self.ignored }).map(Some)
     }
 }

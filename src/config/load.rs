@@ -59,11 +59,7 @@ pub enum ConfigError {
     Toml(#[from] toml_tree::TomlError),
     /// A known option has a value it cannot take.
     #[error("{}invalid value for {key:?}: {reason}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]
-    Invalid {
-        key: String,
-        location: Option<Location>,
-        reason: String,
-    },
+    Invalid { key: String, location: Option<Location>, reason: String },
 }
 
 impl ConfigError {
@@ -94,14 +90,9 @@ impl Config {
 
     /// Reads a file: `.toml` is TOML, anything else is nats-server's `.conf` format.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if path
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"))
-        {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        if path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case("toml")) {
             Config::from_toml_str(&text, path)
         } else {
             Config::from_conf_str(&text, path)
@@ -113,17 +104,12 @@ impl Config {
 fn from_tree(mut tree: Map, origin: &Path) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     normalize::normalize(&mut tree, &mut warnings)?;
-    let top = Location {
-        file: origin.into(),
-        line: 1,
-        column: 1,
-    };
-    let (config, ignored) =
-        de::from_map::<Config>(&tree, &top).map_err(|e| ConfigError::Invalid {
-            key: e.path.join("."),
-            location: e.location,
-            reason: e.message,
-        })?;
+    let top = Location { file: origin.into(), line: 1, column: 1 };
+    let (config, ignored) = de::from_map::<Config>(&tree, &top).map_err(|e| ConfigError::Invalid {
+        key: e.path.join("."),
+        location: e.location,
+        reason: e.message,
+    })?;
     warnings.extend(ignored.into_iter().map(|key| ConfigWarning {
         key: key.path,
         location: Some(key.location),
@@ -144,21 +130,16 @@ fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
             reason,
         }
     };
-    for (key, port) in [
-        ("port", config.port),
-        ("http_port", config.http_port),
-        ("mqtt.port", config.mqtt.port),
-    ] {
+    for (key, port) in
+        [("port", config.port), ("http_port", config.http_port), ("mqtt.port", config.mqtt.port)]
+    {
         if !(-1..=65535).contains(&port) {
             return Err(invalid(key, format!("port {port} is outside -1..=65535")));
         }
     }
     if let Some(name) = &config.server_name {
         if name.contains(char::is_whitespace) {
-            return Err(invalid(
-                "server_name",
-                format!("server name {name:?} contains spaces"),
-            ));
+            return Err(invalid("server_name", format!("server name {name:?} contains spaces")));
         }
     }
     if config.max_payload > config.max_pending {

@@ -138,12 +138,7 @@ pub struct Authorization {
 
 impl Default for Authorization {
     fn default() -> Self {
-        Authorization {
-            user: None,
-            password: None,
-            token: None,
-            timeout: Duration::from_secs(2),
-        }
+        Authorization { user: None, password: None, token: None, timeout: Duration::from_secs(2) }
     }
 }
 

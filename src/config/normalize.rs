@@ -28,10 +28,7 @@ const TOP: Block = Block {
         ("max_conn", "max_connections"),
         ("max_subs", "max_subscriptions"),
     ],
-    listen: &[
-        ("listen", "host", "port"),
-        ("http", "http_host", "http_port"),
-    ],
+    listen: &[("listen", "host", "port"), ("http", "http_host", "http_port")],
     unsupported: &[
         "client_advertise",
         "trace_verbose",
@@ -178,19 +175,8 @@ const MQTT: Block = Block {
 pub fn normalize(root: &mut Map, warnings: &mut Vec<ConfigWarning>) -> Result<(), ConfigError> {
     rewrite(root, "", &TOP, warnings)?;
     expand_jetstream_shorthand(root)?;
-    for (name, block) in [
-        ("jetstream", &JETSTREAM),
-        ("authorization", &AUTHORIZATION),
-        ("mqtt", &MQTT),
-    ] {
-        if let Some(Entry {
-            value: Node {
-                value: Value::Map(inner),
-                ..
-            },
-            ..
-        }) = root.entry_mut(name)
-        {
+    for (name, block) in [("jetstream", &JETSTREAM), ("authorization", &AUTHORIZATION), ("mqtt", &MQTT)] {
+        if let Some(Entry { value: Node { value: Value::Map(inner), .. }, .. }) = root.entry_mut(name) {
             rewrite(inner, name, block, warnings)?;
         }
     }
@@ -255,33 +241,18 @@ fn split_listen(
             let (host, port) = text
                 .rsplit_once(':')
                 .ok_or_else(|| invalid(format!("expected \"host:port\", got {text:?}")))?;
-            let host = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            let port = port
-                .parse::<i64>()
-                .map_err(|_| invalid(format!("invalid port {port:?} in {text:?}")))?;
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            let port =
+                port.parse::<i64>().map_err(|_| invalid(format!("invalid port {port:?} in {text:?}")))?;
             // An empty host (":4222") means every interface, as in Go's listen.
-            (
-                Some(if host.is_empty() { "0.0.0.0" } else { host }.to_string()),
-                port,
-            )
+            (Some(if host.is_empty() { "0.0.0.0" } else { host }.to_string()), port)
         }
-        other => {
-            return Err(invalid(format!(
-                "expected \"host:port\" or a port, found {}",
-                other.kind()
-            )))
-        }
+        other => return Err(invalid(format!("expected \"host:port\" or a port, found {}", other.kind()))),
     };
     let derived = |key: &str, value| Entry {
         key: key.to_string(),
         key_location: entry.key_location.clone(),
-        value: Node {
-            value,
-            location: entry.value.location.clone(),
-        },
+        value: Node { value, location: entry.value.location.clone() },
         used_as_variable: false,
     };
     if let Some(host) = host {
@@ -305,9 +276,7 @@ fn expand_jetstream_shorthand(root: &mut Map) -> Result<(), ConfigError> {
                 return Err(ConfigError::Invalid {
                     key: "jetstream".into(),
                     location: Some(entry.value.location.clone()),
-                    reason: format!(
-                        "expected \"enabled\", \"disabled\", a boolean or a block, got {word:?}"
-                    ),
+                    reason: format!("expected \"enabled\", \"disabled\", a boolean or a block, got {word:?}"),
                 })
             }
         },
@@ -318,16 +287,10 @@ fn expand_jetstream_shorthand(root: &mut Map) -> Result<(), ConfigError> {
     block.insert(Entry {
         key: "enabled".into(),
         key_location: entry.key_location.clone(),
-        value: Node {
-            value: Value::Bool(enabled),
-            location: location.clone(),
-        },
+        value: Node { value: Value::Bool(enabled), location: location.clone() },
         used_as_variable: false,
     });
-    entry.value = Node {
-        value: Value::Map(block),
-        location,
-    };
+    entry.value = Node { value: Value::Map(block), location };
     Ok(())
 }
 

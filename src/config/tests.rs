@@ -67,39 +67,28 @@ fn empty_files_give_the_defaults() {
 
 #[test]
 fn an_unknown_key_is_a_warning_with_its_location() {
-    let loaded =
-        conf("port = 4222\n\njetstream {\n  store_dir: /tmp/js\n  bogus: 1\n}\nfoo { bar = 1 }\n");
+    let loaded = conf("port = 4222\n\njetstream {\n  store_dir: /tmp/js\n  bogus: 1\n}\nfoo { bar = 1 }\n");
     assert_eq!(loaded.config.port, 4222);
-    assert_eq!(
-        loaded.config.jetstream.store_dir,
-        Some(PathBuf::from("/tmp/js"))
-    );
+    assert_eq!(loaded.config.jetstream.store_dir, Some(PathBuf::from("/tmp/js")));
     assert_eq!(
         warnings(&loaded),
-        vec![
-            r#"test.conf:5:3: unknown option "jetstream.bogus""#,
-            r#"test.conf:7:1: unknown option "foo""#
-        ]
+        vec![r#"test.conf:5:3: unknown option "jetstream.bogus""#, r#"test.conf:7:1: unknown option "foo""#]
     );
-    assert!(loaded
-        .warnings
-        .iter()
-        .all(|w| w.kind == WarningKind::Unknown));
+    assert!(loaded.warnings.iter().all(|w| w.kind == WarningKind::Unknown));
 }
 
 #[test]
 fn an_unknown_key_in_toml_is_a_warning_with_its_location() {
     let loaded = toml("port = 1\n[mqtt]\nport = 1884\nqos = 2\n");
     assert_eq!(loaded.config.mqtt.port, 1884);
-    assert_eq!(
-        warnings(&loaded),
-        vec![r#"test.toml:4:1: unknown option "mqtt.qos""#]
-    );
+    assert_eq!(warnings(&loaded), vec![r#"test.toml:4:1: unknown option "mqtt.qos""#]);
 }
 
 #[test]
 fn nats_server_options_not_implemented_yet_warn_and_are_ignored() {
-    let loaded = conf("tls { cert_file: x }\ncluster { name: c }\njetstream { limits { max_ack_pending: 1 } }\nport: 4333");
+    let loaded = conf(
+        "tls { cert_file: x }\ncluster { name: c }\njetstream { limits { max_ack_pending: 1 } }\nport: 4333",
+    );
     assert_eq!(loaded.config.port, 4333);
     assert_eq!(
         warnings(&loaded),
@@ -109,63 +98,40 @@ fn nats_server_options_not_implemented_yet_warn_and_are_ignored() {
             r#"test.conf:3:13: option "jetstream.limits" is not supported yet, ignored"#,
         ]
     );
-    assert!(loaded
-        .warnings
-        .iter()
-        .all(|w| w.kind == WarningKind::Unsupported));
+    assert!(loaded.warnings.iter().all(|w| w.kind == WarningKind::Unsupported));
 }
 
 #[test]
 fn keys_used_as_variables_are_not_unknown_options() {
     let loaded = conf("base_port = 5000\nport = $base_port\nunused = 1");
     assert_eq!(loaded.config.port, 5000);
-    assert_eq!(
-        warnings(&loaded),
-        vec![r#"test.conf:3:1: unknown option "unused""#]
-    );
+    assert_eq!(warnings(&loaded), vec![r#"test.conf:3:1: unknown option "unused""#]);
 }
 
 #[test]
 fn a_bad_value_is_an_error_naming_the_key_and_its_location() {
     let e = conf_error("port = 1\njetstream {\n  max_memory_store: \"lots\"\n}");
-    let ConfigError::Invalid {
-        key,
-        location,
-        reason,
-    } = &e
-    else {
-        panic!("expected Invalid, got {e:?}")
-    };
+    let ConfigError::Invalid { key, location, reason } = &e else { panic!("expected Invalid, got {e:?}") };
     assert_eq!(key, "jetstream.max_memory_store");
     assert_eq!(location.as_ref().map(|l| (l.line, l.column)), Some((3, 21)));
     assert!(reason.contains("invalid size"), "{reason}");
     assert!(
-        e.to_string()
-            .starts_with(r#"test.conf:3:21: invalid value for "jetstream.max_memory_store": "#),
+        e.to_string().starts_with(r#"test.conf:3:21: invalid value for "jetstream.max_memory_store": "#),
         "{e}"
     );
 
     let e = toml_error("[mqtt]\nport = \"abc\"\n");
     assert!(
-        e.to_string()
-            .starts_with(r#"test.toml:2:8: invalid value for "mqtt.port": invalid type: string"#),
+        e.to_string().starts_with(r#"test.toml:2:8: invalid value for "mqtt.port": invalid type: string"#),
         "{e}"
     );
 
     let e = conf_error("ping_interval: \"5 parsecs\"");
     assert!(e.to_string().contains(r#""ping_interval""#), "{e}");
     let e = conf_error("max_connections: -1");
-    assert!(
-        e.to_string()
-            .starts_with(r#"test.conf:1:18: invalid value for "max_connections""#),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(r#"test.conf:1:18: invalid value for "max_connections""#), "{e}");
     let e = conf_error("authorization: 5");
-    assert!(
-        e.to_string()
-            .starts_with(r#"test.conf:1:16: invalid value for "authorization""#),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(r#"test.conf:1:16: invalid value for "authorization""#), "{e}");
 }
 
 #[test]
@@ -181,25 +147,15 @@ fn syntax_errors_carry_file_line_and_column() {
 #[test]
 fn listen_and_http_set_host_and_port() {
     let config =
-        conf("listen: \"127.0.0.1:5222\"\nhttp: \"localhost:9222\"\nmqtt { listen: \":1884\" }")
-            .config;
+        conf("listen: \"127.0.0.1:5222\"\nhttp: \"localhost:9222\"\nmqtt { listen: \":1884\" }").config;
     assert_eq!((config.host.as_str(), config.port), ("127.0.0.1", 5222));
-    assert_eq!(
-        (config.http_host.as_str(), config.http_port),
-        ("localhost", 9222)
-    );
-    assert_eq!(
-        (config.mqtt.host.as_str(), config.mqtt.port),
-        ("0.0.0.0", 1884)
-    );
+    assert_eq!((config.http_host.as_str(), config.http_port), ("localhost", 9222));
+    assert_eq!((config.mqtt.host.as_str(), config.mqtt.port), ("0.0.0.0", 1884));
     let config = conf("listen: \"[::1]:4223\"").config;
     assert_eq!((config.host.as_str(), config.port), ("::1", 4223));
     assert_eq!(conf("listen: 4224").config.port, 4224);
     let e = conf_error("listen: \"nohost\"");
-    assert!(
-        e.to_string().contains(r#"invalid value for "listen""#),
-        "{e}"
-    );
+    assert!(e.to_string().contains(r#"invalid value for "listen""#), "{e}");
 }
 
 #[test]
@@ -228,37 +184,20 @@ fn jetstream_accepts_shorthands_and_block_aliases() {
     assert!(!conf("jetstream: false").config.jetstream.enabled);
     assert!(!toml("jetstream = false").config.jetstream.enabled);
     assert!(toml("jetstream = \"enabled\"").config.jetstream.enabled);
-    let js = conf("jetstream { max_mem_store: 1G, max_file: 2G, storedir: /js, sync: \"1s\" }")
-        .config
-        .jetstream;
+    let js =
+        conf("jetstream { max_mem_store: 1G, max_file: 2G, storedir: /js, sync: \"1s\" }").config.jetstream;
     assert_eq!(js.max_memory_store, Some(1_000_000_000));
     assert_eq!(js.max_file_store, Some(2_000_000_000));
     assert_eq!(js.store_dir, Some(PathBuf::from("/js")));
-    assert_eq!(
-        js.sync_interval,
-        SyncInterval::Every(Duration::from_secs(1))
-    );
-    assert_eq!(
-        conf("jetstream { max_mem: 512MB }")
-            .config
-            .jetstream
-            .max_memory_store,
-        Some(512 << 20)
-    );
+    assert_eq!(js.sync_interval, SyncInterval::Every(Duration::from_secs(1)));
+    assert_eq!(conf("jetstream { max_mem: 512MB }").config.jetstream.max_memory_store, Some(512 << 20));
     let e = conf_error("jetstream: maybe");
-    assert!(
-        e.to_string()
-            .starts_with(r#"test.conf:1:12: invalid value for "jetstream""#),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(r#"test.conf:1:12: invalid value for "jetstream""#), "{e}");
 }
 
 #[test]
 fn store_dir_at_the_top_level_and_in_jetstream_is_an_error() {
-    assert_eq!(
-        conf("store_dir: /top").config.store_dir,
-        Some(PathBuf::from("/top"))
-    );
+    assert_eq!(conf("store_dir: /top").config.store_dir, Some(PathBuf::from("/top")));
     let e = conf_error("store_dir: /a\njetstream { store_dir: /b }");
     assert!(e.to_string().contains(r#""jetstream.store_dir""#), "{e}");
 }
@@ -270,74 +209,38 @@ fn durations_are_go_strings_or_seconds() {
     assert_eq!(config.write_deadline, Duration::from_millis(500));
     assert_eq!(config.lame_duck_duration, Duration::from_secs(30));
     assert_eq!(config.authorization.timeout, Duration::from_millis(500));
-    assert_eq!(
-        toml("ping_interval = \"10s\"").config.ping_interval,
-        Duration::from_secs(10)
-    );
-    assert_eq!(
-        toml("ping_interval = 10").config.ping_interval,
-        Duration::from_secs(10)
-    );
+    assert_eq!(toml("ping_interval = \"10s\"").config.ping_interval, Duration::from_secs(10));
+    assert_eq!(toml("ping_interval = 10").config.ping_interval, Duration::from_secs(10));
 }
 
 #[test]
 fn sizes_take_suffixes_in_both_formats() {
-    assert_eq!(
-        conf("max_payload: 8MB\nmax_pending: 100MB")
-            .config
-            .max_payload,
-        8 * 1024 * 1024
-    );
-    assert_eq!(
-        toml("max_payload = \"8MB\"\nmax_pending = \"100MB\"")
-            .config
-            .max_payload,
-        8 * 1024 * 1024
-    );
+    assert_eq!(conf("max_payload: 8MB\nmax_pending: 100MB").config.max_payload, 8 * 1024 * 1024);
+    assert_eq!(toml("max_payload = \"8MB\"\nmax_pending = \"100MB\"").config.max_payload, 8 * 1024 * 1024);
     assert_eq!(conf("max_control_line: 2k").config.max_control_line, 2000);
-    assert_eq!(
-        toml("max_control_line = \"2KiB\"").config.max_control_line,
-        2048
-    );
+    assert_eq!(toml("max_control_line = \"2KiB\"").config.max_control_line, 2048);
 }
 
 #[test]
 fn sync_interval_is_always_or_a_duration() {
     assert_eq!(
-        toml("[jetstream]\nsync_interval = \"always\"")
-            .config
-            .jetstream
-            .sync_interval,
+        toml("[jetstream]\nsync_interval = \"always\"").config.jetstream.sync_interval,
         SyncInterval::Always
     );
     assert_eq!(
-        toml("[jetstream]\nsync_interval = \"2m\"")
-            .config
-            .jetstream
-            .sync_interval,
+        toml("[jetstream]\nsync_interval = \"2m\"").config.jetstream.sync_interval,
         SyncInterval::Every(Duration::from_secs(120))
     );
     let e = toml_error("[jetstream]\nsync_interval = 0");
-    assert!(
-        e.to_string().contains(r#""jetstream.sync_interval""#),
-        "{e}"
-    );
+    assert!(e.to_string().contains(r#""jetstream.sync_interval""#), "{e}");
 }
 
 #[test]
 fn values_that_contradict_each_other_or_exceed_ranges_are_errors() {
     let e = conf_error("port: 70000");
-    assert!(
-        e.to_string()
-            .starts_with(r#"test.conf:1:7: invalid value for "port""#),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(r#"test.conf:1:7: invalid value for "port""#), "{e}");
     let e = conf_error("max_payload: 2MB\nmax_pending: 1MB");
-    assert!(
-        e.to_string()
-            .starts_with(r#"test.conf:1:14: invalid value for "max_payload""#),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with(r#"test.conf:1:14: invalid value for "max_payload""#), "{e}");
     let e = conf_error("server_name: \"has space\"");
     assert!(e.to_string().contains(r#""server_name""#), "{e}");
 }
@@ -353,15 +256,10 @@ fn includes_resolve_relative_to_the_including_file_on_disk() {
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
         path
     };
-    write(
-        "conf.d/auth.conf",
-        "user: alice\npassword: secret\nextra: 1\n",
-    );
+    write("conf.d/auth.conf", "user: alice\npassword: secret\nextra: 1\n");
     write("conf.d/limits.conf", "max_payload: 2MB\n");
-    let main = write(
-        "main.conf",
-        "include ./conf.d/limits.conf\nauthorization {\n  include conf.d/auth.conf\n}\n",
-    );
+    let main =
+        write("main.conf", "include ./conf.d/limits.conf\nauthorization {\n  include conf.d/auth.conf\n}\n");
     let loaded = Config::load(&main).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.config.max_payload, 2 << 20);
     assert_eq!(loaded.config.authorization.user.as_deref(), Some("alice"));
@@ -369,10 +267,7 @@ fn includes_resolve_relative_to_the_including_file_on_disk() {
     let auth = dir.path().join("conf.d/auth.conf");
     assert_eq!(
         warnings(&loaded),
-        vec![format!(
-            r#"{}:3:1: unknown option "authorization.extra""#,
-            auth.display()
-        )]
+        vec![format!(r#"{}:3:1: unknown option "authorization.extra""#, auth.display())]
     );
 }
 
@@ -381,16 +276,10 @@ fn load_chooses_the_format_by_extension() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let as_toml = dir.path().join("j.toml");
     std::fs::write(&as_toml, "port = 1234\n").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        Config::load(&as_toml).map(|l| l.config.port).ok(),
-        Some(1234)
-    );
+    assert_eq!(Config::load(&as_toml).map(|l| l.config.port).ok(), Some(1234));
     let as_conf = dir.path().join("j.cfg");
     std::fs::write(&as_conf, "port: 4321\n").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        Config::load(&as_conf).map(|l| l.config.port).ok(),
-        Some(4321)
-    );
+    assert_eq!(Config::load(&as_conf).map(|l| l.config.port).ok(), Some(4321));
     let missing = Config::load(&dir.path().join("missing.conf"));
     assert!(matches!(missing, Err(ConfigError::Read { .. })));
 }

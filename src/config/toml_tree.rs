@@ -27,24 +27,15 @@ struct Lines {
 
 impl Lines {
     fn new(text: &str, file: Arc<Path>) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Lines {
-            file,
-            text_len: text.len(),
-            starts,
-        }
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        Lines { file, text_len: text.len(), starts }
     }
 
     fn locate(&self, text: &str, offset: usize) -> Location {
         let offset = offset.min(self.text_len);
         let line = self.starts.partition_point(|&start| start <= offset).max(1);
         let line_start = self.starts.get(line - 1).copied().unwrap_or(0);
-        let column = text
-            .get(line_start..offset)
-            .map_or(0, |s| s.chars().count())
-            + 1;
+        let column = text.get(line_start..offset).map_or(0, |s| s.chars().count()) + 1;
         Location {
             file: self.file.clone(),
             line: u32::try_from(line).unwrap_or(u32::MAX),
@@ -82,30 +73,17 @@ fn convert(value: &Spanned<DeValue<'_>>, text: &str, lines: &Lines) -> Result<No
         DeValue::String(s) => Value::String(s.to_string()),
         DeValue::Integer(n) => match i64::from_str_radix(n.as_str(), n.radix()) {
             Ok(n) => Value::Integer(n),
-            Err(_) => {
-                return Err(TomlError {
-                    location,
-                    message: format!("integer {n} is out of range"),
-                })
-            }
+            Err(_) => return Err(TomlError { location, message: format!("integer {n} is out of range") }),
         },
         DeValue::Float(f) => match f.as_str().parse::<f64>() {
             Ok(f) => Value::Float(f),
-            Err(_) => {
-                return Err(TomlError {
-                    location,
-                    message: format!("invalid float {f}"),
-                })
-            }
+            Err(_) => return Err(TomlError { location, message: format!("invalid float {f}") }),
         },
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(d) => Value::DateTime(d.to_string()),
-        DeValue::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|item| convert(item, text, lines))
-                .collect::<Result<_, _>>()?,
-        ),
+        DeValue::Array(items) => {
+            Value::Array(items.iter().map(|item| convert(item, text, lines)).collect::<Result<_, _>>()?)
+        }
         DeValue::Table(table) => Value::Map(convert_table(table, text, lines)?),
     };
     Ok(Node { value, location })

@@ -20,11 +20,7 @@ pub fn size_multiplier(suffix: &str) -> Option<u64> {
     let (letter, binary) = match lower.as_str() {
         "" | "b" => return Some(1),
         s if s.len() == 1 => (s, false),
-        s => match s
-            .strip_suffix("ib")
-            .or_else(|| s.strip_suffix('b'))
-            .or_else(|| s.strip_suffix('i'))
-        {
+        s => match s.strip_suffix("ib").or_else(|| s.strip_suffix('b')).or_else(|| s.strip_suffix('i')) {
             Some(letter) if letter.len() == 1 => (letter, true),
             _ => return None,
         },
@@ -45,16 +41,12 @@ pub fn size_multiplier(suffix: &str) -> Option<u64> {
 /// Parses a size: a number of bytes, optionally followed by a suffix (see [`size_multiplier`]).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (num, suffix) = text.split_at(digits);
     let value: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
     let mult = size_multiplier(suffix.trim())
         .ok_or_else(|| format!("invalid size {text:?}: unknown suffix {suffix:?}"))?;
-    value
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size {text:?} overflows"))
+    value.checked_mul(mult).ok_or_else(|| format!("size {text:?} overflows"))
 }
 
 /// Parses a Go-style duration ("1h2m3.5s", "250ms", "10us") or a bare number of seconds.
@@ -69,16 +61,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = text;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_len);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
+        let value: f64 = num.parse().map_err(|_| format!("invalid duration {text:?}"))?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let scale = match unit {
             "ns" => 1e-9,
@@ -129,9 +115,7 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_i64<E: de::Error>(self, n: i64) -> Result<Duration, E> {
-        u64::try_from(n)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom(format!("negative duration {n}")))
+        u64::try_from(n).map(Duration::from_secs).map_err(|_| E::custom(format!("negative duration {n}")))
     }
 
     fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Duration, E> {
@@ -174,9 +158,7 @@ impl Visitor<'_> for SizeVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<u64, E> {
-        Err(E::custom(format!(
-            "size {f} is not a whole number of bytes"
-        )))
+        Err(E::custom(format!("size {f} is not a whole number of bytes")))
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<u64, E> {
@@ -250,9 +232,7 @@ impl<'de> Deserialize<'de> for SyncInterval {
         }
         fn every<E: de::Error>(d: Duration) -> Result<SyncInterval, E> {
             if d.is_zero() {
-                Err(E::custom(
-                    "sync_interval must be \"always\" or longer than zero",
-                ))
+                Err(E::custom("sync_interval must be \"always\" or longer than zero"))
             } else {
                 Ok(SyncInterval::Every(d))
             }

@@ -18,9 +18,7 @@ pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationTok
         .route("/subsz", get(varz::subsz))
         .route("/connz", get(varz::connz))
         .with_state(core);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await;
+    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
     if let Err(e) = result {
         tracing::error!("monitoring server failed: {e}");
     }

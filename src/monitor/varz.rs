@@ -13,10 +13,7 @@ use serde_json::{json, Value};
 use crate::server::{Core, JETWAY_VERSION, NATS_COMPAT_VERSION};
 
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     crate::time::format_rfc3339(secs)
 }
 

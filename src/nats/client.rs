@@ -11,7 +11,7 @@ use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::outbound::Outbound;
+use super::outbound::{Outbound, Pushed};
 use crate::router::{Message, Subscription};
 use crate::stats::ServerStats;
 
@@ -82,12 +82,7 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
-    pub fn new(
-        id: u64,
-        addr: SocketAddr,
-        max_pending: usize,
-        server_stats: Arc<ServerStats>,
-    ) -> Self {
+    pub fn new(id: u64, addr: SocketAddr, max_pending: usize, server_stats: Arc<ServerStats>) -> Self {
         ClientShared {
             id,
             addr,
@@ -103,9 +98,9 @@ impl ClientShared {
         }
     }
 
-    /// Appends a `MSG`/`HMSG` for subscription `sid`. True when the writer must be woken.
+    /// Appends a `MSG`/`HMSG` for subscription `sid`.
     /// Past `max_pending` the client is closed as a slow consumer and the message dropped.
-    pub fn push_msg(&self, msg: &Message<'_>, sid: &Bytes) -> bool {
+    pub fn push_msg(&self, msg: &Message<'_>, sid: &Bytes) -> Pushed {
         let size = msg.size();
         let hint = size + msg.subject.len() + msg.reply.map_or(0, str::len) + sid.len() + 32;
         let pushed = self.outbound.push(hint, |buf| {
@@ -121,32 +116,25 @@ impl ClientShared {
         match pushed {
             Ok(wake) => {
                 self.counters.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.counters
-                    .out_bytes
-                    .fetch_add(size as u64, Ordering::Relaxed);
+                self.counters.out_bytes.fetch_add(size as u64, Ordering::Relaxed);
                 self.server_stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.server_stats
-                    .out_bytes
-                    .fetch_add(size as u64, Ordering::Relaxed);
+                self.server_stats.out_bytes.fetch_add(size as u64, Ordering::Relaxed);
                 wake
             }
             Err(_) => {
                 if self.close(CloseReason::SlowConsumerPendingBytes) {
-                    self.server_stats
-                        .slow_consumers
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(cid = self.id, "slow consumer: pending bytes over limit");
                 }
-                false
+                Pushed::default()
             }
         }
     }
 
     /// Appends raw protocol bytes (INFO, PONG, -ERR, …) and wakes the writer.
     pub fn send_raw(&self, bytes: &[u8]) {
-        if let Ok(true) = self
-            .outbound
-            .push(bytes.len(), |buf| buf.extend_from_slice(bytes))
+        if let Ok(Pushed { wake: true, .. }) =
+            self.outbound.push(bytes.len(), |buf| buf.extend_from_slice(bytes))
         {
             self.outbound.wake();
         }
@@ -211,10 +199,6 @@ impl ClientShared {
     }
 
     pub fn sub_subjects(&self) -> Vec<String> {
-        self.subs
-            .lock()
-            .values()
-            .map(|s| s.subject.to_string())
-            .collect()
+        self.subs.lock().values().map(|s| s.subject.to_string()).collect()
     }
 }

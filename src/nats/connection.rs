@@ -32,11 +32,7 @@ where
     R: AsyncRead + Send + 'static,
     W: AsyncWrite + Send + 'static,
 {
-    let write_task = tokio::spawn(write_loop(
-        client.clone(),
-        writer,
-        core.config.write_deadline,
-    ));
+    let write_task = tokio::spawn(write_loop(client.clone(), writer, core.config.write_deadline));
     let mut session = Session::new(core.clone(), client.clone());
     session.send_info();
     let reason = session.read_loop(reader).await;
@@ -46,11 +42,7 @@ where
     core.unregister(&client);
 }
 
-async fn write_loop<W: AsyncWrite + Send>(
-    client: Arc<ClientShared>,
-    writer: W,
-    deadline: Duration,
-) {
+async fn write_loop<W: AsyncWrite + Send>(client: Arc<ClientShared>, writer: W, deadline: Duration) {
     tokio::pin!(writer);
     let mut spare = BytesMut::new();
     loop {
@@ -71,18 +63,14 @@ async fn write_loop<W: AsyncWrite + Send>(
             _ = client.abort_writes().cancelled() => break,
         };
         match write {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => client.outbound.signal_drained(),
             Ok(Err(_)) => {
                 client.close(CloseReason::WriteError);
                 break;
             }
             Err(_) => {
                 if client.close(CloseReason::SlowConsumerWriteDeadline) {
-                    tracing::debug!(
-                        cid = client.id,
-                        len,
-                        "slow consumer: write deadline exceeded"
-                    );
+                    tracing::debug!(cid = client.id, len, "slow consumer: write deadline exceeded");
                 }
                 break;
             }
@@ -127,10 +115,7 @@ impl Session {
             core,
             client,
             parser: Parser::new(limits),
-            opts: ConnectOptions {
-                echo: true,
-                ..ConnectOptions::default()
-            },
+            opts: ConnectOptions { echo: true, ..ConnectOptions::default() },
             connected: false,
             pings_out: 0,
             l1: HashMap::default(),
@@ -143,10 +128,7 @@ impl Session {
 
     fn send_info(&self) {
         let mut buf = BytesMut::new();
-        encode::info(
-            &mut buf,
-            &self.core.client_info(self.client.id, self.client.addr.ip()),
-        );
+        encode::info(&mut buf, &self.core.client_info(self.client.id, self.client.addr.ip()));
         self.client.send_raw(&buf);
     }
 
@@ -162,13 +144,8 @@ impl Session {
         let auth_required = self.core.auth.required();
         let auth_deadline = tokio::time::sleep(self.core.config.authorization.timeout);
         tokio::pin!(auth_deadline);
-        let ping_interval = self
-            .core
-            .config
-            .ping_interval
-            .max(Duration::from_millis(10));
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+        let ping_interval = self.core.config.ping_interval.max(Duration::from_millis(10));
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if buf.capacity() - buf.len() < 4096 {
@@ -180,6 +157,7 @@ impl Session {
                     Ok(_) => {
                         let next = self.process(&mut buf);
                         self.end_batch();
+                        self.flush.wait_stalled().await;
                         if let Next::Close(reason) = next {
                             return reason;
                         }
@@ -220,20 +198,11 @@ impl Session {
             }
             let is_pub = matches!(op, ClientOp::Pub { .. });
             let next = match op {
-                ClientOp::Pub {
-                    subject,
-                    reply,
-                    headers,
-                    payload,
-                } => {
+                ClientOp::Pub { subject, reply, headers, payload } => {
                     self.on_pub(&subject, reply.as_ref(), headers.as_ref(), &payload);
                     Next::Continue
                 }
-                ClientOp::Sub {
-                    subject,
-                    queue,
-                    sid,
-                } => {
+                ClientOp::Sub { subject, queue, sid } => {
                     self.on_sub(subject, queue, sid);
                     Next::Continue
                 }
@@ -316,28 +285,15 @@ impl Session {
         Next::Continue
     }
 
-    fn on_pub(
-        &mut self,
-        subject: &Bytes,
-        reply: Option<&Bytes>,
-        headers: Option<&Bytes>,
-        payload: &Bytes,
-    ) {
+    fn on_pub(&mut self, subject: &Bytes, reply: Option<&Bytes>, headers: Option<&Bytes>, payload: &Bytes) {
         let size = payload.len() + headers.map_or(0, Bytes::len);
         self.client.counters.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.client
-            .counters
-            .in_bytes
-            .fetch_add(size as u64, Ordering::Relaxed);
+        self.client.counters.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
         self.core.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
-        self.core
-            .stats
-            .in_bytes
-            .fetch_add(size as u64, Ordering::Relaxed);
-        let (Ok(subject_str), Ok(reply_str)) = (
-            std::str::from_utf8(subject),
-            reply.map(|r| std::str::from_utf8(r)).transpose(),
-        ) else {
+        self.core.stats.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        let (Ok(subject_str), Ok(reply_str)) =
+            (std::str::from_utf8(subject), reply.map(|r| std::str::from_utf8(r)).transpose())
+        else {
             if self.opts.pedantic {
                 self.send_err("Invalid Publish Subject");
             }
@@ -359,8 +315,7 @@ impl Session {
             origin: Some(self.client.id),
             echo: self.opts.echo,
         };
-        let delivered =
-            crate::router::deliver::deliver(&self.core.sublist, &result, &msg, &mut self.flush);
+        let delivered = crate::router::deliver::deliver(&self.core.sublist, &result, &msg, &mut self.flush);
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = reply_str {
                 self.no_responders(subject_str, reply);
@@ -371,11 +326,7 @@ impl Session {
     /// Sends the `NATS/1.0 503` status to this client's own subscription matching `reply`.
     fn no_responders(&mut self, subject: &str, reply: &str) {
         let result = self.core.sublist.matches(reply);
-        let Some(sub) = result
-            .plain
-            .iter()
-            .find(|s| s.client_id() == Some(self.client.id))
-        else {
+        let Some(sub) = result.plain.iter().find(|s| s.client_id() == Some(self.client.id)) else {
             return;
         };
         let Sink::Client { sid, .. } = &sub.sink else {
@@ -391,7 +342,7 @@ impl Session {
             origin: None,
             echo: true,
         };
-        if self.client.push_msg(&msg, sid) {
+        if self.client.push_msg(&msg, sid).wake {
             self.flush.add(&self.client);
         }
     }
@@ -416,10 +367,9 @@ impl Session {
     }
 
     fn on_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
-        let (Ok(subject), Ok(queue)) = (
-            std::str::from_utf8(&subject),
-            queue.as_deref().map(std::str::from_utf8).transpose(),
-        ) else {
+        let (Ok(subject), Ok(queue)) =
+            (std::str::from_utf8(&subject), queue.as_deref().map(std::str::from_utf8).transpose())
+        else {
             self.send_err("Invalid Subject");
             return;
         };
@@ -434,10 +384,7 @@ impl Session {
             self.send_err("maximum subscriptions exceeded");
             return;
         }
-        let sink = Sink::Client {
-            client: self.client.clone(),
-            sid: sid.clone(),
-        };
+        let sink = Sink::Client { client: self.client.clone(), sid: sid.clone() };
         let sub = Subscription::new(subject.into(), queue.map(Into::into), sink);
         // A repeated sid is ignored, as nats-server does.
         if self.client.add_sub(sid, sub.clone()) {
@@ -463,14 +410,8 @@ impl Session {
         self.flush.flush();
         if self.batch_in_msgs > 0 {
             let (msgs, bytes) = (self.batch_in_msgs, self.batch_in_bytes);
-            self.client
-                .counters
-                .in_msgs
-                .fetch_add(msgs, Ordering::Relaxed);
-            self.client
-                .counters
-                .in_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+            self.client.counters.in_msgs.fetch_add(msgs, Ordering::Relaxed);
+            self.client.counters.in_bytes.fetch_add(bytes, Ordering::Relaxed);
             self.core.stats.in_msgs.fetch_add(msgs, Ordering::Relaxed);
             self.core.stats.in_bytes.fetch_add(bytes, Ordering::Relaxed);
             self.batch_in_msgs = 0;

@@ -30,12 +30,8 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
         let _ = stream.set_nodelay(true);
         let id = core.next_client_id();
         core.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let client = Arc::new(ClientShared::new(
-            id,
-            addr,
-            core.config.max_pending as usize,
-            core.stats.clone(),
-        ));
+        let client =
+            Arc::new(ClientShared::new(id, addr, core.config.max_pending as usize, core.stats.clone()));
         if !core.register(&client) {
             // Over max_connections: INFO then the error, as nats-server does, then close.
             let mut buf = BytesMut::new();
@@ -51,11 +47,6 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
         }
         tracing::debug!(cid = id, %addr, "client connection created");
         let (reader, writer) = stream.into_split();
-        core.tasks.spawn(super::connection::serve(
-            core.clone(),
-            client,
-            reader,
-            writer,
-        ));
+        core.tasks.spawn(super::connection::serve(core.clone(), client, reader, writer));
     }
 }

@@ -16,6 +16,16 @@ const KEEP_CAPACITY: usize = 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
 
+/// The result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pushed {
+    /// First data since the writer's last take: the writer needs a wake-up.
+    pub wake: bool,
+    /// Pending bytes are past the stall threshold (3/4 of `max_pending`): the producer should
+    /// pause briefly so the writer catches up (nats-server's "fast producer stall").
+    pub stalled: bool,
+}
+
 #[derive(Default)]
 struct State {
     buf: BytesMut,
@@ -27,7 +37,10 @@ struct State {
 pub struct Outbound {
     state: Mutex<State>,
     notify: Notify,
+    /// Signalled after every write, for producers waiting out a stall.
+    drained: Notify,
     max_pending: usize,
+    stall_threshold: usize,
 }
 
 impl Outbound {
@@ -35,20 +48,17 @@ impl Outbound {
         Outbound {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            drained: Notify::new(),
             max_pending,
+            stall_threshold: max_pending / 4 * 3,
         }
     }
 
     /// Appends a frame of about `size_hint` bytes written by `encode`.
-    /// `Ok(true)`: the writer needs a wake-up (first data since its last take).
-    pub fn push(
-        &self,
-        size_hint: usize,
-        encode: impl FnOnce(&mut BytesMut),
-    ) -> Result<bool, Overflow> {
+    pub fn push(&self, size_hint: usize, encode: impl FnOnce(&mut BytesMut)) -> Result<Pushed, Overflow> {
         let mut state = self.state.lock();
         if state.closed {
-            return Ok(false);
+            return Ok(Pushed::default());
         }
         if state.buf.len() + size_hint > self.max_pending {
             return Err(Overflow);
@@ -56,7 +66,33 @@ impl Outbound {
         encode(&mut state.buf);
         let wake = !state.wake_pending;
         state.wake_pending = true;
-        Ok(wake)
+        Ok(Pushed { wake, stalled: state.buf.len() > self.stall_threshold })
+    }
+
+    /// Tells stalled producers that bytes were written.
+    pub fn signal_drained(&self) {
+        self.drained.notify_waiters();
+    }
+
+    /// Resolves once pending bytes are at or below the stall threshold (or the queue closed).
+    pub async fn below_stall_threshold(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let state = self.state.lock();
+                if state.closed || state.buf.len() <= self.stall_threshold {
+                    return;
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// True when pending bytes are at `max_pending` (a stall then waits longer).
+    pub fn is_full(&self) -> bool {
+        self.state.lock().buf.len() >= self.max_pending
     }
 
     /// Wakes the writer.
@@ -99,6 +135,7 @@ impl Outbound {
     pub fn close(&self) {
         self.state.lock().closed = true;
         self.notify.notify_one();
+        self.drained.notify_waiters();
     }
 }
 
@@ -109,14 +146,14 @@ mod tests {
     #[test]
     fn wakes_once_per_batch_and_bounds_pending_bytes() {
         let q = Outbound::new(10);
-        assert_eq!(q.push(4, |b| b.extend_from_slice(b"abcd")), Ok(true));
-        assert_eq!(q.push(4, |b| b.extend_from_slice(b"efgh")), Ok(false));
+        assert_eq!(q.push(4, |b| b.extend_from_slice(b"abcd")), Ok(Pushed { wake: true, stalled: false }));
+        assert_eq!(q.push(4, |b| b.extend_from_slice(b"efgh")), Ok(Pushed { wake: false, stalled: true }));
         assert_eq!(q.push(4, |b| b.extend_from_slice(b"ijkl")), Err(Overflow));
         let mut spare = BytesMut::new();
         assert!(q.take(&mut spare));
         assert_eq!(&spare[..], b"abcdefgh");
         Outbound::recycle(&mut spare);
         assert!(!q.take(&mut spare));
-        assert_eq!(q.push(4, |b| b.extend_from_slice(b"mnop")), Ok(true));
+        assert_eq!(q.push(4, |b| b.extend_from_slice(b"mnop")), Ok(Pushed { wake: true, stalled: false }));
     }
 }

@@ -18,10 +18,7 @@ pub trait InternalHandler: Send + Sync {
 #[derive(Clone)]
 pub enum Sink {
     /// A NATS client connection: encoded as `MSG`/`HMSG` with this subscription id.
-    Client {
-        client: Arc<ClientShared>,
-        sid: Bytes,
-    },
+    Client { client: Arc<ClientShared>, sid: Bytes },
     /// An in-process handler.
     Internal(Arc<dyn InternalHandler>),
 }

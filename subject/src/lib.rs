@@ -14,8 +14,8 @@ mod validate;
 
 pub use matching::{filter_is_subset, filters_overlap, matches, matches_any};
 pub use validate::{
-    is_literal, is_valid_filter, is_valid_literal, is_valid_token, validate_filter,
-    validate_literal, SubjectError,
+    is_literal, is_valid_filter, is_valid_literal, is_valid_token, validate_filter, validate_literal,
+    SubjectError,
 };
 
 /// Token separator.

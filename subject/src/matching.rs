@@ -86,26 +86,18 @@ mod tests {
     }
 
     fn token() -> impl Strategy<Value = String> {
-        prop_oneof![
-            Just("a".to_string()),
-            Just("b".to_string()),
-            Just("c".to_string())
-        ]
+        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("c".to_string())]
     }
     fn filter_token() -> impl Strategy<Value = String> {
         prop_oneof![token(), Just("*".to_string())]
     }
     fn filter() -> impl Strategy<Value = String> {
-        (
-            proptest::collection::vec(filter_token(), 1..4),
-            any::<bool>(),
-        )
-            .prop_map(|(mut t, fwc)| {
-                if fwc {
-                    t.push(">".to_string());
-                }
-                t.join(".")
-            })
+        (proptest::collection::vec(filter_token(), 1..4), any::<bool>()).prop_map(|(mut t, fwc)| {
+            if fwc {
+                t.push(">".to_string());
+            }
+            t.join(".")
+        })
     }
     fn literal() -> impl Strategy<Value = String> {
         proptest::collection::vec(token(), 1..6).prop_map(|t| t.join("."))

@@ -99,18 +99,7 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in [
-            "a",
-            "a.b",
-            "*",
-            ">",
-            "a.*.c",
-            "a.>",
-            "*.>",
-            "$JS.API.>",
-            "a*.b>",
-            "_INBOX.x",
-        ] {
+        for ok in ["a", "a.b", "*", ">", "a.*.c", "a.>", "*.>", "$JS.API.>", "a*.b>", "_INBOX.x"] {
             assert!(is_valid_filter(ok), "{ok}");
         }
         assert_eq!(validate_filter(""), Err(SubjectError::Empty));
@@ -119,10 +108,7 @@ mod tests {
         assert_eq!(validate_filter("a."), Err(SubjectError::EmptyToken));
         assert_eq!(validate_filter("a b"), Err(SubjectError::Whitespace));
         assert_eq!(validate_filter("a\tb"), Err(SubjectError::Whitespace));
-        assert_eq!(
-            validate_filter(">.a"),
-            Err(SubjectError::FullWildcardNotLast)
-        );
+        assert_eq!(validate_filter(">.a"), Err(SubjectError::FullWildcardNotLast));
     }
 
     #[test]

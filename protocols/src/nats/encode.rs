@@ -20,9 +20,7 @@ pub fn msg(
 ) {
     let mut num = itoa::Buffer::new();
     let hdr_len = headers.map_or(0, <[u8]>::len);
-    out.reserve(
-        subject.len() + sid.len() + reply.map_or(0, <[u8]>::len) + hdr_len + payload.len() + 40,
-    );
+    out.reserve(subject.len() + sid.len() + reply.map_or(0, <[u8]>::len) + hdr_len + payload.len() + 40);
     out.put_slice(if headers.is_some() { b"HMSG " } else { b"MSG " });
     out.put_slice(subject);
     out.put_u8(b' ');
@@ -71,14 +69,7 @@ mod tests {
     fn frames() {
         let mut out = BytesMut::new();
         msg(&mut out, b"a.b", b"7", None, None, b"hi");
-        msg(
-            &mut out,
-            b"a",
-            b"1",
-            Some(b"r"),
-            Some(b"NATS/1.0\r\n\r\n"),
-            b"x",
-        );
+        msg(&mut out, b"a", b"1", Some(b"r"), Some(b"NATS/1.0\r\n\r\n"), b"x");
         err(&mut out, "Stale Connection");
         assert_eq!(
             &out[..],

@@ -36,11 +36,7 @@ impl HeaderMap {
 
     /// A block with only a status line (`NATS/1.0 503`).
     pub fn with_status(status: u16, description: Option<&str>) -> Self {
-        HeaderMap {
-            status: Some(status),
-            description: description.map(str::to_owned),
-            entries: Vec::new(),
-        }
+        HeaderMap { status: Some(status), description: description.map(str::to_owned), entries: Vec::new() }
     }
 
     /// Appends a value (keeps earlier values of the same name).
@@ -62,18 +58,12 @@ impl HeaderMap {
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -87,14 +77,10 @@ impl HeaderMap {
     /// Decodes a raw block as sent in `HPUB`/`HMSG`.
     pub fn decode(raw: &[u8]) -> Result<HeaderMap, HeaderError> {
         let text = std::str::from_utf8(raw).map_err(|_| HeaderError::NotUtf8)?;
-        let body = text
-            .strip_suffix("\r\n\r\n")
-            .ok_or(HeaderError::Unterminated)?;
+        let body = text.strip_suffix("\r\n\r\n").ok_or(HeaderError::Unterminated)?;
         let mut lines = body.split("\r\n");
         let first = lines.next().ok_or(HeaderError::BadVersionLine)?;
-        let rest = first
-            .strip_prefix("NATS/1.0")
-            .ok_or(HeaderError::BadVersionLine)?;
+        let rest = first.strip_prefix("NATS/1.0").ok_or(HeaderError::BadVersionLine)?;
         let mut map = HeaderMap::new();
         let rest = rest.trim();
         if !rest.is_empty() {
@@ -181,10 +167,7 @@ mod tests {
         h.append("A", "2");
         h.append("Nats-Msg-Id", "x");
         let raw = h.encode();
-        assert_eq!(
-            &raw[..],
-            b"NATS/1.0 408 Request Timeout\r\nA: 1\r\nA: 2\r\nNats-Msg-Id: x\r\n\r\n"
-        );
+        assert_eq!(&raw[..], b"NATS/1.0 408 Request Timeout\r\nA: 1\r\nA: 2\r\nNats-Msg-Id: x\r\n\r\n");
         let back = HeaderMap::decode(&raw).unwrap();
         assert_eq!(back, h);
         assert_eq!(back.get_all("A").collect::<Vec<_>>(), ["1", "2"]);
@@ -203,17 +186,8 @@ mod tests {
 
     #[test]
     fn malformed_blocks_are_refused() {
-        assert_eq!(
-            HeaderMap::decode(b"HTTP/1.1\r\n\r\n"),
-            Err(HeaderError::BadVersionLine)
-        );
-        assert_eq!(
-            HeaderMap::decode(b"NATS/1.0\r\nA: b\r\n"),
-            Err(HeaderError::Unterminated)
-        );
-        assert_eq!(
-            HeaderMap::decode(b"NATS/1.0\r\nnocolon\r\n\r\n"),
-            Err(HeaderError::BadLine)
-        );
+        assert_eq!(HeaderMap::decode(b"HTTP/1.1\r\n\r\n"), Err(HeaderError::BadVersionLine));
+        assert_eq!(HeaderMap::decode(b"NATS/1.0\r\nA: b\r\n"), Err(HeaderError::Unterminated));
+        assert_eq!(HeaderMap::decode(b"NATS/1.0\r\nnocolon\r\n\r\n"), Err(HeaderError::BadLine));
     }
 }

@@ -88,8 +88,7 @@ mod tests {
         let c = ConnectOptions::decode(br#"{"verbose":true,"lang":"rust","x":1}"#).unwrap();
         assert!(c.verbose && c.echo && !c.headers);
         assert_eq!(c.lang.as_deref(), Some("rust"));
-        let c = ConnectOptions::decode(br#"{"echo":false,"headers":true,"no_responders":true}"#)
-            .unwrap();
+        let c = ConnectOptions::decode(br#"{"echo":false,"headers":true,"no_responders":true}"#).unwrap();
         assert!(!c.echo && c.headers && c.no_responders);
     }
 

@@ -15,10 +15,7 @@ pub struct ParseError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseErrorKind {
     #[error("unexpected {found}, expected {expected}")]
-    Unexpected {
-        found: String,
-        expected: &'static str,
-    },
+    Unexpected { found: String, expected: &'static str },
     #[error("unterminated quoted string")]
     UnterminatedString,
     #[error("unterminated block string: '(' needs a ')' alone on a line")]

@@ -33,13 +33,7 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub fn new(text: &'a str, file: Arc<Path>) -> Self {
-        Scanner {
-            text,
-            pos: 0,
-            line: 1,
-            column: 1,
-            file,
-        }
+        Scanner { text, pos: 0, line: 1, column: 1, file }
     }
 
     pub fn file(&self) -> &Arc<Path> {
@@ -47,18 +41,11 @@ impl<'a> Scanner<'a> {
     }
 
     pub fn location(&self) -> Location {
-        Location {
-            file: self.file.clone(),
-            line: self.line,
-            column: self.column,
-        }
+        Location { file: self.file.clone(), line: self.line, column: self.column }
     }
 
     pub fn error(&self, kind: ParseErrorKind) -> ParseError {
-        ParseError {
-            location: self.location(),
-            kind,
-        }
+        ParseError { location: self.location(), kind }
     }
 
     /// An "unexpected X, expected Y" error at the current character.
@@ -157,9 +144,7 @@ impl<'a> Scanner<'a> {
             _ => {
                 let start = self.pos;
                 while let Some(c) = self.peek() {
-                    if c.is_whitespace()
-                        || matches!(c, '=' | ':' | '{' | '[' | '}' | ']' | ',' | ';' | '#')
-                    {
+                    if c.is_whitespace() || matches!(c, '=' | ':' | '{' | '[' | '}' | ']' | ',' | ';' | '#') {
                         break;
                     }
                     self.bump();
@@ -167,10 +152,7 @@ impl<'a> Scanner<'a> {
                 if self.pos == start {
                     return Err(self.unexpected("a key"));
                 }
-                Ok((
-                    self.text.get(start..self.pos).unwrap_or("").to_string(),
-                    false,
-                ))
+                Ok((self.text.get(start..self.pos).unwrap_or("").to_string(), false))
             }
         }
     }
@@ -225,9 +207,9 @@ impl<'a> Scanner<'a> {
                 self.bump();
                 self.read_block().map(Scalar::String)
             }
-            Some('.') => Err(self.error(ParseErrorKind::InvalidFloat(
-                "floats must start with a digit".into(),
-            ))),
+            Some('.') => {
+                Err(self.error(ParseErrorKind::InvalidFloat("floats must start with a digit".into())))
+            }
             Some(c) if c.is_ascii_digit() => self.read_number_or_string(),
             Some('-') if self.peek_second().is_some_and(|c| c.is_ascii_digit()) => {
                 self.read_number_or_string()
@@ -283,10 +265,7 @@ impl<'a> Scanner<'a> {
             let Some(c) = self.peek() else {
                 return Err(self.error(ParseErrorKind::UnterminatedBlock));
             };
-            if c == ')'
-                && previous == '\n'
-                && matches!(self.peek_second(), None | Some('\n' | '\r'))
-            {
+            if c == ')' && previous == '\n' && matches!(self.peek_second(), None | Some('\n' | '\r')) {
                 let text = self.text.get(start..self.pos).unwrap_or("").to_string();
                 self.bump();
                 return Ok(text);
@@ -325,10 +304,7 @@ impl<'a> Scanner<'a> {
         let suffix = self.text.get(number_end..self.pos).unwrap_or("");
         let terminated = self.peek().is_none_or(ends_bare_value);
         let number = self.text.get(start..number_end).unwrap_or("");
-        let at_start = |kind| ParseError {
-            location: start_location.clone(),
-            kind,
-        };
+        let at_start = |kind| ParseError { location: start_location.clone(), kind };
         if terminated && is_float && suffix.is_empty() {
             return number
                 .parse::<f64>()
@@ -336,11 +312,7 @@ impl<'a> Scanner<'a> {
                 .map_err(|_| at_start(ParseErrorKind::InvalidFloat(number.to_string())));
         }
         if terminated && !is_float {
-            let multiplier = if suffix.is_empty() {
-                Some(1)
-            } else {
-                size_multiplier(suffix)
-            };
+            let multiplier = if suffix.is_empty() { Some(1) } else { size_multiplier(suffix) };
             if let Some(multiplier) = multiplier {
                 let whole = self.text.get(start..self.pos).unwrap_or("").to_string();
                 return number
@@ -370,9 +342,7 @@ impl<'a> Scanner<'a> {
             }
             self.bump();
         }
-        Ok(Scalar::DateTime(
-            self.text.get(start..self.pos).unwrap_or("").to_string(),
-        ))
+        Ok(Scalar::DateTime(self.text.get(start..self.pos).unwrap_or("").to_string()))
     }
 
     fn read_bare(&mut self) -> Result<Scalar, ParseError> {
@@ -383,12 +353,7 @@ impl<'a> Scanner<'a> {
     /// A bare string from byte `start` to the next blank or item end. Backslash escapes apply
     /// (as in nats-server); without escapes, boolean words and `$name` get their meaning.
     fn read_bare_from(&mut self, start: usize) -> Result<Scalar, ParseError> {
-        let mut bytes: Vec<u8> = self
-            .text
-            .get(start..self.pos)
-            .unwrap_or("")
-            .as_bytes()
-            .to_vec();
+        let mut bytes: Vec<u8> = self.text.get(start..self.pos).unwrap_or("").as_bytes().to_vec();
         let mut escaped = false;
         while let Some(c) = self.peek() {
             if ends_bare_value(c) {

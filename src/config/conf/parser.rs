@@ -57,19 +57,12 @@ enum BodyEnd {
 
 impl<'a, 'e> Parser<'a, 'e> {
     pub fn new(text: &'a str, file: Arc<Path>, shared: &'a mut Shared<'e>, depth: usize) -> Self {
-        Parser {
-            scanner: Scanner::new(text, file),
-            shared,
-            scopes: Vec::new(),
-            depth,
-        }
+        Parser { scanner: Scanner::new(text, file), shared, scopes: Vec::new(), depth }
     }
 
     /// Parses a whole document into its top-level map.
     pub fn parse_document(mut self) -> Result<Map, ParseError> {
-        self.shared
-            .include_stack
-            .push(self.scanner.file().to_path_buf());
+        self.shared.include_stack.push(self.scanner.file().to_path_buf());
         self.scopes.push(Map::new());
         self.parse_body(BodyEnd::EndOfFile)?;
         self.shared.include_stack.pop();
@@ -146,18 +139,11 @@ impl<'a, 'e> Parser<'a, 'e> {
             self.scanner.bump();
             self.scanner.skip_blanks();
         }
-        if matches!(self.scanner.peek(), None | Some('\n' | '\r' | '#'))
-            || self.scanner.at_comment()
-        {
+        if matches!(self.scanner.peek(), None | Some('\n' | '\r' | '#')) || self.scanner.at_comment() {
             return Err(self.scanner.unexpected("a value"));
         }
         let value = self.parse_value()?;
-        self.current_scope().insert(Entry {
-            key,
-            key_location,
-            value,
-            used_as_variable: false,
-        });
+        self.current_scope().insert(Entry { key, key_location, value, used_as_variable: false });
         Ok(())
     }
 
@@ -173,9 +159,7 @@ impl<'a, 'e> Parser<'a, 'e> {
                 self.scanner.bump();
                 Ok(())
             }
-            Some(_) => Err(self
-                .scanner
-                .unexpected("a new line, ';' or ',' after the value")),
+            Some(_) => Err(self.scanner.unexpected("a new line, ';' or ',' after the value")),
         }
     }
 
@@ -250,15 +234,9 @@ impl<'a, 'e> Parser<'a, 'e> {
     fn resolve_variable(&mut self, name: &str, location: Location) -> Result<Node, ParseError> {
         // bcrypt hashes ($2a$…) are written unquoted in real configs; they are not variables.
         if name.starts_with("2a$") {
-            return Ok(Node {
-                value: Value::String(format!("${name}")),
-                location,
-            });
+            return Ok(Node { value: Value::String(format!("${name}")), location });
         }
-        let at = |kind| ParseError {
-            location: location.clone(),
-            kind,
-        };
+        let at = |kind| ParseError { location: location.clone(), kind };
         for scope in self.scopes.iter_mut().rev() {
             if let Some(entry) = scope.entry_mut(name) {
                 entry.used_as_variable = true;
@@ -268,10 +246,7 @@ impl<'a, 'e> Parser<'a, 'e> {
                     return Err(at(ParseErrorKind::TooLarge(MAX_COPIED_VALUES)));
                 }
                 self.shared.copy_budget = budget - size;
-                return Ok(Node {
-                    value: entry.value.value.clone(),
-                    location,
-                });
+                return Ok(Node { value: entry.value.value.clone(), location });
             }
         }
         if self.shared.resolving_env.contains(name) {
@@ -287,10 +262,7 @@ impl<'a, 'e> Parser<'a, 'e> {
         self.shared.resolving_env.remove(name);
         self.leave();
         let node = result?;
-        Ok(Node {
-            value: node.value,
-            location,
-        })
+        Ok(Node { value: node.value, location })
     }
 
     /// `include path`: the named file (relative to this one) is parsed on its own, with its
@@ -298,24 +270,19 @@ impl<'a, 'e> Parser<'a, 'e> {
     fn parse_include(&mut self) -> Result<(), ParseError> {
         let location = self.scanner.location();
         let relative = self.scanner.read_include_path()?;
-        let at = |kind| ParseError {
-            location: location.clone(),
-            kind,
-        };
+        let at = |kind| ParseError { location: location.clone(), kind };
         let base = self.scanner.file().parent().unwrap_or(Path::new(""));
         let path = join_lexically(base, Path::new(&relative));
         if self.shared.include_stack.contains(&path) {
             return Err(at(ParseErrorKind::IncludeCycle(path)));
         }
-        let text = self.shared.env.read_file(&path).map_err(|e| {
-            at(ParseErrorKind::Include {
-                path: path.clone(),
-                reason: e.to_string(),
-            })
-        })?;
+        let text = self
+            .shared
+            .env
+            .read_file(&path)
+            .map_err(|e| at(ParseErrorKind::Include { path: path.clone(), reason: e.to_string() }))?;
         self.enter()?;
-        let included =
-            Parser::new(&text, Arc::from(path), self.shared, self.depth).parse_document()?;
+        let included = Parser::new(&text, Arc::from(path), self.shared, self.depth).parse_document()?;
         self.leave();
         let scope = self.current_scope();
         for entry in included.into_entries() {
@@ -332,9 +299,7 @@ fn join_lexically(base: &Path, relative: &Path) -> PathBuf {
     for component in base.join(relative).components() {
         match component {
             Component::CurDir => {}
-            Component::ParentDir
-                if matches!(joined.components().next_back(), Some(Component::Normal(_))) =>
-            {
+            Component::ParentDir if matches!(joined.components().next_back(), Some(Component::Normal(_))) => {
                 joined.pop();
             }
             other => joined.push(other),

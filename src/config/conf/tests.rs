@@ -29,10 +29,7 @@ impl FakeEnv {
 
 impl Environment for FakeEnv {
     fn read_file(&self, path: &Path) -> io::Result<String> {
-        self.files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+        self.files.get(path).cloned().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
     }
 
     fn var(&self, name: &str) -> Option<String> {
@@ -103,40 +100,36 @@ fn a_top_level_brace_wraps_json_like_files() {
 
 #[test]
 fn arrays_take_commas_or_new_lines_and_comments() {
-    let map = ok("a = [1, 2, 3]\nb = [\n  \"x\" # first\n  'y', // second\n  z\n]\nc = []\nd = [[1], {k: v}]");
-    let Value::Array(a) = value(&map, "a") else {
-        panic!("a is not an array")
-    };
+    let map =
+        ok("a = [1, 2, 3]\nb = [\n  \"x\" # first\n  'y', // second\n  z\n]\nc = []\nd = [[1], {k: v}]");
+    let Value::Array(a) = value(&map, "a") else { panic!("a is not an array") };
     assert_eq!(
         a.iter().map(|n| n.value.clone()).collect::<Vec<_>>(),
         vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)]
     );
-    let Value::Array(b) = value(&map, "b") else {
-        panic!("b is not an array")
-    };
+    let Value::Array(b) = value(&map, "b") else { panic!("b is not an array") };
     assert_eq!(
         b.iter().map(|n| n.value.clone()).collect::<Vec<_>>(),
         vec![string("x"), string("y"), string("z")]
     );
     assert_eq!(value(&map, "c"), &Value::Array(vec![]));
-    let Value::Array(d) = value(&map, "d") else {
-        panic!("d is not an array")
-    };
-    assert!(
-        matches!(&d[1].value, Value::Map(m) if m.get("k").map(|n| &n.value) == Some(&string("v")))
-    );
+    let Value::Array(d) = value(&map, "d") else { panic!("d is not an array") };
+    assert!(matches!(&d[1].value, Value::Map(m) if m.get("k").map(|n| &n.value) == Some(&string("v"))));
 }
 
 #[test]
 fn hash_and_double_slash_start_comments() {
-    let map = ok("# heading\na = 1 # trailing\n// another\nb = 2 // trailing\nc { # in map\n d = 3 // here\n}");
+    let map =
+        ok("# heading\na = 1 # trailing\n// another\nb = 2 // trailing\nc { # in map\n d = 3 // here\n}");
     assert_eq!(map.len(), 3);
     assert_eq!(value(&map, "c.d"), &Value::Integer(3));
 }
 
 #[test]
 fn strings_may_be_bare_double_or_single_quoted() {
-    let map = ok("a = bare\nb = \"dq \\\"x\\\" \\t\\n\\\\ \\x41\"\nc = 'sq \\n stays'\nd = \"has # and // inside\"");
+    let map = ok(
+        "a = bare\nb = \"dq \\\"x\\\" \\t\\n\\\\ \\x41\"\nc = 'sq \\n stays'\nd = \"has # and // inside\"",
+    );
     assert_eq!(value(&map, "a"), &string("bare"));
     assert_eq!(value(&map, "b"), &string("dq \"x\" \t\n\\ A"));
     assert_eq!(value(&map, "c"), &string("sq \\n stays"));
@@ -153,15 +146,9 @@ fn quoted_keys_may_hold_separators() {
 #[test]
 fn block_strings_run_to_a_closing_paren_alone_on_a_line() {
     let map = ok("text (\nline one (with parens)\n  line two)\n)\nafter = 1");
-    assert_eq!(
-        value(&map, "text"),
-        &string("\nline one (with parens)\n  line two)\n")
-    );
+    assert_eq!(value(&map, "text"), &string("\nline one (with parens)\n  line two)\n"));
     assert_eq!(value(&map, "after"), &Value::Integer(1));
-    assert_eq!(
-        err("text (\nnever closed)").kind,
-        ParseErrorKind::UnterminatedBlock
-    );
+    assert_eq!(err("text (\nnever closed)").kind, ParseErrorKind::UnterminatedBlock);
 }
 
 #[test]
@@ -189,14 +176,8 @@ fn integers_take_decimal_and_binary_size_suffixes() {
 
 #[test]
 fn integers_that_overflow_are_errors() {
-    assert!(matches!(
-        err("a = 99999999999999999999").kind,
-        ParseErrorKind::IntegerOutOfRange(_)
-    ));
-    assert!(matches!(
-        err("a = 9999E").kind,
-        ParseErrorKind::IntegerOutOfRange(_)
-    ));
+    assert!(matches!(err("a = 99999999999999999999").kind, ParseErrorKind::IntegerOutOfRange(_)));
+    assert!(matches!(err("a = 9999E").kind, ParseErrorKind::IntegerOutOfRange(_)));
 }
 
 #[test]
@@ -215,56 +196,32 @@ fn floats_need_digits_on_both_sides_of_the_point() {
     let map = ok("a = 1.5\nb = -0.25");
     assert_eq!(value(&map, "a"), &Value::Float(1.5));
     assert_eq!(value(&map, "b"), &Value::Float(-0.25));
-    assert!(matches!(
-        err("a = .5").kind,
-        ParseErrorKind::InvalidFloat(_)
-    ));
+    assert!(matches!(err("a = .5").kind, ParseErrorKind::InvalidFloat(_)));
 }
 
 #[test]
 fn booleans_are_true_false_yes_no_on_off_in_any_case() {
     let map = ok("a = true\nb = FALSE\nc = yes\nd = No\ne = on\nf = off\ng = \"true\"");
-    for (key, b) in [
-        ("a", true),
-        ("b", false),
-        ("c", true),
-        ("d", false),
-        ("e", true),
-        ("f", false),
-    ] {
+    for (key, b) in [("a", true), ("b", false), ("c", true), ("d", false), ("e", true), ("f", false)] {
         assert_eq!(value(&map, key), &Value::Bool(b), "key {key}");
     }
-    assert_eq!(
-        value(&map, "g"),
-        &string("true"),
-        "quoted words stay strings"
-    );
+    assert_eq!(value(&map, "g"), &string("true"), "quoted words stay strings");
 }
 
 #[test]
 fn zulu_datetimes_are_kept_as_written() {
     let map = ok("at = 2024-01-02T03:04:05Z");
-    assert_eq!(
-        value(&map, "at"),
-        &Value::DateTime("2024-01-02T03:04:05Z".into())
-    );
+    assert_eq!(value(&map, "at"), &Value::DateTime("2024-01-02T03:04:05Z".into()));
     assert_eq!(err("at = 2024-01-02").kind, ParseErrorKind::InvalidDateTime);
 }
 
 #[test]
 fn keys_and_values_remember_line_and_column() {
     let map = ok("\n# comment\n  port = 4222\nblock {\n    inner: 'x'\n}");
-    let port = map.entry("port").map(|e| {
-        (
-            e.key_location.line,
-            e.key_location.column,
-            e.value.location.column,
-        )
-    });
+    let port =
+        map.entry("port").map(|e| (e.key_location.line, e.key_location.column, e.value.location.column));
     assert_eq!(port, Some((3, 3, 10)));
-    let inner = map
-        .lookup(&["block", "inner"])
-        .map(|e| (e.key_location.line, e.key_location.column));
+    let inner = map.lookup(&["block", "inner"]).map(|e| (e.key_location.line, e.key_location.column));
     assert_eq!(inner, Some((5, 5)));
     assert_eq!(
         map.entry("port").map(|e| e.key_location.file.to_path_buf()),
@@ -276,38 +233,14 @@ fn keys_and_values_remember_line_and_column() {
 fn errors_carry_file_line_and_column() {
     let e = err("a = 1\nb = [1 2]");
     assert_eq!((e.location.line, e.location.column), (2, 8));
-    assert!(
-        e.to_string().starts_with("/etc/jetway/main.conf:2:8: "),
-        "{e}"
-    );
-    assert!(matches!(
-        err("a = \"open").kind,
-        ParseErrorKind::UnterminatedString
-    ));
-    assert!(matches!(
-        err("a = 1 2").kind,
-        ParseErrorKind::Unexpected { .. }
-    ));
-    assert!(matches!(
-        err("a = \n").kind,
-        ParseErrorKind::Unexpected { .. }
-    ));
-    assert!(matches!(
-        err("a { b = 1").kind,
-        ParseErrorKind::Unexpected { .. }
-    ));
-    assert!(matches!(
-        err("a = \"\\q\"").kind,
-        ParseErrorKind::InvalidEscape(_)
-    ));
-    assert!(matches!(
-        err("a = \"\\xZZ\"").kind,
-        ParseErrorKind::InvalidHexEscape
-    ));
-    assert!(matches!(
-        err("a = \"\\xff\"").kind,
-        ParseErrorKind::InvalidUtf8
-    ));
+    assert!(e.to_string().starts_with("/etc/jetway/main.conf:2:8: "), "{e}");
+    assert!(matches!(err("a = \"open").kind, ParseErrorKind::UnterminatedString));
+    assert!(matches!(err("a = 1 2").kind, ParseErrorKind::Unexpected { .. }));
+    assert!(matches!(err("a = \n").kind, ParseErrorKind::Unexpected { .. }));
+    assert!(matches!(err("a { b = 1").kind, ParseErrorKind::Unexpected { .. }));
+    assert!(matches!(err("a = \"\\q\"").kind, ParseErrorKind::InvalidEscape(_)));
+    assert!(matches!(err("a = \"\\xZZ\"").kind, ParseErrorKind::InvalidHexEscape));
+    assert!(matches!(err("a = \"\\xff\"").kind, ParseErrorKind::InvalidUtf8));
 }
 
 #[test]
@@ -321,15 +254,8 @@ fn a_later_key_replaces_an_earlier_one() {
 fn variables_resolve_to_earlier_keys_and_mark_them_used() {
     let map = ok("the_port = 4222\nport = $the_port\nlimits { size = 8MB }");
     assert_eq!(value(&map, "port"), &Value::Integer(4222));
-    assert_eq!(
-        map.entry("the_port").map(|e| e.used_as_variable),
-        Some(true)
-    );
-    assert_eq!(
-        map.entry("port")
-            .map(|e| (e.used_as_variable, e.value.location.line)),
-        Some((false, 2))
-    );
+    assert_eq!(map.entry("the_port").map(|e| e.used_as_variable), Some(true));
+    assert_eq!(map.entry("port").map(|e| (e.used_as_variable, e.value.location.line)), Some((false, 2)));
 }
 
 #[test]
@@ -345,19 +271,14 @@ fn variables_are_block_scoped() {
 
 #[test]
 fn variables_hold_maps_and_arrays() {
-    let map = ok(
-        "common = { user: a, password: b }\nauthorization = $common\nlist = [1, 2]\ncopy = $list",
-    );
+    let map = ok("common = { user: a, password: b }\nauthorization = $common\nlist = [1, 2]\ncopy = $list");
     assert_eq!(value(&map, "authorization.user"), &string("a"));
     assert!(matches!(value(&map, "copy"), Value::Array(items) if items.len() == 2));
 }
 
 #[test]
 fn variables_fall_back_to_the_environment_parsed_as_values() {
-    let env = FakeEnv::default()
-        .var("JW_SIZE", "8MB")
-        .var("JW_NAME", "hello")
-        .var("JW_ON", "true");
+    let env = FakeEnv::default().var("JW_SIZE", "8MB").var("JW_NAME", "hello").var("JW_ON", "true");
     let map = parse_with("a = $JW_SIZE\nb = $JW_NAME\nc = $JW_ON", &env).unwrap_or_default();
     assert_eq!(value(&map, "a"), &Value::Integer(8 * 1024 * 1024));
     assert_eq!(value(&map, "b"), &string("hello"));
@@ -373,48 +294,35 @@ fn keys_in_scope_shadow_environment_variables() {
 
 #[test]
 fn environment_variable_cycles_are_detected() {
-    let env = FakeEnv::default()
-        .var("A", "$B")
-        .var("B", "$A")
-        .var("SELF", "$SELF");
+    let env = FakeEnv::default().var("A", "$B").var("B", "$A").var("SELF", "$SELF");
     let e = parse_with("x = $A", &env).err();
     assert!(matches!(e.map(|e| e.kind), Some(ParseErrorKind::VariableCycle(name)) if name == "A"));
     let e = parse_with("x = $SELF", &env).err();
-    assert!(
-        matches!(e.map(|e| e.kind), Some(ParseErrorKind::VariableCycle(name)) if name == "SELF")
-    );
+    assert!(matches!(e.map(|e| e.kind), Some(ParseErrorKind::VariableCycle(name)) if name == "SELF"));
 }
 
 #[test]
 fn bcrypt_hashes_are_not_variables() {
     let map = ok("password = $2a$11$abcdefghijklmnopqrstuv");
-    assert_eq!(
-        value(&map, "password"),
-        &string("$2a$11$abcdefghijklmnopqrstuv")
-    );
+    assert_eq!(value(&map, "password"), &string("$2a$11$abcdefghijklmnopqrstuv"));
 }
 
 #[test]
 fn include_is_relative_to_the_including_file_and_merges_keys() {
     let env = FakeEnv::default()
         .file("/etc/jetway/auth.conf", "user = alice\npassword = secret")
-        .file(
-            "/etc/jetway/sub/js.conf",
-            "include ../limits.conf\nstore_dir = '/data'",
-        )
+        .file("/etc/jetway/sub/js.conf", "include ../limits.conf\nstore_dir = '/data'")
         .file("/etc/jetway/limits.conf", "max_mem = 1G");
-    let map = parse_with("authorization {\n  include auth.conf\n  timeout: 2\n}\njetstream {\n  include 'sub/js.conf'\n}", &env);
+    let map = parse_with(
+        "authorization {\n  include auth.conf\n  timeout: 2\n}\njetstream {\n  include 'sub/js.conf'\n}",
+        &env,
+    );
     let map = map.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(value(&map, "authorization.user"), &string("alice"));
     assert_eq!(value(&map, "authorization.timeout"), &Value::Integer(2));
     assert_eq!(value(&map, "jetstream.store_dir"), &string("/data"));
-    assert_eq!(
-        value(&map, "jetstream.max_mem"),
-        &Value::Integer(1_000_000_000)
-    );
-    let user = map
-        .lookup(&["authorization", "user"])
-        .map(|e| e.key_location.clone());
+    assert_eq!(value(&map, "jetstream.max_mem"), &Value::Integer(1_000_000_000));
+    let user = map.lookup(&["authorization", "user"]).map(|e| e.key_location.clone());
     assert_eq!(
         user.map(|l| (l.file.to_path_buf(), l.line)),
         Some((PathBuf::from("/etc/jetway/auth.conf"), 1))
@@ -431,10 +339,7 @@ fn include_errors_name_the_file_and_cycles_are_detected() {
         .file("/etc/jetway/a.conf", "include b.conf")
         .file("/etc/jetway/b.conf", "include a.conf");
     let e = parse_with("include a.conf", &env).err();
-    assert!(matches!(
-        e.map(|e| e.kind),
-        Some(ParseErrorKind::IncludeCycle(_))
-    ));
+    assert!(matches!(e.map(|e| e.kind), Some(ParseErrorKind::IncludeCycle(_))));
 }
 
 #[test]

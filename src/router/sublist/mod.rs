@@ -50,10 +50,7 @@ impl QueueGroup {
     pub fn pick(&self) -> Option<&Arc<Subscription>> {
         let n = self.members.len();
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| (start + i) % n)
-            .filter_map(|i| self.members.get(i))
-            .find(|s| !s.is_closed())
+        (0..n).map(|i| (start + i) % n).filter_map(|i| self.members.get(i)).find(|s| !s.is_closed())
     }
 }
 
@@ -66,9 +63,7 @@ struct Node {
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.plain.is_empty()
-            && self.queues.is_empty()
-            && self.next.as_ref().is_none_or(|l| l.is_empty())
+        self.plain.is_empty() && self.queues.is_empty() && self.next.as_ref().is_none_or(|l| l.is_empty())
     }
 }
 
@@ -195,11 +190,7 @@ impl Sublist {
         }
         result.groups = groups
             .into_iter()
-            .map(|(name, members)| QueueGroup {
-                name,
-                members,
-                cursor: AtomicUsize::new(0),
-            })
+            .map(|(name, members)| QueueGroup { name, members, cursor: AtomicUsize::new(0) })
             .collect();
         let result = Arc::new(result);
         let mut cache = self.cache.write();
@@ -215,11 +206,7 @@ impl Sublist {
     /// All subscriptions, for monitoring.
     pub fn all(&self) -> Vec<Arc<Subscription>> {
         fn walk(level: &Level, out: &mut Vec<Arc<Subscription>>) {
-            let nodes = level
-                .literal
-                .values()
-                .chain(level.pwc.as_deref())
-                .chain(level.fwc.as_deref());
+            let nodes = level.literal.values().chain(level.pwc.as_deref()).chain(level.fwc.as_deref());
             for node in nodes {
                 out.extend(node.plain.iter().cloned());
                 out.extend(node.queues.values().flatten().cloned());
@@ -242,11 +229,7 @@ impl Sublist {
             num_inserts: self.inserts.load(Ordering::Relaxed),
             num_removes: self.removes.load(Ordering::Relaxed),
             num_matches: matches,
-            cache_hit_rate: if matches == 0 {
-                0.0
-            } else {
-                hits as f64 / matches as f64
-            },
+            cache_hit_rate: if matches == 0 { 0.0 } else { hits as f64 / matches as f64 },
         }
     }
 }
@@ -280,10 +263,7 @@ fn add_node(
 ) {
     plain.extend(node.plain.iter().cloned());
     for (name, members) in &node.queues {
-        groups
-            .entry(name.clone())
-            .or_default()
-            .extend(members.iter().cloned());
+        groups.entry(name.clone()).or_default().extend(members.iter().cloned());
     }
 }
 

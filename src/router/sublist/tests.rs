@@ -8,11 +8,7 @@ impl InternalHandler for Nop {
 }
 
 fn sub(filter: &str, queue: Option<&str>) -> Arc<Subscription> {
-    Subscription::new(
-        filter.into(),
-        queue.map(Into::into),
-        Sink::Internal(Arc::new(Nop)),
-    )
+    Subscription::new(filter.into(), queue.map(Into::into), Sink::Internal(Arc::new(Nop)))
 }
 
 fn subjects_of(r: &MatchResult) -> Vec<String> {
@@ -27,10 +23,7 @@ fn matches_literals_and_wildcards() {
     for f in ["a.b", "a.*", "a.>", "*.b", ">", "a.b.c", "b"] {
         sl.insert(sub(f, None));
     }
-    assert_eq!(
-        subjects_of(&sl.matches("a.b")),
-        ["*.b", ">", "a.*", "a.>", "a.b"]
-    );
+    assert_eq!(subjects_of(&sl.matches("a.b")), ["*.b", ">", "a.*", "a.>", "a.b"]);
     assert_eq!(subjects_of(&sl.matches("a.b.c")), [">", "a.>", "a.b.c"]);
     assert_eq!(subjects_of(&sl.matches("b")), [">", "b"]);
     assert_eq!(subjects_of(&sl.matches("a")), [">"]);
@@ -86,10 +79,7 @@ fn token() -> impl Strategy<Value = String> {
     prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(str::to_string)
 }
 fn filter() -> impl Strategy<Value = String> {
-    (
-        proptest::collection::vec(prop_oneof![3 => token(), 1 => Just("*".to_string())], 1..4),
-        any::<bool>(),
-    )
+    (proptest::collection::vec(prop_oneof![3 => token(), 1 => Just("*".to_string())], 1..4), any::<bool>())
         .prop_map(|(mut t, fwc)| {
             if fwc {
                 t.push(">".into());

@@ -54,11 +54,7 @@ pub struct ParserLimits {
 
 impl Default for ParserLimits {
     fn default() -> Self {
-        ParserLimits {
-            max_payload: 1024 * 1024,
-            max_control_line: 4096,
-            headers: true,
-        }
+        ParserLimits { max_payload: 1024 * 1024, max_control_line: 4096, headers: true }
     }
 }
 
@@ -102,15 +98,8 @@ struct Line<'a> {
 
 fn find_line(buf: &[u8]) -> Option<Line<'_>> {
     let nl = memchr::memchr(b'\n', buf)?;
-    let end = if nl > 0 && buf.get(nl - 1) == Some(&b'\r') {
-        nl - 1
-    } else {
-        nl
-    };
-    Some(Line {
-        text: buf.get(..end)?,
-        consumed: nl + 1,
-    })
+    let end = if nl > 0 && buf.get(nl - 1) == Some(&b'\r') { nl - 1 } else { nl };
+    Some(Line { text: buf.get(..end)?, consumed: nl + 1 })
 }
 
 /// Up to `N` argument ranges (start, end) within `text`; `None` if there are more than `N`.
@@ -154,18 +143,10 @@ fn parse_size(text: &[u8]) -> Option<usize> {
 
 /// Matches the operation name case-insensitively; returns it and where its arguments begin.
 fn op_name(text: &[u8]) -> Option<(&'static str, usize)> {
-    const OPS: [&str; 8] = [
-        "CONNECT", "HPUB", "PUB", "SUB", "UNSUB", "PING", "PONG", "+OK",
-    ];
-    let name_end = text
-        .iter()
-        .position(|b| matches!(b, b' ' | b'\t'))
-        .unwrap_or(text.len());
+    const OPS: [&str; 8] = ["CONNECT", "HPUB", "PUB", "SUB", "UNSUB", "PING", "PONG", "+OK"];
+    let name_end = text.iter().position(|b| matches!(b, b' ' | b'\t')).unwrap_or(text.len());
     let name = text.get(..name_end)?;
-    if let Some(op) = OPS
-        .iter()
-        .find(|op| op.as_bytes().eq_ignore_ascii_case(name))
-    {
+    if let Some(op) = OPS.iter().find(|op| op.as_bytes().eq_ignore_ascii_case(name)) {
         return Some((op, name_end));
     }
     // `-ERR 'text'` has its argument after a space; match its name alone.
@@ -185,10 +166,7 @@ impl Parser {
     pub fn parse(&self, buf: &mut BytesMut) -> Result<Option<ClientOp>, ParseError> {
         let Some(line) = find_line(buf) else {
             if buf.len() > self.limits.max_control_line {
-                return Err(ParseError::MaxControlLine {
-                    max: self.limits.max_control_line,
-                    len: buf.len(),
-                });
+                return Err(ParseError::MaxControlLine { max: self.limits.max_control_line, len: buf.len() });
             }
             // An op name that can never become valid is refused now, not after 4 KiB.
             if !buf.is_empty() && !self.could_be_op(buf) {
@@ -200,17 +178,13 @@ impl Parser {
         let text = line.text;
         let consumed = line.consumed;
         if text.len() > self.limits.max_control_line {
-            return Err(ParseError::MaxControlLine {
-                max: self.limits.max_control_line,
-                len: text.len(),
-            });
+            return Err(ParseError::MaxControlLine { max: self.limits.max_control_line, len: text.len() });
         }
         match op {
             "PUB" => self.parse_pub(buf, args_at, text.len(), consumed, false),
             "HPUB" => self.parse_pub(buf, args_at, text.len(), consumed, true),
             "SUB" => {
-                let (a, n) =
-                    split_args::<3>(text, args_at).ok_or(ParseError::BadArgs { op: "SUB" })?;
+                let (a, n) = split_args::<3>(text, args_at).ok_or(ParseError::BadArgs { op: "SUB" })?;
                 let line = buf.split_to(consumed).freeze();
                 let s = |i: usize| a.get(i).map(|&(s, e)| line.slice(s..e));
                 match n {
@@ -228,24 +202,18 @@ impl Parser {
                 }
             }
             "UNSUB" => {
-                let (a, n) =
-                    split_args::<2>(text, args_at).ok_or(ParseError::BadArgs { op: "UNSUB" })?;
+                let (a, n) = split_args::<2>(text, args_at).ok_or(ParseError::BadArgs { op: "UNSUB" })?;
                 let max_msgs = match (n, a.get(1)) {
                     (1, _) => None,
-                    (2, Some(&(s, e))) => Some(
-                        text.get(s..e)
-                            .and_then(parse_size)
-                            .ok_or(ParseError::BadArgs { op: "UNSUB" })?
-                            as u64,
-                    ),
+                    (2, Some(&(s, e))) => {
+                        Some(text.get(s..e).and_then(parse_size).ok_or(ParseError::BadArgs { op: "UNSUB" })?
+                            as u64)
+                    }
                     _ => return Err(ParseError::BadArgs { op: "UNSUB" }),
                 };
                 let (s, e) = *a.first().ok_or(ParseError::BadArgs { op: "UNSUB" })?;
                 let line = buf.split_to(consumed).freeze();
-                Ok(Some(ClientOp::Unsub {
-                    sid: line.slice(s..e),
-                    max_msgs,
-                }))
+                Ok(Some(ClientOp::Unsub { sid: line.slice(s..e), max_msgs }))
             }
             "CONNECT" => {
                 let json_start = text
@@ -285,11 +253,7 @@ impl Parser {
         let text = buf.get(..text_len).ok_or(ParseError::BadArgs { op })?;
         let (a, n) = split_args::<4>(text, args_at).ok_or(ParseError::BadArgs { op })?;
         let arg = |i: usize| a.get(i).and_then(|&(s, e)| text.get(s..e));
-        let size_at = |i: usize| {
-            arg(i)
-                .and_then(parse_size)
-                .ok_or(ParseError::BadArgs { op })
-        };
+        let size_at = |i: usize| arg(i).and_then(parse_size).ok_or(ParseError::BadArgs { op });
         // (reply index, header size, total size)
         let (reply_idx, hdr_len, total) = match (with_headers, n) {
             (false, 2) => (None, 0, size_at(1)?),
@@ -299,10 +263,7 @@ impl Parser {
             _ => return Err(ParseError::BadArgs { op }),
         };
         if total > self.limits.max_payload {
-            return Err(ParseError::MaxPayload {
-                size: total,
-                max: self.limits.max_payload,
-            });
+            return Err(ParseError::MaxPayload { size: total, max: self.limits.max_payload });
         }
         if hdr_len > total {
             return Err(ParseError::BadHeaderSize);
@@ -328,12 +289,9 @@ impl Parser {
 
     /// True when `partial` (no newline yet) is a prefix of some operation name or starts one.
     fn could_be_op(&self, partial: &[u8]) -> bool {
-        const NAMES: [&[u8]; 9] = [
-            b"CONNECT", b"HPUB", b"PUB", b"SUB", b"UNSUB", b"PING", b"PONG", b"+OK", b"-ERR",
-        ];
-        let name_end = partial
-            .iter()
-            .position(|b| matches!(b, b' ' | b'\t' | b'\r'));
+        const NAMES: [&[u8]; 9] =
+            [b"CONNECT", b"HPUB", b"PUB", b"SUB", b"UNSUB", b"PING", b"PONG", b"+OK", b"-ERR"];
+        let name_end = partial.iter().position(|b| matches!(b, b' ' | b'\t' | b'\r'));
         let name = match name_end {
             Some(e) => partial.get(..e).unwrap_or(partial),
             None => partial,
@@ -341,9 +299,7 @@ impl Parser {
         NAMES.iter().any(|n| match name_end {
             Some(_) => n.eq_ignore_ascii_case(name),
             None => {
-                n.len() >= name.len()
-                    && n.get(..name.len())
-                        .is_some_and(|p| p.eq_ignore_ascii_case(name))
+                n.len() >= name.len() && n.get(..name.len()).is_some_and(|p| p.eq_ignore_ascii_case(name))
             }
         })
     }

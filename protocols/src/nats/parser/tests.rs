@@ -28,42 +28,18 @@ fn parses_every_operation() {
         ops,
         vec![
             ClientOp::Connect(b("{\"verbose\":false}")),
-            ClientOp::Pub {
-                subject: b("a"),
-                reply: None,
-                headers: None,
-                payload: b("hi")
-            },
-            ClientOp::Pub {
-                subject: b("a"),
-                reply: Some(b("r")),
-                headers: None,
-                payload: b("")
-            },
+            ClientOp::Pub { subject: b("a"), reply: None, headers: None, payload: b("hi") },
+            ClientOp::Pub { subject: b("a"), reply: Some(b("r")), headers: None, payload: b("") },
             ClientOp::Pub {
                 subject: b("a"),
                 reply: Some(b("r")),
                 headers: Some(b("NATS/1.0\r\n\r\n")),
                 payload: b("hi")
             },
-            ClientOp::Sub {
-                subject: b("a"),
-                queue: None,
-                sid: b("1")
-            },
-            ClientOp::Sub {
-                subject: b("a"),
-                queue: Some(b("q")),
-                sid: b("2")
-            },
-            ClientOp::Unsub {
-                sid: b("1"),
-                max_msgs: None
-            },
-            ClientOp::Unsub {
-                sid: b("2"),
-                max_msgs: Some(5)
-            },
+            ClientOp::Sub { subject: b("a"), queue: None, sid: b("1") },
+            ClientOp::Sub { subject: b("a"), queue: Some(b("q")), sid: b("2") },
+            ClientOp::Unsub { sid: b("1"), max_msgs: None },
+            ClientOp::Unsub { sid: b("2"), max_msgs: Some(5) },
             ClientOp::Ping,
             ClientOp::Pong,
             ClientOp::Ok,
@@ -83,13 +59,7 @@ fn op_names_are_case_insensitive_and_args_tolerate_tabs_and_runs_of_spaces() {
 #[test]
 fn incomplete_input_leaves_buffer_untouched() {
     let p = Parser::default();
-    for partial in [
-        &b"PU"[..],
-        b"PUB a 5\r\nhel",
-        b"PUB a 5\r\nhello",
-        b"PING\r",
-        b"SUB a 1",
-    ] {
+    for partial in [&b"PU"[..], b"PUB a 5\r\nhel", b"PUB a 5\r\nhello", b"PING\r", b"SUB a 1"] {
         let mut buf = BytesMut::from(partial);
         assert_eq!(p.parse(&mut buf), Ok(None), "{partial:?}");
         assert_eq!(&buf[..], partial);
@@ -98,33 +68,18 @@ fn incomplete_input_leaves_buffer_untouched() {
 
 #[test]
 fn payload_over_max_is_refused_before_it_arrives() {
-    let p = Parser::new(ParserLimits {
-        max_payload: 10,
-        ..ParserLimits::default()
-    });
+    let p = Parser::new(ParserLimits { max_payload: 10, ..ParserLimits::default() });
     let mut buf = BytesMut::from(&b"PUB a 11\r\n"[..]);
-    assert_eq!(
-        p.parse(&mut buf),
-        Err(ParseError::MaxPayload { size: 11, max: 10 })
-    );
+    assert_eq!(p.parse(&mut buf), Err(ParseError::MaxPayload { size: 11, max: 10 }));
 }
 
 #[test]
 fn control_line_over_max_is_refused() {
-    let p = Parser::new(ParserLimits {
-        max_control_line: 16,
-        ..ParserLimits::default()
-    });
+    let p = Parser::new(ParserLimits { max_control_line: 16, ..ParserLimits::default() });
     let mut buf = BytesMut::from(&b"SUB aaaaaaaaaaaaaaaaaaaaaaa 1\r\n"[..]);
-    assert!(matches!(
-        p.parse(&mut buf),
-        Err(ParseError::MaxControlLine { .. })
-    ));
+    assert!(matches!(p.parse(&mut buf), Err(ParseError::MaxControlLine { .. })));
     let mut buf = BytesMut::from(&b"SUB aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..]);
-    assert!(matches!(
-        p.parse(&mut buf),
-        Err(ParseError::MaxControlLine { .. })
-    ));
+    assert!(matches!(p.parse(&mut buf), Err(ParseError::MaxControlLine { .. })));
 }
 
 #[test]
@@ -152,10 +107,7 @@ fn malformed_arguments_are_refused() {
         b"HPUB a 1\r\n",
     ] {
         let mut buf = BytesMut::from(bad);
-        assert!(
-            matches!(p.parse(&mut buf), Err(ParseError::BadArgs { .. })),
-            "{bad:?}"
-        );
+        assert!(matches!(p.parse(&mut buf), Err(ParseError::BadArgs { .. })), "{bad:?}");
     }
     let mut buf = BytesMut::from(&b"HPUB a 5 2\r\n"[..]);
     assert_eq!(p.parse(&mut buf), Err(ParseError::BadHeaderSize));
@@ -165,10 +117,7 @@ fn malformed_arguments_are_refused() {
 
 #[test]
 fn hpub_requires_headers_support() {
-    let p = Parser::new(ParserLimits {
-        headers: false,
-        ..ParserLimits::default()
-    });
+    let p = Parser::new(ParserLimits { headers: false, ..ParserLimits::default() });
     let mut buf = BytesMut::from(&b"HPUB a 12 12\r\nNATS/1.0\r\n\r\n\r\n"[..]);
     assert_eq!(p.parse(&mut buf), Err(ParseError::HeadersNotSupported));
 }
@@ -185,12 +134,7 @@ fn op_strategy() -> impl Strategy<Value = Vec<u8>> {
         }),
         (subject, payload).prop_map(|(s, p)| {
             let hdr = b"NATS/1.0\r\nA: b\r\n\r\n";
-            let mut v = format!(
-                "HPUB {s} _INBOX.x {} {}\r\n",
-                hdr.len(),
-                hdr.len() + p.len()
-            )
-            .into_bytes();
+            let mut v = format!("HPUB {s} _INBOX.x {} {}\r\n", hdr.len(), hdr.len() + p.len()).into_bytes();
             v.extend_from_slice(hdr);
             v.extend_from_slice(&p);
             v.extend_from_slice(b"\r\n");
