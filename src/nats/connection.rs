@@ -6,7 +6,7 @@
 //! authentication is required, a PING every `ping_interval` with at most `ping_max` unanswered,
 //! and `write_deadline` on every write.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,10 +44,10 @@ where
 
 async fn write_loop<W: AsyncWrite + Send>(client: Arc<ClientShared>, writer: W, deadline: Duration) {
     tokio::pin!(writer);
-    let mut spare = BytesMut::new();
-    loop {
+    let mut chunks = VecDeque::new();
+    'run: loop {
         let closing = client.closing().is_cancelled();
-        if !client.outbound.take(&mut spare) {
+        if !client.outbound.take(&mut chunks) {
             if closing {
                 break;
             }
@@ -57,25 +57,27 @@ async fn write_loop<W: AsyncWrite + Send>(client: Arc<ClientShared>, writer: W, 
             }
             continue;
         }
-        let len = spare.len();
-        let write = tokio::select! {
-            w = tokio::time::timeout(deadline, writer.write_all(&spare)) => w,
-            _ = client.abort_writes().cancelled() => break,
-        };
-        match write {
-            Ok(Ok(())) => client.outbound.signal_drained(),
-            Ok(Err(_)) => {
-                client.close(CloseReason::WriteError);
-                break;
-            }
-            Err(_) => {
-                if client.close(CloseReason::SlowConsumerWriteDeadline) {
-                    tracing::debug!(cid = client.id, len, "slow consumer: write deadline exceeded");
+        for chunk in &chunks {
+            let write = tokio::select! {
+                w = tokio::time::timeout(deadline, writer.write_all(chunk)) => w,
+                _ = client.abort_writes().cancelled() => break 'run,
+            };
+            match write {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    client.close(CloseReason::WriteError);
+                    break 'run;
                 }
-                break;
+                Err(_) => {
+                    if client.close(CloseReason::SlowConsumerWriteDeadline) {
+                        tracing::debug!(cid = client.id, "slow consumer: write deadline exceeded");
+                    }
+                    break 'run;
+                }
             }
         }
-        crate::nats::outbound::Outbound::recycle(&mut spare);
+        client.outbound.recycle(&mut chunks);
+        client.outbound.signal_drained();
     }
     client.outbound.close();
     let _ = tokio::time::timeout(deadline, writer.shutdown()).await;
