@@ -171,18 +171,17 @@ fn read_reason_and_properties(
     Ok((reason, properties))
 }
 
-/// Writes the reason code and properties, leaving out what the short forms allow.
+/// Writes the reason code and properties, or nothing for success without properties.
 fn put_reason_and_properties(
     out: &mut BytesMut,
     reason: ReasonCode,
     properties: &Properties,
 ) -> Result<(), EncodeError> {
-    let has_properties = !properties.is_empty();
-    if reason != ReasonCode::Success || has_properties {
-        out.put_u8(reason.as_u8());
+    if reason == ReasonCode::Success && properties.is_empty() {
+        return Ok(());
     }
-    if has_properties {
-        properties.encode(out)?;
-    }
-    Ok(())
+    // The spec lets a zero property length be left out after the reason code too, but some
+    // clients (rumqttc among them) then fail to read the packet: always write it.
+    out.put_u8(reason.as_u8());
+    properties.encode(out)
 }
