@@ -143,6 +143,12 @@ impl Decoder {
         self.max_packet_size
     }
 
+    /// Changes the limit for the packets still to come, e.g. once the client is authenticated
+    /// and its account's limit is known.
+    pub fn set_max_packet_size(&mut self, max_packet_size: usize) {
+        self.max_packet_size = max_packet_size;
+    }
+
     /// Decodes the packet at the front of `buf`: `Ok(Some)` with the packet split off `buf`,
     /// `Ok(None)` when more bytes are needed, or the error and what to tell the client before
     /// closing. After an error the connection must be closed; the decoder is not reusable.
