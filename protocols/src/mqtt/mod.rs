@@ -30,9 +30,11 @@
 //!
 //! # Why not rumqttc's codec
 //!
-//! rumqttc's `mqttbytes` is a client codec: it cannot report the connect flags, reads passwords
-//! as UTF-8 strings, accepts duplicate properties, ignores reserved bits and its errors don't say
-//! which reason code the spec wants. The server needs all of that, so decoding and encoding are
+//! DESIGN.md planned to wrap rumqttc's `mqttbytes`, but it is a client codec: it hides the
+//! connect flags, reads passwords as UTF-8 strings, refuses `MQIsdp`, keeps the last of
+//! duplicated properties, ignores reserved bits, and its errors don't say which reason code the
+//! spec wants. (0.25 also cannot read AUTH, and writes a reasoned MQTT 5 DISCONNECT one byte
+//! longer than its remaining length.) The server needs all of that, so decoding and encoding are
 //! ours; rumqttc is the independent client the tests check our bytes against.
 
 pub mod ack;
