@@ -22,11 +22,7 @@ pub struct Ack {
 impl Ack {
     /// A successful acknowledgement of `packet_id`.
     pub fn new(packet_id: u16) -> Ack {
-        Ack {
-            packet_id,
-            reason: ReasonCode::Success,
-            properties: Properties::default(),
-        }
+        Ack { packet_id, reason: ReasonCode::Success, properties: Properties::default() }
     }
 
     /// `allowed` lists the reason codes a client may send in this packet.
@@ -42,16 +38,10 @@ impl Ack {
         };
         let (reason, properties) = match version {
             ProtocolVersion::V4 => (ReasonCode::Success, Properties::default()),
-            ProtocolVersion::V5 => {
-                read_reason_and_properties(r, packet, allowed, Context::PubResponse)?
-            }
+            ProtocolVersion::V5 => read_reason_and_properties(r, packet, allowed, Context::PubResponse)?,
         };
         r.finish(packet)?;
-        Ok(Ack {
-            packet_id,
-            reason,
-            properties,
-        })
+        Ok(Ack { packet_id, reason, properties })
     }
 
     pub(crate) fn encode(
@@ -80,16 +70,10 @@ pub struct Disconnect {
 
 impl Disconnect {
     pub fn new(reason: ReasonCode) -> Disconnect {
-        Disconnect {
-            reason,
-            properties: Properties::default(),
-        }
+        Disconnect { reason, properties: Properties::default() }
     }
 
-    pub(crate) fn decode(
-        r: &mut Reader,
-        version: ProtocolVersion,
-    ) -> Result<Disconnect, ErrorKind> {
+    pub(crate) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<Disconnect, ErrorKind> {
         let (reason, properties) = match version {
             ProtocolVersion::V4 => (ReasonCode::Success, Properties::default()),
             ProtocolVersion::V5 => read_reason_and_properties(
@@ -103,11 +87,7 @@ impl Disconnect {
         Ok(Disconnect { reason, properties })
     }
 
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         put_length_prefixed(out, Some(0xE0), 0, |out| {
             if version == ProtocolVersion::V5 {
                 put_reason_and_properties(out, self.reason, &self.properties)?;
@@ -133,11 +113,7 @@ impl Auth {
         Ok(Auth { reason, properties })
     }
 
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         if version == ProtocolVersion::V4 {
             return Err(EncodeError::NotInVersion("AUTH"));
         }
@@ -163,11 +139,7 @@ fn read_reason_and_properties(
     if !allowed.contains(&reason) {
         return Err(ErrorKind::ReasonCodeNotAllowed { code: byte, packet });
     }
-    let properties = if r.is_empty() {
-        Properties::default()
-    } else {
-        Properties::decode(r, context)?
-    };
+    let properties = if r.is_empty() { Properties::default() } else { Properties::decode(r, context)? };
     Ok((reason, properties))
 }
 

@@ -118,20 +118,13 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder for a new connection: the first packet must be CONNECT.
     pub fn new(max_packet_size: usize) -> Decoder {
-        Decoder {
-            max_packet_size,
-            version: None,
-            session_expiry_was_zero: true,
-        }
+        Decoder { max_packet_size, version: None, session_expiry_was_zero: true }
     }
 
     /// A decoder for a connection whose CONNECT was already handled, e.g. to fuzz or test the
     /// later packets of one version directly.
     pub fn connected(max_packet_size: usize, version: ProtocolVersion) -> Decoder {
-        Decoder {
-            version: Some(version),
-            ..Decoder::new(max_packet_size)
-        }
+        Decoder { version: Some(version), ..Decoder::new(max_packet_size) }
     }
 
     /// The version of the client's CONNECT, once one was decoded.
@@ -164,19 +157,13 @@ impl Decoder {
         let packet_type = byte1 >> 4;
         let flags = byte1 & 0x0F;
         self.check_first_byte(packet_type, flags).map_err(fail)?;
-        let Some((remaining, len_len)) =
-            parse_varint(buf.get(1..).unwrap_or_default()).map_err(fail)?
-        else {
+        let Some((remaining, len_len)) = parse_varint(buf.get(1..).unwrap_or_default()).map_err(fail)? else {
             return Ok(None);
         };
-        self.check_remaining_length(packet_type, remaining)
-            .map_err(fail)?;
+        self.check_remaining_length(packet_type, remaining).map_err(fail)?;
         let total = 1 + len_len + remaining;
         if total > self.max_packet_size {
-            return Err(fail(ErrorKind::PacketTooLarge {
-                size: total,
-                max: self.max_packet_size,
-            }));
+            return Err(fail(ErrorKind::PacketTooLarge { size: total, max: self.max_packet_size }));
         }
         if buf.len() < total {
             buf.reserve(total - buf.len());
@@ -186,9 +173,7 @@ impl Decoder {
         let mut r = Reader::new(frame.split_off(1 + len_len));
         let packet = match self.version {
             None => self.decode_connect(&mut r)?,
-            Some(version) => self
-                .decode_after_connect(packet_type, flags, &mut r, version)
-                .map_err(fail)?,
+            Some(version) => self.decode_after_connect(packet_type, flags, &mut r, version).map_err(fail)?,
         };
         Ok(Some(packet))
     }
@@ -230,17 +215,14 @@ impl Decoder {
         if ok {
             Ok(())
         } else {
-            Err(ErrorKind::InvalidRemainingLength {
-                packet: type_name(packet_type),
-                len,
-            })
+            Err(ErrorKind::InvalidRemainingLength { packet: type_name(packet_type), len })
         }
     }
 
     fn decode_connect(&mut self, r: &mut Reader) -> Result<Packet, MqttError> {
         let version = read_protocol(r).map_err(|kind| MqttError::new(kind, Phase::Unknown))?;
-        let connect = Connect::decode(r, version)
-            .map_err(|kind| MqttError::new(kind, Phase::Connect(version)))?;
+        let connect =
+            Connect::decode(r, version).map_err(|kind| MqttError::new(kind, Phase::Connect(version)))?;
         self.version = Some(version);
         self.session_expiry_was_zero = connect.properties.session_expiry_interval.unwrap_or(0) == 0;
         Ok(Packet::Connect(Box::new(connect)))

@@ -69,9 +69,7 @@ pub(crate) fn read_protocol(r: &mut Reader) -> Result<ProtocolVersion, ErrorKind
     match (name.as_ref(), level) {
         (b"MQTT", 4) => Ok(ProtocolVersion::V4),
         (b"MQTT", 5) => Ok(ProtocolVersion::V5),
-        (b"MQTT", level) | (b"MQIsdp", level @ 3) => {
-            Err(ErrorKind::UnsupportedProtocolVersion(level))
-        }
+        (b"MQTT", level) | (b"MQIsdp", level @ 3) => Err(ErrorKind::UnsupportedProtocolVersion(level)),
         _ => Err(ErrorKind::UnknownProtocolName),
     }
 }
@@ -101,11 +99,7 @@ impl Connect {
             return Err(ErrorKind::PasswordWithoutUsername);
         }
         let keep_alive = r.u16("keep alive")?;
-        let properties = if v5 {
-            Properties::decode(r, Context::Connect)?
-        } else {
-            Properties::default()
-        };
+        let properties = if v5 { Properties::decode(r, Context::Connect)? } else { Properties::default() };
 
         let client_id = r.string("client ID")?;
         // [MQTT-3.1.3-8]; MQTT 5 lets the server assign an ID whatever the clean start flag.
@@ -113,21 +107,11 @@ impl Connect {
             return Err(ErrorKind::EmptyClientIdWithoutCleanSession);
         }
         let will = if has_will {
-            let properties = if v5 {
-                Properties::decode(r, Context::Will)?
-            } else {
-                Properties::default()
-            };
+            let properties = if v5 { Properties::decode(r, Context::Will)? } else { Properties::default() };
             let topic = r.string("will topic")?;
             validate_topic_name(topic.as_str()).map_err(ErrorKind::InvalidTopicName)?;
             let payload = r.binary("will message")?;
-            Some(Will {
-                topic,
-                payload,
-                qos: will_qos,
-                retain: will_retain,
-                properties,
-            })
+            Some(Will { topic, payload, qos: will_qos, retain: will_retain, properties })
         } else {
             None
         };
@@ -141,22 +125,9 @@ impl Connect {
         } else {
             None
         };
-        let password = if has_password {
-            Some(r.binary("password")?)
-        } else {
-            None
-        };
+        let password = if has_password { Some(r.binary("password")?) } else { None };
         r.finish("CONNECT")?;
-        Ok(Connect {
-            version,
-            clean_start,
-            keep_alive,
-            client_id,
-            will,
-            username,
-            password,
-            properties,
-        })
+        Ok(Connect { version, clean_start, keep_alive, client_id, will, username, password, properties })
     }
 
     pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), EncodeError> {
@@ -205,11 +176,7 @@ impl Connect {
 }
 
 impl ConnAck {
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         let session_present = self.session_present && !self.code.is_error();
         put_length_prefixed(out, Some(0x20), 0, |out| {
             out.put_u8(u8::from(session_present));

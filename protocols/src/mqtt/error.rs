@@ -163,10 +163,7 @@ pub enum Reaction {
     Close,
     /// Send a CONNACK with this code (encoded for `version`, so a 3.1.1 client gets its return
     /// code), then close.
-    ConnAck {
-        version: ProtocolVersion,
-        code: ReasonCode,
-    },
+    ConnAck { version: ProtocolVersion, code: ReasonCode },
     /// MQTT 5 only: send a DISCONNECT with this reason code, then close.
     Disconnect(ReasonCode),
 }
@@ -196,26 +193,19 @@ impl MqttError {
         let reaction = match phase {
             Phase::Unknown => match kind {
                 // A client of any version can read a 3.1.1 CONNACK; nothing else is safe.
-                ErrorKind::UnsupportedProtocolVersion(_) => Reaction::ConnAck {
-                    version: ProtocolVersion::V4,
-                    code,
-                },
+                ErrorKind::UnsupportedProtocolVersion(_) => {
+                    Reaction::ConnAck { version: ProtocolVersion::V4, code }
+                }
                 _ => Reaction::Close,
             },
             Phase::Connect(ProtocolVersion::V4) => match code {
                 ReasonCode::ClientIdentifierNotValid | ReasonCode::BadUserNameOrPassword => {
-                    Reaction::ConnAck {
-                        version: ProtocolVersion::V4,
-                        code,
-                    }
+                    Reaction::ConnAck { version: ProtocolVersion::V4, code }
                 }
                 // 3.1.1 [MQTT-3.2.2-6]: with no applicable return code, close without CONNACK.
                 _ => Reaction::Close,
             },
-            Phase::Connect(ProtocolVersion::V5) => Reaction::ConnAck {
-                version: ProtocolVersion::V5,
-                code,
-            },
+            Phase::Connect(ProtocolVersion::V5) => Reaction::ConnAck { version: ProtocolVersion::V5, code },
             Phase::Connected(ProtocolVersion::V4) => Reaction::Close,
             Phase::Connected(ProtocolVersion::V5) => Reaction::Disconnect(code),
         };

@@ -120,8 +120,8 @@ impl Context {
 
 /// The property identifiers this version of the spec defines.
 const KNOWN: &[u8] = &[
-    0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C,
-    0x1F, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
+    0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1C, 0x1F,
+    0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
 ];
 
 /// Sets `slot` once; a second value is a Protocol Error.
@@ -138,10 +138,7 @@ fn read_bool(r: &mut Reader, id: u8) -> Result<bool, ErrorKind> {
     match r.u8("property value")? {
         0 => Ok(false),
         1 => Ok(true),
-        value => Err(ErrorKind::InvalidPropertyValue {
-            id,
-            value: u32::from(value),
-        }),
+        value => Err(ErrorKind::InvalidPropertyValue { id, value: u32::from(value) }),
     }
 }
 
@@ -170,14 +167,9 @@ impl Properties {
             let id = u8::try_from(raw_id)
                 .ok()
                 .filter(|id| KNOWN.contains(id))
-                .ok_or(ErrorKind::UnknownProperty(
-                    u32::try_from(raw_id).unwrap_or(u32::MAX),
-                ))?;
+                .ok_or(ErrorKind::UnknownProperty(u32::try_from(raw_id).unwrap_or(u32::MAX)))?;
             if !context.allowed().contains(&id) {
-                return Err(ErrorKind::PropertyNotAllowed {
-                    id,
-                    packet: context.name(),
-                });
+                return Err(ErrorKind::PropertyNotAllowed { id, packet: context.name() });
             }
             p.read_one(&mut r, id)?;
         }
@@ -220,11 +212,7 @@ impl Properties {
             0x16 => set_once(&mut self.authentication_data, id, r.binary(V)?),
             0x17 => set_once(&mut self.request_problem_information, id, read_bool(r, id)?),
             0x18 => set_once(&mut self.will_delay_interval, id, r.u32(V)?),
-            0x19 => set_once(
-                &mut self.request_response_information,
-                id,
-                read_bool(r, id)?,
-            ),
+            0x19 => set_once(&mut self.request_response_information, id, read_bool(r, id)?),
             0x1F => set_once(&mut self.reason_string, id, r.string(V)?),
             0x21 => set_once(&mut self.receive_maximum, id, read_nonzero_u16(r, id)?),
             0x22 => set_once(&mut self.topic_alias_maximum, id, r.u16(V)?),
@@ -246,10 +234,7 @@ impl Properties {
                 size => set_once(&mut self.maximum_packet_size, id, size),
             },
             // Server-only properties never pass the context check of a client packet.
-            _ => Err(ErrorKind::PropertyNotAllowed {
-                id,
-                packet: "a client packet",
-            }),
+            _ => Err(ErrorKind::PropertyNotAllowed { id, packet: "a client packet" }),
         }
     }
 
@@ -277,11 +262,7 @@ impl Properties {
                 out.put_u32(value);
             }
         }
-        fn str_prop(
-            out: &mut BytesMut,
-            id: u8,
-            value: &Option<MqttStr>,
-        ) -> Result<(), EncodeError> {
+        fn str_prop(out: &mut BytesMut, id: u8, value: &Option<MqttStr>) -> Result<(), EncodeError> {
             if let Some(value) = value {
                 out.put_u8(id);
                 put_str(out, value)?;

@@ -41,11 +41,7 @@ impl Publish {
     }
 
     /// Decodes the body of a PUBLISH whose fixed header flags are `flags`.
-    pub(crate) fn decode(
-        flags: u8,
-        r: &mut Reader,
-        version: ProtocolVersion,
-    ) -> Result<Publish, ErrorKind> {
+    pub(crate) fn decode(flags: u8, r: &mut Reader, version: ProtocolVersion) -> Result<Publish, ErrorKind> {
         let dup = flags & FLAG_DUP != 0;
         let retain = flags & FLAG_RETAIN != 0;
         // [MQTT-3.3.1-4]
@@ -77,22 +73,10 @@ impl Publish {
             }
             Err(e) => return Err(ErrorKind::InvalidTopicName(e)),
         }
-        Ok(Publish {
-            dup,
-            qos,
-            retain,
-            topic,
-            packet_id,
-            properties,
-            payload: r.rest(),
-        })
+        Ok(Publish { dup, qos, retain, topic, packet_id, properties, payload: r.rest() })
     }
 
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
         let mut byte1 = 0x30 | ((self.qos as u8) << 1);
         if self.dup {
             byte1 |= FLAG_DUP;

@@ -195,120 +195,65 @@ impl Subscribe {
                 }
                 Ok(SubscribeFilter { filter, options })
             })?;
-        Ok(Subscribe {
-            packet_id,
-            properties,
-            filters,
-        })
+        Ok(Subscribe { packet_id, properties, filters })
     }
 
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        encode_with_id_and_properties(
-            out,
-            0x82,
-            self.packet_id,
-            &self.properties,
-            version,
-            |out| {
-                for filter in &self.filters {
-                    put_str(out, &filter.filter)?;
-                    out.put_u8(filter.options.encode(version));
-                }
-                Ok(())
-            },
-        )
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_with_id_and_properties(out, 0x82, self.packet_id, &self.properties, version, |out| {
+            for filter in &self.filters {
+                put_str(out, &filter.filter)?;
+                out.put_u8(filter.options.encode(version));
+            }
+            Ok(())
+        })
     }
 }
 
 impl Unsubscribe {
-    pub(crate) fn decode(
-        r: &mut Reader,
-        version: ProtocolVersion,
-    ) -> Result<Unsubscribe, ErrorKind> {
+    pub(crate) fn decode(r: &mut Reader, version: ProtocolVersion) -> Result<Unsubscribe, ErrorKind> {
         let (packet_id, properties, filters) =
             decode_filter_list(r, version, Context::Unsubscribe, "UNSUBSCRIBE", |r| {
                 let filter = r.string("topic filter")?;
                 check_filter(&filter, version)?;
                 Ok(filter)
             })?;
-        Ok(Unsubscribe {
-            packet_id,
-            properties,
-            filters,
-        })
+        Ok(Unsubscribe { packet_id, properties, filters })
     }
 
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        encode_with_id_and_properties(
-            out,
-            0xA2,
-            self.packet_id,
-            &self.properties,
-            version,
-            |out| {
-                for filter in &self.filters {
-                    put_str(out, filter)?;
-                }
-                Ok(())
-            },
-        )
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_with_id_and_properties(out, 0xA2, self.packet_id, &self.properties, version, |out| {
+            for filter in &self.filters {
+                put_str(out, filter)?;
+            }
+            Ok(())
+        })
     }
 }
 
 impl SubAck {
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        encode_with_id_and_properties(
-            out,
-            0x90,
-            self.packet_id,
-            &self.properties,
-            version,
-            |out| {
-                for code in &self.codes {
-                    out.put_u8(match version {
-                        ProtocolVersion::V4 => code.v4_suback_code(),
-                        ProtocolVersion::V5 => code.as_u8(),
-                    });
-                }
-                Ok(())
-            },
-        )
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_with_id_and_properties(out, 0x90, self.packet_id, &self.properties, version, |out| {
+            for code in &self.codes {
+                out.put_u8(match version {
+                    ProtocolVersion::V4 => code.v4_suback_code(),
+                    ProtocolVersion::V5 => code.as_u8(),
+                });
+            }
+            Ok(())
+        })
     }
 }
 
 impl UnsubAck {
-    pub(crate) fn encode(
-        &self,
-        version: ProtocolVersion,
-        out: &mut BytesMut,
-    ) -> Result<(), EncodeError> {
-        encode_with_id_and_properties(
-            out,
-            0xB0,
-            self.packet_id,
-            &self.properties,
-            version,
-            |out| {
-                // 3.1.1's UNSUBACK is the packet identifier alone.
-                if version == ProtocolVersion::V5 {
-                    for code in &self.codes {
-                        out.put_u8(code.as_u8());
-                    }
+    pub(crate) fn encode(&self, version: ProtocolVersion, out: &mut BytesMut) -> Result<(), EncodeError> {
+        encode_with_id_and_properties(out, 0xB0, self.packet_id, &self.properties, version, |out| {
+            // 3.1.1's UNSUBACK is the packet identifier alone.
+            if version == ProtocolVersion::V5 {
+                for code in &self.codes {
+                    out.put_u8(code.as_u8());
                 }
-                Ok(())
-            },
-        )
+            }
+            Ok(())
+        })
     }
 }

@@ -81,10 +81,7 @@ impl<'a> SharedSubscription<'a> {
         if group.is_empty() || group.contains(['+', '#']) || inner.is_empty() {
             return Some(Err(TopicError::InvalidSharedSubscription));
         }
-        Some(validate_topic_filter(inner).map(|()| SharedSubscription {
-            group,
-            filter: inner,
-        }))
+        Some(validate_topic_filter(inner).map(|()| SharedSubscription { group, filter: inner }))
     }
 }
 
@@ -147,10 +144,7 @@ pub fn topic_to_subject(topic: &str) -> Result<Cow<'_, str>, TopicError> {
 pub fn filter_to_subjects(filter: &str) -> Result<(String, Option<String>), TopicError> {
     validate_topic_filter(filter)?;
     let subject = convert(filter)?.into_owned();
-    let parent = subject
-        .strip_suffix(".>")
-        .filter(|parent| !parent.is_empty())
-        .map(str::to_owned);
+    let parent = subject.strip_suffix(".>").filter(|parent| !parent.is_empty()).map(str::to_owned);
     Ok((subject, parent))
 }
 
@@ -293,19 +287,10 @@ mod tests {
 
     #[test]
     fn multi_level_wildcard_also_subscribes_to_the_parent_level() {
-        assert_eq!(
-            filter_to_subjects("foo/#").unwrap(),
-            ("foo.>".to_owned(), Some("foo".to_owned()))
-        );
-        assert_eq!(
-            filter_to_subjects("/#").unwrap(),
-            ("/.>".to_owned(), Some("/".to_owned()))
-        );
+        assert_eq!(filter_to_subjects("foo/#").unwrap(), ("foo.>".to_owned(), Some("foo".to_owned())));
+        assert_eq!(filter_to_subjects("/#").unwrap(), ("/.>".to_owned(), Some("/".to_owned())));
         assert_eq!(filter_to_subjects("#").unwrap(), (">".to_owned(), None));
-        assert_eq!(
-            filter_to_subjects("foo/+").unwrap(),
-            ("foo.*".to_owned(), None)
-        );
+        assert_eq!(filter_to_subjects("foo/+").unwrap(), ("foo.*".to_owned(), None));
     }
 
     #[test]
@@ -331,18 +316,9 @@ mod tests {
         assert_eq!(SharedSubscription::parse("$share"), None);
         assert_eq!(
             SharedSubscription::parse("$share/workers/jobs/#"),
-            Some(Ok(SharedSubscription {
-                group: "workers",
-                filter: "jobs/#"
-            }))
+            Some(Ok(SharedSubscription { group: "workers", filter: "jobs/#" }))
         );
-        for bad in [
-            "$share/",
-            "$share/g",
-            "$share//a",
-            "$share/g/",
-            "$share/g+/a",
-        ] {
+        for bad in ["$share/", "$share/g", "$share//a", "$share/g/", "$share/g+/a"] {
             assert_eq!(
                 SharedSubscription::parse(bad),
                 Some(Err(TopicError::InvalidSharedSubscription)),

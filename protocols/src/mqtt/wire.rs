@@ -92,10 +92,9 @@ pub(crate) fn put_length_prefixed(
     let (len_bytes, len_len) = varint_bytes(total);
     let lead_len = usize::from(lead.is_some());
     let gap = reserved - lead_len - len_len;
-    if let (Some(slot), Some(bytes)) = (
-        out.get_mut(start + gap + lead_len..start + reserved),
-        len_bytes.get(..len_len),
-    ) {
+    if let (Some(slot), Some(bytes)) =
+        (out.get_mut(start + gap + lead_len..start + reserved), len_bytes.get(..len_len))
+    {
         slot.copy_from_slice(bytes);
     }
     if let (Some(lead), Some(slot)) = (lead, out.get_mut(start + gap)) {
@@ -126,21 +125,15 @@ impl Reader {
     }
 
     pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, ErrorKind> {
-        self.buf
-            .try_get_u8()
-            .map_err(|_| ErrorKind::Truncated(what))
+        self.buf.try_get_u8().map_err(|_| ErrorKind::Truncated(what))
     }
 
     pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, ErrorKind> {
-        self.buf
-            .try_get_u16()
-            .map_err(|_| ErrorKind::Truncated(what))
+        self.buf.try_get_u16().map_err(|_| ErrorKind::Truncated(what))
     }
 
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, ErrorKind> {
-        self.buf
-            .try_get_u32()
-            .map_err(|_| ErrorKind::Truncated(what))
+        self.buf.try_get_u32().map_err(|_| ErrorKind::Truncated(what))
     }
 
     pub(crate) fn varint(&mut self, what: &'static str) -> Result<usize, ErrorKind> {
@@ -210,10 +203,7 @@ mod tests {
 
     #[test]
     fn a_fifth_varint_byte_is_malformed() {
-        assert_eq!(
-            parse_varint(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]),
-            Err(ErrorKind::MalformedRemainingLength)
-        );
+        assert_eq!(parse_varint(&[0xFF, 0xFF, 0xFF, 0xFF, 0x01]), Err(ErrorKind::MalformedRemainingLength));
         assert_eq!(parse_varint(&[0xFF, 0xFF, 0xFF]), Ok(None));
     }
 

@@ -65,10 +65,7 @@ pub(super) fn client_packets(version: ProtocolVersion) -> Vec<Packet> {
     let ack = |packet_id, reason| Ack {
         packet_id,
         reason: if v5 { reason } else { ReasonCode::Success },
-        properties: props(Properties {
-            reason_string: Some("why".into()),
-            ..Properties::default()
-        }),
+        properties: props(Properties { reason_string: Some("why".into()), ..Properties::default() }),
     };
     let mut options = SubscriptionOptions::new(QoS::ExactlyOnce);
     if v5 {
@@ -109,22 +106,13 @@ pub(super) fn client_packets(version: ProtocolVersion) -> Vec<Packet> {
                 ..Properties::default()
             }),
             filters: vec![
-                SubscribeFilter {
-                    filter: "a/+/c".into(),
-                    options,
-                },
-                SubscribeFilter {
-                    filter: "#".into(),
-                    options: SubscriptionOptions::new(QoS::AtMostOnce),
-                },
+                SubscribeFilter { filter: "a/+/c".into(), options },
+                SubscribeFilter { filter: "#".into(), options: SubscriptionOptions::new(QoS::AtMostOnce) },
             ],
         }),
         Packet::Unsubscribe(Unsubscribe {
             packet_id: 6,
-            properties: props(Properties {
-                user_properties: vec![user("u", "1")],
-                ..Properties::default()
-            }),
+            properties: props(Properties { user_properties: vec![user("u", "1")], ..Properties::default() }),
             filters: vec!["a/+/c".into(), "#".into()],
         }),
         Packet::PingReq,
@@ -165,10 +153,7 @@ fn every_client_packet_round_trips_in_both_versions() {
 fn v5_disconnect_with_reason_and_properties_round_trips() {
     let disconnect = Packet::Disconnect(Disconnect {
         reason: ReasonCode::DisconnectWithWillMessage,
-        properties: Properties {
-            reason_string: Some("bye".into()),
-            ..Properties::default()
-        },
+        properties: Properties { reason_string: Some("bye".into()), ..Properties::default() },
     });
     let bytes = encode(&disconnect, V5);
     assert_eq!(decode_one(&mut connected(V5), &bytes).unwrap(), disconnect);
@@ -203,9 +188,7 @@ fn rumqttc_v4_client_packets_decode() {
         packet.write(&mut bytes, MAX).unwrap();
     }
     let packets = decode_all(&mut Decoder::new(MAX), &bytes).unwrap();
-    let Packet::Connect(connect) = &packets[0] else {
-        panic!("{packets:?}")
-    };
+    let Packet::Connect(connect) = &packets[0] else { panic!("{packets:?}") };
     assert_eq!(connect.version, V4);
     assert_eq!(connect.client_id, "rumqttc-4");
     assert_eq!(connect.keep_alive, 15);
@@ -213,36 +196,21 @@ fn rumqttc_v4_client_packets_decode() {
     assert_eq!(connect.username.as_ref().unwrap(), "alice");
     assert_eq!(connect.password.as_deref(), Some(&b"secret"[..]));
     let will = connect.will.as_ref().unwrap();
-    assert_eq!(
-        (will.topic.as_str(), &will.payload[..]),
-        ("lw", &b"bye"[..])
-    );
-    let Packet::Publish(publish) = &packets[1] else {
-        panic!()
-    };
-    assert_eq!(
-        (publish.topic.as_str(), publish.qos, publish.packet_id),
-        ("a/b", QoS::AtLeastOnce, 9)
-    );
+    assert_eq!((will.topic.as_str(), &will.payload[..]), ("lw", &b"bye"[..]));
+    let Packet::Publish(publish) = &packets[1] else { panic!() };
+    assert_eq!((publish.topic.as_str(), publish.qos, publish.packet_id), ("a/b", QoS::AtLeastOnce, 9));
     assert_eq!(&publish.payload[..], b"payload");
-    let Packet::Subscribe(subscribe) = &packets[2] else {
-        panic!()
-    };
+    let Packet::Subscribe(subscribe) = &packets[2] else { panic!() };
     assert_eq!(subscribe.packet_id, 10);
     assert_eq!(subscribe.filters[0].filter, "a/#");
     assert_eq!(subscribe.filters[0].options.qos, QoS::ExactlyOnce);
-    assert!(
-        matches!(&packets[3], Packet::Unsubscribe(u) if u.packet_id == 11 && u.filters[0] == "a/#")
-    );
+    assert!(matches!(&packets[3], Packet::Unsubscribe(u) if u.packet_id == 11 && u.filters[0] == "a/#"));
     assert_eq!(packets[4], Packet::PubAck(Ack::new(1)));
     assert_eq!(packets[5], Packet::PubRec(Ack::new(2)));
     assert_eq!(packets[6], Packet::PubRel(Ack::new(3)));
     assert_eq!(packets[7], Packet::PubComp(Ack::new(4)));
     assert_eq!(packets[8], Packet::PingReq);
-    assert_eq!(
-        packets[9],
-        Packet::Disconnect(Disconnect::new(ReasonCode::Success))
-    );
+    assert_eq!(packets[9], Packet::Disconnect(Disconnect::new(ReasonCode::Success)));
 }
 
 #[test]
@@ -274,10 +242,7 @@ fn rumqttc_v5_client_packets_decode() {
     let mut filter = r5::Filter::new("x/+", R5QoS::AtLeastOnce);
     filter.nolocal = true;
     filter.retain_forward_rule = r5::RetainForwardRule::OnNewSubscribe;
-    let subscribe_props = r5::SubscribeProperties {
-        id: Some(42),
-        user_properties: vec![],
-    };
+    let subscribe_props = r5::SubscribeProperties { id: Some(42), user_properties: vec![] };
     let mut subscribe = r5::Subscribe::new(filter, Some(subscribe_props));
     subscribe.pkid = 4;
     let mut unsubscribe = r5::Unsubscribe::new("x/+", None);
@@ -293,16 +258,12 @@ fn rumqttc_v5_client_packets_decode() {
         r5::Packet::PingReq(r5::PingReq),
         // Not a DISCONNECT with a reason code: rumqttc 0.25 writes its property length past
         // the remaining length it announces.
-        r5::Packet::Disconnect(r5::Disconnect::new(
-            r5::DisconnectReasonCode::NormalDisconnection,
-        )),
+        r5::Packet::Disconnect(r5::Disconnect::new(r5::DisconnectReasonCode::NormalDisconnection)),
     ] {
         packet.write(&mut bytes, None).unwrap();
     }
     let packets = decode_all(&mut Decoder::new(MAX), &bytes).unwrap();
-    let Packet::Connect(connect) = &packets[0] else {
-        panic!("{packets:?}")
-    };
+    let Packet::Connect(connect) = &packets[0] else { panic!("{packets:?}") };
     assert_eq!(connect.version, V5);
     assert_eq!(connect.client_id, "rumqttc-5");
     assert_eq!(connect.properties.session_expiry_interval, Some(120));
@@ -311,16 +272,12 @@ fn rumqttc_v5_client_packets_decode() {
     let will = connect.will.as_ref().unwrap();
     assert_eq!((will.qos, will.retain), (QoS::AtLeastOnce, true));
     assert_eq!(connect.username.as_ref().unwrap(), "bob");
-    let Packet::Publish(publish) = &packets[1] else {
-        panic!()
-    };
+    let Packet::Publish(publish) = &packets[1] else { panic!() };
     assert_eq!((publish.qos, publish.packet_id), (QoS::ExactlyOnce, 3));
     assert_eq!(publish.properties.payload_format_utf8, Some(true));
     assert_eq!(publish.properties.topic_alias, Some(2));
     assert_eq!(publish.properties.content_type.as_ref().unwrap(), "t");
-    let Packet::Subscribe(subscribe) = &packets[2] else {
-        panic!()
-    };
+    let Packet::Subscribe(subscribe) = &packets[2] else { panic!() };
     assert_eq!(subscribe.properties.subscription_identifiers, vec![42]);
     let options = subscribe.filters[0].options;
     assert!(options.no_local);
@@ -364,10 +321,7 @@ fn server_packets_decode_with_rumqttc_v4() {
     });
     assert_eq!(
         read_v4(&encode(&refused, V4)),
-        r4::Packet::ConnAck(r4::ConnAck::new(
-            r4::ConnectReturnCode::NotAuthorized,
-            false
-        ))
+        r4::Packet::ConnAck(r4::ConnAck::new(r4::ConnectReturnCode::NotAuthorized, false))
     );
     let mut publish = Publish::new("a/b", Bytes::from_static(b"x"));
     publish.qos = QoS::AtLeastOnce;
@@ -377,18 +331,11 @@ fn server_packets_decode_with_rumqttc_v4() {
     let mut expected = r4::Publish::new("a/b", RQoS::AtLeastOnce, "x");
     expected.pkid = 5;
     expected.retain = true;
-    assert_eq!(
-        read_v4(&encode(&Packet::Publish(publish), V4)),
-        r4::Packet::Publish(expected)
-    );
+    assert_eq!(read_v4(&encode(&Packet::Publish(publish), V4)), r4::Packet::Publish(expected));
     let suback = Packet::SubAck(SubAck {
         packet_id: 3,
         properties: Properties::default(),
-        codes: vec![
-            ReasonCode::GrantedQoS1,
-            ReasonCode::TopicFilterInvalid,
-            ReasonCode::Success,
-        ],
+        codes: vec![ReasonCode::GrantedQoS1, ReasonCode::TopicFilterInvalid, ReasonCode::Success],
     });
     assert_eq!(&encode(&suback, V4)[..], &[0x90, 5, 0, 3, 1, 0x80, 0]);
     assert_eq!(
@@ -407,36 +354,15 @@ fn server_packets_decode_with_rumqttc_v4() {
         properties: Properties::default(),
         codes: vec![ReasonCode::Success],
     });
+    assert_eq!(read_v4(&encode(&unsuback, V4)), r4::Packet::UnsubAck(r4::UnsubAck::new(4)));
+    assert_eq!(read_v4(&encode(&Packet::PubAck(Ack::new(1)), V4)), r4::Packet::PubAck(r4::PubAck::new(1)));
+    assert_eq!(read_v4(&encode(&Packet::PubRec(Ack::new(2)), V4)), r4::Packet::PubRec(r4::PubRec::new(2)));
+    assert_eq!(read_v4(&encode(&Packet::PubRel(Ack::new(3)), V4)), r4::Packet::PubRel(r4::PubRel::new(3)));
+    assert_eq!(read_v4(&encode(&Packet::PubComp(Ack::new(4)), V4)), r4::Packet::PubComp(r4::PubComp::new(4)));
+    assert_eq!(read_v4(&encode(&Packet::PingResp, V4)), r4::Packet::PingResp);
     assert_eq!(
-        read_v4(&encode(&unsuback, V4)),
-        r4::Packet::UnsubAck(r4::UnsubAck::new(4))
-    );
-    assert_eq!(
-        read_v4(&encode(&Packet::PubAck(Ack::new(1)), V4)),
-        r4::Packet::PubAck(r4::PubAck::new(1))
-    );
-    assert_eq!(
-        read_v4(&encode(&Packet::PubRec(Ack::new(2)), V4)),
-        r4::Packet::PubRec(r4::PubRec::new(2))
-    );
-    assert_eq!(
-        read_v4(&encode(&Packet::PubRel(Ack::new(3)), V4)),
-        r4::Packet::PubRel(r4::PubRel::new(3))
-    );
-    assert_eq!(
-        read_v4(&encode(&Packet::PubComp(Ack::new(4)), V4)),
-        r4::Packet::PubComp(r4::PubComp::new(4))
-    );
-    assert_eq!(
-        read_v4(&encode(&Packet::PingResp, V4)),
-        r4::Packet::PingResp
-    );
-    assert_eq!(
-        Packet::Auth(Auth {
-            reason: ReasonCode::Success,
-            properties: Properties::default()
-        })
-        .encode(V4, &mut BytesMut::new()),
+        Packet::Auth(Auth { reason: ReasonCode::Success, properties: Properties::default() })
+            .encode(V4, &mut BytesMut::new()),
         Err(EncodeError::NotInVersion("AUTH"))
     );
 }
@@ -467,9 +393,7 @@ fn server_packets_decode_with_rumqttc_v5() {
             ..Properties::default()
         },
     });
-    let r5::Packet::ConnAck(ack) = read_v5(&encode(&connack, V5)) else {
-        panic!()
-    };
+    let r5::Packet::ConnAck(ack) = read_v5(&encode(&connack, V5)) else { panic!() };
     assert_eq!(ack.code, r5::ConnectReturnCode::Success);
     let p = ack.properties.unwrap();
     assert_eq!(p.session_expiry_interval, Some(60));
@@ -491,9 +415,7 @@ fn server_packets_decode_with_rumqttc_v5() {
         code: ReasonCode::BadUserNameOrPassword,
         properties: Properties::default(),
     });
-    let r5::Packet::ConnAck(ack) = read_v5(&encode(&refused, V5)) else {
-        panic!()
-    };
+    let r5::Packet::ConnAck(ack) = read_v5(&encode(&refused, V5)) else { panic!() };
     assert_eq!(ack.code, r5::ConnectReturnCode::BadUserNamePassword);
 
     let mut publish = Publish::new("a/b", Bytes::from_static(b"x"));
@@ -501,43 +423,28 @@ fn server_packets_decode_with_rumqttc_v5() {
     publish.packet_id = 8;
     publish.properties.subscription_identifiers = vec![1, 300];
     publish.properties.topic_alias = Some(4);
-    let r5::Packet::Publish(p) = read_v5(&encode(&Packet::Publish(publish), V5)) else {
-        panic!()
-    };
-    assert_eq!(
-        (&p.topic[..], p.pkid, &p.payload[..]),
-        (&b"a/b"[..], 8, &b"x"[..])
-    );
+    let r5::Packet::Publish(p) = read_v5(&encode(&Packet::Publish(publish), V5)) else { panic!() };
+    assert_eq!((&p.topic[..], p.pkid, &p.payload[..]), (&b"a/b"[..], 8, &b"x"[..]));
     let props = p.properties.unwrap();
     assert_eq!(props.subscription_identifiers, vec![1, 300]);
     assert_eq!(props.topic_alias, Some(4));
 
     let suback = Packet::SubAck(SubAck {
         packet_id: 3,
-        properties: Properties {
-            reason_string: Some("r".into()),
-            ..Properties::default()
-        },
+        properties: Properties { reason_string: Some("r".into()), ..Properties::default() },
         codes: vec![ReasonCode::GrantedQoS2, ReasonCode::QuotaExceeded],
     });
-    let r5::Packet::SubAck(ack) = read_v5(&encode(&suback, V5)) else {
-        panic!()
-    };
+    let r5::Packet::SubAck(ack) = read_v5(&encode(&suback, V5)) else { panic!() };
     assert_eq!(
         ack.return_codes,
-        vec![
-            r5::SubscribeReasonCode::Success(R5QoS::ExactlyOnce),
-            r5::SubscribeReasonCode::QuotaExceeded
-        ]
+        vec![r5::SubscribeReasonCode::Success(R5QoS::ExactlyOnce), r5::SubscribeReasonCode::QuotaExceeded]
     );
     let unsuback = Packet::UnsubAck(UnsubAck {
         packet_id: 4,
         properties: Properties::default(),
         codes: vec![ReasonCode::NoSubscriptionExisted],
     });
-    let r5::Packet::UnsubAck(ack) = read_v5(&encode(&unsuback, V5)) else {
-        panic!()
-    };
+    let r5::Packet::UnsubAck(ack) = read_v5(&encode(&unsuback, V5)) else { panic!() };
     assert_eq!(ack.reasons, vec![r5::UnsubAckReason::NoSubscriptionExisted]);
 
     let puback = Packet::PubAck(Ack {
@@ -545,9 +452,7 @@ fn server_packets_decode_with_rumqttc_v5() {
         reason: ReasonCode::NoMatchingSubscribers,
         properties: Properties::default(),
     });
-    let r5::Packet::PubAck(ack) = read_v5(&encode(&puback, V5)) else {
-        panic!()
-    };
+    let r5::Packet::PubAck(ack) = read_v5(&encode(&puback, V5)) else { panic!() };
     assert_eq!(ack.reason, r5::PubAckReason::NoMatchingSubscribers);
     for packet in [
         Packet::PubRec(Ack::new(7)),
@@ -561,16 +466,11 @@ fn server_packets_decode_with_rumqttc_v5() {
         read_v5(&bytes);
     }
     let disconnect = Packet::Disconnect(Disconnect::new(ReasonCode::SessionTakenOver));
-    let r5::Packet::Disconnect(d) = read_v5(&encode(&disconnect, V5)) else {
-        panic!()
-    };
+    let r5::Packet::Disconnect(d) = read_v5(&encode(&disconnect, V5)) else { panic!() };
     assert_eq!(d.reason_code, r5::DisconnectReasonCode::SessionTakenOver);
     let auth = Packet::Auth(Auth {
         reason: ReasonCode::ContinueAuthentication,
-        properties: Properties {
-            authentication_method: Some("SCRAM".into()),
-            ..Properties::default()
-        },
+        properties: Properties { authentication_method: Some("SCRAM".into()), ..Properties::default() },
     });
     // rumqttc 0.25 cannot read AUTH (packet type 15): check the bytes, and our own decoder.
     let bytes = encode(&auth, V5);

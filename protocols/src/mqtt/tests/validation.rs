@@ -45,30 +45,17 @@ fn connect_v5(flags: u8, properties: &[u8], payload_rest: &[u8]) -> Vec<u8> {
 
 /// A v5 PUBLISH QoS 0 on `topic` with `properties`.
 fn publish_v5(topic: &[u8], properties: &[u8]) -> Vec<u8> {
-    frame(
-        0x30,
-        &cat(&[&s(topic), &[properties.len() as u8], properties, b"x"]),
-    )
+    frame(0x30, &cat(&[&s(topic), &[properties.len() as u8], properties, b"x"]))
 }
 
 #[test]
 fn the_first_packet_must_be_connect() {
-    check(
-        new(),
-        &frame(0xC0, &[]),
-        ErrorKind::FirstPacketNotConnect(12),
-        Close,
-    );
+    check(new(), &frame(0xC0, &[]), ErrorKind::FirstPacketNotConnect(12), Close);
 }
 
 #[test]
 fn an_unknown_protocol_name_closes() {
-    check(
-        new(),
-        &connect(b"MQTX", 4, 2, &s(b"c")),
-        ErrorKind::UnknownProtocolName,
-        Close,
-    );
+    check(new(), &connect(b"MQTX", 4, 2, &s(b"c")), ErrorKind::UnknownProtocolName, Close);
 }
 
 #[test]
@@ -76,10 +63,7 @@ fn mqtt_3_1_and_unknown_levels_get_connack_unacceptable_protocol_version() {
     for (name, level) in [(&b"MQIsdp"[..], 3), (b"MQTT", 3), (b"MQTT", 6)] {
         let err = refused(new(), &connect(name, level, 2, &s(b"c")));
         assert_eq!(err.kind, ErrorKind::UnsupportedProtocolVersion(level));
-        assert_eq!(
-            err.reaction,
-            v4_connack(ReasonCode::UnsupportedProtocolVersion)
-        );
+        assert_eq!(err.reaction, v4_connack(ReasonCode::UnsupportedProtocolVersion));
         assert_eq!(err.reason_code(), ReasonCode::UnsupportedProtocolVersion);
     }
     // The 3.1.1 CONNACK every client version can read: return code 1.
@@ -95,25 +79,12 @@ fn mqtt_3_1_and_unknown_levels_get_connack_unacceptable_protocol_version() {
 fn connect_fixed_header_flags_must_be_zero() {
     let mut bytes = connect(b"MQTT", 4, 2, &s(b"c"));
     bytes[0] = 0x11;
-    check(
-        new(),
-        &bytes,
-        ErrorKind::InvalidFixedHeaderFlags {
-            packet_type: 1,
-            flags: 1,
-        },
-        Close,
-    );
+    check(new(), &bytes, ErrorKind::InvalidFixedHeaderFlags { packet_type: 1, flags: 1 }, Close);
 }
 
 #[test]
 fn connect_reserved_flag_is_malformed() {
-    check(
-        new(),
-        &connect(b"MQTT", 4, 0x03, &s(b"c")),
-        ErrorKind::ConnectReservedFlag,
-        Close,
-    );
+    check(new(), &connect(b"MQTT", 4, 0x03, &s(b"c")), ErrorKind::ConnectReservedFlag, Close);
     check(
         new(),
         &connect_v5(0x03, &[], &[]),
@@ -125,12 +96,7 @@ fn connect_reserved_flag_is_malformed() {
 #[test]
 fn will_qos_or_retain_without_will_flag_is_malformed() {
     for flags in [0x02 | 0x08, 0x02 | 0x20] {
-        check(
-            new(),
-            &connect(b"MQTT", 4, flags, &s(b"c")),
-            ErrorKind::WillFlagsWithoutWill,
-            Close,
-        );
+        check(new(), &connect(b"MQTT", 4, flags, &s(b"c")), ErrorKind::WillFlagsWithoutWill, Close);
     }
     check(
         new(),
@@ -178,8 +144,7 @@ fn password_without_username_is_refused_on_v4_only() {
         ErrorKind::PasswordWithoutUsername,
         Close,
     );
-    let Packet::Connect(connect) =
-        decode_one(&mut new(), &connect_v5(0x02 | 0x40, &[], &s(b"pw"))).unwrap()
+    let Packet::Connect(connect) = decode_one(&mut new(), &connect_v5(0x02 | 0x40, &[], &s(b"pw"))).unwrap()
     else {
         panic!()
     };
@@ -224,18 +189,8 @@ fn empty_username_is_a_bad_user_name_like_nats_server() {
 
 #[test]
 fn strings_must_be_utf8_without_null() {
-    check(
-        new(),
-        &connect(b"MQTT", 4, 2, &s(b"\xff")),
-        ErrorKind::InvalidUtf8,
-        Close,
-    );
-    check(
-        new(),
-        &connect(b"MQTT", 4, 2, &s(b"a\0b")),
-        ErrorKind::NullCharacter,
-        Close,
-    );
+    check(new(), &connect(b"MQTT", 4, 2, &s(b"\xff")), ErrorKind::InvalidUtf8, Close);
+    check(new(), &connect(b"MQTT", 4, 2, &s(b"a\0b")), ErrorKind::NullCharacter, Close);
     check(
         connected(V5),
         &frame(0x30, &cat(&[&s(b"a\0"), &[0]])),
@@ -257,12 +212,7 @@ fn bytes_after_the_last_connect_field_are_malformed() {
 #[test]
 fn a_second_connect_is_a_protocol_error() {
     let bytes = connect(b"MQTT", 4, 2, &s(b"c"));
-    check(
-        new(),
-        &[bytes.clone(), bytes].concat(),
-        ErrorKind::SecondConnect,
-        Close,
-    );
+    check(new(), &[bytes.clone(), bytes].concat(), ErrorKind::SecondConnect, Close);
     let bytes = connect_v5(2, &[], &[]);
     check(
         new(),
@@ -278,20 +228,14 @@ fn properties_not_allowed_in_the_packet_are_protocol_errors() {
     check(
         new(),
         &connect_v5(2, &[0x23, 0, 1], &[]),
-        ErrorKind::PropertyNotAllowed {
-            id: 0x23,
-            packet: "CONNECT",
-        },
+        ErrorKind::PropertyNotAllowed { id: 0x23, packet: "CONNECT" },
         v5_connack(ReasonCode::ProtocolError),
     );
     // A client may not send a subscription identifier in PUBLISH [MQTT-3.3.4-6].
     check(
         connected(V5),
         &publish_v5(b"t", &[0x0B, 1]),
-        ErrorKind::PropertyNotAllowed {
-            id: 0x0B,
-            packet: "PUBLISH",
-        },
+        ErrorKind::PropertyNotAllowed { id: 0x0B, packet: "PUBLISH" },
         Reaction::Disconnect(ReasonCode::ProtocolError),
     );
 }
@@ -306,11 +250,9 @@ fn properties_repeated_when_they_must_appear_once_are_protocol_errors() {
     );
     // User properties may repeat.
     let user = cat(&[&[0x26], &s(b"k"), &s(b"v")]);
-    let Packet::Connect(connect) = decode_one(
-        &mut new(),
-        &connect_v5(2, &[user.clone(), user].concat(), &[]),
-    )
-    .unwrap() else {
+    let Packet::Connect(connect) =
+        decode_one(&mut new(), &connect_v5(2, &[user.clone(), user].concat(), &[])).unwrap()
+    else {
         panic!()
     };
     assert_eq!(connect.properties.user_properties.len(), 2);
@@ -362,34 +304,18 @@ fn unknown_properties_are_malformed() {
 #[test]
 fn packets_larger_than_the_limit_are_refused_from_the_fixed_header_alone() {
     // Only the fixed header is there: the body is never awaited.
-    check(
-        Decoder::new(100),
-        &[0x10, 0xE8, 0x07],
-        ErrorKind::PacketTooLarge {
-            size: 1003,
-            max: 100,
-        },
-        Close,
-    );
+    check(Decoder::new(100), &[0x10, 0xE8, 0x07], ErrorKind::PacketTooLarge { size: 1003, max: 100 }, Close);
     check(
         Decoder::connected(100, V5),
         &[0x30, 0xE8, 0x07],
-        ErrorKind::PacketTooLarge {
-            size: 1003,
-            max: 100,
-        },
+        ErrorKind::PacketTooLarge { size: 1003, max: 100 },
         Reaction::Disconnect(ReasonCode::PacketTooLarge),
     );
 }
 
 #[test]
 fn a_remaining_length_over_four_bytes_is_malformed() {
-    check(
-        connected(V4),
-        &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],
-        ErrorKind::MalformedRemainingLength,
-        Close,
-    );
+    check(connected(V4), &[0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], ErrorKind::MalformedRemainingLength, Close);
 }
 
 #[test]
@@ -404,12 +330,7 @@ fn publish_qos_3_is_malformed() {
 
 #[test]
 fn dup_on_qos_0_is_malformed() {
-    check(
-        connected(V4),
-        &frame(0x38, &s(b"t")),
-        ErrorKind::DupOnQoS0,
-        Close,
-    );
+    check(connected(V4), &frame(0x38, &s(b"t")), ErrorKind::DupOnQoS0, Close);
 }
 
 #[test]
@@ -449,20 +370,14 @@ fn publish_topics_may_not_hold_wildcards() {
 
 #[test]
 fn publish_topics_may_be_empty_only_with_a_topic_alias() {
-    check(
-        connected(V4),
-        &frame(0x30, &s(b"")),
-        ErrorKind::InvalidTopicName(TopicError::Empty),
-        Close,
-    );
+    check(connected(V4), &frame(0x30, &s(b"")), ErrorKind::InvalidTopicName(TopicError::Empty), Close);
     check(
         connected(V5),
         &publish_v5(b"", &[]),
         ErrorKind::EmptyTopicWithoutAlias,
         Reaction::Disconnect(ReasonCode::ProtocolError),
     );
-    let Packet::Publish(publish) =
-        decode_one(&mut connected(V5), &publish_v5(b"", &[0x23, 0, 7])).unwrap()
+    let Packet::Publish(publish) = decode_one(&mut connected(V5), &publish_v5(b"", &[0x23, 0, 7])).unwrap()
     else {
         panic!()
     };
@@ -496,32 +411,21 @@ fn subscribe_unsubscribe_and_pubrel_need_flags_0010() {
         check(
             connected(V4),
             &frame(byte1, &[0, 1]),
-            ErrorKind::InvalidFixedHeaderFlags {
-                packet_type,
-                flags: byte1 & 0x0F,
-            },
+            ErrorKind::InvalidFixedHeaderFlags { packet_type, flags: byte1 & 0x0F },
             Close,
         );
     }
     check(
         connected(V5),
         &frame(0x41, &[0, 1]),
-        ErrorKind::InvalidFixedHeaderFlags {
-            packet_type: 4,
-            flags: 1,
-        },
+        ErrorKind::InvalidFixedHeaderFlags { packet_type: 4, flags: 1 },
         Reaction::Disconnect(ReasonCode::MalformedPacket),
     );
 }
 
 #[test]
 fn subscribe_and_unsubscribe_need_a_filter() {
-    check(
-        connected(V4),
-        &frame(0x82, &[0, 1]),
-        ErrorKind::NoTopicFilters("SUBSCRIBE"),
-        Close,
-    );
+    check(connected(V4), &frame(0x82, &[0, 1]), ErrorKind::NoTopicFilters("SUBSCRIBE"), Close);
     check(
         connected(V5),
         &frame(0xA2, &[0, 1, 0]),
@@ -622,28 +526,19 @@ fn fixed_size_packets_with_another_length_are_malformed() {
     check(
         connected(V4),
         &frame(0x40, &[0, 1, 0]),
-        ErrorKind::InvalidRemainingLength {
-            packet: "PUBACK",
-            len: 3,
-        },
+        ErrorKind::InvalidRemainingLength { packet: "PUBACK", len: 3 },
         Close,
     );
     check(
         connected(V5),
         &frame(0xC0, &[0]),
-        ErrorKind::InvalidRemainingLength {
-            packet: "PINGREQ",
-            len: 1,
-        },
+        ErrorKind::InvalidRemainingLength { packet: "PINGREQ", len: 1 },
         Reaction::Disconnect(ReasonCode::MalformedPacket),
     );
     check(
         connected(V4),
         &frame(0xE0, &[0]),
-        ErrorKind::InvalidRemainingLength {
-            packet: "DISCONNECT",
-            len: 1,
-        },
+        ErrorKind::InvalidRemainingLength { packet: "DISCONNECT", len: 1 },
         Close,
     );
 }
@@ -659,51 +554,30 @@ fn reason_codes_must_be_known_and_allowed_in_the_packet() {
     check(
         connected(V5),
         &frame(0x62, &[0, 1, 0x10]),
-        ErrorKind::ReasonCodeNotAllowed {
-            code: 0x10,
-            packet: "PUBREL",
-        },
+        ErrorKind::ReasonCodeNotAllowed { code: 0x10, packet: "PUBREL" },
         Reaction::Disconnect(ReasonCode::ProtocolError),
     );
     // "Session taken over" is the server's to send.
     check(
         connected(V5),
         &frame(0xE0, &[0x8E]),
-        ErrorKind::ReasonCodeNotAllowed {
-            code: 0x8E,
-            packet: "DISCONNECT",
-        },
+        ErrorKind::ReasonCodeNotAllowed { code: 0x8E, packet: "DISCONNECT" },
         Reaction::Disconnect(ReasonCode::ProtocolError),
     );
 }
 
 #[test]
 fn server_packets_and_reserved_types_from_a_client_are_refused() {
-    check(
-        connected(V4),
-        &frame(0x20, &[0, 0]),
-        ErrorKind::UnexpectedPacket("CONNACK"),
-        Close,
-    );
+    check(connected(V4), &frame(0x20, &[0, 0]), ErrorKind::UnexpectedPacket("CONNACK"), Close);
     check(
         connected(V5),
         &frame(0x90, &[0, 1, 0, 0]),
         ErrorKind::UnexpectedPacket("SUBACK"),
         Reaction::Disconnect(ReasonCode::ProtocolError),
     );
-    check(
-        connected(V4),
-        &frame(0x00, &[]),
-        ErrorKind::ReservedPacketType(0),
-        Close,
-    );
+    check(connected(V4), &frame(0x00, &[]), ErrorKind::ReservedPacketType(0), Close);
     // AUTH exists only in MQTT 5.
-    check(
-        connected(V4),
-        &frame(0xF0, &[]),
-        ErrorKind::ReservedPacketType(15),
-        Close,
-    );
+    check(connected(V4), &frame(0xF0, &[]), ErrorKind::ReservedPacketType(15), Close);
 }
 
 #[test]
@@ -719,19 +593,12 @@ fn disconnect_may_not_raise_a_zero_session_expiry() {
     let mut decoder = new();
     decode_one(&mut decoder, &connect_v5(2, &[0x11, 0, 0, 0, 1], &[])).unwrap();
     let packet = decode_one(&mut decoder, &frame(0xE0, &[0, 5, 0x11, 0, 0, 0, 9])).unwrap();
-    assert!(
-        matches!(packet, Packet::Disconnect(d) if d.properties.session_expiry_interval == Some(9))
-    );
+    assert!(matches!(packet, Packet::Disconnect(d) if d.properties.session_expiry_interval == Some(9)));
 }
 
 #[test]
 fn fields_running_past_the_packet_are_malformed() {
-    check(
-        connected(V4),
-        &frame(0x30, &[0, 9, b'a']),
-        ErrorKind::Truncated("topic"),
-        Close,
-    );
+    check(connected(V4), &frame(0x30, &[0, 9, b'a']), ErrorKind::Truncated("topic"), Close);
     check(
         connected(V5),
         &frame(0x82, &[0, 1, 9, 0x26]),
