@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::auth::Auth;
+use crate::account::Accounts;
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
-use crate::router::Sublist;
 use crate::stats::ServerStats;
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
@@ -40,7 +40,7 @@ pub struct Core {
     pub server_id: String,
     pub server_name: String,
     pub started: SystemTime,
-    pub sublist: Sublist,
+    pub accounts: Accounts,
     pub stats: Arc<ServerStats>,
     pub auth: Auth,
     /// Cancelled to stop every accept loop (shutdown and lame-duck mode).
@@ -63,7 +63,7 @@ impl Core {
             server_id,
             server_name,
             started: SystemTime::now(),
-            sublist: Sublist::new(),
+            accounts: Accounts::default(),
             stats: Arc::new(ServerStats::default()),
             auth,
             stop_accepting: CancellationToken::new(),

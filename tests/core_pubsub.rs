@@ -136,7 +136,7 @@ async fn auto_unsubscribe_after_n_messages() {
         got.push(m.payload);
     }
     assert_eq!(got, vec![Bytes::from("0"), Bytes::from("1"), Bytes::from("2")]);
-    assert_eq!(server.core().sublist.count(), 0, "subscription removed from the router");
+    assert_eq!(server.core().accounts.global().sublist.count(), 0, "subscription removed from the router");
 }
 
 #[tokio::test]

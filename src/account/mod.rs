@@ -3,3 +3,6 @@
 //! security issue.
 
 pub mod auth;
+pub mod registry;
+
+pub use registry::{Account, Accounts, GLOBAL_ACCOUNT};

@@ -59,7 +59,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> impl IntoResponse {
         "out_bytes": s.out_bytes.load(Ordering::Relaxed),
         "slow_consumers": s.slow_consumers.load(Ordering::Relaxed),
         "stale_connections": s.stale_connections.load(Ordering::Relaxed),
-        "subscriptions": core.sublist.count(),
+        "subscriptions": core.accounts.total_subscriptions(),
     }))
 }
 
@@ -68,7 +68,7 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn subsz(State(core): State<Arc<Core>>) -> impl IntoResponse {
-    respond(serde_json::to_value(core.sublist.stats()).unwrap_or(Value::Null))
+    respond(serde_json::to_value(core.accounts.global().sublist.stats()).unwrap_or(Value::Null))
 }
 
 pub async fn connz(State(core): State<Arc<Core>>) -> impl IntoResponse {

@@ -17,6 +17,7 @@ use jetway_protocols::nats::{encode, ClientOp, ConnectOptions, ParseError, Parse
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::client::{ClientShared, CloseReason};
+use crate::account::Account;
 use crate::router::{FlushSet, MatchResult, Message, Sink, Subscription};
 use crate::server::Core;
 
@@ -85,6 +86,8 @@ async fn write_loop<W: AsyncWrite + Send>(client: Arc<ClientShared>, writer: W, 
 
 struct Session {
     core: Arc<Core>,
+    /// The account this client publishes and subscribes in (set at CONNECT).
+    account: Arc<Account>,
     client: Arc<ClientShared>,
     parser: Parser,
     opts: ConnectOptions,
@@ -113,7 +116,10 @@ impl Session {
             headers: false,
         };
         let stats = core.stats.clone();
+        let account = core.accounts.global().clone();
+        account.connection_opened();
         Session {
+            account,
             core,
             client,
             parser: Parser::new(limits),
@@ -317,7 +323,8 @@ impl Session {
             origin: Some(self.client.id),
             echo: self.opts.echo,
         };
-        let delivered = crate::router::deliver::deliver(&self.core.sublist, &result, &msg, &mut self.flush);
+        let delivered =
+            crate::router::deliver::deliver(&self.account.sublist, &result, &msg, &mut self.flush);
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = reply_str {
                 self.no_responders(subject_str, reply);
@@ -327,7 +334,7 @@ impl Session {
 
     /// Sends the `NATS/1.0 503` status to this client's own subscription matching `reply`.
     fn no_responders(&mut self, subject: &str, reply: &str) {
-        let result = self.core.sublist.matches(reply);
+        let result = self.account.sublist.matches(reply);
         let Some(sub) = result.plain.iter().find(|s| s.client_id() == Some(self.client.id)) else {
             return;
         };
@@ -350,7 +357,7 @@ impl Session {
     }
 
     fn lookup(&mut self, subject: &Bytes) -> Arc<MatchResult> {
-        let generation = self.core.sublist.generation();
+        let generation = self.account.sublist.generation();
         if generation != self.l1_generation {
             self.l1.clear();
             self.l1_generation = generation;
@@ -358,7 +365,7 @@ impl Session {
             return hit.clone();
         }
         let result = match std::str::from_utf8(subject) {
-            Ok(s) => self.core.sublist.matches(s),
+            Ok(s) => self.account.sublist.matches(s),
             Err(_) => Arc::new(MatchResult::default()),
         };
         if self.l1.len() >= L1_CACHE_MAX {
@@ -390,7 +397,7 @@ impl Session {
         let sub = Subscription::new(subject.into(), queue.map(Into::into), sink);
         // A repeated sid is ignored, as nats-server does.
         if self.client.add_sub(sid, sub.clone()) {
-            self.core.sublist.insert(sub);
+            self.account.sublist.insert(sub);
         }
     }
 
@@ -404,7 +411,7 @@ impl Session {
             }
         }
         self.client.forget_sub(sid);
-        self.core.sublist.remove(&sub);
+        self.account.sublist.remove(&sub);
     }
 
     /// Wakes the writers this batch touched and publishes its counters.
@@ -422,8 +429,9 @@ impl Session {
     }
 
     fn cleanup(&mut self) {
+        self.account.connection_closed();
         for sub in self.client.take_subs() {
-            self.core.sublist.remove(&sub);
+            self.account.sublist.remove(&sub);
         }
         self.l1.clear();
     }
