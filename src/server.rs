@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::auth::Auth;
-use crate::account::Accounts;
+use crate::account::{Account, Accounts};
+use crate::router::{FlushSet, Message};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::stats::ServerStats;
@@ -100,6 +101,14 @@ impl Core {
 
     pub fn num_clients(&self) -> usize {
         self.clients.lock().len()
+    }
+
+    /// Publishes a message from inside the server (advisories, API replies, stream deliveries)
+    /// into `account`. Returns how many subscriptions received it.
+    pub fn publish(&self, account: &Account, msg: &Message<'_>) -> usize {
+        let result = account.sublist.matches(msg.subject);
+        let mut flush = FlushSet::new(self.stats.clone());
+        crate::router::deliver::deliver(&account.sublist, &result, msg, &mut flush)
     }
 
     /// The INFO sent to client `id`.
