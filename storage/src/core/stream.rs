@@ -267,7 +267,8 @@ impl<B: Backend> Stream<B> {
         }
         let last_msg = self.index.msgs.keys().next_back().copied().unwrap_or(0);
         if last_msg < seq {
-            return self.clear(seq.max(self.index.first_seq));
+            // Nothing left: an empty stream's first sequence is always `last + 1`.
+            return self.clear(seq.max(self.index.last_seq + 1));
         }
         let seqs: Vec<u64> = self.index.msgs.range(..seq).map(|(s, _)| *s).collect();
         for s in &seqs {

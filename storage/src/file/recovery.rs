@@ -101,7 +101,11 @@ impl Replay {
                     b.live += 1;
                 }
             }
-            Record::Tombstone(seq) => self.drop_msg(seq),
+            Record::Tombstone(seq) => {
+                // The message may have been erased: its tombstone still proves the sequence.
+                self.last_seq = self.last_seq.max(seq);
+                self.drop_msg(seq);
+            }
             Record::Floor(f) => self.raise_floor(f),
             Record::Truncate(last) => {
                 let doomed: Vec<u64> = self
@@ -114,6 +118,7 @@ impl Replay {
                     self.drop_msg(s);
                 }
                 self.last_seq = last;
+                self.floor = self.floor.min(last.saturating_add(1));
             }
             Record::Padding | Record::Consumer { .. } => {}
         }
