@@ -97,7 +97,11 @@ impl Store<FileBackend> {
                     path: block_path(dir, id),
                 })?;
             }
-            None => backend.new_block(rec.index.first_seq, rec.index.last_seq)?,
+            None => {
+                // Never reuse an id: blocks kept after a damaged last one must stay intact.
+                backend.active = backend.blocks.keys().next_back().copied().unwrap_or(0);
+                backend.new_block(rec.index.first_seq, rec.index.last_seq)?;
+            }
         }
         backend.drop_dead_front_blocks()?;
         let store = Store::from_stream(Stream::new(config, rec.index, backend));
