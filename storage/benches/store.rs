@@ -14,10 +14,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use jetway_storage::{Engine, EngineConfig, FileStore, NewMessage, StreamConfig, StreamStore, SyncPolicy};
+use jetway_storage::{
+    Engine, EngineConfig, FileStore, NewMessage, StreamConfig, StreamStore, SyncPolicy,
+};
 
 fn engine() -> Engine {
-    Engine::new(EngineConfig { writer_threads: 2, ..EngineConfig::default() }).unwrap()
+    Engine::new(EngineConfig {
+        writer_threads: 2,
+        ..EngineConfig::default()
+    })
+    .unwrap()
 }
 
 fn bench_dir() -> tempfile::TempDir {
@@ -55,7 +61,12 @@ fn append_n(store: &dyn StreamStore, payload: &Bytes, n: u64, in_flight: Option<
                 tx.send(()).unwrap();
             }
         });
-        store.append(NewMessage::new("bench.subject", payload.clone()), Some(done)).unwrap();
+        store
+            .append(
+                NewMessage::new("bench.subject", payload.clone()),
+                Some(done),
+            )
+            .unwrap();
     }
     if n > 0 {
         rx.recv().unwrap();
@@ -65,7 +76,11 @@ fn append_n(store: &dyn StreamStore, payload: &Bytes, n: u64, in_flight: Option<
 
 /// Small write + fdatasync per iteration: what one un-batched durable append costs.
 fn raw_fsync_rate(dir: &Path, n: u32) -> f64 {
-    let mut f = OpenOptions::new().create(true).append(true).open(dir.join("raw")).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("raw"))
+        .unwrap();
     let start = Instant::now();
     for _ in 0..n {
         f.write_all(&[7u8; 128]).unwrap();
@@ -78,13 +93,22 @@ fn summary() {
     let dir = bench_dir();
     let raw = raw_fsync_rate(dir.path(), 300);
     let engine = engine();
-    let store = FileStore::open(&engine, &dir.path().join("always"), config(SyncPolicy::Always)).unwrap();
+    let store = FileStore::open(
+        &engine,
+        &dir.path().join("always"),
+        config(SyncPolicy::Always),
+    )
+    .unwrap();
     let payload = Bytes::from(vec![1u8; 128]);
     let n = 20_000;
     let t = append_n(&store, &payload, n, Some(64));
     let always = n as f64 / t.as_secs_f64();
-    let interval = FileStore::open(&engine, &dir.path().join("interval"), config(SyncPolicy::Interval(Duration::from_millis(100))))
-        .unwrap();
+    let interval = FileStore::open(
+        &engine,
+        &dir.path().join("interval"),
+        config(SyncPolicy::Interval(Duration::from_millis(100))),
+    )
+    .unwrap();
     let n2 = 1_000_000;
     let t2 = append_n(&interval, &payload, n2, None);
     interval.sync().unwrap();
@@ -94,18 +118,28 @@ fn summary() {
         "Always, 64 in flight, 128 B: {always:.0} msgs/s = {:.1}x the raw fsync rate",
         always / raw
     );
-    println!("Interval(100ms), 128 B, one stream: {:.0} msgs/s", n2 as f64 / t2.as_secs_f64());
+    println!(
+        "Interval(100ms), 128 B, one stream: {:.0} msgs/s",
+        n2 as f64 / t2.as_secs_f64()
+    );
     println!("bytes on disk per 128-byte message: {per_msg:.1}");
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
 }
 
 fn policies() -> [(&'static str, SyncPolicy, Option<u64>); 3] {
     [
         ("always_64_in_flight", SyncPolicy::Always, Some(64)),
-        ("interval_100ms", SyncPolicy::Interval(Duration::from_millis(100)), None),
+        (
+            "interval_100ms",
+            SyncPolicy::Interval(Duration::from_millis(100)),
+            None,
+        ),
         ("never", SyncPolicy::Never, None),
     ]
 }
@@ -116,7 +150,12 @@ fn appends(c: &mut Criterion) {
     for (name, sync, in_flight) in policies() {
         let mut group = c.benchmark_group(format!("append_1_stream/{name}"));
         for size in [16usize, 128, 1024, 16 * 1024] {
-            let store = FileStore::open(&engine, &dir.path().join(format!("{name}-{size}")), config(sync)).unwrap();
+            let store = FileStore::open(
+                &engine,
+                &dir.path().join(format!("{name}-{size}")),
+                config(sync),
+            )
+            .unwrap();
             let payload = Bytes::from(vec![3u8; size]);
             group.throughput(Throughput::Elements(1));
             group.bench_with_input(BenchmarkId::new("msgs", size), &size, |b, _| {
@@ -134,7 +173,16 @@ fn appends(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("append_8_streams/{name}"));
         for size in [16usize, 128, 1024, 16 * 1024] {
             let stores: Vec<Arc<FileStore>> = (0..8)
-                .map(|i| Arc::new(FileStore::open(&engine, &dir.path().join(format!("{name}-{size}-{i}")), config(sync)).unwrap()))
+                .map(|i| {
+                    Arc::new(
+                        FileStore::open(
+                            &engine,
+                            &dir.path().join(format!("{name}-{size}-{i}")),
+                            config(sync),
+                        )
+                        .unwrap(),
+                    )
+                })
                 .collect();
             let payload = Bytes::from(vec![3u8; size]);
             group.throughput(Throughput::Elements(1));
@@ -162,16 +210,30 @@ fn appends(c: &mut Criterion) {
 fn load_next(c: &mut Criterion) {
     let engine = engine();
     let dir = bench_dir();
-    let store = FileStore::open(&engine, &dir.path().join("reads"), config(SyncPolicy::Never)).unwrap();
+    let store = FileStore::open(
+        &engine,
+        &dir.path().join("reads"),
+        config(SyncPolicy::Never),
+    )
+    .unwrap();
     let payload = Bytes::from(vec![5u8; 128]);
     let n = 200_000u64;
     for i in 0..n {
-        store.append(NewMessage::new(&format!("orders.{}.created", i % 16), payload.clone()), None).unwrap();
+        store
+            .append(
+                NewMessage::new(&format!("orders.{}.created", i % 16), payload.clone()),
+                None,
+            )
+            .unwrap();
     }
     store.sync().unwrap();
     let mut group = c.benchmark_group("load_next");
     group.throughput(Throughput::Elements(1));
-    for (name, filter) in [("literal", "orders.3.created"), ("wildcard", "orders.*.created"), ("sparse_wildcard", "orders.3.*")] {
+    for (name, filter) in [
+        ("literal", "orders.3.created"),
+        ("wildcard", "orders.*.created"),
+        ("sparse_wildcard", "orders.3.*"),
+    ] {
         let mut next = 1;
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -195,7 +257,12 @@ fn open_recovery(c: &mut Criterion) {
         let store = FileStore::open(&engine, &path, config(SyncPolicy::Never)).unwrap();
         let payload = Bytes::from(vec![9u8; 128]);
         for i in 0..1_000_000u64 {
-            store.append(NewMessage::new(&format!("kv.{}", i % 1000), payload.clone()), None).unwrap();
+            store
+                .append(
+                    NewMessage::new(&format!("kv.{}", i % 1000), payload.clone()),
+                    None,
+                )
+                .unwrap();
         }
         store.stop().unwrap();
     }

@@ -40,6 +40,23 @@
 //! - Open never panics on any bytes: a torn tail is truncated, damage elsewhere is skipped and
 //!   reported in [`StreamState::lost`].
 //!
+//! # Threads and locks
+//!
+//! Each store is one `parking_lot::Mutex` held only for in-memory work (never across disk I/O;
+//! a cold read does one `pread` under it). Nested order, outermost first: store lock ->
+//! channel queue lock -> writer ready lock. The writer thread takes the ready lock, releases it,
+//! then a channel's queue lock (released) and its target lock (only the writer uses it). The
+//! expiry thread takes its list lock, releases it, then each store's lock. Completions run on
+//! the writer thread with no store lock held.
+//!
+//! # Space
+//!
+//! Removing a message writes a 24-byte tombstone (or a floor record when it was the first
+//! message; consecutive floors coalesce into one). A block file is deleted once it is not the
+//! block being appended to and every block before it is gone and it holds no live message, so
+//! a stream trimmed from the front (limits, max age, compact, purge) reclaims its space at
+//! once. Sparse blocks in the middle are not rewritten yet.
+//!
 //! # On-disk format (all integers little-endian)
 //!
 //! A stream is a folder of block files named `NNNNNNNNNN.blk` (block id, 10 zero-padded decimal
