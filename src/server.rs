@@ -15,9 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::account::auth::Auth;
 use crate::account::{Account, Accounts};
-use crate::router::{FlushSet, Message};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
+use crate::router::{FlushSet, Message};
 use crate::stats::ServerStats;
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
