@@ -17,7 +17,7 @@ use crate::account::auth::Auth;
 use crate::account::{Account, Accounts};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
-use crate::router::{FlushSet, Message};
+use crate::router::Message;
 use crate::stats::ServerStats;
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
@@ -106,9 +106,7 @@ impl Core {
     /// Publishes a message from inside the server (advisories, API replies, stream deliveries)
     /// into `account`. Returns how many subscriptions received it.
     pub fn publish(&self, account: &Account, msg: &Message<'_>) -> usize {
-        let result = account.sublist.matches(msg.subject);
-        let mut flush = FlushSet::new(self.stats.clone());
-        crate::router::deliver::deliver(&account.sublist, &result, msg, &mut flush)
+        crate::router::deliver::publish(account, &self.stats, msg)
     }
 
     /// The INFO sent to client `id`.

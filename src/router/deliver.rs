@@ -163,3 +163,11 @@ fn deliver_one(sublist: &Sublist, sub: &Arc<Subscription>, msg: &Message<'_>, fl
     }
     true
 }
+
+/// Publishes `msg` into `account` from inside the server (API replies, acks, advisories,
+/// consumer deliveries): matches, delivers and wakes the writers at once.
+pub fn publish(account: &crate::account::Account, stats: &Arc<ServerStats>, msg: &Message<'_>) -> usize {
+    let result = account.sublist.matches(msg.subject);
+    let mut flush = FlushSet::new(stats.clone());
+    deliver(&account.sublist, &result, msg, &mut flush)
+}
