@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod config;
+pub mod jetstream;
 pub mod logging;
 pub mod monitor;
 pub mod nats;

@@ -22,7 +22,7 @@ use crate::stats::ServerStats;
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
 /// features on it; raise it as features land.
-pub const NATS_COMPAT_VERSION: &str = "2.10.0";
+pub const NATS_COMPAT_VERSION: &str = "2.11.0";
 /// Jetway's own version.
 pub const JETWAY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -33,6 +33,8 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    JetStream(#[from] crate::jetstream::JetStreamError),
 }
 
 /// State shared by every task of one server.
@@ -49,6 +51,8 @@ pub struct Core {
     /// Every connection task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     pub lame_duck: AtomicBool,
+    /// JetStream, when enabled.
+    pub jetstream: Option<Arc<crate::jetstream::JetStream>>,
     clients: Mutex<HashMap<u64, Arc<ClientShared>, RandomState>>,
     next_cid: AtomicU64,
     info_addr: Mutex<Option<SocketAddr>>,
@@ -70,6 +74,7 @@ impl Core {
             stop_accepting: CancellationToken::new(),
             tasks: TaskTracker::new(),
             lame_duck: AtomicBool::new(false),
+            jetstream: None,
             clients: Mutex::new(HashMap::default()),
             next_cid: AtomicU64::new(1),
             info_addr: Mutex::new(None),
@@ -126,6 +131,9 @@ impl Core {
             client_ip: Some(ip.to_string()),
             auth_required: self.auth.required(),
             ldm: self.lame_duck.load(Ordering::Relaxed),
+            jetstream: self.jetstream.is_some(),
+            domain: self.jetstream.as_ref().and_then(|js| js.domain.clone()),
+            api_lvl: self.jetstream.as_ref().map(|_| crate::jetstream::API_LEVEL),
             jetway_version: Some(JETWAY_VERSION.into()),
             ..ServerInfo::default()
         }
@@ -162,6 +170,10 @@ impl ServerHandle {
     /// (bounded) for their tasks.
     pub async fn shutdown(self) {
         self.core.stop_accepting.cancel();
+        if let Some(js) = &self.core.jetstream {
+            // Final flush and fsync of every store before the process goes.
+            js.shutdown();
+        }
         self.monitor_stop.cancel();
         for client in self.core.clients() {
             client.close(CloseReason::ServerShutdown);
@@ -234,7 +246,29 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// Starts a server: binds every listener and spawns the accept loops. Returns once clients
 /// can connect.
 pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
-    let core = Arc::new(Core::new(config));
+    let mut core = Core::new(config);
+    if core.config.jetstream.enabled {
+        let dir = core
+            .config
+            .jetstream
+            .store_dir
+            .clone()
+            .or_else(|| core.config.store_dir.clone())
+            .unwrap_or_else(|| std::path::PathBuf::from("./data"));
+        let js = crate::jetstream::JetStream::start(
+            &core.config.jetstream,
+            dir.clone(),
+            core.server_name.clone(),
+            core.stats.clone(),
+        )?;
+        tracing::info!("Starting JetStream");
+        tracing::info!("    Store Directory: \"{}\"", dir.display());
+        tracing::info!("    Max Memory:      {}", js.limits.max_memory);
+        tracing::info!("    Max Storage:     {}", js.limits.max_storage);
+        js.enable_account(core.accounts.global());
+        core.jetstream = Some(js);
+    }
+    let core = Arc::new(core);
     tracing::info!("Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)");
     tracing::info!("Server name: {}", core.server_name);
     tracing::info!("Server ID: {}", core.server_id);

@@ -78,5 +78,25 @@ pub fn decode_request<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid_json(e))
+    decode_json(body)
+}
+
+/// Decodes JSON the way Go does for these structs: a `null` field means "unset" (the zero
+/// value), so clients that send `"consumer_limits": null` are accepted.
+pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut value: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
+    strip_nulls(&mut value);
+    serde_json::from_value(value).map_err(ApiError::invalid_json)
+}
+
+/// Removes object members whose value is `null`, recursively.
+pub fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
 }

@@ -218,7 +218,9 @@ impl Default for StreamConfig {
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
-        && !name.bytes().any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | b'.' | b'*' | b'>' | b'\\' | b'/'))
+        && !name
+            .bytes()
+            .any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | b'.' | b'*' | b'>' | b'\\' | b'/'))
 }
 
 impl StreamConfig {
@@ -228,7 +230,9 @@ impl StreamConfig {
             return Err(ApiError::stream_invalid_config("invalid stream name"));
         }
         if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
-            return Err(ApiError::stream_invalid_config("stream description is too long, maximum allowed is 4096"));
+            return Err(ApiError::stream_invalid_config(
+                "stream description is too long, maximum allowed is 4096",
+            ));
         }
         if self.num_replicas == 0 {
             self.num_replicas = 1;
@@ -239,7 +243,9 @@ impl StreamConfig {
         if self.num_replicas < 0 || self.num_replicas > 5 {
             return Err(ApiError::stream_invalid_config("replicas > 5 not supported"));
         }
-        for v in [&mut self.max_consumers, &mut self.max_msgs, &mut self.max_bytes, &mut self.max_msgs_per_subject] {
+        for v in
+            [&mut self.max_consumers, &mut self.max_msgs, &mut self.max_bytes, &mut self.max_msgs_per_subject]
+        {
             if *v == 0 || *v < -1 {
                 *v = -1;
             }
@@ -273,7 +279,10 @@ impl StreamConfig {
             self.compression = "none".into();
         }
         if self.compression != "none" && self.compression != "s2" {
-            return Err(ApiError::stream_invalid_config(format!("unknown compression {:?}", self.compression)));
+            return Err(ApiError::stream_invalid_config(format!(
+                "unknown compression {:?}",
+                self.compression
+            )));
         }
         if self.allow_msg_counter || self.allow_atomic || self.allow_msg_schedules || self.allow_batched {
             return Err(ApiError::stream_invalid_config(
@@ -281,7 +290,9 @@ impl StreamConfig {
             ));
         }
         if self.persist_mode.as_deref().is_some_and(|m| m != "default" && !m.is_empty()) {
-            return Err(ApiError::stream_invalid_config("async persist mode is not supported by this server"));
+            return Err(ApiError::stream_invalid_config(
+                "async persist mode is not supported by this server",
+            ));
         }
         if self.subject_delete_marker_ttl != 0 {
             if self.subject_delete_marker_ttl < 1_000_000_000 {
@@ -298,13 +309,19 @@ impl StreamConfig {
                 return Err(ApiError::stream_invalid_config("stream mirrors can not contain subjects"));
             }
             if !self.sources.is_empty() {
-                return Err(ApiError::stream_invalid_config("stream mirrors can not also contain other sources"));
+                return Err(ApiError::stream_invalid_config(
+                    "stream mirrors can not also contain other sources",
+                ));
             }
             if self.first_seq != 0 {
-                return Err(ApiError::stream_invalid_config("stream mirrors can not have first sequence configured"));
+                return Err(ApiError::stream_invalid_config(
+                    "stream mirrors can not have first sequence configured",
+                ));
             }
             if mirror.external.is_some() {
-                return Err(ApiError::stream_invalid_config("external mirrors are not supported by this server"));
+                return Err(ApiError::stream_invalid_config(
+                    "external mirrors are not supported by this server",
+                ));
             }
         } else if self.mirror_direct {
             return Err(ApiError::stream_invalid_config("stream has no mirror but does have mirror direct"));
@@ -320,7 +337,9 @@ impl StreamConfig {
                 return Err(ApiError::stream_invalid_config(format!("invalid subject {subject:?}")));
             }
             if subject.starts_with("$JS.API") || subject == ">" && self.no_ack {
-                return Err(ApiError::stream_invalid_config("subjects that overlap with jetstream api require no-ack to be true"));
+                return Err(ApiError::stream_invalid_config(
+                    "subjects that overlap with jetstream api require no-ack to be true",
+                ));
             }
             if self.subjects.iter().skip(i + 1).any(|other| jetway_subject::filters_overlap(subject, other)) {
                 return Err(ApiError::stream_invalid_config("duplicate subjects detected"));
@@ -330,9 +349,12 @@ impl StreamConfig {
             if rp.src.is_empty() {
                 rp.src = ">".into();
             }
-            if jetway_subject::validate_filter(&rp.src).is_err() || jetway_subject::validate_filter(&rp.dest).is_err()
+            if jetway_subject::validate_filter(&rp.src).is_err()
+                || jetway_subject::validate_filter(&rp.dest).is_err()
             {
-                return Err(ApiError::stream_invalid_config("stream republish source or destination is not valid"));
+                return Err(ApiError::stream_invalid_config(
+                    "stream republish source or destination is not valid",
+                ));
             }
             if self.subjects.iter().any(|s| jetway_subject::filters_overlap(s, &rp.dest)) {
                 return Err(ApiError::stream_invalid_config(
@@ -403,12 +425,32 @@ mod tests {
 
     #[test]
     fn defaults_match_nats_server() {
-        let c = StreamConfig { name: "ORDERS".into(), ..StreamConfig::default() }.normalize().unwrap_or_else(|e| panic!("{e}"));
+        let c = StreamConfig { name: "ORDERS".into(), ..StreamConfig::default() }
+            .normalize()
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.subjects, ["ORDERS"]);
         assert_eq!(c.max_msgs, -1);
         assert_eq!(c.duplicate_window, DEFAULT_DUPLICATE_WINDOW);
         let json = serde_json::to_value(&c).unwrap_or_default();
-        for always in ["retention", "max_consumers", "max_msgs", "max_bytes", "max_age", "max_msgs_per_subject", "discard", "storage", "num_replicas", "compression", "allow_direct", "sealed", "deny_delete", "deny_purge", "allow_rollup_hdrs", "consumer_limits", "allow_msg_ttl"] {
+        for always in [
+            "retention",
+            "max_consumers",
+            "max_msgs",
+            "max_bytes",
+            "max_age",
+            "max_msgs_per_subject",
+            "discard",
+            "storage",
+            "num_replicas",
+            "compression",
+            "allow_direct",
+            "sealed",
+            "deny_delete",
+            "deny_purge",
+            "allow_rollup_hdrs",
+            "consumer_limits",
+            "allow_msg_ttl",
+        ] {
             assert!(json.get(always).is_some(), "{always} always emitted");
         }
         assert_eq!(json["retention"], "limits");
@@ -425,7 +467,11 @@ mod tests {
         let bad = |c: StreamConfig| c.normalize().is_err();
         assert!(bad(StreamConfig { name: "a.b".into(), ..StreamConfig::default() }));
         assert!(bad(StreamConfig { name: "A".into(), num_replicas: 3, ..StreamConfig::default() }));
-        assert!(bad(StreamConfig { name: "A".into(), subjects: vec!["a.*".into(), "a.b".into()], ..StreamConfig::default() }));
+        assert!(bad(StreamConfig {
+            name: "A".into(),
+            subjects: vec!["a.*".into(), "a.b".into()],
+            ..StreamConfig::default()
+        }));
         assert!(bad(StreamConfig { name: "A".into(), max_age: 5, ..StreamConfig::default() }));
     }
 }

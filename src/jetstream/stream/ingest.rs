@@ -72,7 +72,11 @@ impl Stream {
 
     /// Returns `Some((seq, duplicate))` when the ack is to be sent now, `None` when the store's
     /// completion will send it.
-    fn try_ingest(&self, msg: &Message<'_>, target: Option<&AckTarget>) -> Result<Option<(u64, bool)>, ApiError> {
+    fn try_ingest(
+        &self,
+        msg: &Message<'_>,
+        target: Option<&AckTarget>,
+    ) -> Result<Option<(u64, bool)>, ApiError> {
         let config = self.config.read().clone();
         if config.sealed {
             return Err(ApiError::stream_sealed());
@@ -111,7 +115,8 @@ impl Stream {
         let state = self.store.state();
         if let Some(text) = header(headers, "Nats-Expected-Last-Subject-Sequence") {
             let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
-            let subject = header(headers, "Nats-Expected-Last-Subject-Sequence-Subject").unwrap_or(msg.subject);
+            let subject =
+                header(headers, "Nats-Expected-Last-Subject-Sequence-Subject").unwrap_or(msg.subject);
             let last = self.store.load_last(subject).map(|m| m.seq).unwrap_or(0);
             if last != expected {
                 return Err(ApiError::wrong_last_sequence(last));
@@ -155,7 +160,8 @@ impl Stream {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         let guard = InflightGuard(self.inflight.clone());
         let completion = target.map(|t| {
-            let ack = AckTarget { reply: t.reply.clone(), stream: t.stream.clone(), domain: t.domain.clone() };
+            let ack =
+                AckTarget { reply: t.reply.clone(), stream: t.stream.clone(), domain: t.domain.clone() };
             let account = self.account.clone();
             let stats = self.stats.clone();
             Box::new(move |result: Result<u64, StoreError>| {
@@ -165,7 +171,8 @@ impl Stream {
                 deliver::publish(&account, &stats, &Message::internal(&ack.reply, None, None, &payload));
             }) as jetway_storage::Completion
         });
-        let new = NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
+        let new =
+            NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
         let seq = self.store.append(new, completion).map_err(store_error)?;
         if let Some(id) = msg_id {
             ingest.dedup.record(id, seq, now);
@@ -210,7 +217,10 @@ impl Stream {
         h.insert("Nats-Subject", msg.subject);
         h.insert("Nats-Sequence", seq.to_string());
         h.insert("Nats-Time-Stamp", crate::time::format_nanos(now));
-        h.insert("Nats-Last-Sequence", if last_on_subject == seq { "0".to_string() } else { last_on_subject.to_string() });
+        h.insert(
+            "Nats-Last-Sequence",
+            if last_on_subject == seq { "0".to_string() } else { last_on_subject.to_string() },
+        );
         let empty = Bytes::new();
         let payload = if rp.headers_only {
             h.insert("Nats-Msg-Size", msg.payload.len().to_string());
@@ -219,7 +229,11 @@ impl Stream {
             msg.payload
         };
         let headers = h.encode();
-        deliver::publish(&self.account, &self.stats, &Message::internal(&dest, None, Some(&headers), payload));
+        deliver::publish(
+            &self.account,
+            &self.stats,
+            &Message::internal(&dest, None, Some(&headers), payload),
+        );
     }
 
     fn send_ack(&self, target: &AckTarget, result: Result<(u64, bool), ApiError>) {

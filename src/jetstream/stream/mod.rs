@@ -121,8 +121,12 @@ impl Stream {
     }
 
     /// Applies an already-checked config update: limits to the store, subjects to the router.
-    pub fn update_config(self: &Arc<Self>, config: StreamConfig, sync: jetway_storage::SyncPolicy) -> Result<(), ApiError> {
-        self.store.update_config(config.store_config(sync)).map_err(|e| ApiError::stream_general(e))?;
+    pub fn update_config(
+        self: &Arc<Self>,
+        config: StreamConfig,
+        sync: jetway_storage::SyncPolicy,
+    ) -> Result<(), ApiError> {
+        self.store.update_config(config.store_config(sync)).map_err(ApiError::stream_general)?;
         let resubscribe = self.config.read().subjects != config.subjects;
         *self.config.write() = config;
         if resubscribe {
@@ -141,7 +145,11 @@ impl Stream {
         self.last_seq.send_replace(self.store.state().last_seq);
     }
 
-    pub fn info(&self, deleted_details: bool, subjects_filter: Option<&str>) -> Result<StreamInfoJson, ApiError> {
+    pub fn info(
+        &self,
+        deleted_details: bool,
+        subjects_filter: Option<&str>,
+    ) -> Result<StreamInfoJson, ApiError> {
         let state = self.store.state();
         let mut json = StreamStateJson::from_state(&state, self.consumers.read().len());
         if deleted_details {
@@ -180,7 +188,11 @@ impl Stream {
                 if msg.timestamp < cutoff {
                     break;
                 }
-                if let Some(id) = msg.headers.as_deref().and_then(|h| jetway_protocols::nats::headers::find_raw(h, "Nats-Msg-Id")) {
+                if let Some(id) = msg
+                    .headers
+                    .as_deref()
+                    .and_then(|h| jetway_protocols::nats::headers::find_raw(h, "Nats-Msg-Id"))
+                {
                     found.push((String::from_utf8_lossy(id).into_owned(), msg.seq, msg.timestamp));
                 }
             }
