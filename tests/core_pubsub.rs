@@ -138,7 +138,11 @@ async fn auto_unsubscribe_after_n_messages() {
         got.push(m.payload);
     }
     assert_eq!(got, vec![Bytes::from("0"), Bytes::from("1"), Bytes::from("2")]);
-    assert_eq!(server.core().accounts.global().sublist.count(), before, "subscription removed from the router");
+    assert_eq!(
+        server.core().accounts.global().sublist.count(),
+        before,
+        "subscription removed from the router"
+    );
 }
 
 #[tokio::test]

@@ -75,7 +75,7 @@ pub fn serialize_b64<S: Serializer>(bytes: &Option<bytes::Bytes>, s: S) -> Resul
 /// Decodes a request body strictly (unknown fields refused, as nats-server does since 2.12).
 /// An empty body decodes as `T::default()`.
 pub fn decode_request<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         return Ok(T::default());
     }
     decode_json(body)

@@ -196,9 +196,6 @@ impl Consumer {
             delete = self.inactive(&inner, &config, push_target.is_some(), now);
             next_wake = self.next_wake(&inner, &config, now, out.len());
         }
-        for (reply, code, text, headers) in statuses {
-            self.send_status(&reply, code, &text, &headers);
-        }
         for (seq, deliveries) in max_delivered {
             self.advisory(
                 "CONSUMER.MAX_DELIVERIES",
@@ -206,9 +203,13 @@ impl Consumer {
                 serde_json::json!({"stream_seq": seq, "deliveries": deliveries}),
             );
         }
+        // Messages first: a request's closing status must come after what it delivered.
         for m in &out {
             let msg = Message::internal(&m.subject, m.reply.as_deref(), m.headers.as_ref(), &m.payload);
             deliver::publish_routed(&self.account, &self.stats, &m.target, &msg);
+        }
+        for (reply, code, text, headers) in statuses {
+            self.send_status(&reply, code, &text, &headers);
         }
         if delete {
             tracing::debug!(consumer = %self.name, "removing inactive consumer");

@@ -1,15 +1,12 @@
-//! JetStream through async-nats' own JetStream, KV and Object Store APIs.
+//! The first slice: a stream, acks, a pull consumer, a KV bucket.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 
+use super::js;
 use crate::harness::TestServer;
-
-async fn js(server: &TestServer) -> jetstream::Context {
-    jetstream::new(server.client().await)
-}
 
 #[tokio::test]
 async fn create_stream_publish_and_pull_with_acks() {
