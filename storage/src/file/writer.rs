@@ -280,11 +280,14 @@ impl Channel {
         let mut max_seq = 0;
         for op in ops {
             if self.is_poisoned() {
+                // Queued behind earlier completions so that errors, too, arrive in order.
                 match op {
                     Op::Msg {
-                        done: Some(done), ..
-                    } => done(Err(StoreError::Poisoned)),
-                    Op::Barrier(done) => done(Err(StoreError::Poisoned)),
+                        msg,
+                        done: Some(done),
+                        ..
+                    } => t.done.push((done, msg.seq)),
+                    Op::Barrier(done) => t.barriers.push(done),
                     _ => {}
                 }
                 continue;
