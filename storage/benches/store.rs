@@ -289,10 +289,20 @@ fn million_subjects(c: &mut Criterion) {
     let n = 1_000_000u64;
     let start = Instant::now();
     for i in 0..n {
-        store.append(NewMessage::new(&format!("$KV.bucket.key{i}"), payload.clone()), None).unwrap();
+        store
+            .append(
+                NewMessage::new(&format!("$KV.bucket.key{i}"), payload.clone()),
+                None,
+            )
+            .unwrap();
     }
-    println!("1,000,000 distinct subjects appended in {:?}", start.elapsed());
-    let keys: Vec<String> = (0..4096u64).map(|i| format!("$KV.bucket.key{}", i * 7919 % n)).collect();
+    println!(
+        "1,000,000 distinct subjects appended in {:?}",
+        start.elapsed()
+    );
+    let keys: Vec<String> = (0..4096u64)
+        .map(|i| format!("$KV.bucket.key{}", i * 7919 % n))
+        .collect();
     let mut group = c.benchmark_group("million_subjects");
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
@@ -311,7 +321,9 @@ fn million_subjects(c: &mut Criterion) {
     group.bench_function("overwrite_with_per_subject_limit", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            store.append(NewMessage::new(&keys[i], payload.clone()), None).unwrap()
+            store
+                .append(NewMessage::new(&keys[i], payload.clone()), None)
+                .unwrap()
         });
     });
     group.bench_function("subjects_state_literal", |b| {
