@@ -326,6 +326,15 @@ fn million_subjects(c: &mut Criterion) {
                 .unwrap()
         });
     });
+    let wild: Vec<String> = (0..4096u64)
+        .map(|i| format!("$KV.*.key{}", i * 7919 % n))
+        .collect();
+    group.bench_function("load_last_wildcard", |b| {
+        b.iter(|| {
+            i = (i + 1) % wild.len();
+            store.load_last(&wild[i]).unwrap().seq
+        });
+    });
     group.bench_function("subjects_state_literal", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
