@@ -57,7 +57,14 @@ impl<V> SubjectTree<V> {
     pub fn insert(&mut self, subject: &str, value: V) -> Option<V> {
         let mut node = &mut self.root;
         for token in crate::tokens(subject) {
-            node = node.children.entry(token.into()).or_default();
+            // Look up before inserting: allocating the key only for new nodes.
+            if !node.children.contains_key(token) {
+                node.children.insert(token.into(), Node::default());
+            }
+            node = match node.children.get_mut(token) {
+                Some(child) => child,
+                None => return None,
+            };
         }
         let old = node.value.replace(value);
         if old.is_none() {
