@@ -61,10 +61,7 @@ impl<V> SubjectTree<V> {
             if !node.children.contains_key(token) {
                 node.children.insert(token.into(), Node::default());
             }
-            node = match node.children.get_mut(token) {
-                Some(child) => child,
-                None => return None,
-            };
+            node = node.children.get_mut(token)?;
         }
         let old = node.value.replace(value);
         if old.is_none() {
