@@ -26,6 +26,14 @@
 //!   (I/O backends), `store.rs` (the backend itself).
 //! - `consumer/`: consumer stores. `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
 //!
+//! # Per-subject state
+//!
+//! The index keeps a hash map from subject to its sequences (inline for a subject with one
+//! message, as in KV buckets and MQTT retained messages) and a [`jetway_subject::SubjectTree`]
+//! of the same subjects. `load_last`, per-subject limits and literal-filter reads are O(1) or
+//! O(log n) whatever the number of subjects; a wildcard read first scans a short window of
+//! messages and then walks only the tree branches the filter can match.
+//!
 //! # Invariants
 //!
 //! - Sequences only grow (except `truncate`); timestamps never decrease within a stream.
