@@ -44,6 +44,13 @@ pub(crate) enum Op {
     },
     /// Closes and unlinks a file.
     Remove { file: u32, path: PathBuf },
+    /// Rewrites a sealed block without its dead messages (see `file::compact`).
+    Compact {
+        file: u32,
+        path: PathBuf,
+        live: Vec<u64>,
+        report: crate::file::compact::CompactionReports,
+    },
     /// Closes a handle (the file stays).
     Close { file: u32 },
     /// Renames a file after making every written file durable; handles stay valid.
@@ -247,6 +254,23 @@ impl Channel {
                 t.dirty.remove(&file);
                 t.io.remove_file(&path)?;
                 t.dir_dirty = true;
+            }
+            Op::Compact {
+                file,
+                path,
+                live,
+                report,
+            } => {
+                self.flush_pending(t)?;
+                let (done, new_file) =
+                    crate::file::compact::rewrite_block(&*t.io, file, &path, &live)?;
+                if let Some(f) = new_file {
+                    if t.files.contains_key(&file) {
+                        t.files.insert(file, f);
+                    }
+                    t.dir_dirty = true;
+                }
+                report.lock().push(done);
             }
             Op::Close { file } => {
                 self.flush_pending(t)?;
