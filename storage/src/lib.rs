@@ -22,7 +22,7 @@
 //!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
 //!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
-//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit), `io.rs`/`sim.rs`
+//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit), `compact.rs` (block rewrites), `io.rs`/`sim.rs`
 //!   (I/O backends), `store.rs` (the backend itself).
 //! - `consumer/`: consumer stores. `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
 //!
@@ -63,7 +63,10 @@
 //! message; consecutive floors coalesce into one). A block file is deleted once it is not the
 //! block being appended to and every block before it is gone and it holds no live message, so
 //! a stream trimmed from the front (limits, max age, compact, purge) reclaims its space at
-//! once. Sparse blocks in the middle are not rewritten yet.
+//! once. A sealed block whose live messages fill less than half of it (and that is at least
+//! half a block long) is rewritten without its dead message records by the writer thread
+//! (`file/compact.rs`: `.tmp` file, fsync, rename, folder fsync), which is what keeps KV-style
+//! streams with per-subject limits from growing without bound.
 //!
 //! # On-disk format (all integers little-endian)
 //!
