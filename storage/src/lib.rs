@@ -22,8 +22,8 @@
 //!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
 //!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
-//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit), `compact.rs` (block rewrites), `io.rs`/`sim.rs`
-//!   (I/O backends), `store.rs` (the backend itself).
+//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit),
+//!   `compact.rs` (block rewrites), `io.rs`/`sim.rs` (I/O backends), `store.rs` (the backend).
 //! - `consumer/`: consumer stores. `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
 //!
 //! # Per-subject state
