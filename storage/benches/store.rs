@@ -224,6 +224,58 @@ fn open_recovery(c: &mut Criterion) {
     group.finish();
 }
 
+/// KV-style: one million distinct subjects, one message each (the index is shared by both
+/// stores; the memory store isolates it from disk reads).
+fn million_subjects(c: &mut Criterion) {
+    let engine = engine();
+    let mut cfg = StreamConfig::named("kv");
+    cfg.max_msgs_per_subject = Some(1);
+    let store = jetway_storage::MemStore::new(&engine, cfg);
+    let payload = Bytes::from_static(b"value");
+    let n = 1_000_000u64;
+    let start = Instant::now();
+    for i in 0..n {
+        store.append(NewMessage::new(&format!("$KV.bucket.key{i}"), payload.clone()), None).unwrap();
+    }
+    println!("1,000,000 distinct subjects appended in {:?}", start.elapsed());
+    let keys: Vec<String> = (0..4096u64).map(|i| format!("$KV.bucket.key{}", i * 7919 % n)).collect();
+    let mut group = c.benchmark_group("million_subjects");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    group.bench_function("load_last_literal", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            store.load_last(&keys[i]).unwrap().seq
+        });
+    });
+    group.bench_function("load_next_literal", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            store.load_next(&[&keys[i]], 1).unwrap().seq
+        });
+    });
+    group.bench_function("overwrite_with_per_subject_limit", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            store.append(NewMessage::new(&keys[i], payload.clone()), None).unwrap()
+        });
+    });
+    let wild: Vec<String> = (0..4096u64).map(|i| format!("$KV.*.key{}", i * 7919 % n)).collect();
+    group.bench_function("load_last_wildcard", |b| {
+        b.iter(|| {
+            i = (i + 1) % wild.len();
+            store.load_last(&wild[i]).unwrap().seq
+        });
+    });
+    group.bench_function("subjects_state_literal", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            store.subjects_state(&keys[i]).len()
+        });
+    });
+    group.finish();
+}
+
 fn main() {
     summary();
     let mut c = Criterion::default()
@@ -232,6 +284,7 @@ fn main() {
         .sample_size(10)
         .configure_from_args();
     load_next(&mut c);
+    million_subjects(&mut c);
     open_recovery(&mut c);
     appends(&mut c);
     c.final_summary();

@@ -22,9 +22,17 @@
 //!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
 //!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
-//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit), `io.rs`/`sim.rs`
-//!   (I/O backends), `store.rs` (the backend itself).
+//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit),
+//!   `compact.rs` (block rewrites), `io.rs`/`sim.rs` (I/O backends), `store.rs` (the backend).
 //! - `consumer/`: consumer stores. `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
+//!
+//! # Per-subject state
+//!
+//! The index keeps a hash map from subject to its sequences (inline for a subject with one
+//! message, as in KV buckets and MQTT retained messages) and a [`jetway_subject::SubjectTree`]
+//! of the same subjects. `load_last`, per-subject limits and literal-filter reads are O(1) or
+//! O(log n) whatever the number of subjects; a wildcard read first scans a short window of
+//! messages and then walks only the tree branches the filter can match.
 //!
 //! # Invariants
 //!
@@ -55,7 +63,10 @@
 //! message; consecutive floors coalesce into one). A block file is deleted once it is not the
 //! block being appended to and every block before it is gone and it holds no live message, so
 //! a stream trimmed from the front (limits, max age, compact, purge) reclaims its space at
-//! once. Sparse blocks in the middle are not rewritten yet.
+//! once. A sealed block whose live messages fill less than half of it (and that is at least
+//! half a block long) is rewritten without its dead message records by the writer thread
+//! (`file/compact.rs`: `.tmp` file, fsync, rename, folder fsync), which is what keeps KV-style
+//! streams with per-subject limits from growing without bound.
 //!
 //! # On-disk format (all integers little-endian)
 //!

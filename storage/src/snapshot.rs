@@ -3,7 +3,8 @@
 //! Layout (little-endian): magic `JWSNAP01` (8 bytes), first sequence (u64), last sequence
 //! (u64); then one message record per message, exactly as in block files (checksummed); then
 //! the trailer: magic `JWSNAPND` (8 bytes) and the number of message records (u64), so a
-//! truncated snapshot is detected. Per-message TTL deadlines are kept in the records.
+//! truncated snapshot is detected. Per-message TTL deadlines are not carried over
+//! (the records hold 0): restored messages live by the stream limits only.
 
 use std::io::{Read, Write};
 

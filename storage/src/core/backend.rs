@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::core::index::Entry;
+use crate::core::index::{Entry, Index};
 use crate::error::Result;
 use crate::message::StoredMessage;
 use crate::state::LostData;
@@ -49,6 +49,12 @@ pub(crate) trait Backend: Send + 'static {
 
     /// A wait, to run without the store lock, that returns once everything so far is durable.
     fn sync_waiter(&self) -> Box<dyn FnOnce() -> Result<()> + Send>;
+
+    /// Housekeeping run at the start of every operation (applying and scheduling block
+    /// rewrites for a file store).
+    fn maintain(&mut self, _index: &mut Index<Self::Loc>) -> Result<()> {
+        Ok(())
+    }
 
     /// What was found damaged at open.
     fn lost(&self) -> Option<LostData>;

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use jetway_subject::{is_literal, matches_any};
+use jetway_subject::{is_literal, matches_any, SubjectTree};
 
 use crate::state::SubjectState;
 
@@ -105,6 +105,8 @@ type Hasher = foldhash::fast::RandomState;
 pub(crate) struct Index<L> {
     pub msgs: BTreeMap<u64, Entry<L>>,
     subjects: HashMap<Arc<str>, Seqs, Hasher>,
+    /// The same subjects, for wildcard filters.
+    tree: SubjectTree<Arc<str>>,
     /// Messages with a TTL, by deadline.
     ttl: BTreeSet<(i64, u64)>,
     pub bytes: u64,
@@ -145,6 +147,7 @@ impl<L> Index<L> {
         Index {
             msgs: BTreeMap::new(),
             subjects: HashMap::with_hasher(Hasher::default()),
+            tree: SubjectTree::new(),
             ttl: BTreeSet::new(),
             bytes: 0,
             first_seq: if first_seq <= 1 { 0 } else { first_seq },
@@ -188,6 +191,7 @@ impl<L> Index<L> {
             Some(s) => s.push(seq),
             None => {
                 self.subjects.insert(Arc::clone(&entry.subject), Seqs::One(seq));
+                self.tree.insert(&entry.subject, Arc::clone(&entry.subject));
             }
         }
         self.msgs.insert(seq, entry);
@@ -203,6 +207,7 @@ impl<L> Index<L> {
         if let Some(s) = self.subjects.get_mut(&*entry.subject) {
             if s.remove(seq) {
                 self.subjects.remove(&*entry.subject);
+                self.tree.remove(&entry.subject);
             }
         }
         if seq == self.first_seq {
@@ -215,6 +220,7 @@ impl<L> Index<L> {
     pub fn clear(&mut self, first_seq: u64) {
         self.msgs.clear();
         self.subjects.clear();
+        self.tree = SubjectTree::new();
         self.ttl.clear();
         self.bytes = 0;
         self.first_seq = first_seq;
@@ -241,11 +247,7 @@ impl<L> Index<L> {
                 }
                 // Nothing past the window: the scan above was complete.
                 self.msgs.range(start..).nth(SCAN_BUDGET)?;
-                self.subjects
-                    .iter()
-                    .filter(|(k, _)| filter.matches(k))
-                    .filter_map(|(_, s)| s.next_from(start))
-                    .min()
+                self.matching_subjects(filter).into_iter().filter_map(|(_, s)| s.next_from(start)).min()
             }
         }
     }
@@ -261,7 +263,7 @@ impl<L> Index<L> {
                         return Some(*seq);
                     }
                 }
-                self.subjects.iter().filter(|(k, _)| filter.matches(k)).map(|(_, s)| s.last()).max()
+                self.matching_subjects(filter).into_iter().map(|(_, s)| s.last()).max()
             }
         }
     }
@@ -295,26 +297,9 @@ impl<L> Index<L> {
                 let walk_subjects =
                     matches!(filter, Filter::Literals(_)) || (self.subjects.len() as u64) < remaining;
                 if walk_subjects {
-                    let mut visit = |s: &Seqs| {
+                    for (_, s) in self.matching_subjects(filter) {
                         let (n, first) = s.count_from(start);
                         add(n, first, s.last());
-                    };
-                    if let Filter::Literals(lits) = filter {
-                        let mut seen: Vec<&str> = Vec::with_capacity(lits.len());
-                        for f in lits.iter() {
-                            if !seen.contains(f) {
-                                seen.push(f);
-                                if let Some(s) = self.subjects.get(*f) {
-                                    visit(s);
-                                }
-                            }
-                        }
-                    } else {
-                        for (k, s) in &self.subjects {
-                            if filter.matches(k) {
-                                visit(s);
-                            }
-                        }
                     }
                 } else {
                     for (seq, e) in self.msgs.range(start..) {
@@ -331,38 +316,49 @@ impl<L> Index<L> {
     /// Per-subject state of the subjects matching `filter`.
     pub fn subjects_state(&self, filter: &Filter<'_>) -> BTreeMap<Arc<str>, SubjectState> {
         let state = |s: &Seqs| SubjectState { msgs: s.len() as u64, first: s.first(), last: s.last() };
-        match filter {
-            Filter::Literals(lits) => lits
-                .iter()
-                .filter_map(|f| self.subjects.get_key_value(*f))
-                .map(|(k, s)| (Arc::clone(k), state(s)))
-                .collect(),
-            _ => self
-                .subjects
-                .iter()
-                .filter(|(k, _)| filter.matches(k))
-                .map(|(k, s)| (Arc::clone(k), state(s)))
-                .collect(),
-        }
+        self.matching_subjects(filter).into_iter().map(|(k, s)| (Arc::clone(k), state(s))).collect()
     }
 
     /// Every sequence of the subjects matching `filter`, ascending.
     pub fn matching_seqs(&self, filter: &Filter<'_>) -> Vec<u64> {
+        if let Filter::All = filter {
+            return self.msgs.keys().copied().collect();
+        }
         let mut out = Vec::new();
-        let mut push = |s: &Seqs| match s {
-            Seqs::One(seq) => out.push(*seq),
-            Seqs::Many(v) => out.extend(v.iter().copied()),
-        };
-        match filter {
-            Filter::All => return self.msgs.keys().copied().collect(),
-            Filter::Literals(lits) => lits.iter().filter_map(|f| self.subjects.get(*f)).for_each(&mut push),
-            Filter::Wildcards(_) => {
-                self.subjects.iter().filter(|(k, _)| filter.matches(k)).for_each(|(_, s)| push(s))
+        for (_, s) in self.matching_subjects(filter) {
+            match s {
+                Seqs::One(seq) => out.push(*seq),
+                Seqs::Many(v) => out.extend(v.iter().copied()),
             }
         }
         out.sort_unstable();
-        out.dedup();
         out
+    }
+
+    /// The subjects matching `filter`, each once, without looking at subjects a wildcard
+    /// cannot match (the subject tree narrows the walk token by token).
+    fn matching_subjects(&self, filter: &Filter<'_>) -> Vec<(&Arc<str>, &Seqs)> {
+        let mut keys: Vec<&Arc<str>> = Vec::new();
+        match filter {
+            Filter::All => return self.subjects.iter().collect(),
+            Filter::Literals(lits) => {
+                keys.extend(lits.iter().filter_map(|f| self.subjects.get_key_value(*f).map(|(k, _)| k)))
+            }
+            Filter::Wildcards(filters) => {
+                for f in filters.iter() {
+                    self.tree.for_each_match(f, |k| keys.push(k));
+                }
+            }
+        }
+        let many = match filter {
+            Filter::Literals(l) | Filter::Wildcards(l) => l.len() > 1,
+            Filter::All => false,
+        };
+        if many {
+            keys.sort_unstable_by_key(|k| Arc::as_ptr(k).cast::<u8>());
+            keys.dedup_by_key(|k| Arc::as_ptr(k).cast::<u8>());
+        }
+        keys.into_iter().filter_map(|k| self.subjects.get_key_value(&**k)).collect()
     }
 
     /// Subjects holding more than `limit` messages.

@@ -24,7 +24,7 @@ pub struct Store<B: Backend> {
 
 impl<B: Backend> std::fmt::Debug for Store<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("stream", &self.inner.lock().config.name).finish()
+        f.debug_struct("Store").field("stream", &self.stream().config.name).finish()
     }
 }
 
@@ -34,10 +34,17 @@ impl<B: Backend> Store<B> {
         Store { inner: Arc::new(Mutex::new(stream)) }
     }
 
+    /// The stream, locked, after backend housekeeping.
+    fn stream(&self) -> parking_lot::MutexGuard<'_, Stream<B>> {
+        let mut stream = self.inner.lock();
+        stream.maintain();
+        stream
+    }
+
     /// Removes messages past `max_age` or their TTL as of `now` (ns since the epoch). The
     /// engine's expiry thread calls this; tests may call it with a chosen time.
     pub fn expire_at(&self, now: i64) -> Result<Option<i64>> {
-        self.inner.lock().expire(now)
+        self.stream().expire(now)
     }
 }
 
@@ -49,7 +56,7 @@ impl<B: Backend> Expirable for Mutex<Stream<B>> {
 
 impl<B: Backend> StreamStore for Store<B> {
     fn append(&self, msg: NewMessage<'_>, done: Option<Completion>) -> Result<u64> {
-        self.inner.lock().append(msg, done)
+        self.stream().append(msg, done)
     }
 
     fn append_raw(
@@ -59,64 +66,64 @@ impl<B: Backend> StreamStore for Store<B> {
         msg: NewMessage<'_>,
         done: Option<Completion>,
     ) -> Result<()> {
-        self.inner.lock().append_raw(seq, timestamp, msg, done)
+        self.stream().append_raw(seq, timestamp, msg, done)
     }
 
     fn skip_to(&self, last_seq: u64) -> Result<()> {
-        self.inner.lock().skip_to(last_seq)
+        self.stream().skip_to(last_seq)
     }
 
     fn load(&self, seq: u64) -> Result<StoredMessage> {
-        self.inner.lock().load(seq)
+        self.stream().load(seq)
     }
 
     fn load_last(&self, filter: &str) -> Result<StoredMessage> {
-        self.inner.lock().load_last(filter)
+        self.stream().load_last(filter)
     }
 
     fn load_next(&self, filters: &[&str], start: u64) -> Result<StoredMessage> {
-        self.inner.lock().load_next(filters, start)
+        self.stream().load_next(filters, start)
     }
 
     fn remove(&self, seq: u64, erase: bool) -> Result<bool> {
-        self.inner.lock().remove(seq, erase)
+        self.stream().remove(seq, erase)
     }
 
     fn purge(&self, opts: &PurgeOptions) -> Result<u64> {
-        self.inner.lock().purge(opts)
+        self.stream().purge(opts)
     }
 
     fn compact(&self, seq: u64) -> Result<u64> {
-        self.inner.lock().compact(seq)
+        self.stream().compact(seq)
     }
 
     fn truncate(&self, seq: u64) -> Result<()> {
-        self.inner.lock().truncate(seq)
+        self.stream().truncate(seq)
     }
 
     fn state(&self) -> StreamState {
-        self.inner.lock().state()
+        self.stream().state()
     }
 
     fn deleted(&self) -> Vec<u64> {
-        self.inner.lock().index.deleted()
+        self.stream().index.deleted()
     }
 
     fn subjects_state(&self, filter: &str) -> BTreeMap<Arc<str>, SubjectState> {
-        self.inner.lock().subjects_state(filter)
+        self.stream().subjects_state(filter)
     }
 
     fn filtered_state(&self, filters: &[&str], start: u64) -> SubjectState {
-        self.inner.lock().filtered_state(filters, start)
+        self.stream().filtered_state(filters, start)
     }
 
     fn update_config(&self, config: StreamConfig) -> Result<()> {
-        self.inner.lock().update_config(config)
+        self.stream().update_config(config)
     }
 
     fn sync(&self) -> Result<()> {
         // Take what is needed and wait without the lock: the writer may need it meanwhile.
-        let waiter = self.inner.lock().backend.sync_waiter();
+        let waiter = self.stream().backend.sync_waiter();
         waiter()
     }
 
@@ -134,7 +141,7 @@ impl<B: Backend> StreamStore for Store<B> {
             stream.backend.sync_waiter()
         };
         let res = waiter();
-        self.inner.lock().backend.stop()?;
+        self.stream().backend.stop()?;
         res
     }
 }
@@ -142,7 +149,7 @@ impl<B: Backend> StreamStore for Store<B> {
 impl<B: Backend> Drop for Store<B> {
     fn drop(&mut self) {
         if Arc::strong_count(&self.inner) == 1 {
-            let _ = self.inner.lock().backend.stop();
+            let _ = self.stream().backend.stop();
         }
     }
 }

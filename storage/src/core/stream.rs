@@ -24,6 +24,11 @@ impl<B: Backend> Stream<B> {
         Stream { config, index, backend, closed: false }
     }
 
+    /// Backend housekeeping; errors surface through the next write (the store is poisoned).
+    pub fn maintain(&mut self) {
+        let _ = self.backend.maintain(&mut self.index);
+    }
+
     fn writable(&self) -> Result<()> {
         if self.closed {
             return Err(StoreError::Closed);

@@ -1,6 +1,7 @@
 //! `FileStore`: a stream in a folder of block files. See the crate docs for the format.
 
 pub(crate) mod block;
+mod compact;
 pub(crate) mod io;
 pub(crate) mod record;
 pub(crate) mod recovery;
@@ -23,6 +24,33 @@ pub struct Loc {
 pub(crate) struct BlockMeta {
     /// Messages in it still in the stream.
     pub live: u64,
+    /// Bytes of those messages' records.
+    pub live_bytes: u64,
     /// Bytes written (or queued) so far: the offset of the next record.
     pub len: u64,
+    /// Lowest and highest sequence of the live messages ever added (a range to search).
+    pub min_seq: u64,
+    pub max_seq: u64,
+    /// A compaction of this block is queued and not yet applied.
+    pub compacting: bool,
+}
+
+impl BlockMeta {
+    pub fn with_len(len: u64) -> Self {
+        BlockMeta { len, ..BlockMeta::default() }
+    }
+
+    /// Counts a message record of `len` bytes.
+    pub fn add(&mut self, seq: u64, len: u64) {
+        self.live += 1;
+        self.live_bytes += len;
+        self.min_seq = if self.min_seq == 0 { seq } else { self.min_seq.min(seq) };
+        self.max_seq = self.max_seq.max(seq);
+    }
+
+    /// Forgets a message record of `len` bytes.
+    pub fn release(&mut self, len: u64) {
+        self.live = self.live.saturating_sub(1);
+        self.live_bytes = self.live_bytes.saturating_sub(len);
+    }
 }

@@ -48,7 +48,7 @@ impl Replay {
     fn drop_msg(&mut self, seq: u64) {
         if let Some(e) = self.index.remove(seq) {
             if let Some(b) = self.blocks.get_mut(&e.loc.block) {
-                b.live = b.live.saturating_sub(1);
+                b.release(u64::from(e.loc.len));
             }
         }
         if self.open_gap.is_some() || !self.gaps.is_empty() {
@@ -87,7 +87,7 @@ impl Replay {
                 self.index.insert(seq, entry);
                 self.last_seq = self.last_seq.max(seq);
                 if let Some(b) = self.blocks.get_mut(&block) {
-                    b.live += 1;
+                    b.add(seq, len as u64);
                 }
             }
             Record::Tombstone(seq) => {
@@ -161,6 +161,12 @@ fn next_valid(data: &[u8], from: usize) -> Option<usize> {
 
 /// Rebuilds a stream's index from the block files in `dir`.
 pub(crate) fn recover(io: &dyn Io, dir: &Path, first_seq: u64) -> Result<Recovered> {
+    for name in io.list_dir(dir)? {
+        if name.ends_with(".tmp") {
+            // A compaction or rewrite that never got renamed into place.
+            io.remove_file(&dir.join(name))?;
+        }
+    }
     let mut ids: Vec<u32> = io.list_dir(dir)?.iter().filter_map(|n| parse_block_name(n)).collect();
     ids.sort_unstable();
     let mut r = Replay {
@@ -180,7 +186,7 @@ pub(crate) fn recover(io: &dyn Io, dir: &Path, first_seq: u64) -> Result<Recover
         let path = block_path(dir, *id);
         let data = io.read_all(&path)?;
         let header = BlockHeader::decode(&data);
-        r.blocks.insert(*id, BlockMeta { live: 0, len: data.len() as u64 });
+        r.blocks.insert(*id, BlockMeta::with_len(data.len() as u64));
         match header {
             Some(h) => {
                 r.last_seq = r.last_seq.max(h.last_seq);

@@ -10,12 +10,13 @@ use parking_lot::Mutex;
 
 use crate::config::StreamConfig;
 use crate::core::backend::{Backend, Incoming};
-use crate::core::index::Entry;
+use crate::core::index::{Entry, Index};
 use crate::core::stream::Stream;
 use crate::core::Store;
 use crate::engine::{Engine, Expirable};
 use crate::error::{Result, StoreError};
 use crate::file::block::{block_path, BlockHeader, BLOCK_HEADER_LEN};
+use crate::file::compact::CompactionReports;
 use crate::file::io::{Io, IoFile, RealIo};
 use crate::file::record::{decode, encode_padding, encode_seq, kind, msg_len, Record, SEQ_RECORD_LEN};
 use crate::file::recovery::recover;
@@ -36,13 +37,22 @@ fn body_len(m: &StoredMessage) -> u64 {
 /// A file store's message bytes: block files written by a storage thread.
 pub struct FileBackend {
     io: Arc<dyn Io>,
-    dir: PathBuf,
-    channel: Arc<Channel>,
-    blocks: BTreeMap<u32, BlockMeta>,
-    active: u32,
+    pub(crate) dir: PathBuf,
+    pub(crate) channel: Arc<Channel>,
+    pub(crate) blocks: BTreeMap<u32, BlockMeta>,
+    pub(crate) active: u32,
     block_size: u64,
     last_seq: u64,
-    readers: Mutex<HashMap<u32, Arc<dyn IoFile>>>,
+    pub(crate) readers: Mutex<HashMap<u32, Arc<dyn IoFile>>>,
+    /// Blocks to rewrite at the next chance (see `file::compact`).
+    pub(crate) candidates: Vec<u32>,
+    /// Blocks at least this long are worth rewriting.
+    pub(crate) compact_min: u64,
+    pub(crate) compaction_reports: CompactionReports,
+    /// Blocks the writer thread holds open (it opens only what it is told to).
+    writer_files: std::collections::BTreeSet<u32>,
+    /// Erases waiting for a rewrite of their block: block, seq, record length, old offset.
+    pub(crate) deferred_erases: Vec<(u32, u64, u32, u64)>,
     cache: VecDeque<StoredMessage>,
     cache_bytes: u64,
     /// The last queued floor record, which a following floor may overwrite.
@@ -78,9 +88,14 @@ impl Store<FileBackend> {
             channel,
             blocks: rec.blocks,
             active: 0,
-            block_size: config.block_size.max(4096),
+            block_size: config.block_size.max(1024),
             last_seq: rec.index.last_seq,
             readers: Mutex::new(HashMap::new()),
+            candidates: Vec::new(),
+            compact_min: (config.block_size / 2).max(512),
+            compaction_reports: CompactionReports::default(),
+            deferred_erases: Vec::new(),
+            writer_files: Default::default(),
             cache: VecDeque::new(),
             cache_bytes: 0,
             last_floor: None,
@@ -90,6 +105,7 @@ impl Store<FileBackend> {
         match rec.appendable {
             Some(id) => {
                 backend.active = id;
+                backend.writer_files.insert(id);
                 backend.channel.push(Op::Open { file: id, path: block_path(dir, id) })?;
             }
             None => {
@@ -117,8 +133,9 @@ impl FileBackend {
         let header = BlockHeader { id, floor, last_seq }.encode();
         let path = self.path(id);
         self.channel.push(Op::Create { file: id, path })?;
+        self.writer_files.insert(id);
         self.channel.push(Op::Write { file: id, offset: 0, bytes: header })?;
-        self.blocks.insert(id, BlockMeta { live: 0, len: BLOCK_HEADER_LEN as u64 });
+        self.blocks.insert(id, BlockMeta::with_len(BLOCK_HEADER_LEN as u64));
         self.active = id;
         self.last_floor = None;
         Ok(())
@@ -161,15 +178,27 @@ impl FileBackend {
             }
             self.blocks.remove(&id);
             self.readers.lock().remove(&id);
+            self.writer_files.remove(&id);
             self.channel.push(Op::Remove { file: id, path: self.path(id) })?;
         }
         Ok(())
     }
 
+    /// Overwrites bytes in place in any block (erasing a message), opening it if needed.
+    pub(crate) fn overwrite(&mut self, block: u32, offset: u64, bytes: Vec<u8>) -> Result<()> {
+        if self.writer_files.insert(block) {
+            self.channel.push(Op::Open { file: block, path: self.path(block) })?;
+        }
+        self.channel.push(Op::Write { file: block, offset, bytes })?;
+        self.last_floor = None;
+        Ok(())
+    }
+
     fn release(&mut self, loc: Loc) {
         if let Some(b) = self.blocks.get_mut(&loc.block) {
-            b.live = b.live.saturating_sub(1);
+            b.release(u64::from(loc.len));
         }
+        self.consider_compaction(loc.block);
     }
 
     fn evict_cache(&mut self) {
@@ -190,7 +219,7 @@ impl FileBackend {
         self.cache.get(i).filter(|m| m.seq == seq)
     }
 
-    fn reader(&self, block: u32) -> Result<Arc<dyn IoFile>> {
+    pub(crate) fn reader(&self, block: u32) -> Result<Arc<dyn IoFile>> {
         let mut readers = self.readers.lock();
         if let Some(r) = readers.get(&block) {
             return Ok(Arc::clone(r));
@@ -231,7 +260,7 @@ impl Backend for FileBackend {
         self.cache.push_back(cached);
         self.last_seq = self.last_seq.max(msg.seq);
         if let Some(b) = self.blocks.get_mut(&block) {
-            b.live += 1;
+            b.add(msg.seq, len as u64);
         }
         self.channel.push(Op::Msg { file: block, offset, msg, done })?;
         self.last_floor = None;
@@ -278,9 +307,11 @@ impl Backend for FileBackend {
                     self.cache_bytes -= body_len(&m);
                 }
             }
-            let bytes = encode_padding(loc.len as usize);
-            self.channel.push(Op::Write { file: loc.block, offset: loc.offset, bytes })?;
-            self.last_floor = None;
+            if self.blocks.get(&loc.block).is_some_and(|b| b.compacting) {
+                self.deferred_erases.push((loc.block, seq, loc.len, loc.offset));
+            } else {
+                self.overwrite(loc.block, loc.offset, encode_padding(loc.len as usize))?;
+            }
         }
         if first_after > seq {
             self.write_seq_record(kind::FLOOR, first_after)?;
@@ -299,6 +330,7 @@ impl Backend for FileBackend {
         self.new_block(first_seq, self.last_seq)?;
         for meta in self.blocks.values_mut() {
             meta.live = 0;
+            meta.live_bytes = 0;
         }
         self.cache.clear();
         self.cache_bytes = 0;
@@ -318,6 +350,10 @@ impl Backend for FileBackend {
 
     fn sync_waiter(&self) -> Box<dyn FnOnce() -> Result<()> + Send> {
         self.channel.sync_waiter()
+    }
+
+    fn maintain(&mut self, index: &mut Index<Loc>) -> Result<()> {
+        self.run_compactions(index)
     }
 
     fn lost(&self) -> Option<LostData> {

@@ -35,6 +35,8 @@ pub(crate) enum Op {
     Msg { file: u32, offset: u64, msg: Incoming, done: Option<Completion> },
     /// Closes and unlinks a file.
     Remove { file: u32, path: PathBuf },
+    /// Rewrites a sealed block without its dead messages (see `file::compact`).
+    Compact { file: u32, path: PathBuf, live: Vec<u64>, report: crate::file::compact::CompactionReports },
     /// Closes a handle (the file stays).
     Close { file: u32 },
     /// Renames a file after making every written file durable; handles stay valid.
@@ -216,6 +218,17 @@ impl Channel {
                 t.io.remove_file(&path)?;
                 t.dir_dirty = true;
             }
+            Op::Compact { file, path, live, report } => {
+                self.flush_pending(t)?;
+                let (done, new_file) = crate::file::compact::rewrite_block(&*t.io, file, &path, &live)?;
+                if let Some(f) = new_file {
+                    if t.files.contains_key(&file) {
+                        t.files.insert(file, f);
+                    }
+                    t.dir_dirty = true;
+                }
+                report.lock().push(done);
+            }
             Op::Close { file } => {
                 self.flush_pending(t)?;
                 t.files.remove(&file);
@@ -248,9 +261,10 @@ impl Channel {
         let mut max_seq = 0;
         for op in ops {
             if self.is_poisoned() {
+                // Queued behind earlier completions so that errors, too, arrive in order.
                 match op {
-                    Op::Msg { done: Some(done), .. } => done(Err(StoreError::Poisoned)),
-                    Op::Barrier(done) => done(Err(StoreError::Poisoned)),
+                    Op::Msg { msg, done: Some(done), .. } => t.done.push((done, msg.seq)),
+                    Op::Barrier(done) => t.barriers.push(done),
                     _ => {}
                 }
                 continue;

@@ -134,7 +134,8 @@ fn config() -> StreamConfig {
     let mut c = StreamConfig::named("model");
     c.max_msgs = Some(MAX_MSGS as u64);
     c.max_msgs_per_subject = Some(MAX_PER_SUBJECT as u64);
-    c.block_size = 4096;
+    // Small blocks: rolling, front deletion and rewrites of sparse blocks all happen.
+    c.block_size = 1024;
     c
 }
 
