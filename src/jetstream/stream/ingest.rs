@@ -171,6 +171,11 @@ impl Stream {
                 deliver::publish(&account, &stats, &Message::internal(&ack.reply, None, None, &payload));
             }) as jetway_storage::Completion
         });
+        // Republished copies say which sequence preceded this one on its subject.
+        let previous_on_subject = match &config.republish {
+            Some(_) => self.store.load_last(msg.subject).map(|m| m.seq).unwrap_or(0),
+            None => 0,
+        };
         let new =
             NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
         let seq = self.store.append(new, completion).map_err(store_error)?;
@@ -187,7 +192,7 @@ impl Stream {
         }
         drop(ingest);
         if let Some(republish) = &config.republish {
-            self.republish(republish, msg, seq, now);
+            self.republish(republish, msg, seq, previous_on_subject, now);
         }
         self.notify_stored();
         Ok(None)
@@ -198,17 +203,11 @@ impl Stream {
         self.consumers.read().values().any(|c| c.filter_matches(subject))
     }
 
-    fn republish(&self, rp: &super::config::RePublish, msg: &Message<'_>, seq: u64, now: i64) {
+    fn republish(&self, rp: &super::config::RePublish, msg: &Message<'_>, seq: u64, previous: u64, now: i64) {
         if !jetway_subject::matches(&rp.src, msg.subject) {
             return;
         }
         let dest = transform_subject(&rp.src, &rp.dest, msg.subject);
-        let last_on_subject = self
-            .store
-            .subjects_state(msg.subject)
-            .get(msg.subject)
-            .map(|s| s.first.max(if s.msgs > 1 { s.last } else { 0 }))
-            .unwrap_or(0);
         let mut h = match msg.headers.and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok()) {
             Some(h) => h,
             None => jetway_protocols::nats::HeaderMap::new(),
@@ -217,10 +216,7 @@ impl Stream {
         h.insert("Nats-Subject", msg.subject);
         h.insert("Nats-Sequence", seq.to_string());
         h.insert("Nats-Time-Stamp", crate::time::format_nanos(now));
-        h.insert(
-            "Nats-Last-Sequence",
-            if last_on_subject == seq { "0".to_string() } else { last_on_subject.to_string() },
-        );
+        h.insert("Nats-Last-Sequence", previous.to_string());
         let empty = Bytes::new();
         let payload = if rp.headers_only {
             h.insert("Nats-Msg-Size", msg.payload.len().to_string());
