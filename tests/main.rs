@@ -6,3 +6,4 @@ mod harness;
 mod core_pubsub;
 mod raw_protocol;
 mod resilience;
+mod tls;
