@@ -237,3 +237,24 @@ async fn a_bad_certificate_path_fails_startup_naming_the_file() {
     let error = jetway::run(config).await.err().expect("startup fails");
     assert!(error.to_string().contains("missing-cert.pem"), "{error}");
 }
+
+#[tokio::test]
+async fn the_committed_development_certificates_work_for_mutual_tls() {
+    let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+    let server = TestServer::start_with(|c| {
+        c.tls = Some(jetway::config::Tls {
+            cert_file: Some(certs.join("server-cert.pem")),
+            key_file: Some(certs.join("server-key.pem")),
+            ca_file: Some(certs.join("ca.pem")),
+            verify: true,
+            ..jetway::config::Tls::default()
+        })
+    })
+    .await;
+    let options = async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .add_root_certificates(certs.join("ca.pem"))
+        .add_client_certificate(certs.join("client-client-cert.pem"), certs.join("client-client-key.pem"));
+    let client = server.tls_client(options).await.expect("connects with the committed certificates");
+    assert_delivers(&client, &client, "dev.certs").await;
+}
