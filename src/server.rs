@@ -291,9 +291,13 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
     };
 
     if let Some(tls) = &core.tls {
-        tracing::info!("TLS required for client connections");
-        if core.config.allow_non_tls && !tls.settings().handshake_first {
-            tracing::warn!("Clients that are not using TLS are allowed (allow_non_tls)");
+        match (core.config.allow_non_tls, tls.settings().handshake_first) {
+            (false, _) => tracing::info!("TLS required for client connections"),
+            (true, false) => tracing::info!("TLS available for client connections (allow_non_tls)"),
+            (true, true) => {
+                tracing::info!("TLS required for client connections");
+                tracing::warn!("allow_non_tls is ignored with handshake_first: plain-text clients will fail");
+            }
         }
         // Tied to accepting: once no new handshakes can happen, reloading is moot.
         tokio::spawn(crate::tls::reload::watch(

@@ -258,3 +258,17 @@ async fn the_committed_development_certificates_work_for_mutual_tls() {
     let client = server.tls_client(options).await.expect("connects with the committed certificates");
     assert_delivers(&client, &client, "dev.certs").await;
 }
+
+#[tokio::test]
+async fn with_allow_non_tls_a_silent_plain_client_is_served_after_the_tls_timeout() {
+    let pki = TestPki::new();
+    let server = TestServer::start_tls(&pki, |c| {
+        c.allow_non_tls = true;
+        c.tls.as_mut().into_iter().for_each(|t| t.timeout = Duration::from_millis(200));
+    })
+    .await;
+    let (mut raw, _) = plain_info(&server).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    raw.send(b"CONNECT {}\r\nPING\r\n").await;
+    raw.expect("PONG\r\n").await;
+}

@@ -99,7 +99,9 @@ async fn serve_tls(
     }
     match crate::tls::sniff(&tcp, remaining()).await {
         Sniffed::Tls => {}
-        Sniffed::Plain if core.config.allow_non_tls && !first => {
+        // Silence counts as plain text too (nats-server's rule): a plain client may wait for
+        // its own reasons before sending CONNECT.
+        Sniffed::Plain | Sniffed::TimedOut if core.config.allow_non_tls && !first => {
             tracing::debug!(cid = client.id, "client chose plain text (allow_non_tls)");
             let (reader, writer) = tcp.into_split();
             return serve(core, client, reader, writer, Greeting::InfoAlreadySent).await;
