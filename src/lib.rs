@@ -9,6 +9,7 @@
 pub mod account;
 pub mod certs;
 pub mod config;
+pub mod jetstream;
 pub mod logging;
 pub mod monitor;
 pub mod nats;

@@ -17,13 +17,13 @@ use crate::account::auth::Auth;
 use crate::account::{Account, Accounts};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
-use crate::router::{FlushSet, Message};
+use crate::router::Message;
 use crate::stats::ServerStats;
 use crate::tls::{ReloadableAcceptor, TlsError};
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
 /// features on it; raise it as features land.
-pub const NATS_COMPAT_VERSION: &str = "2.10.0";
+pub const NATS_COMPAT_VERSION: &str = "2.11.0";
 /// Jetway's own version.
 pub const JETWAY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -36,6 +36,8 @@ pub enum StartError {
     Config(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    JetStream(#[from] crate::jetstream::JetStreamError),
 }
 
 /// State shared by every task of one server.
@@ -54,6 +56,8 @@ pub struct Core {
     pub lame_duck: AtomicBool,
     /// The client port's TLS, when configured.
     pub tls: Option<Arc<ReloadableAcceptor>>,
+    /// JetStream, when enabled.
+    pub jetstream: Option<Arc<crate::jetstream::JetStream>>,
     clients: Mutex<HashMap<u64, Arc<ClientShared>, RandomState>>,
     next_cid: AtomicU64,
     info_addr: Mutex<Option<SocketAddr>>,
@@ -76,6 +80,7 @@ impl Core {
             tasks: TaskTracker::new(),
             lame_duck: AtomicBool::new(false),
             tls,
+            jetstream: None,
             clients: Mutex::new(HashMap::default()),
             next_cid: AtomicU64::new(1),
             info_addr: Mutex::new(None),
@@ -112,9 +117,7 @@ impl Core {
     /// Publishes a message from inside the server (advisories, API replies, stream deliveries)
     /// into `account`. Returns how many subscriptions received it.
     pub fn publish(&self, account: &Account, msg: &Message<'_>) -> usize {
-        let result = account.sublist.matches(msg.subject);
-        let mut flush = FlushSet::new(self.stats.clone());
-        crate::router::deliver::deliver(&account.sublist, &result, msg, &mut flush)
+        crate::router::deliver::publish(account, &self.stats, msg)
     }
 
     /// The INFO sent to client `id`.
@@ -140,6 +143,9 @@ impl Core {
             tls_required,
             tls_available: tls.is_some() && !tls_required,
             tls_verify: tls.is_some_and(|t| t.verifies_clients()),
+            jetstream: self.jetstream.is_some(),
+            domain: self.jetstream.as_ref().and_then(|js| js.domain.clone()),
+            api_lvl: self.jetstream.as_ref().map(|_| crate::jetstream::API_LEVEL),
             jetway_version: Some(JETWAY_VERSION.into()),
             ..ServerInfo::default()
         }
@@ -176,6 +182,10 @@ impl ServerHandle {
     /// (bounded) for their tasks.
     pub async fn shutdown(self) {
         self.core.stop_accepting.cancel();
+        if let Some(js) = &self.core.jetstream {
+            // Final flush and fsync of every store before the process goes.
+            js.shutdown();
+        }
         self.monitor_stop.cancel();
         for client in self.core.clients() {
             client.close(CloseReason::ServerShutdown);
@@ -266,7 +276,29 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         Some(settings) => Some(Arc::new(ReloadableAcceptor::new(settings)?)),
         None => None,
     };
-    let core = Arc::new(Core::new(config, tls));
+    let mut core = Core::new(config, tls);
+    if core.config.jetstream.enabled {
+        let dir = core
+            .config
+            .jetstream
+            .store_dir
+            .clone()
+            .or_else(|| core.config.store_dir.clone())
+            .unwrap_or_else(|| std::path::PathBuf::from("./data"));
+        let js = crate::jetstream::JetStream::start(
+            &core.config.jetstream,
+            dir.clone(),
+            core.server_name.clone(),
+            core.stats.clone(),
+        )?;
+        tracing::info!("Starting JetStream");
+        tracing::info!("    Store Directory: \"{}\"", dir.display());
+        tracing::info!("    Max Memory:      {}", js.limits.max_memory);
+        tracing::info!("    Max Storage:     {}", js.limits.max_storage);
+        js.enable_account(core.accounts.global());
+        core.jetstream = Some(js);
+    }
+    let core = Arc::new(core);
     tracing::info!("Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)");
     tracing::info!("Server name: {}", core.server_name);
     tracing::info!("Server ID: {}", core.server_id);

@@ -4,6 +4,7 @@
 mod harness;
 
 mod core_pubsub;
+mod jetstream;
 mod raw_protocol;
 mod resilience;
 mod tls;

@@ -163,3 +163,22 @@ fn deliver_one(sublist: &Sublist, sub: &Arc<Subscription>, msg: &Message<'_>, fl
     }
     true
 }
+
+/// Publishes `msg` into `account` from inside the server (API replies, acks, advisories,
+/// consumer deliveries): matches, delivers and wakes the writers at once.
+pub fn publish(account: &crate::account::Account, stats: &Arc<ServerStats>, msg: &Message<'_>) -> usize {
+    publish_routed(account, stats, msg.subject, msg)
+}
+
+/// Like [`publish`], but routed by `route` while receivers see `msg.subject` (JetStream
+/// deliveries: routed to a deliver subject or inbox, shown with the stream subject).
+pub fn publish_routed(
+    account: &crate::account::Account,
+    stats: &Arc<ServerStats>,
+    route: &str,
+    msg: &Message<'_>,
+) -> usize {
+    let result = account.sublist.matches(route);
+    let mut flush = FlushSet::new(stats.clone());
+    deliver(&account.sublist, &result, msg, &mut flush)
+}

@@ -1,1 +1,130 @@
-//! Stream and consumer stores (see the storage issue); built out in its own change.
+//! Stream and consumer stores for Jetway: the storage under every JetStream stream and MQTT
+//! session. Synchronous, no async runtime, no protocol knowledge; it owns its threads.
+//!
+//! # API
+//!
+//! - [`Engine`]: the shared threads (writer threads doing group commit, one expiry thread).
+//!   Create one per server; every store is opened on it.
+//! - [`StreamStore`] (trait), implemented by [`MemStore`] and [`FileStore`]: `append` returns
+//!   the sequence at once (the message is readable immediately) and reports durability later
+//!   through a [`Completion`]; loads by sequence, last-by-subject and next-matching-filter;
+//!   remove/erase, purge (all, filter, keep, up-to), compact, truncate; state, per-subject
+//!   state, filtered state / pending counts; snapshot/[`snapshot::restore`].
+//! - [`ConsumerStore`] (trait), implemented by [`MemConsumerStore`] and
+//!   [`FileConsumerStore`]: delivered and ack-floor sequences, pending acks, redelivery counts.
+//! - [`Io`] / [`IoFile`]: the file-system backend; [`RealIo`] for production, [`SimIo`] for
+//!   crash and fault-injection tests.
+//!
+//! # Layout
+//!
+//! - `config.rs`, `message.rs`, `state.rs`, `error.rs`, `traits.rs`: the vocabulary.
+//! - `core/`: what every store shares: `index.rs` (messages by sequence, sequences by subject,
+//!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
+//!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
+//! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
+//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit), `io.rs`/`sim.rs`
+//!   (I/O backends), `store.rs` (the backend itself).
+//! - `consumer/`: consumer stores. `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
+//!
+//! # Invariants
+//!
+//! - Sequences only grow (except `truncate`); timestamps never decrease within a stream.
+//! - Every accepted append is readable at once; its completion fires exactly once, in append
+//!   order per stream: under [`SyncPolicy::Always`] only after an fsync covers the record (and
+//!   the folder fsync covering a new block file); under `Interval`/`Never` once the record is
+//!   written to the OS.
+//! - A failed write or fsync poisons the store: later writes fail with
+//!   [`StoreError::Poisoned`]; pending completions get the error; nothing more is acknowledged.
+//! - A record on disk only affects messages in its own block or in earlier blocks, so deleting
+//!   leading blocks whose messages are all removed never changes what recovery finds.
+//! - Open never panics on any bytes: a torn tail is truncated, damage elsewhere is skipped and
+//!   reported in [`StreamState::lost`].
+//!
+//! # Threads and locks
+//!
+//! Each store is one `parking_lot::Mutex` held only for in-memory work (never across disk I/O;
+//! a cold read does one `pread` under it). Nested order, outermost first: store lock ->
+//! channel queue lock -> writer ready lock. The writer thread takes the ready lock, releases it,
+//! then a channel's queue lock (released) and its target lock (only the writer uses it). The
+//! expiry thread takes its list lock, releases it, then each store's lock. Completions run on
+//! the writer thread with no store lock held.
+//!
+//! # Space
+//!
+//! Removing a message writes a 24-byte tombstone (or a floor record when it was the first
+//! message; consecutive floors coalesce into one). A block file is deleted once it is not the
+//! block being appended to and every block before it is gone and it holds no live message, so
+//! a stream trimmed from the front (limits, max age, compact, purge) reclaims its space at
+//! once. Sparse blocks in the middle are not rewritten yet.
+//!
+//! # On-disk format (all integers little-endian)
+//!
+//! A stream is a folder of block files named `NNNNNNNNNN.blk` (block id, 10 zero-padded decimal
+//! digits). Blocks are replayed in id order; the last one is appended to. A new block starts
+//! when the current one would exceed `block_size`. Files ending in `.tmp` are ignored.
+//!
+//! Block header (40 bytes):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `JWBLOCK1` |
+//! | 8 | 4 | block id (u32) |
+//! | 12 | 4 | reserved, zero |
+//! | 16 | 8 | floor: every sequence below was removed when the block was started (u64) |
+//! | 24 | 8 | last sequence assigned when the block was started (u64) |
+//! | 32 | 8 | xxh3-64 of bytes 0..32 |
+//!
+//! Then records, back to back. Every record:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | total record length L, including this field and the checksum (u32, >= 16) |
+//! | 4 | 1 | kind |
+//! | 5 | 1 | flags (bit 0: the message has headers) |
+//! | 6 | 2 | reserved, zero |
+//! | 8 | L-16 | body |
+//! | L-8 | 8 | xxh3-64 of bytes 0..L-8 |
+//!
+//! Kinds and bodies:
+//!
+//! - 1 message: seq (u64), timestamp ns (i64), TTL deadline ns or 0 (i64), subject length
+//!   (u16), headers length (u32), payload length (u32), subject, headers, payload. L = 50 +
+//!   lengths; this L is also the size a message counts for in `bytes` and `max_bytes`.
+//! - 2 tombstone: seq (u64): that message was removed.
+//! - 3 floor: seq (u64): every message below it was removed.
+//! - 4 truncate: seq (u64): every message above it was removed; the last sequence is seq.
+//! - 5 padding: any body; an erased message is overwritten in place by padding.
+//! - 16, 17, 18: consumer records (see `consumer::file`).
+//!
+//! Consumer state lives in its own folder (`consumer.log`, same record framing).
+//!
+//! Snapshots use the same message records (see [`snapshot`]).
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+
+mod config;
+mod consumer;
+mod core;
+mod engine;
+mod error;
+mod file;
+mod mem;
+mod message;
+pub mod snapshot;
+mod state;
+mod traits;
+
+pub use config::{DiscardPolicy, StreamConfig, SyncPolicy, DEFAULT_BLOCK_SIZE};
+pub use consumer::{FileConsumerStore, MemConsumerStore};
+pub use core::Store;
+pub use engine::{Engine, EngineConfig};
+pub use error::{Result, StoreError};
+pub use file::io::{Io, IoFile, RealIo};
+pub use file::sim::{CrashMode, SimIo};
+pub use file::{FileBackend, FileStore};
+pub use mem::{MemBackend, MemStore};
+pub use message::{now_nanos, stored_size, NewMessage, StoredMessage, MSG_OVERHEAD};
+pub use state::{LostData, StreamState, SubjectState};
+pub use traits::{
+    AckPolicy, Completion, ConsumerState, ConsumerStore, PendingAck, PurgeOptions, SequencePair, StreamStore,
+};

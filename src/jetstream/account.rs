@@ -1,0 +1,334 @@
+//! The JetStream side of one account: its streams, their creation, deletion and reload.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+
+use super::consumer::config::{AckPolicy, ConsumerConfig};
+use super::consumer::Consumer;
+use super::errors::ApiError;
+use super::stream::config::{StorageType, StreamConfig};
+use super::stream::Stream;
+use super::JetStream;
+use crate::account::Account;
+
+/// What `meta.json` holds for a stream or a consumer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta<C> {
+    config: C,
+    created: i64,
+}
+
+pub struct JsAccount {
+    pub js: Arc<JetStream>,
+    pub account: Arc<Account>,
+    dir: PathBuf,
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+}
+
+/// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
+fn write_meta<T: Serialize>(dir: &Path, meta: &T) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join("meta.json.tmp");
+    let bytes = serde_json::to_vec_pretty(meta).map_err(std::io::Error::other)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join("meta.json"))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn read_meta<C: serde::de::DeserializeOwned>(dir: &Path) -> Option<Meta<C>> {
+    let bytes = std::fs::read(dir.join("meta.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+impl JsAccount {
+    pub fn new(js: Arc<JetStream>, account: Arc<Account>) -> Arc<JsAccount> {
+        let dir = js.store_dir.join(account.name.as_ref()).join("streams");
+        Arc::new(JsAccount { js, account, dir, streams: RwLock::new(BTreeMap::new()) })
+    }
+
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
+        self.streams.read().get(name).cloned().ok_or_else(ApiError::stream_not_found)
+    }
+
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().values().cloned().collect()
+    }
+
+    /// Creates a stream, or returns the existing one when the config is identical.
+    /// The bool says whether it was created.
+    pub fn create_stream(&self, config: StreamConfig) -> Result<(Arc<Stream>, bool), ApiError> {
+        let config = config.normalize()?;
+        if config.sealed {
+            return Err(ApiError::stream_invalid_config("stream configuration for create can not be sealed"));
+        }
+        let mut streams = self.streams.write();
+        if let Some(existing) = streams.get(&config.name) {
+            if existing.config() == config {
+                return Ok((existing.clone(), false));
+            }
+            return Err(ApiError::stream_name_exists());
+        }
+        for other in streams.values() {
+            let other_subjects = other.config().subjects;
+            if config
+                .subjects
+                .iter()
+                .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
+            {
+                return Err(ApiError::subjects_overlap());
+            }
+        }
+        let created = crate::time::now_nanos();
+        let stream = self.open_stream(config, created, true)?;
+        streams.insert(stream.name.clone(), stream.clone());
+        drop(streams);
+        stream.subscribe();
+        Ok((stream, true))
+    }
+
+    /// Opens the store of a stream and builds it (new, or reloaded from disk).
+    fn open_stream(&self, config: StreamConfig, created: i64, new: bool) -> Result<Arc<Stream>, ApiError> {
+        let store_config = config.store_config(self.js.sync);
+        let (store, dir): (Arc<dyn jetway_storage::StreamStore>, Option<PathBuf>) = match config.storage {
+            StorageType::Memory => {
+                (Arc::new(jetway_storage::MemStore::new(&self.js.engine, store_config)), None)
+            }
+            StorageType::File => {
+                let dir = self.dir.join(&config.name);
+                if new {
+                    if dir.exists() {
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                    write_meta(&dir, &Meta { config: config.clone(), created })
+                        .map_err(ApiError::stream_create)?;
+                }
+                let store = jetway_storage::FileStore::open(&self.js.engine, &dir.join("msgs"), store_config)
+                    .map_err(ApiError::stream_create)?;
+                (Arc::new(store), Some(dir))
+            }
+        };
+        Ok(Stream::new(
+            config,
+            created,
+            store,
+            dir,
+            self.account.clone(),
+            self.js.stats.clone(),
+            self.js.domain.clone(),
+            self.js.server_name.clone(),
+        ))
+    }
+
+    /// Updates a stream's config (nats-server's update rules).
+    pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, ApiError> {
+        let config = config.normalize()?;
+        let stream = self.stream(&config.name)?;
+        let old = stream.config();
+        config.check_update(&old)?;
+        for other in self.streams.read().values().filter(|s| s.name != config.name) {
+            let other_subjects = other.config().subjects;
+            if config
+                .subjects
+                .iter()
+                .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
+            {
+                return Err(ApiError::subjects_overlap());
+            }
+        }
+        if let Some(dir) = &stream.dir {
+            write_meta(dir, &Meta { config: config.clone(), created: stream.created })
+                .map_err(ApiError::stream_general)?;
+        }
+        stream.update_config(config, self.js.sync)?;
+        Ok(stream)
+    }
+
+    /// Deletes a stream, its consumers and its data.
+    pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let stream = self.streams.write().remove(name).ok_or_else(ApiError::stream_not_found)?;
+        for consumer in stream.consumers.write().values() {
+            consumer.delete();
+        }
+        stream.stop();
+        if let Some(dir) = &stream.dir {
+            std::fs::remove_dir_all(dir).map_err(ApiError::stream_delete)?;
+        }
+        Ok(())
+    }
+
+    /// Creates (or updates) a consumer. `action`: "" create-or-update, "create", "update".
+    pub fn create_consumer(
+        &self,
+        stream: &Arc<Stream>,
+        config: ConsumerConfig,
+        action: &str,
+    ) -> Result<Arc<Consumer>, ApiError> {
+        let stream_config = stream.config();
+        let config = config.normalize(&stream_config)?;
+        let name = if !config.name.is_empty() {
+            config.name.clone()
+        } else if !config.durable_name.is_empty() {
+            config.durable_name.clone()
+        } else {
+            super::consumer::ephemeral_name()
+        };
+        let mut consumers = stream.consumers.write();
+        if let Some(existing) = consumers.get(&name) {
+            if action == "create" && existing.config() != config_with_name(&config, &name) {
+                return Err(ApiError::consumer_already_exists());
+            }
+            let mut update = config_with_name(&config, &name);
+            update.pause_until = existing.config().pause_until;
+            update.check_update(&existing.config())?;
+            if let Some(dir) = &existing.dir {
+                write_meta(dir, &Meta { config: update.clone(), created: existing.created })
+                    .map_err(ApiError::stream_general)?;
+            }
+            existing.update_config(update);
+            return Ok(existing.clone());
+        }
+        if action == "update" {
+            return Err(ApiError::consumer_does_not_exist());
+        }
+        if stream_config.max_consumers > 0 && consumers.len() as i64 >= stream_config.max_consumers {
+            return Err(ApiError::max_consumers());
+        }
+        if stream_config.retention == super::stream::config::RetentionPolicy::WorkQueue {
+            let filters = config.filters();
+            for other in consumers.values() {
+                let other_filters = other.config().filters();
+                if filters.is_empty() || other_filters.is_empty() {
+                    return Err(ApiError::workqueue_multiple_unfiltered());
+                }
+                if filters.iter().any(|f| other_filters.iter().any(|g| jetway_subject::filters_overlap(f, g)))
+                {
+                    return Err(ApiError::workqueue_consumer_not_unique());
+                }
+            }
+        }
+        let config = config_with_name(&config, &name);
+        let created = crate::time::now_nanos();
+        let consumer = self.start_consumer(stream, config, name.clone(), created, false)?;
+        consumers.insert(name, consumer.clone());
+        Ok(consumer)
+    }
+
+    fn start_consumer(
+        &self,
+        stream: &Arc<Stream>,
+        config: ConsumerConfig,
+        name: String,
+        created: i64,
+        restored: bool,
+    ) -> Result<Arc<Consumer>, ApiError> {
+        let policy = match config.ack_policy {
+            AckPolicy::None => jetway_storage::AckPolicy::None,
+            AckPolicy::All => jetway_storage::AckPolicy::All,
+            AckPolicy::Explicit => jetway_storage::AckPolicy::Explicit,
+        };
+        let persist = stream.dir.is_some() && !config.mem_storage;
+        let (store, dir): (Arc<dyn jetway_storage::ConsumerStore>, Option<PathBuf>) =
+            match (&stream.dir, persist) {
+                (Some(stream_dir), true) => {
+                    let dir = stream_dir.join("obs").join(&name);
+                    if !restored {
+                        write_meta(&dir, &Meta { config: config.clone(), created })
+                            .map_err(ApiError::stream_general)?;
+                    }
+                    let store =
+                        jetway_storage::FileConsumerStore::open(&self.js.engine, &dir, policy, self.js.sync)
+                            .map_err(ApiError::stream_general)?;
+                    (Arc::new(store), Some(dir))
+                }
+                _ => (Arc::new(jetway_storage::MemConsumerStore::new(policy)), None),
+            };
+        Ok(Consumer::start(stream, config, name, created, store, dir, restored, &self.js.runtime))
+    }
+
+    /// Loads every stream and consumer persisted for this account.
+    pub fn load(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Some(meta) = read_meta::<StreamConfig>(&dir) else {
+                tracing::warn!("skipping {}: no readable meta.json", dir.display());
+                continue;
+            };
+            let stream = match self.open_stream(meta.config, meta.created, false) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("can't restore stream from {}: {e}", dir.display());
+                    continue;
+                }
+            };
+            let state = stream.store.state();
+            if let Some(lost) = &state.lost {
+                tracing::warn!(stream = %stream.name, "recovered with damage: {} messages, {} bytes lost", lost.msgs.len(), lost.bytes);
+            }
+            tracing::info!(stream = %stream.name, "Restored {} messages for stream '{} > {}'", state.msgs, self.account.name, stream.name);
+            self.streams.write().insert(stream.name.clone(), stream.clone());
+            stream.subscribe();
+            let Ok(consumers) = std::fs::read_dir(dir.join("obs")) else { continue };
+            for entry in consumers.flatten() {
+                let Some(meta) = read_meta::<ConsumerConfig>(&entry.path()) else { continue };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true) {
+                    Ok(c) => {
+                        stream.consumers.write().insert(name, c);
+                    }
+                    Err(e) => tracing::error!("can't restore consumer {name}: {e}"),
+                }
+            }
+        }
+    }
+
+    /// Totals for `$JS.API.INFO`: (memory bytes, storage bytes, streams, consumers).
+    pub fn usage(&self) -> (u64, u64, usize, usize) {
+        let mut memory = 0;
+        let mut storage = 0;
+        let mut consumers = 0;
+        let streams = self.streams();
+        for s in &streams {
+            let bytes = s.store.state().bytes;
+            match s.config().storage {
+                StorageType::Memory => memory += bytes,
+                StorageType::File => storage += bytes,
+            }
+            consumers += s.consumers.read().len();
+        }
+        (memory, storage, streams.len(), consumers)
+    }
+
+    pub fn stop(&self) {
+        for stream in self.streams() {
+            stream.stop();
+        }
+    }
+}
+
+fn config_with_name(config: &ConsumerConfig, name: &str) -> ConsumerConfig {
+    let mut c = config.clone();
+    c.name = name.to_string();
+    c
+}
+
+impl Stream {
+    /// Removes a consumer (inactivity or API delete), with its persisted state.
+    pub fn remove_consumer(&self, name: &str) -> bool {
+        let Some(consumer) = self.consumers.write().remove(name) else { return false };
+        consumer.delete();
+        if let Some(dir) = &consumer.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        true
+    }
+}

@@ -1,0 +1,206 @@
+//! The `CONSUMER.*` endpoints (except `MSG.NEXT`, which each pull consumer answers itself).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiResponse, PagedRequest};
+use crate::jetstream::account::JsAccount;
+use crate::jetstream::consumer::config::ConsumerConfig;
+use crate::jetstream::errors::ApiError;
+use crate::jetstream::json::{decode_request, parse_time, response, time_text};
+
+const NAMES_LIMIT: usize = 1024;
+const LIST_LIMIT: usize = 256;
+
+/// nats-server's `CreateConsumerRequest`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CreateRequest {
+    stream_name: String,
+    config: ConsumerConfig,
+    action: String,
+    pedantic: bool,
+}
+
+/// `CONSUMER.CREATE.<S>[.<C>[.<filter>]]` and `CONSUMER.DURABLE.CREATE.<S>.<C>`.
+pub fn create(
+    account: &JsAccount,
+    stream_name: &str,
+    name: Option<&str>,
+    filter: Option<&str>,
+    body: &[u8],
+    legacy_durable: bool,
+) -> ApiResponse {
+    const KIND: &str = "consumer_create";
+    let req: CreateRequest = match crate::jetstream::json::decode_json(body) {
+        Ok(r) => r,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let _ = req.pedantic;
+    if !req.stream_name.is_empty() && req.stream_name != stream_name {
+        return ApiResponse::error(KIND, &ApiError::stream_name_mismatch());
+    }
+    let mut config = req.config;
+    match (name, legacy_durable) {
+        (Some(n), true) => {
+            if config.durable_name.is_empty() {
+                return ApiResponse::error(KIND, &ApiError::durable_name_not_set());
+            }
+            if config.durable_name != n {
+                return ApiResponse::error(KIND, &ApiError::durable_name_mismatch());
+            }
+        }
+        (Some(n), false) => {
+            if !config.durable_name.is_empty() && config.durable_name != n {
+                return ApiResponse::error(KIND, &ApiError::durable_name_mismatch());
+            }
+            if !config.name.is_empty() && config.name != n {
+                return ApiResponse::error(KIND, &ApiError::durable_name_mismatch());
+            }
+            config.name = n.to_string();
+        }
+        (None, _) => {
+            if !config.durable_name.is_empty() {
+                return ApiResponse::error(KIND, &ApiError::ephemeral_with_durable_name());
+            }
+        }
+    }
+    if let Some(filter) = filter {
+        if !config.filter_subjects.is_empty() {
+            return ApiResponse::error(KIND, &ApiError::multiple_filters_not_allowed());
+        }
+        if !config.filter_subject.is_empty() && config.filter_subject != filter {
+            return ApiResponse::error(KIND, &ApiError::create_filter_mismatch());
+        }
+        config.filter_subject = filter.to_string();
+    }
+    let stream = match account.stream(stream_name) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let existed = stream.consumers.read().contains_key(name.unwrap_or(""));
+    match account.create_consumer(&stream, config, &req.action) {
+        Ok(consumer) => {
+            if !existed {
+                advisory(account, "CONSUMER.CREATED", stream_name, &consumer.name, "create");
+            }
+            ApiResponse::json(response(KIND, &consumer.info()))
+        }
+        Err(e) => ApiResponse::error(KIND, &e),
+    }
+}
+
+pub fn info(account: &JsAccount, stream: &str, name: &str) -> ApiResponse {
+    const KIND: &str = "consumer_info";
+    let stream = match account.stream(stream) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let consumer = stream.consumers.read().get(name).cloned();
+    match consumer {
+        Some(c) => ApiResponse::json(response(KIND, &c.info())),
+        None => ApiResponse::error(KIND, &ApiError::consumer_not_found()),
+    }
+}
+
+pub fn delete(account: &JsAccount, stream_name: &str, name: &str) -> ApiResponse {
+    const KIND: &str = "consumer_delete";
+    let stream = match account.stream(stream_name) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    if stream.remove_consumer(name) {
+        advisory(account, "CONSUMER.DELETED", stream_name, name, "delete");
+        ApiResponse::json(response(KIND, &json!({"success": true})))
+    } else {
+        ApiResponse::error(KIND, &ApiError::consumer_not_found())
+    }
+}
+
+pub fn names(account: &JsAccount, stream: &str, body: &[u8]) -> ApiResponse {
+    const KIND: &str = "consumer_names";
+    let req: PagedRequest = match decode_request(body) {
+        Ok(r) => r,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let stream = match account.stream(stream) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let all: Vec<String> = stream.consumers.read().keys().cloned().collect();
+    let page: Vec<&String> = all.iter().skip(req.offset).take(NAMES_LIMIT).collect();
+    ApiResponse::json(response(
+        KIND,
+        &json!({"total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "consumers": page}),
+    ))
+}
+
+pub fn list(account: &JsAccount, stream: &str, body: &[u8]) -> ApiResponse {
+    const KIND: &str = "consumer_list";
+    let req: PagedRequest = match decode_request(body) {
+        Ok(r) => r,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let stream = match account.stream(stream) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let all: Vec<_> = stream.consumers.read().values().cloned().collect();
+    let page: Vec<_> = all.iter().skip(req.offset).take(LIST_LIMIT).map(|c| c.info()).collect();
+    ApiResponse::json(response(
+        KIND,
+        &json!({"total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "consumers": page, "missing": []}),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PauseRequest {
+    pause_until: Option<String>,
+}
+
+pub fn pause(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiResponse {
+    const KIND: &str = "consumer_pause";
+    let req: PauseRequest = match decode_request(body) {
+        Ok(r) => r,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let stream = match account.stream(stream) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(KIND, &e),
+    };
+    let Some(consumer) = stream.consumers.read().get(name).cloned() else {
+        return ApiResponse::error(KIND, &ApiError::consumer_not_found());
+    };
+    let until = req.pause_until.as_deref().and_then(parse_time).unwrap_or(0);
+    consumer.pause(until);
+    let now = crate::time::now_nanos();
+    let paused = until > now;
+    ApiResponse::json(response(
+        KIND,
+        &json!({
+            "paused": paused,
+            "pause_until": time_text(until),
+            "pause_remaining": if paused { until - now } else { 0 },
+        }),
+    ))
+}
+
+/// `$JS.EVENT.ADVISORY.CONSUMER.<CREATED|DELETED>.<stream>.<consumer>`.
+fn advisory(account: &JsAccount, kind: &str, stream: &str, consumer: &str, action: &str) {
+    let body = json!({
+        "type": "io.nats.jetstream.advisory.v1.consumer_action",
+        "id": crate::jetstream::new_id(),
+        "timestamp": time_text(crate::time::now_nanos()),
+        "stream": stream,
+        "consumer": consumer,
+        "action": action,
+    });
+    let subject = format!("$JS.EVENT.ADVISORY.{kind}.{stream}.{consumer}");
+    let payload = bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    crate::router::deliver::publish(
+        &account.account,
+        &account.js.stats,
+        &crate::router::Message::internal(&subject, None, None, &payload),
+    );
+}

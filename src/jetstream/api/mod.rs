@@ -1,0 +1,162 @@
+//! The `$JS.API.>` request API.
+//!
+//! Each JetStream-enabled account has one subscription on `$JS.API.>` (and
+//! `$JS.<domain>.API.>` when a domain is set). Its handler only queues the request (bounded,
+//! like nats-server's request queue); an API thread takes requests off the queue, dispatches on
+//! the subject's tokens to the handler of the endpoint, and publishes the JSON response to the
+//! request's reply subject. API work (creating stores, fsyncing folders) thus never runs on a
+//! client connection's task. `CONSUMER.MSG.NEXT` is not handled here: each pull consumer has
+//! its own subscription for it.
+
+mod consumers;
+mod messages;
+mod streams;
+
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+
+use super::account::JsAccount;
+use super::errors::ApiError;
+use super::json::error_response;
+use super::JetStream;
+use crate::router::{deliver, InternalHandler, Message, Sink, Subscription};
+
+/// Requests queued before new ones are dropped (nats-server's default request queue limit).
+const QUEUE_LIMIT: usize = 10_000;
+
+/// One API request.
+pub struct ApiRequest {
+    pub account: Weak<JsAccount>,
+    /// Subject with any domain prefix removed: `$JS.API.…`.
+    pub subject: String,
+    pub reply: Option<String>,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+/// A response: the body to publish, and whether it is an error (for the API counters).
+pub struct ApiResponse {
+    pub body: Bytes,
+    pub headers: Option<Bytes>,
+    pub error: bool,
+}
+
+impl ApiResponse {
+    pub fn json(body: Vec<u8>) -> ApiResponse {
+        ApiResponse { body: body.into(), headers: None, error: false }
+    }
+
+    pub fn error(kind: &str, error: &ApiError) -> ApiResponse {
+        ApiResponse { body: error_response(kind, error).into(), headers: None, error: true }
+    }
+}
+
+struct ApiHandler {
+    account: Weak<JsAccount>,
+    queue: SyncSender<ApiRequest>,
+    /// `$JS.<domain>.API` when the subscription is the domain one.
+    domain_prefix: Option<String>,
+}
+
+impl InternalHandler for ApiHandler {
+    fn deliver(&self, msg: &Message<'_>) {
+        let subject = match &self.domain_prefix {
+            Some(prefix) => match msg.subject.strip_prefix(prefix.as_str()) {
+                Some(rest) => format!("$JS.API{rest}"),
+                None => return,
+            },
+            None => msg.subject.to_string(),
+        };
+        if subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.") {
+            return;
+        }
+        let request = ApiRequest {
+            account: self.account.clone(),
+            subject,
+            reply: msg.reply.map(str::to_string),
+            headers: msg.headers.cloned(),
+            payload: msg.payload.clone(),
+        };
+        if let Err(TrySendError::Full(_)) = self.queue.try_send(request) {
+            tracing::warn!("JetStream API queue limit reached, dropping request");
+        }
+    }
+}
+
+/// Subscribes `account`'s API subjects and starts its API thread.
+pub fn subscribe(js: &Arc<JetStream>, account: &Arc<JsAccount>) {
+    let (tx, rx) = sync_channel(QUEUE_LIMIT);
+    let mut subjects = vec![("$JS.API.>".to_string(), None)];
+    if let Some(domain) = &js.domain {
+        subjects.push((format!("$JS.{domain}.API.>"), Some(format!("$JS.{domain}.API"))));
+    }
+    for (subject, domain_prefix) in subjects {
+        let handler = ApiHandler { account: Arc::downgrade(account), queue: tx.clone(), domain_prefix };
+        let sub = Subscription::new(subject.as_str().into(), None, Sink::Internal(Arc::new(handler)));
+        account.account.sublist.insert(sub);
+    }
+    let js = Arc::downgrade(js);
+    let spawned = std::thread::Builder::new().name("jetstream-api".into()).spawn(move || serve(js, rx));
+    if let Err(e) = spawned {
+        tracing::error!("can't start the JetStream API thread: {e}");
+    }
+}
+
+fn serve(js: Weak<JetStream>, rx: Receiver<ApiRequest>) {
+    while let Ok(request) = rx.recv() {
+        let (Some(js), Some(account)) = (js.upgrade(), request.account.upgrade()) else { return };
+        let Some(reply) = request.reply.clone() else { continue };
+        let _runtime = js.runtime.enter();
+        let response = dispatch(&js, &account, &request);
+        js.count_api(response.error);
+        let msg = Message::internal(&reply, None, response.headers.as_ref(), &response.body);
+        deliver::publish(&account.account, &js.stats, &msg);
+    }
+}
+
+fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> ApiResponse {
+    let tokens: Vec<&str> = req.subject.split('.').collect();
+    let rest = tokens.get(2..).unwrap_or_default();
+    match rest {
+        ["INFO"] => streams::account_info(js, account),
+        ["STREAM", "CREATE", name] => streams::create(account, name, &req.payload),
+        ["STREAM", "UPDATE", name] => streams::update(account, name, &req.payload),
+        ["STREAM", "DELETE", name] => streams::delete(account, name),
+        ["STREAM", "INFO", name] => streams::info(account, name, &req.payload),
+        ["STREAM", "NAMES"] => streams::names(account, &req.payload),
+        ["STREAM", "LIST"] => streams::list(account, &req.payload),
+        ["STREAM", "PURGE", name] => streams::purge(account, name, &req.payload),
+        ["STREAM", "MSG", "GET", name] => messages::get(account, name, &req.payload),
+        ["STREAM", "MSG", "DELETE", name] => messages::delete(account, name, &req.payload),
+        ["DIRECT", "GET", name] => messages::direct_get(account, name, None, &req.payload),
+        ["DIRECT", "GET", name, subject @ ..] => {
+            messages::direct_get(account, name, Some(&subject.join(".")), &req.payload)
+        }
+        ["CONSUMER", "CREATE", stream] => consumers::create(account, stream, None, None, &req.payload, false),
+        ["CONSUMER", "CREATE", stream, name] => {
+            consumers::create(account, stream, Some(name), None, &req.payload, false)
+        }
+        ["CONSUMER", "CREATE", stream, name, filter @ ..] => {
+            consumers::create(account, stream, Some(name), Some(&filter.join(".")), &req.payload, false)
+        }
+        ["CONSUMER", "DURABLE", "CREATE", stream, name] => {
+            consumers::create(account, stream, Some(name), None, &req.payload, true)
+        }
+        ["CONSUMER", "INFO", stream, name] => consumers::info(account, stream, name),
+        ["CONSUMER", "DELETE", stream, name] => consumers::delete(account, stream, name),
+        ["CONSUMER", "NAMES", stream] => consumers::names(account, stream, &req.payload),
+        ["CONSUMER", "LIST", stream] => consumers::list(account, stream, &req.payload),
+        ["CONSUMER", "PAUSE", stream, name] => consumers::pause(account, stream, name, &req.payload),
+        _ => ApiResponse::error("error", &ApiError::bad_request()),
+    }
+}
+
+/// Paging request body shared by NAMES and LIST.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PagedRequest {
+    pub offset: usize,
+    pub subject: Option<String>,
+}

@@ -1,0 +1,118 @@
+//! Ack subjects and ack payloads.
+//!
+//! A delivered message's reply subject is
+//! `$JS.ACK.<stream>.<consumer>.<delivered_count>.<stream_seq>.<consumer_seq>.<timestamp_ns>.<num_pending>`
+//! (nats-server's v1 form, 9 tokens), which clients parse for message metadata.
+
+use std::time::Duration;
+
+/// Builds the ack reply subject of one delivery.
+pub fn ack_subject(
+    stream: &str,
+    consumer: &str,
+    deliveries: u64,
+    sseq: u64,
+    dseq: u64,
+    ts: i64,
+    pending: u64,
+) -> String {
+    format!("$JS.ACK.{stream}.{consumer}.{deliveries}.{sseq}.{dseq}.{ts}.{pending}")
+}
+
+/// The sequences an ack subject names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckRef {
+    pub deliveries: u64,
+    pub stream_seq: u64,
+    pub consumer_seq: u64,
+}
+
+/// Parses the tokens after `$JS.ACK.<stream>.<consumer>.`.
+pub fn parse_ack_subject(subject: &str) -> Option<AckRef> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    if tokens.len() < 9 {
+        return None;
+    }
+    // v1 has 9 tokens; v2 (11+) inserts domain and account hash after `$JS.ACK`.
+    let base = if tokens.len() == 9 { 4 } else { 6 };
+    let num = |i: usize| tokens.get(base + i).and_then(|t| t.parse::<u64>().ok());
+    Some(AckRef { deliveries: num(0)?, stream_seq: num(1)?, consumer_seq: num(2)? })
+}
+
+/// What an ack message asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckKind {
+    Ack,
+    /// Redeliver, optionally after a delay.
+    Nak(Option<Duration>),
+    /// Work in progress: restart the ack-wait timer.
+    Progress,
+    /// Ack, then deliver more to the ack's reply subject (pull consumers).
+    Next(Vec<u8>),
+    /// Never redeliver.
+    Term(Option<String>),
+}
+
+/// Parses an ack payload (nats-server `processAck`). Unknown payloads count as an ack.
+pub fn parse_ack(payload: &[u8]) -> AckKind {
+    let text = String::from_utf8_lossy(payload);
+    let text = text.trim();
+    if text.is_empty() || text == "+ACK" || text == "+OK" {
+        return AckKind::Ack;
+    }
+    if let Some(rest) = text.strip_prefix("-NAK") {
+        return AckKind::Nak(parse_nak_delay(rest.trim()));
+    }
+    if text.starts_with("+WPI") {
+        return AckKind::Progress;
+    }
+    if let Some(rest) = text.strip_prefix("+NXT") {
+        return AckKind::Next(rest.trim().as_bytes().to_vec());
+    }
+    if let Some(rest) = text.strip_prefix("+TERM") {
+        let reason = rest.trim();
+        return AckKind::Term((!reason.is_empty()).then(|| reason.to_string()));
+    }
+    AckKind::Ack
+}
+
+/// `-NAK {"delay": <ns>}` or `-NAK 5s`; unparsable is no delay.
+fn parse_nak_delay(rest: &str) -> Option<Duration> {
+    if rest.is_empty() {
+        return None;
+    }
+    if rest.starts_with('{') {
+        #[derive(serde::Deserialize)]
+        struct Delay {
+            delay: i64,
+        }
+        let d: Delay = serde_json::from_str(rest).ok()?;
+        return u64::try_from(d.delay).ok().filter(|d| *d > 0).map(Duration::from_nanos);
+    }
+    crate::config::units::parse_duration(rest).ok().filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_subject_round_trip() {
+        let s = ack_subject("S", "C", 2, 10, 7, 123, 5);
+        assert_eq!(s, "$JS.ACK.S.C.2.10.7.123.5");
+        assert_eq!(parse_ack_subject(&s), Some(AckRef { deliveries: 2, stream_seq: 10, consumer_seq: 7 }));
+        assert_eq!(parse_ack_subject("$JS.ACK.S.C.x"), None);
+    }
+
+    #[test]
+    fn ack_kinds() {
+        assert_eq!(parse_ack(b""), AckKind::Ack);
+        assert_eq!(parse_ack(b"+ACK"), AckKind::Ack);
+        assert_eq!(parse_ack(b"-NAK"), AckKind::Nak(None));
+        assert_eq!(parse_ack(br#"-NAK {"delay": 2000000000}"#), AckKind::Nak(Some(Duration::from_secs(2))));
+        assert_eq!(parse_ack(b"-NAK 5s"), AckKind::Nak(Some(Duration::from_secs(5))));
+        assert_eq!(parse_ack(b"+WPI"), AckKind::Progress);
+        assert_eq!(parse_ack(b"+NXT 5"), AckKind::Next(b"5".to_vec()));
+        assert_eq!(parse_ack(b"+TERM bad data"), AckKind::Term(Some("bad data".into())));
+    }
+}

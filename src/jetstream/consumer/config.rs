@@ -1,0 +1,324 @@
+//! `ConsumerConfig` as the JetStream API speaks it, with nats-server's defaults and checks.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::jetstream::errors::ApiError;
+use crate::jetstream::json::{is_false, is_zero_i64, is_zero_u64};
+use crate::jetstream::stream::config::{is_valid_name, RetentionPolicy, StreamConfig};
+
+/// Default ack wait: 30 s.
+pub const DEFAULT_ACK_WAIT: i64 = 30 * 1_000_000_000;
+/// Default max ack pending.
+pub const DEFAULT_MAX_ACK_PENDING: i64 = 1000;
+/// Default max waiting pull requests.
+pub const DEFAULT_MAX_WAITING: i64 = 512;
+/// Ephemeral consumers are removed after this long without interest.
+pub const DEFAULT_INACTIVE_THRESHOLD: i64 = 5 * 1_000_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverPolicy {
+    #[default]
+    All,
+    Last,
+    New,
+    ByStartSequence,
+    ByStartTime,
+    LastPerSubject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckPolicy {
+    /// nats-server decodes an absent field as `none`.
+    #[default]
+    None,
+    All,
+    Explicit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayPolicy {
+    #[default]
+    Instant,
+    Original,
+}
+
+/// nats-server's `ConsumerConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub durable_name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub deliver_policy: DeliverPolicy,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub opt_start_seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opt_start_time: Option<String>,
+    pub ack_policy: AckPolicy,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub ack_wait: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_deliver: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backoff: Vec<i64>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub filter_subject: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_subjects: Vec<String>,
+    pub replay_policy: ReplayPolicy,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub rate_limit_bps: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sample_freq: String,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_waiting: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_ack_pending: i64,
+    #[serde(skip_serializing_if = "is_false")]
+    pub flow_control: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub headers_only: bool,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_batch: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_expires: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub max_bytes: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub deliver_subject: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub deliver_group: String,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub idle_heartbeat: i64,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub inactive_threshold: i64,
+    pub num_replicas: i64,
+    #[serde(skip_serializing_if = "is_false")]
+    pub mem_storage: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub direct: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_until: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority_policy: Option<String>,
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub priority_timeout: i64,
+}
+
+impl ConsumerConfig {
+    pub fn is_pull(&self) -> bool {
+        self.deliver_subject.is_empty()
+    }
+
+    pub fn is_durable(&self) -> bool {
+        !self.durable_name.is_empty()
+    }
+
+    /// Every filter (empty: the whole stream).
+    pub fn filters(&self) -> Vec<String> {
+        if !self.filter_subjects.is_empty() {
+            self.filter_subjects.clone()
+        } else if !self.filter_subject.is_empty() {
+            vec![self.filter_subject.clone()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Fills defaults and checks the config against its stream (nats-server
+    /// `setConsumerConfigDefaults` and `checkConsumerCfg`).
+    pub fn normalize(mut self, stream: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
+        if !self.durable_name.is_empty() && !is_valid_name(&self.durable_name) {
+            return Err(ApiError::stream_invalid_config(
+                "consumer durable name can not contain '.', '*', '>'",
+            ));
+        }
+        if !self.name.is_empty() && !is_valid_name(&self.name) {
+            return Err(ApiError::stream_invalid_config("consumer name can not contain '.', '*', '>'"));
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
+            return Err(ApiError::stream_invalid_config(
+                "consumer description is too long, maximum allowed is 4096",
+            ));
+        }
+        if self.ack_policy != AckPolicy::None && self.ack_wait == 0 {
+            self.ack_wait = DEFAULT_ACK_WAIT;
+        }
+        if let Some(first) = self.backoff.first() {
+            self.ack_wait = *first;
+        }
+        if self.max_deliver == 0 || self.max_deliver < -1 {
+            self.max_deliver = -1;
+        }
+        if self.max_deliver > 0 && !self.backoff.is_empty() && self.max_deliver <= self.backoff.len() as i64 {
+            return Err(ApiError::stream_invalid_config(
+                "max deliver is required to be > length of backoff values",
+            ));
+        }
+        if self.ack_policy != AckPolicy::None && self.max_ack_pending == 0 {
+            self.max_ack_pending = if stream.consumer_limits.max_ack_pending > 0 {
+                stream.consumer_limits.max_ack_pending
+            } else {
+                DEFAULT_MAX_ACK_PENDING
+            };
+        }
+        if stream.consumer_limits.max_ack_pending > 0
+            && self.max_ack_pending > stream.consumer_limits.max_ack_pending
+        {
+            return Err(ApiError::stream_invalid_config("consumer max ack pending exceeds system limit"));
+        }
+        if self.is_pull() {
+            if self.max_waiting == 0 {
+                self.max_waiting = DEFAULT_MAX_WAITING;
+            }
+            if self.rate_limit_bps > 0 {
+                return Err(ApiError::pull_with_rate_limit());
+            }
+            if self.idle_heartbeat > 0 {
+                return Err(ApiError::heartbeat_requires_push());
+            }
+            if self.flow_control {
+                return Err(ApiError::stream_invalid_config(
+                    "consumer in pull mode can not have flow control set",
+                ));
+            }
+        } else {
+            if self.max_waiting != 0 {
+                return Err(ApiError::push_max_waiting());
+            }
+            if !jetway_subject::is_valid_literal(&self.deliver_subject) {
+                return Err(ApiError::stream_invalid_config(
+                    "consumer deliver subject is not a valid subject",
+                ));
+            }
+            if stream.subjects.iter().any(|s| jetway_subject::matches(s, &self.deliver_subject)) {
+                return Err(ApiError::stream_invalid_config("consumer deliver subject forms a cycle"));
+            }
+            if self.flow_control && self.idle_heartbeat == 0 {
+                return Err(ApiError::flow_control_needs_heartbeats());
+            }
+            if self.max_batch != 0 || self.max_expires != 0 || self.max_bytes != 0 {
+                return Err(ApiError::stream_invalid_config(
+                    "consumer in push mode can not set max request fields",
+                ));
+            }
+        }
+        if self.idle_heartbeat != 0 && self.idle_heartbeat < 100_000_000 {
+            return Err(ApiError::small_heartbeat());
+        }
+        if !self.filter_subject.is_empty() && !self.filter_subjects.is_empty() {
+            return Err(ApiError::duplicate_filter_subjects());
+        }
+        let filters = self.filters();
+        for (i, f) in filters.iter().enumerate() {
+            if f.is_empty() {
+                return Err(ApiError::empty_filter());
+            }
+            if jetway_subject::validate_filter(f).is_err() {
+                return Err(ApiError::stream_invalid_config(format!(
+                    "consumer filter subject {f:?} is not valid"
+                )));
+            }
+            if filters.iter().skip(i + 1).any(|g| jetway_subject::filters_overlap(f, g)) {
+                return Err(ApiError::overlapping_filters());
+            }
+            let covered = stream.subjects.is_empty()
+                || stream.subjects.iter().any(|s| jetway_subject::filters_overlap(s, f));
+            if !covered {
+                return Err(ApiError::filter_not_subset());
+            }
+        }
+        match self.deliver_policy {
+            DeliverPolicy::ByStartSequence if self.opt_start_seq == 0 => {
+                return Err(ApiError::stream_invalid_config("consumer delivery policy is deliver by start sequence, but optional start sequence is not set"));
+            }
+            DeliverPolicy::ByStartTime if self.opt_start_time.is_none() => {
+                return Err(ApiError::stream_invalid_config(
+                    "consumer delivery policy is deliver by start time, but optional start time is not set",
+                ));
+            }
+            DeliverPolicy::ByStartSequence | DeliverPolicy::ByStartTime => {}
+            _ if self.opt_start_seq != 0 || self.opt_start_time.is_some() => {
+                return Err(ApiError::stream_invalid_config(
+                    "consumer delivery policy is not by start sequence or time, but optional start is set",
+                ));
+            }
+            _ => {}
+        }
+        if stream.retention == RetentionPolicy::WorkQueue {
+            if self.is_pull() && self.ack_policy != AckPolicy::Explicit {
+                return Err(ApiError::pull_requires_ack_on_workqueue());
+            }
+            if self.ack_policy != AckPolicy::Explicit {
+                return Err(ApiError::workqueue_requires_explicit_ack());
+            }
+            if self.deliver_policy != DeliverPolicy::All {
+                return Err(ApiError::workqueue_not_deliver_all());
+            }
+        }
+        if self.num_replicas > 1 {
+            return Err(ApiError::consumer_replicas_exceed_stream());
+        }
+        if self.num_replicas < 0 {
+            self.num_replicas = 0;
+        }
+        if !self.is_durable() && self.inactive_threshold == 0 {
+            self.inactive_threshold = if stream.consumer_limits.inactive_threshold > 0 {
+                stream.consumer_limits.inactive_threshold
+            } else {
+                DEFAULT_INACTIVE_THRESHOLD
+            };
+        }
+        if self.priority_policy.as_deref().is_some_and(|p| p != "none" && !p.is_empty())
+            || !self.priority_groups.is_empty()
+        {
+            return Err(ApiError::stream_invalid_config("priority groups are not supported by this server"));
+        }
+        Ok(self)
+    }
+
+    /// Checks an update of an existing consumer (fields nats-server does not let change).
+    pub fn check_update(&self, old: &ConsumerConfig) -> Result<(), ApiError> {
+        let changed = |what: &str| Err(ApiError::stream_invalid_config(format!("{what} can not be updated")));
+        if self.deliver_policy != old.deliver_policy {
+            return changed("deliver policy");
+        }
+        if self.opt_start_seq != old.opt_start_seq || self.opt_start_time != old.opt_start_time {
+            return changed("start sequence or start time");
+        }
+        if self.ack_policy != old.ack_policy {
+            return changed("ack policy");
+        }
+        if self.replay_policy != old.replay_policy {
+            return changed("replay policy");
+        }
+        if self.idle_heartbeat != old.idle_heartbeat {
+            return changed("heartbeat");
+        }
+        if self.flow_control != old.flow_control {
+            return changed("flow control");
+        }
+        if self.max_waiting != old.max_waiting {
+            return changed("max waiting");
+        }
+        if self.is_pull() != old.is_pull() {
+            return changed("consumer type");
+        }
+        if self.mem_storage != old.mem_storage {
+            return changed("storage");
+        }
+        Ok(())
+    }
+}

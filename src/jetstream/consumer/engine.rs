@@ -1,0 +1,444 @@
+//! The consumer's owner task: delivers new messages and redeliveries to push subscribers or
+//! waiting pull requests, expires requests, sends heartbeats, and removes an inactive
+//! ephemeral consumer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jetway_storage::StoredMessage;
+use tokio::sync::watch;
+
+use super::ack::ack_subject;
+use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
+use super::pull::pending_headers;
+use super::{Consumer, Inner, Pending};
+use crate::jetstream::stream::Stream;
+use crate::router::{deliver, Message};
+
+/// Messages delivered per pump before yielding to other tasks.
+const MAX_PER_PUMP: usize = 1024;
+
+/// A status message on its way out: (reply subject, code, text, headers).
+type StatusOut = (String, u16, String, Vec<(&'static str, String)>);
+
+/// One message on its way out (published after the lock is released).
+struct Outgoing {
+    /// Where the message is routed: the deliver subject or the pull request's inbox.
+    target: String,
+    /// The stream subject, shown to the receiver.
+    subject: String,
+    reply: Option<String>,
+    headers: Option<Bytes>,
+    payload: Bytes,
+}
+
+impl Consumer {
+    pub(super) async fn run(self: Arc<Self>, mut last_seq: watch::Receiver<u64>) {
+        loop {
+            let Some(stream) = self.stream.upgrade() else { return };
+            let (next_wake, more) = self.pump(&stream);
+            drop(stream);
+            if self.stop.is_cancelled() {
+                return;
+            }
+            if more {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let sleep = async {
+                match next_wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                changed = last_seq.changed() => if changed.is_err() { return },
+                _ = sleep => {}
+                _ = self.stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Delivers what can be delivered now. Returns when to wake next, and whether it stopped
+    /// early with more to do.
+    fn pump(self: &Arc<Self>, stream: &Arc<Stream>) -> (Option<Instant>, bool) {
+        let config = self.config();
+        let filters: Vec<String> = self.filters.read().clone();
+        let filter_refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let now = Instant::now();
+        let now_ns = crate::time::now_nanos();
+        let mut out: Vec<Outgoing> = Vec::new();
+        let mut statuses: Vec<StatusOut> = Vec::new();
+        let mut max_delivered: Vec<(u64, u64)> = Vec::new();
+        let mut more = false;
+        let delete;
+        let next_wake;
+        {
+            let mut inner = self.inner.lock();
+            self.expire_pending(&mut inner, &config, now, &mut max_delivered);
+            if config.is_pull() {
+                expire_requests(&mut inner, &self.account, now, &mut statuses);
+            }
+            let paused = inner.paused_until > now_ns;
+            let push_target = (!config.is_pull() && !paused)
+                .then(|| config.deliver_subject.clone())
+                .filter(|s| !self.account.sublist.matches(s).is_empty());
+            let mut count = 0;
+            loop {
+                if paused {
+                    break;
+                }
+                if count >= MAX_PER_PUMP {
+                    more = true;
+                    break;
+                }
+                let target = if config.is_pull() {
+                    match inner.waiting.front() {
+                        Some(w) => w.reply.clone(),
+                        None => break,
+                    }
+                } else {
+                    match &push_target {
+                        Some(s) => s.clone(),
+                        None => break,
+                    }
+                };
+                let Some(msg) = self.next_message(&mut inner, stream, &config, &filter_refs) else {
+                    // Nothing to send: a no_wait request ends now.
+                    if let Some(w) = inner.waiting.front().filter(|w| w.no_wait && config.is_pull()).cloned()
+                    {
+                        inner.waiting.pop_front();
+                        let (code, text) =
+                            if w.delivered > 0 { (408, "Request Timeout") } else { (404, "No Messages") };
+                        statuses.push((w.reply.clone(), code, text.to_string(), Vec::new()));
+                        continue;
+                    }
+                    break;
+                };
+                let size = msg.payload.len() + msg.headers.as_ref().map_or(0, Bytes::len) + msg.subject.len();
+                if config.is_pull() {
+                    if let Some(w) = inner.waiting.front_mut() {
+                        if w.max_bytes > 0 && size as u64 > w.bytes_left {
+                            let w = w.clone();
+                            inner.waiting.pop_front();
+                            // Undo the pick: the message stays for the next request.
+                            self.unpick(&mut inner, &msg);
+                            statuses.push((
+                                w.reply.clone(),
+                                409,
+                                "Message Size Exceeds MaxBytes".into(),
+                                pending_headers(&w),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                let out_msg = self.record_delivery(
+                    &mut inner,
+                    stream,
+                    &config,
+                    &filter_refs,
+                    msg,
+                    &target,
+                    now,
+                    now_ns,
+                );
+                out.push(out_msg);
+                count += 1;
+                if config.is_pull() {
+                    if let Some(w) = inner.waiting.front_mut() {
+                        w.remaining -= 1;
+                        w.delivered += 1;
+                        w.bytes_left = w.bytes_left.saturating_sub(size as u64);
+                        w.next_heartbeat = w.heartbeat.map(|h| now + h);
+                        if w.remaining == 0 || (w.max_bytes > 0 && w.bytes_left == 0) {
+                            inner.waiting.pop_front();
+                        }
+                    }
+                }
+                if config.replay_policy == ReplayPolicy::Original || config.rate_limit_bps > 0 {
+                    // Paced delivery: one message per pump, next one after its delay.
+                    break;
+                }
+            }
+            // Heartbeats: push consumers idle for `idle_heartbeat`, pull requests with one.
+            if config.idle_heartbeat > 0 && push_target.is_some() {
+                let hb = Duration::from_nanos(config.idle_heartbeat as u64);
+                if !out.is_empty() {
+                    inner.next_heartbeat = Some(now + hb);
+                } else if inner.next_heartbeat.is_none_or(|t| t <= now) {
+                    inner.next_heartbeat = Some(now + hb);
+                    statuses.push((
+                        config.deliver_subject.clone(),
+                        100,
+                        "Idle Heartbeat".into(),
+                        heartbeat_headers(&inner),
+                    ));
+                }
+            }
+            for i in 0..inner.waiting.len() {
+                let Some(w) = inner.waiting.get(i) else { break };
+                if let (Some(hb), Some(at)) = (w.heartbeat, w.next_heartbeat) {
+                    if at <= now {
+                        let reply = w.reply.clone();
+                        statuses.push((reply, 100, "Idle Heartbeat".into(), heartbeat_headers(&inner)));
+                        if let Some(w) = inner.waiting.get_mut(i) {
+                            w.next_heartbeat = Some(now + hb);
+                        }
+                    }
+                }
+            }
+            if !out.is_empty() {
+                inner.last_activity = now;
+            }
+            delete = self.inactive(&inner, &config, push_target.is_some(), now);
+            next_wake = self.next_wake(&inner, &config, now, out.len());
+        }
+        for (seq, deliveries) in max_delivered {
+            self.advisory(
+                "CONSUMER.MAX_DELIVERIES",
+                "max_deliver",
+                serde_json::json!({"stream_seq": seq, "deliveries": deliveries}),
+            );
+        }
+        // Messages first: a request's closing status must come after what it delivered.
+        for m in &out {
+            let msg = Message::internal(&m.subject, m.reply.as_deref(), m.headers.as_ref(), &m.payload);
+            deliver::publish_routed(&self.account, &self.stats, &m.target, &msg);
+        }
+        for (reply, code, text, headers) in statuses {
+            self.send_status(&reply, code, &text, &headers);
+        }
+        if delete {
+            tracing::debug!(consumer = %self.name, "removing inactive consumer");
+            stream.remove_consumer(&self.name);
+        }
+        (next_wake, more)
+    }
+
+    /// Moves pending messages whose ack wait ran out to the redelivery set, or drops them after
+    /// `max_deliver` deliveries.
+    fn expire_pending(
+        &self,
+        inner: &mut Inner,
+        config: &ConsumerConfig,
+        now: Instant,
+        max_delivered: &mut Vec<(u64, u64)>,
+    ) {
+        while let Some(&(deadline, seq)) = inner.deadlines.iter().next() {
+            if deadline > now {
+                break;
+            }
+            inner.deadlines.remove(&(deadline, seq));
+            let Some(p) = inner.pending.get(&seq).copied() else { continue };
+            if config.max_deliver > 0 && p.deliveries >= config.max_deliver as u64 {
+                inner.pending.remove(&seq);
+                max_delivered.push((seq, p.deliveries));
+                let _ = self.store.update_acks(p.dseq, seq);
+                self.update_ack_floor(inner);
+                continue;
+            }
+            inner.redeliver.insert(seq);
+        }
+    }
+
+    /// The next message to deliver: a redelivery first, then new messages.
+    fn next_message(
+        &self,
+        inner: &mut Inner,
+        stream: &Stream,
+        config: &ConsumerConfig,
+        filters: &[&str],
+    ) -> Option<StoredMessage> {
+        while let Some(seq) = inner.redeliver.pop_first() {
+            if !inner.pending.contains_key(&seq) {
+                continue;
+            }
+            match stream.store.load(seq) {
+                Ok(m) => return Some(m),
+                Err(_) => {
+                    // Gone from the stream (limits): nothing to redeliver.
+                    if let Some(p) = inner.pending.remove(&seq) {
+                        inner.deadlines.remove(&(p.deadline, seq));
+                    }
+                }
+            }
+        }
+        let limited = config.ack_policy != AckPolicy::None
+            && config.max_ack_pending > 0
+            && inner.pending.len() as i64 >= config.max_ack_pending;
+        if limited {
+            return None;
+        }
+        while let Some(seq) = inner.initial.pop_front() {
+            if let Ok(m) = stream.store.load(seq) {
+                return Some(m);
+            }
+        }
+        let m = stream.store.load_next(filters, inner.next_seq).ok()?;
+        Some(m)
+    }
+
+    /// Puts back a message picked by `next_message` but not delivered.
+    fn unpick(&self, inner: &mut Inner, msg: &StoredMessage) {
+        if inner.pending.contains_key(&msg.seq) {
+            inner.redeliver.insert(msg.seq);
+        }
+    }
+
+    /// Records a delivery and builds the outgoing message.
+    #[allow(clippy::too_many_arguments)]
+    fn record_delivery(
+        &self,
+        inner: &mut Inner,
+        stream: &Stream,
+        config: &ConsumerConfig,
+        filters: &[&str],
+        msg: StoredMessage,
+        target: &str,
+        now: Instant,
+        now_ns: i64,
+    ) -> Outgoing {
+        let ack_wait = Duration::from_nanos(u64::try_from(config.ack_wait).unwrap_or(0));
+        inner.delivered.consumer_seq += 1;
+        let dseq = inner.delivered.consumer_seq;
+        let deliveries = match inner.pending.get(&msg.seq).copied() {
+            Some(p) => {
+                inner.deadlines.remove(&(p.deadline, msg.seq));
+                p.deliveries + 1
+            }
+            None => 1,
+        };
+        if deliveries == 1 {
+            inner.next_seq = inner.next_seq.max(msg.seq + 1);
+            inner.delivered.stream_seq = inner.delivered.stream_seq.max(msg.seq);
+        }
+        if config.ack_policy == AckPolicy::None {
+            inner.ack_floor = inner.delivered;
+        } else {
+            let backoff = config
+                .backoff
+                .get((deliveries as usize).saturating_sub(1))
+                .or(config.backoff.last())
+                .copied();
+            let wait = backoff.map_or(ack_wait, |ns| Duration::from_nanos(u64::try_from(ns).unwrap_or(0)));
+            let deadline = now + wait;
+            inner.pending.insert(msg.seq, Pending { dseq, deliveries, deadline });
+            inner.deadlines.insert((deadline, msg.seq));
+        }
+        if let Err(e) = self.store.update_delivered(dseq, msg.seq, deliveries, now_ns) {
+            tracing::warn!(consumer = %self.name, "can't persist delivery: {e}");
+        }
+        inner.last_delivery = now_ns;
+        let pending = self.pending_after(inner, stream, filters, msg.seq);
+        let reply =
+            ack_subject(&self.stream_name, &self.name, deliveries, msg.seq, dseq, msg.timestamp, pending);
+        let (headers, payload) = if config.headers_only {
+            let mut h = msg
+                .headers
+                .as_deref()
+                .and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok())
+                .unwrap_or_default();
+            h.insert("Nats-Msg-Size", msg.payload.len().to_string());
+            (Some(h.encode()), Bytes::new())
+        } else {
+            (msg.headers, msg.payload)
+        };
+        Outgoing {
+            target: target.to_string(),
+            subject: msg.subject.to_string(),
+            reply: Some(reply),
+            headers,
+            payload,
+        }
+    }
+
+    /// Messages left after `seq` for this consumer (the last token of the ack subject).
+    fn pending_after(&self, inner: &Inner, stream: &Stream, filters: &[&str], seq: u64) -> u64 {
+        let state = stream.store.state();
+        let base = if filters.is_empty() && state.num_deleted == 0 {
+            state.last_seq.saturating_sub(seq.max(inner.next_seq.saturating_sub(1)))
+        } else {
+            stream.store.num_pending(filters, inner.next_seq.max(seq + 1))
+        };
+        base + inner.initial.len() as u64
+    }
+
+    /// Ephemeral (or explicitly limited) consumers are removed after `inactive_threshold`
+    /// without interest.
+    fn inactive(&self, inner: &Inner, config: &ConsumerConfig, push_interest: bool, now: Instant) -> bool {
+        if config.inactive_threshold <= 0 {
+            return false;
+        }
+        let has_interest = if config.is_pull() { !inner.waiting.is_empty() } else { push_interest };
+        if has_interest {
+            return false;
+        }
+        now.duration_since(inner.last_activity) >= Duration::from_nanos(config.inactive_threshold as u64)
+    }
+
+    fn next_wake(
+        &self,
+        inner: &Inner,
+        config: &ConsumerConfig,
+        now: Instant,
+        delivered: usize,
+    ) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                wake = Some(wake.map_or(t, |w| w.min(t)));
+            }
+        };
+        consider(inner.deadlines.iter().next().map(|(d, _)| *d));
+        for w in &inner.waiting {
+            consider(w.expires);
+            consider(w.next_heartbeat);
+        }
+        consider(inner.next_heartbeat);
+        if inner.paused_until > 0 {
+            let now_ns = crate::time::now_nanos();
+            if inner.paused_until > now_ns {
+                consider(Some(now + Duration::from_nanos((inner.paused_until - now_ns) as u64)));
+            }
+        }
+        if config.inactive_threshold > 0 {
+            let limit = Duration::from_nanos(config.inactive_threshold as u64);
+            consider(Some(inner.last_activity.max(now - limit.min(now.elapsed())) + limit));
+        }
+        if delivered > 0 && config.rate_limit_bps > 0 {
+            consider(Some(now + Duration::from_millis(1)));
+        }
+        if !config.is_pull() {
+            // No subscriber on the deliver subject yet: look again shortly.
+            consider(Some(now + Duration::from_millis(250)));
+        }
+        wake
+    }
+}
+
+fn heartbeat_headers(inner: &Inner) -> Vec<(&'static str, String)> {
+    vec![
+        ("Nats-Last-Consumer", inner.delivered.consumer_seq.to_string()),
+        ("Nats-Last-Stream", inner.delivered.stream_seq.to_string()),
+    ]
+}
+
+/// Ends requests whose `expires` passed (408 Request Timeout) or whose requester is gone.
+fn expire_requests(
+    inner: &mut Inner,
+    account: &crate::account::Account,
+    now: Instant,
+    statuses: &mut Vec<StatusOut>,
+) {
+    inner.waiting.retain(|w| {
+        if w.expires.is_some_and(|e| e <= now) {
+            statuses.push((w.reply.clone(), 408, "Request Timeout".into(), pending_headers(w)));
+            return false;
+        }
+        // Interest gone: nobody would receive what we send.
+        !account.sublist.matches(&w.reply).is_empty()
+    });
+}

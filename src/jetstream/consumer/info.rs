@@ -1,0 +1,36 @@
+//! `ConsumerInfo` JSON.
+
+use serde::Serialize;
+
+use super::config::ConsumerConfig;
+use crate::jetstream::stream::info::ClusterInfoJson;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceInfoJson {
+    pub consumer_seq: u64,
+    pub stream_seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerInfoJson {
+    pub stream_name: String,
+    pub name: String,
+    pub created: String,
+    pub config: ConsumerConfig,
+    pub delivered: SequenceInfoJson,
+    pub ack_floor: SequenceInfoJson,
+    pub num_ack_pending: u64,
+    pub num_redelivered: u64,
+    pub num_waiting: u64,
+    pub num_pending: u64,
+    pub cluster: ClusterInfoJson,
+    #[serde(skip_serializing_if = "crate::jetstream::json::is_false")]
+    pub push_bound: bool,
+    #[serde(skip_serializing_if = "crate::jetstream::json::is_false")]
+    pub paused: bool,
+    #[serde(skip_serializing_if = "crate::jetstream::json::is_zero_i64")]
+    pub pause_remaining: i64,
+    pub ts: String,
+}

@@ -1,0 +1,584 @@
+//! A consumer: a view of a stream with its own delivery position, pending acks and waiting
+//! pull requests.
+//!
+//! One owner task per consumer ([`engine`]) delivers messages: it is woken by new messages
+//! (the stream's last-sequence watch), acks, pull requests, and its own deadlines (ack wait,
+//! request expiry, heartbeats). Acks and pull requests arrive on router subscriptions and are
+//! applied at once under the consumer's lock (a short, in-memory critical section), then the
+//! task is woken. Delivery state is persisted through the `ConsumerStore`.
+
+pub mod ack;
+pub mod config;
+mod engine;
+pub mod info;
+pub mod pull;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jetway_storage::{ConsumerStore, SequencePair};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use self::ack::{parse_ack, parse_ack_subject, AckKind};
+use self::config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use self::info::{ConsumerInfoJson, SequenceInfoJson};
+use self::pull::{parse_request, status, Waiting};
+use crate::account::Account;
+use crate::jetstream::json::time_text;
+use crate::jetstream::stream::config::RetentionPolicy;
+use crate::jetstream::stream::info::ClusterInfoJson;
+use crate::jetstream::stream::Stream;
+use crate::router::{deliver, InternalHandler, Message, Sink, Subscription};
+use crate::stats::ServerStats;
+
+/// A delivered, unacknowledged message.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    dseq: u64,
+    deliveries: u64,
+    deadline: Instant,
+}
+
+/// Mutable delivery state, under the consumer's lock.
+struct Inner {
+    /// Next stream sequence to deliver for the first time.
+    next_seq: u64,
+    /// Last consumer sequence assigned and the stream sequence it carried.
+    delivered: SequencePair,
+    ack_floor: SequencePair,
+    pending: BTreeMap<u64, Pending>,
+    /// (deadline, stream seq) of every pending message, for the redelivery timer.
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Pending messages due for redelivery, in stream order.
+    redeliver: BTreeSet<u64>,
+    waiting: VecDeque<Waiting>,
+    /// LastPerSubject: the initial messages still to deliver, in order.
+    initial: VecDeque<u64>,
+    last_delivery: i64,
+    last_ack: i64,
+    last_activity: Instant,
+    next_heartbeat: Option<Instant>,
+    paused_until: i64,
+}
+
+/// One consumer.
+pub struct Consumer {
+    pub name: String,
+    pub stream_name: String,
+    stream: Weak<Stream>,
+    config: RwLock<ConsumerConfig>,
+    filters: RwLock<Vec<String>>,
+    pub created: i64,
+    inner: Mutex<Inner>,
+    store: Arc<dyn ConsumerStore>,
+    pub dir: Option<PathBuf>,
+    account: Arc<Account>,
+    stats: Arc<ServerStats>,
+    server_name: String,
+    wake: Notify,
+    stop: CancellationToken,
+    deleted: AtomicBool,
+    subscriptions: Mutex<Vec<Arc<Subscription>>>,
+}
+
+impl Consumer {
+    /// Creates a consumer on `stream` and starts its task. `restored` is the persisted state of
+    /// a consumer being reloaded at startup.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        stream: &Arc<Stream>,
+        config: ConsumerConfig,
+        name: String,
+        created: i64,
+        store: Arc<dyn ConsumerStore>,
+        dir: Option<PathBuf>,
+        restored: bool,
+        runtime: &tokio::runtime::Handle,
+    ) -> Arc<Consumer> {
+        let filters = config.filters();
+        let now = Instant::now();
+        let ack_wait = Duration::from_nanos(u64::try_from(config.ack_wait).unwrap_or(0));
+        let mut inner = Inner {
+            next_seq: 1,
+            delivered: SequencePair::default(),
+            ack_floor: SequencePair::default(),
+            pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            redeliver: BTreeSet::new(),
+            waiting: VecDeque::new(),
+            initial: VecDeque::new(),
+            last_delivery: 0,
+            last_ack: 0,
+            last_activity: now,
+            next_heartbeat: None,
+            paused_until: config
+                .pause_until
+                .as_deref()
+                .and_then(crate::jetstream::json::parse_time)
+                .unwrap_or(0),
+        };
+        if restored {
+            let state = store.state();
+            inner.delivered = state.delivered;
+            inner.ack_floor = state.ack_floor;
+            inner.next_seq = state.delivered.stream_seq + 1;
+            for (sseq, p) in &state.pending {
+                let deliveries = state.redelivered.get(sseq).copied().unwrap_or(0) + 1;
+                let deadline = now + ack_wait;
+                inner.pending.insert(*sseq, Pending { dseq: p.consumer_seq, deliveries, deadline });
+                inner.deadlines.insert((deadline, *sseq));
+            }
+        } else {
+            Self::set_start_position(&mut inner, stream, &config, &filters);
+            if inner.next_seq > 1 {
+                // Positions before the start count as delivered and acknowledged.
+                inner.delivered.stream_seq = inner.next_seq - 1;
+                inner.ack_floor.stream_seq = inner.next_seq - 1;
+            }
+        }
+        let consumer = Arc::new(Consumer {
+            name,
+            stream_name: stream.name.clone(),
+            stream: Arc::downgrade(stream),
+            config: RwLock::new(config),
+            filters: RwLock::new(filters),
+            created,
+            inner: Mutex::new(inner),
+            store,
+            dir,
+            account: stream.account.clone(),
+            stats: stream.stats.clone(),
+            server_name: stream.server_name.clone(),
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+            deleted: AtomicBool::new(false),
+            subscriptions: Mutex::new(Vec::new()),
+        });
+        consumer.subscribe();
+        let task = consumer.clone();
+        let last_seq = stream.watch_last_seq();
+        runtime.spawn(async move { task.run(last_seq).await });
+        consumer
+    }
+
+    /// Where a new consumer starts, by deliver policy.
+    fn set_start_position(inner: &mut Inner, stream: &Stream, config: &ConsumerConfig, filters: &[String]) {
+        let state = stream.store.state();
+        let filter_refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        inner.next_seq = match config.deliver_policy {
+            DeliverPolicy::All => state.first_seq.max(1),
+            DeliverPolicy::New => state.last_seq + 1,
+            DeliverPolicy::Last => {
+                let last = if filters.is_empty() {
+                    Some(state.last_seq)
+                } else {
+                    filters.iter().filter_map(|f| stream.store.load_last(f).ok().map(|m| m.seq)).max()
+                };
+                last.filter(|s| *s > 0).unwrap_or(state.last_seq + 1)
+            }
+            DeliverPolicy::ByStartSequence => config.opt_start_seq.max(1),
+            DeliverPolicy::ByStartTime => {
+                let start = config
+                    .opt_start_time
+                    .as_deref()
+                    .and_then(crate::jetstream::json::parse_time)
+                    .unwrap_or(0);
+                first_at_or_after(stream, &filter_refs, start, state.first_seq.max(1), state.last_seq)
+            }
+            DeliverPolicy::LastPerSubject => {
+                let mut lasts: Vec<u64> = if filters.is_empty() {
+                    stream.store.subjects_state(">").values().map(|s| s.last).collect()
+                } else {
+                    filters
+                        .iter()
+                        .flat_map(|f| stream.store.subjects_state(f).into_values().map(|s| s.last))
+                        .collect()
+                };
+                lasts.sort_unstable();
+                lasts.dedup();
+                inner.initial = lasts.into();
+                state.last_seq + 1
+            }
+        };
+    }
+
+    pub fn config(&self) -> ConsumerConfig {
+        self.config.read().clone()
+    }
+
+    /// Applies an update already checked with `check_update`.
+    pub fn update_config(&self, config: ConsumerConfig) {
+        *self.filters.write() = config.filters();
+        self.inner.lock().paused_until =
+            config.pause_until.as_deref().and_then(crate::jetstream::json::parse_time).unwrap_or(0);
+        *self.config.write() = config;
+        self.wake.notify_one();
+    }
+
+    /// True when this consumer's filters match `subject` (no filter: everything).
+    pub fn filter_matches(&self, subject: &str) -> bool {
+        let filters = self.filters.read();
+        filters.is_empty() || filters.iter().any(|f| jetway_subject::matches(f, subject))
+    }
+
+    /// Whether this consumer no longer needs message `seq` (interest retention).
+    pub fn has_acked(&self, seq: u64) -> bool {
+        let inner = self.inner.lock();
+        seq <= inner.ack_floor.stream_seq || (seq < inner.next_seq && !inner.pending.contains_key(&seq))
+    }
+
+    /// Pauses until `until` (ns since the epoch; 0 resumes).
+    pub fn pause(&self, until: i64) {
+        self.inner.lock().paused_until = until;
+        self.config.write().pause_until = (until > 0).then(|| time_text(until));
+        self.wake.notify_one();
+    }
+
+    pub fn paused_until(&self) -> i64 {
+        self.inner.lock().paused_until
+    }
+
+    fn subscribe(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let ack_subject = format!("$JS.ACK.{}.{}.>", self.stream_name, self.name);
+        let ack = Subscription::new(
+            ack_subject.as_str().into(),
+            None,
+            Sink::Internal(Arc::new(AckHandler(weak.clone()))),
+        );
+        self.account.sublist.insert(ack.clone());
+        let mut subs = self.subscriptions.lock();
+        subs.push(ack);
+        if self.config.read().is_pull() {
+            let next_subject = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", self.stream_name, self.name);
+            let next = Subscription::new(
+                next_subject.as_str().into(),
+                None,
+                Sink::Internal(Arc::new(NextHandler(weak))),
+            );
+            self.account.sublist.insert(next.clone());
+            subs.push(next);
+        }
+    }
+
+    /// Stops the task and unsubscribes (the consumer's state stays on disk).
+    pub fn stop(&self) {
+        self.stop.cancel();
+        for sub in self.subscriptions.lock().drain(..) {
+            self.account.sublist.remove(&sub);
+        }
+        let _ = self.store.stop();
+    }
+
+    /// Stops and marks deleted: waiting pull requests get `409 Consumer Deleted`.
+    pub fn delete(&self) {
+        self.deleted.store(true, Ordering::Release);
+        let waiting: Vec<Waiting> = self.inner.lock().waiting.drain(..).collect();
+        for w in waiting {
+            self.send_status(&w.reply, 409, "Consumer Deleted", &[]);
+        }
+        self.stop();
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub fn info(&self) -> ConsumerInfoJson {
+        let config = self.config();
+        let stream_pending = self.stream.upgrade().map_or(0, |s| self.num_pending(&s));
+        let inner = self.inner.lock();
+        let now = crate::time::now_nanos();
+        let push_bound =
+            !config.is_pull() && !self.account.sublist.matches(&config.deliver_subject).is_empty();
+        let active = |t: i64| (t > 0).then(|| time_text(t));
+        ConsumerInfoJson {
+            stream_name: self.stream_name.clone(),
+            name: self.name.clone(),
+            created: time_text(self.created),
+            delivered: SequenceInfoJson {
+                consumer_seq: inner.delivered.consumer_seq,
+                stream_seq: inner.delivered.stream_seq,
+                last_active: active(inner.last_delivery),
+            },
+            ack_floor: SequenceInfoJson {
+                consumer_seq: inner.ack_floor.consumer_seq,
+                stream_seq: inner.ack_floor.stream_seq,
+                last_active: active(inner.last_ack),
+            },
+            num_ack_pending: inner.pending.len() as u64,
+            num_redelivered: inner.pending.values().filter(|p| p.deliveries > 1).count() as u64,
+            num_waiting: inner.waiting.len() as u64,
+            num_pending: stream_pending + inner.initial.len() as u64,
+            cluster: ClusterInfoJson { name: None, leader: self.server_name.clone() },
+            push_bound,
+            paused: inner.paused_until > now,
+            pause_remaining: (inner.paused_until - now).max(0),
+            ts: time_text(now),
+            config,
+        }
+    }
+
+    /// Messages matching the filters at or after the next position.
+    fn num_pending(&self, stream: &Stream) -> u64 {
+        let next = self.inner.lock().next_seq;
+        let filters = self.filters.read().clone();
+        let state = stream.store.state();
+        if next > state.last_seq {
+            return 0;
+        }
+        if filters.is_empty() && (next <= state.first_seq || state.num_deleted == 0) {
+            return state.last_seq + 1 - next.max(state.first_seq);
+        }
+        let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        stream.store.num_pending(&refs, next)
+    }
+
+    fn send_status(&self, reply: &str, code: u16, text: &str, headers: &[(&str, String)]) {
+        let hdr = status(code, text, headers);
+        let empty = Bytes::new();
+        deliver::publish(&self.account, &self.stats, &Message::internal(reply, None, Some(&hdr), &empty));
+    }
+
+    /// An advisory on `$JS.EVENT.ADVISORY.<kind>`.
+    fn advisory(&self, kind: &str, type_name: &str, extra: serde_json::Value) {
+        let mut body = serde_json::json!({
+            "type": format!("io.nats.jetstream.advisory.v1.{type_name}"),
+            "id": crate::jetstream::new_id(),
+            "timestamp": time_text(crate::time::now_nanos()),
+            "stream": self.stream_name,
+            "consumer": self.name,
+        });
+        if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        let subject = format!("$JS.EVENT.ADVISORY.{kind}.{}.{}", self.stream_name, self.name);
+        let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        deliver::publish(&self.account, &self.stats, &Message::internal(&subject, None, None, &payload));
+    }
+
+    /// An ack arrived on `$JS.ACK.…`.
+    fn on_ack(&self, msg: &Message<'_>) {
+        let Some(r) = parse_ack_subject(msg.subject) else { return };
+        let kind = parse_ack(msg.payload);
+        let config = self.config.read().clone();
+        let now = Instant::now();
+        let mut acked: Vec<u64> = Vec::new();
+        {
+            let mut inner = self.inner.lock();
+            inner.last_activity = now;
+            match &kind {
+                AckKind::Ack | AckKind::Next(_) | AckKind::Term(_) => {
+                    if config.ack_policy == AckPolicy::All {
+                        let seqs: Vec<u64> = inner.pending.range(..=r.stream_seq).map(|(s, _)| *s).collect();
+                        for s in seqs {
+                            self.ack_one(&mut inner, s);
+                            acked.push(s);
+                        }
+                    } else if self.ack_one(&mut inner, r.stream_seq) {
+                        acked.push(r.stream_seq);
+                    }
+                    inner.last_ack = crate::time::now_nanos();
+                    self.update_ack_floor(&mut inner);
+                }
+                AckKind::Nak(delay) => {
+                    if let Some(p) = inner.pending.get(&r.stream_seq).copied() {
+                        let backoff = delay.unwrap_or_default();
+                        inner.deadlines.remove(&(p.deadline, r.stream_seq));
+                        let deadline = now + backoff;
+                        inner.pending.insert(r.stream_seq, Pending { deadline, ..p });
+                        if backoff.is_zero() {
+                            inner.redeliver.insert(r.stream_seq);
+                        } else {
+                            inner.deadlines.insert((deadline, r.stream_seq));
+                        }
+                    }
+                }
+                AckKind::Progress => {
+                    if let Some(p) = inner.pending.get(&r.stream_seq).copied() {
+                        inner.deadlines.remove(&(p.deadline, r.stream_seq));
+                        let deadline =
+                            now + Duration::from_nanos(u64::try_from(config.ack_wait).unwrap_or(0));
+                        inner.pending.insert(r.stream_seq, Pending { deadline, ..p });
+                        inner.deadlines.insert((deadline, r.stream_seq));
+                    }
+                }
+            }
+        }
+        match &kind {
+            AckKind::Nak(_) => self.advisory(
+                "CONSUMER.MSG_NAKED",
+                "nak",
+                serde_json::json!({"stream_seq": r.stream_seq, "consumer_seq": r.consumer_seq, "deliveries": r.deliveries}),
+            ),
+            AckKind::Term(reason) => self.advisory(
+                "CONSUMER.MSG_TERMINATED",
+                "terminated",
+                serde_json::json!({"stream_seq": r.stream_seq, "consumer_seq": r.consumer_seq, "deliveries": r.deliveries, "reason": reason.clone().unwrap_or_default()}),
+            ),
+            AckKind::Next(body) => {
+                if let Some(reply) = msg.reply {
+                    self.on_next_request(reply, body);
+                }
+            }
+            _ => {}
+        }
+        self.apply_retention(&acked);
+        // AckSync: the ack itself asked for a confirmation.
+        if let (Some(reply), false) = (msg.reply, matches!(kind, AckKind::Next(_))) {
+            let empty = Bytes::new();
+            deliver::publish(&self.account, &self.stats, &Message::internal(reply, None, None, &empty));
+        }
+        self.wake.notify_one();
+    }
+
+    /// Removes one pending message; true when it was pending.
+    fn ack_one(&self, inner: &mut Inner, sseq: u64) -> bool {
+        let Some(p) = inner.pending.remove(&sseq) else { return false };
+        inner.deadlines.remove(&(p.deadline, sseq));
+        inner.redeliver.remove(&sseq);
+        if let Err(e) = self.store.update_acks(p.dseq, sseq) {
+            tracing::warn!(consumer = %self.name, "can't persist ack: {e}");
+        }
+        true
+    }
+
+    fn update_ack_floor(&self, inner: &mut Inner) {
+        match inner.pending.iter().next() {
+            Some((sseq, p)) => {
+                inner.ack_floor = SequencePair {
+                    consumer_seq: p.dseq.saturating_sub(1),
+                    stream_seq: sseq.saturating_sub(1),
+                };
+            }
+            None => inner.ack_floor = inner.delivered,
+        }
+    }
+
+    /// Interest and workqueue retention: drop messages nobody needs any more.
+    fn apply_retention(&self, acked: &[u64]) {
+        if acked.is_empty() {
+            return;
+        }
+        let Some(stream) = self.stream.upgrade() else { return };
+        match stream.retention() {
+            RetentionPolicy::Limits => {}
+            RetentionPolicy::WorkQueue => {
+                for seq in acked {
+                    stream.remove_acked(*seq);
+                }
+            }
+            RetentionPolicy::Interest => {
+                let others: Vec<Arc<Consumer>> =
+                    stream.consumers.read().values().filter(|c| c.name != self.name).cloned().collect();
+                for seq in acked {
+                    let Ok(msg) = stream.store.load(*seq) else { continue };
+                    let all_done =
+                        others.iter().filter(|c| c.filter_matches(&msg.subject)).all(|c| c.has_acked(*seq));
+                    if all_done {
+                        stream.remove_acked(*seq);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pull request arrived (`MSG.NEXT`, or `+NXT`).
+    fn on_next_request(&self, reply: &str, body: &[u8]) {
+        let config = self.config.read().clone();
+        if !config.is_pull() {
+            self.send_status(reply, 409, "Consumer is push based", &[]);
+            return;
+        }
+        let req = match parse_request(body) {
+            Ok(r) => r,
+            Err(why) => {
+                self.send_status(reply, 400, &why, &[]);
+                return;
+            }
+        };
+        if config.max_batch > 0 && req.batch > config.max_batch {
+            self.send_status(reply, 409, &format!("Exceeded MaxRequestBatch of {}", config.max_batch), &[]);
+            return;
+        }
+        if config.max_expires > 0 && (req.expires == 0 || req.expires > config.max_expires) {
+            let d = crate::config::units::format_duration(Duration::from_nanos(config.max_expires as u64));
+            self.send_status(reply, 409, &format!("Exceeded MaxRequestExpires of {d}"), &[]);
+            return;
+        }
+        if config.max_bytes > 0 && req.max_bytes > config.max_bytes {
+            self.send_status(
+                reply,
+                409,
+                &format!("Exceeded MaxRequestMaxBytes of {}", config.max_bytes),
+                &[],
+            );
+            return;
+        }
+        {
+            let mut inner = self.inner.lock();
+            if inner.waiting.len() as i64 >= config.max_waiting {
+                drop(inner);
+                if req.idle_heartbeat == 0 {
+                    self.send_status(reply, 409, "Exceeded MaxWaiting", &[]);
+                }
+                return;
+            }
+            inner.last_activity = Instant::now();
+            inner.waiting.push_back(Waiting::new(reply.to_string(), &req, Instant::now()));
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// Generates a random name for an ephemeral consumer (8 base-62 characters, like nats-server's
+/// short NUIDs).
+pub fn ephemeral_name() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..8)
+        .map(|_| char::from(ALPHABET.get(rand::random_range(0..ALPHABET.len())).copied().unwrap_or(b'x')))
+        .collect()
+}
+
+/// The first sequence at or after `start_ns` (binary search over time, which never decreases).
+fn first_at_or_after(stream: &Stream, filters: &[&str], start_ns: i64, first: u64, last: u64) -> u64 {
+    let (mut lo, mut hi) = (first, last + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match stream.store.load_next(&[], mid) {
+            Ok(m) if m.timestamp < start_ns => lo = m.seq + 1,
+            Ok(_) => hi = mid,
+            Err(_) => hi = mid,
+        }
+    }
+    match stream.store.load_next(filters, lo) {
+        Ok(m) => m.seq,
+        Err(_) => last + 1,
+    }
+}
+
+struct AckHandler(Weak<Consumer>);
+
+impl InternalHandler for AckHandler {
+    fn deliver(&self, msg: &Message<'_>) {
+        if let Some(c) = self.0.upgrade() {
+            c.on_ack(msg);
+        }
+    }
+}
+
+struct NextHandler(Weak<Consumer>);
+
+impl InternalHandler for NextHandler {
+    fn deliver(&self, msg: &Message<'_>) {
+        if let (Some(c), Some(reply)) = (self.0.upgrade(), msg.reply) {
+            c.on_next_request(reply, msg.payload);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! JetStream: persistent streams and consumers behind the `$JS.API.>` request API.
+//!
+//! - [`JetStream`]: the engine of one server: storage threads, limits, and the streams of each
+//!   account ([`account::JsAccount`]).
+//! - [`stream`]: a stream's config, write path (dedup, expected-* headers, pub acks) and info.
+//! - [`consumer`]: consumers, their delivery task, acks and pull requests.
+//! - [`api`]: the request handlers, one file per group of endpoints, fed by one
+//!   `$JS.API.>` subscription per account through a bounded queue.
+//! - [`errors`]: nats-server's error table. [`json`]: the API's JSON conventions.
+//!
+//! On disk (`store_dir/jetstream/<account>/streams/<stream>/`): `meta.json` (config and creation
+//! time), `msgs/` (the file store), `obs/<consumer>/` (`meta.json` and the consumer store).
+
+pub mod account;
+pub mod api;
+pub mod consumer;
+pub mod errors;
+pub mod json;
+pub mod limits;
+pub mod stream;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use self::account::JsAccount;
+use crate::account::Account;
+use crate::config::{JetStream as JetStreamConfig, SyncInterval};
+use crate::stats::ServerStats;
+
+/// The JetStream API level this server implements (reported as `api_lvl` / `api.level`).
+/// Level 1 is nats-server 2.11: per-message TTL and consumer pause.
+pub const API_LEVEL: u32 = 1;
+
+/// Why JetStream could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JetStreamError {
+    #[error("can't create JetStream store directory {path}: {source}")]
+    StoreDir { path: PathBuf, source: std::io::Error },
+    #[error("can't start storage threads: {0}")]
+    Engine(std::io::Error),
+}
+
+/// Counters of the API (`$JS.API.INFO` `api`).
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    pub total: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// The JetStream engine of one server.
+pub struct JetStream {
+    pub store_dir: PathBuf,
+    pub sync: jetway_storage::SyncPolicy,
+    pub domain: Option<String>,
+    pub limits: limits::Limits,
+    pub engine: jetway_storage::Engine,
+    pub api_stats: ApiStats,
+    pub server_name: String,
+    pub stats: Arc<ServerStats>,
+    pub runtime: tokio::runtime::Handle,
+    accounts: Mutex<HashMap<String, Arc<JsAccount>>>,
+}
+
+impl JetStream {
+    /// Starts the engine. Streams are loaded per account by [`JetStream::enable_account`].
+    pub fn start(
+        config: &JetStreamConfig,
+        store_dir: PathBuf,
+        server_name: String,
+        stats: Arc<ServerStats>,
+    ) -> Result<Arc<JetStream>, JetStreamError> {
+        let root = store_dir.join("jetstream");
+        std::fs::create_dir_all(&root)
+            .map_err(|source| JetStreamError::StoreDir { path: root.clone(), source })?;
+        let engine = jetway_storage::Engine::start().map_err(JetStreamError::Engine)?;
+        let sync = match config.sync_interval {
+            SyncInterval::Always => jetway_storage::SyncPolicy::Always,
+            SyncInterval::Every(d) => jetway_storage::SyncPolicy::Interval(d),
+        };
+        let limits = limits::Limits::derive(config, &root);
+        Ok(Arc::new(JetStream {
+            store_dir: root,
+            sync,
+            domain: config.domain.clone(),
+            limits,
+            engine,
+            api_stats: ApiStats::default(),
+            server_name,
+            stats,
+            runtime: tokio::runtime::Handle::current(),
+            accounts: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Enables JetStream for `account`: loads its streams and subscribes its API.
+    pub fn enable_account(self: &Arc<Self>, account: &Arc<Account>) -> Arc<JsAccount> {
+        if let Some(existing) = self.accounts.lock().get(account.name.as_ref()) {
+            return existing.clone();
+        }
+        let js_account = JsAccount::new(self.clone(), account.clone());
+        js_account.load();
+        api::subscribe(self, &js_account);
+        self.accounts.lock().insert(account.name.to_string(), js_account.clone());
+        js_account
+    }
+
+    pub fn account(&self, name: &str) -> Option<Arc<JsAccount>> {
+        self.accounts.lock().get(name).cloned()
+    }
+
+    pub fn accounts(&self) -> Vec<Arc<JsAccount>> {
+        self.accounts.lock().values().cloned().collect()
+    }
+
+    /// Stops every stream and consumer and flushes the stores (final fsync).
+    pub fn shutdown(&self) {
+        for account in self.accounts() {
+            account.stop();
+        }
+    }
+
+    pub(crate) fn count_api(&self, error: bool) {
+        self.api_stats.total.fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.api_stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A unique id for advisories and generated names (22 base-62 characters, like a NUID).
+pub fn new_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    (0..22)
+        .map(|_| char::from(ALPHABET.get(rand::random_range(0..ALPHABET.len())).copied().unwrap_or(b'x')))
+        .collect()
+}

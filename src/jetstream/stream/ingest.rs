@@ -1,0 +1,317 @@
+//! The write path of a stream: nats-server's checks in its order (sealed, expected stream,
+//! TTL, expected last subject sequence, expected last sequence, dedup, expected last msg id,
+//! rollup permission, sizes), then the append and, once durable, the publish acknowledgement.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use jetway_protocols::nats::headers::find_raw;
+use jetway_storage::{NewMessage, PurgeOptions, StoreError};
+
+use super::config::RetentionPolicy;
+use super::{InflightGuard, Stream, MAX_INFLIGHT};
+use crate::jetstream::errors::ApiError;
+use crate::router::{deliver, Message};
+
+/// Largest header block a stream accepts (nats-server: 64 KiB).
+const MAX_HEADER_SIZE: usize = 65_535;
+
+/// Where a publish acknowledgement goes.
+struct AckTarget {
+    reply: String,
+    stream: Arc<str>,
+    domain: Option<Arc<str>>,
+}
+
+fn header<'a>(headers: Option<&'a Bytes>, name: &str) -> Option<&'a str> {
+    headers.and_then(|h| find_raw(h, name)).and_then(|v| std::str::from_utf8(v).ok())
+}
+
+/// `Nats-TTL`: a Go duration of at least 1 s, whole seconds, or `never`.
+fn parse_ttl(text: &str) -> Result<Option<Duration>, ApiError> {
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let parsed = match text.parse::<i64>() {
+        Ok(secs) if secs > 0 => Duration::from_secs(secs as u64),
+        Ok(-1) => return Ok(None),
+        Ok(_) => return Err(ApiError::invalid_ttl()),
+        Err(_) => crate::config::units::parse_duration(text).map_err(|_| ApiError::invalid_ttl())?,
+    };
+    if parsed < Duration::from_secs(1) {
+        return Err(ApiError::invalid_ttl());
+    }
+    Ok(Some(parsed))
+}
+
+impl Stream {
+    /// Stores a published message and acknowledges it once durable.
+    pub(crate) fn ingest(&self, msg: &Message<'_>) {
+        let target = msg.reply.filter(|_| !self.config.read().no_ack).map(|r| AckTarget {
+            reply: r.to_string(),
+            stream: self.name.as_str().into(),
+            domain: self.domain.as_deref().map(Into::into),
+        });
+        match self.try_ingest(msg, target.as_ref()) {
+            Ok(Some(seq_and_dup)) => {
+                // Duplicates and skipped interest messages are acknowledged at once.
+                if let Some(t) = &target {
+                    self.send_ack(t, Ok(seq_and_dup));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if let Some(t) = &target {
+                    self.send_ack(t, Err(e));
+                }
+            }
+        }
+    }
+
+    /// Returns `Some((seq, duplicate))` when the ack is to be sent now, `None` when the store's
+    /// completion will send it.
+    fn try_ingest(
+        &self,
+        msg: &Message<'_>,
+        target: Option<&AckTarget>,
+    ) -> Result<Option<(u64, bool)>, ApiError> {
+        let config = self.config.read().clone();
+        if config.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        let headers = msg.headers;
+        if let Some(expected) = header(headers, "Nats-Expected-Stream") {
+            if expected != self.name {
+                return Err(ApiError::expected_stream_mismatch());
+            }
+        }
+        let ttl = match header(headers, "Nats-TTL") {
+            Some(_) if !config.allow_msg_ttl => return Err(ApiError::ttl_disabled()),
+            Some(text) => parse_ttl(text)?,
+            None => None,
+        };
+        if headers.is_some_and(|h| h.len() > MAX_HEADER_SIZE) {
+            return Err(ApiError::header_too_large());
+        }
+        if config.max_msg_size > 0 && msg.size() > config.max_msg_size as usize {
+            return Err(ApiError::message_too_large());
+        }
+        let rollup = header(headers, "Nats-Rollup");
+        if let Some(kind) = rollup {
+            if !config.allow_rollup_hdrs || config.deny_purge {
+                return Err(ApiError::rollup_failed("rollup not permitted"));
+            }
+            if kind != "sub" && kind != "all" {
+                return Err(ApiError::rollup_failed(format!("rollup value invalid: {kind:?}")));
+            }
+        }
+        if self.inflight.load(Ordering::Acquire) >= MAX_INFLIGHT {
+            return Err(ApiError::too_many_requests());
+        }
+
+        let mut ingest = self.ingest.lock();
+        let state = self.store.state();
+        if let Some(text) = header(headers, "Nats-Expected-Last-Subject-Sequence") {
+            let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
+            let subject =
+                header(headers, "Nats-Expected-Last-Subject-Sequence-Subject").unwrap_or(msg.subject);
+            let last = self.store.load_last(subject).map(|m| m.seq).unwrap_or(0);
+            if last != expected {
+                return Err(ApiError::wrong_last_sequence(last));
+            }
+        } else if header(headers, "Nats-Expected-Last-Subject-Sequence-Subject").is_some() {
+            return Err(ApiError::expected_last_subject_seq_missing());
+        }
+        if let Some(text) = header(headers, "Nats-Expected-Last-Sequence") {
+            let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
+            if state.last_seq != expected {
+                return Err(ApiError::wrong_last_sequence(state.last_seq));
+            }
+        }
+        let now = crate::time::now_nanos();
+        let msg_id = header(headers, "Nats-Msg-Id").filter(|id| !id.is_empty());
+        if let Some(id) = msg_id {
+            if let Some(seq) = ingest.dedup.check(id, now, config.duplicate_window) {
+                return Ok(Some((seq, true)));
+            }
+        }
+        if let Some(expected) = header(headers, "Nats-Expected-Last-Msg-Id") {
+            let last = ingest.last_msg_id.as_deref().unwrap_or("");
+            if expected != last {
+                return Err(ApiError::wrong_last_msg_id(last));
+            }
+        }
+
+        // Interest retention with nobody interested: the sequence is used, nothing is stored.
+        if config.retention == RetentionPolicy::Interest && !self.has_interest(msg.subject) {
+            let seq = state.last_seq + 1;
+            self.store.skip_to(seq).map_err(store_error)?;
+            if let Some(id) = msg_id {
+                ingest.dedup.record(id, seq, now);
+                ingest.last_msg_id = Some(id.to_string());
+            }
+            drop(ingest);
+            self.notify_stored();
+            return Ok(Some((seq, false)));
+        }
+
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        let guard = InflightGuard(self.inflight.clone());
+        let completion = target.map(|t| {
+            let ack =
+                AckTarget { reply: t.reply.clone(), stream: t.stream.clone(), domain: t.domain.clone() };
+            let account = self.account.clone();
+            let stats = self.stats.clone();
+            Box::new(move |result: Result<u64, StoreError>| {
+                let _guard = guard;
+                let body = ack_body(&ack, result.map(|seq| (seq, false)).map_err(store_error));
+                let payload = Bytes::from(body);
+                deliver::publish(&account, &stats, &Message::internal(&ack.reply, None, None, &payload));
+            }) as jetway_storage::Completion
+        });
+        let new =
+            NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
+        let seq = self.store.append(new, completion).map_err(store_error)?;
+        if let Some(id) = msg_id {
+            ingest.dedup.record(id, seq, now);
+            ingest.last_msg_id = Some(id.to_string());
+        }
+        if let Some(kind) = rollup {
+            let filter = (kind == "sub").then(|| msg.subject.to_string());
+            let purged = self.store.purge(&PurgeOptions { filter, upto_seq: Some(seq), keep: None });
+            if let Err(e) = purged {
+                tracing::warn!(stream = %self.name, "rollup purge failed: {e}");
+            }
+        }
+        drop(ingest);
+        if let Some(republish) = &config.republish {
+            self.republish(republish, msg, seq, now);
+        }
+        self.notify_stored();
+        Ok(None)
+    }
+
+    /// True when some consumer's filter matches `subject`.
+    fn has_interest(&self, subject: &str) -> bool {
+        self.consumers.read().values().any(|c| c.filter_matches(subject))
+    }
+
+    fn republish(&self, rp: &super::config::RePublish, msg: &Message<'_>, seq: u64, now: i64) {
+        if !jetway_subject::matches(&rp.src, msg.subject) {
+            return;
+        }
+        let dest = transform_subject(&rp.src, &rp.dest, msg.subject);
+        let last_on_subject = self
+            .store
+            .subjects_state(msg.subject)
+            .get(msg.subject)
+            .map(|s| s.first.max(if s.msgs > 1 { s.last } else { 0 }))
+            .unwrap_or(0);
+        let mut h = match msg.headers.and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok()) {
+            Some(h) => h,
+            None => jetway_protocols::nats::HeaderMap::new(),
+        };
+        h.insert("Nats-Stream", self.name.clone());
+        h.insert("Nats-Subject", msg.subject);
+        h.insert("Nats-Sequence", seq.to_string());
+        h.insert("Nats-Time-Stamp", crate::time::format_nanos(now));
+        h.insert(
+            "Nats-Last-Sequence",
+            if last_on_subject == seq { "0".to_string() } else { last_on_subject.to_string() },
+        );
+        let empty = Bytes::new();
+        let payload = if rp.headers_only {
+            h.insert("Nats-Msg-Size", msg.payload.len().to_string());
+            &empty
+        } else {
+            msg.payload
+        };
+        let headers = h.encode();
+        deliver::publish(
+            &self.account,
+            &self.stats,
+            &Message::internal(&dest, None, Some(&headers), payload),
+        );
+    }
+
+    fn send_ack(&self, target: &AckTarget, result: Result<(u64, bool), ApiError>) {
+        let payload = Bytes::from(ack_body(target, result));
+        deliver::publish(&self.account, &self.stats, &Message::internal(&target.reply, None, None, &payload));
+    }
+}
+
+/// Maps `subject` (matched by `src`) onto `dest`: each wildcard of `dest` takes the tokens the
+/// corresponding wildcard of `src` matched, in order.
+fn transform_subject(src: &str, dest: &str, subject: &str) -> String {
+    let mut captured: Vec<String> = Vec::new();
+    let src_tokens: Vec<&str> = src.split('.').collect();
+    let subj_tokens: Vec<&str> = subject.split('.').collect();
+    for (i, t) in src_tokens.iter().enumerate() {
+        match *t {
+            "*" => captured.push(subj_tokens.get(i).copied().unwrap_or_default().to_string()),
+            ">" => captured.push(subj_tokens.get(i..).map(|r| r.join(".")).unwrap_or_default()),
+            _ => {}
+        }
+    }
+    let mut next = captured.into_iter();
+    dest.split('.')
+        .map(|t| match t {
+            "*" | ">" => next.next().unwrap_or_else(|| t.to_string()),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::MaxMsgSize => ApiError::message_too_large(),
+        other => ApiError::store_failed(other),
+    }
+}
+
+/// `{"stream":"S","seq":N}` (+ domain, + duplicate), or the error form with `seq: 0`.
+fn ack_body(target: &AckTarget, result: Result<(u64, bool), ApiError>) -> Vec<u8> {
+    let mut body = serde_json::Map::new();
+    match result {
+        Ok((seq, duplicate)) => {
+            body.insert("stream".into(), target.stream.as_ref().into());
+            if let Some(d) = &target.domain {
+                body.insert("domain".into(), d.as_ref().into());
+            }
+            body.insert("seq".into(), seq.into());
+            if duplicate {
+                body.insert("duplicate".into(), true.into());
+            }
+        }
+        Err(e) => {
+            body.insert("error".into(), serde_json::to_value(&e).unwrap_or_default());
+            body.insert("stream".into(), target.stream.as_ref().into());
+            body.insert("seq".into(), 0.into());
+        }
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_forms() {
+        assert_eq!(parse_ttl("30s").ok().flatten(), Some(Duration::from_secs(30)));
+        assert_eq!(parse_ttl("5").ok().flatten(), Some(Duration::from_secs(5)));
+        assert_eq!(parse_ttl("never").ok(), Some(None));
+        assert!(parse_ttl("500ms").is_err());
+        assert!(parse_ttl("x").is_err());
+    }
+
+    #[test]
+    fn subject_transform_maps_wildcards_in_order() {
+        assert_eq!(transform_subject("orders.>", "repub.>", "orders.eu.1"), "repub.eu.1");
+        assert_eq!(transform_subject("a.*.c", "x.*", "a.b.c"), "x.b");
+        assert_eq!(transform_subject(">", "copy", "a.b"), "copy");
+    }
+}

@@ -1,0 +1,242 @@
+//! A stream: its config, its store, the subscriptions that feed it, and its consumers.
+//!
+//! The write path (`ingest`) runs on the publishing connection's task, under the stream's
+//! ingest lock: header checks, the duplicate window and the append happen in one critical
+//! section that never waits on disk (the store queues the write). The publish acknowledgement
+//! is sent from the store's completion, which fires once the data is durable under the
+//! stream's sync policy; appends are pipelined, so many acks in flight share one fsync.
+
+pub mod config;
+pub mod dedup;
+pub mod info;
+mod ingest;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+
+use self::config::{RetentionPolicy, StreamConfig};
+use self::dedup::DedupWindow;
+use self::info::{ClusterInfoJson, StreamInfoJson, StreamStateJson};
+use crate::account::Account;
+use crate::jetstream::consumer::Consumer;
+use crate::jetstream::errors::ApiError;
+use crate::jetstream::json::time_text;
+use crate::router::{InternalHandler, Message, Sink, Subscription};
+use crate::stats::ServerStats;
+
+/// Appends whose durability is still pending, per stream, before publishers get 429s.
+const MAX_INFLIGHT: usize = 65_536;
+
+/// One stream.
+pub struct Stream {
+    pub name: String,
+    config: RwLock<StreamConfig>,
+    pub created: i64,
+    pub store: Arc<dyn jetway_storage::StreamStore>,
+    /// The stream's folder (file storage) for its metadata and consumers.
+    pub dir: Option<PathBuf>,
+    pub account: Arc<Account>,
+    pub stats: Arc<ServerStats>,
+    pub domain: Option<String>,
+    pub server_name: String,
+    /// Serializes the write path: header checks, dedup and append.
+    ingest: Mutex<IngestState>,
+    /// Appends not yet durable.
+    inflight: Arc<AtomicUsize>,
+    /// Router subscriptions on the stream's subjects.
+    subscriptions: Mutex<Vec<Arc<Subscription>>>,
+    pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
+    /// Last sequence stored; consumers wait on it for new messages.
+    last_seq: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct IngestState {
+    dedup: DedupWindow,
+    last_msg_id: Option<String>,
+}
+
+impl Stream {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: StreamConfig,
+        created: i64,
+        store: Arc<dyn jetway_storage::StreamStore>,
+        dir: Option<PathBuf>,
+        account: Arc<Account>,
+        stats: Arc<ServerStats>,
+        domain: Option<String>,
+        server_name: String,
+    ) -> Arc<Stream> {
+        let last = store.state().last_seq;
+        let stream = Arc::new(Stream {
+            name: config.name.clone(),
+            config: RwLock::new(config),
+            created,
+            store,
+            dir,
+            account,
+            stats,
+            domain,
+            server_name,
+            ingest: Mutex::new(IngestState::default()),
+            inflight: Arc::new(AtomicUsize::new(0)),
+            subscriptions: Mutex::new(Vec::new()),
+            consumers: RwLock::new(BTreeMap::new()),
+            last_seq: watch::channel(last).0,
+        });
+        stream.rebuild_dedup();
+        stream
+    }
+
+    pub fn config(&self) -> StreamConfig {
+        self.config.read().clone()
+    }
+
+    pub fn retention(&self) -> RetentionPolicy {
+        self.config.read().retention
+    }
+
+    /// Subscribes the stream to its subjects.
+    pub fn subscribe(self: &Arc<Self>) {
+        let subjects = self.config.read().subjects.clone();
+        let handler: Arc<dyn InternalHandler> = Arc::new(StreamIngest(Arc::downgrade(self)));
+        let mut subs = self.subscriptions.lock();
+        for subject in subjects {
+            let sub = Subscription::new(subject.as_str().into(), None, Sink::Internal(handler.clone()));
+            self.account.sublist.insert(sub.clone());
+            subs.push(sub);
+        }
+    }
+
+    pub fn unsubscribe(&self) {
+        for sub in self.subscriptions.lock().drain(..) {
+            self.account.sublist.remove(&sub);
+        }
+    }
+
+    /// Applies an already-checked config update: limits to the store, subjects to the router.
+    pub fn update_config(
+        self: &Arc<Self>,
+        config: StreamConfig,
+        sync: jetway_storage::SyncPolicy,
+    ) -> Result<(), ApiError> {
+        self.store.update_config(config.store_config(sync)).map_err(ApiError::stream_general)?;
+        let resubscribe = self.config.read().subjects != config.subjects;
+        *self.config.write() = config;
+        if resubscribe {
+            self.unsubscribe();
+            self.subscribe();
+        }
+        Ok(())
+    }
+
+    /// Receiver of the last stored sequence, for consumers waiting for new messages.
+    pub fn watch_last_seq(&self) -> watch::Receiver<u64> {
+        self.last_seq.subscribe()
+    }
+
+    pub(crate) fn notify_stored(&self) {
+        self.last_seq.send_replace(self.store.state().last_seq);
+    }
+
+    pub fn info(
+        &self,
+        deleted_details: bool,
+        subjects_filter: Option<&str>,
+    ) -> Result<StreamInfoJson, ApiError> {
+        let state = self.store.state();
+        let mut json = StreamStateJson::from_state(&state, self.consumers.read().len());
+        if deleted_details {
+            json.deleted = Some(self.store.deleted());
+        }
+        if let Some(filter) = subjects_filter {
+            let subjects = self.store.subjects_state(filter);
+            if subjects.len() > 100_000 {
+                return Err(ApiError::info_max_subjects());
+            }
+            json.subjects = Some(subjects.into_iter().map(|(s, st)| (s.to_string(), st.msgs)).collect());
+        }
+        Ok(StreamInfoJson {
+            config: self.config(),
+            created: time_text(self.created),
+            state: json,
+            cluster: ClusterInfoJson { name: None, leader: self.server_name.clone() },
+            domain: self.domain.clone(),
+            ts: time_text(crate::time::now_nanos()),
+        })
+    }
+
+    /// Refills the duplicate window from the messages stored within it (after a restart).
+    fn rebuild_dedup(&self) {
+        let window = self.config.read().duplicate_window;
+        if window <= 0 {
+            return;
+        }
+        let state = self.store.state();
+        let cutoff = crate::time::now_nanos().saturating_sub(window);
+        let mut ingest = self.ingest.lock();
+        let mut seq = state.last_seq;
+        let mut found = Vec::new();
+        while seq >= state.first_seq && seq > 0 {
+            if let Ok(msg) = self.store.load(seq) {
+                if msg.timestamp < cutoff {
+                    break;
+                }
+                if let Some(id) = msg
+                    .headers
+                    .as_deref()
+                    .and_then(|h| jetway_protocols::nats::headers::find_raw(h, "Nats-Msg-Id"))
+                {
+                    found.push((String::from_utf8_lossy(id).into_owned(), msg.seq, msg.timestamp));
+                }
+            }
+            seq -= 1;
+        }
+        for (id, seq, ts) in found.into_iter().rev() {
+            ingest.dedup.record(&id, seq, ts);
+            ingest.last_msg_id = Some(id);
+        }
+    }
+
+    /// Removes a message on behalf of a consumer ack (interest and workqueue retention).
+    pub fn remove_acked(&self, seq: u64) {
+        let _ = self.store.remove(seq, false);
+    }
+
+    /// Stops the stream: unsubscribes, stops consumers and flushes the store.
+    pub fn stop(&self) {
+        self.unsubscribe();
+        for consumer in self.consumers.write().values() {
+            consumer.stop();
+        }
+        if let Err(e) = self.store.stop() {
+            tracing::warn!(stream = %self.name, "error stopping store: {e}");
+        }
+    }
+}
+
+/// The router sink of a stream's subscriptions.
+struct StreamIngest(std::sync::Weak<Stream>);
+
+impl InternalHandler for StreamIngest {
+    fn deliver(&self, msg: &Message<'_>) {
+        if let Some(stream) = self.0.upgrade() {
+            stream.ingest(msg);
+        }
+    }
+}
+
+/// Drops the in-flight count when a completion fires (or is dropped unfired).
+pub(crate) struct InflightGuard(Arc<AtomicUsize>);
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

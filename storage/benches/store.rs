@@ -1,0 +1,238 @@
+//! Store benchmarks (never pass/fail). Run: `cargo bench -p jetway-storage --bench store`.
+//!
+//! Before the criterion groups it prints a summary: the machine's raw fsync rate (a loop of
+//! small write + fdatasync), `Always`-policy throughput with 64 appends in flight as a multiple
+//! of it (group commit), and bytes on disk per 128-byte message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use jetway_storage::{Engine, EngineConfig, FileStore, NewMessage, StreamConfig, StreamStore, SyncPolicy};
+
+fn engine() -> Engine {
+    Engine::new(EngineConfig { writer_threads: 2, ..EngineConfig::default() }).unwrap()
+}
+
+fn bench_dir() -> tempfile::TempDir {
+    tempfile::tempdir_in(std::env::temp_dir()).unwrap()
+}
+
+fn config(sync: SyncPolicy) -> StreamConfig {
+    let mut c = StreamConfig::named("bench");
+    c.sync = sync;
+    c.max_bytes = Some(1 << 30);
+    c
+}
+
+/// Appends `n` messages keeping at most `in_flight` unacknowledged (None: no limit) and
+/// returns the time until the last completion.
+fn append_n(store: &dyn StreamStore, payload: &Bytes, n: u64, in_flight: Option<u64>) -> Duration {
+    let start = Instant::now();
+    let gate = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..n {
+        if let Some(limit) = in_flight {
+            let mut k = gate.0.lock().unwrap();
+            while *k >= limit {
+                k = gate.1.wait(k).unwrap();
+            }
+            *k += 1;
+        }
+        let g = Arc::clone(&gate);
+        let tx = (i + 1 == n).then(|| tx.clone());
+        let done = Box::new(move |r: jetway_storage::Result<u64>| {
+            r.unwrap();
+            *g.0.lock().unwrap() -= 1;
+            g.1.notify_one();
+            if let Some(tx) = tx {
+                tx.send(()).unwrap();
+            }
+        });
+        store.append(NewMessage::new("bench.subject", payload.clone()), Some(done)).unwrap();
+    }
+    if n > 0 {
+        rx.recv().unwrap();
+    }
+    start.elapsed()
+}
+
+/// Small write + fdatasync per iteration: what one un-batched durable append costs.
+fn raw_fsync_rate(dir: &Path, n: u32) -> f64 {
+    let mut f = OpenOptions::new().create(true).append(true).open(dir.join("raw")).unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        f.write_all(&[7u8; 128]).unwrap();
+        f.sync_data().unwrap();
+    }
+    f64::from(n) / start.elapsed().as_secs_f64()
+}
+
+fn summary() {
+    let dir = bench_dir();
+    let raw = raw_fsync_rate(dir.path(), 300);
+    let engine = engine();
+    let store = FileStore::open(&engine, &dir.path().join("always"), config(SyncPolicy::Always)).unwrap();
+    let payload = Bytes::from(vec![1u8; 128]);
+    let n = 20_000;
+    let t = append_n(&store, &payload, n, Some(64));
+    let always = n as f64 / t.as_secs_f64();
+    let interval = FileStore::open(
+        &engine,
+        &dir.path().join("interval"),
+        config(SyncPolicy::Interval(Duration::from_millis(100))),
+    )
+    .unwrap();
+    let n2 = 1_000_000;
+    let t2 = append_n(&interval, &payload, n2, None);
+    interval.sync().unwrap();
+    let per_msg = dir_size(&dir.path().join("interval")) as f64 / n2 as f64;
+    println!("raw fsync rate (128 B write + fdatasync): {raw:.0}/s");
+    println!("Always, 64 in flight, 128 B: {always:.0} msgs/s = {:.1}x the raw fsync rate", always / raw);
+    println!("Interval(100ms), 128 B, one stream: {:.0} msgs/s", n2 as f64 / t2.as_secs_f64());
+    println!("bytes on disk per 128-byte message: {per_msg:.1}");
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+}
+
+fn policies() -> [(&'static str, SyncPolicy, Option<u64>); 3] {
+    [
+        ("always_64_in_flight", SyncPolicy::Always, Some(64)),
+        ("interval_100ms", SyncPolicy::Interval(Duration::from_millis(100)), None),
+        ("never", SyncPolicy::Never, None),
+    ]
+}
+
+fn appends(c: &mut Criterion) {
+    let engine = engine();
+    let dir = bench_dir();
+    for (name, sync, in_flight) in policies() {
+        let mut group = c.benchmark_group(format!("append_1_stream/{name}"));
+        for size in [16usize, 128, 1024, 16 * 1024] {
+            let store =
+                FileStore::open(&engine, &dir.path().join(format!("{name}-{size}")), config(sync)).unwrap();
+            let payload = Bytes::from(vec![3u8; size]);
+            group.throughput(Throughput::Elements(1));
+            group.bench_with_input(BenchmarkId::new("msgs", size), &size, |b, _| {
+                b.iter_custom(|iters| append_n(&store, &payload, iters, in_flight));
+            });
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_with_input(BenchmarkId::new("bytes", size), &size, |b, _| {
+                b.iter_custom(|iters| append_n(&store, &payload, iters, in_flight));
+            });
+            store.stop().unwrap();
+        }
+        group.finish();
+    }
+    for (name, sync, in_flight) in policies() {
+        let mut group = c.benchmark_group(format!("append_8_streams/{name}"));
+        for size in [16usize, 128, 1024, 16 * 1024] {
+            let stores: Vec<Arc<FileStore>> = (0..8)
+                .map(|i| {
+                    Arc::new(
+                        FileStore::open(
+                            &engine,
+                            &dir.path().join(format!("{name}-{size}-{i}")),
+                            config(sync),
+                        )
+                        .unwrap(),
+                    )
+                })
+                .collect();
+            let payload = Bytes::from(vec![3u8; size]);
+            group.throughput(Throughput::Elements(1));
+            group.bench_with_input(BenchmarkId::new("msgs", size), &size, |b, _| {
+                b.iter_custom(|iters| {
+                    let per = iters.div_ceil(8);
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for store in &stores {
+                            let p = payload.clone();
+                            s.spawn(move || append_n(&**store, &p, per, in_flight));
+                        }
+                    });
+                    start.elapsed()
+                });
+            });
+            for s in stores {
+                s.stop().unwrap();
+            }
+        }
+        group.finish();
+    }
+}
+
+fn load_next(c: &mut Criterion) {
+    let engine = engine();
+    let dir = bench_dir();
+    let store = FileStore::open(&engine, &dir.path().join("reads"), config(SyncPolicy::Never)).unwrap();
+    let payload = Bytes::from(vec![5u8; 128]);
+    let n = 200_000u64;
+    for i in 0..n {
+        store.append(NewMessage::new(&format!("orders.{}.created", i % 16), payload.clone()), None).unwrap();
+    }
+    store.sync().unwrap();
+    let mut group = c.benchmark_group("load_next");
+    group.throughput(Throughput::Elements(1));
+    for (name, filter) in
+        [("literal", "orders.3.created"), ("wildcard", "orders.*.created"), ("sparse_wildcard", "orders.3.*")]
+    {
+        let mut next = 1;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let m = match store.load_next(&[filter], next) {
+                    Ok(m) => m,
+                    Err(_) => store.load_next(&[filter], 1).unwrap(),
+                };
+                next = m.seq + 1;
+                m.seq
+            });
+        });
+    }
+    group.finish();
+}
+
+fn open_recovery(c: &mut Criterion) {
+    let engine = engine();
+    let dir = bench_dir();
+    let path = dir.path().join("million");
+    {
+        let store = FileStore::open(&engine, &path, config(SyncPolicy::Never)).unwrap();
+        let payload = Bytes::from(vec![9u8; 128]);
+        for i in 0..1_000_000u64 {
+            store.append(NewMessage::new(&format!("kv.{}", i % 1000), payload.clone()), None).unwrap();
+        }
+        store.stop().unwrap();
+    }
+    let mut group = c.benchmark_group("open");
+    group.sample_size(10);
+    group.bench_function("1m_messages", |b| {
+        b.iter(|| {
+            let s = FileStore::open(&engine, &path, config(SyncPolicy::Never)).unwrap();
+            assert_eq!(s.state().msgs, 1_000_000);
+            s.stop().unwrap();
+        });
+    });
+    group.finish();
+}
+
+fn main() {
+    summary();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10)
+        .configure_from_args();
+    load_next(&mut c);
+    open_recovery(&mut c);
+    appends(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,383 @@
+//! The in-memory index every store keeps: messages by sequence and sequences by subject.
+//!
+//! Per-subject state is a hash map from subject to its sequences, so `load_last`, per-subject
+//! limits and literal-filter reads are O(1) or O(log n) whatever the number of subjects.
+//! Wildcard filters scan a short window of messages first and then fall back to walking the
+//! subjects (never every message).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use jetway_subject::{is_literal, matches_any};
+
+use crate::state::SubjectState;
+
+/// How many messages a wildcard read scans before it walks the subject map instead.
+const SCAN_BUDGET: usize = 256;
+
+/// One message in the index; `L` is where its bytes live (the message itself for a memory
+/// store, a block location for a file store).
+#[derive(Debug)]
+pub(crate) struct Entry<L> {
+    pub subject: Arc<str>,
+    pub timestamp: i64,
+    pub size: u64,
+    /// Absolute TTL deadline in ns, 0 when none.
+    pub expires: i64,
+    pub loc: L,
+}
+
+/// Sequences of one subject, ascending. Most subjects of a KV bucket hold one message.
+#[derive(Debug)]
+enum Seqs {
+    One(u64),
+    Many(VecDeque<u64>),
+}
+
+impl Seqs {
+    fn len(&self) -> usize {
+        match self {
+            Seqs::One(_) => 1,
+            Seqs::Many(v) => v.len(),
+        }
+    }
+    fn first(&self) -> u64 {
+        match self {
+            Seqs::One(s) => *s,
+            Seqs::Many(v) => v.front().copied().unwrap_or(0),
+        }
+    }
+    fn last(&self) -> u64 {
+        match self {
+            Seqs::One(s) => *s,
+            Seqs::Many(v) => v.back().copied().unwrap_or(0),
+        }
+    }
+    fn push(&mut self, seq: u64) {
+        match self {
+            Seqs::One(s) => *self = Seqs::Many(VecDeque::from([*s, seq])),
+            Seqs::Many(v) => v.push_back(seq),
+        }
+    }
+    /// Removes `seq`; returns true when no sequence is left.
+    fn remove(&mut self, seq: u64) -> bool {
+        match self {
+            Seqs::One(s) => *s == seq,
+            Seqs::Many(v) => {
+                if v.front() == Some(&seq) {
+                    v.pop_front();
+                } else if let Ok(i) = v.binary_search(&seq) {
+                    v.remove(i);
+                }
+                v.is_empty()
+            }
+        }
+    }
+    /// The first sequence at or after `start`.
+    fn next_from(&self, start: u64) -> Option<u64> {
+        match self {
+            Seqs::One(s) => (*s >= start).then_some(*s),
+            Seqs::Many(v) => v.get(v.partition_point(|s| *s < start)).copied(),
+        }
+    }
+    /// How many sequences are at or after `start`, and the first of them.
+    fn count_from(&self, start: u64) -> (u64, u64) {
+        match self {
+            Seqs::One(s) => {
+                if *s >= start {
+                    (1, *s)
+                } else {
+                    (0, 0)
+                }
+            }
+            Seqs::Many(v) => {
+                let i = v.partition_point(|s| *s < start);
+                ((v.len() - i) as u64, v.get(i).copied().unwrap_or(0))
+            }
+        }
+    }
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// Messages by sequence, sequences by subject, totals and TTL deadlines.
+#[derive(Debug)]
+pub(crate) struct Index<L> {
+    pub msgs: BTreeMap<u64, Entry<L>>,
+    subjects: HashMap<Arc<str>, Seqs, Hasher>,
+    /// Messages with a TTL, by deadline.
+    ttl: BTreeSet<(i64, u64)>,
+    pub bytes: u64,
+    /// First sequence: the first message's, else `last_seq + 1` (0 for a fresh stream).
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub last_ts: i64,
+}
+
+/// The filters of a read, classified once.
+pub(crate) enum Filter<'a> {
+    All,
+    Literals(&'a [&'a str]),
+    Wildcards(&'a [&'a str]),
+}
+
+impl<'a> Filter<'a> {
+    pub fn new(filters: &'a [&'a str]) -> Self {
+        if filters.is_empty() || filters.contains(&">") {
+            Filter::All
+        } else if filters.iter().all(|f| is_literal(f)) {
+            Filter::Literals(filters)
+        } else {
+            Filter::Wildcards(filters)
+        }
+    }
+    fn matches(&self, subject: &str) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Literals(l) => l.contains(&subject),
+            Filter::Wildcards(w) => matches_any(w, subject),
+        }
+    }
+}
+
+impl<L> Index<L> {
+    pub fn new(first_seq: u64) -> Self {
+        Index {
+            msgs: BTreeMap::new(),
+            subjects: HashMap::with_hasher(Hasher::default()),
+            ttl: BTreeSet::new(),
+            bytes: 0,
+            first_seq: if first_seq <= 1 { 0 } else { first_seq },
+            last_seq: first_seq.saturating_sub(1),
+            last_ts: 0,
+        }
+    }
+
+    /// The shared copy of `subject` if the index holds it, else a new one.
+    pub fn intern(&self, subject: &str) -> Arc<str> {
+        match self.subjects.get_key_value(subject) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(subject),
+        }
+    }
+
+    pub fn subject_count(&self, subject: &str) -> u64 {
+        self.subjects.get(subject).map_or(0, |s| s.len() as u64)
+    }
+
+    pub fn subject_first(&self, subject: &str) -> Option<u64> {
+        self.subjects.get(subject).map(Seqs::first)
+    }
+
+    pub fn num_subjects(&self) -> u64 {
+        self.subjects.len() as u64
+    }
+
+    /// Adds a message; `seq` must be above every sequence held.
+    pub fn insert(&mut self, seq: u64, entry: Entry<L>) {
+        if self.msgs.is_empty() {
+            self.first_seq = seq;
+        }
+        self.last_seq = self.last_seq.max(seq);
+        self.last_ts = self.last_ts.max(entry.timestamp);
+        self.bytes += entry.size;
+        if entry.expires != 0 {
+            self.ttl.insert((entry.expires, seq));
+        }
+        match self.subjects.get_mut(&*entry.subject) {
+            Some(s) => s.push(seq),
+            None => {
+                self.subjects.insert(Arc::clone(&entry.subject), Seqs::One(seq));
+            }
+        }
+        self.msgs.insert(seq, entry);
+    }
+
+    /// Removes a message and returns it.
+    pub fn remove(&mut self, seq: u64) -> Option<Entry<L>> {
+        let entry = self.msgs.remove(&seq)?;
+        self.bytes = self.bytes.saturating_sub(entry.size);
+        if entry.expires != 0 {
+            self.ttl.remove(&(entry.expires, seq));
+        }
+        if let Some(s) = self.subjects.get_mut(&*entry.subject) {
+            if s.remove(seq) {
+                self.subjects.remove(&*entry.subject);
+            }
+        }
+        if seq == self.first_seq {
+            self.first_seq = self.msgs.keys().next().copied().unwrap_or(self.last_seq + 1);
+        }
+        Some(entry)
+    }
+
+    /// Drops every message at once; the first sequence becomes `first_seq`.
+    pub fn clear(&mut self, first_seq: u64) {
+        self.msgs.clear();
+        self.subjects.clear();
+        self.ttl.clear();
+        self.bytes = 0;
+        self.first_seq = first_seq;
+        self.last_seq = self.last_seq.max(first_seq.saturating_sub(1));
+    }
+
+    /// The earliest TTL deadline and its sequence.
+    pub fn next_ttl(&self) -> Option<(i64, u64)> {
+        self.ttl.first().copied()
+    }
+
+    /// The first message at or after `start` matching `filter`.
+    pub fn next_match(&self, filter: &Filter<'_>, start: u64) -> Option<u64> {
+        match filter {
+            Filter::All => self.msgs.range(start..).next().map(|(s, _)| *s),
+            Filter::Literals(lits) => {
+                lits.iter().filter_map(|f| self.subjects.get(*f).and_then(|s| s.next_from(start))).min()
+            }
+            Filter::Wildcards(_) => {
+                for (seq, e) in self.msgs.range(start..).take(SCAN_BUDGET) {
+                    if filter.matches(&e.subject) {
+                        return Some(*seq);
+                    }
+                }
+                // Nothing past the window: the scan above was complete.
+                self.msgs.range(start..).nth(SCAN_BUDGET)?;
+                self.subjects
+                    .iter()
+                    .filter(|(k, _)| filter.matches(k))
+                    .filter_map(|(_, s)| s.next_from(start))
+                    .min()
+            }
+        }
+    }
+
+    /// The last message matching `filter`.
+    pub fn last_match(&self, filter: &Filter<'_>) -> Option<u64> {
+        match filter {
+            Filter::All => self.msgs.keys().next_back().copied(),
+            Filter::Literals(lits) => lits.iter().filter_map(|f| self.subjects.get(*f).map(Seqs::last)).max(),
+            Filter::Wildcards(_) => {
+                for (seq, e) in self.msgs.iter().rev().take(SCAN_BUDGET) {
+                    if filter.matches(&e.subject) {
+                        return Some(*seq);
+                    }
+                }
+                self.subjects.iter().filter(|(k, _)| filter.matches(k)).map(|(_, s)| s.last()).max()
+            }
+        }
+    }
+
+    /// Count and range of the messages at or after `start` matching `filter`.
+    pub fn filtered_state(&self, filter: &Filter<'_>, start: u64) -> SubjectState {
+        let mut st = SubjectState::default();
+        let mut add = |n: u64, first: u64, last: u64| {
+            if n == 0 {
+                return;
+            }
+            st.msgs += n;
+            st.first = if st.first == 0 { first } else { st.first.min(first) };
+            st.last = st.last.max(last);
+        };
+        match filter {
+            Filter::All => {
+                if start <= self.first_seq {
+                    let first = self.msgs.keys().next().copied().unwrap_or(0);
+                    let last = self.msgs.keys().next_back().copied().unwrap_or(0);
+                    add(self.msgs.len() as u64, first, last);
+                } else {
+                    let mut range = self.msgs.range(start..);
+                    let first = range.next().map(|(s, _)| *s).unwrap_or(0);
+                    let last = self.msgs.keys().next_back().copied().unwrap_or(0);
+                    add(range.count() as u64 + u64::from(first != 0), first, last);
+                }
+            }
+            _ => {
+                let remaining = self.last_seq.saturating_sub(start);
+                let walk_subjects =
+                    matches!(filter, Filter::Literals(_)) || (self.subjects.len() as u64) < remaining;
+                if walk_subjects {
+                    let mut visit = |s: &Seqs| {
+                        let (n, first) = s.count_from(start);
+                        add(n, first, s.last());
+                    };
+                    if let Filter::Literals(lits) = filter {
+                        let mut seen: Vec<&str> = Vec::with_capacity(lits.len());
+                        for f in lits.iter() {
+                            if !seen.contains(f) {
+                                seen.push(f);
+                                if let Some(s) = self.subjects.get(*f) {
+                                    visit(s);
+                                }
+                            }
+                        }
+                    } else {
+                        for (k, s) in &self.subjects {
+                            if filter.matches(k) {
+                                visit(s);
+                            }
+                        }
+                    }
+                } else {
+                    for (seq, e) in self.msgs.range(start..) {
+                        if filter.matches(&e.subject) {
+                            add(1, *seq, *seq);
+                        }
+                    }
+                }
+            }
+        }
+        st
+    }
+
+    /// Per-subject state of the subjects matching `filter`.
+    pub fn subjects_state(&self, filter: &Filter<'_>) -> BTreeMap<Arc<str>, SubjectState> {
+        let state = |s: &Seqs| SubjectState { msgs: s.len() as u64, first: s.first(), last: s.last() };
+        match filter {
+            Filter::Literals(lits) => lits
+                .iter()
+                .filter_map(|f| self.subjects.get_key_value(*f))
+                .map(|(k, s)| (Arc::clone(k), state(s)))
+                .collect(),
+            _ => self
+                .subjects
+                .iter()
+                .filter(|(k, _)| filter.matches(k))
+                .map(|(k, s)| (Arc::clone(k), state(s)))
+                .collect(),
+        }
+    }
+
+    /// Every sequence of the subjects matching `filter`, ascending.
+    pub fn matching_seqs(&self, filter: &Filter<'_>) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut push = |s: &Seqs| match s {
+            Seqs::One(seq) => out.push(*seq),
+            Seqs::Many(v) => out.extend(v.iter().copied()),
+        };
+        match filter {
+            Filter::All => return self.msgs.keys().copied().collect(),
+            Filter::Literals(lits) => lits.iter().filter_map(|f| self.subjects.get(*f)).for_each(&mut push),
+            Filter::Wildcards(_) => {
+                self.subjects.iter().filter(|(k, _)| filter.matches(k)).for_each(|(_, s)| push(s))
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Subjects holding more than `limit` messages.
+    pub fn subjects_over(&self, limit: u64) -> Vec<Arc<str>> {
+        self.subjects.iter().filter(|(_, s)| s.len() as u64 > limit).map(|(k, _)| Arc::clone(k)).collect()
+    }
+
+    /// Gaps between first and last sequence.
+    pub fn deleted(&self) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut next = self.first_seq;
+        for seq in self.msgs.keys() {
+            out.extend(next..*seq);
+            next = seq + 1;
+        }
+        out
+    }
+}

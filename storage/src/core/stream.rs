@@ -1,0 +1,317 @@
+//! One stream's logic over any backend: sequences, limits, purges, reads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{DiscardPolicy, StreamConfig};
+use crate::core::backend::{Backend, Incoming};
+use crate::core::index::{Entry, Filter, Index};
+use crate::error::{Result, StoreError};
+use crate::message::{nanos, now_nanos, stored_size, NewMessage, StoredMessage};
+use crate::state::{StreamState, SubjectState};
+use crate::traits::{Completion, PurgeOptions};
+
+/// A stream: its index plus the backend that keeps the bytes.
+pub(crate) struct Stream<B: Backend> {
+    pub config: StreamConfig,
+    pub index: Index<B::Loc>,
+    pub backend: B,
+    pub closed: bool,
+}
+
+impl<B: Backend> Stream<B> {
+    pub fn new(config: StreamConfig, index: Index<B::Loc>, backend: B) -> Self {
+        Stream { config, index, backend, closed: false }
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.closed {
+            return Err(StoreError::Closed);
+        }
+        self.backend.writable()
+    }
+
+    /// Checks the limits that refuse a message rather than make room for it.
+    fn admit(&self, msg: &NewMessage<'_>, size: u64) -> Result<()> {
+        let body = msg.payload.len() + msg.headers.as_ref().map_or(0, |h| h.len());
+        if let Some(max) = self.config.max_msg_size {
+            if body > max as usize {
+                return Err(StoreError::MaxMsgSize);
+            }
+        }
+        if self.config.discard != DiscardPolicy::New {
+            return Ok(());
+        }
+        if let Some(max) = self.config.max_msgs {
+            if self.index.msgs.len() as u64 >= max {
+                return Err(StoreError::MaxMsgs);
+            }
+        }
+        if let Some(max) = self.config.max_bytes {
+            if self.index.bytes + size > max {
+                return Err(StoreError::MaxBytes);
+            }
+        }
+        if let (Some(max), true) = (self.config.max_msgs_per_subject, self.config.discard_new_per_subject) {
+            if self.index.subject_count(msg.subject) >= max {
+                return Err(StoreError::MaxMsgsPerSubject);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn append(&mut self, msg: NewMessage<'_>, done: Option<Completion>) -> Result<u64> {
+        self.writable()?;
+        let size = stored_size(msg.subject, msg.headers.as_ref(), &msg.payload);
+        self.admit(&msg, size)?;
+        let seq = self.index.last_seq + 1;
+        let timestamp = now_nanos().max(self.index.last_ts);
+        self.store_at(seq, timestamp, msg, size, done)?;
+        Ok(seq)
+    }
+
+    pub fn append_raw(
+        &mut self,
+        seq: u64,
+        timestamp: i64,
+        msg: NewMessage<'_>,
+        done: Option<Completion>,
+    ) -> Result<()> {
+        self.writable()?;
+        if seq <= self.index.last_seq {
+            return Err(StoreError::InvalidSequence(seq));
+        }
+        let size = stored_size(msg.subject, msg.headers.as_ref(), &msg.payload);
+        self.admit(&msg, size)?;
+        self.store_at(seq, timestamp, msg, size, done)
+    }
+
+    fn store_at(
+        &mut self,
+        seq: u64,
+        timestamp: i64,
+        msg: NewMessage<'_>,
+        size: u64,
+        done: Option<Completion>,
+    ) -> Result<()> {
+        let expires = msg.ttl.map_or(0, |ttl| timestamp.saturating_add(nanos(ttl).max(1)));
+        let subject = self.index.intern(msg.subject);
+        let incoming = Incoming {
+            seq,
+            timestamp,
+            expires,
+            subject: Arc::clone(&subject),
+            headers: msg.headers,
+            payload: msg.payload,
+        };
+        let loc = self.backend.store(incoming, done)?;
+        self.index.insert(seq, Entry { subject: Arc::clone(&subject), timestamp, size, expires, loc });
+        self.enforce_subject_limit(&subject)?;
+        self.enforce_totals()
+    }
+
+    fn enforce_subject_limit(&mut self, subject: &str) -> Result<()> {
+        if let Some(max) = self.config.max_msgs_per_subject {
+            while self.index.subject_count(subject) > max {
+                match self.index.subject_first(subject) {
+                    Some(seq) => self.remove_msg(seq, false)?,
+                    None => break,
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn enforce_totals(&mut self) -> Result<()> {
+        let max_msgs = self.config.max_msgs.unwrap_or(u64::MAX);
+        let max_bytes = self.config.max_bytes.unwrap_or(u64::MAX);
+        while !self.index.msgs.is_empty()
+            && (self.index.msgs.len() as u64 > max_msgs || self.index.bytes > max_bytes)
+        {
+            self.remove_msg(self.index.first_seq, false)?;
+        }
+        Ok(())
+    }
+
+    /// Removes one message from index and backend; false when it was not there.
+    pub fn remove_msg(&mut self, seq: u64, erase: bool) -> Result<bool> {
+        match self.index.remove(seq) {
+            Some(entry) => {
+                self.backend.removed(seq, entry.loc, erase, self.index.first_seq)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub fn remove(&mut self, seq: u64, erase: bool) -> Result<bool> {
+        self.writable()?;
+        self.remove_msg(seq, erase)
+    }
+
+    /// Removes expired messages; returns the next deadline (ns), if any.
+    pub fn expire(&mut self, now: i64) -> Result<Option<i64>> {
+        if self.closed {
+            return Ok(None);
+        }
+        let mut next = None;
+        if let Some(age) = self.config.max_age {
+            let cutoff = now.saturating_sub(nanos(age));
+            while let Some((seq, e)) = self.index.msgs.first_key_value() {
+                if e.timestamp > cutoff {
+                    next = Some(e.timestamp.saturating_add(nanos(age)));
+                    break;
+                }
+                let seq = *seq;
+                self.remove_msg(seq, false)?;
+            }
+        }
+        while let Some((deadline, seq)) = self.index.next_ttl() {
+            if deadline > now {
+                next = Some(next.map_or(deadline, |n: i64| n.min(deadline)));
+                break;
+            }
+            self.remove_msg(seq, false)?;
+        }
+        Ok(next)
+    }
+
+    pub fn load(&self, seq: u64) -> Result<StoredMessage> {
+        let entry = self.index.msgs.get(&seq).ok_or(StoreError::NotFound)?;
+        self.backend.load(seq, entry)
+    }
+
+    pub fn load_last(&self, filter: &str) -> Result<StoredMessage> {
+        let filters = [filter];
+        let seq = self.index.last_match(&Filter::new(&filters)).ok_or(StoreError::NotFound)?;
+        self.load(seq)
+    }
+
+    pub fn load_next(&self, filters: &[&str], start: u64) -> Result<StoredMessage> {
+        let seq = self.index.next_match(&Filter::new(filters), start).ok_or(StoreError::NotFound)?;
+        self.load(seq)
+    }
+
+    /// Drops every message; the stream continues at `first_seq`.
+    fn clear(&mut self, first_seq: u64) -> Result<u64> {
+        let n = self.index.msgs.len() as u64;
+        self.index.clear(first_seq);
+        self.backend.cleared(first_seq)?;
+        Ok(n)
+    }
+
+    pub fn purge(&mut self, opts: &PurgeOptions) -> Result<u64> {
+        self.writable()?;
+        let filter = opts.filter.as_deref().filter(|f| *f != ">");
+        if filter.is_none() && opts.keep.is_none() {
+            return match opts.upto_seq {
+                None => {
+                    let next = self.index.last_seq + 1;
+                    self.clear(next)
+                }
+                Some(seq) => self.compact_upto(seq),
+            };
+        }
+        let filters: Vec<&str> = filter.into_iter().collect();
+        let mut seqs = self.index.matching_seqs(&Filter::new(&filters));
+        if let Some(upto) = opts.upto_seq {
+            seqs.retain(|s| *s < upto);
+        }
+        if let Some(keep) = opts.keep {
+            let n = seqs.len().saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+            seqs.truncate(n);
+        }
+        let mut removed = 0;
+        for seq in seqs {
+            removed += u64::from(self.remove_msg(seq, false)?);
+        }
+        Ok(removed)
+    }
+
+    pub fn compact(&mut self, seq: u64) -> Result<u64> {
+        self.writable()?;
+        self.compact_upto(seq)
+    }
+
+    fn compact_upto(&mut self, seq: u64) -> Result<u64> {
+        if seq <= self.index.first_seq {
+            return Ok(0);
+        }
+        let last_msg = self.index.msgs.keys().next_back().copied().unwrap_or(0);
+        if last_msg < seq {
+            // Nothing left: an empty stream's first sequence is always `last + 1`.
+            return self.clear(seq.max(self.index.last_seq + 1));
+        }
+        let seqs: Vec<u64> = self.index.msgs.range(..seq).map(|(s, _)| *s).collect();
+        for s in &seqs {
+            self.remove_msg(*s, false)?;
+        }
+        Ok(seqs.len() as u64)
+    }
+
+    pub fn truncate(&mut self, seq: u64) -> Result<()> {
+        self.writable()?;
+        let doomed: Vec<u64> = self.index.msgs.range(seq.saturating_add(1)..).map(|(s, _)| *s).collect();
+        for s in doomed.into_iter().rev() {
+            if let Some(entry) = self.index.remove(s) {
+                self.backend.forget(s, entry.loc);
+            }
+        }
+        self.set_last(seq)
+    }
+
+    pub fn skip_to(&mut self, last_seq: u64) -> Result<()> {
+        self.writable()?;
+        if last_seq <= self.index.last_seq {
+            return Ok(());
+        }
+        self.set_last(last_seq)
+    }
+
+    fn set_last(&mut self, last_seq: u64) -> Result<()> {
+        self.index.last_seq = last_seq;
+        if self.index.msgs.is_empty() {
+            self.index.first_seq = last_seq + 1;
+        }
+        self.index.last_ts = self.index.msgs.values().next_back().map_or(self.index.last_ts, |e| e.timestamp);
+        self.backend.truncated(last_seq)
+    }
+
+    pub fn state(&self) -> StreamState {
+        let idx = &self.index;
+        let msgs = idx.msgs.len() as u64;
+        let span = if msgs == 0 { 0 } else { idx.last_seq + 1 - idx.first_seq };
+        StreamState {
+            msgs,
+            bytes: idx.bytes,
+            first_seq: idx.first_seq,
+            first_ts: idx.msgs.values().next().map_or(0, |e| e.timestamp),
+            last_seq: idx.last_seq,
+            last_ts: idx.last_ts,
+            num_subjects: idx.num_subjects(),
+            num_deleted: span.saturating_sub(msgs),
+            lost: self.backend.lost(),
+        }
+    }
+
+    pub fn subjects_state(&self, filter: &str) -> BTreeMap<Arc<str>, SubjectState> {
+        let filters = [filter];
+        self.index.subjects_state(&Filter::new(&filters))
+    }
+
+    pub fn filtered_state(&self, filters: &[&str], start: u64) -> SubjectState {
+        self.index.filtered_state(&Filter::new(filters), start)
+    }
+
+    pub fn update_config(&mut self, config: StreamConfig) -> Result<()> {
+        self.writable()?;
+        self.config = config;
+        if let Some(max) = self.config.max_msgs_per_subject {
+            for subject in self.index.subjects_over(max) {
+                self.enforce_subject_limit(&subject)?;
+            }
+        }
+        self.enforce_totals()?;
+        self.expire(now_nanos()).map(|_| ())
+    }
+}

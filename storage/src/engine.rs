@@ -1,0 +1,143 @@
+//! The storage engine: the threads every store of a server shares.
+//!
+//! One expiry thread serves every store (no per-message timers): it asks each registered store
+//! to drop what has expired and sleeps until the earliest next deadline (at most one tick).
+//! A few writer threads (see [`crate::file::writer`]) do every file write and fsync.
+
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::file::writer::Writer;
+use crate::message::now_nanos;
+
+/// Something with messages that expire.
+pub(crate) trait Expirable: Send + Sync {
+    /// Removes what is due at `now`; returns the next deadline.
+    fn expire_due(&self, now: i64) -> Option<i64>;
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Number of writer (group-commit) threads shared by every file store.
+    pub writer_threads: usize,
+    /// Longest sleep of the expiry thread, bounding how late an expiry can be.
+    pub expiry_tick: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { writer_threads: 1, expiry_tick: Duration::from_millis(100) }
+    }
+}
+
+#[derive(Default)]
+struct ExpiryState {
+    targets: Vec<Weak<dyn Expirable>>,
+    shutdown: bool,
+}
+
+pub(crate) struct Shared {
+    expiry: Mutex<ExpiryState>,
+    expiry_cv: Condvar,
+    pub writers: Vec<Arc<Writer>>,
+    next_writer: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    /// The writer thread for a new store (round robin).
+    pub fn writer(&self) -> Option<Arc<Writer>> {
+        let n = self.next_writer.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.writers.get(n % self.writers.len().max(1)).cloned()
+    }
+
+    pub fn register_expiry(&self, target: Weak<dyn Expirable>) {
+        self.expiry.lock().targets.push(target);
+        self.expiry_cv.notify_one();
+    }
+}
+
+/// The shared threads of all stores. Dropping it stops them (after flushing queued writes).
+pub struct Engine {
+    pub(crate) shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("writers", &self.shared.writers.len()).finish()
+    }
+}
+
+impl Engine {
+    /// Starts the engine's threads.
+    pub fn new(config: EngineConfig) -> std::io::Result<Engine> {
+        let writers: Vec<Arc<Writer>> =
+            (0..config.writer_threads.max(1)).map(|_| Arc::new(Writer::default())).collect();
+        let shared = Arc::new(Shared {
+            expiry: Mutex::new(ExpiryState::default()),
+            expiry_cv: Condvar::new(),
+            writers: writers.clone(),
+            next_writer: Default::default(),
+        });
+        let mut threads = Vec::new();
+        for (i, w) in writers.into_iter().enumerate() {
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("jetway-store-writer-{i}"))
+                    .spawn(move || w.run())?,
+            );
+        }
+        let s = Arc::clone(&shared);
+        let tick = config.expiry_tick;
+        threads.push(
+            std::thread::Builder::new()
+                .name("jetway-store-expiry".into())
+                .spawn(move || expiry_loop(&s, tick))?,
+        );
+        Ok(Engine { shared, threads })
+    }
+
+    /// An engine with default settings.
+    pub fn start() -> std::io::Result<Engine> {
+        Engine::new(EngineConfig::default())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shared.expiry.lock().shutdown = true;
+        self.shared.expiry_cv.notify_all();
+        for w in &self.shared.writers {
+            w.shutdown();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn expiry_loop(shared: &Shared, tick: Duration) {
+    let mut state = shared.expiry.lock();
+    while !state.shutdown {
+        let targets: Vec<Arc<dyn Expirable>> = {
+            state.targets.retain(|t| t.strong_count() > 0);
+            state.targets.iter().filter_map(Weak::upgrade).collect()
+        };
+        let now = now_nanos();
+        let next = parking_lot::MutexGuard::unlocked(&mut state, || {
+            targets.iter().filter_map(|t| t.expire_due(now)).min()
+        });
+        let mut wait = tick;
+        if let Some(next) = next {
+            let until = u64::try_from(next.saturating_sub(now_nanos())).unwrap_or(0);
+            wait = wait.min(Duration::from_nanos(until).max(Duration::from_millis(1)));
+        }
+        if !state.shutdown {
+            shared.expiry_cv.wait_for(&mut state, wait);
+        }
+    }
+}

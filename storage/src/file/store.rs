@@ -1,0 +1,332 @@
+//! The file backend: keeps message records in block files through the writer thread.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::config::StreamConfig;
+use crate::core::backend::{Backend, Incoming};
+use crate::core::index::Entry;
+use crate::core::stream::Stream;
+use crate::core::Store;
+use crate::engine::{Engine, Expirable};
+use crate::error::{Result, StoreError};
+use crate::file::block::{block_path, BlockHeader, BLOCK_HEADER_LEN};
+use crate::file::io::{Io, IoFile, RealIo};
+use crate::file::record::{decode, encode_padding, encode_seq, kind, msg_len, Record, SEQ_RECORD_LEN};
+use crate::file::recovery::recover;
+use crate::file::writer::{Channel, Op};
+use crate::file::{BlockMeta, Loc};
+use crate::message::StoredMessage;
+use crate::state::LostData;
+use crate::traits::Completion;
+
+/// Recent messages kept in memory (always until written, then up to this many bytes).
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Bytes of a cached message counted against [`CACHE_BYTES`].
+fn body_len(m: &StoredMessage) -> u64 {
+    (m.payload.len() + m.headers.as_ref().map_or(0, Bytes::len)) as u64
+}
+
+/// A file store's message bytes: block files written by a storage thread.
+pub struct FileBackend {
+    io: Arc<dyn Io>,
+    dir: PathBuf,
+    channel: Arc<Channel>,
+    blocks: BTreeMap<u32, BlockMeta>,
+    active: u32,
+    block_size: u64,
+    last_seq: u64,
+    readers: Mutex<HashMap<u32, Arc<dyn IoFile>>>,
+    cache: VecDeque<StoredMessage>,
+    cache_bytes: u64,
+    /// The last queued floor record, which a following floor may overwrite.
+    last_floor: Option<(u32, u64)>,
+    lost: Option<LostData>,
+    stopped: bool,
+}
+
+/// A stream store in a folder of block files.
+pub type FileStore = Store<FileBackend>;
+
+impl Store<FileBackend> {
+    /// Opens (or creates) the stream in folder `dir` on the real file system.
+    pub fn open(engine: &Engine, dir: &Path, config: StreamConfig) -> Result<FileStore> {
+        Self::open_with(engine, Arc::new(RealIo), dir, config)
+    }
+
+    /// Opens (or creates) the stream in folder `dir` through the I/O backend `io`. Recovers
+    /// whatever is there; never panics on bad bytes.
+    pub fn open_with(
+        engine: &Engine,
+        io: Arc<dyn Io>,
+        dir: &Path,
+        config: StreamConfig,
+    ) -> Result<FileStore> {
+        crate::file::io::ensure_dir(&*io, dir)?;
+        let rec = recover(&*io, dir, config.first_seq)?;
+        let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
+        let channel = Channel::new(writer, Arc::clone(&io), dir.to_path_buf(), config.sync);
+        let mut backend = FileBackend {
+            io,
+            dir: dir.to_path_buf(),
+            channel,
+            blocks: rec.blocks,
+            active: 0,
+            block_size: config.block_size.max(4096),
+            last_seq: rec.index.last_seq,
+            readers: Mutex::new(HashMap::new()),
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            last_floor: None,
+            lost: rec.lost,
+            stopped: false,
+        };
+        match rec.appendable {
+            Some(id) => {
+                backend.active = id;
+                backend.channel.push(Op::Open { file: id, path: block_path(dir, id) })?;
+            }
+            None => {
+                // Never reuse an id: blocks kept after a damaged last one must stay intact.
+                backend.active = backend.blocks.keys().next_back().copied().unwrap_or(0);
+                backend.new_block(rec.index.first_seq, rec.index.last_seq)?;
+            }
+        }
+        backend.drop_dead_front_blocks()?;
+        let store = Store::from_stream(Stream::new(config, rec.index, backend));
+        let weak: std::sync::Weak<dyn Expirable> = Arc::downgrade(&store.inner) as _;
+        engine.shared.register_expiry(weak);
+        Ok(store)
+    }
+}
+
+impl FileBackend {
+    fn path(&self, id: u32) -> PathBuf {
+        block_path(&self.dir, id)
+    }
+
+    /// Starts block `active + 1` with a header saying `floor` and `last_seq`.
+    fn new_block(&mut self, floor: u64, last_seq: u64) -> Result<()> {
+        let id = self.active + 1;
+        let header = BlockHeader { id, floor, last_seq }.encode();
+        let path = self.path(id);
+        self.channel.push(Op::Create { file: id, path })?;
+        self.channel.push(Op::Write { file: id, offset: 0, bytes: header })?;
+        self.blocks.insert(id, BlockMeta { live: 0, len: BLOCK_HEADER_LEN as u64 });
+        self.active = id;
+        self.last_floor = None;
+        Ok(())
+    }
+
+    /// Reserves `len` bytes at the end of the active block (rolling to a new one when full).
+    fn reserve(&mut self, len: u64, floor_hint: u64) -> Result<(u32, u64)> {
+        let cur = self.blocks.get(&self.active).map_or(0, |b| b.len);
+        if cur > BLOCK_HEADER_LEN as u64 && cur + len > self.block_size {
+            self.new_block(floor_hint, self.last_seq)?;
+        }
+        let meta = self.blocks.entry(self.active).or_default();
+        let offset = meta.len;
+        meta.len += len;
+        Ok((self.active, offset))
+    }
+
+    fn write_seq_record(&mut self, kind: u8, seq: u64) -> Result<()> {
+        let mut bytes = Vec::with_capacity(SEQ_RECORD_LEN);
+        encode_seq(&mut bytes, kind, seq);
+        if kind == kind::FLOOR {
+            if let Some((file, offset)) = self.last_floor {
+                if self.channel.replace_last_write(file, offset, &bytes) {
+                    return Ok(());
+                }
+            }
+        }
+        let (file, offset) = self.reserve(SEQ_RECORD_LEN as u64, 0)?;
+        self.channel.push(Op::Write { file, offset, bytes })?;
+        self.last_floor = (kind == kind::FLOOR).then_some((file, offset));
+        Ok(())
+    }
+
+    /// Deletes leading blocks without live messages. Safe: a record only ever affects
+    /// messages in its own or earlier blocks, so nothing later depends on them.
+    fn drop_dead_front_blocks(&mut self) -> Result<()> {
+        while let Some((&id, meta)) = self.blocks.first_key_value() {
+            if id == self.active || meta.live > 0 {
+                break;
+            }
+            self.blocks.remove(&id);
+            self.readers.lock().remove(&id);
+            self.channel.push(Op::Remove { file: id, path: self.path(id) })?;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, loc: Loc) {
+        if let Some(b) = self.blocks.get_mut(&loc.block) {
+            b.live = b.live.saturating_sub(1);
+        }
+    }
+
+    fn evict_cache(&mut self) {
+        let written = self.channel.written_seq.load(Ordering::Acquire);
+        while self.cache_bytes > CACHE_BYTES {
+            match self.cache.front() {
+                Some(m) if m.seq <= written => {
+                    self.cache_bytes -= body_len(m);
+                    self.cache.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn cached(&self, seq: u64) -> Option<&StoredMessage> {
+        let i = self.cache.partition_point(|m| m.seq < seq);
+        self.cache.get(i).filter(|m| m.seq == seq)
+    }
+
+    fn reader(&self, block: u32) -> Result<Arc<dyn IoFile>> {
+        let mut readers = self.readers.lock();
+        if let Some(r) = readers.get(&block) {
+            return Ok(Arc::clone(r));
+        }
+        let f: Arc<dyn IoFile> = Arc::from(self.io.open(&self.path(block), false)?);
+        readers.insert(block, Arc::clone(&f));
+        Ok(f)
+    }
+}
+
+impl Backend for FileBackend {
+    type Loc = Loc;
+
+    fn writable(&self) -> Result<()> {
+        if self.channel.is_poisoned() {
+            Err(StoreError::Poisoned)
+        } else if self.stopped {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn store(&mut self, msg: Incoming, done: Option<Completion>) -> Result<Loc> {
+        let len = msg_len(&msg.subject, msg.headers.as_deref(), &msg.payload);
+        if msg.subject.len() > u16::MAX as usize || len > u32::MAX as usize {
+            return Err(StoreError::MaxMsgSize);
+        }
+        let (block, offset) = self.reserve(len as u64, 0)?;
+        let cached = StoredMessage {
+            subject: Arc::clone(&msg.subject),
+            headers: msg.headers.clone(),
+            payload: msg.payload.clone(),
+            seq: msg.seq,
+            timestamp: msg.timestamp,
+        };
+        self.cache_bytes += body_len(&cached);
+        self.cache.push_back(cached);
+        self.last_seq = self.last_seq.max(msg.seq);
+        if let Some(b) = self.blocks.get_mut(&block) {
+            b.live += 1;
+        }
+        self.channel.push(Op::Msg { file: block, offset, msg, done })?;
+        self.last_floor = None;
+        self.evict_cache();
+        Ok(Loc { block, offset, len: len as u32 })
+    }
+
+    fn load(&self, seq: u64, entry: &Entry<Loc>) -> Result<StoredMessage> {
+        if let Some(m) = self.cached(seq) {
+            return Ok(m.clone());
+        }
+        let loc = entry.loc;
+        let mut buf = vec![0u8; loc.len as usize];
+        let reader = self.reader(loc.block)?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = reader.read_at(buf.get_mut(done..).unwrap_or_default(), loc.offset + done as u64)?;
+            if n == 0 {
+                return Err(StoreError::Corrupt(format!("message {seq} is past the end of its block")));
+            }
+            done += n;
+        }
+        let buf = Bytes::from(buf);
+        match decode(&buf) {
+            Ok((Record::Msg { seq: s, timestamp, headers, payload, .. }, _)) if s == seq => {
+                Ok(StoredMessage {
+                    subject: Arc::clone(&entry.subject),
+                    headers: headers.map(|h| buf.slice(h)),
+                    payload: buf.slice(payload),
+                    seq,
+                    timestamp,
+                })
+            }
+            _ => Err(StoreError::Corrupt(format!("message {seq} fails its checksum"))),
+        }
+    }
+
+    fn removed(&mut self, seq: u64, loc: Loc, erase: bool, first_after: u64) -> Result<()> {
+        self.release(loc);
+        if erase {
+            let i = self.cache.partition_point(|m| m.seq < seq);
+            if self.cache.get(i).is_some_and(|m| m.seq == seq) {
+                if let Some(m) = self.cache.remove(i) {
+                    self.cache_bytes -= body_len(&m);
+                }
+            }
+            let bytes = encode_padding(loc.len as usize);
+            self.channel.push(Op::Write { file: loc.block, offset: loc.offset, bytes })?;
+            self.last_floor = None;
+        }
+        if first_after > seq {
+            self.write_seq_record(kind::FLOOR, first_after)?;
+        } else {
+            self.write_seq_record(kind::TOMBSTONE, seq)?;
+        }
+        self.drop_dead_front_blocks()
+    }
+
+    fn forget(&mut self, _seq: u64, loc: Loc) {
+        self.release(loc);
+    }
+
+    fn cleared(&mut self, first_seq: u64) -> Result<()> {
+        self.last_seq = self.last_seq.max(first_seq.saturating_sub(1));
+        self.new_block(first_seq, self.last_seq)?;
+        for meta in self.blocks.values_mut() {
+            meta.live = 0;
+        }
+        self.cache.clear();
+        self.cache_bytes = 0;
+        self.drop_dead_front_blocks()
+    }
+
+    fn truncated(&mut self, last_seq: u64) -> Result<()> {
+        self.last_seq = last_seq;
+        while self.cache.back().is_some_and(|m| m.seq > last_seq) {
+            if let Some(m) = self.cache.pop_back() {
+                self.cache_bytes -= body_len(&m);
+            }
+        }
+        self.write_seq_record(kind::TRUNCATE, last_seq)?;
+        self.drop_dead_front_blocks()
+    }
+
+    fn sync_waiter(&self) -> Box<dyn FnOnce() -> Result<()> + Send> {
+        self.channel.sync_waiter()
+    }
+
+    fn lost(&self) -> Option<LostData> {
+        self.lost.clone()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.stopped = true;
+        self.readers.lock().clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,417 @@
+//! Storage threads and group commit.
+//!
+//! Each file store (and file consumer store) owns a [`Channel`]: a queue of file operations
+//! bound to one writer thread for its whole life, so its operations run in order. A writer
+//! thread takes every ready channel at once and, for that batch, (1) performs all queued writes
+//! (contiguous writes to one file become one `pwrite`), (2) fsyncs each dirty file once (and
+//! the folder when a file was created, renamed or removed), (3) fires the completions in order.
+//! Under `Interval`/`Never` completions fire after step 1 and step 2 runs when due. Any failed
+//! write or fsync poisons the channel: every pending and later completion gets an error.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::config::SyncPolicy;
+use crate::core::backend::Incoming;
+use crate::error::{Result, StoreError};
+use crate::file::io::{Io, IoFile};
+use crate::file::record::encode_msg;
+use crate::traits::Completion;
+
+/// One file operation, in queue order.
+pub(crate) enum Op {
+    /// Creates (or empties) a file and keeps it open as `file`.
+    Create { file: u32, path: PathBuf },
+    /// Opens an existing file, keeping its bytes, as `file`.
+    Open { file: u32, path: PathBuf },
+    /// Writes bytes at an offset.
+    Write { file: u32, offset: u64, bytes: Vec<u8> },
+    /// Encodes and writes a message record; `done` fires once it is durable.
+    Msg { file: u32, offset: u64, msg: Incoming, done: Option<Completion> },
+    /// Closes and unlinks a file.
+    Remove { file: u32, path: PathBuf },
+    /// Closes a handle (the file stays).
+    Close { file: u32 },
+    /// Renames a file after making every written file durable; handles stay valid.
+    Rename { from: PathBuf, to: PathBuf },
+    /// Fires after everything before it is fsynced, whatever the policy.
+    Barrier(Completion),
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: Vec<Op>,
+    scheduled: bool,
+}
+
+struct Target {
+    io: Arc<dyn Io>,
+    dir: PathBuf,
+    policy: SyncPolicy,
+    files: HashMap<u32, Box<dyn IoFile>>,
+    dirty: BTreeSet<u32>,
+    dir_dirty: bool,
+    last_sync: Instant,
+    done: Vec<(Completion, u64)>,
+    barriers: Vec<Completion>,
+    /// Coalesced write not yet issued: file, start offset, bytes.
+    pending: Option<(u32, u64, Vec<u8>)>,
+    error: Option<StoreError>,
+}
+
+/// The queue of one store, bound to one writer thread.
+pub(crate) struct Channel {
+    queue: Mutex<Queue>,
+    target: Mutex<Target>,
+    poisoned: AtomicBool,
+    /// Highest message sequence written to the OS.
+    pub written_seq: AtomicU64,
+    writer: Arc<Writer>,
+}
+
+impl Channel {
+    pub fn new(writer: Arc<Writer>, io: Arc<dyn Io>, dir: PathBuf, policy: SyncPolicy) -> Arc<Channel> {
+        Arc::new(Channel {
+            queue: Mutex::new(Queue::default()),
+            target: Mutex::new(Target {
+                io,
+                dir,
+                policy,
+                files: HashMap::new(),
+                dirty: BTreeSet::new(),
+                dir_dirty: false,
+                last_sync: Instant::now(),
+                done: Vec::new(),
+                barriers: Vec::new(),
+                pending: None,
+                error: None,
+            }),
+            poisoned: AtomicBool::new(false),
+            written_seq: AtomicU64::new(0),
+            writer,
+        })
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Queues an operation and wakes the writer.
+    pub fn push(self: &Arc<Self>, op: Op) -> Result<()> {
+        if self.writer.is_shut_down() {
+            return Err(StoreError::Closed);
+        }
+        let mut q = self.queue.lock();
+        q.ops.push(op);
+        if !q.scheduled {
+            q.scheduled = true;
+            drop(q);
+            self.writer.schedule(Arc::clone(self));
+        }
+        Ok(())
+    }
+
+    /// Replaces the bytes of a queued, not yet written `Write` at `(file, offset)` of the same
+    /// length, if it is still the last operation queued. Used to coalesce floor records.
+    pub fn replace_last_write(&self, file: u32, offset: u64, bytes: &[u8]) -> bool {
+        let mut q = self.queue.lock();
+        match q.ops.last_mut() {
+            Some(Op::Write { file: f, offset: o, bytes: b })
+                if *f == file && *o == offset && b.len() == bytes.len() =>
+            {
+                b.copy_from_slice(bytes);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Blocks until everything queued so far is durable.
+    pub fn sync_waiter(self: &Arc<Self>) -> Box<dyn FnOnce() -> Result<()> + Send> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pushed = self.push(Op::Barrier(Box::new(move |r| {
+            let _ = tx.send(r.map(|_| ()));
+        })));
+        Box::new(move || {
+            pushed?;
+            rx.recv().map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn poison(&self, t: &mut Target, err: StoreError) {
+        self.poisoned.store(true, Ordering::Release);
+        if t.error.is_none() {
+            t.error = Some(err);
+        }
+    }
+
+    fn flush_pending(&self, t: &mut Target) -> std::io::Result<()> {
+        if let Some((file, offset, bytes)) = t.pending.take() {
+            let f = t.files.get(&file).ok_or_else(|| std::io::Error::other("write to unknown file"))?;
+            f.write_at(&bytes, offset)?;
+            t.dirty.insert(file);
+        }
+        Ok(())
+    }
+
+    fn buffer(t: &mut Target, file: u32, offset: u64) -> &mut Vec<u8> {
+        let contiguous = matches!(&t.pending, Some((f, o, b)) if *f == file && o + b.len() as u64 == offset);
+        if !contiguous {
+            // The caller flushed already when this is not contiguous.
+            t.pending = None;
+        }
+        &mut t.pending.get_or_insert_with(|| (file, offset, Vec::with_capacity(64 * 1024))).2
+    }
+
+    fn apply(&self, t: &mut Target, op: Op, max_seq: &mut u64) -> std::io::Result<()> {
+        let contiguous_with = |t: &Target, file: u32, offset: u64| matches!(&t.pending, Some((f, o, b)) if *f == file && o + b.len() as u64 == offset);
+        match op {
+            Op::Write { file, offset, bytes } => {
+                if !contiguous_with(t, file, offset) {
+                    self.flush_pending(t)?;
+                }
+                Self::buffer(t, file, offset).extend_from_slice(&bytes);
+            }
+            Op::Msg { file, offset, msg, done } => {
+                if !contiguous_with(t, file, offset) {
+                    self.flush_pending(t)?;
+                }
+                let buf = Self::buffer(t, file, offset);
+                encode_msg(
+                    buf,
+                    msg.seq,
+                    msg.timestamp,
+                    msg.expires,
+                    &msg.subject,
+                    msg.headers.as_deref(),
+                    &msg.payload,
+                );
+                *max_seq = (*max_seq).max(msg.seq);
+                if let Some(done) = done {
+                    t.done.push((done, msg.seq));
+                }
+            }
+            Op::Create { file, path } => {
+                self.flush_pending(t)?;
+                let f = t.io.open(&path, true)?;
+                f.set_len(0)?;
+                t.files.insert(file, f);
+                t.dirty.insert(file);
+                t.dir_dirty = true;
+            }
+            Op::Open { file, path } => {
+                self.flush_pending(t)?;
+                let f = t.io.open(&path, false)?;
+                t.files.insert(file, f);
+            }
+            Op::Remove { file, path } => {
+                self.flush_pending(t)?;
+                t.files.remove(&file);
+                t.dirty.remove(&file);
+                t.io.remove_file(&path)?;
+                t.dir_dirty = true;
+            }
+            Op::Close { file } => {
+                self.flush_pending(t)?;
+                t.files.remove(&file);
+                t.dirty.remove(&file);
+            }
+            Op::Rename { from, to } => {
+                self.flush_pending(t)?;
+                // The new name must never be durable before the bytes it names.
+                for id in std::mem::take(&mut t.dirty) {
+                    if let Some(f) = t.files.get(&id) {
+                        f.sync_data()?;
+                    }
+                }
+                t.io.rename(&from, &to)?;
+                t.dir_dirty = true;
+            }
+            Op::Barrier(done) => t.barriers.push(done),
+        }
+        Ok(())
+    }
+
+    /// Step 1: perform the queued operations.
+    fn write_phase(&self) {
+        let ops = {
+            let mut q = self.queue.lock();
+            q.scheduled = false;
+            std::mem::take(&mut q.ops)
+        };
+        let mut t = self.target.lock();
+        let mut max_seq = 0;
+        for op in ops {
+            if self.is_poisoned() {
+                match op {
+                    Op::Msg { done: Some(done), .. } => done(Err(StoreError::Poisoned)),
+                    Op::Barrier(done) => done(Err(StoreError::Poisoned)),
+                    _ => {}
+                }
+                continue;
+            }
+            if let Err(e) = self.apply(&mut t, op, &mut max_seq) {
+                self.poison(&mut t, StoreError::Io(e));
+            }
+        }
+        if let Err(e) = self.flush_pending(&mut t) {
+            self.poison(&mut t, StoreError::Io(e));
+        }
+        if !self.is_poisoned() && max_seq > 0 {
+            self.written_seq.fetch_max(max_seq, Ordering::Release);
+        }
+    }
+
+    /// Step 2: fsync what the policy (or a barrier) asks for.
+    fn sync_phase(&self, now: Instant, shutting_down: bool) {
+        let mut t = self.target.lock();
+        if self.is_poisoned() || (t.dirty.is_empty() && !t.dir_dirty) {
+            return;
+        }
+        let due = !t.barriers.is_empty()
+            || shutting_down
+            || match t.policy {
+                SyncPolicy::Always => true,
+                SyncPolicy::Interval(d) => now.duration_since(t.last_sync) >= d,
+                SyncPolicy::Never => false,
+            };
+        if !due {
+            return;
+        }
+        let dirty = std::mem::take(&mut t.dirty);
+        let mut result = Ok(());
+        for id in dirty {
+            if let Some(f) = t.files.get(&id) {
+                result = result.and_then(|_| f.sync_data());
+            }
+        }
+        if t.dir_dirty {
+            result = result.and_then(|_| t.io.sync_dir(&t.dir));
+            t.dir_dirty = false;
+        }
+        t.last_sync = now;
+        if let Err(e) = result {
+            self.poison(&mut t, StoreError::Io(e));
+        }
+    }
+
+    /// When an unsynced channel next needs an fsync.
+    fn sync_deadline(&self) -> Option<Instant> {
+        let t = self.target.lock();
+        if t.dirty.is_empty() && !t.dir_dirty {
+            return None;
+        }
+        match t.policy {
+            SyncPolicy::Interval(d) => Some(t.last_sync + d),
+            _ => None,
+        }
+    }
+
+    /// Step 3: fire completions in order.
+    fn complete_phase(&self) {
+        let (done, barriers, err) = {
+            let mut t = self.target.lock();
+            let durable = t.dirty.is_empty() && !t.dir_dirty;
+            let policy = t.policy;
+            let done = if policy == SyncPolicy::Always && !durable && t.error.is_none() {
+                Vec::new()
+            } else {
+                std::mem::take(&mut t.done)
+            };
+            let barriers =
+                if durable || t.error.is_some() { std::mem::take(&mut t.barriers) } else { Vec::new() };
+            (done, barriers, t.error.as_ref().map(StoreError::duplicate))
+        };
+        for (done, seq) in done {
+            done(match &err {
+                None => Ok(seq),
+                Some(e) => Err(e.duplicate()),
+            });
+        }
+        for done in barriers {
+            done(match &err {
+                None => Ok(0),
+                Some(e) => Err(e.duplicate()),
+            });
+        }
+    }
+}
+
+#[derive(Default)]
+struct Ready {
+    queue: Vec<Arc<Channel>>,
+    shutdown: bool,
+}
+
+/// One writer thread's state: the channels ready to be written.
+#[derive(Default)]
+pub(crate) struct Writer {
+    ready: Mutex<Ready>,
+    cv: Condvar,
+    shut: AtomicBool,
+}
+
+impl Writer {
+    fn schedule(&self, ch: Arc<Channel>) {
+        self.ready.lock().queue.push(ch);
+        self.cv.notify_one();
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shut.load(Ordering::Acquire)
+    }
+
+    pub fn shutdown(&self) {
+        self.ready.lock().shutdown = true;
+        self.cv.notify_all();
+    }
+
+    /// The thread body: batches until shut down, then flushes and syncs what is left.
+    pub fn run(&self) {
+        let mut unsynced: Vec<Arc<Channel>> = Vec::new();
+        loop {
+            let (batch, shutting_down) = {
+                let mut st = self.ready.lock();
+                loop {
+                    if !st.queue.is_empty() {
+                        break (std::mem::take(&mut st.queue), st.shutdown);
+                    }
+                    if st.shutdown {
+                        self.shut.store(true, Ordering::Release);
+                        break (Vec::new(), true);
+                    }
+                    let deadline = unsynced.iter().filter_map(|c| c.sync_deadline()).min();
+                    let wait = deadline
+                        .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(Instant::now()));
+                    if self.cv.wait_for(&mut st, wait).timed_out() && !unsynced.is_empty() {
+                        break (Vec::new(), false);
+                    }
+                }
+            };
+            for ch in &batch {
+                ch.write_phase();
+            }
+            let now = Instant::now();
+            for ch in batch.iter().chain(unsynced.iter()) {
+                ch.sync_phase(now, shutting_down);
+            }
+            for ch in &batch {
+                ch.complete_phase();
+            }
+            for ch in batch {
+                if !unsynced.iter().any(|c| Arc::ptr_eq(c, &ch)) {
+                    unsynced.push(ch);
+                }
+            }
+            unsynced.retain(|c| c.sync_deadline().is_some());
+            if shutting_down && self.ready.lock().queue.is_empty() && self.is_shut_down() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Damaged files: each opens cleanly, reports what was lost, and keeps everything else.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jetway_storage::{FileStore, Io, NewMessage, RealIo, SimIo, StreamConfig, StreamStore};
+
+use crate::common::fast_engine;
+use crate::crash_sim::expected_payload;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A stream of `n` messages in blocks of `block_size` bytes, cleanly closed.
+    fn new(n: u64, block_size: u64) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = fast_engine();
+        let store = FileStore::open(&engine, &dir.path().join("s"), cfg(block_size)).unwrap();
+        for seq in 1..=n {
+            store.append(NewMessage::new("fix", expected_payload(seq)), None).unwrap();
+        }
+        store.stop().unwrap();
+        Fixture { dir }
+    }
+    fn blocks(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(self.dir.path().join("s")).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    }
+    fn open(&self, block_size: u64) -> FileStore {
+        let engine = Box::leak(Box::new(fast_engine()));
+        FileStore::open(engine, &self.dir.path().join("s"), cfg(block_size)).unwrap()
+    }
+}
+
+fn cfg(block_size: u64) -> StreamConfig {
+    let mut c = StreamConfig::named("fix");
+    c.block_size = block_size;
+    c
+}
+
+fn readable(store: &FileStore) -> Vec<u64> {
+    let st = store.state();
+    (st.first_seq..=st.last_seq)
+        .filter(|s| {
+            store.load(*s).map(|m| m.payload.as_ref() == expected_payload(*s).as_slice()).unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Offset of the record of `seq` in a block (found by its text).
+fn offset_of(data: &[u8], seq: u64) -> usize {
+    let needle = format!("message-{seq}-");
+    data.windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap()
+}
+
+#[test]
+fn bit_flip_mid_block_loses_only_that_message() {
+    let f = Fixture::new(100, 1 << 20);
+    let block = &f.blocks()[0];
+    let mut data = std::fs::read(block).unwrap();
+    let at = offset_of(&data, 50);
+    data[at + 3] ^= 0x10;
+    std::fs::write(block, data).unwrap();
+    let s = f.open(1 << 20);
+    let lost = s.state().lost.expect("damage reported");
+    assert_eq!(lost.msgs, vec![50]);
+    assert!(lost.bytes > 0);
+    let expect: Vec<u64> = (1..=100).filter(|s| *s != 50).collect();
+    assert_eq!(readable(&s), expect);
+    assert_eq!(s.state().last_seq, 100);
+}
+
+#[test]
+fn truncation_mid_record_is_a_torn_tail() {
+    let f = Fixture::new(30, 1 << 20);
+    let block = &f.blocks()[0];
+    let data = std::fs::read(block).unwrap();
+    let at = offset_of(&data, 30);
+    std::fs::write(block, &data[..at + 5]).unwrap();
+    let s = f.open(1 << 20);
+    assert_eq!(s.state().lost, None, "a torn tail is not damage");
+    assert_eq!(readable(&s), (1..=29).collect::<Vec<_>>());
+    assert_eq!(s.append(NewMessage::new("fix", expected_payload(30)), None).unwrap(), 30);
+    s.stop().unwrap();
+    let s = f.open(1 << 20);
+    assert_eq!(readable(&s), (1..=30).collect::<Vec<_>>());
+}
+
+#[test]
+fn zeroed_block_is_reported_and_others_survive() {
+    let f = Fixture::new(200, 4096);
+    let blocks = f.blocks();
+    assert!(blocks.len() >= 4);
+    let victim = &blocks[1];
+    let len = std::fs::metadata(victim).unwrap().len() as usize;
+    std::fs::write(victim, vec![0u8; len]).unwrap();
+    let s = f.open(4096);
+    let lost = s.state().lost.expect("damage reported");
+    let ok = readable(&s);
+    assert_eq!(ok.len() + lost.msgs.len(), 200, "every message is either readable or reported lost");
+    assert!(!lost.msgs.is_empty());
+    assert_eq!(s.state().last_seq, 200);
+}
+
+#[test]
+fn bad_block_header_keeps_the_records() {
+    let f = Fixture::new(50, 1 << 20);
+    let block = &f.blocks()[0];
+    let mut data = std::fs::read(block).unwrap();
+    data[2] ^= 0xff;
+    std::fs::write(block, data).unwrap();
+    let s = f.open(1 << 20);
+    assert!(s.state().lost.is_some());
+    assert_eq!(readable(&s).len(), 50);
+    assert_eq!(s.append(NewMessage::new("fix", expected_payload(51)), None).unwrap(), 51);
+}
+
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn arbitrary_bytes_never_make_open_panic() {
+    let engine = fast_engine();
+    let mut rng = XorShift(0x9e3779b97f4a7c15);
+    // Start from a real store image and damage it in random ways.
+    let sim = SimIo::new();
+    let dir = Path::new("/s");
+    let store = FileStore::open_with(&engine, Arc::new(sim.clone()), dir, cfg(2048)).unwrap();
+    for seq in 1..=60 {
+        store.append(NewMessage::new("r", expected_payload(seq)), None).unwrap();
+    }
+    store.remove(7, false).unwrap();
+    store.stop().unwrap();
+    let names = sim.list_dir(dir).unwrap();
+    let image: Vec<(String, Vec<u8>)> =
+        names.iter().map(|n| (n.clone(), sim.read_all(&dir.join(n)).unwrap())).collect();
+    for round in 0..150 {
+        let case = SimIo::new();
+        case.create_dir_all(dir).unwrap();
+        for (name, data) in &image {
+            let mut d = data.clone();
+            match round % 4 {
+                0 => {
+                    for _ in 0..(rng.next() % 8 + 1) {
+                        if !d.is_empty() {
+                            let i = (rng.next() % d.len() as u64) as usize;
+                            d[i] = rng.next() as u8;
+                        }
+                    }
+                }
+                1 => d.truncate((rng.next() % (d.len() as u64 + 1)) as usize),
+                2 => d = (0..rng.next() % 5000).map(|_| rng.next() as u8).collect(),
+                _ => {
+                    let a = (rng.next() % (d.len() as u64 + 1)) as usize;
+                    let b = (a + (rng.next() % 500) as usize).min(d.len());
+                    d[a..b].fill(0);
+                }
+            }
+            let f = case.open(&dir.join(name), true).unwrap();
+            f.write_at(&d, 0).unwrap();
+        }
+        let s = FileStore::open_with(&engine, Arc::new(case), dir, cfg(2048)).unwrap();
+        let st = s.state();
+        let mut next = st.first_seq;
+        while let Ok(m) = s.load_next(&[], next) {
+            next = m.seq + 1;
+        }
+        s.append(NewMessage::new("after", "x"), None).unwrap();
+    }
+    let _ = RealIo;
+}

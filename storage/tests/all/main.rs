@@ -1,0 +1,11 @@
+//! The store test suite: one binary, many modules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+mod conformance;
+mod consumer;
+mod corruption;
+mod crash_sim;
+mod model;
+mod real_crash;

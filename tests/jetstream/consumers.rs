@@ -1,0 +1,216 @@
+//! Consumers: pull and push, acks, redelivery, max deliver, ordered consumers.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{stream, AckKind};
+use futures::StreamExt;
+
+use super::js;
+use crate::harness::TestServer;
+
+async fn stream_with(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subject: &str,
+    n: usize,
+) -> stream::Stream {
+    let s = js
+        .create_stream(stream::Config {
+            name: name.into(),
+            subjects: vec![subject.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let base = subject.trim_end_matches(".>").trim_end_matches(".*");
+    for i in 0..n {
+        js.publish(format!("{base}.{i}"), format!("{i}").into()).await.unwrap().await.unwrap();
+    }
+    s
+}
+
+#[tokio::test]
+async fn missing_consumer_is_10014() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "S", "s.>", 0).await;
+    // async-nats turns err_code 10014 into its NotFound kind.
+    let err = s.get_consumer::<consumer::pull::Config>("nope").await.unwrap_err();
+    assert!(format!("{err:?}").contains("NotFound"), "{err:?}");
+    let raw = server.client().await.request("$JS.API.CONSUMER.INFO.S.nope", "".into()).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap();
+    assert_eq!(json["error"]["err_code"], 10014);
+}
+
+#[tokio::test]
+async fn pull_fetch_batch_and_expiry() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "P", "p.>", 5).await;
+    let c = s
+        .create_consumer(consumer::pull::Config { durable_name: Some("d".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let mut batch = c.batch().max_messages(3).expires(Duration::from_millis(500)).messages().await.unwrap();
+    let mut n = 0;
+    while let Some(m) = batch.next().await {
+        m.unwrap().ack().await.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    // Only 2 left: a batch of 10 gets 2 then ends at its expiry.
+    let started = std::time::Instant::now();
+    let mut batch = c.batch().max_messages(10).expires(Duration::from_millis(500)).messages().await.unwrap();
+    let mut n = 0;
+    while let Some(m) = batch.next().await {
+        m.unwrap().ack().await.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 2);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    // fetch (no_wait) with nothing left ends at once.
+    let mut empty = c.fetch().max_messages(5).messages().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(2), empty.next()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn redelivery_after_ack_wait_and_after_nak_with_delay() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "R", "r.>", 2).await;
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("d".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    let first = msgs.next().await.unwrap().unwrap();
+    assert_eq!(first.info().unwrap().delivered, 1);
+    let second = msgs.next().await.unwrap().unwrap();
+    second.ack_with(AckKind::Nak(Some(Duration::from_millis(200)))).await.unwrap();
+    // Both come back: #1 after ack_wait (not acked), #2 after the NAK delay.
+    let mut redelivered = Vec::new();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(3), msgs.next()).await.unwrap().unwrap().unwrap();
+        let info = m.info().unwrap();
+        redelivered.push((info.stream_sequence, info.delivered));
+        m.ack().await.unwrap();
+    }
+    redelivered.sort();
+    assert_eq!(redelivered, [(1, 2), (2, 2)]);
+}
+
+#[tokio::test]
+async fn max_deliver_stops_redelivery_and_sends_the_advisory() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let mut advisories = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let js = js(&server).await;
+    let s = stream_with(&js, "M", "m.>", 1).await;
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("d".into()),
+            ack_wait: Duration::from_millis(200),
+            max_deliver: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    for expected in 1..=2 {
+        let m = tokio::time::timeout(Duration::from_secs(3), msgs.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(m.info().unwrap().delivered, expected);
+    }
+    let advisory = tokio::time::timeout(Duration::from_secs(3), advisories.next()).await.unwrap().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&advisory.payload).unwrap();
+    assert_eq!(json["type"], "io.nats.jetstream.advisory.v1.max_deliver");
+    assert_eq!(json["stream_seq"], 1);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(600), msgs.next()).await.is_err(),
+        "no third delivery"
+    );
+}
+
+#[tokio::test]
+async fn push_consumer_with_queue_group_delivers_each_message_once() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "Q", "q.>", 0).await;
+    let c = s
+        .create_consumer(consumer::push::Config {
+            durable_name: Some("workers".into()),
+            deliver_subject: "deliver.q".into(),
+            deliver_group: Some("g".into()),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut a = c.messages().await.unwrap();
+    let mut b = c.messages().await.unwrap();
+    for i in 0..20 {
+        js.publish(format!("q.{i}"), "x".into()).await.unwrap().await.unwrap();
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (mut na, mut nb) = (0, 0);
+    while seen.len() < 20 {
+        tokio::select! {
+            Some(m) = a.next() => { let m = m.unwrap(); assert!(seen.insert(m.subject.to_string())); m.ack().await.unwrap(); na += 1; }
+            Some(m) = b.next() => { let m = m.unwrap(); assert!(seen.insert(m.subject.to_string())); m.ack().await.unwrap(); nb += 1; }
+            _ = tokio::time::sleep(Duration::from_secs(5)) => panic!("only {} of 20", seen.len()),
+        }
+    }
+    assert_eq!(na + nb, 20);
+}
+
+#[tokio::test]
+async fn ordered_consumer_replays_the_stream_in_order() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "O", "o.>", 50).await;
+    let c = s
+        .create_consumer(consumer::push::OrderedConfig {
+            deliver_subject: "ord.inbox".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    for i in 0..50u64 {
+        let m = tokio::time::timeout(Duration::from_secs(5), msgs.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(m.info().unwrap().stream_sequence, i + 1);
+    }
+}
+
+#[tokio::test]
+async fn deliver_policies() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "DP", "dp.*", 0).await;
+    for (subject, payload) in [("dp.a", "1"), ("dp.b", "2"), ("dp.a", "3"), ("dp.c", "4")] {
+        js.publish(subject, payload.into()).await.unwrap().await.unwrap();
+    }
+    async fn first_seqs(s: &stream::Stream, policy: DeliverPolicy, n: usize) -> Vec<u64> {
+        let c = s
+            .create_consumer(consumer::pull::Config { deliver_policy: policy, ..Default::default() })
+            .await
+            .unwrap();
+        let mut batch = c.fetch().max_messages(n).messages().await.unwrap();
+        let mut seqs = Vec::new();
+        while let Some(m) = batch.next().await {
+            seqs.push(m.unwrap().info().unwrap().stream_sequence);
+        }
+        seqs
+    }
+    assert_eq!(first_seqs(&s, DeliverPolicy::All, 10).await, [1, 2, 3, 4]);
+    assert_eq!(first_seqs(&s, DeliverPolicy::Last, 10).await, [4]);
+    assert_eq!(first_seqs(&s, DeliverPolicy::New, 10).await, Vec::<u64>::new());
+    assert_eq!(first_seqs(&s, DeliverPolicy::ByStartSequence { start_sequence: 3 }, 10).await, [3, 4]);
+    assert_eq!(first_seqs(&s, DeliverPolicy::LastPerSubject, 10).await, [2, 3, 4]);
+}

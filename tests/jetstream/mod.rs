@@ -1,0 +1,23 @@
+//! JetStream through async-nats' own JetStream, KV and Object Store APIs.
+
+mod basics;
+mod consumers;
+mod kv_objects;
+mod publish;
+mod restart;
+mod streams;
+
+use async_nats::jetstream;
+
+use crate::harness::TestServer;
+
+pub async fn js(server: &TestServer) -> jetstream::Context {
+    jetstream::new(server.client().await)
+}
+
+/// The JetStream error code of an async-nats error, found in its debug text.
+pub fn err_code<E: std::fmt::Debug>(e: &E) -> Option<u64> {
+    let text = format!("{e:?}");
+    let at = text.find("ErrorCode(")? + "ErrorCode(".len();
+    text.get(at..)?.split(')').next()?.parse().ok()
+}

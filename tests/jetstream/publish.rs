@@ -1,0 +1,143 @@
+//! Publishing: dedup, expected-* headers, rollups, TTL.
+
+use std::time::Duration;
+
+use async_nats::jetstream::message::PublishMessage as Publish;
+use async_nats::jetstream::stream;
+
+use super::{err_code, js};
+use crate::harness::TestServer;
+
+#[tokio::test]
+async fn duplicate_message_ids_are_acked_with_the_original_sequence() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config { name: "D".into(), subjects: vec!["d".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let first = js
+        .send_publish("d", Publish::build().payload("a".into()).message_id("m1"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let again = js
+        .send_publish("d", Publish::build().payload("a".into()).message_id("m1"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(first.sequence, 1);
+    assert!(!first.duplicate);
+    assert_eq!(again.sequence, 1);
+    assert!(again.duplicate);
+    assert_eq!(s.info().await.unwrap().state.messages, 1);
+}
+
+#[tokio::test]
+async fn expected_headers_are_checked() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    js.create_stream(stream::Config { name: "E".into(), subjects: vec!["e.*".into()], ..Default::default() })
+        .await
+        .unwrap();
+    js.send_publish("e.a", Publish::build().payload("1".into()).message_id("id-1"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let wrong_seq = js
+        .send_publish("e.a", Publish::build().payload("2".into()).expected_last_sequence(5))
+        .await
+        .unwrap()
+        .await;
+    assert_eq!(err_code(&wrong_seq.unwrap_err()), Some(10071));
+    js.send_publish("e.a", Publish::build().payload("2".into()).expected_last_sequence(1))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let wrong_subj = js
+        .send_publish("e.a", Publish::build().payload("3".into()).expected_last_subject_sequence(1))
+        .await
+        .unwrap()
+        .await;
+    assert_eq!(err_code(&wrong_subj.unwrap_err()), Some(10071));
+    js.send_publish("e.b", Publish::build().payload("3".into()).expected_last_subject_sequence(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let wrong_stream = js
+        .send_publish("e.a", Publish::build().payload("4".into()).expected_stream("OTHER"))
+        .await
+        .unwrap()
+        .await;
+    assert_eq!(err_code(&wrong_stream.unwrap_err()), Some(10060));
+    let wrong_id = js
+        .send_publish("e.a", Publish::build().payload("5".into()).expected_last_message_id("nope"))
+        .await
+        .unwrap()
+        .await;
+    assert_eq!(err_code(&wrong_id.unwrap_err()), Some(10070));
+}
+
+#[tokio::test]
+async fn publish_to_a_subject_without_stream_gets_no_responders() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    // async-nats reports the 503 no-responders status as StreamNotFound.
+    let err = js.publish("nowhere", "x".into()).await.unwrap().await.unwrap_err();
+    assert!(format!("{err:?}").contains("StreamNotFound"), "{err:?}");
+}
+
+#[tokio::test]
+async fn rollup_replaces_the_subject_history() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "R".into(),
+            subjects: vec!["r.*".into()],
+            allow_rollup: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        js.publish("r.a", "x".into()).await.unwrap().await.unwrap();
+    }
+    js.publish("r.b", "y".into()).await.unwrap().await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Rollup", "sub");
+    js.publish_with_headers("r.a", headers, "snapshot".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 2);
+}
+
+#[tokio::test]
+async fn per_message_ttl_expires_messages() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "T".into(),
+            subjects: vec!["t".into()],
+            allow_message_ttl: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-TTL", "1s");
+    js.publish_with_headers("t", headers, "short".into()).await.unwrap().await.unwrap();
+    js.publish("t", "forever".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 2);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while s.info().await.unwrap().state.messages != 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("TTL message expired");
+}

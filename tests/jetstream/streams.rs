@@ -1,0 +1,253 @@
+//! Stream management: create/update/delete/info/names/list/purge, limits, errors.
+
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use futures::TryStreamExt;
+
+use super::{err_code, js};
+use crate::harness::TestServer;
+
+#[tokio::test]
+async fn create_is_idempotent_and_conflicts_are_refused() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let config = stream::Config { name: "A".into(), subjects: vec!["a.>".into()], ..Default::default() };
+    js.create_stream(config.clone()).await.unwrap();
+    js.create_stream(config.clone()).await.expect("identical config is fine");
+    let different = stream::Config { max_messages: 10, ..config.clone() };
+    let err = js.create_stream(different).await.unwrap_err();
+    assert_eq!(err_code(&err), Some(10058));
+    let overlap = stream::Config { name: "B".into(), subjects: vec!["a.b".into()], ..Default::default() };
+    let err = js.create_stream(overlap).await.unwrap_err();
+    assert_eq!(err_code(&err), Some(10065), "{err:?}");
+}
+
+#[tokio::test]
+async fn missing_stream_is_10059() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let err = js.get_stream("NOPE").await.unwrap_err();
+    assert_eq!(err_code(&err), Some(10059), "{err:?}");
+    let Err(err) = js.delete_stream("NOPE").await else { panic!("deleting a missing stream succeeded") };
+    assert_eq!(err_code(&err), Some(10059), "{err:?}");
+}
+
+#[tokio::test]
+async fn names_list_update_delete() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    for name in ["S1", "S2", "S3"] {
+        js.create_stream(stream::Config {
+            name: name.into(),
+            storage: StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let mut names: Vec<String> = js.stream_names().try_collect().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["S1", "S2", "S3"]);
+    let infos: Vec<stream::Info> = js.streams().try_collect().await.unwrap();
+    assert_eq!(infos.len(), 3);
+    let updated = js
+        .update_stream(stream::Config {
+            name: "S1".into(),
+            storage: StorageType::Memory,
+            max_messages: 5,
+            description: Some("five".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.config.max_messages, 5);
+    let err = js
+        .update_stream(stream::Config { name: "S1".into(), storage: StorageType::File, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&err), Some(10052), "storage can not change: {err:?}");
+    assert!(js.delete_stream("S2").await.unwrap().success);
+    let mut names: Vec<String> = js.stream_names().try_collect().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["S1", "S3"]);
+}
+
+#[tokio::test]
+async fn limits_and_discard_policies() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut old = js
+        .create_stream(stream::Config {
+            name: "OLD".into(),
+            subjects: vec!["old.>".into()],
+            max_messages: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..5 {
+        js.publish(format!("old.{i}"), "x".into()).await.unwrap().await.unwrap();
+    }
+    let info = old.info().await.unwrap();
+    assert_eq!((info.state.messages, info.state.first_sequence, info.state.last_sequence), (3, 3, 5));
+
+    js.create_stream(stream::Config {
+        name: "NEW".into(),
+        subjects: vec!["new.>".into()],
+        max_messages: 2,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    js.publish("new.1", "x".into()).await.unwrap().await.unwrap();
+    js.publish("new.2", "x".into()).await.unwrap().await.unwrap();
+    let err = js.publish("new.3", "x".into()).await.unwrap().await.unwrap_err();
+    assert!(format!("{err:?}").contains("maximum messages exceeded"), "{err:?}");
+
+    let mut per_subject = js
+        .create_stream(stream::Config {
+            name: "PS".into(),
+            subjects: vec!["ps.>".into()],
+            max_messages_per_subject: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        js.publish("ps.a", "x".into()).await.unwrap().await.unwrap();
+    }
+    js.publish("ps.b", "x".into()).await.unwrap().await.unwrap();
+    assert_eq!(per_subject.info().await.unwrap().state.messages, 2);
+}
+
+#[tokio::test]
+async fn purge_all_by_subject_and_keep() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "P".into(),
+            subjects: vec!["p.*".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..6 {
+        js.publish(format!("p.{}", i % 2), "x".into()).await.unwrap().await.unwrap();
+    }
+    let purged = s.purge().filter("p.0").await.unwrap();
+    assert_eq!(purged.purged, 3);
+    let purged = s.purge().keep(1).await.unwrap();
+    assert_eq!(purged.purged, 2);
+    assert_eq!(s.info().await.unwrap().state.messages, 1);
+    s.purge().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0);
+}
+
+#[tokio::test]
+async fn message_get_and_delete() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = js
+        .create_stream(stream::Config {
+            name: "M".into(),
+            subjects: vec!["m.*".into()],
+            allow_direct: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.publish("m.a", "one".into()).await.unwrap().await.unwrap();
+    js.publish("m.b", "two".into()).await.unwrap().await.unwrap();
+    js.publish("m.a", "three".into()).await.unwrap().await.unwrap();
+    let raw = s.get_raw_message(2).await.unwrap();
+    assert_eq!((raw.subject.as_str(), &raw.payload[..]), ("m.b", &b"two"[..]));
+    let last = s.get_last_raw_message_by_subject("m.a").await.unwrap();
+    assert_eq!(last.sequence, 3);
+    let direct = s.direct_get_last_for_subject("m.a").await.unwrap();
+    assert_eq!(&direct.payload[..], b"three");
+    let direct = s.direct_get(1).await.unwrap();
+    assert_eq!(&direct.payload[..], b"one");
+    assert!(s.delete_message(2).await.unwrap());
+    // async-nats turns err_code 10037 into its NoMessageFound kind.
+    let err = s.get_raw_message(2).await.unwrap_err();
+    assert!(format!("{err:?}").contains("NoMessageFound"), "{err:?}");
+}
+
+#[tokio::test]
+async fn workqueue_retention_removes_acked_messages() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "WQ".into(),
+            subjects: vec!["wq.>".into()],
+            retention: RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..4 {
+        js.publish(format!("wq.{i}"), "job".into()).await.unwrap().await.unwrap();
+    }
+    let consumer = s
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("w".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(4).messages().await.unwrap();
+    while let Some(m) = batch.try_next().await.unwrap() {
+        m.double_ack().await.unwrap();
+    }
+    assert_eq!(s.info().await.unwrap().state.messages, 0);
+    // A second unfiltered consumer is not allowed on a work queue.
+    let err = s
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("w2".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&err), Some(10099), "{err:?}");
+}
+
+#[tokio::test]
+async fn interest_retention_keeps_messages_until_every_consumer_acked() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "INT".into(),
+            subjects: vec!["int.>".into()],
+            retention: RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.publish("int.0", "nobody".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0, "no interest: not stored");
+    let mut consumers = Vec::new();
+    for name in ["c1", "c2"] {
+        consumers.push(
+            s.create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(name.into()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let ack = js.publish("int.1", "both".into()).await.unwrap().await.unwrap();
+    assert_eq!(ack.sequence, 2);
+    let mut first = consumers[0].fetch().max_messages(1).messages().await.unwrap();
+    first.try_next().await.unwrap().unwrap().double_ack().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 1, "c2 has not acked yet");
+    let mut second = consumers[1].fetch().max_messages(1).messages().await.unwrap();
+    second.try_next().await.unwrap().unwrap().double_ack().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0);
+}
