@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
-use jetway::config::Config;
+use clap::{Args, Parser, Subcommand};
+use jetway::config::{Config, Tls};
 
 /// nats-server spells some long flags with one dash (`-js`, `-sd`, `-DV`); clap wants two.
 /// This pre-pass rewrites them before parsing.
@@ -26,7 +26,11 @@ pub fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
 #[derive(Debug, Parser)]
 #[command(name = "jetway", disable_version_flag = true, allow_negative_numbers = true)]
 #[command(about = "Jetway: a NATS-compatible server with JetStream and an MQTT gateway")]
+// Server flags need no subcommand (nats-server's command line); a subcommand takes none of them.
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Bind to host address
     #[arg(short = 'a', long = "addr", visible_alias = "net", value_name = "HOST")]
     pub addr: Option<String>,
@@ -87,15 +91,19 @@ pub struct Cli {
     /// Show version
     #[arg(short = 'v', long = "version")]
     pub version: bool,
-    /// Enable TLS (not supported yet)
+    /// Enable TLS for client connections
     #[arg(long = "tls")]
     pub tls: bool,
+    /// Server certificate file (PEM)
     #[arg(long = "tlscert")]
     pub tlscert: Option<PathBuf>,
+    /// Private key of the server certificate (PEM)
     #[arg(long = "tlskey")]
     pub tlskey: Option<PathBuf>,
+    /// Require and verify client certificates (mutual TLS)
     #[arg(long = "tlsverify")]
     pub tlsverify: bool,
+    /// CA certificates that client certificates must chain to (PEM)
     #[arg(long = "tlscacert")]
     pub tlscacert: Option<PathBuf>,
     /// Cluster URL for solicited routes (clustering is not supported yet)
@@ -113,23 +121,35 @@ pub struct Cli {
     pub connect_retries: Option<u32>,
 }
 
+/// Commands other than running the server.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a development CA, a server certificate and client certificates (PEM)
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Folder to write into (created if missing; existing files are overwritten)
+    #[arg(long, default_value = "certs")]
+    pub out: PathBuf,
+    /// Host name or IP address the server certificate is valid for (repeat for more)
+    #[arg(long = "host", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub hosts: Vec<String>,
+    /// Make a client certificate with this common name (repeat for more)
+    #[arg(long = "client")]
+    pub clients: Vec<String>,
+    /// Validity in days
+    #[arg(long, default_value_t = 825)]
+    pub days: u32,
+}
+
 impl Cli {
     /// Applies flags over the file configuration (flags win, as in nats-server).
     pub fn apply(&self, c: &mut Config) -> Result<(), String> {
-        if self.tls
-            || self.tlscert.is_some()
-            || self.tlskey.is_some()
-            || self.tlsverify
-            || self.tlscacert.is_some()
-        {
-            return Err(
-                "TLS is not supported by this version of jetway yet (see README, feature status)".into()
-            );
-        }
+        self.apply_tls(c)?;
         if self.https_port.is_some() {
-            return Err(
-                "HTTPS monitoring needs TLS, which is not supported by this version of jetway yet".into()
-            );
+            return Err("HTTPS monitoring is not supported by this version of jetway yet".into());
         }
         if self.cluster.is_some()
             || self.cluster_name.is_some()
@@ -193,6 +213,39 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// `--tls`, `--tlscert`, `--tlskey`, `--tlsverify`, `--tlscacert`: any of them turns TLS
+    /// on, over (and merged with) a `tls {}` block from the file.
+    fn apply_tls(&self, c: &mut Config) -> Result<(), String> {
+        let any = self.tls
+            || self.tlscert.is_some()
+            || self.tlskey.is_some()
+            || self.tlsverify
+            || self.tlscacert.is_some();
+        if !any {
+            return Ok(());
+        }
+        let tls = c.tls.get_or_insert_with(Tls::default);
+        if let Some(cert) = &self.tlscert {
+            tls.cert_file = Some(cert.clone());
+        }
+        if let Some(key) = &self.tlskey {
+            tls.key_file = Some(key.clone());
+        }
+        if let Some(ca) = &self.tlscacert {
+            tls.ca_file = Some(ca.clone());
+        }
+        tls.verify |= self.tlsverify;
+        if tls.cert_file.is_none() || tls.key_file.is_none() {
+            return Err("TLS needs a certificate and its key: --tlscert FILE --tlskey FILE".into());
+        }
+        if tls.verifies_clients() && tls.ca_file.is_none() {
+            return Err("--tlsverify needs --tlscacert FILE to check client certificates against".into());
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,9 +268,45 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_cluster_flags_are_refused_clearly() {
+    fn tls_flags_configure_tls() {
         let mut c = Config::default();
-        assert!(parse(&["--tls"]).apply(&mut c).unwrap_err().contains("TLS"));
+        parse(&["--tlscert", "s.pem", "--tlskey", "k.pem", "--tlsverify", "--tlscacert", "ca.pem"])
+            .apply(&mut c)
+            .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert_file, Some(PathBuf::from("s.pem")));
+        assert_eq!(tls.key_file, Some(PathBuf::from("k.pem")));
+        assert_eq!(tls.ca_file, Some(PathBuf::from("ca.pem")));
+        assert!(tls.verify);
+    }
+
+    #[test]
+    fn tls_without_a_certificate_or_verify_without_a_ca_is_refused() {
+        let mut c = Config::default();
+        assert!(parse(&["--tls"]).apply(&mut c).unwrap_err().contains("--tlscert"));
+        let mut c = Config::default();
+        let e =
+            parse(&["--tls", "--tlscert", "a", "--tlskey", "b", "--tlsverify"]).apply(&mut c).unwrap_err();
+        assert!(e.contains("--tlscacert"), "{e}");
+    }
+
+    #[test]
+    fn certs_is_a_subcommand_and_server_flags_need_none() {
+        let cli =
+            parse(&["certs", "--out", "/tmp/c", "--host", "example.com", "--client", "alice", "--days", "7"]);
+        let Some(Command::Certs(args)) = cli.command else { panic!("expected certs") };
+        assert_eq!(args.out, PathBuf::from("/tmp/c"));
+        assert_eq!(args.hosts, vec!["example.com"]);
+        assert_eq!(args.clients, vec!["alice"]);
+        assert_eq!(args.days, 7);
+        assert!(parse(&["-p", "4333"]).command.is_none());
+        let args = std::iter::once("jetway").chain(["-p", "1", "certs"]).map(String::from);
+        assert!(Cli::try_parse_from(normalize_args(args)).is_err());
+    }
+
+    #[test]
+    fn cluster_flags_are_refused_clearly() {
+        let mut c = Config::default();
         assert!(parse(&["--cluster", "nats://127.0.0.1:6222"])
             .apply(&mut c)
             .unwrap_err()

@@ -3,9 +3,11 @@
 //! Layout (see DESIGN.md): [`server`] assembles a [`server::Core`] (router, accounts,
 //! counters) and its listeners; [`nats`] holds client connections; [`router`] decides who
 //! receives a message; [`monitor`] serves the HTTP endpoints; [`config`] reads TOML and
-//! nats-server `.conf` files. Tests and the binary both start a server with [`run`].
+//! nats-server `.conf` files; [`tls`] builds and reloads TLS acceptors; [`certs`] makes
+//! development certificates. Tests and the binary both start a server with [`run`].
 
 pub mod account;
+pub mod certs;
 pub mod config;
 pub mod jetstream;
 pub mod logging;
@@ -15,6 +17,7 @@ pub mod router;
 pub mod server;
 pub mod stats;
 pub mod time;
+pub mod tls;
 
 pub use config::Config;
 pub use server::{run, ServerHandle};

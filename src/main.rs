@@ -23,6 +23,9 @@ fn main() -> ExitCode {
             return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
         }
     };
+    if let Some(cli::Command::Certs(args)) = &cli.command {
+        return certs(args);
+    }
     if cli.version {
         println!(
             "jetway: v{} (nats-server v{} compatible)",
@@ -76,6 +79,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// `jetway certs`: writes development certificates and says where.
+fn certs(args: &cli::CertsArgs) -> ExitCode {
+    match jetway::certs::generate(&args.out, &args.hosts, &args.clients, args.days) {
+        Ok(generated) => {
+            println!("CA certificate:     {}", generated.ca_cert.display());
+            println!("CA key:             {}", generated.ca_key.display());
+            println!(
+                "server certificate: {} (for {})",
+                generated.server_cert.display(),
+                args.hosts.join(", ")
+            );
+            println!("server key:         {}", generated.server_key.display());
+            for (name, cert, key) in &generated.clients {
+                println!("client {name}:  {} {}", cert.display(), key.display());
+            }
+            println!("For development only: the CA key is not protected.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            logging::fatal(&e.to_string());
+            ExitCode::from(1)
+        }
+    }
+}
+
 async fn serve(config: Config) -> Result<(), String> {
     let pid_file = config.pid_file.clone();
     let handle = jetway::run(config).await.map_err(|e| e.to_string())?;
@@ -83,7 +111,7 @@ async fn serve(config: Config) -> Result<(), String> {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("can't write pid file {}: {e}", path.display()))?;
     }
-    let action = signals::wait_for_exit().await;
+    let action = signals::wait_for_exit(|| handle.reload()).await;
     match action {
         signals::Exit::Shutdown => {
             tracing::info!("Trapped signal, shutting down");

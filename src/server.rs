@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::router::Message;
 use crate::stats::ServerStats;
+use crate::tls::{ReloadableAcceptor, TlsError};
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
 /// features on it; raise it as features land.
@@ -33,6 +34,8 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error(transparent)]
     JetStream(#[from] crate::jetstream::JetStreamError),
 }
@@ -51,6 +54,8 @@ pub struct Core {
     /// Every connection task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     pub lame_duck: AtomicBool,
+    /// The client port's TLS, when configured.
+    pub tls: Option<Arc<ReloadableAcceptor>>,
     /// JetStream, when enabled.
     pub jetstream: Option<Arc<crate::jetstream::JetStream>>,
     clients: Mutex<HashMap<u64, Arc<ClientShared>, RandomState>>,
@@ -59,7 +64,7 @@ pub struct Core {
 }
 
 impl Core {
-    fn new(config: Config) -> Self {
+    fn new(config: Config, tls: Option<Arc<ReloadableAcceptor>>) -> Self {
         let server_id = new_server_id();
         let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
         let auth = Auth::from_config(&config.authorization);
@@ -74,6 +79,7 @@ impl Core {
             stop_accepting: CancellationToken::new(),
             tasks: TaskTracker::new(),
             lame_duck: AtomicBool::new(false),
+            tls,
             jetstream: None,
             clients: Mutex::new(HashMap::default()),
             next_cid: AtomicU64::new(1),
@@ -117,6 +123,9 @@ impl Core {
     /// The INFO sent to client `id`.
     pub fn client_info(&self, id: u64, ip: IpAddr) -> ServerInfo {
         let addr = *self.info_addr.lock();
+        let tls = self.tls.as_ref().map(|t| t.settings());
+        // A TLS-first client has already done TLS when it reads INFO, so it is "required".
+        let tls_required = tls.is_some_and(|t| t.handshake_first || !self.config.allow_non_tls);
         ServerInfo {
             server_id: self.server_id.clone(),
             server_name: self.server_name.clone(),
@@ -131,6 +140,9 @@ impl Core {
             client_ip: Some(ip.to_string()),
             auth_required: self.auth.required(),
             ldm: self.lame_duck.load(Ordering::Relaxed),
+            tls_required,
+            tls_available: tls.is_some() && !tls_required,
+            tls_verify: tls.is_some_and(|t| t.verifies_clients()),
             jetstream: self.jetstream.is_some(),
             domain: self.jetstream.as_ref().and_then(|js| js.domain.clone()),
             api_lvl: self.jetstream.as_ref().map(|_| crate::jetstream::API_LEVEL),
@@ -183,6 +195,20 @@ impl ServerHandle {
             tracing::warn!("some connections did not close within 10s");
         }
         tracing::info!("Server Exiting..");
+    }
+
+    /// Reloads what can change without a restart (SIGHUP): the TLS certificates. Errors are
+    /// logged and leave the running configuration as it was.
+    pub fn reload(&self) {
+        match &self.core.tls {
+            Some(tls) => match tls.reload() {
+                Ok(()) => tracing::info!("Reloaded: TLS certificates"),
+                Err(e) => {
+                    tracing::error!("Failed to reload TLS certificates, keeping the previous ones: {e}")
+                }
+            },
+            None => tracing::info!("Reloaded: nothing in this configuration is reloadable"),
+        }
     }
 
     /// Lame-duck mode: stop accepting, tell clients (INFO `ldm`), wait the grace period, then
@@ -246,7 +272,11 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// Starts a server: binds every listener and spawns the accept loops. Returns once clients
 /// can connect.
 pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
-    let mut core = Core::new(config);
+    let tls = match &config.tls {
+        Some(settings) => Some(Arc::new(ReloadableAcceptor::new(settings)?)),
+        None => None,
+    };
+    let mut core = Core::new(config, tls);
     if core.config.jetstream.enabled {
         let dir = core
             .config
@@ -292,6 +322,22 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         None
     };
 
+    if let Some(tls) = &core.tls {
+        match (core.config.allow_non_tls, tls.settings().handshake_first) {
+            (false, _) => tracing::info!("TLS required for client connections"),
+            (true, false) => tracing::info!("TLS available for client connections (allow_non_tls)"),
+            (true, true) => {
+                tracing::info!("TLS required for client connections");
+                tracing::warn!("allow_non_tls is ignored with handshake_first: plain-text clients will fail");
+            }
+        }
+        // Tied to accepting: once no new handshakes can happen, reloading is moot.
+        tokio::spawn(crate::tls::reload::watch(
+            tls.clone(),
+            crate::tls::reload::WATCH_INTERVAL,
+            core.stop_accepting.clone(),
+        ));
+    }
     tracing::info!("Listening for client connections on {}", display_addr(nats_addr));
     tokio::spawn(crate::nats::listener::accept_loop(core.clone(), nats_listener));
     tracing::info!("Server is ready");

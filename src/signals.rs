@@ -10,8 +10,8 @@ pub enum Exit {
     LameDuck,
 }
 
-/// Waits for SIGINT, SIGTERM or SIGUSR2. SIGHUP (reload) is logged: nothing is reloadable yet.
-pub async fn wait_for_exit() -> Exit {
+/// Waits for SIGINT, SIGTERM or SIGUSR2, calling `reload` on each SIGHUP meanwhile.
+pub async fn wait_for_exit(reload: impl Fn()) -> Exit {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut usr2), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -28,7 +28,10 @@ pub async fn wait_for_exit() -> Exit {
             _ = term.recv() => return Exit::Shutdown,
             _ = int.recv() => return Exit::Shutdown,
             _ = usr2.recv() => return Exit::LameDuck,
-            _ = hup.recv() => tracing::warn!("Reloading: nothing in this configuration is reloadable yet"),
+            _ = hup.recv() => {
+                tracing::info!("Trapped \"hangup\" signal, reloading");
+                reload();
+            }
         }
     }
 }

@@ -147,3 +147,103 @@ impl RawClient {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// A CA and a server certificate for `localhost`/`127.0.0.1`, as PEM files in a temp folder;
+/// client certificates on request.
+pub struct TestPki {
+    pub dir: tempfile::TempDir,
+    pub ca: jetway::certs::Authority,
+    pub ca_file: std::path::PathBuf,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+}
+
+impl TestPki {
+    pub fn new() -> Self {
+        use jetway::certs::{Authority, Validity};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = Authority::new("Test CA", Validity::days(1)).expect("CA");
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca.issued.cert_pem).expect("write CA");
+        let pki = TestPki {
+            server_cert: dir.path().join("server-cert.pem"),
+            server_key: dir.path().join("server-key.pem"),
+            dir,
+            ca,
+            ca_file,
+        };
+        pki.reissue_server_cert();
+        pki
+    }
+
+    /// Writes a new server certificate and key over the files; returns the certificate.
+    pub fn reissue_server_cert(&self) -> jetway::certs::Issued {
+        let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+        let issued = self.ca.server(&hosts, jetway::certs::Validity::days(1)).expect("server cert");
+        std::fs::write(&self.server_cert, &issued.cert_pem).expect("write cert");
+        std::fs::write(&self.server_key, &issued.key_pem).expect("write key");
+        issued
+    }
+
+    /// A client certificate signed by this CA, written as `<file_stem>-cert.pem`/`-key.pem`.
+    pub fn client_files(
+        &self,
+        name: &str,
+        validity: jetway::certs::Validity,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        write_client(&self.ca, self.dir.path(), name, validity)
+    }
+
+    /// The `tls {}` settings for this PKI (server authentication only).
+    pub fn settings(&self) -> jetway::config::Tls {
+        jetway::config::Tls {
+            cert_file: Some(self.server_cert.clone()),
+            key_file: Some(self.server_key.clone()),
+            ca_file: Some(self.ca_file.clone()),
+            ..jetway::config::Tls::default()
+        }
+    }
+}
+
+/// Writes a client certificate signed by `ca` into `dir`.
+pub fn write_client(
+    ca: &jetway::certs::Authority,
+    dir: &std::path::Path,
+    name: &str,
+    validity: jetway::certs::Validity,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let issued = ca.client(name, validity).expect("client cert");
+    let stem = format!("{name}-{}", rand::random::<u32>());
+    let (cert, key) = (dir.join(format!("{stem}-cert.pem")), dir.join(format!("{stem}-key.pem")));
+    std::fs::write(&cert, &issued.cert_pem).expect("write client cert");
+    std::fs::write(&key, &issued.key_pem).expect("write client key");
+    (cert, key)
+}
+
+impl TestServer {
+    /// A server whose client port takes TLS with `pki`'s certificates; `edit` adjusts the
+    /// config (e.g. `tls.verify`).
+    pub async fn start_tls(pki: &TestPki, edit: impl FnOnce(&mut Config)) -> Self {
+        let settings = pki.settings();
+        Self::start_with(|c| {
+            c.tls = Some(settings);
+            edit(c);
+        })
+        .await
+    }
+
+    /// async-nats options that trust the test CA and require TLS.
+    pub fn tls_options(&self, pki: &TestPki) -> async_nats::ConnectOptions {
+        async_nats::ConnectOptions::new().require_tls(true).add_root_certificates(pki.ca_file.clone())
+    }
+
+    /// `nats://127.0.0.1:PORT` (the server certificate includes the IP).
+    pub async fn tls_client(
+        &self,
+        options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        tokio::time::timeout(Duration::from_secs(10), options.connect(self.url()))
+            .await
+            .expect("connect attempt finishes")
+    }
+}

@@ -8,3 +8,4 @@ mod crash;
 mod jetstream;
 mod raw_protocol;
 mod resilience;
+mod tls;

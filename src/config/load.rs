@@ -142,6 +142,23 @@ fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
             return Err(invalid("server_name", format!("server name {name:?} contains spaces")));
         }
     }
+    if let Some(tls) = &config.tls {
+        // Point at the block: the missing key has no location of its own.
+        let in_block = |key: &str, reason: &str| ConfigError::Invalid {
+            key: key.into(),
+            location: tree.lookup(&["tls"]).map(|e| e.key_location.clone()),
+            reason: reason.into(),
+        };
+        if tls.cert_file.is_none() {
+            return Err(in_block("tls.cert_file", "cert_file is required in the tls block"));
+        }
+        if tls.key_file.is_none() {
+            return Err(in_block("tls.key_file", "key_file is required in the tls block"));
+        }
+        if tls.verifies_clients() && tls.ca_file.is_none() {
+            return Err(in_block("tls.ca_file", "verify needs ca_file to check client certificates against"));
+        }
+    }
     if config.max_payload > config.max_pending {
         return Err(invalid(
             "max_payload",

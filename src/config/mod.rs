@@ -90,6 +90,11 @@ pub struct Config {
     pub jetstream: JetStream,
     /// MQTT gateway.
     pub mqtt: Mqtt,
+    /// TLS for client connections; plain TCP when absent.
+    pub tls: Option<Tls>,
+    /// With TLS configured, also accept clients that do not start TLS (INFO then says
+    /// `tls_available` instead of `tls_required`).
+    pub allow_non_tls: bool,
 }
 
 impl Default for Config {
@@ -120,6 +125,8 @@ impl Default for Config {
             authorization: Authorization::default(),
             jetstream: JetStream::default(),
             mqtt: Mqtt::default(),
+            tls: None,
+            allow_non_tls: false,
         }
     }
 }
@@ -211,6 +218,60 @@ impl Default for Mqtt {
             no_auth_user: None,
         }
     }
+}
+
+/// The `tls {}` block (nats-server's names). Certificate and key are required; everything else
+/// has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to (with `verify`).
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify a client certificate (mutual TLS).
+    pub verify: bool,
+    /// Like `verify`, and the certificate's subject or SANs name the user.
+    pub verify_and_map: bool,
+    /// Time a client has to complete the handshake (nats-server: a float of seconds).
+    #[serde(with = "units::duration")]
+    pub timeout: Duration,
+    /// The TLS handshake comes before INFO (INFO is then sent encrypted).
+    #[serde(deserialize_with = "units::flag")]
+    pub handshake_first: bool,
+    /// Oldest protocol version accepted.
+    pub min_version: TlsVersion,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            cert_file: None,
+            key_file: None,
+            ca_file: None,
+            verify: false,
+            verify_and_map: false,
+            timeout: Duration::from_secs(2),
+            handshake_first: false,
+            min_version: TlsVersion::V1_2,
+        }
+    }
+}
+
+impl Tls {
+    /// Whether clients must present a certificate.
+    pub fn verifies_clients(&self) -> bool {
+        self.verify || self.verify_and_map
+    }
+}
+
+/// A TLS protocol version, written `"1.2"` or `"1.3"` (a bare `1.2` in `.conf` is accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_2,
+    V1_3,
 }
 
 #[cfg(test)]

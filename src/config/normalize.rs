@@ -60,7 +60,6 @@ const TOP: Block = Block {
         "max_traced_msg_len",
         "max_sub_tokens",
         "max_subscription_tokens",
-        "tls",
         "ocsp",
         "write_timeout",
         "operator",
@@ -171,11 +170,35 @@ const MQTT: Block = Block {
     ],
 };
 
+const TLS: Block = Block {
+    aliases: &[("first", "handshake_first"), ("immediate", "handshake_first")],
+    listen: &[],
+    unsupported: &[
+        "insecure",
+        "verify_cert_and_check_known_urls",
+        "allow_insecure_cipher_suites",
+        "cipher_suites",
+        "curve_preferences",
+        "connection_rate_limit",
+        "pinned_certs",
+        "cert_store",
+        "cert_match_by",
+        "cert_match",
+        "ca_certs_match",
+        "cert_match_skip_invalid",
+        "ocsp_peer",
+        "certs",
+        "certificates",
+    ],
+};
+
 /// Rewrites the top-level map in place, adding a warning per unsupported option.
 pub fn normalize(root: &mut Map, warnings: &mut Vec<ConfigWarning>) -> Result<(), ConfigError> {
     rewrite(root, "", &TOP, warnings)?;
     expand_jetstream_shorthand(root)?;
-    for (name, block) in [("jetstream", &JETSTREAM), ("authorization", &AUTHORIZATION), ("mqtt", &MQTT)] {
+    for (name, block) in
+        [("jetstream", &JETSTREAM), ("authorization", &AUTHORIZATION), ("mqtt", &MQTT), ("tls", &TLS)]
+    {
         if let Some(Entry { value: Node { value: Value::Map(inner), .. }, .. }) = root.entry_mut(name) {
             rewrite(inner, name, block, warnings)?;
         }

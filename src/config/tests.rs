@@ -87,13 +87,13 @@ fn an_unknown_key_in_toml_is_a_warning_with_its_location() {
 #[test]
 fn nats_server_options_not_implemented_yet_warn_and_are_ignored() {
     let loaded = conf(
-        "tls { cert_file: x }\ncluster { name: c }\njetstream { limits { max_ack_pending: 1 } }\nport: 4333",
+        "tls { cert_file: x, key_file: y, cipher_suites: [a] }\ncluster { name: c }\njetstream { limits { max_ack_pending: 1 } }\nport: 4333",
     );
     assert_eq!(loaded.config.port, 4333);
     assert_eq!(
         warnings(&loaded),
         vec![
-            r#"test.conf:1:1: option "tls" is not supported yet, ignored"#,
+            r#"test.conf:1:34: option "tls.cipher_suites" is not supported yet, ignored"#,
             r#"test.conf:2:1: option "cluster" is not supported yet, ignored"#,
             r#"test.conf:3:13: option "jetstream.limits" is not supported yet, ignored"#,
         ]
@@ -282,6 +282,54 @@ fn load_chooses_the_format_by_extension() {
     assert_eq!(Config::load(&as_conf).map(|l| l.config.port).ok(), Some(4321));
     let missing = Config::load(&dir.path().join("missing.conf"));
     assert!(matches!(missing, Err(ConfigError::Read { .. })));
+}
+
+#[test]
+fn the_tls_block_reads_the_same_from_conf_and_toml() {
+    let from_conf = conf(
+        "tls {\n  cert_file: \"/c/server.pem\"\n  key_file: /c/key.pem\n  ca_file: /c/ca.pem\n  verify: true\n  \
+         timeout: 0.5\n  handshake_first: true\n  min_version: \"1.3\"\n}\nallow_non_tls: true",
+    );
+    assert_eq!(warnings(&from_conf), Vec::<String>::new());
+    let from_toml = toml(
+        "allow_non_tls = true\n[tls]\ncert_file = \"/c/server.pem\"\nkey_file = \"/c/key.pem\"\nca_file = \"/c/ca.pem\"\n\
+         verify = true\ntimeout = 0.5\nhandshake_first = true\nmin_version = \"1.3\"\n",
+    );
+    assert_eq!(from_conf.config, from_toml.config);
+    let tls = from_conf.config.tls.unwrap_or_else(|| panic!("tls block read"));
+    assert_eq!(tls.cert_file, Some(PathBuf::from("/c/server.pem")));
+    assert_eq!(tls.ca_file, Some(PathBuf::from("/c/ca.pem")));
+    assert!(tls.verify && !tls.verify_and_map && tls.handshake_first);
+    assert_eq!(tls.timeout, Duration::from_millis(500));
+    assert_eq!(tls.min_version, TlsVersion::V1_3);
+    assert!(from_conf.config.allow_non_tls);
+}
+
+#[test]
+fn tls_defaults_and_nats_server_spellings() {
+    let tls = conf("tls { cert_file: a, key_file: b }").config.tls.unwrap_or_else(|| panic!("tls"));
+    assert_eq!(tls.timeout, Duration::from_secs(2));
+    assert_eq!(tls.min_version, TlsVersion::V1_2);
+    assert!(!tls.verifies_clients() && !tls.handshake_first);
+    assert_eq!(conf("").config.tls, None);
+    let tls =
+        conf("tls { cert_file: a, key_file: b, first: \"on\", min_version: 1.2, timeout: 3 }").config.tls;
+    let tls = tls.unwrap_or_else(|| panic!("tls"));
+    assert!(tls.handshake_first);
+    assert_eq!(tls.min_version, TlsVersion::V1_2);
+    assert_eq!(tls.timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn an_incomplete_tls_block_is_an_error() {
+    let e = conf_error("tls { key_file: b }");
+    assert!(e.to_string().starts_with(r#"test.conf:1:1: invalid value for "tls.cert_file""#), "{e}");
+    let e = conf_error("tls { cert_file: a }");
+    assert!(e.to_string().contains(r#""tls.key_file""#), "{e}");
+    let e = conf_error("tls { cert_file: a, key_file: b, verify_and_map: true }");
+    assert!(e.to_string().contains(r#""tls.ca_file""#), "{e}");
+    let e = toml_error("[tls]\ncert_file = \"a\"\nkey_file = \"b\"\nmin_version = \"1.0\"\n");
+    assert!(e.to_string().contains("not supported"), "{e}");
 }
 
 proptest! {

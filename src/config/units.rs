@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::SyncInterval;
+use super::{SyncInterval, TlsVersion};
 
 /// The multiplier of a size suffix (case-insensitive), nats-server's table: `k m g t p e` are
 /// powers of 1000; `kb/ki/kib`, `mb/mi/mib`, … are powers of 1024. `b` and "" are bytes.
@@ -189,6 +189,68 @@ pub mod size_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         d.deserialize_any(SizeVisitor).map(Some)
+    }
+}
+
+/// A boolean that nats-server also accepts as `"true"`/`"on"`/`"false"`/`"off"`.
+pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct FlagVisitor;
+    impl Visitor<'_> for FlagVisitor {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean, or \"on\"/\"off\"")
+        }
+
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
+            Ok(b)
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
+            match text.to_ascii_lowercase().as_str() {
+                "true" | "on" | "yes" => Ok(true),
+                "false" | "off" | "no" => Ok(false),
+                _ => Err(E::custom(format!("expected a boolean, got {text:?}"))),
+            }
+        }
+    }
+    d.deserialize_any(FlagVisitor)
+}
+
+impl Serialize for TlsVersion {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+        impl Visitor<'_> for VersionVisitor {
+            type Value = TlsVersion;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a TLS version, \"1.2\" or \"1.3\"")
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TlsVersion, E> {
+                self.visit_str(&v.to_string())
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<TlsVersion, E> {
+                match text.trim() {
+                    "1.2" => Ok(TlsVersion::V1_2),
+                    "1.3" => Ok(TlsVersion::V1_3),
+                    // nats-server refuses these too: Go dropped them as insecure.
+                    "1.0" | "1.1" => Err(E::custom(format!("TLS {text} is not supported; use 1.2 or 1.3"))),
+                    _ => Err(E::custom(format!("unknown TLS version {text:?}; use \"1.2\" or \"1.3\""))),
+                }
+            }
+        }
+        d.deserialize_any(VersionVisitor)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::outbound::{Outbound, Pushed};
 use crate::router::{Message, Subscription};
 use crate::stats::ServerStats;
+use crate::tls::NegotiatedTls;
 
 /// Why a connection ended (nats-server's closed-connection reasons, as shown in `/connz`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -44,6 +45,8 @@ pub enum CloseReason {
     MaxControlLineExceeded,
     #[serde(rename = "Server Shutdown")]
     ServerShutdown,
+    #[serde(rename = "TLS Handshake Failure")]
+    TlsHandshakeError,
 }
 
 /// Per-connection traffic counters.
@@ -72,6 +75,8 @@ pub struct ClientShared {
     pub outbound: Outbound,
     pub counters: ClientCounters,
     pub identity: Mutex<ClientIdentity>,
+    /// Version, cipher suite and client-certificate names, once the TLS handshake is done.
+    pub tls: OnceLock<NegotiatedTls>,
     server_stats: Arc<ServerStats>,
     /// Subscriptions by sid; shared so auto-unsubscribe on delivery can drop its entry.
     subs: Mutex<HashMap<Bytes, Arc<Subscription>, RandomState>>,
@@ -90,6 +95,7 @@ impl ClientShared {
             outbound: Outbound::new(max_pending),
             counters: ClientCounters::default(),
             identity: Mutex::new(ClientIdentity::default()),
+            tls: OnceLock::new(),
             server_stats,
             subs: Mutex::new(HashMap::default()),
             close_reason: Mutex::new(None),

@@ -26,16 +26,26 @@ const L1_CACHE_MAX: usize = 64;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Whether the connection task still has to send INFO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeting {
+    SendInfo,
+    /// INFO went out in plain text before the TLS handshake.
+    InfoAlreadySent,
+}
+
 /// Runs a connection until it closes. The two halves of the byte stream are separate so a TCP
 /// socket can be split without a lock (`into_split`).
-pub async fn serve<R, W>(core: Arc<Core>, client: Arc<ClientShared>, reader: R, writer: W)
+pub async fn serve<R, W>(core: Arc<Core>, client: Arc<ClientShared>, reader: R, writer: W, greeting: Greeting)
 where
     R: AsyncRead + Send + 'static,
     W: AsyncWrite + Send + 'static,
 {
     let write_task = tokio::spawn(write_loop(client.clone(), writer, core.config.write_deadline));
     let mut session = Session::new(core.clone(), client.clone());
-    session.send_info();
+    if greeting == Greeting::SendInfo {
+        session.send_info();
+    }
     let reason = session.read_loop(reader).await;
     client.close(reason);
     session.cleanup();
