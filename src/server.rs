@@ -15,9 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::account::auth::Auth;
 use crate::account::{Account, Accounts};
-use crate::router::{FlushSet, Message};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
+use crate::router::{FlushSet, Message};
 use crate::stats::ServerStats;
 
 /// The nats-server version whose client-visible behaviour Jetway implements. Clients gate
@@ -42,7 +42,11 @@ pub struct Core {
     pub server_name: String,
     pub started: SystemTime,
     pub accounts: Accounts,
+    /// Where server events and advisories are published (`system_account`, default `$SYS`).
+    pub system_account: Arc<Account>,
     pub stats: Arc<ServerStats>,
+    /// Monitoring state that outlives connections: closed connections, event sequence, metrics.
+    pub monitor: crate::monitor::MonitorState,
     pub auth: Auth,
     /// Cancelled to stop every accept loop (shutdown and lame-duck mode).
     pub stop_accepting: CancellationToken,
@@ -59,12 +63,17 @@ impl Core {
         let server_id = new_server_id();
         let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
         let auth = Auth::from_config(&config.authorization);
+        let accounts = Accounts::default();
+        let system_account = accounts.get_or_create(&config.system_account);
+        let monitor = crate::monitor::MonitorState::new(&config);
         Core {
             config,
             server_id,
             server_name,
             started: SystemTime::now(),
-            accounts: Accounts::default(),
+            accounts,
+            system_account,
+            monitor,
             stats: Arc::new(ServerStats::default()),
             auth,
             stop_accepting: CancellationToken::new(),
@@ -92,6 +101,7 @@ impl Core {
 
     pub fn unregister(&self, client: &ClientShared) {
         self.clients.lock().remove(&client.id);
+        crate::monitor::client_closed(self, client);
         tracing::debug!(cid = client.id, reason = ?client.close_reason(), "client connection closed");
     }
 
