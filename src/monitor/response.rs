@@ -89,7 +89,7 @@ impl Params {
     }
 }
 
-/// `offset`/`limit` paging over an already filtered and sorted list (limit 0 means `default`).
+/// `offset`/`limit` paging over an already filtered and sorted list.
 pub fn page<T>(items: Vec<T>, offset: usize, limit: usize) -> Vec<T> {
     items.into_iter().skip(offset).take(limit).collect()
 }
