@@ -13,8 +13,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-# Every client suite; later: paho mosquitto.
-suites=(nats_py)
+# Every client suite; later: paho mosquitto. `dashboard` drives the monitoring page in
+# headless Chromium (skipped against nats-server).
+suites=(nats_py dashboard)
 
 mode=jetway
 binary=""
@@ -37,6 +38,16 @@ want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
   echo "$want" > "$stamp"
+fi
+
+# The dashboard suite needs a browser: Debian's chromium, installed here when missing because
+# CI starts from a machine with only cargo and Python.
+if [[ "$mode" != reference ]] && ! command -v chromium >/dev/null 2>&1; then
+  sudo=""
+  if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends chromium >/dev/null \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
 
 case "$mode" in

@@ -47,7 +47,11 @@ pub struct Core {
     pub server_name: String,
     pub started: SystemTime,
     pub accounts: Accounts,
+    /// Where server events and advisories are published (`system_account`, default `$SYS`).
+    pub system_account: Arc<Account>,
     pub stats: Arc<ServerStats>,
+    /// Monitoring state that outlives connections: closed connections, event sequence, metrics.
+    pub monitor: crate::monitor::MonitorState,
     pub auth: Auth,
     /// Cancelled to stop every accept loop (shutdown and lame-duck mode).
     pub stop_accepting: CancellationToken,
@@ -68,12 +72,17 @@ impl Core {
         let server_id = new_server_id();
         let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
         let auth = Auth::from_config(&config.authorization);
+        let accounts = Accounts::default();
+        let system_account = accounts.get_or_create(&config.system_account);
+        let monitor = crate::monitor::MonitorState::new(&config);
         Core {
             config,
             server_id,
             server_name,
             started: SystemTime::now(),
-            accounts: Accounts::default(),
+            accounts,
+            system_account,
+            monitor,
             stats: Arc::new(ServerStats::default()),
             auth,
             stop_accepting: CancellationToken::new(),
@@ -103,6 +112,7 @@ impl Core {
 
     pub fn unregister(&self, client: &ClientShared) {
         self.clients.lock().remove(&client.id);
+        crate::monitor::client_closed(self, client);
         tracing::debug!(cid = client.id, reason = ?client.close_reason(), "client connection closed");
     }
 

@@ -6,6 +6,7 @@ mod harness;
 mod core_pubsub;
 mod crash;
 mod jetstream;
+mod monitor;
 mod raw_protocol;
 mod resilience;
 mod tls;

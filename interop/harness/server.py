@@ -24,6 +24,8 @@ import threading
 from typing import Deque, List, Optional
 
 LISTEN_LINE = re.compile(rb"Listening for client connections on (\S+):(\d+)")
+# Logged before the listen line when monitoring is on (both servers print it this way).
+MONITOR_LINE = re.compile(rb"Starting http monitor on (\S+):(\d+)")
 # Tracing output may be coloured; colour codes must not break the match above.
 ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 # Lines that mean the server is broken even if every client call happened to succeed.
@@ -47,12 +49,16 @@ def detect_kind(binary: str) -> str:
     return KIND_NATS_SERVER if os.path.basename(binary).startswith("nats-server") else KIND_JETWAY
 
 
-def server_command(binary: str, kind: str, store_dir: str) -> List[str]:
-    """The full command line; `INTEROP_SERVER_ARGS` appends extra flags for experiments."""
+def server_command(binary: str, kind: str, store_dir: str, monitor: bool = False) -> List[str]:
+    """The full command line; `INTEROP_SERVER_ARGS` appends extra flags for experiments.
+    With `monitor`, the HTTP monitor listens on a random port too."""
     cmd = [binary, "-a", "127.0.0.1", "-p", "-1"]
+    if monitor:
+        cmd += ["-m", "-1"]
     if kind == KIND_JETWAY:
         # Jetway enables monitoring, MQTT and JetStream (in ./data) by default.
-        cmd += ["-m", "0", "--mqtt_port", "0", "-sd", store_dir]
+        cmd += [] if monitor else ["-m", "0"]
+        cmd += ["--mqtt_port", "0", "-sd", store_dir]
     else:
         # Enable JetStream on the reference too, so both servers expose the same APIs.
         cmd += ["-js", "-sd", store_dir]
@@ -79,11 +85,15 @@ class ServerError(RuntimeError):
 class ServerProcess:
     """One server child process, its log, and the loopback address it listens on."""
 
-    def __init__(self, binary: str, kind: Optional[str] = None) -> None:
+    def __init__(self, binary: str, kind: Optional[str] = None, monitor: bool = False) -> None:
         self.binary = binary
         self.kind = kind or detect_kind(binary)
+        self.monitor = monitor
         self.host: Optional[str] = None
         self.port: Optional[int] = None
+        # Where the HTTP monitor listens, when started with `monitor=True`.
+        self.http_host: Optional[str] = None
+        self.http_port: Optional[int] = None
         self.fatal_lines: List[str] = []
         self._log: Deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._log_lock = threading.Lock()
@@ -113,7 +123,7 @@ class ServerProcess:
         # still cannot write `./data` into the repository.
         self._workdir = tempfile.mkdtemp(prefix="jetway-interop-")
         store_dir = os.path.join(self._workdir, "store")
-        cmd = server_command(self.binary, self.kind, store_dir)
+        cmd = server_command(self.binary, self.kind, store_dir, self.monitor)
         self._proc = subprocess.Popen(
             cmd,
             cwd=self._workdir,
@@ -146,6 +156,11 @@ class ServerProcess:
                 self._log.append(line.decode("utf-8", "replace"))
             if FATAL_LINE.search(line):
                 self.fatal_lines.append(line.decode("utf-8", "replace"))
+            if self.http_port is None:
+                found = MONITOR_LINE.search(line)
+                if found:
+                    self.http_host = found.group(1).decode()
+                    self.http_port = int(found.group(2))
             if self.port is None:
                 found = LISTEN_LINE.search(line)
                 if found:

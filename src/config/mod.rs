@@ -82,6 +82,10 @@ pub struct Config {
     pub http_host: String,
     /// Monitoring port: `0` disables, `-1` picks a random port.
     pub http_port: i32,
+    /// Closed connections remembered for `/connz?state=closed` (oldest dropped first).
+    pub max_closed_clients: usize,
+    /// Account that receives server events and advisories (`$SYS.ACCOUNT.<acc>.CONNECT`, …).
+    pub system_account: String,
     /// Top-level JetStream store directory (nats-server accepts it outside the block too).
     pub store_dir: Option<PathBuf>,
     /// Client authentication.
@@ -121,6 +125,8 @@ impl Default for Config {
             logtime: true,
             http_host: "0.0.0.0".into(),
             http_port: 8222,
+            max_closed_clients: 10_000,
+            system_account: "$SYS".into(),
             store_dir: None,
             authorization: Authorization::default(),
             jetstream: JetStream::default(),

@@ -75,7 +75,6 @@ const TOP: Block = Block {
         "resolver_preload",
         "resolver_pinned_accounts",
         "no_auth_user",
-        "system_account",
         "system",
         "no_system_account",
         "no_system",
@@ -92,7 +91,6 @@ const TOP: Block = Block {
         "default_js_domain",
         "ocsp_cache",
         "no_fast_producer_stall",
-        "max_closed_clients",
         "proxies",
     ],
 };

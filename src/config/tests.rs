@@ -59,6 +59,18 @@ fn example_conf_and_example_toml_produce_the_same_config() {
 }
 
 #[test]
+fn monitoring_options_load_from_both_formats_with_nats_server_defaults() {
+    assert_eq!(Config::default().max_closed_clients, 10_000);
+    assert_eq!(Config::default().system_account, "$SYS");
+    let loaded = conf("max_closed_clients: 50\nsystem_account: SYS\n");
+    assert_eq!(warnings(&loaded), Vec::<String>::new());
+    let from_conf = loaded.config;
+    let from_toml = toml("max_closed_clients = 50\nsystem_account = \"SYS\"\n").config;
+    assert_eq!(from_conf, from_toml);
+    assert_eq!((from_conf.max_closed_clients, from_conf.system_account.as_str()), (50, "SYS"));
+}
+
+#[test]
 fn empty_files_give_the_defaults() {
     assert_eq!(conf("").config, Config::default());
     assert_eq!(toml("").config, Config::default());

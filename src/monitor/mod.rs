@@ -1,22 +1,105 @@
-//! HTTP monitoring endpoints (nats-server's field names). For now `/varz`, `/healthz`,
-//! `/connz` and `/subsz`; the observability issue completes them.
+//! HTTP monitoring: nats-server's endpoints and field names, Prometheus metrics, a dashboard,
+//! and the `$SYS` connection events.
+//!
+//! Layout: one file per endpoint (`varz`, `connz`, `subsz`, `routez`, `accountz` with
+//! `/accstatz`, `healthz`, `metrics`, `dashboard`); `response` holds what they share (JSON
+//! responses with CORS, query parsing, nats-server's time and duration formats); `closed` is the
+//! ring of closed connections; `events` publishes connect/disconnect advisories; `process` reads
+//! memory and CPU use from `/proc`.
+//!
+//! Everything here reads live state on request; nothing polls in the background. What must
+//! outlive a connection (its closed record, the event sequence) lives in [`MonitorState`], one
+//! per server, so tests can run many servers in one process.
 
+mod accountz;
+mod closed;
+mod connz;
+mod dashboard;
+pub mod events;
+mod healthz;
+mod metrics;
+mod process;
+mod response;
+mod routez;
+mod subsz;
 mod varz;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
+use crate::nats::client::ClientShared;
 use crate::server::Core;
 
+pub use closed::ClosedConnections;
+
+/// Per-server monitoring state.
+pub struct MonitorState {
+    pub closed: ClosedConnections,
+    /// Sequence number of the server's events (`server.seq` in advisories).
+    event_seq: AtomicU64,
+    metrics: metrics::ServerMetrics,
+    cpu: process::CpuSampler,
+    /// Where the monitor listens (the config may say `-1`, meaning "any port").
+    http_addr: parking_lot::Mutex<Option<SocketAddr>>,
+}
+
+impl MonitorState {
+    pub fn new(config: &Config) -> Self {
+        MonitorState {
+            closed: ClosedConnections::new(config.max_closed_clients),
+            event_seq: AtomicU64::new(0),
+            metrics: metrics::ServerMetrics::new(),
+            cpu: process::CpuSampler::default(),
+            http_addr: parking_lot::Mutex::new(None),
+        }
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        *self.http_addr.lock()
+    }
+
+    fn next_event_seq(&self) -> u64 {
+        self.event_seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn cpu_percent(&self, running_for: Duration) -> f64 {
+        self.cpu.percent(running_for)
+    }
+
+    fn render_metrics(&self, core: &Core) -> String {
+        self.metrics.render(core)
+    }
+}
+
+/// Called once when a registered client is gone: remember it for `/connz?state=closed` and
+/// announce the disconnect.
+pub fn client_closed(core: &Core, client: &ClientShared) {
+    let info = connz::ConnInfo::closed(client, std::time::SystemTime::now());
+    events::client_disconnected(core, client, &info);
+    core.monitor.closed.push(info);
+}
+
 pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationToken) {
+    *core.monitor.http_addr.lock() = listener.local_addr().ok();
     let app = axum::Router::new()
+        .route("/", get(dashboard::dashboard))
         .route("/varz", get(varz::varz))
-        .route("/healthz", get(varz::healthz))
-        .route("/subsz", get(varz::subsz))
-        .route("/connz", get(varz::connz))
+        .route("/connz", get(connz::connz))
+        .route("/subsz", get(subsz::subsz))
+        .route("/subscriptionsz", get(subsz::subsz))
+        .route("/routez", get(routez::routez))
+        .route("/accountz", get(accountz::accountz))
+        .route("/accstatz", get(accountz::accstatz))
+        .route("/healthz", get(healthz::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .fallback(response::not_found)
         .with_state(core);
     let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
     if let Err(e) = result {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use foldhash::fast::RandomState;
@@ -65,6 +65,8 @@ pub struct ClientIdentity {
     pub lang: Option<String>,
     pub version: Option<String>,
     pub user: Option<String>,
+    /// The account joined at CONNECT; `None` until then.
+    pub account: Option<Arc<str>>,
 }
 
 /// What the rest of the server holds of a connection.
@@ -77,6 +79,10 @@ pub struct ClientShared {
     pub identity: Mutex<ClientIdentity>,
     /// Version, cipher suite and client-certificate names, once the TLS handshake is done.
     pub tls: OnceLock<NegotiatedTls>,
+    /// Last read or write, in nanoseconds since the Unix epoch (`/connz` `last_activity`, `idle`).
+    last_activity: AtomicU64,
+    /// Round-trip time of the last answered server PING, in nanoseconds; 0 until measured.
+    rtt_nanos: AtomicU64,
     server_stats: Arc<ServerStats>,
     /// Subscriptions by sid; shared so auto-unsubscribe on delivery can drop its entry.
     subs: Mutex<HashMap<Bytes, Arc<Subscription>, RandomState>>,
@@ -88,10 +94,13 @@ pub struct ClientShared {
 
 impl ClientShared {
     pub fn new(id: u64, addr: SocketAddr, max_pending: usize, server_stats: Arc<ServerStats>) -> Self {
+        let started = SystemTime::now();
         ClientShared {
             id,
             addr,
-            started: SystemTime::now(),
+            started,
+            last_activity: AtomicU64::new(unix_nanos(started)),
+            rtt_nanos: AtomicU64::new(0),
             outbound: Outbound::new(max_pending),
             counters: ClientCounters::default(),
             identity: Mutex::new(ClientIdentity::default()),
@@ -123,8 +132,7 @@ impl ClientShared {
             Ok(wake) => {
                 self.counters.out_msgs.fetch_add(1, Ordering::Relaxed);
                 self.counters.out_bytes.fetch_add(size as u64, Ordering::Relaxed);
-                self.server_stats.out_msgs.fetch_add(1, Ordering::Relaxed);
-                self.server_stats.out_bytes.fetch_add(size as u64, Ordering::Relaxed);
+                // The server-wide counters are added once per batch by the publisher's FlushSet.
                 wake
             }
             Err(_) => {
@@ -207,4 +215,34 @@ impl ClientShared {
     pub fn sub_subjects(&self) -> Vec<String> {
         self.subs.lock().values().map(|s| s.subject.to_string()).collect()
     }
+
+    pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.subs.lock().values().cloned().collect()
+    }
+
+    /// Records activity now (called once per read batch and per write, not per message).
+    pub fn touch(&self) {
+        self.last_activity.store(unix_nanos(SystemTime::now()), Ordering::Relaxed);
+    }
+
+    pub fn last_activity(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
+    }
+
+    pub fn set_rtt(&self, rtt: Duration) {
+        let nanos = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.rtt_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The last measured round-trip time, if a server PING was ever answered.
+    pub fn rtt(&self) -> Option<Duration> {
+        match self.rtt_nanos.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_nanos(n)),
+        }
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

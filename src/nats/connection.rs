@@ -87,6 +87,7 @@ async fn write_loop<W: AsyncWrite + Send>(client: Arc<ClientShared>, writer: W, 
                 }
             }
         }
+        client.touch();
         client.outbound.recycle(&mut chunks);
         client.outbound.signal_drained();
     }
@@ -103,6 +104,8 @@ struct Session {
     opts: ConnectOptions,
     connected: bool,
     pings_out: u32,
+    /// When the oldest unanswered server PING was sent, to measure RTT on its PONG.
+    ping_sent: Option<tokio::time::Instant>,
     /// Per-connection match cache in front of the sublist's, valid for one generation.
     l1: HashMap<Bytes, Arc<MatchResult>, RandomState>,
     l1_generation: u64,
@@ -136,6 +139,7 @@ impl Session {
             opts: ConnectOptions { echo: true, ..ConnectOptions::default() },
             connected: false,
             pings_out: 0,
+            ping_sent: None,
             l1: HashMap::default(),
             l1_generation: 0,
             flush: FlushSet::new(stats),
@@ -173,6 +177,7 @@ impl Session {
                 read = reader.read_buf(&mut buf) => match read {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(_) => {
+                        self.client.touch();
                         let next = self.process(&mut buf);
                         self.end_batch();
                         self.flush.wait_stalled().await;
@@ -189,6 +194,7 @@ impl Session {
                         return CloseReason::StaleConnection;
                     }
                     self.pings_out += 1;
+                    self.ping_sent.get_or_insert_with(tokio::time::Instant::now);
                     self.client.send_raw(encode::PING);
                 }
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
@@ -234,6 +240,9 @@ impl Session {
                 }
                 ClientOp::Pong => {
                     self.pings_out = 0;
+                    if let Some(sent) = self.ping_sent.take() {
+                        self.client.set_rtt(sent.elapsed());
+                    }
                     Next::Continue
                 }
                 ClientOp::Connect(json) => self.on_connect(&json),
@@ -297,8 +306,12 @@ impl Session {
             id.lang = opts.lang.clone();
             id.version = opts.version.clone();
             id.user = opts.user.clone();
+            id.account = Some(self.account.name.clone());
         }
         self.opts = opts;
+        if !self.connected {
+            crate::monitor::events::client_connected(&self.core, &self.client);
+        }
         self.connected = true;
         Next::Continue
     }

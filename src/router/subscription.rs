@@ -78,6 +78,11 @@ impl Subscription {
         self.delivered.load(Ordering::Relaxed)
     }
 
+    /// The auto-unsubscribe limit; 0 means none.
+    pub fn max_msgs(&self) -> u64 {
+        self.max_msgs.load(Ordering::Relaxed)
+    }
+
     /// Sets the auto-unsubscribe limit. Returns true when it is already reached.
     pub fn set_max_msgs(&self, max: u64) -> bool {
         self.max_msgs.store(max, Ordering::Release);

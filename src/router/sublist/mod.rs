@@ -89,6 +89,10 @@ pub struct SublistStats {
     pub num_removes: u64,
     pub num_matches: u64,
     pub cache_hit_rate: f64,
+    /// Largest and mean number of receivers (subscriptions plus queue groups) over the cached
+    /// match results: how wide the current traffic fans out.
+    pub max_fanout: u64,
+    pub avg_fanout: f64,
 }
 
 /// The subscription index of one account.
@@ -223,9 +227,17 @@ impl Sublist {
     pub fn stats(&self) -> SublistStats {
         let matches = self.matches.load(Ordering::Relaxed);
         let hits = self.cache_hits.load(Ordering::Relaxed);
+        let (num_cache, max_fanout, total_fanout) = {
+            let cache = self.cache.read();
+            let fanouts = cache.values().map(|r| (r.plain.len() + r.groups.len()) as u64);
+            let (max, total) = fanouts.fold((0, 0), |(max, total), f| (u64::max(max, f), total + f));
+            (cache.len() as u64, max, total)
+        };
         SublistStats {
             num_subscriptions: self.count(),
-            num_cache: self.cache.read().len() as u64,
+            num_cache,
+            max_fanout,
+            avg_fanout: if num_cache == 0 { 0.0 } else { total_fanout as f64 / num_cache as f64 },
             num_inserts: self.inserts.load(Ordering::Relaxed),
             num_removes: self.removes.load(Ordering::Relaxed),
             num_matches: matches,

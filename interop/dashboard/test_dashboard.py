@@ -1,0 +1,110 @@
+"""The monitoring dashboard in a real browser: it loads without console errors, draws a
+non-zero message rate while nats.py clients publish, and lists the connections.
+
+Jetway only (nats-server has no such page). Leaves a screenshot in
+interop/dashboard/artifacts/dashboard.png for people to look at.
+"""
+
+import asyncio
+import os
+
+import nats
+import pytest
+
+from harness.server import KIND_NATS_SERVER, ServerProcess, detect_kind
+
+from cdp import Browser, Page, chromium_binary
+
+ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts")
+WAIT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def monitored_server():
+    binary = os.environ.get("JETWAY_BIN", "")
+    if detect_kind(binary) == KIND_NATS_SERVER:
+        pytest.skip("the dashboard is Jetway's own page")
+    srv = ServerProcess(binary, monitor=True).start()
+    try:
+        assert srv.http_port, f"no monitor line in the log:\n{srv.log_tail()}"
+        yield srv
+    finally:
+        srv.stop()
+    if srv.fatal_lines:
+        pytest.fail("server logged fatal lines:\n" + "\n".join(srv.fatal_lines[:20]))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("chromium is not installed (interop/run.sh installs Debian's chromium package)")
+    b = Browser(binary).start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+async def publish_until(nc, stop: asyncio.Event) -> None:
+    """A steady stream of messages so the rate chart has something to draw."""
+    while not stop.is_set():
+        for _ in range(50):
+            await nc.publish("dashboard.demo", b"hello")
+        await nc.flush()
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(page: Page, expression: str) -> object:
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while True:
+        value = await page.evaluate(expression)
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never true: {expression}; page errors: {page.errors}")
+        await asyncio.sleep(0.2)
+
+
+async def test_dashboard_shows_live_rates_and_connections_without_console_errors(monitored_server, browser):
+    url = f"nats://127.0.0.1:{monitored_server.port}"
+    publisher = await nats.connect(servers=[url], name="dashboard-publisher", allow_reconnect=False)
+    subscriber = await nats.connect(servers=[url], name="dashboard-subscriber", allow_reconnect=False)
+    received = 0
+
+    async def count(_msg):
+        nonlocal received
+        received += 1
+
+    await subscriber.subscribe("dashboard.>", cb=count)
+    await subscriber.flush()
+    stop = asyncio.Event()
+    traffic = asyncio.create_task(publish_until(publisher, stop))
+    page = await Page(browser.page_ws_url()).open()
+    try:
+        await page.send("Page.navigate", url=f"http://127.0.0.1:{monitored_server.http_port}/")
+        rate_in = await wait_for(page, "Number(document.getElementById('rate-chart').dataset.rateIn) > 0 && "
+                                       "Number(document.getElementById('rate-chart').dataset.rateIn)")
+        assert rate_in > 0
+        assert await page.evaluate("window.jetwayDashboard.rates.out") > 0
+        names = await wait_for(page, "(() => { const n = [...document.querySelectorAll('#connections tbody tr')]"
+                                     ".map(r => r.cells[1].textContent); return n.length >= 2 && n; })()")
+        assert {"dashboard-publisher", "dashboard-subscriber"} <= set(names)
+        assert await page.evaluate("document.getElementById('health').textContent") == "ok"
+        assert await page.evaluate("document.querySelectorAll('#subscriptions tbody tr').length") >= 1
+        # Without JetStream and MQTT data their panels stay hidden.
+        assert await page.evaluate("document.getElementById('jetstream').hidden") is True
+        assert await page.evaluate("document.getElementById('mqtt').hidden") is True
+        # A few more polls, so errors from later refreshes would show up too.
+        polls = await page.evaluate("window.jetwayDashboard.polls")
+        await wait_for(page, f"window.jetwayDashboard.polls >= {polls + 2}")
+        await page.screenshot(os.path.join(ARTIFACTS, "dashboard.png"))
+        assert page.errors == []
+        assert await page.evaluate("window.jetwayDashboard.errors") == 0
+    finally:
+        stop.set()
+        await traffic
+        await page.close()
+        await publisher.close()
+        await subscriber.close()
+    assert received > 0

@@ -1,0 +1,113 @@
+//! `/metrics`: Prometheus text exposition.
+//!
+//! Each server has its own [`PrometheusRecorder`] (tests run many servers in one process, so a
+//! process-global recorder would mix them). Nothing is recorded on the hot path: at scrape
+//! time, one function per subsystem copies the live counters into the recorder through the
+//! `metrics` facade, then the recorder renders. A subsystem adds its metrics by adding a
+//! `record_<subsystem>` function and calling it from [`ServerMetrics::render`]:
+//! JetStream (`jetway_jetstream_*`: streams, consumers, messages, bytes, API calls and errors),
+//! the MQTT gateway (the same connection and traffic metrics with `protocol="mqtt"`, plus
+//! sessions and retained messages) and the store (`jetway_store_*`: fsyncs, write latency).
+//!
+//! Names: `jetway_` prefix, counters end in `_total`, sizes in bytes, traffic labelled by
+//! `protocol`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+
+use super::process;
+use crate::server::{Core, JETWAY_VERSION};
+
+/// The Prometheus text format's content type.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub struct ServerMetrics {
+    recorder: PrometheusRecorder,
+}
+
+impl ServerMetrics {
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, describe);
+        ServerMetrics { recorder }
+    }
+
+    /// Copies the live state of `core` into the recorder and renders it.
+    pub fn render(&self, core: &Core) -> String {
+        metrics::with_local_recorder(&self.recorder, || {
+            record_server(core);
+            record_process(core);
+            record_nats(core);
+            record_router(core);
+            // record_mqtt, record_jetstream and record_store join here when those land.
+        });
+        self.recorder.handle().render()
+    }
+}
+
+pub async fn metrics(State(core): State<Arc<Core>>) -> Response {
+    let body = core.monitor.render_metrics(&core);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE), (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], body).into_response()
+}
+
+fn describe() {
+    describe_gauge!("jetway_info", "Server identity in labels; always 1");
+    describe_gauge!("jetway_uptime_seconds", Unit::Seconds, "Time since the server started");
+    describe_gauge!("jetway_process_resident_memory_bytes", Unit::Bytes, "Resident memory of the process");
+    describe_gauge!("jetway_process_cpu_seconds", Unit::Seconds, "User and system CPU time used so far");
+    describe_gauge!("jetway_connections", "Open client connections");
+    describe_counter!("jetway_connections_total", "Client connections accepted since start");
+    describe_counter!("jetway_messages_received_total", "Messages received from clients");
+    describe_counter!("jetway_messages_sent_total", "Messages sent to clients");
+    describe_counter!("jetway_bytes_received_total", Unit::Bytes, "Payload and header bytes received");
+    describe_counter!("jetway_bytes_sent_total", Unit::Bytes, "Payload and header bytes sent");
+    describe_counter!("jetway_slow_consumers_total", "Clients disconnected as slow consumers");
+    describe_counter!("jetway_stale_connections_total", "Clients disconnected for unanswered PINGs");
+    describe_gauge!("jetway_subscriptions", "Subscriptions over all accounts");
+    describe_gauge!("jetway_closed_connections_retained", "Closed connections kept for /connz");
+}
+
+fn record_server(core: &Core) {
+    gauge!(
+        "jetway_info",
+        "version" => JETWAY_VERSION,
+        "server_id" => core.server_id.clone(),
+        "server_name" => core.server_name.clone()
+    )
+    .set(1.0);
+    let up = SystemTime::now().duration_since(core.started).unwrap_or_default();
+    gauge!("jetway_uptime_seconds").set(up.as_secs_f64());
+}
+
+fn record_process(_core: &Core) {
+    gauge!("jetway_process_resident_memory_bytes").set(process::resident_memory_bytes() as f64);
+    // A gauge, not a counter: the facade's counters are integers and this is fractional seconds.
+    gauge!("jetway_process_cpu_seconds").set(process::cpu_seconds());
+}
+
+/// NATS client connections and their traffic. Every client is a NATS client for now, so the
+/// server counters are the NATS ones.
+fn record_nats(core: &Core) {
+    let s = &core.stats;
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    gauge!("jetway_connections", "protocol" => "nats").set(core.num_clients() as f64);
+    counter!("jetway_connections_total", "protocol" => "nats").absolute(load(&s.total_connections));
+    counter!("jetway_messages_received_total", "protocol" => "nats").absolute(load(&s.in_msgs));
+    counter!("jetway_messages_sent_total", "protocol" => "nats").absolute(load(&s.out_msgs));
+    counter!("jetway_bytes_received_total", "protocol" => "nats").absolute(load(&s.in_bytes));
+    counter!("jetway_bytes_sent_total", "protocol" => "nats").absolute(load(&s.out_bytes));
+    counter!("jetway_slow_consumers_total", "protocol" => "nats").absolute(load(&s.slow_consumers));
+    counter!("jetway_stale_connections_total", "protocol" => "nats").absolute(load(&s.stale_connections));
+    gauge!("jetway_closed_connections_retained").set(core.monitor.closed.len() as f64);
+}
+
+fn record_router(core: &Core) {
+    gauge!("jetway_subscriptions").set(core.accounts.total_subscriptions() as f64);
+}

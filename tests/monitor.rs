@@ -1,0 +1,572 @@
+//! The monitoring endpoints through HTTP, against a server with real clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{RawClient, TestServer};
+
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl HttpResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 GET: enough for these endpoints, no client library needed.
+async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to monitor");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    HttpResponse { status, headers, body }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
+    out
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> Value {
+    let response = get(addr, path).await;
+    assert_eq!(response.status, 200, "{path}: {}", response.body);
+    assert_eq!(response.header("content-type"), Some("application/json"), "{path}");
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"), "{path}");
+    response.json()
+}
+
+async fn monitored() -> (TestServer, SocketAddr) {
+    monitored_with(|_| {}).await
+}
+
+async fn monitored_with(edit: impl FnOnce(&mut jetway::Config)) -> (TestServer, SocketAddr) {
+    let server = TestServer::start_with(|c| {
+        c.http_port = -1;
+        c.server_name = Some("mon-1".into());
+        // Exact subscription counts below: no JetStream API subscription in the account.
+        c.jetstream.enabled = false;
+        edit(c);
+    })
+    .await;
+    let http = server.handle.as_ref().and_then(|h| h.http_addr).expect("monitor listening");
+    (server, http)
+}
+
+async fn named_client(server: &TestServer, name: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::new().name(name).connect(server.url()).await.expect("client connects")
+}
+
+/// Polls `path` until `done` holds (state changes after a disconnect are asynchronous).
+async fn eventually(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = get_json(addr, path).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{path} never satisfied: {v:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn cids(connz: &Value) -> Vec<u64> {
+    connz["connections"].as_array().expect("connections").iter().filter_map(|c| c["cid"].as_u64()).collect()
+}
+
+#[tokio::test]
+async fn varz_reports_identity_limits_runtime_and_traffic() {
+    let (server, http) = monitored_with(|c| c.max_payload = 512 * 1024).await;
+    let a = named_client(&server, "alpha").await;
+    let b = named_client(&server, "beta").await;
+    let _s1 = b.subscribe("varz.>").await.unwrap();
+    let _s2 = b.subscribe("other").await.unwrap();
+    b.flush().await.unwrap();
+    for _ in 0..10 {
+        a.publish("varz.x", "12345".into()).await.unwrap();
+    }
+    a.flush().await.unwrap();
+
+    let v = eventually(http, "/varz", |v| v["out_msgs"].as_u64() >= Some(10)).await;
+    assert_eq!(v["server_name"], "mon-1");
+    assert_eq!(v["server_id"].as_str().map(str::len), Some(56));
+    assert_eq!(v["port"].as_u64(), Some(u64::from(server.addr.port())));
+    assert_eq!(v["http_port"].as_u64(), Some(u64::from(http.port())));
+    assert_eq!(v["max_payload"], 512 * 1024);
+    assert_eq!(v["max_connections"], 64 * 1024);
+    assert_eq!(v["ping_interval"], 120_000_000_000u64);
+    assert_eq!(v["write_deadline"], 10_000_000_000u64);
+    assert_eq!(v["connections"], 2);
+    assert_eq!(v["total_connections"], 2);
+    assert_eq!(v["subscriptions"], 2);
+    assert_eq!(v["in_msgs"], 10);
+    assert_eq!(v["in_bytes"], 50);
+    assert_eq!(v["out_msgs"], 10);
+    assert_eq!(v["slow_consumers"], 0);
+    assert_eq!(v["slow_consumer_stats"]["clients"], 0);
+    assert_eq!(v["stale_connections"], 0);
+    assert_eq!(v["system_account"], "$SYS");
+    assert_eq!(v["mqtt"]["host"], "127.0.0.1");
+    assert_eq!(v["mqtt"]["port"], 0);
+    assert_eq!(v["jetstream"], serde_json::json!({}));
+    assert!(v["uptime"].as_str().is_some_and(|u| u.ends_with('s')), "{}", v["uptime"]);
+    assert!(v["mem"].as_u64() > Some(1024 * 1024), "{}", v["mem"]);
+    assert!(v["cores"].as_u64() >= Some(1));
+    assert!(v["cpu"].as_f64().is_some());
+    for time in ["start", "now", "config_load_time"] {
+        assert!(v[time].as_str().is_some_and(|t| t.ends_with('Z') && t.contains('T')), "{time}: {}", v[time]);
+    }
+}
+
+#[tokio::test]
+async fn connz_lists_open_connections_with_identity_counters_and_subscriptions() {
+    let (server, http) = monitored().await;
+    let pubr = named_client(&server, "publisher").await;
+    let subr = named_client(&server, "subscriber").await;
+    let _a = subr.subscribe("orders.*").await.unwrap();
+    let _b = subr.queue_subscribe("work", "workers".into()).await.unwrap();
+    subr.flush().await.unwrap();
+    for _ in 0..3 {
+        pubr.publish("orders.new", "abc".into()).await.unwrap();
+    }
+    pubr.flush().await.unwrap();
+
+    let v = eventually(http, "/connz?subs=1", |v| v["connections"][1]["out_msgs"] == 3).await;
+    assert_eq!((v["num_connections"].as_u64(), v["total"].as_u64()), (Some(2), Some(2)));
+    assert_eq!((v["offset"].as_u64(), v["limit"].as_u64()), (Some(0), Some(1024)));
+    let conns = v["connections"].as_array().unwrap();
+    let (p, s) = (&conns[0], &conns[1]);
+    assert_eq!((p["name"].as_str(), s["name"].as_str()), (Some("publisher"), Some("subscriber")));
+    assert_eq!(p["lang"], "rust");
+    assert!(p["version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert_eq!((p["kind"].as_str(), p["type"].as_str()), (Some("Client"), Some("nats")));
+    assert_eq!(p["ip"], "127.0.0.1");
+    assert!(p["port"].as_u64() > Some(0));
+    assert_eq!(p["account"], "$G");
+    assert_eq!((p["in_msgs"].as_u64(), p["in_bytes"].as_u64()), (Some(3), Some(9)));
+    assert_eq!((s["out_msgs"].as_u64(), s["out_bytes"].as_u64()), (Some(3), Some(9)));
+    assert_eq!(s["subscriptions"], 2);
+    assert_eq!(p["pending_bytes"], 0);
+    let mut subjects: Vec<&str> =
+        s["subscriptions_list"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["orders.*", "work"]);
+    assert!(p.get("subscriptions_list").is_none(), "no list for a client without subscriptions");
+    for field in ["start", "last_activity", "uptime", "idle"] {
+        assert!(p[field].is_string(), "{field} missing: {p:#}");
+    }
+    assert!(p.get("stop").is_none() && p.get("reason").is_none());
+
+    let detail = get_json(http, "/connz?subs=detail&sort=subs").await;
+    let first = &detail["connections"][0];
+    assert_eq!(first["name"], "subscriber");
+    let mut details: Vec<Value> = first["subscriptions_list_detail"].as_array().unwrap().clone();
+    details.sort_by_key(|d| d["subject"].as_str().map(String::from));
+    assert_eq!(details[0]["subject"], "orders.*");
+    assert_eq!(details[0]["msgs"], 3);
+    assert_eq!(details[0]["cid"], first["cid"]);
+    assert!(details[0]["sid"].is_string());
+    assert_eq!(
+        (details[1]["subject"].as_str(), details[1]["qgroup"].as_str()),
+        (Some("work"), Some("workers"))
+    );
+}
+
+#[tokio::test]
+async fn connz_pages_sorts_and_filters() {
+    let (server, http) = monitored().await;
+    let (mut clients, mut subscribers) = (Vec::new(), Vec::new());
+    for (i, subs) in [1usize, 3, 2, 0].iter().enumerate() {
+        let nc = named_client(&server, &format!("c{i}")).await;
+        for n in 0..*subs {
+            subscribers.push(nc.subscribe(format!("s.{i}.{n}")).await.unwrap());
+        }
+        nc.flush().await.unwrap();
+        clients.push(nc);
+    }
+    let all = get_json(http, "/connz").await;
+    let ids = cids(&all);
+    assert_eq!(ids.len(), 4);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "cid order by default: {ids:?}");
+
+    let page = get_json(http, "/connz?offset=1&limit=2").await;
+    assert_eq!(cids(&page), ids[1..3].to_vec());
+    assert_eq!((page["total"].as_u64(), page["num_connections"].as_u64()), (Some(4), Some(2)));
+    assert_eq!((page["offset"].as_u64(), page["limit"].as_u64()), (Some(1), Some(2)));
+
+    let by_subs = get_json(http, "/connz?sort=subs").await;
+    let counts: Vec<u64> = by_subs["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["subscriptions"].as_u64())
+        .collect();
+    assert_eq!(counts, [3, 2, 1, 0]);
+
+    let one = get_json(http, &format!("/connz?cid={}", ids[2])).await;
+    assert_eq!(cids(&one), [ids[2]]);
+    assert_eq!(one["connections"][0]["name"], "c2");
+
+    assert_eq!(cids(&get_json(http, "/connz?acc=$G").await).len(), 4);
+    assert_eq!(cids(&get_json(http, "/connz?acc=nobody").await).len(), 0);
+
+    for bad in [
+        "/connz?sort=bogus",
+        "/connz?sort=stop",
+        "/connz?sort=reason&state=open",
+        "/connz?state=gone",
+        "/connz?limit=x",
+        "/connz?subs=maybe",
+    ] {
+        let r = get(http, bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.json()["error"].is_string(), "{bad}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+}
+
+#[tokio::test]
+async fn connz_keeps_closed_connections_with_reasons_in_a_bounded_ring() {
+    let (server, http) = monitored_with(|c| c.max_closed_clients = 2).await;
+    let live = named_client(&server, "stays").await;
+    live.flush().await.unwrap();
+
+    let mut quitter = RawClient::connect(server.addr).await;
+    quitter.send(b"CONNECT {\"name\":\"quitter\",\"user\":\"\",\"verbose\":false}\r\nSUB a 1\r\nPUB a 2\r\nhi\r\nPING\r\n").await;
+    quitter.expect("PONG\r\n").await;
+    drop(quitter);
+    eventually(http, "/connz?state=closed", |v| v["total"] == 1).await;
+
+    let mut violator = RawClient::connect(server.addr).await;
+    violator.send(b"CONNECT {\"name\":\"violator\"}\r\nBOGUS\r\n").await;
+    violator.expect_closed().await;
+    let closed = eventually(http, "/connz?state=closed", |v| v["total"] == 2).await;
+    let conns = closed["connections"].as_array().unwrap();
+    assert_eq!(
+        (conns[0]["name"].as_str(), conns[0]["reason"].as_str()),
+        (Some("quitter"), Some("Client Closed"))
+    );
+    assert_eq!(
+        (conns[1]["name"].as_str(), conns[1]["reason"].as_str()),
+        (Some("violator"), Some("Protocol Violation"))
+    );
+    assert_eq!((conns[0]["in_msgs"].as_u64(), conns[0]["out_msgs"].as_u64()), (Some(1), Some(1)));
+    assert!(conns.iter().all(|c| c["stop"].is_string() && c["uptime"].is_string()));
+
+    let any = get_json(http, "/connz?state=any").await;
+    assert_eq!(any["total"], 3);
+    let by_reason = get_json(http, "/connz?state=closed&sort=reason").await;
+    assert_eq!(by_reason["connections"][0]["reason"], "Client Closed");
+    let by_stop = get_json(http, "/connz?state=closed&sort=stop").await;
+    assert_eq!(by_stop["connections"][0]["name"], "violator", "newest stop first");
+
+    // A third close pushes the oldest out of the ring of two.
+    drop(live);
+    let closed = eventually(http, "/connz?state=closed", |v| {
+        v["connections"].as_array().is_some_and(|c| c.iter().any(|c| c["name"] == "stays"))
+    })
+    .await;
+    assert_eq!(closed["total"], 2);
+    let names: Vec<&str> =
+        closed["connections"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["stays", "violator"], "cid order by default");
+}
+
+#[tokio::test]
+async fn connz_reports_rtt_and_authorized_user_when_asked() {
+    let (server, http) = monitored_with(|c| c.ping_interval = Duration::from_millis(100)).await;
+    let nc = async_nats::ConnectOptions::with_user_and_password("ann".into(), "pw".into())
+        .connect(server.url())
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    let v = eventually(http, "/connz?auth=1", |v| v["connections"][0]["rtt"].is_string()).await;
+    let c = &v["connections"][0];
+    assert!(c["rtt"].as_str().is_some_and(|r| r.ends_with('s')), "{}", c["rtt"]);
+    assert_eq!(c["authorized_user"], "ann");
+    let plain = get_json(http, "/connz").await;
+    assert!(plain["connections"][0].get("authorized_user").is_none());
+    assert_eq!(cids(&get_json(http, "/connz?user=ann").await).len(), 1);
+    assert_eq!(cids(&get_json(http, "/connz?user=bob").await).len(), 0);
+}
+
+#[tokio::test]
+async fn subsz_reports_stats_and_lists_subscriptions_with_test_filter_and_paging() {
+    let (server, http) = monitored().await;
+    let nc = named_client(&server, "subs").await;
+    let mut keep = Vec::new();
+    for subject in ["a.b", "a.*", "a.>", "x.y", "q"] {
+        keep.push(nc.subscribe(subject).await.unwrap());
+    }
+    keep.push(nc.queue_subscribe("a.b", "g".into()).await.unwrap());
+    nc.flush().await.unwrap();
+    nc.publish("a.b", "m".into()).await.unwrap();
+    nc.flush().await.unwrap();
+
+    let v = get_json(http, "/subsz").await;
+    assert_eq!(v["num_subscriptions"], 6);
+    assert!(v["num_inserts"].as_u64() >= Some(6));
+    assert!(v["num_matches"].as_u64() >= Some(1));
+    for field in
+        ["num_cache", "num_removes", "cache_hit_rate", "max_fanout", "avg_fanout", "server_id", "now"]
+    {
+        assert!(v.get(field).is_some(), "{field} missing: {v:#}");
+    }
+    assert_eq!(v["max_fanout"], 4, "a.b reaches a.b, a.*, a.> and one queue group");
+    assert!(v.get("subscriptions_list").is_none());
+
+    let all = get_json(http, "/subscriptionsz?subs=1").await;
+    assert_eq!(all["total"], 6);
+    let list = all["subscriptions_list"].as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    assert!(list.iter().all(|s| s["account"] == "$G" && s["cid"].is_u64() && s["sid"].is_string()));
+    let ab = list.iter().find(|s| s["subject"] == "a.b" && s.get("qgroup").is_none()).unwrap();
+    assert_eq!(ab["msgs"], 1);
+
+    let matching = get_json(http, "/subsz?subs=1&test=a.b").await;
+    let mut subjects: Vec<&str> = matching["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["subject"].as_str())
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["a.*", "a.>", "a.b", "a.b"]);
+    assert_eq!(matching["total"], 4);
+
+    let page = get_json(http, "/subsz?subs=1&offset=4&limit=5").await;
+    assert_eq!(page["subscriptions_list"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        (page["offset"].as_u64(), page["limit"].as_u64(), page["total"].as_u64()),
+        (Some(4), Some(5), Some(6))
+    );
+
+    assert_eq!(get_json(http, "/subsz?acc=$SYS").await["num_subscriptions"], 0);
+    assert_eq!(get(http, "/subsz?subs=1&test=a.*").await.status, 400);
+}
+
+#[tokio::test]
+async fn routez_accountz_and_accstatz_describe_the_single_server_and_its_accounts() {
+    let (server, http) = monitored().await;
+    let nc = named_client(&server, "acct").await;
+    let _s = nc.subscribe("acc.test").await.unwrap();
+    nc.publish("acc.test", "xy".into()).await.unwrap();
+    nc.flush().await.unwrap();
+
+    let routes = get_json(http, "/routez").await;
+    assert_eq!(
+        (routes["num_routes"].as_u64(), routes["routes"].as_array().map(Vec::len)),
+        (Some(0), Some(0))
+    );
+    assert_eq!(routes["server_name"], "mon-1");
+
+    let accounts = get_json(http, "/accountz").await;
+    assert_eq!(accounts["system_account"], "$SYS");
+    assert_eq!(accounts["accounts"], serde_json::json!(["$G", "$SYS"]));
+
+    let detail = get_json(http, "/accountz?acc=$G").await;
+    let d = &detail["account_detail"];
+    assert_eq!((d["account_name"].as_str(), d["is_system"].as_bool()), (Some("$G"), Some(false)));
+    assert_eq!((d["client_connections"].as_u64(), d["subscriptions"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(d["sublist_stats"]["num_subscriptions"], 1);
+    assert_eq!(get_json(http, "/accountz?acc=$SYS").await["account_detail"]["is_system"], true);
+    assert_eq!(get(http, "/accountz?acc=nope").await.status, 400);
+
+    let stats = eventually(http, "/accstatz", |v| v["account_statz"][0]["sent"]["msgs"] == 1).await;
+    let list = stats["account_statz"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "only accounts with connections: {stats:#}");
+    let g = &list[0];
+    assert_eq!(
+        (g["acc"].as_str(), g["conns"].as_u64(), g["num_subscriptions"].as_u64()),
+        (Some("$G"), Some(1), Some(1))
+    );
+    assert_eq!((g["received"]["msgs"].as_u64(), g["received"]["bytes"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(get_json(http, "/accstatz?unused=1").await["account_statz"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn healthz_is_ok_accepts_jetstream_parameters_and_unknown_paths_are_json_404() {
+    let (_server, http) = monitored().await;
+    assert_eq!(get_json(http, "/healthz").await, serde_json::json!({"status": "ok"}));
+    assert_eq!(get_json(http, "/healthz?js-enabled-only=true").await["status"], "ok");
+    assert_eq!(get_json(http, "/healthz?js-server-only=1").await["status"], "ok");
+    assert_eq!(get(http, "/healthz?js-enabled-only=perhaps").await.status, 400);
+    let missing = get(http, "/nope").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-type"), Some("application/json"));
+    assert!(missing.json()["error"].is_string());
+}
+
+#[tokio::test]
+async fn metrics_are_valid_prometheus_text_matching_the_live_counters() {
+    let (server, http) = monitored().await;
+    let a = named_client(&server, "m1").await;
+    let b = named_client(&server, "m2").await;
+    let _s = b.subscribe("metrics.>").await.unwrap();
+    b.flush().await.unwrap();
+    for _ in 0..7 {
+        a.publish("metrics.x", "1234".into()).await.unwrap();
+    }
+    a.flush().await.unwrap();
+    eventually(http, "/varz", |v| v["out_msgs"] == 7).await;
+
+    let response = get(http, "/metrics").await;
+    assert_eq!(response.status, 200);
+    assert!(response.header("content-type").is_some_and(|t| t.starts_with("text/plain")));
+    let lines = response.body.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
+    let value = |name: &str| {
+        let sample =
+            scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} missing"));
+        match sample.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            ref other => panic!("{name}: unexpected {other:?}"),
+        }
+    };
+    assert_eq!(value("jetway_connections"), 2.0);
+    assert_eq!(value("jetway_connections_total"), 2.0);
+    assert_eq!(value("jetway_messages_received_total"), 7.0);
+    assert_eq!(value("jetway_messages_sent_total"), 7.0);
+    assert_eq!(value("jetway_bytes_received_total"), 28.0);
+    assert_eq!(value("jetway_bytes_sent_total"), 28.0);
+    assert_eq!(value("jetway_slow_consumers_total"), 0.0);
+    assert_eq!(value("jetway_stale_connections_total"), 0.0);
+    assert_eq!(value("jetway_subscriptions"), 1.0);
+    assert!(value("jetway_process_resident_memory_bytes") > 0.0);
+    let traffic = scrape.samples.iter().find(|s| s.metric == "jetway_messages_received_total").unwrap();
+    assert_eq!(traffic.labels.get("protocol"), Some("nats"));
+    assert!(matches!(traffic.value, prometheus_parse::Value::Counter(_)), "{:?}", traffic.value);
+    let info = scrape.samples.iter().find(|s| s.metric == "jetway_info").unwrap();
+    assert_eq!(info.labels.get("server_name"), Some("mon-1"));
+    assert!(scrape.docs.contains_key("jetway_connections"), "HELP lines present");
+}
+
+#[tokio::test]
+async fn two_servers_in_one_process_have_separate_metrics() {
+    let (one, http_one) = monitored().await;
+    let (_two, http_two) = monitored().await;
+    let _nc = one.client().await;
+    let count = |body: String| {
+        body.lines()
+            .find(|l| l.starts_with("jetway_connections{"))
+            .map(|l| l.ends_with(" 1"))
+            .unwrap_or(false)
+    };
+    assert!(count(get(http_one, "/metrics").await.body));
+    assert!(!count(get(http_two, "/metrics").await.body));
+}
+
+/// Collects what an internal subscription receives.
+struct Collector(tokio::sync::mpsc::UnboundedSender<(String, Value)>);
+
+impl jetway::router::InternalHandler for Collector {
+    fn deliver(&self, msg: &jetway::router::Message<'_>) {
+        let json = serde_json::from_slice(msg.payload).unwrap_or(Value::Null);
+        let _ = self.0.send((msg.subject.to_string(), json));
+    }
+}
+
+#[tokio::test]
+async fn connect_and_disconnect_advisories_are_published_in_the_system_account() {
+    let (server, _http) = monitored().await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let core = server.core().clone();
+    let sink = jetway::router::Sink::Internal(Arc::new(Collector(tx)));
+    core.system_account.sublist.insert(jetway::router::Subscription::new(
+        "$SYS.ACCOUNT.>".into(),
+        None,
+        sink,
+    ));
+
+    let mut raw = RawClient::connect(server.addr).await;
+    raw.send(b"CONNECT {\"name\":\"evented\",\"lang\":\"raw\",\"version\":\"9.9\",\"user\":\"u1\"}\r\nSUB e 1\r\nPUB e 3\r\nabc\r\nPING\r\n").await;
+    raw.expect("PONG\r\n").await;
+    let (subject, connect) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(subject, "$SYS.ACCOUNT.$G.CONNECT");
+    assert_eq!(connect["type"], "io.nats.server.advisory.v1.client_connect");
+    assert_eq!(connect["id"].as_str().map(str::len), Some(22));
+    assert!(connect["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let s = &connect["server"];
+    assert_eq!((s["name"].as_str(), s["id"].as_str()), (Some("mon-1"), Some(core.server_id.as_str())));
+    assert_eq!(s["host"], "127.0.0.1");
+    assert!(s["ver"].is_string() && s["seq"].as_u64() >= Some(1) && s["time"].is_string());
+    let c = &connect["client"];
+    assert_eq!(
+        (c["name"].as_str(), c["lang"].as_str(), c["ver"].as_str()),
+        (Some("evented"), Some("raw"), Some("9.9"))
+    );
+    assert_eq!(
+        (c["acc"].as_str(), c["user"].as_str(), c["host"].as_str()),
+        (Some("$G"), Some("u1"), Some("127.0.0.1"))
+    );
+    assert!(c["id"].as_u64() > Some(0) && c["start"].is_string() && c.get("stop").is_none());
+    assert!(rx.try_recv().is_err(), "one event per connect");
+
+    drop(raw);
+    let (subject, gone) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(subject, "$SYS.ACCOUNT.$G.DISCONNECT");
+    assert_eq!(gone["type"], "io.nats.server.advisory.v1.client_disconnect");
+    assert_eq!(gone["client"]["id"], c["id"]);
+    assert!(gone["client"]["stop"].is_string());
+    assert_eq!(gone["reason"], "Client Closed");
+    assert_eq!((gone["sent"]["msgs"].as_u64(), gone["sent"]["bytes"].as_u64()), (Some(1), Some(3)));
+    assert_eq!((gone["received"]["msgs"].as_u64(), gone["received"]["bytes"].as_u64()), (Some(1), Some(3)));
+    assert!(gone["server"]["seq"].as_u64() > s["seq"].as_u64(), "event sequence grows");
+    assert_ne!(gone["id"], connect["id"]);
+}
+
+#[tokio::test]
+async fn dashboard_is_one_self_contained_html_page() {
+    let (_server, http) = monitored().await;
+    let page = get(http, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    assert!(page.body.contains("<canvas"), "rate chart");
+    for endpoint in ["varz", "connz", "subsz", "jsz"] {
+        assert!(page.body.contains(&format!("/{endpoint}")), "polls /{endpoint}");
+    }
+    assert!(!page.body.contains("http://") && !page.body.contains("https://"), "no external assets");
+}
+
+#[tokio::test]
+async fn monitoring_is_off_unless_configured() {
+    let server = TestServer::start().await;
+    assert!(server.handle.as_ref().and_then(|h| h.http_addr).is_none());
+}
