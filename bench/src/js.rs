@@ -18,6 +18,29 @@ use futures::StreamExt;
 /// How long one JetStream API request or publish ack may take before it counts as failed.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The options every JetStream workload has: where, which stream, what messages.
+#[derive(clap::Args, Debug)]
+pub struct StreamArgs {
+    /// Server URL.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub url: String,
+    /// Stream name. A stream the workload creates replaces any stream of this name.
+    #[arg(long, default_value = "BENCH")]
+    pub stream: String,
+    /// Subject the stream captures and messages are published on.
+    #[arg(long, default_value = "bench.js")]
+    pub subject: String,
+    /// Payload size in bytes of the messages published.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Messages per run (published by js-pub, consumed by js-consume).
+    #[arg(long, default_value_t = 100_000)]
+    pub msgs: u64,
+    /// Storage of a stream the workload creates.
+    #[arg(long, value_enum, default_value_t = Storage::File)]
+    pub storage: Storage,
+}
+
 /// Stream storage, as a command-line choice.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Storage {

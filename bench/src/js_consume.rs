@@ -18,7 +18,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::conn::{connect, Incidents};
-use crate::js::{context, publish_windowed, recreate_stream, stream_messages, Acks, Storage};
+use crate::js::{context, publish_windowed, recreate_stream, stream_messages, Acks, StreamArgs};
 use crate::stats::{megabytes_per_second, per_second, round3};
 
 /// Acks in flight while filling the stream.
@@ -30,27 +30,11 @@ const MAX_EMPTY_PULLS: u32 = 3;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Server URL.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
-    /// Stream to consume from (created and filled unless --reuse finds it full enough).
-    #[arg(long, default_value = "BENCH")]
-    stream: String,
-    /// Subject the stream captures (used when the stream has to be filled).
-    #[arg(long, default_value = "bench.js")]
-    subject: String,
-    /// Payload size in bytes of the messages published to fill the stream.
-    #[arg(long, default_value_t = 128)]
-    size: usize,
-    /// Messages to consume (and to publish first, when filling).
-    #[arg(long, default_value_t = 100_000)]
-    msgs: u64,
+    #[command(flatten)]
+    common: StreamArgs,
     /// Messages asked for per pull request.
     #[arg(long, default_value_t = 256)]
     batch: usize,
-    /// Storage of the stream when it is created.
-    #[arg(long, value_enum, default_value_t = Storage::File)]
-    storage: Storage,
     /// Durable consumer name; an existing consumer of this name is replaced.
     #[arg(long, default_value = "bench-consumer")]
     consumer: String,
@@ -60,14 +44,15 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<Value> {
+    let Args { common: args, batch, consumer: consumer_name, reuse } = args;
     anyhow::ensure!(args.msgs >= 1, "--msgs must be at least 1");
-    anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(batch >= 1, "--batch must be at least 1");
     let incidents = Incidents::new();
     let client = connect(&args.url, "bench-js-consume", &incidents).await?;
     let js = context(client.clone(), PRELOAD_WINDOW);
 
     let existing = stream_messages(&js, &args.stream).await?;
-    let reused = args.reuse && existing.is_some_and(|(held, _)| held >= args.msgs);
+    let reused = reuse && existing.is_some_and(|(held, _)| held >= args.msgs);
     let storage = match existing {
         Some((_, storage)) if reused => storage,
         _ => args.storage.name(),
@@ -98,18 +83,18 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     let preload = preload_started.elapsed();
 
     let stream = js.get_stream(&args.stream).await.context("opening the stream")?;
-    match stream.delete_consumer(&args.consumer).await {
+    match stream.delete_consumer(&consumer_name).await {
         Ok(_) => {}
         Err(err) if is_consumer_not_found(err.kind()) => {}
         Err(err) => return Err(err).context("deleting the old consumer"),
     }
     let consumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some(args.consumer.clone()),
+            durable_name: Some(consumer_name.clone()),
             ack_policy: AckPolicy::Explicit,
             deliver_policy: DeliverPolicy::All,
             // Acks are sent without waiting, so a few batches may be unacknowledged at once.
-            max_ack_pending: i64::try_from(args.batch.saturating_mul(4).max(1000)).unwrap_or(i64::MAX),
+            max_ack_pending: i64::try_from(batch.saturating_mul(4).max(1000)).unwrap_or(i64::MAX),
             ..Default::default()
         })
         .await
@@ -122,8 +107,8 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     let consuming = async {
         let mut empty_in_a_row = 0;
         while received < args.msgs {
-            let want = usize::try_from(args.msgs - received).unwrap_or(usize::MAX).min(args.batch);
-            let mut batch = consumer
+            let want = usize::try_from(args.msgs - received).unwrap_or(usize::MAX).min(batch);
+            let mut pulled = consumer
                 .batch()
                 .max_messages(want)
                 .expires(PULL_EXPIRES)
@@ -132,7 +117,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
                 .context("sending a pull request")?;
             pulls += 1;
             let before = received;
-            while let Some(message) = batch.next().await {
+            while let Some(message) = pulled.next().await {
                 let message = message.map_err(|err| anyhow::anyhow!("pulling: {err}"))?;
                 bytes += message.payload.len() as u64;
                 message.ack().await.map_err(|err| anyhow::anyhow!("acking: {err}"))?;
@@ -160,7 +145,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         "stream": args.stream,
         "storage": storage,
         "msgs": args.msgs,
-        "batch": args.batch,
+        "batch": batch,
         "reused_stream": reused,
         "preload_s": round3(preload.as_secs_f64()),
         "pull_requests": pulls,

@@ -12,40 +12,25 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::conn::{connect, Incidents};
-use crate::js::{context, publish_windowed, recreate_stream, stream_messages, Acks, Storage};
+use crate::js::{context, publish_windowed, recreate_stream, stream_messages, Acks, StreamArgs};
 use crate::stats::{megabytes_per_second, per_second, percentile, round3};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Server URL.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    url: String,
-    /// Stream to (re)create; any existing stream of this name is deleted first.
-    #[arg(long, default_value = "BENCH")]
-    stream: String,
-    /// Subject the stream captures and the messages are published on.
-    #[arg(long, default_value = "bench.js")]
-    subject: String,
-    /// Payload size in bytes.
-    #[arg(long, default_value_t = 128)]
-    size: usize,
-    /// Messages to publish.
-    #[arg(long, default_value_t = 100_000)]
-    msgs: u64,
+    #[command(flatten)]
+    common: StreamArgs,
     /// Publish acks allowed in flight: 1 = synchronous publishing.
     #[arg(long, default_value_t = 1)]
     window: usize,
-    /// Stream storage.
-    #[arg(long, value_enum, default_value_t = Storage::File)]
-    storage: Storage,
 }
 
 pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<Value> {
+    let Args { common: args, window } = args;
     anyhow::ensure!(args.msgs >= 1, "--msgs must be at least 1");
-    anyhow::ensure!(args.window >= 1, "--window must be at least 1");
+    anyhow::ensure!(window >= 1, "--window must be at least 1");
     let incidents = Incidents::new();
     let client = connect(&args.url, "bench-js-pub", &incidents).await?;
-    let js = context(client, args.window);
+    let js = context(client, window);
     recreate_stream(&js, &args.stream, &args.subject, args.storage).await?;
 
     let payload = Bytes::from(vec![b'j'; args.size]);
@@ -53,7 +38,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         Acks { count: 0, latencies_us: Vec::with_capacity(usize::try_from(args.msgs).unwrap_or(0)) };
     let started = Instant::now();
     let publishing =
-        publish_windowed(&js, &args.stream, &args.subject, &payload, args.msgs, args.window, &mut acks);
+        publish_windowed(&js, &args.stream, &args.subject, &payload, args.msgs, window, &mut acks);
     let outcome = tokio::time::timeout_at(deadline, publishing).await;
     let elapsed = started.elapsed();
     match outcome {
@@ -78,7 +63,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         "storage": args.storage.name(),
         "size": args.size,
         "msgs": args.msgs,
-        "window": args.window,
+        "window": window,
         "elapsed_s": round3(elapsed.as_secs_f64()),
         "msgs_per_s": per_second(args.msgs, elapsed).round(),
         "mb_per_s": round3(megabytes_per_second(args.msgs * args.size as u64, elapsed)),
