@@ -120,9 +120,7 @@ async def test_nak_redelivers_the_message(js):
 
 async def test_unacked_message_is_redelivered_after_ack_wait(js):
     await fill(js, "ACKWAIT", "ackwait", 1)
-    psub = await js.pull_subscribe(
-        "ackwait.>", durable="slow", stream="ACKWAIT", config=ConsumerConfig(ack_wait=1.0)
-    )
+    psub = await js.pull_subscribe("ackwait.>", durable="slow", stream="ACKWAIT", config=ConsumerConfig(ack_wait=1.0))
     (msg,) = await psub.fetch(1, timeout=FETCH_TIMEOUT_S)
     assert msg.metadata.num_delivered == 1
     # No ack: after ack_wait (1 s) the server hands it out again.
