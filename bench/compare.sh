@@ -11,7 +11,12 @@
 # Environment (all optional):
 #   JETWAY_BIN, NATS_SERVER_BIN, BENCH_BIN   binaries (same as the flags above)
 #   JETWAY_KIND       jetway | nats-server: launch flags for JETWAY_BIN (default: from its name)
+#   SCENARIOS=all     core (pubsub, reqrep) | js (JetStream) | all
 #   ROUNDS=3  PUBSUB_MSGS=2000000  REQREP_COUNT=20000  SIZE=128  BENCH_TIMEOUT=60
+#   JetStream message counts, lazy fsync: JS_SYNC_MSGS=10000 (window 1), JS_MSGS=100000
+#   (window JS_WINDOW=256, and pull-consume with batch JS_BATCH=256); fsync per ack:
+#   JS_DURABLE_SYNC_MSGS=1000 (window 1), JS_DURABLE_MSGS=5000 (window 256, consume)
+#   BENCH_TMPDIR=${TMPDIR:-/tmp}  where the stores (and the fsync probe) live
 #   RESULTS_FILE=bench/RESULTS.md  (set to /dev/null to keep the file untouched)
 set -euo pipefail
 
@@ -29,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --jetway) jetway_bin="$2"; shift 2 ;;
     --nats-server) nats_bin="$2"; shift 2 ;;
     --bench) bench_bin="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -38,14 +43,26 @@ for tool in jq python3; do
   command -v "$tool" >/dev/null || { echo "compare.sh: needs $tool on PATH" >&2; exit 2; }
 done
 
+scenarios="${SCENARIOS:-all}"
+case "$scenarios" in
+  core|js|all) ;;
+  *) echo "compare.sh: SCENARIOS must be core, js or all (got $scenarios)" >&2; exit 2 ;;
+esac
 rounds="${ROUNDS:-3}"
 pubsub_msgs="${PUBSUB_MSGS:-2000000}"
 reqrep_count="${REQREP_COUNT:-20000}"
 size="${SIZE:-128}"
 bench_timeout="${BENCH_TIMEOUT:-60}"
+js_sync_msgs="${JS_SYNC_MSGS:-10000}"
+js_msgs="${JS_MSGS:-100000}"
+js_durable_sync_msgs="${JS_DURABLE_SYNC_MSGS:-1000}"
+js_durable_msgs="${JS_DURABLE_MSGS:-5000}"
+js_window="${JS_WINDOW:-256}"
+js_batch="${JS_BATCH:-256}"
+bench_tmp="${BENCH_TMPDIR:-${TMPDIR:-/tmp}}"
 results_file="${RESULTS_FILE:-$here/RESULTS.md}"
 
-workdir="$(mktemp -d -t jetway-bench.XXXXXX)"
+workdir="$(mktemp -d "$bench_tmp/jetway-bench.XXXXXX")"
 server_pid=""
 server_starts=0
 
@@ -93,6 +110,11 @@ fi
 for bin in "$jetway_bin" "$nats_bin" "$bench_bin"; do
   [[ -x "$bin" ]] || { echo "compare.sh: $bin is not an executable file" >&2; exit 2; }
 done
+# Servers start inside the work folder: relative paths must not break them.
+absolute() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
+jetway_bin="$(absolute "$jetway_bin")"
+nats_bin="$(absolute "$nats_bin")"
+bench_bin="$(absolute "$bench_bin")"
 
 kind_of() { # server label -> launch flavour
   if [[ "$1" == nats-server ]]; then echo nats-server; return; fi
@@ -101,18 +123,33 @@ kind_of() { # server label -> launch flavour
 }
 
 # --- one server -----------------------------------------------------------------------
-# Starts the server on a random loopback port; sets server_pid and server_url.
+# Starts the server on a random loopback port; sets server_pid, server_url and
+# server_store. `sync` is the JetStream fsync policy of the scenario:
+#   ""       core scenario: each server's defaults;
+#   durable  fsync before every ack: Jetway's default; nats-server with a config file
+#            `jetstream { store_dir: DIR, sync_interval: always }`;
+#   lazy     Jetway with `[jetstream] sync_interval = "2m"` (TOML config file);
+#            nats-server's default (`-js -sd DIR`: sync every 2 min).
 start_server() {
-  local label="$1" bin store log
+  local label="$1" sync="$2" bin store log conf
   bin="$jetway_bin"; [[ "$label" == nats-server ]] && bin="$nats_bin"
   server_starts=$((server_starts + 1))
   # A fresh log and store per start: an old listen line must never be read again.
   store="$workdir/store-$server_starts"
+  server_store="$store"
   log="$workdir/server-$server_starts.log"
+  conf="$workdir/server-$server_starts"
   : >"$log"
   local args=(-a 127.0.0.1 -p -1)
   if [[ "$(kind_of "$label")" == jetway ]]; then
     args+=(-m 0 --mqtt_port 0 -sd "$store")
+    if [[ "$sync" == lazy ]]; then
+      printf '[jetstream]\nsync_interval = "2m"\n' >"$conf.toml"
+      args+=(-c "$conf.toml")
+    fi
+  elif [[ "$sync" == durable ]]; then
+    printf 'jetstream {\n  store_dir: "%s"\n  sync_interval: always\n}\n' "$store" >"$conf.conf"
+    args+=(-c "$conf.conf")
   else
     args+=(-js -sd "$store")
   fi
@@ -140,30 +177,64 @@ start_server() {
 # --- scenarios ------------------------------------------------------------------------
 records="$workdir/records.jsonl"
 : >"$records"
-scenario_names=("pubsub 1→1 ${size} B" "pubsub 1→4 ${size} B" "reqrep ${size} B")
-scenario_args=(
-  "pubsub --pubs 1 --subs 1 --size $size --msgs $pubsub_msgs"
-  "pubsub --pubs 1 --subs 4 --size $size --msgs $pubsub_msgs"
-  "reqrep --size $size --count $reqrep_count"
-)
+scenario_names=()
+scenario_args=()
+scenario_sync=()
+add_scenario() { # name jetway-bench-args sync-policy
+  scenario_names+=("$1")
+  scenario_args+=("$2")
+  scenario_sync+=("$3")
+}
+if [[ "$scenarios" != js ]]; then
+  add_scenario "pubsub 1→1 ${size} B" "pubsub --pubs 1 --subs 1 --size $size --msgs $pubsub_msgs" ""
+  add_scenario "pubsub 1→4 ${size} B" "pubsub --pubs 1 --subs 4 --size $size --msgs $pubsub_msgs" ""
+  add_scenario "reqrep ${size} B" "reqrep --size $size --count $reqrep_count" ""
+fi
+if [[ "$scenarios" != core ]]; then
+  for sync in durable lazy; do
+    if [[ "$sync" == durable ]]; then
+      tag="fsync/ack"; n_sync="$js_durable_sync_msgs"; n="$js_durable_msgs"
+    else
+      tag="lazy fsync"; n_sync="$js_sync_msgs"; n="$js_msgs"
+    fi
+    add_scenario "js pub w=1 ${size} B file, $tag" \
+      "js-pub --size $size --msgs $n_sync --window 1 --storage file" "$sync"
+    add_scenario "js pub w=$js_window ${size} B file, $tag" \
+      "js-pub --size $size --msgs $n --window $js_window --storage file" "$sync"
+    add_scenario "js pull b=$js_batch ${size} B file, $tag" \
+      "js-consume --size $size --msgs $n --batch $js_batch --storage file" "$sync"
+  done
+fi
 
 run_once() { # scenario-index server-label round
   local name="${scenario_names[$1]}" label="$2" round="$3" result mode
   read -r -a wargs <<<"${scenario_args[$1]}"
   mode="${wargs[0]}"
-  if start_server "$label"; then
+  if start_server "$label" "${scenario_sync[$1]}"; then
     result="$("$bench_bin" --timeout-secs "$bench_timeout" "${wargs[@]}" --url "$server_url" || true)"
   else
     result=""
   fi
   stop_server
-  if ! jq -e . >/dev/null 2>&1 <<<"$result"; then
+  # Stores are not reused between runs; keep the disk (and its page cache) small.
+  rm -rf "$server_store"
+  if [[ -z "$result" ]] || ! jq -e 'type == "object"' >/dev/null 2>&1 <<<"$result"; then
     result="$(jq -cn --arg mode "$mode" '{mode: $mode, ok: false, error: "no result (server or bench crashed)"}')"
   fi
   jq -cn --arg s "$name" --arg l "$label" --argjson r "$round" --argjson res "$result" \
     '{scenario: $s, server: $l, round: $r, result: $res}' >>"$records"
   printf '%-22s %-12s round %s: %s\n' "$name" "$label" "$round" "$result" >&2
 }
+
+# --- fsync probe ------------------------------------------------------------------------
+# The physical ceiling of fsync-before-ack publishing is about window / fsync latency.
+fsync_line=""
+if [[ "$scenarios" != core ]]; then
+  probe="$(python3 "$here/fsync_probe.py" "$workdir" 2)"
+  echo "fsync probe: $probe" >&2
+  fsync_line="$(jq -r --arg fs "$(stat -f -c %T "$workdir")" --argjson w "$js_window" '
+    "- fsync probe (128 B write + fdatasync for \(.seconds) s in `\(.folder)`, \($fs)): median \(.median_us) µs, p99 \(.p99_us) µs, \(.ops_per_s) ops/s; fsync-before-ack ceiling ≈ \((1e6 / .median_us) | floor) msgs/s at window 1, ≈ \(($w * 1e6 / .median_us) | floor) msgs/s at window \($w)"' <<<"$probe")"
+fi
 
 for index in "${!scenario_names[@]}"; do
   for round in $(seq "$rounds"); do
@@ -174,16 +245,22 @@ done
 
 # --- report ---------------------------------------------------------------------------
 version_of() { "$1" --version 2>&1 | head -1 || true; }
+js_legend=""
+if [[ "$scenarios" != core ]]; then
+  js_legend="- js rows: \"fsync/ack\" = Jetway default (fsync before ack) vs nats-server \`sync_interval: always\`; \"lazy fsync\" = Jetway \`sync_interval = \"2m\"\` vs nats-server default (\`-js\`, sync every 2 min)
+$fsync_line
+"
+fi
 summary_rc=0
 table="$(python3 "$here/summarize.py" "$records")" || summary_rc=$?
 report="$(cat <<REPORT
 ## $(date -u '+%Y-%m-%d %H:%M UTC') — $(nproc) cores
 
-- command: \`ROUNDS=$rounds PUBSUB_MSGS=$pubsub_msgs REQREP_COUNT=$reqrep_count SIZE=$size $invocation\`
+- command: \`SCENARIOS=$scenarios ROUNDS=$rounds PUBSUB_MSGS=$pubsub_msgs REQREP_COUNT=$reqrep_count SIZE=$size JS_SYNC_MSGS=$js_sync_msgs JS_MSGS=$js_msgs JS_DURABLE_SYNC_MSGS=$js_durable_sync_msgs JS_DURABLE_MSGS=$js_durable_msgs JS_WINDOW=$js_window JS_BATCH=$js_batch $invocation\`
 - jetway: \`$jetway_bin\` ($(version_of "$jetway_bin"), launched as $(kind_of jetway))
 - nats-server: \`$nats_bin\` ($(version_of "$nats_bin"))
 - client: jetway-bench (async-nats) on the same machine; medians of $rounds alternating rounds
-
+${js_legend}
 $table
 REPORT
 )"

@@ -21,6 +21,16 @@ METRICS = {
         ("p50 latency µs", lambda r: r["latency_us"]["p50"], "lower"),
         ("p99 latency µs", lambda r: r["latency_us"]["p99"], "lower"),
     ],
+    "js-pub": [
+        ("acked msgs/s", lambda r: r["msgs_per_s"], "higher"),
+        ("MB/s", lambda r: r["mb_per_s"], "higher"),
+        ("ack p50 µs", lambda r: r["ack_latency_us"]["p50"], "lower"),
+        ("ack p99 µs", lambda r: r["ack_latency_us"]["p99"], "lower"),
+    ],
+    "js-consume": [
+        ("consumed msgs/s", lambda r: r["msgs_per_s"], "higher"),
+        ("MB/s", lambda r: r["mb_per_s"], "higher"),
+    ],
 }
 SERVERS = ("jetway", "nats-server")
 

@@ -5,11 +5,15 @@
 //! error) so scripts such as `bench/compare.sh` can parse it. The process exits non-zero
 //! when the run failed or overran `--timeout-secs`.
 //!
-//! Layout: one file per workload (`pubsub`, `reqrep`), `conn` for connection set-up and
+//! Layout: one file per workload (`pubsub`, `reqrep`, `js_pub`, `js_consume`), `js` for
+//! what the JetStream workloads share, `conn` for connection set-up and
 //! event counting, `stats` for the arithmetic. A new workload is a new file, a variant in
 //! [`Workload`], and an arm in [`Workload::run`].
 
 mod conn;
+mod js;
+mod js_consume;
+mod js_pub;
 mod pubsub;
 mod reqrep;
 mod stats;
@@ -40,6 +44,10 @@ enum Workload {
     Pubsub(pubsub::Args),
     /// One requester doing sequential requests to one responder; latency.
     Reqrep(reqrep::Args),
+    /// JetStream publish with acks, `--window` acks in flight; throughput and ack latency.
+    JsPub(js_pub::Args),
+    /// JetStream durable pull consumer with explicit acks draining a stream; throughput.
+    JsConsume(js_consume::Args),
 }
 
 impl Workload {
@@ -47,6 +55,8 @@ impl Workload {
         match self {
             Workload::Pubsub(_) => "pubsub",
             Workload::Reqrep(_) => "reqrep",
+            Workload::JsPub(_) => "js-pub",
+            Workload::JsConsume(_) => "js-consume",
         }
     }
 
@@ -55,6 +65,8 @@ impl Workload {
         match self {
             Workload::Pubsub(args) => pubsub::run(args, deadline).await,
             Workload::Reqrep(args) => reqrep::run(args, deadline).await,
+            Workload::JsPub(args) => js_pub::run(args, deadline).await,
+            Workload::JsConsume(args) => js_consume::run(args, deadline).await,
         }
     }
 }

@@ -28,3 +28,9 @@ async def connect(server_url):
 @pytest_asyncio.fixture
 async def nc(connect):
     return await connect()
+
+
+@pytest_asyncio.fixture
+async def js(nc):
+    """A JetStream context on `nc`; every API call and publish ack waits at most 5 s."""
+    return nc.jetstream(timeout=CONNECT_TIMEOUT_S)
