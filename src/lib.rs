@@ -9,6 +9,7 @@ pub mod account;
 pub mod config;
 pub mod logging;
 pub mod monitor;
+pub mod mqtt;
 pub mod nats;
 pub mod router;
 pub mod server;
