@@ -4,5 +4,6 @@
 mod harness;
 
 mod core_pubsub;
+mod mqtt;
 mod raw_protocol;
 mod resilience;
