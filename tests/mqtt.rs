@@ -19,6 +19,25 @@ use crate::harness::TestServer;
 
 const WAIT: Duration = Duration::from_secs(5);
 
+/// Polls a rumqttc event loop (3.1.1 or 5) on its own task and forwards its events; the
+/// first connection error is forwarded and ends it (no automatic reconnect in tests).
+macro_rules! forward_events {
+    ($eventloop:expr) => {{
+        let mut eventloop = $eventloop;
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let event = eventloop.poll().await.map_err(|e| e.to_string());
+                let failed = event.is_err();
+                if tx.send(event).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        events
+    }};
+}
+
 // ---- rumqttc 3.1.1 ----------------------------------------------------------------------
 
 struct V4 {
@@ -30,23 +49,8 @@ async fn v4_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::Mqt
     let mut opts = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
     edit(&mut opts);
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 100);
-    let (tx, events) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(event) => {
-                    if tx.send(Ok(event)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
+    let (client, eventloop) = rumqttc::AsyncClient::new(opts, 100);
+    let events = forward_events!(eventloop);
     let mut c = V4 { client, events };
     c.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))).await;
     c
@@ -105,23 +109,8 @@ async fn v5_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::v5:
     let mut opts = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
     edit(&mut opts);
-    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(opts, 100);
-    let (tx, events) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match eventloop.poll().await {
-                Ok(event) => {
-                    if tx.send(Ok(event)).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    return;
-                }
-            }
-        }
-    });
+    let (client, eventloop) = rumqttc::v5::AsyncClient::new(opts, 100);
+    let events = forward_events!(eventloop);
     let mut c = V5 { client, events };
     c.wait_for(|e| matches!(e, rumqttc::v5::Event::Incoming(P5::ConnAck(_)))).await;
     c

@@ -7,24 +7,12 @@ use tokio::net::TcpListener;
 
 use super::MqttServer;
 use crate::nats::client::{ClientShared, CloseReason};
+use crate::nats::listener::accept_each;
 
 /// Accepts until the core's listeners are stopped (shutdown or lame-duck mode).
 pub async fn accept_loop(mqtt: Arc<MqttServer>, listener: TcpListener) {
     let core = mqtt.core.clone();
-    let stop = core.stop_accepting.clone();
-    loop {
-        let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::error!("error accepting MQTT client connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
+    accept_each(&core, listener, "MQTT client", |stream, addr| {
         let id = core.next_client_id();
         core.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let client =
@@ -32,10 +20,11 @@ pub async fn accept_loop(mqtt: Arc<MqttServer>, listener: TcpListener) {
         if !core.register(&client) {
             // MQTT has no way to say why before CONNECT: close, as nats-server does.
             client.close(CloseReason::MaxConnectionsExceeded);
-            continue;
+            return;
         }
         tracing::debug!(cid = id, %addr, "MQTT client connection created");
         let (reader, writer) = stream.into_split();
         core.tasks.spawn(super::connection::serve(mqtt.clone(), client, reader, writer));
-    }
+    })
+    .await;
 }

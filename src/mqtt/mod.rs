@@ -145,8 +145,8 @@ impl MqttServer {
     }
 }
 
-/// Closes every MQTT connection's session claim; used by shutdown through the normal client
-/// close (MQTT 5 clients get DISCONNECT 0x8B from their connection task).
+/// The MQTT 5 DISCONNECT reason that tells a client why the server closed its connection
+/// (shutdown 0x8B, takeover 0x8E, keep alive 0x8D); `None` when nothing is sent.
 pub fn close_reason_code(reason: CloseReason) -> Option<jetway_protocols::mqtt::ReasonCode> {
     use jetway_protocols::mqtt::ReasonCode;
     match reason {
