@@ -83,7 +83,7 @@ where
         Ok(Ok(_)) => CloseReason::ProtocolViolation,
         Ok(Err(ReadEnd::Refused(e))) => {
             tracing::debug!(cid = client.id, error = %e, "MQTT CONNECT refused");
-            react(&client, e.reaction);
+            react(&client, e.reaction, &e.to_string());
             CloseReason::ProtocolViolation
         }
         Ok(Err(ReadEnd::Eof)) => CloseReason::ClientClosed,
@@ -127,23 +127,25 @@ fn send(client: &ClientShared, version: ProtocolVersion, packet: &Packet) {
     }
 }
 
-/// What the codec says to send before closing.
-fn react(client: &ClientShared, reaction: Reaction) {
+/// What the codec says to send before closing; MQTT 5 packets carry `why` as their reason
+/// string (allowed on CONNACK and DISCONNECT whatever the client's request problem
+/// information says).
+fn react(client: &ClientShared, reaction: Reaction, why: &str) {
+    let properties =
+        Properties { reason_string: Some(MqttStr::from(why.to_owned())), ..Properties::default() };
     match reaction {
         Reaction::Close => {}
-        Reaction::ConnAck { version, code } => send(
-            client,
-            version,
-            &Packet::ConnAck(ConnAck { session_present: false, code, properties: Properties::default() }),
-        ),
-        Reaction::Disconnect(code) => {
-            send(client, ProtocolVersion::V5, &Packet::Disconnect(Disconnect::new(code)))
+        Reaction::ConnAck { version, code } => {
+            send(client, version, &Packet::ConnAck(ConnAck { session_present: false, code, properties }))
+        }
+        Reaction::Disconnect(reason) => {
+            send(client, ProtocolVersion::V5, &Packet::Disconnect(Disconnect { reason, properties }))
         }
     }
 }
 
-fn refuse_connect(client: &ClientShared, version: ProtocolVersion, code: ReasonCode) {
-    react(client, Reaction::ConnAck { version, code });
+fn refuse_connect(client: &ClientShared, version: ProtocolVersion, code: ReasonCode, why: &str) {
+    react(client, Reaction::ConnAck { version, code }, why);
 }
 
 /// A client id for a CONNECT without one.
@@ -197,7 +199,12 @@ impl Connection {
         let version = connect.version;
         let v5 = version == ProtocolVersion::V5;
         if connect.properties.authentication_method.is_some() {
-            refuse_connect(client, version, ReasonCode::BadAuthenticationMethod);
+            refuse_connect(
+                client,
+                version,
+                ReasonCode::BadAuthenticationMethod,
+                "enhanced authentication is not supported",
+            );
             return None;
         }
         if core.auth.required() {
@@ -210,7 +217,7 @@ impl Connection {
                 ..ConnectOptions::default()
             };
             if !core.auth.check(&opts) {
-                refuse_connect(client, version, ReasonCode::NotAuthorized);
+                refuse_connect(client, version, ReasonCode::NotAuthorized, "authorization violation");
                 return None;
             }
         }
@@ -319,7 +326,7 @@ impl Connection {
         error: StoreError,
     ) -> Option<Connection> {
         tracing::warn!(client_id, error = %error, "MQTT session store failed at CONNECT");
-        refuse_connect(client, version, ReasonCode::ServerUnavailable);
+        refuse_connect(client, version, ReasonCode::ServerUnavailable, "session store unavailable");
         mqtt.release(&account.name, client_id, live);
         live.finished.cancel();
         None
@@ -374,7 +381,7 @@ impl Connection {
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!(cid = self.client.id, error = %e, "MQTT packet refused");
-                        react(&self.client, e.reaction);
+                        react(&self.client, e.reaction, &e.to_string());
                         return End::Closed(CloseReason::ProtocolViolation);
                     }
                 }
@@ -452,21 +459,23 @@ impl Connection {
             Packet::Auth(_) => {
                 // No enhanced authentication method was agreed at CONNECT: AUTH is a
                 // protocol error ([MQTT-4.12.0-1]).
-                return Some(self.protocol_error(ReasonCode::ProtocolError));
+                return Some(
+                    self.protocol_error(ReasonCode::ProtocolError, "no authentication method in use"),
+                );
             }
             // The decoder refuses every packet a client may not send.
             other => {
                 tracing::debug!(cid = self.client.id, packet = other.name(), "unexpected MQTT packet");
-                return Some(self.protocol_error(ReasonCode::ProtocolError));
+                return Some(self.protocol_error(ReasonCode::ProtocolError, "unexpected packet"));
             }
         }
         None
     }
 
-    /// MQTT 5: DISCONNECT with `code`; 3.1.1: just close.
-    fn protocol_error(&self, code: ReasonCode) -> End {
+    /// MQTT 5: DISCONNECT with `code` and `why`; 3.1.1: just close.
+    fn protocol_error(&self, code: ReasonCode, why: &str) -> End {
         if self.version == ProtocolVersion::V5 {
-            self.outlet.send(&Packet::Disconnect(Disconnect::new(code)));
+            react(&self.client, Reaction::Disconnect(code), why);
         }
         End::Closed(CloseReason::ProtocolViolation)
     }
@@ -476,17 +485,23 @@ impl Connection {
             match self.in_aliases.resolve(&mut publish) {
                 Ok(()) => {}
                 Err(AliasError::OverMaximum(_)) => {
-                    return Some(self.protocol_error(ReasonCode::TopicAliasInvalid))
+                    return Some(
+                        self.protocol_error(ReasonCode::TopicAliasInvalid, "topic alias over the maximum"),
+                    )
                 }
-                Err(AliasError::Unknown(_)) => return Some(self.protocol_error(ReasonCode::ProtocolError)),
+                Err(AliasError::Unknown(_)) => {
+                    return Some(self.protocol_error(ReasonCode::ProtocolError, "unknown topic alias"))
+                }
             }
         }
         if topic_to_subject(publish.topic.as_str()).is_err() {
-            return Some(self.protocol_error(ReasonCode::TopicNameInvalid));
+            return Some(
+                self.protocol_error(ReasonCode::TopicNameInvalid, "character not supported for MQTT topics"),
+            );
         }
         let in_flight = self.pending_acks.len() + self.session.incoming_qos2.len();
         if publish.qos != QoS::AtMostOnce && in_flight >= self.receive_max {
-            return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded));
+            return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded"));
         }
         let size = publish.payload.len() as u64;
         self.client.counters.in_msgs.fetch_add(1, Ordering::Relaxed);
