@@ -54,3 +54,18 @@ def server():
 @pytest.fixture
 def server_url(server) -> str:
     return server.url
+
+
+@pytest.fixture(scope="module")
+def mqtt_server():
+    """A server with its MQTT listener on a random loopback port (`.mqtt_host`, `.mqtt_port`)."""
+    srv = ServerProcess(_binary(), mqtt=True).start()
+    try:
+        yield srv
+    finally:
+        died_with = srv.exited()
+        srv.stop()
+    if died_with is not None:
+        pytest.fail(f"server exited with code {died_with} during the tests\n{srv.log_tail()}")
+    if srv.fatal_lines:
+        pytest.fail("server logged fatal lines:\n" + "\n".join(srv.fatal_lines[:20]))

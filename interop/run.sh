@@ -13,8 +13,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-# Every client suite; later: paho mosquitto.
-suites=(nats_py)
+# Every client suite.
+suites=(nats_py paho mosquitto)
 
 mode=jetway
 binary=""
@@ -37,6 +37,15 @@ want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
   echo "$want" > "$stamp"
+fi
+
+# The mosquitto suite needs the mosquitto CLI clients (Debian/Ubuntu package).
+if ! command -v mosquitto_pub >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y mosquitto-clients >/dev/null 2>&1 \
+    || { $sudo_cmd apt-get update >/dev/null 2>&1 && $sudo_cmd apt-get install -y mosquitto-clients >/dev/null 2>&1; } \
+    || echo "run.sh: could not install mosquitto-clients; the mosquitto suite will be skipped" >&2
 fi
 
 case "$mode" in
