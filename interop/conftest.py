@@ -36,21 +36,32 @@ def pytest_report_header(config):
     return [f"server: {binary} (kind {detect_kind(binary)}, {server_version(binary)})"]
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = ServerProcess(_binary()).start()
+def _run(srv: ServerProcess):
+    """Yields the started server, stops it, and fails the module if it crashed or logged a
+    panic, even if its tests passed."""
+    srv.start()
     try:
         yield srv
     finally:
         died_with = srv.exited()
         srv.stop()
-    # A server that crashed or logged a panic fails the module even if its tests passed.
     if died_with is not None:
         pytest.fail(f"server exited with code {died_with} during the tests\n{srv.log_tail()}")
     if srv.fatal_lines:
         pytest.fail("server logged fatal lines:\n" + "\n".join(srv.fatal_lines[:20]))
 
 
+@pytest.fixture(scope="module")
+def server():
+    yield from _run(ServerProcess(_binary()))
+
+
 @pytest.fixture
 def server_url(server) -> str:
     return server.url
+
+
+@pytest.fixture(scope="module")
+def mqtt_server():
+    """A server with its MQTT listener on a random loopback port (`.mqtt_host`, `.mqtt_port`)."""
+    yield from _run(ServerProcess(_binary(), mqtt=True))

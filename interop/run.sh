@@ -13,9 +13,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-# Every client suite; later: paho mosquitto. `dashboard` drives the monitoring page in
-# headless Chromium (skipped against nats-server).
-suites=(nats_py dashboard)
+# Every client suite. `dashboard` drives the monitoring page in headless Chromium (skipped
+# against nats-server, which has no dashboard).
+suites=(nats_py paho mosquitto dashboard)
 
 mode=jetway
 binary=""
@@ -48,6 +48,15 @@ if [[ "$mode" != reference ]] && ! command -v chromium >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get install -y --no-install-recommends chromium >/dev/null \
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+
+# The mosquitto suite needs the mosquitto CLI clients (Debian/Ubuntu package).
+if ! command -v mosquitto_pub >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
+  $sudo_cmd apt-get install -y mosquitto-clients >/dev/null 2>&1 \
+    || { $sudo_cmd apt-get update >/dev/null 2>&1 && $sudo_cmd apt-get install -y mosquitto-clients >/dev/null 2>&1; } \
+    || { echo "run.sh: could not install mosquitto-clients (needed by the mosquitto suite)" >&2; exit 1; }
 fi
 
 case "$mode" in

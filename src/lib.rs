@@ -12,6 +12,7 @@ pub mod config;
 pub mod jetstream;
 pub mod logging;
 pub mod monitor;
+pub mod mqtt;
 pub mod nats;
 pub mod router;
 pub mod server;

@@ -180,6 +180,8 @@ pub struct ServerHandle {
     pub nats_addr: SocketAddr,
     /// Where the monitoring endpoints are served, when enabled.
     pub http_addr: Option<SocketAddr>,
+    /// Where MQTT clients connect, when enabled.
+    pub mqtt_addr: Option<SocketAddr>,
     monitor_stop: CancellationToken,
 }
 
@@ -348,10 +350,23 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
             core.stop_accepting.clone(),
         ));
     }
+    let mqtt_addr = if core.config.mqtt.port != 0 {
+        let listener = bind(&core.config.mqtt.host, core.config.mqtt.port, 1883).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: core.config.mqtt.host.clone(), source })?;
+        tracing::info!("Listening for MQTT clients on {}", display_addr(addr));
+        let gateway = crate::mqtt::MqttServer::new(core.clone());
+        tokio::spawn(crate::mqtt::listener::accept_loop(gateway, listener));
+        Some(addr)
+    } else {
+        None
+    };
+
     tracing::info!("Listening for client connections on {}", display_addr(nats_addr));
     tokio::spawn(crate::nats::listener::accept_loop(core.clone(), nats_listener));
     tracing::info!("Server is ready");
-    Ok(ServerHandle { core, nats_addr, http_addr, monitor_stop })
+    Ok(ServerHandle { core, nats_addr, http_addr, mqtt_addr, monitor_stop })
 }
 
 /// `host:port` with IPv6 hosts bracketed, as nats-server prints it.

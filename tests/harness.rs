@@ -11,6 +11,8 @@ use tokio::net::TcpStream;
 pub struct TestServer {
     pub handle: Option<ServerHandle>,
     pub addr: SocketAddr,
+    /// The MQTT listener, when enabled (see [`TestServer::start_mqtt`]).
+    pub mqtt_addr: Option<SocketAddr>,
     /// Store folder, removed when the server is dropped.
     pub _dir: tempfile::TempDir,
 }
@@ -41,7 +43,17 @@ impl TestServer {
         edit(&mut config);
         let handle = jetway::run(config).await.expect("server starts");
         let addr = handle.nats_addr;
-        TestServer { handle: Some(handle), addr, _dir: dir }
+        let mqtt_addr = handle.mqtt_addr;
+        TestServer { handle: Some(handle), addr, mqtt_addr, _dir: dir }
+    }
+
+    /// A server with MQTT on a random port too.
+    pub async fn start_mqtt() -> Self {
+        Self::start_with(|c| c.mqtt.port = -1).await
+    }
+
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr.expect("MQTT enabled")
     }
 
     pub fn url(&self) -> String {

@@ -7,6 +7,7 @@ mod core_pubsub;
 mod crash;
 mod jetstream;
 mod monitor;
+mod mqtt;
 mod raw_protocol;
 mod resilience;
 mod tls;

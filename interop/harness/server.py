@@ -26,6 +26,8 @@ from typing import Deque, List, Optional
 LISTEN_LINE = re.compile(rb"Listening for client connections on (\S+):(\d+)")
 # Logged before the listen line when monitoring is on (both servers print it this way).
 MONITOR_LINE = re.compile(rb"Starting http monitor on (\S+):(\d+)")
+# nats-server writes `mqtt://HOST:PORT`, Jetway `HOST:PORT`.
+MQTT_LISTEN_LINE = re.compile(rb"Listening for MQTT clients on (?:mqtt://)?(\S+):(\d+)")
 # Tracing output may be coloured; colour codes must not break the match above.
 ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 # Lines that mean the server is broken even if every client call happened to succeed.
@@ -49,19 +51,39 @@ def detect_kind(binary: str) -> str:
     return KIND_NATS_SERVER if os.path.basename(binary).startswith("nats-server") else KIND_JETWAY
 
 
-def server_command(binary: str, kind: str, store_dir: str, monitor: bool = False) -> List[str]:
+# nats-server has no MQTT flag; MQTT needs a config file with a server name and JetStream.
+NATS_SERVER_MQTT_CONF = """server_name: interop
+mqtt { listen: "127.0.0.1:-1" }
+"""
+
+
+def server_command(
+    binary: str, kind: str, store_dir: str, monitor: bool = False, mqtt: bool = False
+) -> List[str]:
     """The full command line; `INTEROP_SERVER_ARGS` appends extra flags for experiments.
-    With `monitor`, the HTTP monitor listens on a random port too."""
+    With `monitor`, the HTTP monitor listens on a random port too; with `mqtt`, the MQTT
+    listener is on a random loopback port."""
     cmd = [binary, "-a", "127.0.0.1", "-p", "-1"]
     if monitor:
         cmd += ["-m", "-1"]
     if kind == KIND_JETWAY:
         # Jetway enables monitoring, MQTT and JetStream (in ./data) by default.
         cmd += [] if monitor else ["-m", "0"]
-        cmd += ["--mqtt_port", "0", "-sd", store_dir]
+        cmd += ["--mqtt_port", "-1" if mqtt else "0", "-sd", store_dir]
+        if mqtt:
+            # The MQTT listener follows `mqtt.host` (all interfaces by default), not `-a`.
+            conf = os.path.join(os.path.dirname(store_dir), "mqtt.toml")
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write('[mqtt]\nhost = "127.0.0.1"\n')
+            cmd += ["-c", conf]
     else:
         # Enable JetStream on the reference too, so both servers expose the same APIs.
         cmd += ["-js", "-sd", store_dir]
+        if mqtt:
+            conf = os.path.join(os.path.dirname(store_dir), "mqtt.conf")
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write(NATS_SERVER_MQTT_CONF)
+            cmd += ["-c", conf]
     cmd += shlex.split(os.environ.get("INTEROP_SERVER_ARGS", ""))
     return cmd
 
@@ -85,15 +107,20 @@ class ServerError(RuntimeError):
 class ServerProcess:
     """One server child process, its log, and the loopback address it listens on."""
 
-    def __init__(self, binary: str, kind: Optional[str] = None, monitor: bool = False) -> None:
+    def __init__(
+        self, binary: str, kind: Optional[str] = None, monitor: bool = False, mqtt: bool = False
+    ) -> None:
         self.binary = binary
         self.kind = kind or detect_kind(binary)
         self.monitor = monitor
+        self.mqtt = mqtt
         self.host: Optional[str] = None
         self.port: Optional[int] = None
         # Where the HTTP monitor listens, when started with `monitor=True`.
         self.http_host: Optional[str] = None
         self.http_port: Optional[int] = None
+        self.mqtt_host: Optional[str] = None
+        self.mqtt_port: Optional[int] = None
         self.fatal_lines: List[str] = []
         self._log: Deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self._log_lock = threading.Lock()
@@ -123,7 +150,7 @@ class ServerProcess:
         # still cannot write `./data` into the repository.
         self._workdir = tempfile.mkdtemp(prefix="jetway-interop-")
         store_dir = os.path.join(self._workdir, "store")
-        cmd = server_command(self.binary, self.kind, store_dir, self.monitor)
+        cmd = server_command(self.binary, self.kind, store_dir, self.monitor, self.mqtt)
         self._proc = subprocess.Popen(
             cmd,
             cwd=self._workdir,
@@ -137,7 +164,7 @@ class ServerProcess:
         self._reader = threading.Thread(target=self._read_log, name="server-log", daemon=True)
         self._reader.start()
         self._listening.wait(START_TIMEOUT_S)
-        if self.port is None:
+        if self.port is None or (self.mqtt and self.mqtt_port is None):
             code = self.exited()
             self.stop()
             why = f"exited with code {code}" if code is not None else f"no listen line within {START_TIMEOUT_S:.0f}s"
@@ -161,12 +188,18 @@ class ServerProcess:
                 if found:
                     self.http_host = found.group(1).decode()
                     self.http_port = int(found.group(2))
+            if self.mqtt and self.mqtt_port is None:
+                found = MQTT_LISTEN_LINE.search(line)
+                if found:
+                    self.mqtt_host = found.group(1).decode()
+                    self.mqtt_port = int(found.group(2))
             if self.port is None:
                 found = LISTEN_LINE.search(line)
                 if found:
                     self.host = found.group(1).decode()
                     self.port = int(found.group(2))
-                    self._listening.set()
+            if self.port is not None and (self.mqtt_port is not None or not self.mqtt):
+                self._listening.set()
         self._listening.set()
 
     def stop(self) -> Optional[int]:

@@ -47,6 +47,12 @@ pub enum CloseReason {
     ServerShutdown,
     #[serde(rename = "TLS Handshake Failure")]
     TlsHandshakeError,
+    /// MQTT: another connection took over the client identifier.
+    #[serde(rename = "Duplicate Client ID")]
+    DuplicateClientId,
+    /// MQTT: no packet within 1.5 times the keep alive.
+    #[serde(rename = "Keep Alive Timeout")]
+    KeepAliveTimeout,
 }
 
 /// Per-connection traffic counters.

@@ -41,7 +41,8 @@ where
     R: AsyncRead + Send + 'static,
     W: AsyncWrite + Send + 'static,
 {
-    let write_task = tokio::spawn(write_loop(client.clone(), writer, core.config.write_deadline));
+    let stop = client.closing().clone();
+    let write_task = tokio::spawn(write_loop(client.clone(), writer, core.config.write_deadline, stop));
     let mut session = Session::new(core.clone(), client.clone());
     if greeting == Greeting::SendInfo {
         session.send_info();
@@ -53,18 +54,27 @@ where
     core.unregister(&client);
 }
 
-async fn write_loop<W: AsyncWrite + Send>(client: Arc<ClientShared>, writer: W, deadline: Duration) {
+/// Drains `client`'s outbound queue into `writer` until `stop` is cancelled and everything
+/// queued before that is written. NATS connections stop when the client starts closing; the
+/// MQTT gateway passes its own token so that it can queue a last packet (a DISCONNECT with a
+/// reason) after the close was decided.
+pub(crate) async fn write_loop<W: AsyncWrite + Send>(
+    client: Arc<ClientShared>,
+    writer: W,
+    deadline: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
     tokio::pin!(writer);
     let mut chunks = VecDeque::new();
     'run: loop {
-        let closing = client.closing().is_cancelled();
+        let closing = stop.is_cancelled();
         if !client.outbound.take(&mut chunks) {
             if closing {
                 break;
             }
             tokio::select! {
                 _ = client.outbound.wait() => {}
-                _ = client.closing().cancelled() => {}
+                _ = stop.cancelled() => {}
             }
             continue;
         }

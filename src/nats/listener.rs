@@ -27,21 +27,7 @@ const TLS_REQUIRED: &str = "Secure Connection - TLS Required";
 
 /// Accepts until the core's listeners are stopped (shutdown or lame-duck mode).
 pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
-    let stop = core.stop_accepting.clone();
-    loop {
-        let (stream, addr) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::error!("error accepting client connection: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
+    accept_each(&core.clone(), listener, "client", |stream, addr| {
         let id = core.next_client_id();
         core.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let client =
@@ -56,7 +42,7 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
                 let _ = stream.shutdown().await;
             });
             client.close(CloseReason::MaxConnectionsExceeded);
-            continue;
+            return;
         }
         tracing::debug!(cid = id, %addr, "client connection created");
         match &core.tls {
@@ -69,6 +55,34 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
                 core.tasks.spawn(serve_tls(core.clone(), client, stream, tls.clone()));
             }
         }
+    })
+    .await;
+}
+
+/// Accepts connections until the core's listeners are stopped, handing each (with
+/// `TCP_NODELAY` set) to `handle`. Shared by the NATS and MQTT listeners.
+pub(crate) async fn accept_each(
+    core: &Core,
+    listener: TcpListener,
+    what: &str,
+    mut handle: impl FnMut(TcpStream, SocketAddr),
+) {
+    let stop = core.stop_accepting.clone();
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::error!("error accepting {what} connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        handle(stream, addr);
     }
 }
 

@@ -1,0 +1,839 @@
+//! The per-connection task: CONNECT (within the authorization timeout), then read → decode →
+//! handle until the connection ends, then the session's end: will, session save or delete.
+//!
+//! The writer is the NATS connections' writer (`crate::nats::connection::write_loop`) over the
+//! connection's [`crate::nats::outbound::Outbound`]; it stops on a token of this task, so a
+//! last DISCONNECT with a reason is written before the socket closes.
+//!
+//! Acknowledgements of QoS 1/2 PUBLISHes wait for their store operations: each PUBLISH queues
+//! its PUBACK/PUBREC with the store's future, and the task sends them in packet order as they
+//! complete, while it keeps reading (pipelined, not stop-and-wait).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use jetway_protocols::mqtt::topic::{
+    filter_matches_dollar_topics, filter_to_subjects, topic_to_subject, SharedSubscription,
+};
+use jetway_protocols::mqtt::{
+    Ack, ConnAck, Connect, Decoder, Disconnect, MqttError, MqttStr, Packet, Properties, ProtocolVersion,
+    Publish, QoS, Reaction, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
+};
+use jetway_protocols::nats::ConnectOptions;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::alias::{AliasError, InboundAliases, INBOUND_MAXIMUM};
+use super::bridge::{Outlet, SubscriptionHandler};
+use super::session::{ActiveSubscription, SessionState};
+use super::store::{OutgoingMessage, SessionRecord, StoreError, StoreFuture, StoredSubscription};
+use super::{LiveConnection, MqttServer};
+use crate::account::Account;
+use crate::nats::client::{ClientShared, CloseReason};
+use crate::router::{Sink, Subscription};
+
+/// Room for the topic and properties on top of `max_payload` in the largest accepted packet.
+const PACKET_OVERHEAD: usize = 64 * 1024;
+/// How long a new connection waits for the one it takes over to finish its cleanup.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+/// How the connection ended, which decides the will and what the client is told.
+enum End {
+    /// DISCONNECT from the client; `will` for MQTT 5 reason 0x04.
+    Disconnect { will: bool },
+    /// Anything else: EOF or error, a refused packet, keep alive, takeover, shutdown.
+    Closed(CloseReason),
+}
+
+/// Runs an MQTT connection until it closes.
+pub async fn serve<R, W>(mqtt: Arc<MqttServer>, client: Arc<ClientShared>, reader: R, writer: W)
+where
+    R: AsyncRead + Send + 'static,
+    W: AsyncWrite + Send + 'static,
+{
+    let core = mqtt.core.clone();
+    let writer_stop = CancellationToken::new();
+    let write_task = tokio::spawn(crate::nats::connection::write_loop(
+        client.clone(),
+        writer,
+        core.config.write_deadline,
+        writer_stop.clone(),
+    ));
+    tokio::pin!(reader);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut decoder = Decoder::new(core.config.max_payload as usize + PACKET_OVERHEAD);
+    let first = tokio::time::timeout(
+        core.config.authorization.timeout.max(Duration::from_secs(1)),
+        read_packet(&mut reader, &mut buf, &mut decoder),
+    )
+    .await;
+    let reason = match first {
+        Ok(Ok(Packet::Connect(connect))) => match Connection::accept(&mqtt, &client, *connect).await {
+            Some(mut conn) => {
+                let end = conn.run(&mut reader, &mut buf, &mut decoder).await;
+                conn.finish(end).await
+            }
+            None => CloseReason::AuthenticationViolation,
+        },
+        Ok(Ok(_)) => CloseReason::ProtocolViolation,
+        Ok(Err(ReadEnd::Refused(e))) => {
+            tracing::debug!(cid = client.id, error = %e, "MQTT CONNECT refused");
+            react(&client, e.reaction, &e.to_string());
+            CloseReason::ProtocolViolation
+        }
+        Ok(Err(ReadEnd::Eof)) => CloseReason::ClientClosed,
+        Ok(Err(ReadEnd::Error)) => CloseReason::ReadError,
+        Err(_) => CloseReason::AuthenticationTimeout,
+    };
+    client.close(reason);
+    writer_stop.cancel();
+    let _ = write_task.await;
+    core.unregister(&client);
+}
+
+enum ReadEnd {
+    Eof,
+    Error,
+    Refused(MqttError),
+}
+
+async fn read_packet<R: AsyncRead>(
+    reader: &mut std::pin::Pin<&mut R>,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+) -> Result<Packet, ReadEnd> {
+    loop {
+        if let Some(packet) = decoder.decode(buf).map_err(ReadEnd::Refused)? {
+            return Ok(packet);
+        }
+        match reader.read_buf(buf).await {
+            Ok(0) => return Err(ReadEnd::Eof),
+            Ok(_) => {}
+            Err(_) => return Err(ReadEnd::Error),
+        }
+    }
+}
+
+/// Encodes `packet` for `version` straight into the client's queue.
+fn send(client: &ClientShared, version: ProtocolVersion, packet: &Packet) {
+    let mut buf = BytesMut::new();
+    if packet.encode(version, &mut buf).is_ok() {
+        client.send_raw(&buf);
+    }
+}
+
+/// What the codec says to send before closing; MQTT 5 packets carry `why` as their reason
+/// string (allowed on CONNACK and DISCONNECT whatever the client's request problem
+/// information says).
+fn react(client: &ClientShared, reaction: Reaction, why: &str) {
+    let properties =
+        Properties { reason_string: Some(MqttStr::from(why.to_owned())), ..Properties::default() };
+    match reaction {
+        Reaction::Close => {}
+        Reaction::ConnAck { version, code } => {
+            send(client, version, &Packet::ConnAck(ConnAck { session_present: false, code, properties }))
+        }
+        Reaction::Disconnect(reason) => {
+            send(client, ProtocolVersion::V5, &Packet::Disconnect(Disconnect { reason, properties }))
+        }
+    }
+}
+
+fn refuse_connect(client: &ClientShared, version: ProtocolVersion, code: ReasonCode, why: &str) {
+    react(client, Reaction::ConnAck { version, code }, why);
+}
+
+/// A client id for a CONNECT without one.
+fn assigned_client_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut id = String::from("jetway-");
+    for _ in 0..22 {
+        let i = rand::random_range(0..ALPHABET.len());
+        id.push(char::from(ALPHABET.get(i).copied().unwrap_or(b'0')));
+    }
+    id
+}
+
+/// A PUBACK/PUBREC/PUBCOMP waiting for its store operation.
+struct PendingAck {
+    packet: Packet,
+    done: Option<StoreFuture<()>>,
+}
+
+struct Connection {
+    mqtt: Arc<MqttServer>,
+    client: Arc<ClientShared>,
+    account: Arc<Account>,
+    version: ProtocolVersion,
+    outlet: Arc<Outlet>,
+    live: Arc<LiveConnection>,
+    session: SessionState,
+    will: Option<Will>,
+    keep_alive: Option<Duration>,
+    in_aliases: InboundAliases,
+    /// Acknowledgements in packet order, each sent once its store operation completed.
+    pending_acks: VecDeque<PendingAck>,
+    qos_rx: mpsc::Receiver<Publish>,
+    /// The client's receive maximum: outgoing QoS 1/2 in flight at once.
+    client_receive_max: usize,
+    /// The receive maximum announced to the client.
+    receive_max: usize,
+    /// Outgoing QoS 1/2 messages waiting beyond the in-flight window.
+    waiting_max: usize,
+}
+
+impl Connection {
+    /// Handles CONNECT: authentication, client id, takeover, session restore, CONNACK.
+    /// `None` when the CONNECT was refused (the CONNACK with the reason is queued).
+    async fn accept(
+        mqtt: &Arc<MqttServer>,
+        client: &Arc<ClientShared>,
+        connect: Connect,
+    ) -> Option<Connection> {
+        let core = &mqtt.core;
+        let version = connect.version;
+        let v5 = version == ProtocolVersion::V5;
+        if connect.properties.authentication_method.is_some() {
+            refuse_connect(
+                client,
+                version,
+                ReasonCode::BadAuthenticationMethod,
+                "enhanced authentication is not supported",
+            );
+            return None;
+        }
+        if core.auth.required() {
+            let username = connect.username.as_ref().map(ToString::to_string);
+            let password = connect.password.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
+            let opts = ConnectOptions {
+                auth_token: if username.is_none() { password.clone() } else { None },
+                user: username,
+                pass: password,
+                ..ConnectOptions::default()
+            };
+            if !core.auth.check(&opts) {
+                refuse_connect(client, version, ReasonCode::NotAuthorized, "authorization violation");
+                return None;
+            }
+        }
+        let assigned = connect.client_id.is_empty();
+        let client_id = if assigned { assigned_client_id() } else { connect.client_id.to_string() };
+        let account = core.accounts.global().clone();
+        {
+            let mut identity = client.identity.lock();
+            identity.name = Some(client_id.clone());
+            identity.lang = Some(if v5 { "mqtt5" } else { "mqtt3.1.1" }.into());
+            identity.user = connect.username.as_ref().map(ToString::to_string);
+        }
+
+        // Takeover: the old connection is closed and finishes its cleanup first.
+        let live = Arc::new(LiveConnection { client: client.clone(), finished: CancellationToken::new() });
+        if let Some(old) = mqtt.claim(&account.name, &client_id, live.clone()) {
+            tracing::debug!(cid = client.id, old = old.client.id, client_id, "MQTT session taken over");
+            old.client.close(CloseReason::DuplicateClientId);
+            let _ = tokio::time::timeout(TAKEOVER_WAIT, old.finished.cancelled()).await;
+        }
+
+        let expiry = match version {
+            ProtocolVersion::V4 if connect.clean_start => 0,
+            ProtocolVersion::V4 => u32::MAX,
+            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
+        };
+        let mut session = SessionState::new(client_id.clone(), expiry > 0, expiry);
+        let store = &mqtt.store;
+        let mut restored = None;
+        if connect.clean_start {
+            if let Err(e) = store.delete_session(&account.name, &client_id).await {
+                return Self::unavailable(mqtt, client, version, &account, &client_id, &live, e);
+            }
+        } else {
+            match store.load_session(&account.name, &client_id).await {
+                Ok(Some(record)) if record.expires_at.is_some_and(|at| at <= SystemTime::now()) => {
+                    drop(store.delete_session(&account.name, &client_id));
+                }
+                Ok(record) => restored = record,
+                Err(e) => return Self::unavailable(mqtt, client, version, &account, &client_id, &live, e),
+            }
+        }
+        let session_present = restored.is_some();
+
+        let queue = core.config.mqtt.max_ack_pending.max(1) as usize;
+        let (qos_tx, qos_rx) = mpsc::channel(queue);
+        let client_max_packet = connect.properties.maximum_packet_size.map(|m| m as usize);
+        let alias_max = if v5 { connect.properties.topic_alias_maximum.unwrap_or(0) } else { 0 };
+        let outlet = Arc::new(Outlet::new(client.clone(), version, client_max_packet, alias_max, qos_tx));
+        let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
+        let client_receive_max = usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX));
+        let receive_max = queue.min(usize::from(u16::MAX));
+        session.client_id = client_id.clone();
+        let mut conn = Connection {
+            mqtt: mqtt.clone(),
+            client: client.clone(),
+            account,
+            version,
+            outlet,
+            live,
+            session,
+            will: connect.will,
+            keep_alive,
+            in_aliases: InboundAliases::default(),
+            pending_acks: VecDeque::new(),
+            qos_rx,
+            client_receive_max,
+            receive_max,
+            waiting_max: queue,
+        };
+        conn.account.connection_opened();
+
+        let mut properties = Properties::default();
+        if v5 {
+            if assigned {
+                properties.assigned_client_identifier = Some(MqttStr::from(client_id.clone()));
+            }
+            properties.topic_alias_maximum = Some(INBOUND_MAXIMUM);
+            properties.receive_maximum = u16::try_from(receive_max).ok();
+            properties.maximum_packet_size =
+                u32::try_from(core.config.max_payload as usize + PACKET_OVERHEAD).ok();
+            properties.retain_available = Some(true);
+            properties.wildcard_subscription_available = Some(true);
+            properties.subscription_identifiers_available = Some(true);
+            properties.shared_subscription_available = Some(true);
+        }
+        conn.outlet.send(&Packet::ConnAck(ConnAck {
+            session_present,
+            code: ReasonCode::Success,
+            properties,
+        }));
+
+        if let Some(record) = restored {
+            conn.restore(record).await;
+        }
+        Some(conn)
+    }
+
+    fn unavailable(
+        mqtt: &MqttServer,
+        client: &ClientShared,
+        version: ProtocolVersion,
+        account: &Account,
+        client_id: &str,
+        live: &Arc<LiveConnection>,
+        error: StoreError,
+    ) -> Option<Connection> {
+        tracing::warn!(client_id, error = %error, "MQTT session store failed at CONNECT");
+        refuse_connect(client, version, ReasonCode::ServerUnavailable, "session store unavailable");
+        mqtt.release(&account.name, client_id, live);
+        live.finished.cancel();
+        None
+    }
+
+    /// Re-creates a resumed session's subscriptions and resends what was in flight.
+    async fn restore(&mut self, record: SessionRecord) {
+        for stored in record.subscriptions {
+            let _ = self.add_subscription(stored);
+        }
+        let store = &self.mqtt.store;
+        let (account, id) = (&self.account.name, &self.session.client_id);
+        if let Ok(ids) = store.incoming_qos2(account, id).await {
+            self.session.incoming_qos2.extend(ids);
+        }
+        if let Ok(outgoing) = store.outgoing(account, id).await {
+            for message in outgoing {
+                if message.released {
+                    self.outlet.send(&Packet::PubRel(Ack::new(message.publish.packet_id)));
+                } else {
+                    let mut publish = message.publish.clone();
+                    publish.dup = true;
+                    self.outlet.send_publish(publish);
+                }
+                self.session.inflight.push_back(message);
+            }
+        }
+    }
+
+    async fn run<R: AsyncRead>(
+        &mut self,
+        reader: &mut std::pin::Pin<&mut R>,
+        buf: &mut BytesMut,
+        decoder: &mut Decoder,
+    ) -> End {
+        // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
+        let grace = self.keep_alive.map(|k| k + k / 2);
+        let far = Duration::from_secs(86_400 * 365);
+        let keep_alive = tokio::time::sleep(grace.unwrap_or(far));
+        tokio::pin!(keep_alive);
+        let closing = self.client.closing().clone();
+        loop {
+            let mut got_packet = false;
+            loop {
+                match decoder.decode(buf) {
+                    Ok(Some(packet)) => {
+                        got_packet = true;
+                        if let Some(end) = self.handle(packet).await {
+                            return end;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(cid = self.client.id, error = %e, "MQTT packet refused");
+                        react(&self.client, e.reaction, &e.to_string());
+                        return End::Closed(CloseReason::ProtocolViolation);
+                    }
+                }
+            }
+            if got_packet {
+                if let Some(grace) = grace {
+                    keep_alive.as_mut().reset(tokio::time::Instant::now() + grace);
+                }
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(4096);
+            }
+            tokio::select! {
+                read = reader.read_buf(buf) => match read {
+                    Ok(0) => return End::Closed(CloseReason::ClientClosed),
+                    Ok(_) => {}
+                    Err(_) => return End::Closed(CloseReason::ReadError),
+                },
+                Some(publish) = self.qos_rx.recv() => self.enqueue_outgoing(publish),
+                (packet, result) = next_ack(&mut self.pending_acks), if !self.pending_acks.is_empty() => {
+                    if let Some(end) = self.send_ack(packet, result) {
+                        return end;
+                    }
+                }
+                _ = &mut keep_alive => {
+                    tracing::debug!(cid = self.client.id, "MQTT keep alive expired");
+                    return End::Closed(CloseReason::KeepAliveTimeout);
+                }
+                _ = closing.cancelled() => {
+                    return End::Closed(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown));
+                }
+            }
+        }
+    }
+
+    /// Sends a completed acknowledgement, or reports the store's failure.
+    fn send_ack(&mut self, mut packet: Packet, result: Result<(), StoreError>) -> Option<End> {
+        if let Err(e) = result {
+            tracing::warn!(cid = self.client.id, error = %e, "MQTT store failed; acknowledging with an error");
+            if self.version == ProtocolVersion::V4 {
+                // 3.1.1 acks carry no failure: close, and the client resends.
+                return Some(End::Closed(CloseReason::ProtocolViolation));
+            }
+            let code = match e {
+                StoreError::LimitReached(_) => ReasonCode::QuotaExceeded,
+                StoreError::Unavailable(_) => ReasonCode::UnspecifiedError,
+            };
+            if let Packet::PubAck(ack) | Packet::PubRec(ack) = &mut packet {
+                ack.reason = code;
+            }
+        }
+        self.outlet.send(&packet);
+        None
+    }
+
+    /// Handles one packet; `Some` ends the connection.
+    async fn handle(&mut self, packet: Packet) -> Option<End> {
+        match packet {
+            Packet::Publish(publish) => return self.on_publish(publish),
+            Packet::PubAck(ack) => self.on_outgoing_done(ack.packet_id),
+            Packet::PubRec(ack) => self.on_pubrec(ack),
+            Packet::PubRel(ack) => self.on_pubrel(ack.packet_id),
+            Packet::PubComp(ack) => self.on_outgoing_done(ack.packet_id),
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
+            Packet::PingReq => self.outlet.send(&Packet::PingResp),
+            Packet::Disconnect(disconnect) => {
+                if let Some(expiry) = disconnect.properties.session_expiry_interval {
+                    self.session.expiry = expiry;
+                    self.session.persistent = expiry > 0;
+                }
+                let will = disconnect.reason == ReasonCode::DisconnectWithWillMessage;
+                return Some(End::Disconnect { will });
+            }
+            Packet::Auth(_) => {
+                // No enhanced authentication method was agreed at CONNECT: AUTH is a
+                // protocol error ([MQTT-4.12.0-1]).
+                return Some(
+                    self.protocol_error(ReasonCode::ProtocolError, "no authentication method in use"),
+                );
+            }
+            // The decoder refuses every packet a client may not send.
+            other => {
+                tracing::debug!(cid = self.client.id, packet = other.name(), "unexpected MQTT packet");
+                return Some(self.protocol_error(ReasonCode::ProtocolError, "unexpected packet"));
+            }
+        }
+        None
+    }
+
+    /// MQTT 5: DISCONNECT with `code` and `why`; 3.1.1: just close.
+    fn protocol_error(&self, code: ReasonCode, why: &str) -> End {
+        if self.version == ProtocolVersion::V5 {
+            react(&self.client, Reaction::Disconnect(code), why);
+        }
+        End::Closed(CloseReason::ProtocolViolation)
+    }
+
+    fn on_publish(&mut self, mut publish: Publish) -> Option<End> {
+        if self.version == ProtocolVersion::V5 {
+            match self.in_aliases.resolve(&mut publish) {
+                Ok(()) => {}
+                Err(AliasError::OverMaximum(_)) => {
+                    return Some(
+                        self.protocol_error(ReasonCode::TopicAliasInvalid, "topic alias over the maximum"),
+                    )
+                }
+                Err(AliasError::Unknown(_)) => {
+                    return Some(self.protocol_error(ReasonCode::ProtocolError, "unknown topic alias"))
+                }
+            }
+        }
+        if topic_to_subject(publish.topic.as_str()).is_err() {
+            return Some(
+                self.protocol_error(ReasonCode::TopicNameInvalid, "character not supported for MQTT topics"),
+            );
+        }
+        let in_flight = self.pending_acks.len() + self.session.incoming_qos2.len();
+        if publish.qos != QoS::AtMostOnce && in_flight >= self.receive_max {
+            return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded"));
+        }
+        let size = publish.payload.len() as u64;
+        self.client.counters.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.client.counters.in_bytes.fetch_add(size, Ordering::Relaxed);
+        self.mqtt.core.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
+        self.mqtt.core.stats.in_bytes.fetch_add(size, Ordering::Relaxed);
+        if let (Some(topic), Some(data)) =
+            (&publish.properties.response_topic, &publish.properties.correlation_data)
+        {
+            if let Ok(subject) = topic_to_subject(topic.as_str()) {
+                self.outlet.remember_correlation(subject.into_owned(), data.clone());
+            }
+        }
+        let packet_id = publish.packet_id;
+        match publish.qos {
+            QoS::AtMostOnce => drop(self.mqtt.publish(&self.account, Some(self.client.id), &publish)),
+            QoS::AtLeastOnce => {
+                let done = self.mqtt.publish(&self.account, Some(self.client.id), &publish);
+                self.pending_acks.push_back(PendingAck { packet: Packet::PubAck(Ack::new(packet_id)), done });
+            }
+            QoS::ExactlyOnce => {
+                // Delivered on first receipt; the id then marks duplicates until PUBREL.
+                let done = if self.session.incoming_qos2.contains(&packet_id) {
+                    None
+                } else {
+                    self.session.incoming_qos2.insert(packet_id);
+                    let routed = self.mqtt.publish(&self.account, Some(self.client.id), &publish);
+                    let recorded = self.session.persistent.then(|| {
+                        self.mqtt.store.record_incoming_qos2(
+                            &self.account.name,
+                            &self.session.client_id,
+                            packet_id,
+                        )
+                    });
+                    both(routed, recorded)
+                };
+                self.pending_acks.push_back(PendingAck { packet: Packet::PubRec(Ack::new(packet_id)), done });
+            }
+        }
+        None
+    }
+
+    fn on_pubrel(&mut self, packet_id: u16) {
+        let mut ack = Ack::new(packet_id);
+        if !self.session.incoming_qos2.remove(&packet_id) {
+            ack.reason = ReasonCode::PacketIdentifierNotFound;
+        }
+        let done = self.session.persistent.then(|| {
+            self.mqtt.store.clear_incoming_qos2(&self.account.name, &self.session.client_id, packet_id)
+        });
+        self.pending_acks.push_back(PendingAck { packet: Packet::PubComp(ack), done });
+    }
+
+    /// A QoS 1/2 delivery from a subscription: sent now if the client's receive maximum
+    /// allows, else queued (bounded; dropped when the queue is full).
+    fn enqueue_outgoing(&mut self, publish: Publish) {
+        if self.session.inflight.len() < self.client_receive_max {
+            self.send_outgoing(publish);
+        } else if self.session.waiting.len() < self.waiting_max {
+            self.session.waiting.push_back(publish);
+        } else {
+            self.outlet.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn send_outgoing(&mut self, mut publish: Publish) {
+        let Some(packet_id) = self.session.next_packet_id() else {
+            self.session.waiting.push_front(publish);
+            return;
+        };
+        publish.packet_id = packet_id;
+        let message = OutgoingMessage { publish, released: false };
+        if self.session.persistent {
+            // Ordered before the PUBLISH is written; nobody waits on it.
+            drop(self.mqtt.store.store_outgoing(
+                &self.account.name,
+                &self.session.client_id,
+                message.clone(),
+            ));
+        }
+        self.outlet.send_publish(message.publish.clone());
+        self.session.inflight.push_back(message);
+    }
+
+    fn pump_waiting(&mut self) {
+        while self.session.inflight.len() < self.client_receive_max {
+            let Some(publish) = self.session.waiting.pop_front() else { break };
+            self.send_outgoing(publish);
+        }
+    }
+
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the outgoing message is done.
+    fn on_outgoing_done(&mut self, packet_id: u16) {
+        if self.session.take_inflight(packet_id).is_some() && self.session.persistent {
+            drop(self.mqtt.store.remove_outgoing(&self.account.name, &self.session.client_id, packet_id));
+        }
+        self.pump_waiting();
+    }
+
+    fn on_pubrec(&mut self, ack: Ack) {
+        let packet_id = ack.packet_id;
+        if ack.reason.is_error() {
+            self.on_outgoing_done(packet_id);
+            return;
+        }
+        let mut rel = Ack::new(packet_id);
+        match self.session.inflight_mut(packet_id) {
+            Some(message) => {
+                message.released = true;
+                let message = message.clone();
+                if self.session.persistent {
+                    drop(self.mqtt.store.store_outgoing(
+                        &self.account.name,
+                        &self.session.client_id,
+                        message,
+                    ));
+                }
+            }
+            None => rel.reason = ReasonCode::PacketIdentifierNotFound,
+        }
+        self.outlet.send(&Packet::PubRel(rel));
+    }
+
+    async fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let identifier = subscribe.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(subscribe.filters.len());
+        let mut retained_for = Vec::new();
+        for entry in subscribe.filters {
+            let stored =
+                StoredSubscription { filter: entry.filter.to_string(), options: entry.options, identifier };
+            match self.add_subscription(stored) {
+                Ok(is_new) => {
+                    codes.push(ReasonCode::granted(entry.options.qos));
+                    let shared = SharedSubscription::parse(entry.filter.as_str()).is_some()
+                        && self.version == ProtocolVersion::V5;
+                    let wanted = match entry.options.retain_handling {
+                        jetway_protocols::mqtt::RetainHandling::OnSubscribe => true,
+                        jetway_protocols::mqtt::RetainHandling::OnNewSubscribe => is_new,
+                        jetway_protocols::mqtt::RetainHandling::Never => false,
+                    };
+                    if wanted && !shared {
+                        retained_for.push((entry.filter.to_string(), entry.options, identifier));
+                    }
+                }
+                Err(code) => codes.push(code),
+            }
+        }
+        self.outlet.send(&Packet::SubAck(SubAck {
+            packet_id: subscribe.packet_id,
+            properties: Properties::default(),
+            codes,
+        }));
+        for (filter, options, identifier) in retained_for {
+            self.send_retained(&filter, options, identifier).await;
+        }
+        self.save_session();
+    }
+
+    async fn send_retained(&mut self, filter: &str, options: SubscriptionOptions, identifier: Option<u32>) {
+        let Ok(messages) = self.mqtt.store.retained_matching(&self.account.name, filter).await else {
+            return;
+        };
+        let now = SystemTime::now();
+        for message in messages {
+            let Some(mut publish) = super::retained::to_delivery(&message, options.qos, now) else {
+                continue;
+            };
+            if self.version == ProtocolVersion::V4 {
+                publish.properties = Properties::default();
+            } else {
+                publish.properties.subscription_identifiers.extend(identifier);
+            }
+            if publish.qos == QoS::AtMostOnce {
+                self.outlet.send_publish(publish);
+            } else {
+                self.enqueue_outgoing(publish);
+            }
+        }
+    }
+
+    /// Adds (or replaces) a subscription in the router. `Ok(true)` when it is new.
+    fn add_subscription(&mut self, stored: StoredSubscription) -> Result<bool, ReasonCode> {
+        let (group, inner) = match SharedSubscription::parse(&stored.filter) {
+            Some(Ok(shared)) if self.version == ProtocolVersion::V5 => {
+                (Some(shared.group.to_owned()), shared.filter.to_owned())
+            }
+            Some(Err(_)) if self.version == ProtocolVersion::V5 => {
+                return Err(ReasonCode::TopicFilterInvalid)
+            }
+            _ => (None, stored.filter.clone()),
+        };
+        let (subject, parent) = filter_to_subjects(&inner).map_err(|_| ReasonCode::TopicFilterInvalid)?;
+        if subject.starts_with("$MQTT.") {
+            return Err(ReasonCode::NotAuthorized);
+        }
+        let max = self.mqtt.core.config.max_subscriptions as usize;
+        let replacing = self.session.subscriptions.contains_key(&stored.filter);
+        if max > 0 && !replacing && self.session.subscriptions.len() >= max {
+            return Err(ReasonCode::QuotaExceeded);
+        }
+        let handler = Arc::new(SubscriptionHandler {
+            outlet: self.outlet.clone(),
+            qos: stored.options.qos,
+            no_local: stored.options.no_local,
+            retain_as_published: stored.options.retain_as_published,
+            identifier: stored.identifier,
+            dollar_topics: filter_matches_dollar_topics(&inner),
+        });
+        let queue: Option<Arc<str>> = group.map(Into::into);
+        let routes: Vec<_> = std::iter::once(subject)
+            .chain(parent)
+            .map(|s| Subscription::new(s.into(), queue.clone(), Sink::Internal(handler.clone())))
+            .collect();
+        for route in &routes {
+            self.account.sublist.insert(route.clone());
+        }
+        let old =
+            self.session.subscriptions.insert(stored.filter.clone(), ActiveSubscription { stored, routes });
+        if let Some(old) = &old {
+            self.remove_routes(old);
+        }
+        Ok(old.is_none())
+    }
+
+    fn remove_routes(&self, subscription: &ActiveSubscription) {
+        for route in &subscription.routes {
+            self.account.sublist.remove(route);
+        }
+    }
+
+    async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            match self.session.subscriptions.remove(filter.as_str()) {
+                Some(old) => {
+                    self.remove_routes(&old);
+                    codes.push(ReasonCode::Success);
+                }
+                None => codes.push(ReasonCode::NoSubscriptionExisted),
+            }
+        }
+        self.outlet.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            properties: Properties::default(),
+            codes,
+        }));
+        self.save_session();
+    }
+
+    /// Persists the session's subscriptions (persistent sessions only; fire and forget,
+    /// ordered at call time).
+    fn save_session(&self) {
+        if !self.session.persistent {
+            return;
+        }
+        let expires_at = (self.session.expiry != u32::MAX)
+            .then(|| SystemTime::now() + Duration::from_secs(u64::from(self.session.expiry)));
+        let record = SessionRecord {
+            client_id: self.session.client_id.clone(),
+            subscriptions: self.session.subscriptions.values().map(|s| s.stored.clone()).collect(),
+            expires_at,
+        };
+        drop(self.mqtt.store.save_session(&self.account.name, record));
+    }
+
+    /// The end of the connection: tell the client why (MQTT 5), unsubscribe, will, session.
+    async fn finish(mut self, end: End) -> CloseReason {
+        let (reason, will) = match end {
+            End::Disconnect { will } => (CloseReason::ClientClosed, will),
+            // Server shutdown is not the client's failure: no will.
+            End::Closed(CloseReason::ServerShutdown) => (CloseReason::ServerShutdown, false),
+            End::Closed(reason) => (reason, true),
+        };
+        if self.version == ProtocolVersion::V5 && !matches!(reason, CloseReason::ProtocolViolation) {
+            if let Some(code) = super::close_reason_code(reason) {
+                self.outlet.send(&Packet::Disconnect(Disconnect::new(code)));
+            }
+        }
+        self.client.close(reason);
+        for (_, subscription) in self.session.subscriptions.iter() {
+            self.remove_routes(subscription);
+        }
+        // Answer what is already durable, so a resumed session does not see it again.
+        while let Some(pending) = self.pending_acks.pop_front() {
+            if let Some(done) = pending.done {
+                let _ = done.await;
+            }
+        }
+        if let Some(will) = self.will.take().filter(|_| will) {
+            let mut delay = Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
+            if !self.session.persistent {
+                delay = Duration::ZERO;
+            } else if self.session.expiry != u32::MAX {
+                delay = delay.min(Duration::from_secs(u64::from(self.session.expiry)));
+            }
+            super::will::publish(&self.mqtt, self.account.clone(), &self.session.client_id, will, delay);
+        }
+        if self.session.persistent {
+            self.save_session();
+        } else {
+            let _ = self.mqtt.store.delete_session(&self.account.name, &self.session.client_id).await;
+        }
+        self.account.connection_closed();
+        self.mqtt.release(&self.account.name, &self.session.client_id, &self.live);
+        self.live.finished.cancel();
+        reason
+    }
+}
+
+/// Waits for the oldest pending acknowledgement's store operation.
+async fn next_ack(pending: &mut VecDeque<PendingAck>) -> (Packet, Result<(), StoreError>) {
+    let result = std::future::poll_fn(|cx| match pending.front_mut() {
+        Some(PendingAck { done: Some(done), .. }) => done.as_mut().poll(cx),
+        Some(PendingAck { done: None, .. }) => Poll::Ready(Ok(())),
+        None => Poll::Pending,
+    })
+    .await;
+    match pending.pop_front() {
+        Some(ack) => (ack.packet, result),
+        // Unreachable: polled only while non-empty.
+        None => (Packet::PingResp, Ok(())),
+    }
+}
+
+/// Both store operations, as one.
+fn both(a: Option<StoreFuture<()>>, b: Option<StoreFuture<()>>) -> Option<StoreFuture<()>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(f), None) | (None, Some(f)) => Some(f),
+        (Some(a), Some(b)) => Some(Box::pin(async move {
+            a.await?;
+            b.await
+        })),
+    }
+}

@@ -1,0 +1,159 @@
+//! The MQTT gateway: MQTT 3.1.1 and 5 clients over TCP, bridged both ways to NATS subjects.
+//!
+//! # Layout
+//!
+//! - [`listener`]: accepts connections and spawns their tasks.
+//! - [`connection`]: the per-connection task: read → decode (`jetway_protocols::mqtt`) →
+//!   handle; the writer is the NATS connections' writer over the same outbound queue.
+//! - [`session`]: the connected session: subscriptions, packet ids, QoS 1/2 in flight.
+//! - [`bridge`]: MQTT PUBLISH → router message (headers for MQTT-only facts); router
+//!   deliveries → PUBLISH in the subscriber's outbound queue (an internal router sink).
+//! - [`will`], [`alias`], [`retained`]: will messages, MQTT 5 topic aliases, retained
+//!   messages.
+//! - [`store`]: the persistence seam ([`store::SessionStore`]); the interim implementation is
+//!   in memory, to be replaced by the JetStream-backed one.
+//!
+//! # Invariants
+//!
+//! - One live connection per (account, client id): a new CONNECT takes the session over, the
+//!   old connection is closed (MQTT 5: DISCONNECT 0x8E) and its cleanup finishes before the
+//!   new one loads the session.
+//! - A PUBACK/PUBREC goes out only after the store operations of its PUBLISH completed, in
+//!   packet order, without waiting for later PUBLISHes (pipelined).
+//! - Bad input gets the codec's reaction and closes only that connection.
+
+pub mod alias;
+pub mod bridge;
+pub mod connection;
+pub mod listener;
+pub mod retained;
+pub mod session;
+pub mod store;
+pub mod will;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use foldhash::fast::RandomState;
+use jetway_protocols::mqtt::Publish;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::account::Account;
+use crate::nats::client::{ClientShared, CloseReason};
+use crate::server::Core;
+use store::{RetainedMessage, SessionStore, StoreFuture};
+
+/// Retained topics kept by the interim in-memory store.
+const MAX_RETAINED: usize = 100_000;
+
+/// (account name, client id)
+type SessionKey = (String, String);
+
+/// A connected client id, as seen by a connection that wants to take it over.
+pub struct LiveConnection {
+    pub client: Arc<ClientShared>,
+    /// Cancelled once the connection finished its cleanup (session saved, will handled).
+    pub finished: CancellationToken,
+}
+
+/// State of the gateway shared by every MQTT connection.
+pub struct MqttServer {
+    pub core: Arc<Core>,
+    pub store: Arc<dyn SessionStore>,
+    live: Mutex<HashMap<SessionKey, Arc<LiveConnection>, RandomState>>,
+    /// Delayed wills, cancelled when their client id connects again.
+    pub(crate) pending_wills: Mutex<HashMap<SessionKey, CancellationToken, RandomState>>,
+}
+
+impl MqttServer {
+    /// A gateway with the interim in-memory store.
+    pub fn new(core: Arc<Core>) -> Arc<MqttServer> {
+        let max_outgoing = core.config.mqtt.max_ack_pending.max(1) as usize;
+        let store = Arc::new(store::MemoryStore::new(MAX_RETAINED, max_outgoing));
+        Self::with_store(core, store)
+    }
+
+    pub fn with_store(core: Arc<Core>, store: Arc<dyn SessionStore>) -> Arc<MqttServer> {
+        Arc::new(MqttServer {
+            core,
+            store,
+            live: Mutex::new(HashMap::default()),
+            pending_wills: Mutex::new(HashMap::default()),
+        })
+    }
+
+    /// Registers `conn` as the live connection of `client_id` and returns the one it replaces.
+    /// Also cancels a pending delayed will of that client id.
+    pub fn claim(
+        &self,
+        account: &str,
+        client_id: &str,
+        conn: Arc<LiveConnection>,
+    ) -> Option<Arc<LiveConnection>> {
+        let key = (account.to_owned(), client_id.to_owned());
+        if let Some(will) = self.pending_wills.lock().remove(&key) {
+            will.cancel();
+        }
+        self.live.lock().insert(key, conn)
+    }
+
+    /// Forgets `conn` as the live connection of `client_id`, unless it was taken over.
+    pub fn release(&self, account: &str, client_id: &str, conn: &Arc<LiveConnection>) {
+        let key = (account.to_owned(), client_id.to_owned());
+        let mut live = self.live.lock();
+        if live.get(&key).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            live.remove(&key);
+        }
+    }
+
+    /// Routes a PUBLISH to NATS and MQTT subscribers and applies its RETAIN flag. Returns the
+    /// store operation the acknowledgement must wait for, if any.
+    pub fn publish(
+        &self,
+        account: &Account,
+        origin: Option<u64>,
+        publish: &Publish,
+    ) -> Option<StoreFuture<()>> {
+        if let Err(e) = bridge::route(account, &self.core.stats, origin, publish) {
+            tracing::debug!(topic = %publish.topic, error = %e, "MQTT publish not routed");
+            return None;
+        }
+        if !publish.retain {
+            return None;
+        }
+        // An empty retained payload deletes the retained message and is still delivered.
+        if publish.payload.is_empty() {
+            return Some(self.store.delete_retained(&account.name, publish.topic.as_str()));
+        }
+        let mut stored = publish.clone();
+        stored.dup = false;
+        stored.packet_id = 0;
+        stored.properties.topic_alias = None;
+        let message = RetainedMessage {
+            topic: publish.topic.to_string(),
+            publish: stored,
+            stored_at: SystemTime::now(),
+        };
+        Some(self.store.store_retained(&account.name, message))
+    }
+
+    fn publish_will(&self, account: &Account, publish: &Publish) {
+        // Nobody waits for a will's retained store: fire and forget (ordered at call time).
+        drop(self.publish(account, None, publish));
+    }
+}
+
+/// The MQTT 5 DISCONNECT reason that tells a client why the server closed its connection
+/// (shutdown 0x8B, takeover 0x8E, keep alive 0x8D); `None` when nothing is sent.
+pub fn close_reason_code(reason: CloseReason) -> Option<jetway_protocols::mqtt::ReasonCode> {
+    use jetway_protocols::mqtt::ReasonCode;
+    match reason {
+        CloseReason::ServerShutdown => Some(ReasonCode::ServerShuttingDown),
+        CloseReason::DuplicateClientId => Some(ReasonCode::SessionTakenOver),
+        CloseReason::KeepAliveTimeout => Some(ReasonCode::KeepAliveTimeout),
+        CloseReason::ProtocolViolation => Some(ReasonCode::ProtocolError),
+        _ => None,
+    }
+}
