@@ -182,3 +182,15 @@ pub fn publish_routed(
     let mut flush = FlushSet::new(stats.clone());
     deliver(&account.sublist, &result, msg, &mut flush)
 }
+
+/// Publishes a reply (a publish ack, an API response) into `account`. Reply subjects are
+/// usually unique inboxes, so the lookup bypasses the match cache.
+pub fn publish_reply(
+    account: &crate::account::Account,
+    stats: &Arc<ServerStats>,
+    msg: &Message<'_>,
+) -> usize {
+    let result = account.sublist.matches_transient(msg.subject);
+    let mut flush = FlushSet::new(stats.clone());
+    deliver(&account.sublist, &result, msg, &mut flush)
+}

@@ -141,3 +141,26 @@ async fn per_message_ttl_expires_messages() {
     .await
     .expect("TTL message expired");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_stream_capturing_its_own_ack_inbox_does_not_deadlock() {
+    // Regression: a memory store acknowledges inside `append`; the ack, published while the
+    // stream's ingest lock was held, came back into the same stream and deadlocked it.
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "LOOP".into(),
+            subjects: vec!["loop.>".into(), "ackbox.>".into()],
+            storage: stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut raw = crate::harness::RawClient::connect(server.addr).await;
+    raw.send(b"CONNECT {}\r\nPUB loop.x ackbox.1 2\r\nhi\r\nPING\r\n").await;
+    raw.expect("PONG\r\n").await;
+    let info =
+        tokio::time::timeout(Duration::from_secs(5), s.info()).await.expect("stream still answers").unwrap();
+    assert_eq!(info.state.messages, 2, "the message and its ack, captured on ackbox.1");
+}

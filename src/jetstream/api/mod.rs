@@ -112,7 +112,7 @@ fn serve(js: Weak<JetStream>, rx: Receiver<ApiRequest>) {
         let response = dispatch(&js, &account, &request);
         js.count_api(response.error);
         let msg = Message::internal(&reply, None, response.headers.as_ref(), &response.body);
-        deliver::publish(&account.account, &js.stats, &msg);
+        deliver::publish_reply(&account.account, &js.stats, &msg);
     }
 }
 

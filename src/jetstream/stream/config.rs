@@ -336,7 +336,7 @@ impl StreamConfig {
             if jetway_subject::validate_filter(subject).is_err() {
                 return Err(ApiError::stream_invalid_config(format!("invalid subject {subject:?}")));
             }
-            if subject.starts_with("$JS.API") || subject == ">" && self.no_ack {
+            if jetway_subject::filters_overlap(subject, "$JS.API.>") && !self.no_ack {
                 return Err(ApiError::stream_invalid_config(
                     "subjects that overlap with jetstream api require no-ack to be true",
                 ));

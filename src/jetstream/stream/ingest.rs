@@ -4,6 +4,8 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +19,16 @@ use crate::router::{deliver, Message};
 
 /// Largest header block a stream accepts (nats-server: 64 KiB).
 const MAX_HEADER_SIZE: usize = 65_535;
+
+/// Whether a store completion ran inside `append` (then its ack is sent by the caller).
+enum InlineAck {
+    /// `append` has not returned yet.
+    Pending,
+    /// The completion ran inside `append`; this ack waits for the lock to be released.
+    Deferred(Bytes),
+    /// `append` returned: the completion sends its own ack.
+    Returned,
+}
 
 /// Where a publish acknowledgement goes.
 struct AckTarget {
@@ -77,7 +89,8 @@ impl Stream {
         msg: &Message<'_>,
         target: Option<&AckTarget>,
     ) -> Result<Option<(u64, bool)>, ApiError> {
-        let config = self.config.read().clone();
+        // Held for the whole write path: updates are rare, publishes are not.
+        let config = self.config.read();
         if config.sealed {
             return Err(ApiError::stream_sealed());
         }
@@ -112,7 +125,6 @@ impl Stream {
         }
 
         let mut ingest = self.ingest.lock();
-        let state = self.store.state();
         if let Some(text) = header(headers, "Nats-Expected-Last-Subject-Sequence") {
             let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
             let subject =
@@ -126,8 +138,9 @@ impl Stream {
         }
         if let Some(text) = header(headers, "Nats-Expected-Last-Sequence") {
             let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
-            if state.last_seq != expected {
-                return Err(ApiError::wrong_last_sequence(state.last_seq));
+            let last_seq = self.store.state().last_seq;
+            if last_seq != expected {
+                return Err(ApiError::wrong_last_sequence(last_seq));
             }
         }
         let now = crate::time::now_nanos();
@@ -146,29 +159,38 @@ impl Stream {
 
         // Interest retention with nobody interested: the sequence is used, nothing is stored.
         if config.retention == RetentionPolicy::Interest && !self.has_interest(msg.subject) {
-            let seq = state.last_seq + 1;
+            let seq = self.store.state().last_seq + 1;
             self.store.skip_to(seq).map_err(store_error)?;
             if let Some(id) = msg_id {
                 ingest.dedup.record(id, seq, now);
                 ingest.last_msg_id = Some(id.to_string());
             }
             drop(ingest);
-            self.notify_stored();
+            self.notify_stored_seq(seq);
             return Ok(Some((seq, false)));
         }
 
         self.inflight.fetch_add(1, Ordering::AcqRel);
         let guard = InflightGuard(self.inflight.clone());
+        // A memory store completes inside `append`, while the ingest lock is held; its ack is
+        // then sent after the lock is released (the ack could be captured by this very stream).
+        let inline: Arc<Mutex<InlineAck>> = Arc::new(Mutex::new(InlineAck::Pending));
         let completion = target.map(|t| {
             let ack =
                 AckTarget { reply: t.reply.clone(), stream: t.stream.clone(), domain: t.domain.clone() };
             let account = self.account.clone();
             let stats = self.stats.clone();
+            let inline = inline.clone();
             Box::new(move |result: Result<u64, StoreError>| {
                 let _guard = guard;
-                let body = ack_body(&ack, result.map(|seq| (seq, false)).map_err(store_error));
-                let payload = Bytes::from(body);
-                deliver::publish(&account, &stats, &Message::internal(&ack.reply, None, None, &payload));
+                let body = Bytes::from(ack_body(&ack, result.map(|seq| (seq, false)).map_err(store_error)));
+                let mut slot = inline.lock();
+                if matches!(*slot, InlineAck::Pending) {
+                    *slot = InlineAck::Deferred(body);
+                    return;
+                }
+                drop(slot);
+                deliver::publish_reply(&account, &stats, &Message::internal(&ack.reply, None, None, &body));
             }) as jetway_storage::Completion
         });
         // Republished copies say which sequence preceded this one on its subject.
@@ -178,7 +200,9 @@ impl Stream {
         };
         let new =
             NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
-        let seq = self.store.append(new, completion).map_err(store_error)?;
+        let appended = self.store.append(new, completion);
+        let deferred = std::mem::replace(&mut *inline.lock(), InlineAck::Returned);
+        let seq = appended.map_err(store_error)?;
         if let Some(id) = msg_id {
             ingest.dedup.record(id, seq, now);
             ingest.last_msg_id = Some(id.to_string());
@@ -191,10 +215,20 @@ impl Stream {
             }
         }
         drop(ingest);
-        if let Some(republish) = &config.republish {
+        let republish = config.republish.clone();
+        // No lock is held from here on: what we publish may come back into this stream.
+        drop(config);
+        self.notify_stored_seq(seq);
+        if let Some(republish) = &republish {
             self.republish(republish, msg, seq, previous_on_subject, now);
         }
-        self.notify_stored();
+        if let (InlineAck::Deferred(body), Some(t)) = (deferred, target) {
+            deliver::publish_reply(
+                &self.account,
+                &self.stats,
+                &Message::internal(&t.reply, None, None, &body),
+            );
+        }
         Ok(None)
     }
 
@@ -234,7 +268,11 @@ impl Stream {
 
     fn send_ack(&self, target: &AckTarget, result: Result<(u64, bool), ApiError>) {
         let payload = Bytes::from(ack_body(target, result));
-        deliver::publish(&self.account, &self.stats, &Message::internal(&target.reply, None, None, &payload));
+        deliver::publish_reply(
+            &self.account,
+            &self.stats,
+            &Message::internal(&target.reply, None, None, &payload),
+        );
     }
 }
 

@@ -141,8 +141,18 @@ impl Stream {
         self.last_seq.subscribe()
     }
 
+    /// Wakes consumers waiting for new messages (none waiting: nothing to do).
     pub(crate) fn notify_stored(&self) {
-        self.last_seq.send_replace(self.store.state().last_seq);
+        if self.last_seq.receiver_count() > 0 {
+            self.last_seq.send_replace(self.store.state().last_seq);
+        }
+    }
+
+    /// Like [`Stream::notify_stored`] when the new last sequence is known.
+    pub(crate) fn notify_stored_seq(&self, seq: u64) {
+        if self.last_seq.receiver_count() > 0 {
+            self.last_seq.send_replace(seq);
+        }
     }
 
     pub fn info(

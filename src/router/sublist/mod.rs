@@ -180,6 +180,16 @@ impl Sublist {
 
     /// Everything `subject` matches (a literal subject).
     pub fn matches(&self, subject: &str) -> Arc<MatchResult> {
+        self.lookup(subject, true)
+    }
+
+    /// Like [`Sublist::matches`], but a miss is not added to the cache: for subjects used
+    /// once (reply inboxes of acks and API responses), which would only evict useful entries.
+    pub fn matches_transient(&self, subject: &str) -> Arc<MatchResult> {
+        self.lookup(subject, false)
+    }
+
+    fn lookup(&self, subject: &str, cache_miss: bool) -> Arc<MatchResult> {
         self.matches.fetch_add(1, Ordering::Relaxed);
         if let Some(hit) = self.cache.read().get(subject) {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -197,6 +207,9 @@ impl Sublist {
             .map(|(name, members)| QueueGroup { name, members, cursor: AtomicUsize::new(0) })
             .collect();
         let result = Arc::new(result);
+        if !cache_miss {
+            return result;
+        }
         let mut cache = self.cache.write();
         if cache.len() >= CACHE_MAX {
             cache.clear();
