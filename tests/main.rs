@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod cli;
 mod core_pubsub;
 mod crash;
 mod jetstream;
