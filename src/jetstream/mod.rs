@@ -123,11 +123,13 @@ impl JetStream {
         }
     }
 
-    pub(crate) fn count_api(&self, error: bool) {
+    /// Counts a request as it arrives (so `$JS.API.INFO` includes itself, as nats-server's does).
+    pub(crate) fn count_request(&self) {
         self.api_stats.total.fetch_add(1, Ordering::Relaxed);
-        if error {
-            self.api_stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+
+    pub(crate) fn count_error(&self) {
+        self.api_stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 

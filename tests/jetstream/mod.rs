@@ -1,5 +1,6 @@
 //! JetStream through async-nats' own JetStream, KV and Object Store APIs.
 
+mod api;
 mod basics;
 mod consumers;
 mod kv_objects;

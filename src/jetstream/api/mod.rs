@@ -109,8 +109,11 @@ fn serve(js: Weak<JetStream>, rx: Receiver<ApiRequest>) {
         let (Some(js), Some(account)) = (js.upgrade(), request.account.upgrade()) else { return };
         let Some(reply) = request.reply.clone() else { continue };
         let _runtime = js.runtime.enter();
+        js.count_request();
         let response = dispatch(&js, &account, &request);
-        js.count_api(response.error);
+        if response.error {
+            js.count_error();
+        }
         let msg = Message::internal(&reply, None, response.headers.as_ref(), &response.body);
         deliver::publish_reply(&account.account, &js.stats, &msg);
     }
