@@ -425,7 +425,10 @@ async fn routez_accountz_and_accstatz_describe_the_single_server_and_its_account
 async fn healthz_is_ok_accepts_jetstream_parameters_and_unknown_paths_are_json_404() {
     let (_server, http) = monitored().await;
     assert_eq!(get_json(http, "/healthz").await, serde_json::json!({"status": "ok"}));
-    assert_eq!(get_json(http, "/healthz?js-enabled-only=true").await["status"], "ok");
+    // These servers run without JetStream: asking for it is a 503, as with nats-server.
+    let js_only = get(http, "/healthz?js-enabled-only=true").await;
+    assert_eq!(js_only.status, 503);
+    assert_eq!(js_only.json()["status"], "unavailable");
     assert_eq!(get_json(http, "/healthz?js-server-only=1").await["status"], "ok");
     assert_eq!(get(http, "/healthz?js-enabled-only=perhaps").await.status, 400);
     let missing = get(http, "/nope").await;
@@ -569,4 +572,64 @@ async fn dashboard_is_one_self_contained_html_page() {
 async fn monitoring_is_off_unless_configured() {
     let server = TestServer::start().await;
     assert!(server.handle.as_ref().and_then(|h| h.http_addr).is_none());
+}
+
+#[tokio::test]
+async fn jsz_healthz_and_metrics_report_jetstream() {
+    let (server, http) = monitored_with(|c| c.jetstream.enabled = true).await;
+    let js = async_nats::jetstream::new(server.client().await);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "MON".into(),
+            subjects: vec!["mon.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..3 {
+        js.publish(format!("mon.{i}"), "x".into()).await.unwrap().await.unwrap();
+    }
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("watcher".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let jsz = get_json(http, "/jsz?streams=1&consumers=1&config=1").await;
+    assert_eq!(jsz["streams"], 1);
+    assert_eq!(jsz["consumers"], 1);
+    assert_eq!(jsz["messages"], 3);
+    assert!(jsz["config"]["max_storage"].as_i64().unwrap() > 0);
+    assert_eq!(jsz["config"]["sync_always"], true);
+    assert_eq!(jsz["api"]["level"], 1);
+    let detail = &jsz["account_details"][0];
+    assert_eq!(detail["name"], "$G");
+    let sd = &detail["stream_detail"][0];
+    assert_eq!(sd["name"], "MON");
+    assert_eq!(sd["state"]["messages"], 3);
+    assert_eq!(sd["config"]["subjects"][0], "mon.>");
+    assert_eq!(sd["consumer_detail"][0]["name"], "watcher");
+    assert_eq!(sd["consumer_detail"][0]["num_pending"], 3);
+
+    assert_eq!(get_json(http, "/healthz?js-enabled-only=true").await["status"], "ok");
+    assert_eq!(get_json(http, "/healthz").await["status"], "ok");
+    let varz = get_json(http, "/varz").await;
+    assert_eq!(varz["jetstream"]["streams"], 1);
+
+    let body = get(http, "/metrics").await.body;
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("valid");
+    let sample = |name: &str| {
+        scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} missing")).clone()
+    };
+    let msgs = sample("jetway_stream_messages");
+    assert_eq!(msgs.labels.get("stream"), Some("MON"));
+    assert!(matches!(msgs.value, prometheus_parse::Value::Gauge(v) if v == 3.0));
+    let pending = sample("jetway_consumer_num_pending");
+    assert_eq!(pending.labels.get("consumer"), Some("watcher"));
+    assert!(matches!(pending.value, prometheus_parse::Value::Gauge(v) if v == 3.0));
+    assert!(
+        matches!(sample("jetway_jetstream_streams").value, prometheus_parse::Value::Gauge(v) if v == 1.0)
+    );
 }

@@ -39,9 +39,27 @@ fn check(core: &Core, params: &Params) -> Result<(), Unhealthy> {
     if core.stop_accepting.is_cancelled() {
         return Err(Unhealthy::Unavailable("server is shutting down".into()));
     }
-    // JetStream readiness plugs in here: once the engine exists, a `Core` hook reports whether
-    // it is enabled and current (and, with `account`/`stream`/`consumer`, whether those assets
-    // are healthy). Until then JetStream checks have nothing to fail on, so they pass, as on a
-    // nats-server without JetStream.
-    Ok(())
+    // Validated above.
+    let flag = |name| params.flag(name).unwrap_or(false);
+    let js_enabled_only = flag("js-enabled-only") || flag("js-enabled");
+    match &core.jetstream {
+        None if js_enabled_only => Err(Unhealthy::Unavailable("JetStream not enabled".into())),
+        None => Ok(()),
+        // Enabled is all `js-enabled-only` asks; `js-server-only` skips per-asset checks
+        // (there is no meta group on a single server, so it is then healthy).
+        Some(_) if js_enabled_only || flag("js-server-only") => Ok(()),
+        Some(js) => {
+            for account in js.accounts() {
+                for stream in account.streams() {
+                    if !stream.store.is_writable() {
+                        return Err(Unhealthy::Unavailable(format!(
+                            "JetStream stream '{} > {}' is not current: store is poisoned by an I/O failure",
+                            account.account.name, stream.name
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
 }

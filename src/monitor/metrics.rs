@@ -46,7 +46,8 @@ impl ServerMetrics {
             record_process(core);
             record_nats(core);
             record_router(core);
-            // record_mqtt, record_jetstream and record_store join here when those land.
+            record_jetstream(core);
+            // record_mqtt and record_store join here when those land.
         });
         self.recorder.handle().render()
     }
@@ -58,6 +59,17 @@ pub async fn metrics(State(core): State<Arc<Core>>) -> Response {
 }
 
 fn describe() {
+    describe_gauge!("jetway_jetstream_streams", "Streams over all accounts");
+    describe_gauge!("jetway_jetstream_consumers", "Consumers over all accounts");
+    describe_counter!("jetway_jetstream_api_requests_total", "JetStream API requests");
+    describe_counter!("jetway_jetstream_api_errors_total", "JetStream API requests answered with an error");
+    describe_gauge!("jetway_stream_messages", "Messages stored in a stream");
+    describe_gauge!("jetway_stream_bytes", Unit::Bytes, "Bytes stored in a stream");
+    describe_gauge!("jetway_stream_first_seq", "First sequence of a stream");
+    describe_gauge!("jetway_stream_last_seq", "Last sequence of a stream");
+    describe_gauge!("jetway_consumer_num_pending", "Messages a consumer has yet to deliver");
+    describe_gauge!("jetway_consumer_num_ack_pending", "Messages delivered and not yet acknowledged");
+    describe_gauge!("jetway_consumer_num_redelivered", "Pending messages delivered more than once");
     describe_gauge!("jetway_info", "Server identity in labels; always 1");
     describe_gauge!("jetway_uptime_seconds", Unit::Seconds, "Time since the server started");
     describe_gauge!("jetway_process_resident_memory_bytes", Unit::Bytes, "Resident memory of the process");
@@ -110,4 +122,38 @@ fn record_nats(core: &Core) {
 
 fn record_router(core: &Core) {
     gauge!("jetway_subscriptions").set(core.accounts.total_subscriptions() as f64);
+}
+
+/// JetStream: totals, per-stream state and per-consumer progress, labelled by account.
+fn record_jetstream(core: &Core) {
+    let Some(js) = &core.jetstream else { return };
+    let (mut streams, mut consumers) = (0usize, 0usize);
+    for account in js.accounts() {
+        let acc = account.account.name.to_string();
+        for stream in account.streams() {
+            streams += 1;
+            let state = stream.store.state();
+            let labels = [("account", acc.clone()), ("stream", stream.name.clone())];
+            gauge!("jetway_stream_messages", &labels).set(state.msgs as f64);
+            gauge!("jetway_stream_bytes", &labels).set(state.bytes as f64);
+            gauge!("jetway_stream_first_seq", &labels).set(state.first_seq as f64);
+            gauge!("jetway_stream_last_seq", &labels).set(state.last_seq as f64);
+            for consumer in stream.consumers.read().values() {
+                consumers += 1;
+                let info = consumer.info();
+                let labels = [
+                    ("account", acc.clone()),
+                    ("stream", stream.name.clone()),
+                    ("consumer", consumer.name.clone()),
+                ];
+                gauge!("jetway_consumer_num_pending", &labels).set(info.num_pending as f64);
+                gauge!("jetway_consumer_num_ack_pending", &labels).set(info.num_ack_pending as f64);
+                gauge!("jetway_consumer_num_redelivered", &labels).set(info.num_redelivered as f64);
+            }
+        }
+    }
+    gauge!("jetway_jetstream_streams").set(streams as f64);
+    gauge!("jetway_jetstream_consumers").set(consumers as f64);
+    counter!("jetway_jetstream_api_requests_total").absolute(js.api_stats.total.load(Ordering::Relaxed));
+    counter!("jetway_jetstream_api_errors_total").absolute(js.api_stats.errors.load(Ordering::Relaxed));
 }

@@ -17,6 +17,7 @@ mod connz;
 mod dashboard;
 pub mod events;
 mod healthz;
+mod jsz;
 mod metrics;
 mod process;
 mod response;
@@ -98,6 +99,7 @@ pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationTok
         .route("/accountz", get(accountz::accountz))
         .route("/accstatz", get(accountz::accstatz))
         .route("/healthz", get(healthz::healthz))
+        .route("/jsz", get(jsz::jsz))
         .route("/metrics", get(metrics::metrics))
         .fallback(response::not_found)
         .with_state(core);

@@ -59,9 +59,8 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         "leaf": {},
         "mqtt": mqtt_block(&core),
         "websocket": {},
-        // JetStream is not there yet: nats-server reports an empty block when it is disabled.
-        // The JetStream issue fills `config`, `stats` and `limits` here.
-        "jetstream": {},
+        // nats-server reports an empty block when JetStream is disabled.
+        "jetstream": jetstream_block(&core),
         "start": rfc3339(core.started),
         "now": rfc3339(now),
         "uptime": uptime(running_for),
@@ -112,4 +111,38 @@ fn mqtt_block(core: &Core) -> serde_json::Value {
 /// Go marshals a `time.Duration` as integer nanoseconds.
 fn duration_nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The `jetstream` block of `/varz`: config, usage and limits.
+fn jetstream_block(core: &Core) -> serde_json::Value {
+    let Some(js) = &core.jetstream else { return serde_json::json!({}) };
+    let (mut memory, mut storage, mut streams, mut consumers) = (0, 0, 0, 0);
+    for account in js.accounts() {
+        let (m, s, n, c) = account.usage();
+        memory += m;
+        storage += s;
+        streams += n;
+        consumers += c;
+    }
+    serde_json::json!({
+        "config": {
+            "max_memory": js.limits.max_memory,
+            "max_storage": js.limits.max_storage,
+            "store_dir": js.store_dir.display().to_string(),
+            "domain": js.domain,
+        },
+        "stats": {
+            "memory": memory,
+            "storage": storage,
+            "accounts": js.accounts().len(),
+            "api": {
+                "level": crate::jetstream::API_LEVEL,
+                "total": js.api_stats.total.load(std::sync::atomic::Ordering::Relaxed),
+                "errors": js.api_stats.errors.load(std::sync::atomic::Ordering::Relaxed),
+            },
+        },
+        "streams": streams,
+        "consumers": consumers,
+        "limits": {"max_memory": js.limits.max_memory, "max_storage": js.limits.max_storage},
+    })
 }

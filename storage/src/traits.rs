@@ -99,6 +99,10 @@ pub trait StreamStore: Send + Sync {
 
     /// Flushes and stops: later calls fail with `Closed`.
     fn stop(&self) -> Result<()>;
+
+    /// Whether the store still accepts writes: false once poisoned by an I/O failure or
+    /// stopped (health checks report it).
+    fn is_writable(&self) -> bool;
 }
 
 /// A pair of consumer and stream sequences.

@@ -131,6 +131,10 @@ impl<B: Backend> StreamStore for Store<B> {
         crate::snapshot::write(self, out)
     }
 
+    fn is_writable(&self) -> bool {
+        self.inner.lock().backend.writable().is_ok()
+    }
+
     fn stop(&self) -> Result<()> {
         let waiter = {
             let mut stream = self.inner.lock();

@@ -152,6 +152,7 @@ fn failed_fsync_poisons_the_store() {
     let store = FileStore::open_with(&engine, Arc::new(sim.clone()), Path::new("/data/p"), config()).unwrap();
     store.append(NewMessage::new("a", "ok"), None).unwrap();
     store.sync().unwrap();
+    assert!(store.is_writable());
     sim.fail_syncs_after(0);
     let (tx, rx) = std::sync::mpsc::channel();
     store.append(NewMessage::new("a", "doomed"), Some(Box::new(move |r| tx.send(r).unwrap()))).unwrap();
@@ -159,6 +160,7 @@ fn failed_fsync_poisons_the_store() {
     assert!(r.is_err(), "an append whose fsync failed was acknowledged");
     assert!(matches!(store.append(NewMessage::new("a", "later"), None), Err(StoreError::Poisoned)));
     assert!(store.sync().is_err());
+    assert!(!store.is_writable(), "health checks see the poison");
 }
 
 fn disk_bytes(sim: &SimIo, dir: &Path) -> usize {

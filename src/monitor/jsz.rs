@@ -1,0 +1,164 @@
+//! `/jsz`: JetStream configuration, usage and, on request, per-account stream and consumer
+//! details (nats-server's field names).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::response::{self, Params};
+use crate::config::SyncInterval;
+use crate::jetstream::{JetStream, API_LEVEL};
+use crate::server::Core;
+
+pub async fn jsz(State(core): State<Arc<Core>>, Query(query): Query<HashMap<String, String>>) -> Response {
+    match render(&core, &Params(query)) {
+        Ok(v) => response::ok(&v),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn render(core: &Core, params: &Params) -> Result<Value, response::RequestError> {
+    let now = response::rfc3339(std::time::SystemTime::now());
+    let Some(js) = &core.jetstream else {
+        return Ok(json!({ "server_id": core.server_id, "now": now, "disabled": true }));
+    };
+    let with_accounts = params.flag("accounts")?;
+    let with_streams = params.flag("streams")?;
+    let with_consumers = params.flag("consumers")?;
+    let with_config = params.flag("config")?;
+    let only_account = params.text("acc");
+    let totals = totals(js);
+    let details: Vec<Value> = if with_accounts || with_streams || with_consumers || only_account.is_some() {
+        js.accounts()
+            .iter()
+            .filter(|a| only_account.is_none_or(|name| *a.account.name == *name))
+            .map(|a| account_detail(a, with_streams || with_consumers, with_consumers, with_config))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let sync_always = matches!(core.config.jetstream.sync_interval, SyncInterval::Always);
+    let sync_interval = match core.config.jetstream.sync_interval {
+        SyncInterval::Always => 0,
+        SyncInterval::Every(d) => d.as_nanos() as u64,
+    };
+    let mut body = json!({
+        "server_id": core.server_id,
+        "now": now,
+        "config": {
+            "max_memory": js.limits.max_memory,
+            "max_storage": js.limits.max_storage,
+            "store_dir": js.store_dir.display().to_string(),
+            "sync_interval": sync_interval,
+            "sync_always": sync_always,
+            "domain": js.domain,
+            "compress_ok": false,
+        },
+        "memory": totals.memory,
+        "storage": totals.storage,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "accounts": js.accounts().len(),
+        "ha_assets": 0,
+        "api": {
+            "level": API_LEVEL,
+            "total": js.api_stats.total.load(Ordering::Relaxed),
+            "errors": js.api_stats.errors.load(Ordering::Relaxed),
+        },
+        "streams": totals.streams,
+        "consumers": totals.consumers,
+        "messages": totals.messages,
+        "bytes": totals.bytes,
+        "total": details.len(),
+    });
+    if !details.is_empty() {
+        body["account_details"] = Value::Array(details);
+    }
+    Ok(body)
+}
+
+#[derive(Default)]
+struct Totals {
+    memory: u64,
+    storage: u64,
+    streams: usize,
+    consumers: usize,
+    messages: u64,
+    bytes: u64,
+}
+
+fn totals(js: &JetStream) -> Totals {
+    let mut t = Totals::default();
+    for account in js.accounts() {
+        let (memory, storage, streams, consumers) = account.usage();
+        t.memory += memory;
+        t.storage += storage;
+        t.streams += streams;
+        t.consumers += consumers;
+        for s in account.streams() {
+            let state = s.store.state();
+            t.messages += state.msgs;
+            t.bytes += state.bytes;
+        }
+    }
+    t
+}
+
+fn account_detail(
+    account: &crate::jetstream::account::JsAccount,
+    streams: bool,
+    consumers: bool,
+    config: bool,
+) -> Value {
+    let (memory, storage, num_streams, num_consumers) = account.usage();
+    let mut detail = json!({
+        "name": account.account.name.as_ref(),
+        "id": account.account.name.as_ref(),
+        "memory": memory,
+        "storage": storage,
+        "streams": num_streams,
+        "consumers": num_consumers,
+    });
+    if streams {
+        let list: Vec<Value> = account
+            .streams()
+            .iter()
+            .filter_map(|s| s.info(false, None).ok().map(|info| (s, info)))
+            .map(|(s, info)| {
+                let mut v = json!({
+                    "name": s.name,
+                    "created": info.created,
+                    "state": info.state,
+                    "cluster": info.cluster,
+                });
+                if config {
+                    v["config"] = serde_json::to_value(&info.config).unwrap_or_default();
+                }
+                if consumers {
+                    let list: Vec<Value> = s
+                        .consumers
+                        .read()
+                        .values()
+                        .map(|c| {
+                            let mut ci = serde_json::to_value(c.info()).unwrap_or_default();
+                            if !config {
+                                if let Some(map) = ci.as_object_mut() {
+                                    map.remove("config");
+                                }
+                            }
+                            ci
+                        })
+                        .collect();
+                    v["consumer_detail"] = Value::Array(list);
+                }
+                v
+            })
+            .collect();
+        detail["stream_detail"] = Value::Array(list);
+    }
+    detail
+}
