@@ -56,9 +56,14 @@ async def publish_until(nc, stop: asyncio.Event) -> None:
 
 
 async def wait_for(page: Page, expression: str) -> object:
+    """Polls `expression` until it is truthy. Until the page has loaded, elements may be missing
+    and the expression may throw: that counts as "not yet"."""
     deadline = asyncio.get_running_loop().time() + WAIT_S
     while True:
-        value = await page.evaluate(expression)
+        try:
+            value = await page.evaluate(expression)
+        except RuntimeError:
+            value = None
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
@@ -78,6 +83,10 @@ async def test_dashboard_shows_live_rates_and_connections_without_console_errors
 
     await subscriber.subscribe("dashboard.>", cb=count)
     await subscriber.flush()
+    # A stream with a consumer, so the JetStream panel has something to show.
+    js = publisher.jetstream()
+    await js.add_stream(name="DASH", subjects=["dashboard.>"])
+    await js.pull_subscribe("dashboard.>", durable="viewer", stream="DASH")
     stop = asyncio.Event()
     traffic = asyncio.create_task(publish_until(publisher, stop))
     page = await Page(browser.page_ws_url()).open()
@@ -92,8 +101,12 @@ async def test_dashboard_shows_live_rates_and_connections_without_console_errors
         assert {"dashboard-publisher", "dashboard-subscriber"} <= set(names)
         assert await page.evaluate("document.getElementById('health').textContent") == "ok"
         assert await page.evaluate("document.querySelectorAll('#subscriptions tbody tr').length") >= 1
-        # Without JetStream and MQTT data their panels stay hidden.
-        assert await page.evaluate("document.getElementById('jetstream').hidden") is True
+        # The JetStream panel lists the stream and its consumer; without MQTT data that panel
+        # stays hidden.
+        assert await page.evaluate("document.getElementById('jetstream').hidden") is False
+        stream_row = await wait_for(page, "(() => { const r = document.querySelector('#streams tbody tr');"
+                                          " return r && r.textContent; })()")
+        assert "DASH" in stream_row and "viewer" in stream_row
         assert await page.evaluate("document.getElementById('mqtt').hidden") is True
         # A few more polls, so errors from later refreshes would show up too.
         polls = await page.evaluate("window.jetwayDashboard.polls")
