@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,8 @@ pub struct JsAccount {
     pub account: Arc<Account>,
     dir: PathBuf,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Itself, for the mirror and source tasks that look up origins by name.
+    me: Weak<JsAccount>,
 }
 
 /// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
@@ -52,7 +54,13 @@ fn read_meta<C: serde::de::DeserializeOwned>(dir: &Path) -> Option<Meta<C>> {
 impl JsAccount {
     pub fn new(js: Arc<JetStream>, account: Arc<Account>) -> Arc<JsAccount> {
         let dir = js.store_dir.join(account.name.as_ref()).join("streams");
-        Arc::new(JsAccount { js, account, dir, streams: RwLock::new(BTreeMap::new()) })
+        Arc::new_cyclic(|me| JsAccount {
+            js,
+            account,
+            dir,
+            streams: RwLock::new(BTreeMap::new()),
+            me: me.clone(),
+        })
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
@@ -92,6 +100,7 @@ impl JsAccount {
         streams.insert(stream.name.clone(), stream.clone());
         drop(streams);
         stream.subscribe();
+        stream.start_sourcing(self.me.clone(), &self.js.runtime);
         Ok((stream, true))
     }
 
@@ -148,7 +157,11 @@ impl JsAccount {
             write_meta(dir, &Meta { config: config.clone(), created: stream.created })
                 .map_err(ApiError::stream_general)?;
         }
+        let resource = old.sources != config.sources;
         stream.update_config(config, self.js.sync)?;
+        if resource {
+            stream.start_sourcing(self.me.clone(), &self.js.runtime);
+        }
         Ok(stream)
     }
 
@@ -277,6 +290,7 @@ impl JsAccount {
             tracing::info!(stream = %stream.name, "Restored {} messages for stream '{} > {}'", state.msgs, self.account.name, stream.name);
             self.streams.write().insert(stream.name.clone(), stream.clone());
             stream.subscribe();
+            stream.start_sourcing(self.me.clone(), &self.js.runtime);
             let Ok(consumers) = std::fs::read_dir(dir.join("obs")) else { continue };
             for entry in consumers.flatten() {
                 let Some(meta) = read_meta::<ConsumerConfig>(&entry.path()) else { continue };

@@ -5,6 +5,7 @@ mod consumers;
 mod kv_objects;
 mod publish;
 mod restart;
+mod sourcing;
 mod streams;
 
 use async_nats::jetstream;

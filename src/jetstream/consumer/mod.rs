@@ -547,7 +547,13 @@ pub fn ephemeral_name() -> String {
 }
 
 /// The first sequence at or after `start_ns` (binary search over time, which never decreases).
-fn first_at_or_after(stream: &Stream, filters: &[&str], start_ns: i64, first: u64, last: u64) -> u64 {
+pub(crate) fn first_at_or_after(
+    stream: &Stream,
+    filters: &[&str],
+    start_ns: i64,
+    first: u64,
+    last: u64,
+) -> u64 {
     let (mut lo, mut hi) = (first, last + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
