@@ -10,6 +10,7 @@
 pub mod ack;
 pub mod config;
 mod engine;
+mod flow_control;
 pub mod info;
 pub mod pull;
 
@@ -65,6 +66,8 @@ struct Inner {
     last_activity: Instant,
     next_heartbeat: Option<Instant>,
     paused_until: i64,
+    /// Push consumers with `flow_control`.
+    flow: flow_control::FlowControl,
 }
 
 /// One consumer.
@@ -117,6 +120,7 @@ impl Consumer {
             last_ack: 0,
             last_activity: now,
             next_heartbeat: None,
+            flow: flow_control::FlowControl::default(),
             paused_until: config
                 .pause_until
                 .as_deref()
@@ -255,6 +259,13 @@ impl Consumer {
         self.account.sublist.insert(ack.clone());
         let mut subs = self.subscriptions.lock();
         subs.push(ack);
+        if self.config.read().flow_control {
+            let fc_subject = format!("$JS.FC.{}.{}.*", self.stream_name, self.name);
+            let handler = flow_control::FlowControlHandler(weak.clone());
+            let fc = Subscription::new(fc_subject.as_str().into(), None, Sink::Internal(Arc::new(handler)));
+            self.account.sublist.insert(fc.clone());
+            subs.push(fc);
+        }
         if self.config.read().is_pull() {
             let next_subject = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", self.stream_name, self.name);
             let next = Subscription::new(
