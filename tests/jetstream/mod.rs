@@ -2,6 +2,7 @@
 
 mod basics;
 mod consumers;
+mod direct;
 mod flow_control;
 mod kv_objects;
 mod publish;
