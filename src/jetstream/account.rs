@@ -85,16 +85,7 @@ impl JsAccount {
             }
             return Err(ApiError::stream_name_exists());
         }
-        for other in streams.values() {
-            let other_subjects = other.config().subjects;
-            if config
-                .subjects
-                .iter()
-                .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
-            {
-                return Err(ApiError::subjects_overlap());
-            }
-        }
+        check_overlap(streams.values(), &config)?;
         let created = crate::time::now_nanos();
         let stream = self.open_stream(config, created, true)?;
         streams.insert(stream.name.clone(), stream.clone());
@@ -143,16 +134,7 @@ impl JsAccount {
         let stream = self.stream(&config.name)?;
         let old = stream.config();
         config.check_update(&old)?;
-        for other in self.streams.read().values().filter(|s| s.name != config.name) {
-            let other_subjects = other.config().subjects;
-            if config
-                .subjects
-                .iter()
-                .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
-            {
-                return Err(ApiError::subjects_overlap());
-            }
-        }
+        check_overlap(self.streams.read().values().filter(|s| s.name != config.name), &config)?;
         if let Some(dir) = &stream.dir {
             write_meta(dir, &Meta { config: config.clone(), created: stream.created })
                 .map_err(ApiError::stream_general)?;
@@ -230,11 +212,13 @@ impl JsAccount {
         }
         let config = config_with_name(&config, &name);
         let created = crate::time::now_nanos();
-        let consumer = self.start_consumer(stream, config, name.clone(), created, false)?;
+        let consumer = self.start_consumer(stream, config, name.clone(), created, false, None)?;
         consumers.insert(name, consumer.clone());
         Ok(consumer)
     }
 
+    /// Starts a consumer: new, `restored` from its folder at startup, or with the `initial`
+    /// state of a stream restore.
     fn start_consumer(
         &self,
         stream: &Arc<Stream>,
@@ -242,6 +226,7 @@ impl JsAccount {
         name: String,
         created: i64,
         restored: bool,
+        initial: Option<&jetway_storage::ConsumerState>,
     ) -> Result<Arc<Consumer>, ApiError> {
         let policy = match config.ack_policy {
             AckPolicy::None => jetway_storage::AckPolicy::None,
@@ -264,7 +249,58 @@ impl JsAccount {
                 }
                 _ => (Arc::new(jetway_storage::MemConsumerStore::new(policy)), None),
             };
+        if let Some(state) = initial {
+            store.update(state).map_err(ApiError::stream_general)?;
+        }
+        let restored = restored || initial.is_some();
         Ok(Consumer::start(stream, config, name, created, store, dir, restored, &self.js.runtime))
+    }
+
+    /// Creates stream `config` from a snapshot: its store's byte stream and its consumers
+    /// (see `api::snapshot` for the format).
+    pub fn restore_stream(
+        &self,
+        config: StreamConfig,
+        created: i64,
+        store_snapshot: &[u8],
+        consumers: Vec<(String, i64, ConsumerConfig, jetway_storage::ConsumerState)>,
+    ) -> Result<Arc<Stream>, ApiError> {
+        let config = config.normalize()?;
+        let mut streams = self.streams.write();
+        if streams.contains_key(&config.name) {
+            return Err(ApiError::stream_name_exists());
+        }
+        check_overlap(streams.values(), &config)?;
+        let stream = self.open_stream(config, created, true)?;
+        let restored = jetway_storage::snapshot::restore(&*stream.store, &mut &store_snapshot[..]);
+        if let Err(e) = restored {
+            stream.stop();
+            if let Some(dir) = &stream.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(ApiError::stream_general(format!("restore failed: {e}")));
+        }
+        for (name, consumer_created, consumer_config, state) in consumers {
+            match self.start_consumer(
+                &stream,
+                consumer_config,
+                name.clone(),
+                consumer_created,
+                false,
+                Some(&state),
+            ) {
+                Ok(c) => {
+                    stream.consumers.write().insert(name, c);
+                }
+                Err(e) => tracing::warn!(stream = %stream.name, "can't restore consumer {name}: {e}"),
+            }
+        }
+        streams.insert(stream.name.clone(), stream.clone());
+        drop(streams);
+        stream.notify_stored();
+        stream.subscribe();
+        stream.start_sourcing(self.me.clone(), &self.js.runtime);
+        Ok(stream)
     }
 
     /// Loads every stream and consumer persisted for this account.
@@ -295,7 +331,7 @@ impl JsAccount {
             for entry in consumers.flatten() {
                 let Some(meta) = read_meta::<ConsumerConfig>(&entry.path()) else { continue };
                 let name = entry.file_name().to_string_lossy().into_owned();
-                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true) {
+                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true, None) {
                     Ok(c) => {
                         stream.consumers.write().insert(name, c);
                     }
@@ -327,6 +363,24 @@ impl JsAccount {
             stream.stop();
         }
     }
+}
+
+/// Refuses `config` when its subjects overlap those of one of `others`.
+fn check_overlap<'a>(
+    others: impl Iterator<Item = &'a Arc<Stream>>,
+    config: &StreamConfig,
+) -> Result<(), ApiError> {
+    for other in others {
+        let other_subjects = other.config().subjects;
+        if config
+            .subjects
+            .iter()
+            .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
+        {
+            return Err(ApiError::subjects_overlap());
+        }
+    }
+    Ok(())
 }
 
 fn config_with_name(config: &ConsumerConfig, name: &str) -> ConsumerConfig {

@@ -7,6 +7,7 @@ mod flow_control;
 mod kv_objects;
 mod publish;
 mod restart;
+mod snapshot;
 mod sourcing;
 mod streams;
 

@@ -11,6 +11,7 @@
 mod consumers;
 mod direct;
 mod messages;
+mod snapshot;
 mod streams;
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -149,6 +150,8 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
         ["STREAM", "NAMES"] => streams::names(account, &req.payload),
         ["STREAM", "LIST"] => streams::list(account, &req.payload),
         ["STREAM", "PURGE", name] => streams::purge(account, name, &req.payload),
+        ["STREAM", "SNAPSHOT", name] => snapshot::snapshot(account, name, &req.payload),
+        ["STREAM", "RESTORE", name] => snapshot::restore(account, name, &req.payload),
         ["STREAM", "MSG", "GET", name] => messages::get(account, name, &req.payload),
         ["STREAM", "MSG", "DELETE", name] => messages::delete(account, name, &req.payload),
         ["DIRECT", "GET", name] => direct::get(account, name, None, &req.payload),

@@ -297,6 +297,11 @@ impl Consumer {
         self.stop();
     }
 
+    /// The persisted delivery state (for snapshots).
+    pub fn stored_state(&self) -> jetway_storage::ConsumerState {
+        self.store.state()
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
     }
