@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,8 @@ pub struct JsAccount {
     pub account: Arc<Account>,
     dir: PathBuf,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Itself, for the mirror and source tasks that look up origins by name.
+    me: Weak<JsAccount>,
 }
 
 /// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
@@ -52,7 +54,13 @@ fn read_meta<C: serde::de::DeserializeOwned>(dir: &Path) -> Option<Meta<C>> {
 impl JsAccount {
     pub fn new(js: Arc<JetStream>, account: Arc<Account>) -> Arc<JsAccount> {
         let dir = js.store_dir.join(account.name.as_ref()).join("streams");
-        Arc::new(JsAccount { js, account, dir, streams: RwLock::new(BTreeMap::new()) })
+        Arc::new_cyclic(|me| JsAccount {
+            js,
+            account,
+            dir,
+            streams: RwLock::new(BTreeMap::new()),
+            me: me.clone(),
+        })
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
@@ -77,21 +85,13 @@ impl JsAccount {
             }
             return Err(ApiError::stream_name_exists());
         }
-        for other in streams.values() {
-            let other_subjects = other.config().subjects;
-            if config
-                .subjects
-                .iter()
-                .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
-            {
-                return Err(ApiError::subjects_overlap());
-            }
-        }
+        check_overlap(streams.values(), &config)?;
         let created = crate::time::now_nanos();
         let stream = self.open_stream(config, created, true)?;
         streams.insert(stream.name.clone(), stream.clone());
         drop(streams);
         stream.subscribe();
+        stream.start_sourcing(self.me.clone(), &self.js.runtime);
         Ok((stream, true))
     }
 
@@ -134,21 +134,16 @@ impl JsAccount {
         let stream = self.stream(&config.name)?;
         let old = stream.config();
         config.check_update(&old)?;
-        for other in self.streams.read().values().filter(|s| s.name != config.name) {
-            let other_subjects = other.config().subjects;
-            if config
-                .subjects
-                .iter()
-                .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
-            {
-                return Err(ApiError::subjects_overlap());
-            }
-        }
+        check_overlap(self.streams.read().values().filter(|s| s.name != config.name), &config)?;
         if let Some(dir) = &stream.dir {
             write_meta(dir, &Meta { config: config.clone(), created: stream.created })
                 .map_err(ApiError::stream_general)?;
         }
+        let resource = old.sources != config.sources;
         stream.update_config(config, self.js.sync)?;
+        if resource {
+            stream.start_sourcing(self.me.clone(), &self.js.runtime);
+        }
         Ok(stream)
     }
 
@@ -217,11 +212,13 @@ impl JsAccount {
         }
         let config = config_with_name(&config, &name);
         let created = crate::time::now_nanos();
-        let consumer = self.start_consumer(stream, config, name.clone(), created, false)?;
+        let consumer = self.start_consumer(stream, config, name.clone(), created, false, None)?;
         consumers.insert(name, consumer.clone());
         Ok(consumer)
     }
 
+    /// Starts a consumer: new, `restored` from its folder at startup, or with the `initial`
+    /// state of a stream restore.
     fn start_consumer(
         &self,
         stream: &Arc<Stream>,
@@ -229,6 +226,7 @@ impl JsAccount {
         name: String,
         created: i64,
         restored: bool,
+        initial: Option<&jetway_storage::ConsumerState>,
     ) -> Result<Arc<Consumer>, ApiError> {
         let policy = match config.ack_policy {
             AckPolicy::None => jetway_storage::AckPolicy::None,
@@ -251,7 +249,58 @@ impl JsAccount {
                 }
                 _ => (Arc::new(jetway_storage::MemConsumerStore::new(policy)), None),
             };
+        if let Some(state) = initial {
+            store.update(state).map_err(ApiError::stream_general)?;
+        }
+        let restored = restored || initial.is_some();
         Ok(Consumer::start(stream, config, name, created, store, dir, restored, &self.js.runtime))
+    }
+
+    /// Creates stream `config` from a snapshot: its store's byte stream and its consumers
+    /// (see `api::snapshot` for the format).
+    pub fn restore_stream(
+        &self,
+        config: StreamConfig,
+        created: i64,
+        store_snapshot: &[u8],
+        consumers: Vec<(String, i64, ConsumerConfig, jetway_storage::ConsumerState)>,
+    ) -> Result<Arc<Stream>, ApiError> {
+        let config = config.normalize()?;
+        let mut streams = self.streams.write();
+        if streams.contains_key(&config.name) {
+            return Err(ApiError::stream_name_exists());
+        }
+        check_overlap(streams.values(), &config)?;
+        let stream = self.open_stream(config, created, true)?;
+        let restored = jetway_storage::snapshot::restore(&*stream.store, &mut &store_snapshot[..]);
+        if let Err(e) = restored {
+            stream.stop();
+            if let Some(dir) = &stream.dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(ApiError::stream_general(format!("restore failed: {e}")));
+        }
+        for (name, consumer_created, consumer_config, state) in consumers {
+            match self.start_consumer(
+                &stream,
+                consumer_config,
+                name.clone(),
+                consumer_created,
+                false,
+                Some(&state),
+            ) {
+                Ok(c) => {
+                    stream.consumers.write().insert(name, c);
+                }
+                Err(e) => tracing::warn!(stream = %stream.name, "can't restore consumer {name}: {e}"),
+            }
+        }
+        streams.insert(stream.name.clone(), stream.clone());
+        drop(streams);
+        stream.notify_stored();
+        stream.subscribe();
+        stream.start_sourcing(self.me.clone(), &self.js.runtime);
+        Ok(stream)
     }
 
     /// Loads every stream and consumer persisted for this account.
@@ -277,11 +326,12 @@ impl JsAccount {
             tracing::info!(stream = %stream.name, "Restored {} messages for stream '{} > {}'", state.msgs, self.account.name, stream.name);
             self.streams.write().insert(stream.name.clone(), stream.clone());
             stream.subscribe();
+            stream.start_sourcing(self.me.clone(), &self.js.runtime);
             let Ok(consumers) = std::fs::read_dir(dir.join("obs")) else { continue };
             for entry in consumers.flatten() {
                 let Some(meta) = read_meta::<ConsumerConfig>(&entry.path()) else { continue };
                 let name = entry.file_name().to_string_lossy().into_owned();
-                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true) {
+                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true, None) {
                     Ok(c) => {
                         stream.consumers.write().insert(name, c);
                     }
@@ -313,6 +363,24 @@ impl JsAccount {
             stream.stop();
         }
     }
+}
+
+/// Refuses `config` when its subjects overlap those of one of `others`.
+fn check_overlap<'a>(
+    others: impl Iterator<Item = &'a Arc<Stream>>,
+    config: &StreamConfig,
+) -> Result<(), ApiError> {
+    for other in others {
+        let other_subjects = other.config().subjects;
+        if config
+            .subjects
+            .iter()
+            .any(|s| other_subjects.iter().any(|o| jetway_subject::filters_overlap(s, o)))
+        {
+            return Err(ApiError::subjects_overlap());
+        }
+    }
+    Ok(())
 }
 
 fn config_with_name(config: &ConsumerConfig, name: &str) -> ConsumerConfig {

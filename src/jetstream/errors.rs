@@ -41,6 +41,7 @@ macro_rules! formatted_errors {
 
 fixed_errors! {
     bad_request => 400, 10003, "bad request";
+    snapshot_deliver_subject_invalid => 400, 10015, "deliver subject not valid";
     consumer_name_exists => 400, 10013, "consumer name already in use";
     consumer_not_found => 404, 10014, "consumer not found";
     durable_name_not_in_subject => 400, 10016, "consumer expected to be durable but no durable name set in subject";

@@ -2,10 +2,13 @@
 //!
 //! - [`JetStream`]: the engine of one server: storage threads, limits, and the streams of each
 //!   account ([`account::JsAccount`]).
-//! - [`stream`]: a stream's config, write path (dedup, expected-* headers, pub acks) and info.
-//! - [`consumer`]: consumers, their delivery task, acks and pull requests.
+//! - [`stream`]: a stream's config, write path (dedup, expected-* headers, pub acks), info, and
+//!   the tasks feeding mirrors and sourced streams (`stream::sourcing`).
+//! - [`consumer`]: consumers, their delivery task, acks, pull requests and push flow control.
 //! - [`api`]: the request handlers, one file per group of endpoints, fed by one
-//!   `$JS.API.>` subscription per account through a bounded queue.
+//!   `$JS.API.>` subscription per account through a bounded queue (batched direct gets and
+//!   snapshot/restore, whose format is documented in `api::snapshot`, answer with several
+//!   messages).
 //! - [`errors`]: nats-server's error table. [`json`]: the API's JSON conventions.
 //!
 //! On disk (`store_dir/jetstream/<account>/streams/<stream>/`): `meta.json` (config and creation

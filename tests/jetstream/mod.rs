@@ -3,9 +3,13 @@
 mod api;
 mod basics;
 mod consumers;
+mod direct;
+mod flow_control;
 mod kv_objects;
 mod publish;
 mod restart;
+mod snapshot;
+mod sourcing;
 mod streams;
 
 use async_nats::jetstream;

@@ -1,7 +1,6 @@
-//! `STREAM.MSG.GET`, `STREAM.MSG.DELETE` and `DIRECT.GET`.
+//! `STREAM.MSG.GET` and `STREAM.MSG.DELETE` (and the lookup `DIRECT.GET` shares).
 
 use bytes::Bytes;
-use jetway_protocols::nats::HeaderMap;
 use jetway_storage::StoredMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,17 +14,17 @@ use crate::jetstream::stream::Stream;
 /// nats-server's `JSApiMsgGetRequest`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct GetRequest {
-    seq: u64,
-    last_by_subj: Option<String>,
-    next_by_subj: Option<String>,
-    start_time: Option<String>,
-    batch: i64,
-    max_bytes: i64,
-    multi_last: Vec<String>,
-    up_to_seq: u64,
-    up_to_time: Option<String>,
-    no_hdr: bool,
+pub(super) struct GetRequest {
+    pub seq: u64,
+    pub last_by_subj: Option<String>,
+    pub next_by_subj: Option<String>,
+    pub start_time: Option<String>,
+    pub batch: i64,
+    pub max_bytes: i64,
+    pub multi_last: Vec<String>,
+    pub up_to_seq: u64,
+    pub up_to_time: Option<String>,
+    pub no_hdr: bool,
 }
 
 #[derive(Serialize)]
@@ -40,7 +39,7 @@ struct StoredMsgJson {
 }
 
 /// Finds the message a get request names.
-fn lookup(stream: &Stream, req: &GetRequest) -> Result<StoredMessage, ApiError> {
+pub(super) fn lookup(stream: &Stream, req: &GetRequest) -> Result<StoredMessage, ApiError> {
     let not_found = |_| ApiError::no_message_found();
     if let Some(subject) = &req.last_by_subj {
         return stream.store.load_last(subject).map_err(not_found);
@@ -62,7 +61,7 @@ fn lookup(stream: &Stream, req: &GetRequest) -> Result<StoredMessage, ApiError> 
 }
 
 /// First sequence whose time is at or after `ts`.
-fn first_at_time(stream: &Stream, ts: i64) -> u64 {
+pub(super) fn first_at_time(stream: &Stream, ts: i64) -> u64 {
     let state = stream.store.state();
     let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq + 1);
     while lo < hi {
@@ -134,55 +133,5 @@ pub fn delete(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
         Ok(true) => ApiResponse::json(response(KIND, &json!({"success": true}))),
         Ok(false) => ApiResponse::error(KIND, &ApiError::seq_not_found(req.seq)),
         Err(e) => ApiResponse::error(KIND, &ApiError::stream_general(e)),
-    }
-}
-
-/// A status-only reply (direct get answers are raw messages, not JSON).
-fn status(code: u16, text: &str) -> ApiResponse {
-    let headers = HeaderMap::with_status(code, Some(text)).encode();
-    ApiResponse { body: Bytes::new(), headers: Some(headers), error: code >= 400 }
-}
-
-/// The raw reply of a direct get: stream headers first, then the message's own.
-fn direct_reply(stream: &Stream, m: StoredMessage, no_hdr: bool) -> ApiResponse {
-    let mut h = HeaderMap::new();
-    h.append("Nats-Stream", stream.name.clone());
-    h.append("Nats-Subject", m.subject.to_string());
-    h.append("Nats-Sequence", m.seq.to_string());
-    h.append("Nats-Time-Stamp", time_text(m.timestamp));
-    if !no_hdr {
-        if let Some(original) = m.headers.as_deref().and_then(|raw| HeaderMap::decode(raw).ok()) {
-            for (name, value) in original.iter() {
-                h.append(name, value);
-            }
-        }
-    }
-    ApiResponse { body: m.payload, headers: Some(h.encode()), error: false }
-}
-
-pub fn direct_get(account: &JsAccount, name: &str, subject: Option<&str>, body: &[u8]) -> ApiResponse {
-    let Ok(stream) = account.stream(name) else { return status(503, "No Responders") };
-    if !stream.config().allow_direct {
-        return status(503, "No Responders");
-    }
-    let req = match subject {
-        Some(s) => GetRequest { last_by_subj: Some(s.to_string()), ..GetRequest::default() },
-        None => {
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return status(408, "Empty Request");
-            }
-            match serde_json::from_slice::<GetRequest>(body) {
-                Ok(r) => r,
-                Err(_) => return status(408, "Malformed Request"),
-            }
-        }
-    };
-    if req.batch > 1 || !req.multi_last.is_empty() {
-        // Batched direct gets stream several replies; not supported yet.
-        return status(408, "Bad Request");
-    }
-    match lookup(&stream, &req) {
-        Ok(m) => direct_reply(&stream, m, req.no_hdr),
-        Err(_) => status(404, "Message Not Found"),
     }
 }

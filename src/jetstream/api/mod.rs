@@ -9,7 +9,9 @@
 //! its own subscription for it.
 
 mod consumers;
+mod direct;
 mod messages;
+mod snapshot;
 mod streams;
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -41,15 +43,25 @@ pub struct ApiResponse {
     pub body: Bytes,
     pub headers: Option<Bytes>,
     pub error: bool,
+    /// More messages for the same reply subject, published in order after this one
+    /// (batched direct gets): (headers, body).
+    pub then: Vec<(Option<Bytes>, Bytes)>,
+    /// Work to start once the response is out (a snapshot's chunks follow its reply).
+    pub after: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl ApiResponse {
     pub fn json(body: Vec<u8>) -> ApiResponse {
-        ApiResponse { body: body.into(), headers: None, error: false }
+        ApiResponse::raw(None, body.into(), false)
     }
 
     pub fn error(kind: &str, error: &ApiError) -> ApiResponse {
-        ApiResponse { body: error_response(kind, error).into(), headers: None, error: true }
+        ApiResponse::raw(None, error_response(kind, error).into(), true)
+    }
+
+    /// A message with optional headers (`error` counts it as a failed request).
+    pub fn raw(headers: Option<Bytes>, body: Bytes, error: bool) -> ApiResponse {
+        ApiResponse { body, headers, error, then: Vec::new(), after: None }
     }
 }
 
@@ -116,6 +128,16 @@ fn serve(js: Weak<JetStream>, rx: Receiver<ApiRequest>) {
         }
         let msg = Message::internal(&reply, None, response.headers.as_ref(), &response.body);
         deliver::publish_reply(&account.account, &js.stats, &msg);
+        for (headers, body) in &response.then {
+            deliver::publish_reply(
+                &account.account,
+                &js.stats,
+                &Message::internal(&reply, None, headers.as_ref(), body),
+            );
+        }
+        if let Some(after) = response.after {
+            after();
+        }
     }
 }
 
@@ -131,11 +153,13 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
         ["STREAM", "NAMES"] => streams::names(account, &req.payload),
         ["STREAM", "LIST"] => streams::list(account, &req.payload),
         ["STREAM", "PURGE", name] => streams::purge(account, name, &req.payload),
+        ["STREAM", "SNAPSHOT", name] => snapshot::snapshot(account, name, &req.payload),
+        ["STREAM", "RESTORE", name] => snapshot::restore(account, name, &req.payload),
         ["STREAM", "MSG", "GET", name] => messages::get(account, name, &req.payload),
         ["STREAM", "MSG", "DELETE", name] => messages::delete(account, name, &req.payload),
-        ["DIRECT", "GET", name] => messages::direct_get(account, name, None, &req.payload),
+        ["DIRECT", "GET", name] => direct::get(account, name, None, &req.payload),
         ["DIRECT", "GET", name, subject @ ..] => {
-            messages::direct_get(account, name, Some(&subject.join(".")), &req.payload)
+            direct::get(account, name, Some(&subject.join(".")), &req.payload)
         }
         ["CONSUMER", "CREATE", stream] => consumers::create(account, stream, None, None, &req.payload, false),
         ["CONSUMER", "CREATE", stream, name] => {

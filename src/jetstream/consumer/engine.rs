@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::ack::ack_subject;
 use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
+use super::flow_control;
 use super::pull::pending_headers;
 use super::{Consumer, Inner, Pending};
 use crate::jetstream::stream::Stream;
@@ -73,6 +74,8 @@ impl Consumer {
         let mut statuses: Vec<StatusOut> = Vec::new();
         let mut max_delivered: Vec<(u64, u64)> = Vec::new();
         let mut more = false;
+        let mut flow_request: Option<String> = None;
+        let flow_controlled = config.flow_control && !config.is_pull();
         let delete;
         let next_wake;
         {
@@ -85,9 +88,12 @@ impl Consumer {
             let push_target = (!config.is_pull() && !paused)
                 .then(|| config.deliver_subject.clone())
                 .filter(|s| !self.account.sublist.matches(s).is_empty());
+            if flow_controlled {
+                inner.flow.expire(now);
+            }
             let mut count = 0;
             loop {
-                if paused {
+                if paused || (flow_controlled && inner.flow.stalled()) {
                     break;
                 }
                 if count >= MAX_PER_PUMP {
@@ -147,6 +153,16 @@ impl Consumer {
                 );
                 out.push(out_msg);
                 count += 1;
+                if flow_controlled {
+                    let timeout = flow_control::request_timeout(config.idle_heartbeat);
+                    flow_request =
+                        inner.flow.delivered(size as u64, &self.stream_name, &self.name, timeout, now);
+                    if flow_request.is_some() {
+                        // The request goes out after what it covers; delivery continues next pump.
+                        more = true;
+                        break;
+                    }
+                }
                 if config.is_pull() {
                     if let Some(w) = inner.waiting.front_mut() {
                         w.remaining -= 1;
@@ -170,12 +186,11 @@ impl Consumer {
                     inner.next_heartbeat = Some(now + hb);
                 } else if inner.next_heartbeat.is_none_or(|t| t <= now) {
                     inner.next_heartbeat = Some(now + hb);
-                    statuses.push((
-                        config.deliver_subject.clone(),
-                        100,
-                        "Idle Heartbeat".into(),
-                        heartbeat_headers(&inner),
-                    ));
+                    let mut headers = heartbeat_headers(&inner);
+                    if let Some(fc) = inner.flow.stalled_on() {
+                        headers.push(("Nats-Consumer-Stalled", fc.to_string()));
+                    }
+                    statuses.push((config.deliver_subject.clone(), 100, "Idle Heartbeat".into(), headers));
                 }
             }
             for i in 0..inner.waiting.len() {
@@ -207,6 +222,12 @@ impl Consumer {
         for m in &out {
             let msg = Message::internal(&m.subject, m.reply.as_deref(), m.headers.as_ref(), &m.payload);
             deliver::publish_routed(&self.account, &self.stats, &m.target, &msg);
+        }
+        if let Some(fc) = flow_request {
+            let hdr = super::pull::status(100, "FlowControl Request", &[]);
+            let empty = Bytes::new();
+            let msg = Message::internal(&config.deliver_subject, Some(&fc), Some(&hdr), &empty);
+            deliver::publish(&self.account, &self.stats, &msg);
         }
         for (reply, code, text, headers) in statuses {
             self.send_status(&reply, code, &text, &headers);
@@ -398,6 +419,7 @@ impl Consumer {
             consider(w.next_heartbeat);
         }
         consider(inner.next_heartbeat);
+        consider(inner.flow.deadline());
         if inner.paused_until > 0 {
             let now_ns = crate::time::now_nanos();
             if inner.paused_until > now_ns {

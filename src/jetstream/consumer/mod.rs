@@ -10,6 +10,7 @@
 pub mod ack;
 pub mod config;
 mod engine;
+mod flow_control;
 pub mod info;
 pub mod pull;
 
@@ -65,6 +66,8 @@ struct Inner {
     last_activity: Instant,
     next_heartbeat: Option<Instant>,
     paused_until: i64,
+    /// Push consumers with `flow_control`.
+    flow: flow_control::FlowControl,
 }
 
 /// One consumer.
@@ -117,6 +120,7 @@ impl Consumer {
             last_ack: 0,
             last_activity: now,
             next_heartbeat: None,
+            flow: flow_control::FlowControl::default(),
             paused_until: config
                 .pause_until
                 .as_deref()
@@ -255,6 +259,13 @@ impl Consumer {
         self.account.sublist.insert(ack.clone());
         let mut subs = self.subscriptions.lock();
         subs.push(ack);
+        if self.config.read().flow_control {
+            let fc_subject = format!("$JS.FC.{}.{}.*", self.stream_name, self.name);
+            let handler = flow_control::FlowControlHandler(weak.clone());
+            let fc = Subscription::new(fc_subject.as_str().into(), None, Sink::Internal(Arc::new(handler)));
+            self.account.sublist.insert(fc.clone());
+            subs.push(fc);
+        }
         if self.config.read().is_pull() {
             let next_subject = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", self.stream_name, self.name);
             let next = Subscription::new(
@@ -284,6 +295,11 @@ impl Consumer {
             self.send_status(&w.reply, 409, "Consumer Deleted", &[]);
         }
         self.stop();
+    }
+
+    /// The persisted delivery state (for snapshots).
+    pub fn stored_state(&self) -> jetway_storage::ConsumerState {
+        self.store.state()
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -547,7 +563,13 @@ pub fn ephemeral_name() -> String {
 }
 
 /// The first sequence at or after `start_ns` (binary search over time, which never decreases).
-fn first_at_or_after(stream: &Stream, filters: &[&str], start_ns: i64, first: u64, last: u64) -> u64 {
+pub(crate) fn first_at_or_after(
+    stream: &Stream,
+    filters: &[&str],
+    start_ns: i64,
+    first: u64,
+    last: u64,
+) -> u64 {
     let (mut lo, mut hi) = (first, last + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;

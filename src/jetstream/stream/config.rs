@@ -318,6 +318,9 @@ impl StreamConfig {
                     "stream mirrors can not have first sequence configured",
                 ));
             }
+            if mirror.name == self.name {
+                return Err(ApiError::stream_invalid_config("stream mirror can not be the stream itself"));
+            }
             if mirror.external.is_some() {
                 return Err(ApiError::stream_invalid_config(
                     "external mirrors are not supported by this server",
@@ -325,6 +328,11 @@ impl StreamConfig {
             }
         } else if self.mirror_direct {
             return Err(ApiError::stream_invalid_config("stream has no mirror but does have mirror direct"));
+        }
+        if self.sources.iter().any(|s| s.name == self.name || !is_valid_name(&s.name)) {
+            return Err(ApiError::stream_invalid_config(
+                "stream source name is invalid or the stream itself",
+            ));
         }
         if self.sources.iter().any(|s| s.external.is_some()) {
             return Err(ApiError::stream_invalid_config("external sources are not supported by this server"));

@@ -65,6 +65,10 @@ pub struct StreamInfoJson {
     pub config: StreamConfig,
     pub created: String,
     pub state: StreamStateJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<super::sourcing::StreamSourceInfoJson>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<super::sourcing::StreamSourceInfoJson>,
     pub cluster: ClusterInfoJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,

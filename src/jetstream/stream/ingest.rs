@@ -82,6 +82,16 @@ impl Stream {
         }
     }
 
+    /// Stores a message copied from a source stream (no reply, no ack); `Err` when refused.
+    pub(crate) fn ingest_sourced(
+        &self,
+        subject: &str,
+        headers: &Bytes,
+        payload: &Bytes,
+    ) -> Result<(), ApiError> {
+        self.try_ingest(&Message::internal(subject, None, Some(headers), payload), None).map(|_| ())
+    }
+
     /// Returns `Some((seq, duplicate))` when the ack is to be sent now, `None` when the store's
     /// completion will send it.
     fn try_ingest(
@@ -278,7 +288,7 @@ impl Stream {
 
 /// Maps `subject` (matched by `src`) onto `dest`: each wildcard of `dest` takes the tokens the
 /// corresponding wildcard of `src` matched, in order.
-fn transform_subject(src: &str, dest: &str, subject: &str) -> String {
+pub(super) fn transform_subject(src: &str, dest: &str, subject: &str) -> String {
     let mut captured: Vec<String> = Vec::new();
     let src_tokens: Vec<&str> = src.split('.').collect();
     let subj_tokens: Vec<&str> = subject.split('.').collect();

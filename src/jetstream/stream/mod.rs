@@ -10,6 +10,7 @@ pub mod config;
 pub mod dedup;
 pub mod info;
 mod ingest;
+pub mod sourcing;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct Stream {
     pub consumers: RwLock<BTreeMap<String, Arc<Consumer>>>,
     /// Last sequence stored; consumers wait on it for new messages.
     last_seq: watch::Sender<u64>,
+    /// The tasks feeding a mirror or a stream with sources.
+    sourcing: Mutex<Option<sourcing::Sourcing>>,
 }
 
 #[derive(Default)]
@@ -89,6 +92,7 @@ impl Stream {
             subscriptions: Mutex::new(Vec::new()),
             consumers: RwLock::new(BTreeMap::new()),
             last_seq: watch::channel(last).0,
+            sourcing: Mutex::new(None),
         });
         stream.rebuild_dedup();
         stream
@@ -172,8 +176,11 @@ impl Stream {
             }
             json.subjects = Some(subjects.into_iter().map(|(s, st)| (s.to_string(), st.msgs)).collect());
         }
+        let (mirror, sources) = self.source_infos();
         Ok(StreamInfoJson {
             config: self.config(),
+            mirror,
+            sources,
             created: time_text(self.created),
             state: json,
             cluster: ClusterInfoJson { name: None, leader: self.server_name.clone() },
@@ -221,6 +228,7 @@ impl Stream {
 
     /// Stops the stream: unsubscribes, stops consumers and flushes the store.
     pub fn stop(&self) {
+        self.stop_sourcing();
         self.unsubscribe();
         for consumer in self.consumers.write().values() {
             consumer.stop();
