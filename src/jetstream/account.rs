@@ -27,6 +27,8 @@ pub struct JsAccount {
     pub account: Arc<Account>,
     dir: PathBuf,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// The account block's JetStream limits (unlimited by default).
+    limits: RwLock<super::account_limits::AccountLimits>,
 }
 
 /// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
@@ -52,7 +54,17 @@ fn read_meta<C: serde::de::DeserializeOwned>(dir: &Path) -> Option<Meta<C>> {
 impl JsAccount {
     pub fn new(js: Arc<JetStream>, account: Arc<Account>) -> Arc<JsAccount> {
         let dir = js.store_dir.join(account.name.as_ref()).join("streams");
-        Arc::new(JsAccount { js, account, dir, streams: RwLock::new(BTreeMap::new()) })
+        Arc::new(JsAccount {
+            js,
+            account,
+            dir,
+            streams: RwLock::new(BTreeMap::new()),
+            limits: RwLock::default(),
+        })
+    }
+
+    pub fn set_limits(&self, limits: super::account_limits::AccountLimits) {
+        *self.limits.write() = limits;
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
@@ -87,6 +99,8 @@ impl JsAccount {
                 return Err(ApiError::subjects_overlap());
             }
         }
+        let existing: Vec<StreamConfig> = streams.values().map(|s| s.config()).collect();
+        self.limits.read().check_new_stream(&config, existing.iter())?;
         let created = crate::time::now_nanos();
         let stream = self.open_stream(config, created, true)?;
         streams.insert(stream.name.clone(), stream.clone());
@@ -202,6 +216,7 @@ impl JsAccount {
         if stream_config.max_consumers > 0 && consumers.len() as i64 >= stream_config.max_consumers {
             return Err(ApiError::max_consumers());
         }
+        self.limits.read().check_new_consumer(consumers.len())?;
         if stream_config.retention == super::stream::config::RetentionPolicy::WorkQueue {
             let filters = config.filters();
             for other in consumers.values() {
