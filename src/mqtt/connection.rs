@@ -744,16 +744,17 @@ impl Connection {
         if subject.starts_with("$MQTT.") {
             return Err(ReasonCode::NotAuthorized);
         }
+        let mut parent = parent;
         if let Some(perms) = self.client.permissions.get() {
             // MQTT deliveries go through internal sinks, which the NATS delivery filter does
             // not see: a filter that could carry denied subjects is refused outright.
             let queue = group.as_deref();
-            let denied = std::iter::once(subject.as_ref())
-                .chain(parent.as_deref())
-                .any(|s| !perms.rules.subscribe_allowed(s, queue) || perms.rules.deny_overlaps(s));
-            if denied {
+            let allowed = |s: &str| perms.rules.subscribe_allowed(s, queue) && !perms.rules.deny_overlaps(s);
+            if !allowed(&subject) {
                 return Err(ReasonCode::NotAuthorized);
             }
+            // `a/#` also matches `a` itself; without permission for `a`, only `a.>` is served.
+            parent = parent.filter(|p| allowed(p));
         }
         let max = self.mqtt.core.config.max_subscriptions as usize;
         let replacing = self.session.subscriptions.contains_key(&stored.filter);
