@@ -68,14 +68,21 @@ pub struct Core {
 }
 
 impl Core {
-    fn new(config: Config, tls: Option<Arc<ReloadableAcceptor>>) -> Self {
+    fn new(config: Config, tls: Option<Arc<ReloadableAcceptor>>) -> Result<Self, StartError> {
         let server_id = new_server_id();
         let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
-        let auth = Auth::from_config(&config.authorization);
         let accounts = Accounts::default();
+        for (name, block) in &config.accounts {
+            let account = accounts.get_or_create(name);
+            account.set_max_connections(block.max_connections.map_or(0, |m| m as usize));
+        }
+        let auth = Auth::build(&config, &accounts).map_err(|e| StartError::Config(e.to_string()))?;
+        let stats = Arc::new(ServerStats::default());
+        crate::account::imports::install(&config.accounts, &accounts, &stats)
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let system_account = accounts.get_or_create(&config.system_account);
         let monitor = crate::monitor::MonitorState::new(&config);
-        Core {
+        Ok(Core {
             config,
             server_id,
             server_name,
@@ -83,7 +90,7 @@ impl Core {
             accounts,
             system_account,
             monitor,
-            stats: Arc::new(ServerStats::default()),
+            stats,
             auth,
             stop_accepting: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -93,7 +100,7 @@ impl Core {
             clients: Mutex::new(HashMap::default()),
             next_cid: AtomicU64::new(1),
             info_addr: Mutex::new(None),
-        }
+        })
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -288,7 +295,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         Some(settings) => Some(Arc::new(ReloadableAcceptor::new(settings)?)),
         None => None,
     };
-    let mut core = Core::new(config, tls);
+    let mut core = Core::new(config, tls)?;
     if core.config.jetstream.enabled {
         let dir = core
             .config
@@ -307,7 +314,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         tracing::info!("    Store Directory: \"{}\"", dir.display());
         tracing::info!("    Max Memory:      {}", js.limits.max_memory);
         tracing::info!("    Max Storage:     {}", js.limits.max_storage);
-        js.enable_account(core.accounts.global());
+        enable_jetstream_accounts(&core, &js);
         core.jetstream = Some(js);
     }
     let core = Arc::new(core);
@@ -367,6 +374,29 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
     tokio::spawn(crate::nats::listener::accept_loop(core.clone(), nats_listener));
     tracing::info!("Server is ready");
     Ok(ServerHandle { core, nats_addr, http_addr, mqtt_addr, monitor_stop })
+}
+
+/// Enables JetStream for the accounts that have it: `$G` alone when no accounts are
+/// configured, otherwise each account with a `jetstream` block (with its limits). The others
+/// get a responder that answers "JetStream not enabled for account".
+fn enable_jetstream_accounts(core: &Core, js: &Arc<crate::jetstream::JetStream>) {
+    if core.config.accounts.is_empty() {
+        js.enable_account(core.accounts.global());
+        return;
+    }
+    for account in core.accounts.all() {
+        let block = core.config.accounts.get(account.name.as_ref()).and_then(|a| a.jetstream.as_ref());
+        match block.filter(|b| b.enabled) {
+            Some(block) => {
+                let limits = crate::jetstream::account_limits::AccountLimits::from_config(block);
+                js.enable_account(&account).set_limits(limits);
+            }
+            None if account.name.as_ref() != core.config.system_account => {
+                crate::jetstream::not_enabled::subscribe(&account, &core.stats);
+            }
+            None => {}
+        }
+    }
 }
 
 /// `host:port` with IPv6 hosts bracketed, as nats-server prints it.

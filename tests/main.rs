@@ -11,4 +11,5 @@ mod monitor;
 mod mqtt;
 mod raw_protocol;
 mod resilience;
+mod security;
 mod tls;

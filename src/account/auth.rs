@@ -1,86 +1,234 @@
-//! Client authentication against the `authorization {}` block.
+//! Client authentication: who a CONNECT (NATS or MQTT) logs in as, and into which account.
+//!
+//! Methods, in the order they are tried (nats-server's `auth.go`):
+//! 1. `tls.verify_and_map`: the client certificate's names (in `tls::identity` order) name
+//!    the user; no password. Nothing else is accepted then.
+//! 2. `no_auth_user`: a client that sends no credentials at all is that user.
+//! 3. The token, the single user/password of `authorization {}`, then the users lists.
 
-use jetway_protocols::nats::ConnectOptions;
+use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::config::Authorization;
+use foldhash::fast::RandomState;
+
+use super::permissions::Permissions;
+use super::users::{constant_time_eq, ConnectionKind, User, UserError};
+use super::{Account, Accounts};
+use crate::config::Config;
+use crate::tls::CertIdentities;
+
+/// What a client presented.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub user: Option<&'a str>,
+    pub pass: Option<&'a str>,
+    pub token: Option<&'a str>,
+    /// Names of the verified client certificate, if any.
+    pub cert: Option<&'a CertIdentities>,
+    pub kind: ConnectionKind,
+}
+
+/// A successful authentication.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The configured user, when logged in as one (not for the token or single user).
+    pub user: Option<Arc<User>>,
+    pub account: Arc<Account>,
+}
+
+impl Login {
+    pub fn permissions(&self) -> Option<&Arc<Permissions>> {
+        self.user.as_ref().and_then(|u| u.permissions.as_ref())
+    }
+
+    pub fn user_name(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.name.as_str())
+    }
+}
 
 /// How clients must authenticate.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Auth {
-    user: Option<(String, String)>,
+    single: Option<(String, String)>,
     token: Option<String>,
+    users: HashMap<String, Arc<User>, RandomState>,
+    no_auth_user: Option<Arc<User>>,
+    mqtt_no_auth_user: Option<Arc<User>>,
+    verify_and_map: bool,
+    global: Arc<Account>,
 }
 
 impl Auth {
-    pub fn from_config(cfg: &Authorization) -> Self {
-        Auth {
-            user: cfg.user.clone().map(|u| (u, cfg.password.clone().unwrap_or_default())),
-            token: cfg.token.clone(),
+    /// Builds the users of `config` into `accounts` (which must hold every configured account).
+    pub fn build(config: &Config, accounts: &Accounts) -> Result<Auth, UserError> {
+        let authz = &config.authorization;
+        let defaults = authz.default_permissions.as_ref();
+        let mut users: HashMap<String, Arc<User>, RandomState> = HashMap::default();
+        let mut add = |user: User| {
+            let name = user.name.clone();
+            match users.insert(name.clone(), Arc::new(user)) {
+                Some(_) => Err(UserError::Duplicate(name)),
+                None => Ok(()),
+            }
+        };
+        for cfg in &authz.users {
+            let account = match &cfg.account {
+                None => accounts.global().clone(),
+                Some(name) => accounts.get(name).ok_or_else(|| UserError::UnknownAccount {
+                    user: cfg.user.clone(),
+                    account: name.clone(),
+                })?,
+            };
+            add(User::from_config(cfg, account, defaults)?)?;
         }
+        for (name, block) in &config.accounts {
+            let account = accounts.get_or_create(name);
+            for cfg in &block.users {
+                add(User::from_config(cfg, account.clone(), defaults)?)?;
+            }
+        }
+        let lookup = |name: &Option<String>| {
+            name.as_ref()
+                .map(|n| users.get(n).cloned().ok_or_else(|| UserError::UnknownNoAuthUser(n.clone())))
+                .transpose()
+        };
+        let no_auth_user = lookup(&config.no_auth_user)?;
+        let mqtt_no_auth_user = lookup(&config.mqtt.no_auth_user)?;
+        if users.values().any(|u| u.has_plain_password())
+            || authz.password.as_deref().is_some_and(|p| !p.starts_with("$2"))
+        {
+            tracing::warn!("Plaintext passwords detected, use bcrypt hashes");
+        }
+        Ok(Auth {
+            single: authz.user.clone().map(|u| (u, authz.password.clone().unwrap_or_default())),
+            token: authz.token.clone(),
+            users,
+            no_auth_user,
+            mqtt_no_auth_user,
+            verify_and_map: config.tls.as_ref().is_some_and(|t| t.verify_and_map),
+            global: accounts.global().clone(),
+        })
     }
 
     /// Whether clients must send credentials in CONNECT.
     pub fn required(&self) -> bool {
-        self.user.is_some() || self.token.is_some()
+        self.single.is_some() || self.token.is_some() || !self.users.is_empty() || self.verify_and_map
     }
 
-    /// Checks the credentials of a CONNECT. Comparisons are constant-time.
-    pub fn check(&self, opts: &ConnectOptions) -> bool {
+    /// Who `creds` log in as; `None` is an authorization violation.
+    pub fn authenticate(&self, creds: &Credentials<'_>) -> Option<Login> {
         if !self.required() {
-            return true;
+            return Some(Login { user: None, account: self.global.clone() });
         }
-        if let Some(token) = &self.token {
-            if opts.auth_token.as_deref().is_some_and(|t| constant_time_eq(t, token)) {
-                return true;
+        let as_user = |user: &Arc<User>| {
+            user.may_connect_as(creds.kind)
+                .then(|| Login { user: Some(user.clone()), account: user.account.clone() })
+        };
+        if self.verify_and_map && creds.kind != ConnectionKind::Mqtt {
+            // MQTT has no TLS listener yet, so its clients never carry a certificate.
+            let cert = creds.cert?;
+            return cert.candidates().find_map(|name| self.users.get(name)).and_then(as_user);
+        }
+        if creds.user.is_none() && creds.pass.is_none() && creds.token.is_none() {
+            let fallback =
+                if creds.kind == ConnectionKind::Mqtt { self.mqtt_no_auth_user.as_ref() } else { None };
+            if let Some(user) = fallback.or(self.no_auth_user.as_ref()) {
+                return as_user(user);
             }
         }
-        if let Some((user, pass)) = &self.user {
-            let user_ok = opts.user.as_deref().is_some_and(|u| constant_time_eq(u, user));
-            let pass_ok = opts.pass.as_deref().is_some_and(|p| constant_time_eq(p, pass));
-            if user_ok & pass_ok {
-                return true;
+        if let (Some(token), Some(given)) = (&self.token, creds.token) {
+            if constant_time_eq(token, given) {
+                return Some(Login { user: None, account: self.global.clone() });
             }
         }
-        false
+        if let (Some((user, pass)), Some(given_user)) = (&self.single, creds.user) {
+            let pass_ok = creds.pass.is_some_and(|p| constant_time_eq(p, pass));
+            if constant_time_eq(user, given_user) & pass_ok {
+                return Some(Login { user: None, account: self.global.clone() });
+            }
+        }
+        let user = self.users.get(creds.user?)?;
+        if !user.password_matches(creds.pass) {
+            return None;
+        }
+        as_user(user)
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{AccountConfig, Authorization, UserConfig};
 
-    fn opts(user: Option<&str>, pass: Option<&str>, token: Option<&str>) -> ConnectOptions {
-        ConnectOptions {
-            user: user.map(Into::into),
-            pass: pass.map(Into::into),
-            auth_token: token.map(Into::into),
-            ..ConnectOptions::default()
+    fn creds<'a>(user: Option<&'a str>, pass: Option<&'a str>, token: Option<&'a str>) -> Credentials<'a> {
+        Credentials { user, pass, token, cert: None, kind: ConnectionKind::Standard }
+    }
+
+    fn auth(config: &Config) -> (Auth, Accounts) {
+        let accounts = Accounts::default();
+        for name in config.accounts.keys() {
+            accounts.get_or_create(name);
         }
+        let auth = Auth::build(config, &accounts).unwrap_or_else(|e| panic!("{e}"));
+        (auth, accounts)
     }
 
     #[test]
     fn user_password_and_token() {
-        let auth = Auth::from_config(&Authorization {
-            user: Some("u".into()),
-            password: Some("p".into()),
-            token: None,
-            ..Authorization::default()
-        });
-        assert!(auth.required());
-        assert!(auth.check(&opts(Some("u"), Some("p"), None)));
-        assert!(!auth.check(&opts(Some("u"), Some("x"), None)));
-        assert!(!auth.check(&opts(None, None, None)));
-        let auth = Auth::from_config(&Authorization { token: Some("t".into()), ..Authorization::default() });
-        assert!(auth.check(&opts(None, None, Some("t"))));
-        assert!(!auth.check(&opts(None, None, Some("tt"))));
-        assert!(!Auth::default().required());
+        let mut config = Config {
+            authorization: Authorization {
+                user: Some("u".into()),
+                password: Some("p".into()),
+                ..Authorization::default()
+            },
+            ..Config::default()
+        };
+        let (a, _) = auth(&config);
+        assert!(a.required());
+        assert!(a.authenticate(&creds(Some("u"), Some("p"), None)).is_some());
+        assert!(a.authenticate(&creds(Some("u"), Some("x"), None)).is_none());
+        assert!(a.authenticate(&creds(None, None, None)).is_none());
+        config.authorization = Authorization { token: Some("t".into()), ..Authorization::default() };
+        let (a, _) = auth(&config);
+        assert!(a.authenticate(&creds(None, None, Some("t"))).is_some());
+        assert!(a.authenticate(&creds(None, None, Some("tt"))).is_none());
+        let (open, _) = auth(&Config::default());
+        assert!(!open.required());
+    }
+
+    #[test]
+    fn users_log_into_their_accounts_and_no_auth_user_catches_anonymous_clients() {
+        let mut config = Config::default();
+        let user = |name: &str| UserConfig {
+            user: name.into(),
+            password: Some("pw".into()),
+            ..UserConfig::default()
+        };
+        config.authorization.users = vec![user("root")];
+        config
+            .accounts
+            .insert("A".into(), AccountConfig { users: vec![user("alice")], ..AccountConfig::default() });
+        config.no_auth_user = Some("alice".into());
+        let (a, _) = auth(&config);
+        let login =
+            a.authenticate(&creds(Some("alice"), Some("pw"), None)).unwrap_or_else(|| panic!("alice"));
+        assert_eq!(&*login.account.name, "A");
+        let login = a.authenticate(&creds(Some("root"), Some("pw"), None)).unwrap_or_else(|| panic!("root"));
+        assert_eq!(&*login.account.name, "$G");
+        let anonymous = a.authenticate(&creds(None, None, None)).unwrap_or_else(|| panic!("no_auth_user"));
+        assert_eq!(anonymous.user_name(), Some("alice"));
+        assert!(a.authenticate(&creds(Some("root"), Some("bad"), None)).is_none());
+        assert!(a.authenticate(&creds(Some("nobody"), Some("pw"), None)).is_none());
+    }
+
+    #[test]
+    fn configuration_mistakes_are_errors() {
+        let mut config = Config { no_auth_user: Some("ghost".into()), ..Config::default() };
+        let accounts = Accounts::default();
+        assert!(matches!(Auth::build(&config, &accounts), Err(UserError::UnknownNoAuthUser(_))));
+        config.no_auth_user = None;
+        config.authorization.users =
+            vec![UserConfig { user: "a".into(), account: Some("nope".into()), ..UserConfig::default() }];
+        assert!(matches!(Auth::build(&config, &accounts), Err(UserError::UnknownAccount { .. })));
     }
 }

@@ -1,8 +1,15 @@
-//! Accounts, users and authentication. For now: one global account and the single-user or
-//! token check of the `authorization {}` block; users, accounts and permissions come with the
-//! security issue.
+//! Accounts, users, authentication and permissions.
+//!
+//! `registry`: accounts (isolated subject spaces); `users`: configured users; `auth`: who a
+//! CONNECT logs in as; `permissions`: compiled publish/subscribe rules; `grants`: a
+//! connection's dynamic permission state (delivery filter, response grants); `imports`:
+//! stream and service imports between accounts.
 
 pub mod auth;
+pub mod grants;
+pub mod imports;
+pub mod permissions;
 pub mod registry;
+pub mod users;
 
 pub use registry::{Account, Accounts, GLOBAL_ACCOUNT};

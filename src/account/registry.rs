@@ -1,6 +1,6 @@
 //! Accounts: isolated subject spaces. Every client belongs to exactly one account; a message
-//! published in an account reaches only that account's subscriptions (imports and exports,
-//! which cross accounts on purpose, come with the security issue).
+//! published in an account reaches only that account's subscriptions (imports and exports
+//! cross accounts on purpose, see `imports`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,19 +20,35 @@ pub struct Account {
     /// Subscriptions of this account's clients and internal subscribers.
     pub sublist: Sublist,
     connections: AtomicUsize,
+    /// `max_connections` of the account block; 0 is unlimited.
+    max_connections: AtomicUsize,
 }
 
 impl Account {
     pub fn new(name: &str) -> Arc<Self> {
-        Arc::new(Account { name: name.into(), sublist: Sublist::new(), connections: AtomicUsize::new(0) })
+        Arc::new(Account {
+            name: name.into(),
+            sublist: Sublist::new(),
+            connections: AtomicUsize::new(0),
+            max_connections: AtomicUsize::new(0),
+        })
     }
 
     pub fn num_connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn connection_opened(&self) {
-        self.connections.fetch_add(1, Ordering::Relaxed);
+    /// Sets the account's connection limit (0: unlimited).
+    pub fn set_max_connections(&self, max: usize) {
+        self.max_connections.store(max, Ordering::Relaxed);
+    }
+
+    /// Counts a new connection unless the account is at its limit.
+    pub(crate) fn try_connection_opened(&self) -> bool {
+        let max = self.max_connections.load(Ordering::Relaxed);
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (max == 0 || n < max).then_some(n + 1))
+            .is_ok()
     }
 
     pub(crate) fn connection_closed(&self) {

@@ -18,10 +18,15 @@ pub mod conf;
 mod de;
 mod load;
 mod normalize;
+mod security;
 mod toml_tree;
 pub mod units;
 
 pub use load::{ConfigError, ConfigWarning, Loaded, WarningKind};
+pub use security::{
+    AccountConfig, AccountJetStreamConfig, AccountsConfig, ExportConfig, ImportConfig, ImportSource,
+    PermissionsConfig, ResponsePermissionConfig, SubjectPermissionConfig, UserConfig,
+};
 pub use toml_tree::TomlError;
 
 use std::path::PathBuf;
@@ -90,6 +95,10 @@ pub struct Config {
     pub store_dir: Option<PathBuf>,
     /// Client authentication.
     pub authorization: Authorization,
+    /// Accounts and their users, exports, imports and JetStream limits.
+    pub accounts: AccountsConfig,
+    /// The user a client that sends no credentials is logged in as.
+    pub no_auth_user: Option<String>,
     /// JetStream.
     pub jetstream: JetStream,
     /// MQTT gateway.
@@ -129,6 +138,8 @@ impl Default for Config {
             system_account: "$SYS".into(),
             store_dir: None,
             authorization: Authorization::default(),
+            accounts: AccountsConfig::new(),
+            no_auth_user: None,
             jetstream: JetStream::default(),
             mqtt: Mqtt::default(),
             tls: None,
@@ -137,13 +148,17 @@ impl Default for Config {
     }
 }
 
-/// Single-user or token authentication (users, accounts and permissions come later).
+/// The `authorization {}` block: a single user, a token, or a users list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Authorization {
     pub user: Option<String>,
     pub password: Option<String>,
     pub token: Option<String>,
+    /// Users of the global account (or of the account each names).
+    pub users: Vec<UserConfig>,
+    /// Permissions of users that have none of their own.
+    pub default_permissions: Option<PermissionsConfig>,
     /// Time a client has to send CONNECT.
     #[serde(with = "units::duration")]
     pub timeout: Duration,
@@ -151,7 +166,14 @@ pub struct Authorization {
 
 impl Default for Authorization {
     fn default() -> Self {
-        Authorization { user: None, password: None, token: None, timeout: Duration::from_secs(2) }
+        Authorization {
+            user: None,
+            password: None,
+            token: None,
+            users: Vec::new(),
+            default_permissions: None,
+            timeout: Duration::from_secs(2),
+        }
     }
 }
 

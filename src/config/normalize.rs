@@ -38,7 +38,6 @@ const TOP: Block = Block {
         "maps",
         "disable_sublist_cache",
         "no_sublist_cache",
-        "accounts",
         "default_sentinel",
         "https",
         "https_port",
@@ -74,7 +73,6 @@ const TOP: Block = Block {
         "resolver_tls",
         "resolver_preload",
         "resolver_pinned_accounts",
-        "no_auth_user",
         "system",
         "no_system_account",
         "no_system",
@@ -131,17 +129,9 @@ const JETSTREAM: Block = Block {
 };
 
 const AUTHORIZATION: Block = Block {
-    aliases: &[("username", "user"), ("pass", "password")],
+    aliases: &[("username", "user"), ("pass", "password"), ("default_permission", "default_permissions")],
     listen: &[],
-    unsupported: &[
-        "users",
-        "default_permission",
-        "default_permissions",
-        "permissions",
-        "auth_callout",
-        "auth_hook",
-        "proxy_required",
-    ],
+    unsupported: &["permissions", "auth_callout", "auth_hook", "proxy_required"],
 };
 
 const MQTT: Block = Block {
@@ -193,7 +183,16 @@ const TLS: Block = Block {
 /// Rewrites the top-level map in place, adding a warning per unsupported option.
 pub fn normalize(root: &mut Map, warnings: &mut Vec<ConfigWarning>) -> Result<(), ConfigError> {
     rewrite(root, "", &TOP, warnings)?;
-    expand_jetstream_shorthand(root)?;
+    expand_jetstream_shorthand(root, "jetstream")?;
+    // Each account's `jetstream: enabled` too.
+    if let Some(Entry { value: Node { value: Value::Map(accounts), .. }, .. }) = root.entry_mut("accounts") {
+        for account in accounts.entries_mut() {
+            if let Value::Map(block) = &mut account.value.value {
+                let path = format!("accounts.{}.jetstream", account.key);
+                expand_jetstream_shorthand(block, &path)?;
+            }
+        }
+    }
     for (name, block) in
         [("jetstream", &JETSTREAM), ("authorization", &AUTHORIZATION), ("mqtt", &MQTT), ("tls", &TLS)]
     {
@@ -284,7 +283,7 @@ fn split_listen(
 }
 
 /// `jetstream: enabled | disabled | true | false` becomes `jetstream { enabled: … }`.
-fn expand_jetstream_shorthand(root: &mut Map) -> Result<(), ConfigError> {
+fn expand_jetstream_shorthand(root: &mut Map, path: &str) -> Result<(), ConfigError> {
     let Some(entry) = root.entry_mut("jetstream") else {
         return Ok(());
     };
@@ -295,7 +294,7 @@ fn expand_jetstream_shorthand(root: &mut Map) -> Result<(), ConfigError> {
             "disabled" | "disable" | "false" | "no" | "off" => false,
             _ => {
                 return Err(ConfigError::Invalid {
-                    key: "jetstream".into(),
+                    key: path.into(),
                     location: Some(entry.value.location.clone()),
                     reason: format!("expected \"enabled\", \"disabled\", a boolean or a block, got {word:?}"),
                 })

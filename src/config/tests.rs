@@ -350,3 +350,87 @@ proptest! {
         let _ = Config::from_conf_str(&text, Path::new("/nonexistent/p.conf"));
     }
 }
+
+#[test]
+fn users_permissions_and_accounts_read_the_same_from_conf_and_toml() {
+    let from_conf = conf(
+        r#"
+authorization {
+  users: [
+    { user: alice, password: "$2a$04$abc", allowed_connection_types: [STANDARD, MQTT],
+      permissions: { publish: "a.>", subscribe: { allow: ["b", "jobs v1"], deny: "b.x" },
+                     allow_responses: { max: 3, expires: "1m" } } }
+    { user: bob, password: pw, account: ACC }
+  ]
+  default_permission: { publish: ["x", "y"] }
+}
+no_auth_user: bob
+accounts {
+  ACC { users: [ { user: carol, password: pw } ], max_connections: 5,
+        jetstream: { max_mem: 1MB, max_file: 10MB, max_streams: 3, max_consumers: 4 },
+        exports: [ { stream: "t.>" }, { service: "svc", accounts: [OTHER], response_type: stream } ] }
+  OTHER { jetstream: enabled,
+          imports: [ { stream: { account: ACC, subject: "t.>" }, prefix: acc },
+                     { service: { account: ACC, subject: "svc" }, to: "acc.svc" } ] }
+}
+"#,
+    );
+    assert_eq!(warnings(&from_conf), Vec::<String>::new());
+    let from_toml = toml(
+        r#"
+no_auth_user = "bob"
+[authorization]
+default_permissions = { publish = ["x", "y"] }
+[[authorization.users]]
+user = "alice"
+password = "$2a$04$abc"
+allowed_connection_types = ["STANDARD", "MQTT"]
+permissions = { publish = "a.>", subscribe = { allow = ["b", "jobs v1"], deny = "b.x" }, allow_responses = { max = 3, expires = "1m" } }
+[[authorization.users]]
+user = "bob"
+password = "pw"
+account = "ACC"
+[accounts.ACC]
+users = [{ user = "carol", password = "pw" }]
+max_connections = 5
+jetstream = { max_mem = "1MB", max_file = "10MB", max_streams = 3, max_consumers = 4 }
+exports = [{ stream = "t.>" }, { service = "svc", accounts = ["OTHER"], response_type = "stream" }]
+[accounts.OTHER]
+jetstream = "enabled"
+imports = [{ stream = { account = "ACC", subject = "t.>" }, prefix = "acc" }, { service = { account = "ACC", subject = "svc" }, to = "acc.svc" }]
+"#,
+    );
+    assert_eq!(warnings(&from_toml), Vec::<String>::new());
+    assert_eq!(from_conf.config, from_toml.config);
+    let config = from_conf.config;
+    let alice = &config.authorization.users[0];
+    let perms = alice.permissions.as_ref().unwrap_or_else(|| panic!("permissions"));
+    assert_eq!(
+        perms.publish,
+        Some(SubjectPermissionConfig { allow: Some(vec!["a.>".into()]), deny: vec![] })
+    );
+    assert_eq!(
+        perms.subscribe,
+        Some(SubjectPermissionConfig {
+            allow: Some(vec!["b".into(), "jobs v1".into()]),
+            deny: vec!["b.x".into()]
+        })
+    );
+    assert_eq!(perms.allow_responses.map(|r| (r.max, r.expires)), Some((3, Duration::from_secs(60))));
+    assert_eq!(config.no_auth_user.as_deref(), Some("bob"));
+    let acc = &config.accounts["ACC"];
+    assert_eq!(acc.max_connections, Some(5));
+    let js = acc.jetstream.as_ref().unwrap_or_else(|| panic!("jetstream"));
+    assert_eq!((js.enabled, js.max_mem, js.max_streams), (true, Some(1 << 20), Some(3)));
+    assert!(config.accounts["OTHER"]
+        .jetstream
+        .as_ref()
+        .is_some_and(|j| j.enabled && j.max_streams.is_none()));
+    assert_eq!(config.accounts["OTHER"].imports[0].prefix.as_deref(), Some("acc"));
+}
+
+#[test]
+fn a_malformed_permission_is_an_error_naming_the_key() {
+    let e = conf_error("authorization { users: [ { user: a, permissions: { publish: 5 } } ] }");
+    assert!(e.to_string().contains("publish"), "{e}");
+}

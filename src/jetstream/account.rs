@@ -29,6 +29,8 @@ pub struct JsAccount {
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
     /// Itself, for the mirror and source tasks that look up origins by name.
     me: Weak<JsAccount>,
+    /// The account block's JetStream limits (unlimited by default).
+    limits: RwLock<super::account_limits::AccountLimits>,
 }
 
 /// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
@@ -60,7 +62,12 @@ impl JsAccount {
             dir,
             streams: RwLock::new(BTreeMap::new()),
             me: me.clone(),
+            limits: RwLock::default(),
         })
+    }
+
+    pub fn set_limits(&self, limits: super::account_limits::AccountLimits) {
+        *self.limits.write() = limits;
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
@@ -86,6 +93,8 @@ impl JsAccount {
             return Err(ApiError::stream_name_exists());
         }
         check_overlap(streams.values(), &config)?;
+        let existing: Vec<StreamConfig> = streams.values().map(|s| s.config()).collect();
+        self.limits.read().check_new_stream(&config, existing.iter())?;
         let created = crate::time::now_nanos();
         let stream = self.open_stream(config, created, true)?;
         streams.insert(stream.name.clone(), stream.clone());
@@ -197,6 +206,7 @@ impl JsAccount {
         if stream_config.max_consumers > 0 && consumers.len() as i64 >= stream_config.max_consumers {
             return Err(ApiError::max_consumers());
         }
+        self.limits.read().check_new_consumer(consumers.len())?;
         if stream_config.retention == super::stream::config::RetentionPolicy::WorkQueue {
             let filters = config.filters();
             for other in consumers.values() {

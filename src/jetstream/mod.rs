@@ -15,11 +15,13 @@
 //! time), `msgs/` (the file store), `obs/<consumer>/` (`meta.json` and the consumer store).
 
 pub mod account;
+pub mod account_limits;
 pub mod api;
 pub mod consumer;
 pub mod errors;
 pub mod json;
 pub mod limits;
+pub mod not_enabled;
 pub mod stream;
 
 use std::collections::HashMap;

@@ -23,7 +23,6 @@ use jetway_protocols::mqtt::{
     Ack, ConnAck, Connect, Decoder, Disconnect, MqttError, MqttStr, Packet, Properties, ProtocolVersion,
     Publish, QoS, Reaction, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
-use jetway_protocols::nats::ConnectOptions;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +32,9 @@ use super::bridge::{Outlet, SubscriptionHandler};
 use super::session::{ActiveSubscription, SessionState};
 use super::store::{OutgoingMessage, SessionRecord, StoreError, StoreFuture, StoredSubscription};
 use super::{LiveConnection, MqttServer};
+use crate::account::auth::Credentials;
+use crate::account::grants::ConnectionPermissions;
+use crate::account::users::ConnectionKind;
 use crate::account::Account;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::router::{Sink, Subscription};
@@ -207,23 +209,35 @@ impl Connection {
             );
             return None;
         }
-        if core.auth.required() {
-            let username = connect.username.as_ref().map(ToString::to_string);
-            let password = connect.password.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
-            let opts = ConnectOptions {
-                auth_token: if username.is_none() { password.clone() } else { None },
-                user: username,
-                pass: password,
-                ..ConnectOptions::default()
-            };
-            if !core.auth.check(&opts) {
-                refuse_connect(client, version, ReasonCode::NotAuthorized, "authorization violation");
-                return None;
-            }
+        let username = connect.username.as_ref().map(ToString::to_string);
+        let password = connect.password.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
+        let creds = Credentials {
+            user: username.as_deref(),
+            // A password without a user name is a token, as nats-server reads MQTT CONNECT.
+            pass: password.as_deref().filter(|_| username.is_some()),
+            token: password.as_deref().filter(|_| username.is_none()),
+            cert: None,
+            kind: ConnectionKind::Mqtt,
+        };
+        let Some(login) = core.auth.authenticate(&creds) else {
+            refuse_connect(client, version, ReasonCode::NotAuthorized, "authorization violation");
+            return None;
+        };
+        if !login.account.try_connection_opened() {
+            refuse_connect(
+                client,
+                version,
+                ReasonCode::QuotaExceeded,
+                "maximum account active connections exceeded",
+            );
+            return None;
+        }
+        if let Some(perms) = login.permissions() {
+            let _ = client.permissions.set(ConnectionPermissions::new(perms.clone()));
         }
         let assigned = connect.client_id.is_empty();
         let client_id = if assigned { assigned_client_id() } else { connect.client_id.to_string() };
-        let account = core.accounts.global().clone();
+        let account = login.account.clone();
         {
             let mut identity = client.identity.lock();
             identity.name = Some(client_id.clone());
@@ -288,7 +302,7 @@ impl Connection {
             receive_max,
             waiting_max: queue,
         };
-        conn.account.connection_opened();
+        // Counted in the account by `try_connection_opened` above.
 
         let mut properties = Properties::default();
         if v5 {
@@ -503,6 +517,9 @@ impl Connection {
         if publish.qos != QoS::AtMostOnce && in_flight >= self.receive_max {
             return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded"));
         }
+        if self.publish_denied(&publish) {
+            return None;
+        }
         let size = publish.payload.len() as u64;
         self.client.counters.in_msgs.fetch_add(1, Ordering::Relaxed);
         self.client.counters.in_bytes.fetch_add(size, Ordering::Relaxed);
@@ -542,6 +559,36 @@ impl Connection {
             }
         }
         None
+    }
+
+    /// Drops a PUBLISH outside the user's permissions. MQTT 5 acknowledges QoS 1/2 with
+    /// "Not authorized" (0x87); 3.1.1 has no such code, so the message is acknowledged and
+    /// dropped (nats-server's behaviour), and the connection is kept.
+    fn publish_denied(&mut self, publish: &Publish) -> bool {
+        let Some(perms) = self.client.permissions.get() else {
+            return false;
+        };
+        let Ok(subject) = topic_to_subject(publish.topic.as_str()) else {
+            return false;
+        };
+        if perms.rules.publish_allowed(&subject) || perms.use_response_grant(&subject) {
+            return false;
+        }
+        tracing::debug!(cid = self.client.id, subject = %subject, "MQTT publish violation");
+        let mut ack = Ack::new(publish.packet_id);
+        if self.version == ProtocolVersion::V5 {
+            ack.reason = ReasonCode::NotAuthorized;
+        } else if publish.qos == QoS::ExactlyOnce {
+            // The PUBREL that follows our PUBREC must find the id.
+            self.session.incoming_qos2.insert(publish.packet_id);
+        }
+        let packet = match publish.qos {
+            QoS::AtMostOnce => return true,
+            QoS::AtLeastOnce => Packet::PubAck(ack),
+            QoS::ExactlyOnce => Packet::PubRec(ack),
+        };
+        self.pending_acks.push_back(PendingAck { packet, done: None });
+        true
     }
 
     fn on_pubrel(&mut self, packet_id: u16) {
@@ -696,6 +743,18 @@ impl Connection {
         let (subject, parent) = filter_to_subjects(&inner).map_err(|_| ReasonCode::TopicFilterInvalid)?;
         if subject.starts_with("$MQTT.") {
             return Err(ReasonCode::NotAuthorized);
+        }
+        let mut parent = parent;
+        if let Some(perms) = self.client.permissions.get() {
+            // MQTT deliveries go through internal sinks, which the NATS delivery filter does
+            // not see: a filter that could carry denied subjects is refused outright.
+            let queue = group.as_deref();
+            let allowed = |s: &str| perms.rules.subscribe_allowed(s, queue) && !perms.rules.deny_overlaps(s);
+            if !allowed(&subject) {
+                return Err(ReasonCode::NotAuthorized);
+            }
+            // `a/#` also matches `a` itself; without permission for `a`, only `a.>` is served.
+            parent = parent.filter(|p| allowed(p));
         }
         let max = self.mqtt.core.config.max_subscriptions as usize;
         let replacing = self.session.subscriptions.contains_key(&stored.filter);

@@ -85,6 +85,9 @@ pub struct ClientShared {
     pub identity: Mutex<ClientIdentity>,
     /// Version, cipher suite and client-certificate names, once the TLS handshake is done.
     pub tls: OnceLock<NegotiatedTls>,
+    /// The logged-in user's permissions, when it has any (set at CONNECT). Publishers check
+    /// it on delivery: one atomic load for clients without permissions.
+    pub permissions: OnceLock<crate::account::grants::ConnectionPermissions>,
     /// Last read or write, in nanoseconds since the Unix epoch (`/connz` `last_activity`, `idle`).
     last_activity: AtomicU64,
     /// Round-trip time of the last answered server PING, in nanoseconds; 0 until measured.
@@ -111,6 +114,7 @@ impl ClientShared {
             counters: ClientCounters::default(),
             identity: Mutex::new(ClientIdentity::default()),
             tls: OnceLock::new(),
+            permissions: OnceLock::new(),
             server_stats,
             subs: Mutex::new(HashMap::default()),
             close_reason: Mutex::new(None),

@@ -17,6 +17,11 @@ use jetway_protocols::nats::{encode, ClientOp, ConnectOptions, ParseError, Parse
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::client::{ClientShared, CloseReason};
+use crate::account::auth::Credentials;
+use crate::account::grants::ConnectionPermissions;
+use crate::account::imports::SERVICE_REPLY_PREFIX;
+use crate::account::permissions::PublishCache;
+use crate::account::users::ConnectionKind;
 use crate::account::Account;
 use crate::router::{FlushSet, MatchResult, Message, Sink, Subscription};
 use crate::server::Core;
@@ -109,6 +114,8 @@ struct Session {
     core: Arc<Core>,
     /// The account this client publishes and subscribes in (set at CONNECT).
     account: Arc<Account>,
+    /// Publish permission answers per subject (used only when the user has permissions).
+    pub_cache: PublishCache,
     client: Arc<ClientShared>,
     parser: Parser,
     opts: ConnectOptions,
@@ -139,10 +146,11 @@ impl Session {
             headers: false,
         };
         let stats = core.stats.clone();
+        // Counted in its account at CONNECT, once the account is known.
         let account = core.accounts.global().clone();
-        account.connection_opened();
         Session {
             account,
+            pub_cache: PublishCache::default(),
             core,
             client,
             parser: Parser::new(limits),
@@ -300,9 +308,28 @@ impl Session {
                 return Next::Close(CloseReason::ProtocolViolation);
             }
         };
-        if !self.core.auth.check(&opts) {
+        let creds = Credentials {
+            user: opts.user.as_deref(),
+            pass: opts.pass.as_deref(),
+            token: opts.auth_token.as_deref(),
+            cert: self.client.tls.get().and_then(|t| t.peer.as_ref()),
+            kind: ConnectionKind::Standard,
+        };
+        let Some(login) = self.core.auth.authenticate(&creds) else {
+            tracing::debug!(cid = self.client.id, user = ?opts.user, "authorization violation");
             self.send_err("Authorization Violation");
             return Next::Close(CloseReason::AuthenticationViolation);
+        };
+        // A repeated CONNECT keeps the login of the first.
+        if !self.connected {
+            if !login.account.try_connection_opened() {
+                self.send_err("maximum account active connections exceeded");
+                return Next::Close(CloseReason::MaxConnectionsExceeded);
+            }
+            self.account = login.account.clone();
+            if let Some(perms) = login.permissions() {
+                let _ = self.client.permissions.set(ConnectionPermissions::new(perms.clone()));
+            }
         }
         let headers = opts.headers && !self.core.config.no_header_support;
         if opts.no_responders && !headers {
@@ -315,7 +342,7 @@ impl Session {
             id.name = opts.name.clone();
             id.lang = opts.lang.clone();
             id.version = opts.version.clone();
-            id.user = opts.user.clone();
+            id.user = login.user_name().map(str::to_string).or_else(|| opts.user.clone());
             id.account = Some(self.account.name.clone());
         }
         self.opts = opts;
@@ -342,6 +369,18 @@ impl Session {
         };
         if self.opts.pedantic && !jetway_subject::is_valid_literal(subject_str) {
             self.send_err("Invalid Publish Subject");
+            return;
+        }
+        if let Some(perms) = self.client.permissions.get() {
+            if !self.pub_cache.allowed(&perms.rules, subject) && !perms.use_response_grant(subject_str) {
+                tracing::debug!(cid = self.client.id, subject = subject_str, "publish violation");
+                self.send_err(&format!("Permissions Violation for Publish to {subject_str:?}"));
+                return;
+            }
+        }
+        // Service-import replies are minted by the server; a client must not forge them.
+        if let Some(reply) = reply_str.filter(|r| r.starts_with(SERVICE_REPLY_PREFIX)) {
+            self.send_err(&format!("Permissions Violation for Publish with Reply of {reply:?}"));
             return;
         }
         if self.opts.verbose {
@@ -421,6 +460,18 @@ impl Session {
             self.send_err("Invalid Subject");
             return;
         }
+        if let Some(perms) = self.client.permissions.get() {
+            if !perms.rules.subscribe_allowed(subject, queue) {
+                tracing::debug!(cid = self.client.id, subject, ?queue, "subscription violation");
+                self.send_err(&match queue {
+                    Some(q) => {
+                        format!("Permissions Violation for Subscription to {subject:?} using queue {q:?}")
+                    }
+                    None => format!("Permissions Violation for Subscription to {subject:?}"),
+                });
+                return;
+            }
+        }
         let max = self.core.config.max_subscriptions as usize;
         if max > 0 && self.client.num_subs() >= max {
             self.send_err("maximum subscriptions exceeded");
@@ -462,7 +513,9 @@ impl Session {
     }
 
     fn cleanup(&mut self) {
-        self.account.connection_closed();
+        if self.connected {
+            self.account.connection_closed();
+        }
         for sub in self.client.take_subs() {
             self.account.sublist.remove(&sub);
         }

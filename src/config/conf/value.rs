@@ -94,6 +94,10 @@ impl Map {
         &self.entries
     }
 
+    pub fn entries_mut(&mut self) -> &mut [Entry] {
+        &mut self.entries
+    }
+
     pub fn into_entries(self) -> Vec<Entry> {
         self.entries
     }
