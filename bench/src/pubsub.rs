@@ -92,11 +92,15 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         let received = Arc::clone(&subscriber.received);
         let finished = match tokio::time::timeout_at(deadline, subscriber.task).await {
             Ok(joined) => joined.context("subscriber task panicked")?,
-            Err(_) => anyhow::bail!(
-                "subscriber {index} received {} of {} messages before the deadline",
-                received.load(Ordering::Relaxed),
-                args.msgs
-            ),
+            Err(_) => {
+                // Say why messages are missing when a connection saw trouble.
+                let why = incidents.check().err().map(|e| format!(" ({e})")).unwrap_or_default();
+                anyhow::bail!(
+                    "subscriber {index} received {} of {} messages before the deadline{why}",
+                    received.load(Ordering::Relaxed),
+                    args.msgs
+                )
+            }
         };
         let count = received.load(Ordering::Relaxed);
         anyhow::ensure!(
