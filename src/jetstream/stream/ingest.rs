@@ -18,6 +18,9 @@ use crate::router::{deliver, Message};
 /// Largest header block a stream accepts (nats-server: 64 KiB).
 const MAX_HEADER_SIZE: usize = 65_535;
 
+/// What receives the outcome of a store: `Ok((seq, duplicate))` or the error.
+pub(crate) type Done = Box<dyn FnOnce(Result<(u64, bool), ApiError>) + Send>;
+
 /// Where a publish acknowledgement goes.
 struct AckTarget {
     reply: String,
@@ -49,23 +52,39 @@ fn parse_ttl(text: &str) -> Result<Option<Duration>, ApiError> {
 impl Stream {
     /// Stores a published message and acknowledges it once durable.
     pub(crate) fn ingest(&self, msg: &Message<'_>) {
-        let target = msg.reply.filter(|_| !self.config.read().no_ack).map(|r| AckTarget {
-            reply: r.to_string(),
-            stream: self.name.as_str().into(),
-            domain: self.domain.as_deref().map(Into::into),
+        let mut done: Option<Done> = msg.reply.filter(|_| !self.config.read().no_ack).map(|r| {
+            let target = AckTarget {
+                reply: r.to_string(),
+                stream: self.name.as_str().into(),
+                domain: self.domain.as_deref().map(Into::into),
+            };
+            let account = self.account.clone();
+            let stats = self.stats.clone();
+            Box::new(move |result: Result<(u64, bool), ApiError>| {
+                let payload = Bytes::from(ack_body(&target, result));
+                deliver::publish(&account, &stats, &Message::internal(&target.reply, None, None, &payload));
+            }) as Done
         });
-        match self.try_ingest(msg, target.as_ref()) {
-            Ok(Some(seq_and_dup)) => {
+        self.ingest_inner(msg, &mut done);
+    }
+
+    /// Stores a message for an internal writer (the MQTT gateway): `done` gets the outcome,
+    /// `Ok((seq, duplicate))` once the message is durable (at once for duplicates and for
+    /// interest streams nobody is interested in: `seq` is then used but nothing is stored),
+    /// or the error. The append is ordered at call time; `done` runs on a storage thread.
+    pub(crate) fn ingest_with(&self, msg: &Message<'_>, done: Done) {
+        self.ingest_inner(msg, &mut Some(done));
+    }
+
+    fn ingest_inner(&self, msg: &Message<'_>, done: &mut Option<Done>) {
+        let result = self.try_ingest(msg, done);
+        if let Some(done) = done.take() {
+            match result {
                 // Duplicates and skipped interest messages are acknowledged at once.
-                if let Some(t) = &target {
-                    self.send_ack(t, Ok(seq_and_dup));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                if let Some(t) = &target {
-                    self.send_ack(t, Err(e));
-                }
+                Ok(Some(seq_and_dup)) => done(Ok(seq_and_dup)),
+                Err(e) => done(Err(e)),
+                // Unreachable: the completion took `done`.
+                Ok(None) => {}
             }
         }
     }
@@ -75,7 +94,7 @@ impl Stream {
     fn try_ingest(
         &self,
         msg: &Message<'_>,
-        target: Option<&AckTarget>,
+        done: &mut Option<Done>,
     ) -> Result<Option<(u64, bool)>, ApiError> {
         let config = self.config.read().clone();
         if config.sealed {
@@ -159,16 +178,10 @@ impl Stream {
 
         self.inflight.fetch_add(1, Ordering::AcqRel);
         let guard = InflightGuard(self.inflight.clone());
-        let completion = target.map(|t| {
-            let ack =
-                AckTarget { reply: t.reply.clone(), stream: t.stream.clone(), domain: t.domain.clone() };
-            let account = self.account.clone();
-            let stats = self.stats.clone();
+        let completion = done.take().map(|done| {
             Box::new(move |result: Result<u64, StoreError>| {
                 let _guard = guard;
-                let body = ack_body(&ack, result.map(|seq| (seq, false)).map_err(store_error));
-                let payload = Bytes::from(body);
-                deliver::publish(&account, &stats, &Message::internal(&ack.reply, None, None, &payload));
+                done(result.map(|seq| (seq, false)).map_err(store_error));
             }) as jetway_storage::Completion
         });
         // Republished copies say which sequence preceded this one on its subject.
@@ -230,11 +243,6 @@ impl Stream {
             &self.stats,
             &Message::internal(&dest, None, Some(&headers), payload),
         );
-    }
-
-    fn send_ack(&self, target: &AckTarget, result: Result<(u64, bool), ApiError>) {
-        let payload = Bytes::from(ack_body(target, result));
-        deliver::publish(&self.account, &self.stats, &Message::internal(&target.reply, None, None, &payload));
     }
 }
 
