@@ -8,6 +8,7 @@ mod crash;
 mod jetstream;
 mod monitor;
 mod mqtt;
+mod mqtt_persistence;
 mod raw_protocol;
 mod resilience;
 mod tls;

@@ -366,6 +366,28 @@ pub fn consumer_filters(mut filters: Vec<String>) -> Vec<String> {
     }
 }
 
+/// The account's streams, or the method returns the store's failure.
+macro_rules! try_streams {
+    ($store:expr, $account:expr) => {
+        match $store.streams($account) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        }
+    };
+}
+
+/// The packet ids under `prefix.<id>` subjects, with the sequence of each, in stored order.
+fn packet_ids(stream: &Stream, prefix: &str) -> Vec<u16> {
+    let mut found: Vec<(u64, u16)> = stream
+        .store
+        .subjects_state(&format!("{prefix}.*"))
+        .into_iter()
+        .filter_map(|(subject, state)| Some((state.last, subject.rsplit('.').next()?.parse().ok()?)))
+        .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, id)| id).collect()
+}
+
 impl JetStreamStore {
     pub fn new(js: Arc<JetStream>, ack_wait: Duration, max_ack_pending: u32) -> JetStreamStore {
         let origin = hash8(&js.server_name);
@@ -433,10 +455,7 @@ impl SessionStore for JetStreamStore {
     }
 
     fn load_session(&self, account: &str, client_id: &str) -> StoreFuture<Option<SessionRecord>> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let subject = format!("{SESS_PREFIX}{}", hash8(client_id));
         let result = match streams.sess.store.load_last(&subject) {
             Ok(msg) if msg.payload.is_empty() => Ok(None),
@@ -447,19 +466,13 @@ impl SessionStore for JetStreamStore {
     }
 
     fn save_session(&self, account: &str, record: SessionRecord) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let subject = format!("{SESS_PREFIX}{}", hash8(&record.client_id));
         write(&streams.sess, &subject, None, Bytes::from(encode_session(&self.origin, &record)))
     }
 
     fn delete_session(&self, account: &str, client_id: &str) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let hash = hash8(client_id);
         streams.msgs.remove_consumer(&hash);
         purge(&streams.sess, format!("{SESS_PREFIX}{hash}"));
@@ -469,10 +482,7 @@ impl SessionStore for JetStreamStore {
     }
 
     fn store_retained(&self, account: &str, message: RetainedMessage) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let subject = match topic_to_subject(&message.topic) {
             Ok(s) => s.into_owned(),
             Err(e) => return fail(unavailable(e)),
@@ -493,10 +503,7 @@ impl SessionStore for JetStreamStore {
     }
 
     fn delete_retained(&self, account: &str, topic: &str) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         if let Ok(subject) = topic_to_subject(topic) {
             purge(&streams.rmsgs, format!("{RMSGS_PREFIX}{subject}"));
         }
@@ -504,10 +511,7 @@ impl SessionStore for JetStreamStore {
     }
 
     fn retained_matching(&self, account: &str, filter: &str) -> StoreFuture<Vec<RetainedMessage>> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let Ok((subject, parent)) = filter_to_subjects(filter) else { return done(Vec::new()) };
         let mut found = Vec::new();
         for f in std::iter::once(subject).chain(parent) {
@@ -529,10 +533,7 @@ impl SessionStore for JetStreamStore {
         if !message.released {
             return done(());
         }
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let id = message.publish.packet_id;
         let mut headers = HeaderMap::new();
         headers.append(HDR_PUBREL, id.to_string());
@@ -541,30 +542,17 @@ impl SessionStore for JetStreamStore {
     }
 
     fn remove_outgoing(&self, account: &str, client_id: &str, packet_id: u16) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         purge(&streams.out, format!("{OUT_PREFIX}{}.{packet_id}", hash8(client_id)));
         done(())
     }
 
     fn outgoing(&self, account: &str, client_id: &str) -> StoreFuture<Vec<OutgoingMessage>> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let mut found: Vec<(u64, u16)> = streams
-            .out
-            .store
-            .subjects_state(&format!("{OUT_PREFIX}{}.*", hash8(client_id)))
-            .into_iter()
-            .filter_map(|(subject, state)| Some((state.last, subject.rsplit('.').next()?.parse().ok()?)))
-            .collect();
-        found.sort_unstable();
+        let streams = try_streams!(self, account);
+        let found = packet_ids(&streams.out, &format!("{OUT_PREFIX}{}", hash8(client_id)));
         let messages = found
             .into_iter()
-            .map(|(_, id)| {
+            .map(|id| {
                 let mut publish = Publish::new("", Bytes::new());
                 publish.qos = QoS::ExactlyOnce;
                 publish.packet_id = id;
@@ -575,10 +563,7 @@ impl SessionStore for JetStreamStore {
     }
 
     fn record_incoming_qos2(&self, account: &str, client_id: &str, packet_id: u16) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let subject = format!("{QOS2IN_PREFIX}{}.{packet_id}", hash8(client_id));
         let stored = write(&streams.qos2in, &subject, None, Bytes::new());
         Box::pin(async move {
@@ -591,26 +576,14 @@ impl SessionStore for JetStreamStore {
     }
 
     fn clear_incoming_qos2(&self, account: &str, client_id: &str, packet_id: u16) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         purge(&streams.qos2in, format!("{QOS2IN_PREFIX}{}.{packet_id}", hash8(client_id)));
         done(())
     }
 
     fn incoming_qos2(&self, account: &str, client_id: &str) -> StoreFuture<Vec<u16>> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-        let ids = streams
-            .qos2in
-            .store
-            .subjects_state(&format!("{QOS2IN_PREFIX}{}.*", hash8(client_id)))
-            .into_keys()
-            .filter_map(|subject| subject.rsplit('.').next()?.parse().ok())
-            .collect();
+        let streams = try_streams!(self, account);
+        let ids = packet_ids(&streams.qos2in, &format!("{QOS2IN_PREFIX}{}", hash8(client_id)));
         done(ids)
     }
 
@@ -655,10 +628,7 @@ impl SessionStore for JetStreamStore {
         durable: bool,
         resume: bool,
     ) -> StoreFuture<()> {
-        let streams = match self.streams(account) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
+        let streams = try_streams!(self, account);
         let hash = hash8(client_id);
         if filters.is_empty() {
             streams.msgs.remove_consumer(&hash);

@@ -178,10 +178,15 @@ impl Stream {
 
         self.inflight.fetch_add(1, Ordering::AcqRel);
         let guard = InflightGuard(self.inflight.clone());
-        let completion = done.take().map(|done| {
+        // Shared with the completion so that a refused append still reports through `done`.
+        let slot = Arc::new(parking_lot::Mutex::new(done.take()));
+        let completion = slot.lock().is_some().then(|| {
+            let slot = slot.clone();
             Box::new(move |result: Result<u64, StoreError>| {
                 let _guard = guard;
-                done(result.map(|seq| (seq, false)).map_err(store_error));
+                if let Some(done) = slot.lock().take() {
+                    done(result.map(|seq| (seq, false)).map_err(store_error));
+                }
             }) as jetway_storage::Completion
         });
         // Republished copies say which sequence preceded this one on its subject.
@@ -191,7 +196,13 @@ impl Stream {
         };
         let new =
             NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
-        let seq = self.store.append(new, completion).map_err(store_error)?;
+        let seq = match self.store.append(new, completion) {
+            Ok(seq) => seq,
+            Err(e) => {
+                *done = slot.lock().take();
+                return Err(store_error(e));
+            }
+        };
         if let Some(id) = msg_id {
             ingest.dedup.record(id, seq, now);
             ingest.last_msg_id = Some(id.to_string());
