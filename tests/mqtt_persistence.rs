@@ -333,3 +333,30 @@ async fn user_stream_captures_mqtt_publishes_and_replays_them_from_a_start_time(
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn clean_session_consumer_and_its_unacknowledged_messages_go_on_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "fleeting", true), false).await;
+    raw.send_packet(ProtocolVersion::V4, subscribe_packet("gone/t", RawQoS::AtLeastOnce)).await;
+    assert_eq!(raw.read_packet().await, vec![0x90, 0x03, 0x00, 0x01, 0x01], "SUBACK");
+    publish_qos1(addr, "gone/t", "m", false).await;
+    assert_eq!(raw.read_packet().await.first(), Some(&0x32), "QoS 1 PUBLISH");
+    let js = js_of(&server).await;
+    let mut msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    assert_eq!(msgs.info().await.unwrap().state.messages, 1, "held until acknowledged");
+    drop(raw); // never acknowledged
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = msgs.info().await.unwrap();
+        if info.state.messages == 0 && info.state.consumer_count == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "left behind: {:?}", info.state);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}

@@ -376,6 +376,33 @@ macro_rules! try_streams {
     };
 }
 
+/// Messages looked at when a session's consumer goes, for those nobody else needs.
+const CLEANUP_SCAN_MAX: usize = 100_000;
+
+/// Removes a session's consumer and, as interest retention wants, the messages it had not
+/// acknowledged that no other consumer needs (at most [`CLEANUP_SCAN_MAX`] looked at).
+fn remove_session_consumer(msgs: &Stream, name: &str) {
+    let Some(consumer) = msgs.consumers.read().get(name).cloned() else { return };
+    let config = consumer.config();
+    let mut filters = config.filter_subjects.clone();
+    if !config.filter_subject.is_empty() {
+        filters.push(config.filter_subject.clone());
+    }
+    let floor = consumer.info().ack_floor.stream_seq;
+    msgs.remove_consumer(name);
+    let others: Vec<_> = msgs.consumers.read().values().cloned().collect();
+    let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+    let mut seq = floor + 1;
+    for _ in 0..CLEANUP_SCAN_MAX {
+        let Ok(msg) = msgs.store.load_next(&refs, seq) else { break };
+        seq = msg.seq + 1;
+        let needed = others.iter().any(|c| c.filter_matches(&msg.subject) && !c.has_acked(msg.seq));
+        if !needed {
+            msgs.remove_acked(msg.seq);
+        }
+    }
+}
+
 /// The packet ids under `prefix.<id>` subjects, with the sequence of each, in stored order.
 fn packet_ids(stream: &Stream, prefix: &str) -> Vec<u16> {
     let mut found: Vec<(u64, u16)> = stream
@@ -474,7 +501,7 @@ impl SessionStore for JetStreamStore {
     fn delete_session(&self, account: &str, client_id: &str) -> StoreFuture<()> {
         let streams = try_streams!(self, account);
         let hash = hash8(client_id);
-        streams.msgs.remove_consumer(&hash);
+        remove_session_consumer(&streams.msgs, &hash);
         purge(&streams.sess, format!("{SESS_PREFIX}{hash}"));
         purge(&streams.qos2in, format!("{QOS2IN_PREFIX}{hash}.*"));
         purge(&streams.out, format!("{OUT_PREFIX}{hash}.*"));
@@ -631,7 +658,7 @@ impl SessionStore for JetStreamStore {
         let streams = try_streams!(self, account);
         let hash = hash8(client_id);
         if filters.is_empty() {
-            streams.msgs.remove_consumer(&hash);
+            remove_session_consumer(&streams.msgs, &hash);
             return done(());
         }
         let filters: Vec<String> =
@@ -656,7 +683,7 @@ impl SessionStore for JetStreamStore {
             Err(e) => {
                 // A change the update rules refuse (e.g. clean to persistent): start over.
                 tracing::debug!(client_id, error = %e, "MQTT session consumer re-created");
-                streams.msgs.remove_consumer(&hash);
+                remove_session_consumer(&streams.msgs, &hash);
                 streams.js_account.create_consumer(&streams.msgs, config, "")
             }
         };
