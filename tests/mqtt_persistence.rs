@@ -360,3 +360,52 @@ async fn clean_session_consumer_and_its_unacknowledged_messages_go_on_disconnect
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn expired_mqtt5_session_loses_its_record_and_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut connect = raw_connect(ProtocolVersion::V5, "brief", false);
+    connect.properties.session_expiry_interval = Some(1);
+    let mut raw = Raw::mqtt_connect(addr, connect, false).await;
+    raw.send_packet(ProtocolVersion::V5, subscribe_packet("brief/t", RawQoS::AtLeastOnce)).await;
+    assert_eq!(raw.read_packet().await.first(), Some(&0x90), "SUBACK");
+    let js = js_of(&server).await;
+    let msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    assert!(msgs.consumer_info(hash8("brief")).await.is_ok(), "session consumer");
+    drop(raw);
+
+    let sess = js.get_stream("$MQTT_sess").await.unwrap();
+    let subject = format!("$MQTT.sess.{}", hash8("brief"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while sess.get_last_raw_message_by_subject(&subject).await.is_ok()
+        || msgs.consumer_info(hash8("brief")).await.is_ok()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "session not expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_jetstream_the_gateway_keeps_state_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.mqtt.port = -1;
+    config.jetstream.enabled = false;
+    let server = jetway::run(config).await.expect("server starts");
+    let addr = mqtt_addr(&server);
+    let mut sub = v4_with(addr, "memory", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    sub.subscribe("mem/#", rumqttc::QoS::AtLeastOnce).await;
+    publish_qos1(addr, "mem/r", "retained", true).await;
+    let p = sub.next_publish().await;
+    assert_eq!((&p.payload[..], p.qos), (&b"retained"[..], rumqttc::QoS::AtLeastOnce));
+    let mut late = v4(addr, "late-memory").await;
+    late.subscribe("mem/#", rumqttc::QoS::AtMostOnce).await;
+    assert!(late.next_publish().await.retain);
+    server.shutdown().await;
+}
