@@ -36,7 +36,27 @@
 //!   PUBCOMP is a purge of that subject and `$MQTT_out` needs no consumer (limits retention
 //!   instead of interest).
 //! - **A retained delete** purges the topic's subject instead of storing an empty record.
-//! - **MQTT 5** facts (properties, expiry, subscription options) ride along as above.
+//! - **Incoming QoS 2** is delivered on first receipt (the spec's "method B"): the packet id is
+//!   an empty marker in `$MQTT_qos2in` until PUBREL, and a resent PUBLISH with that id is not
+//!   delivered again. nats-server keeps the whole message there and delivers it on PUBREL.
+//! - **MQTT 5** facts (properties, expiry, subscription options) ride along as above; stored
+//!   QoS 1/2 messages also carry `Nmqtt-Client` (publisher's hash, for no local) and
+//!   `Nmqtt-Reply` (response topic).
+//!
+//! # What a user of nats-server's data sees
+//!
+//! Pointed at a store directory holding nats-server's `$MQTT_*` streams, the gateway uses
+//! them as they are (a stream whose config differs from ours is used, not re-created).
+//! Sessions are restored from `subs` (filters and QoS; no MQTT 5 options). nats-server's
+//! per-subscription consumers (`<hash8>_<nuid>`) are left alone and keep holding the messages
+//! they had not acknowledged (interest retention) until deleted with the JetStream API; the
+//! session's own `<hash8>` consumer starts at the next message, so messages queued for a
+//! nats-server session while it was offline are not delivered. Retained messages in the
+//! per-subject format are read; the pre-2.10 single-subject JSON format is not. QoS 2 ids
+//! nats-server recorded (under the raw client id) are not seen, and a `$MQTT_out` that
+//! nats-server created has interest retention, so PUBREL markers are not kept in it.
+//! nats-server reading our data sees the session records (it ignores the `jetway` object and
+//! creates its own consumers), the retained messages and the queued messages.
 //!
 //! Deletions (purges, consumer removal) are applied at call time and are not awaited for
 //! durability; appends are.

@@ -184,7 +184,8 @@ impl Stream {
             let slot = slot.clone();
             Box::new(move |result: Result<u64, StoreError>| {
                 let _guard = guard;
-                if let Some(done) = slot.lock().take() {
+                let taken = slot.lock().take();
+                if let Some(done) = taken {
                     done(result.map(|seq| (seq, false)).map_err(store_error));
                 }
             }) as jetway_storage::Completion
