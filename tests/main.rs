@@ -9,6 +9,7 @@ mod crash;
 mod jetstream;
 mod monitor;
 mod mqtt;
+mod mqtt_persistence;
 mod raw_protocol;
 mod resilience;
 mod security;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::harness::TestServer;
 
-const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
 /// Polls a rumqttc event loop (3.1.1 or 5) on its own task and forwards its events; the
 /// first connection error is forwarded and ends it (no automatic reconnect in tests).
@@ -40,12 +40,12 @@ macro_rules! forward_events {
 
 // ---- rumqttc 3.1.1 ----------------------------------------------------------------------
 
-struct V4 {
-    client: rumqttc::AsyncClient,
-    events: mpsc::UnboundedReceiver<Result<rumqttc::Event, String>>,
+pub(crate) struct V4 {
+    pub(crate) client: rumqttc::AsyncClient,
+    pub(crate) events: mpsc::UnboundedReceiver<Result<rumqttc::Event, String>>,
 }
 
-async fn v4_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::MqttOptions)) -> V4 {
+pub(crate) async fn v4_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::MqttOptions)) -> V4 {
     let mut opts = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
     edit(&mut opts);
@@ -56,12 +56,12 @@ async fn v4_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::Mqt
     c
 }
 
-async fn v4(addr: SocketAddr, id: &str) -> V4 {
+pub(crate) async fn v4(addr: SocketAddr, id: &str) -> V4 {
     v4_with(addr, id, |_| {}).await
 }
 
 impl V4 {
-    async fn wait_for(&mut self, mut want: impl FnMut(&rumqttc::Event) -> bool) -> rumqttc::Event {
+    pub(crate) async fn wait_for(&mut self, mut want: impl FnMut(&rumqttc::Event) -> bool) -> rumqttc::Event {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -75,12 +75,12 @@ impl V4 {
         }
     }
 
-    async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) {
+    pub(crate) async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) {
         self.client.subscribe(filter, qos).await.unwrap();
         self.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))).await;
     }
 
-    async fn next_publish(&mut self) -> rumqttc::Publish {
+    pub(crate) async fn next_publish(&mut self) -> rumqttc::Publish {
         match self.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)))).await {
             rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) => p,
             _ => unreachable!(),
@@ -88,7 +88,7 @@ impl V4 {
     }
 
     /// Asserts no PUBLISH arrives within `wait`.
-    async fn no_publish(&mut self, wait: Duration) {
+    pub(crate) async fn no_publish(&mut self, wait: Duration) {
         let deadline = tokio::time::Instant::now() + wait;
         while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, self.events.recv()).await {
             if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = event {
@@ -100,12 +100,16 @@ impl V4 {
 
 // ---- rumqttc 5 --------------------------------------------------------------------------
 
-struct V5 {
-    client: rumqttc::v5::AsyncClient,
-    events: mpsc::UnboundedReceiver<Result<rumqttc::v5::Event, String>>,
+pub(crate) struct V5 {
+    pub(crate) client: rumqttc::v5::AsyncClient,
+    pub(crate) events: mpsc::UnboundedReceiver<Result<rumqttc::v5::Event, String>>,
 }
 
-async fn v5_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::v5::MqttOptions)) -> V5 {
+pub(crate) async fn v5_with(
+    addr: SocketAddr,
+    id: &str,
+    edit: impl FnOnce(&mut rumqttc::v5::MqttOptions),
+) -> V5 {
     let mut opts = rumqttc::v5::MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
     edit(&mut opts);
@@ -116,19 +120,22 @@ async fn v5_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut rumqttc::v5:
     c
 }
 
-async fn v5(addr: SocketAddr, id: &str) -> V5 {
+pub(crate) async fn v5(addr: SocketAddr, id: &str) -> V5 {
     v5_with(addr, id, |_| {}).await
 }
 
 impl V5 {
-    async fn next_event(&mut self) -> Result<rumqttc::v5::Event, String> {
+    pub(crate) async fn next_event(&mut self) -> Result<rumqttc::v5::Event, String> {
         tokio::time::timeout(WAIT, self.events.recv())
             .await
             .expect("timed out waiting for an MQTT event")
             .expect("event loop ended")
     }
 
-    async fn wait_for(&mut self, mut want: impl FnMut(&rumqttc::v5::Event) -> bool) -> rumqttc::v5::Event {
+    pub(crate) async fn wait_for(
+        &mut self,
+        mut want: impl FnMut(&rumqttc::v5::Event) -> bool,
+    ) -> rumqttc::v5::Event {
         loop {
             let event = self.next_event().await.unwrap_or_else(|e| panic!("connection error: {e}"));
             if want(&event) {
@@ -137,12 +144,12 @@ impl V5 {
         }
     }
 
-    async fn subscribe(&mut self, filter: &str, qos: Q5) {
+    pub(crate) async fn subscribe(&mut self, filter: &str, qos: Q5) {
         self.client.subscribe(filter, qos).await.unwrap();
         self.wait_for(|e| matches!(e, rumqttc::v5::Event::Incoming(P5::SubAck(_)))).await;
     }
 
-    async fn next_publish(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
+    pub(crate) async fn next_publish(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
         match self.wait_for(|e| matches!(e, rumqttc::v5::Event::Incoming(P5::Publish(_)))).await {
             rumqttc::v5::Event::Incoming(P5::Publish(p)) => p,
             _ => unreachable!(),
@@ -150,7 +157,10 @@ impl V5 {
     }
 
     /// PUBLISHes arriving within `wait`.
-    async fn publishes_within(&mut self, wait: Duration) -> Vec<rumqttc::v5::mqttbytes::v5::Publish> {
+    pub(crate) async fn publishes_within(
+        &mut self,
+        wait: Duration,
+    ) -> Vec<rumqttc::v5::mqttbytes::v5::Publish> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut got = Vec::new();
         while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, self.events.recv()).await {
@@ -164,28 +174,28 @@ impl V5 {
 
 // ---- raw bytes --------------------------------------------------------------------------
 
-struct Raw {
-    stream: TcpStream,
-    received: Vec<u8>,
+pub(crate) struct Raw {
+    pub(crate) stream: TcpStream,
+    pub(crate) received: Vec<u8>,
 }
 
 impl Raw {
-    async fn connect(addr: SocketAddr) -> Raw {
+    pub(crate) async fn connect(addr: SocketAddr) -> Raw {
         Raw { stream: TcpStream::connect(addr).await.unwrap(), received: Vec::new() }
     }
 
-    async fn send(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
 
-    async fn send_packet(&mut self, version: ProtocolVersion, packet: Packet) {
+    pub(crate) async fn send_packet(&mut self, version: ProtocolVersion, packet: Packet) {
         let mut buf = BytesMut::new();
         packet.encode(version, &mut buf).unwrap();
         self.send(&buf).await;
     }
 
     /// Sends a CONNECT and expects CONNACK with this session-present flag and code 0.
-    async fn mqtt_connect(addr: SocketAddr, connect: Connect, session_present: bool) -> Raw {
+    pub(crate) async fn mqtt_connect(addr: SocketAddr, connect: Connect, session_present: bool) -> Raw {
         let mut raw = Raw::connect(addr).await;
         let version = connect.version;
         raw.send_packet(version, Packet::Connect(Box::new(connect))).await;
@@ -196,7 +206,7 @@ impl Raw {
     }
 
     /// Reads one whole packet (fixed header included).
-    async fn read_packet(&mut self) -> Vec<u8> {
+    pub(crate) async fn read_packet(&mut self) -> Vec<u8> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(len) = whole_packet_len(&self.received) {
@@ -213,7 +223,7 @@ impl Raw {
     }
 
     /// Waits for the server to close; returns what arrived before.
-    async fn closed(&mut self) -> Vec<u8> {
+    pub(crate) async fn closed(&mut self) -> Vec<u8> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let mut buf = [0u8; 4096];
@@ -226,7 +236,7 @@ impl Raw {
     }
 }
 
-fn whole_packet_len(buf: &[u8]) -> Option<usize> {
+pub(crate) fn whole_packet_len(buf: &[u8]) -> Option<usize> {
     let mut len = 0usize;
     for i in 0..4 {
         let b = *buf.get(1 + i)?;
@@ -240,14 +250,14 @@ fn whole_packet_len(buf: &[u8]) -> Option<usize> {
 }
 
 /// The reason code of an MQTT 5 DISCONNECT at the start of `bytes`.
-fn disconnect_code(bytes: &[u8]) -> Option<u8> {
+pub(crate) fn disconnect_code(bytes: &[u8]) -> Option<u8> {
     match bytes {
         [0xE0, _, code, ..] => Some(*code),
         _ => None,
     }
 }
 
-fn raw_connect(version: ProtocolVersion, id: &str, clean: bool) -> Connect {
+pub(crate) fn raw_connect(version: ProtocolVersion, id: &str, clean: bool) -> Connect {
     Connect {
         version,
         clean_start: clean,

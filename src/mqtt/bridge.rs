@@ -136,6 +136,8 @@ fn from_nats_headers(raw: Option<&Bytes>, want_properties: bool) -> Delivered {
             HDR_CONTENT_TYPE => d.properties.content_type = Some(MqttStr::from(value.to_owned())),
             HDR_PAYLOAD_FORMAT => d.properties.payload_format_utf8 = Some(value == "1"),
             HDR_EXPIRY => d.properties.message_expiry_interval = value.parse().ok(),
+            // Other gateway headers (retained records, stores) are no user properties.
+            _ if name.starts_with("Nmqtt-") => {}
             _ => d
                 .properties
                 .user_properties
@@ -143,6 +145,11 @@ fn from_nats_headers(raw: Option<&Bytes>, want_properties: bool) -> Delivered {
         }
     }
     d
+}
+
+/// The MQTT 5 properties a stored message's headers carry.
+pub fn properties_from_headers(raw: Option<&Bytes>) -> Properties {
+    from_nats_headers(raw, true).properties
 }
 
 /// Routes an MQTT PUBLISH (already alias-resolved) into `account` from connection `origin`.
@@ -180,7 +187,7 @@ pub struct Outlet {
     /// before it is used (lock order: `aliases`, then the outbound queue's lock).
     aliases: Mutex<OutboundAliases>,
     /// QoS 1/2 deliveries for the connection task, which assigns packet ids.
-    qos_tx: mpsc::Sender<Publish>,
+    qos_tx: mpsc::Sender<QosDelivery>,
     /// Correlation data of this client's requests, by response subject, for responses from
     /// NATS clients that do not copy the header back.
     correlations: Mutex<VecDeque<(String, Bytes)>>,
@@ -194,7 +201,7 @@ impl Outlet {
         version: ProtocolVersion,
         client_max_packet: Option<usize>,
         topic_alias_maximum: u16,
-        qos_tx: mpsc::Sender<Publish>,
+        qos_tx: mpsc::Sender<QosDelivery>,
     ) -> Outlet {
         Outlet {
             client,
@@ -263,6 +270,80 @@ impl Outlet {
     }
 }
 
+/// A QoS 1/2 delivery for the connection task.
+pub enum QosDelivery {
+    /// Straight from the router (the in-memory store, shared subscriptions).
+    Routed(Box<Publish>),
+    /// From the session's consumer on `$MQTT_msgs`.
+    Stored(StoredMessage),
+}
+
+/// A message the session's consumer delivered.
+pub struct StoredMessage {
+    /// The NATS subject it was published on (without the `$MQTT.msgs.` prefix).
+    pub subject: String,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+    /// The consumer's `$JS.ACK.…` subject.
+    pub ack_subject: String,
+}
+
+impl Outlet {
+    /// The PUBLISH that delivers a message on `subject` to a subscription granted `granted`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn to_publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&Bytes>,
+        payload: Bytes,
+        granted: QoS,
+        retain_as_published: bool,
+        identifiers: &[u32],
+    ) -> Publish {
+        let v5 = self.version == ProtocolVersion::V5;
+        let delivered = from_nats_headers(headers, v5);
+        let topic = subject_to_topic(subject);
+        let mut publish = Publish::new(MqttStr::from(topic.into_owned()), payload);
+        publish.qos = delivered.qos.unwrap_or(QoS::AtMostOnce).min(granted);
+        publish.retain = retain_as_published && delivered.retain;
+        if v5 {
+            publish.properties = delivered.properties;
+            if let Some(reply) = reply {
+                publish.properties.response_topic = Some(MqttStr::from(subject_to_topic(reply).into_owned()));
+            }
+            if publish.properties.correlation_data.is_none() {
+                publish.properties.correlation_data = self.take_correlation(subject);
+            }
+            publish.properties.subscription_identifiers.extend_from_slice(identifiers);
+        }
+        publish
+    }
+}
+
+/// The router sink of a session's consumer deliveries (`$MQTT.sub.<hash>`).
+pub struct StoredHandler {
+    pub outlet: Arc<Outlet>,
+}
+
+impl InternalHandler for StoredHandler {
+    fn deliver(&self, msg: &Message<'_>) {
+        // Status messages carry no ack subject.
+        let Some(reply) = msg.reply else { return };
+        let subject = msg.subject.strip_prefix(super::jetstream_store::MSGS_PREFIX).unwrap_or(msg.subject);
+        let stored = StoredMessage {
+            subject: subject.to_owned(),
+            headers: msg.headers.cloned(),
+            payload: msg.payload.clone(),
+            ack_subject: reply.to_owned(),
+        };
+        if self.outlet.qos_tx.try_send(QosDelivery::Stored(stored)).is_err() {
+            // Not acknowledged: the consumer sends it again after its ack wait.
+            tracing::debug!(cid = self.outlet.client.id, "QoS 1/2 delivery queue full: redelivered later");
+        }
+    }
+}
+
 /// One MQTT subscription's router sink (a `#` filter has two router subscriptions sharing it).
 pub struct SubscriptionHandler {
     pub outlet: Arc<Outlet>,
@@ -272,6 +353,8 @@ pub struct SubscriptionHandler {
     pub identifier: Option<u32>,
     /// False for filters starting with a wildcard: they must not see `$` topics.
     pub dollar_topics: bool,
+    /// MQTT QoS 1/2 messages come from the session's consumer, not from here.
+    pub stored: bool,
 }
 
 impl InternalHandler for SubscriptionHandler {
@@ -282,25 +365,25 @@ impl InternalHandler for SubscriptionHandler {
         if self.no_local && msg.origin.is_some() && msg.origin == Some(self.outlet.client.id) {
             return;
         }
-        let v5 = self.outlet.version == ProtocolVersion::V5;
-        let delivered = from_nats_headers(msg.headers, v5);
-        let topic = subject_to_topic(msg.subject);
-        let mut publish = Publish::new(MqttStr::from(topic.into_owned()), msg.payload.clone());
-        publish.qos = delivered.qos.unwrap_or(QoS::AtMostOnce).min(self.qos);
-        publish.retain = self.retain_as_published && delivered.retain;
-        if v5 {
-            publish.properties = delivered.properties;
-            if let Some(reply) = msg.reply {
-                publish.properties.response_topic = Some(MqttStr::from(subject_to_topic(reply).into_owned()));
+        if self.stored && self.qos != QoS::AtMostOnce {
+            // MQTT QoS 1/2 publishes reach this subscription through the session's consumer.
+            let qos = from_nats_headers(msg.headers, false).qos;
+            if qos.is_some_and(|q| q != QoS::AtMostOnce) {
+                return;
             }
-            if publish.properties.correlation_data.is_none() {
-                publish.properties.correlation_data = self.outlet.take_correlation(msg.subject);
-            }
-            publish.properties.subscription_identifiers.extend(self.identifier);
         }
+        let publish = self.outlet.to_publish(
+            msg.subject,
+            msg.reply,
+            msg.headers,
+            msg.payload.clone(),
+            self.qos,
+            self.retain_as_published,
+            self.identifier.as_slice(),
+        );
         if publish.qos == QoS::AtMostOnce {
             self.outlet.send_publish(publish);
-        } else if self.outlet.qos_tx.try_send(publish).is_err() {
+        } else if self.outlet.qos_tx.try_send(QosDelivery::Routed(Box::new(publish))).is_err() {
             self.outlet.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(cid = self.outlet.client.id, "QoS 1/2 delivery queue full: message dropped");
         }

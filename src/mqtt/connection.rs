@@ -28,9 +28,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::alias::{AliasError, InboundAliases, INBOUND_MAXIMUM};
-use super::bridge::{Outlet, SubscriptionHandler};
+use super::bridge::{Outlet, QosDelivery, StoredHandler, StoredMessage, SubscriptionHandler};
 use super::session::{ActiveSubscription, SessionState};
-use super::store::{OutgoingMessage, SessionRecord, StoreError, StoreFuture, StoredSubscription};
+use super::store::{
+    OutgoingMessage, SessionRecord, StoreError, StoreFuture, StoredDelivery, StoredSubscription,
+};
 use super::{LiveConnection, MqttServer};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
@@ -180,7 +182,9 @@ struct Connection {
     in_aliases: InboundAliases,
     /// Acknowledgements in packet order, each sent once its store operation completed.
     pending_acks: VecDeque<PendingAck>,
-    qos_rx: mpsc::Receiver<Publish>,
+    qos_rx: mpsc::Receiver<QosDelivery>,
+    /// The router subscription taking the session consumer's deliveries (JetStream store).
+    stored_route: Option<Arc<Subscription>>,
     /// The client's receive maximum: outgoing QoS 1/2 in flight at once.
     client_receive_max: usize,
     /// The receive maximum announced to the client.
@@ -260,6 +264,9 @@ impl Connection {
         };
         let mut session = SessionState::new(client_id.clone(), expiry > 0, expiry);
         let store = &mqtt.store;
+        if let Err(e) = store.open_account(&account).await {
+            return Self::unavailable(mqtt, client, version, &account, &client_id, &live, e);
+        }
         let mut restored = None;
         if connect.clean_start {
             if let Err(e) = store.delete_session(&account.name, &client_id).await {
@@ -298,6 +305,7 @@ impl Connection {
             in_aliases: InboundAliases::default(),
             pending_acks: VecDeque::new(),
             qos_rx,
+            stored_route: None,
             client_receive_max,
             receive_max,
             waiting_max: queue,
@@ -324,8 +332,17 @@ impl Connection {
             properties,
         }));
 
+        let resumed = restored.is_some();
         if let Some(record) = restored {
             conn.restore(record).await;
+        }
+        if mqtt.store.delivers_stored() {
+            let handler = Arc::new(StoredHandler { outlet: conn.outlet.clone() });
+            let subject = super::jetstream_store::deliver_subject(&conn.session.client_id);
+            let route = Subscription::new(subject.into(), None, Sink::Internal(handler));
+            conn.account.sublist.insert(route.clone());
+            conn.stored_route = Some(route);
+            conn.sync_consumer(resumed).await;
         }
         Some(conn)
     }
@@ -414,7 +431,12 @@ impl Connection {
                     Ok(_) => {}
                     Err(_) => return End::Closed(CloseReason::ReadError),
                 },
-                Some(publish) = self.qos_rx.recv() => self.enqueue_outgoing(publish),
+                Some(delivery) = self.qos_rx.recv() => match delivery {
+                    QosDelivery::Routed(publish) => {
+                        self.enqueue_outgoing(OutgoingMessage { publish: *publish, released: false, delivery: None })
+                    }
+                    QosDelivery::Stored(message) => self.on_stored(message),
+                },
                 (packet, result) = next_ack(&mut self.pending_acks), if !self.pending_acks.is_empty() => {
                     if let Some(end) = self.send_ack(packet, result) {
                         return end;
@@ -534,9 +556,10 @@ impl Connection {
         }
         let packet_id = publish.packet_id;
         match publish.qos {
-            QoS::AtMostOnce => drop(self.mqtt.publish(&self.account, Some(self.client.id), &publish)),
+            QoS::AtMostOnce => drop(self.mqtt.publish(&self.account, Some(self.client.id), None, &publish)),
             QoS::AtLeastOnce => {
-                let done = self.mqtt.publish(&self.account, Some(self.client.id), &publish);
+                let id = Some(self.session.client_id.as_str());
+                let done = self.mqtt.publish(&self.account, Some(self.client.id), id, &publish);
                 self.pending_acks.push_back(PendingAck { packet: Packet::PubAck(Ack::new(packet_id)), done });
             }
             QoS::ExactlyOnce => {
@@ -545,7 +568,8 @@ impl Connection {
                     None
                 } else {
                     self.session.incoming_qos2.insert(packet_id);
-                    let routed = self.mqtt.publish(&self.account, Some(self.client.id), &publish);
+                    let id = Some(self.session.client_id.as_str());
+                    let routed = self.mqtt.publish(&self.account, Some(self.client.id), id, &publish);
                     let recorded = self.session.persistent.then(|| {
                         self.mqtt.store.record_incoming_qos2(
                             &self.account.name,
@@ -553,7 +577,7 @@ impl Connection {
                             packet_id,
                         )
                     });
-                    both(routed, recorded)
+                    super::both(routed, recorded)
                 };
                 self.pending_acks.push_back(PendingAck { packet: Packet::PubRec(Ack::new(packet_id)), done });
             }
@@ -604,23 +628,23 @@ impl Connection {
 
     /// A QoS 1/2 delivery from a subscription: sent now if the client's receive maximum
     /// allows, else queued (bounded; dropped when the queue is full).
-    fn enqueue_outgoing(&mut self, publish: Publish) {
+    fn enqueue_outgoing(&mut self, message: OutgoingMessage) {
         if self.session.inflight.len() < self.client_receive_max {
-            self.send_outgoing(publish);
+            self.send_outgoing(message);
         } else if self.session.waiting.len() < self.waiting_max {
-            self.session.waiting.push_back(publish);
+            self.session.waiting.push_back(message);
         } else {
+            // A stored message stays unacknowledged: its consumer sends it again later.
             self.outlet.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn send_outgoing(&mut self, mut publish: Publish) {
+    fn send_outgoing(&mut self, mut message: OutgoingMessage) {
         let Some(packet_id) = self.session.next_packet_id() else {
-            self.session.waiting.push_front(publish);
+            self.session.waiting.push_front(message);
             return;
         };
-        publish.packet_id = packet_id;
-        let message = OutgoingMessage { publish, released: false };
+        message.publish.packet_id = packet_id;
         if self.session.persistent {
             // Ordered before the PUBLISH is written; nobody waits on it.
             drop(self.mqtt.store.store_outgoing(
@@ -635,15 +659,123 @@ impl Connection {
 
     fn pump_waiting(&mut self) {
         while self.session.inflight.len() < self.client_receive_max {
-            let Some(publish) = self.session.waiting.pop_front() else { break };
-            self.send_outgoing(publish);
+            let Some(message) = self.session.waiting.pop_front() else { break };
+            self.send_outgoing(message);
+        }
+    }
+
+    /// A message from the session's consumer: sent at the QoS of the best subscription that
+    /// matches it (a redelivery of one in flight keeps its packet id, with DUP); acknowledged
+    /// at once when no QoS 1/2 subscription wants it any more.
+    fn on_stored(&mut self, message: StoredMessage) {
+        let Some(r) = crate::jetstream::consumer::ack::parse_ack_subject(&message.ack_subject) else {
+            return;
+        };
+        let delivery = StoredDelivery { ack_subject: message.ack_subject.clone(), stream_seq: r.stream_seq };
+        let same = |m: &OutgoingMessage| m.delivery.as_ref().is_some_and(|d| d.stream_seq == r.stream_seq);
+        if let Some(inflight) = self.session.inflight.iter_mut().find(|m| same(m)) {
+            inflight.delivery = Some(delivery);
+            let mut publish = inflight.publish.clone();
+            publish.dup = true;
+            self.outlet.send_publish(publish);
+            return;
+        }
+        if let Some(waiting) = self.session.waiting.iter_mut().find(|m| same(m)) {
+            waiting.delivery = Some(delivery);
+            return;
+        }
+        let headers =
+            message.headers.as_ref().and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok());
+        let header = |name: &str| headers.as_ref().and_then(|h| h.get(name).map(str::to_owned));
+        let from_self = header(super::jetstream_store::HDR_CLIENT)
+            .is_some_and(|h| h == super::jetstream_store::hash8(&self.session.client_id));
+        let topic = jetway_protocols::mqtt::topic::subject_to_topic(&message.subject).into_owned();
+        let mut granted: Option<QoS> = None;
+        let mut retain_as_published = false;
+        let mut identifiers = Vec::new();
+        for sub in self.session.subscriptions.values() {
+            let options = &sub.stored.options;
+            if options.qos == QoS::AtMostOnce
+                || self.is_shared(&sub.stored.filter)
+                || (options.no_local && from_self)
+                || !super::retained::filter_matches(&sub.stored.filter, &topic)
+            {
+                continue;
+            }
+            granted = Some(granted.map_or(options.qos, |g| g.max(options.qos)));
+            retain_as_published |= options.retain_as_published;
+            identifiers.extend(sub.stored.identifier);
+        }
+        let Some(granted) = granted else {
+            self.ack_stored(&delivery);
+            return;
+        };
+        let reply = header(super::jetstream_store::HDR_REPLY);
+        let mut publish = self.outlet.to_publish(
+            &message.subject,
+            reply.as_deref(),
+            message.headers.as_ref(),
+            message.payload,
+            granted,
+            retain_as_published,
+            &identifiers,
+        );
+        if publish.qos == QoS::AtMostOnce {
+            self.outlet.send_publish(publish);
+            self.ack_stored(&delivery);
+            return;
+        }
+        publish.dup = r.deliveries > 1;
+        self.enqueue_outgoing(OutgoingMessage { publish, released: false, delivery: Some(delivery) });
+    }
+
+    /// Acknowledges a stored message to the session's consumer.
+    fn ack_stored(&self, delivery: &StoredDelivery) {
+        let empty = bytes::Bytes::new();
+        let msg = crate::router::Message::internal(&delivery.ack_subject, None, None, &empty);
+        crate::router::deliver::publish(&self.account, &self.mqtt.core.stats, &msg);
+    }
+
+    fn is_shared(&self, filter: &str) -> bool {
+        self.version == ProtocolVersion::V5 && SharedSubscription::parse(filter).is_some()
+    }
+
+    /// Points the session's consumer at its QoS 1/2 filters (JetStream store only).
+    async fn sync_consumer(&mut self, resume: bool) {
+        if !self.mqtt.store.delivers_stored() {
+            return;
+        }
+        let mut filters = Vec::new();
+        for sub in self.session.subscriptions.values() {
+            if sub.stored.options.qos == QoS::AtMostOnce || self.is_shared(&sub.stored.filter) {
+                continue;
+            }
+            if let Ok((subject, parent)) = filter_to_subjects(&sub.stored.filter) {
+                filters.push(subject);
+                filters.extend(parent);
+            }
+        }
+        let synced = self.mqtt.store.sync_consumer(
+            &self.account.name,
+            &self.session.client_id,
+            filters,
+            self.session.persistent,
+            resume,
+        );
+        if let Err(e) = synced.await {
+            tracing::warn!(cid = self.client.id, error = %e, "MQTT session consumer not updated");
         }
     }
 
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the outgoing message is done.
     fn on_outgoing_done(&mut self, packet_id: u16) {
-        if self.session.take_inflight(packet_id).is_some() && self.session.persistent {
-            drop(self.mqtt.store.remove_outgoing(&self.account.name, &self.session.client_id, packet_id));
+        if let Some(message) = self.session.take_inflight(packet_id) {
+            if let Some(delivery) = &message.delivery {
+                self.ack_stored(delivery);
+            }
+            if self.session.persistent && (message.released || !self.mqtt.store.delivers_stored()) {
+                drop(self.mqtt.store.remove_outgoing(&self.account.name, &self.session.client_id, packet_id));
+            }
         }
         self.pump_waiting();
     }
@@ -658,13 +790,19 @@ impl Connection {
         match self.session.inflight_mut(packet_id) {
             Some(message) => {
                 message.released = true;
+                let delivery = message.delivery.take();
                 let message = message.clone();
+                // The PUBREL marker first, then the consumer's ack: the message is then
+                // owned by the marker.
                 if self.session.persistent {
                     drop(self.mqtt.store.store_outgoing(
                         &self.account.name,
                         &self.session.client_id,
                         message,
                     ));
+                }
+                if let Some(delivery) = &delivery {
+                    self.ack_stored(delivery);
                 }
             }
             None => rel.reason = ReasonCode::PacketIdentifierNotFound,
@@ -696,6 +834,7 @@ impl Connection {
                 Err(code) => codes.push(code),
             }
         }
+        self.sync_consumer(false).await;
         self.outlet.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -724,7 +863,7 @@ impl Connection {
             if publish.qos == QoS::AtMostOnce {
                 self.outlet.send_publish(publish);
             } else {
-                self.enqueue_outgoing(publish);
+                self.enqueue_outgoing(OutgoingMessage { publish, released: false, delivery: None });
             }
         }
     }
@@ -768,6 +907,7 @@ impl Connection {
             retain_as_published: stored.options.retain_as_published,
             identifier: stored.identifier,
             dollar_topics: filter_matches_dollar_topics(&inner),
+            stored: self.mqtt.store.delivers_stored() && !self.is_shared(&stored.filter),
         });
         let queue: Option<Arc<str>> = group.map(Into::into);
         let routes: Vec<_> = std::iter::once(subject)
@@ -802,6 +942,7 @@ impl Connection {
                 None => codes.push(ReasonCode::NoSubscriptionExisted),
             }
         }
+        self.sync_consumer(false).await;
         self.outlet.send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
@@ -843,6 +984,9 @@ impl Connection {
         for (_, subscription) in self.session.subscriptions.iter() {
             self.remove_routes(subscription);
         }
+        if let Some(route) = self.stored_route.take() {
+            self.account.sublist.remove(&route);
+        }
         // Answer what is already durable, so a resumed session does not see it again.
         while let Some(pending) = self.pending_acks.pop_front() {
             if let Some(done) = pending.done {
@@ -860,6 +1004,15 @@ impl Connection {
         }
         if self.session.persistent {
             self.save_session();
+            if self.session.expiry != u32::MAX {
+                let expiry = Duration::from_secs(u64::from(self.session.expiry));
+                super::expire_later(
+                    &self.mqtt,
+                    self.account.name.to_string(),
+                    self.session.client_id.clone(),
+                    expiry,
+                );
+            }
         } else {
             let _ = self.mqtt.store.delete_session(&self.account.name, &self.session.client_id).await;
         }
@@ -882,17 +1035,5 @@ async fn next_ack(pending: &mut VecDeque<PendingAck>) -> (Packet, Result<(), Sto
         Some(ack) => (ack.packet, result),
         // Unreachable: polled only while non-empty.
         None => (Packet::PingResp, Ok(())),
-    }
-}
-
-/// Both store operations, as one.
-fn both(a: Option<StoreFuture<()>>, b: Option<StoreFuture<()>>) -> Option<StoreFuture<()>> {
-    match (a, b) {
-        (None, None) => None,
-        (Some(f), None) | (None, Some(f)) => Some(f),
-        (Some(a), Some(b)) => Some(Box::pin(async move {
-            a.await?;
-            b.await
-        })),
     }
 }

@@ -10,8 +10,22 @@
 //!   deliveries → PUBLISH in the subscriber's outbound queue (an internal router sink).
 //! - [`will`], [`alias`], [`retained`]: will messages, MQTT 5 topic aliases, retained
 //!   messages.
-//! - [`store`]: the persistence seam ([`store::SessionStore`]); the interim implementation is
-//!   in memory, to be replaced by the JetStream-backed one.
+//! - [`store`]: the persistence seam ([`store::SessionStore`]);
+//!   [`jetstream_store`]: its durable implementation on the account's JetStream (nats-server's
+//!   `$MQTT_*` streams; the layout and where it differs are described there), used whenever
+//!   JetStream is enabled. Without JetStream the gateway falls back to an in-memory store and
+//!   warns: nothing survives a restart then.
+//!
+//! # QoS 1/2 with JetStream
+//!
+//! A QoS 1/2 PUBLISH is routed on its subject (NATS subscribers, QoS 0 MQTT subscriptions,
+//! user streams see it at once) and stored in `$MQTT_msgs` under `$MQTT.msgs.<subject>`; its
+//! PUBACK/PUBREC waits for that store. A session's QoS 1/2 subscriptions do not take such
+//! messages from the router: one consumer per session (filter_subjects = its filters) delivers
+//! them on `$MQTT.sub.<hash>`, the connection assigns packet ids, and PUBACK (QoS 1) or PUBREC
+//! (QoS 2) acknowledges the consumer. A persistent session's consumer is durable: what is
+//! published while the client is away waits in the stream, and what was in flight is sent
+//! again when it comes back.
 //!
 //! # Invariants
 //!
@@ -25,6 +39,7 @@
 pub mod alias;
 pub mod bridge;
 pub mod connection;
+pub mod jetstream_store;
 pub mod listener;
 pub mod retained;
 pub mod session;
@@ -33,7 +48,7 @@ pub mod will;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use foldhash::fast::RandomState;
 use jetway_protocols::mqtt::Publish;
@@ -68,10 +83,25 @@ pub struct MqttServer {
 }
 
 impl MqttServer {
-    /// A gateway with the interim in-memory store.
+    /// A gateway on the server's JetStream (nats-server's `$MQTT_*` streams), or, when
+    /// JetStream is disabled, on the in-memory store (with a warning: MQTT needs JetStream to
+    /// keep anything across a restart).
     pub fn new(core: Arc<Core>) -> Arc<MqttServer> {
-        let max_outgoing = core.config.mqtt.max_ack_pending.max(1) as usize;
-        let store = Arc::new(store::MemoryStore::new(MAX_RETAINED, max_outgoing));
+        let mqtt = &core.config.mqtt;
+        let store: Arc<dyn SessionStore> = match &core.jetstream {
+            Some(js) => Arc::new(jetstream_store::JetStreamStore::new(
+                js.clone(),
+                mqtt.ack_wait,
+                mqtt.max_ack_pending,
+            )),
+            None => {
+                tracing::warn!(
+                    "MQTT without JetStream: sessions, retained and QoS 1/2 messages are kept in memory only"
+                );
+                let max_outgoing = mqtt.max_ack_pending.max(1) as usize;
+                Arc::new(store::MemoryStore::new(MAX_RETAINED, max_outgoing))
+            }
+        };
         Self::with_store(core, store)
     }
 
@@ -110,38 +140,77 @@ impl MqttServer {
 
     /// Routes a PUBLISH to NATS and MQTT subscribers and applies its RETAIN flag. Returns the
     /// store operation the acknowledgement must wait for, if any.
+    /// `client_id` is the publisher's (for MQTT 5 no local on stored messages).
     pub fn publish(
         &self,
         account: &Account,
         origin: Option<u64>,
+        client_id: Option<&str>,
         publish: &Publish,
     ) -> Option<StoreFuture<()>> {
         if let Err(e) = bridge::route(account, &self.core.stats, origin, publish) {
             tracing::debug!(topic = %publish.topic, error = %e, "MQTT publish not routed");
             return None;
         }
+        let stored = self.store.store_message(&account.name, client_id, publish);
         if !publish.retain {
-            return None;
+            return stored;
         }
         // An empty retained payload deletes the retained message and is still delivered.
         if publish.payload.is_empty() {
-            return Some(self.store.delete_retained(&account.name, publish.topic.as_str()));
+            let deleted = self.store.delete_retained(&account.name, publish.topic.as_str());
+            return both(stored, Some(deleted));
         }
-        let mut stored = publish.clone();
-        stored.dup = false;
-        stored.packet_id = 0;
-        stored.properties.topic_alias = None;
+        let mut retained = publish.clone();
+        retained.dup = false;
+        retained.packet_id = 0;
+        retained.properties.topic_alias = None;
         let message = RetainedMessage {
             topic: publish.topic.to_string(),
-            publish: stored,
+            publish: retained,
             stored_at: SystemTime::now(),
         };
-        Some(self.store.store_retained(&account.name, message))
+        both(stored, Some(self.store.store_retained(&account.name, message)))
     }
 
     fn publish_will(&self, account: &Account, publish: &Publish) {
-        // Nobody waits for a will's retained store: fire and forget (ordered at call time).
-        drop(self.publish(account, None, publish));
+        // Nobody waits for a will's stores: fire and forget (ordered at call time).
+        drop(self.publish(account, None, None, publish));
+    }
+}
+
+/// Ends the session of `client_id` once it expired, unless a client resumed it meanwhile
+/// (a resumed session's record carries a later expiry, or none). Sessions expiring more than a
+/// year ahead are checked at their next CONNECT only.
+pub(crate) fn expire_later(mqtt: &Arc<MqttServer>, account: String, client_id: String, after: Duration) {
+    const LONGEST: Duration = Duration::from_secs(86_400 * 365);
+    if after > LONGEST {
+        return;
+    }
+    let mqtt = mqtt.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after + Duration::from_millis(10)).await;
+        if mqtt.live.lock().contains_key(&(account.clone(), client_id.clone())) {
+            return;
+        }
+        if let Ok(Some(record)) = mqtt.store.load_session(&account, &client_id).await {
+            if record.expires_at.is_some_and(|at| at <= SystemTime::now()) {
+                tracing::debug!(client_id, "MQTT session expired");
+                let _ = mqtt.store.delete_session(&account, &client_id).await;
+            }
+        }
+    });
+}
+
+/// Both store operations, as one (each was ordered when it was called).
+pub(crate) fn both(a: Option<StoreFuture<()>>, b: Option<StoreFuture<()>>) -> Option<StoreFuture<()>> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(f), None) | (None, Some(f)) => Some(f),
+        (Some(a), Some(b)) => Some(Box::pin(async move {
+            let (a, b) = (a.await, b.await);
+            a.and(b)
+        })),
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use jetway_protocols::mqtt::Publish;
 
 use super::store::{OutgoingMessage, StoredSubscription};
 use crate::router::Subscription;
@@ -29,7 +28,7 @@ pub struct SessionState {
     /// Outgoing QoS 1/2 messages sent and not yet acknowledged, in sending order.
     pub inflight: VecDeque<OutgoingMessage>,
     /// Outgoing QoS 1/2 messages waiting for the client's receive maximum to allow them.
-    pub waiting: VecDeque<Publish>,
+    pub waiting: VecDeque<OutgoingMessage>,
     /// Incoming QoS 2 packet ids received and not yet released by PUBREL.
     pub incoming_qos2: HashSet<u16, RandomState>,
     next_packet_id: u16,
@@ -75,7 +74,7 @@ impl SessionState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jetway_protocols::mqtt::QoS;
+    use jetway_protocols::mqtt::{Publish, QoS};
 
     #[test]
     fn packet_ids_skip_those_in_flight_and_wrap() {
@@ -84,7 +83,7 @@ mod tests {
         let mut p = Publish::new("t", "x");
         p.qos = QoS::AtLeastOnce;
         p.packet_id = 2;
-        s.inflight.push_back(OutgoingMessage { publish: p, released: false });
+        s.inflight.push_back(OutgoingMessage { publish: p, released: false, delivery: None });
         assert_eq!(s.next_packet_id(), Some(3));
         s.next_packet_id = u16::MAX;
         assert_eq!(s.next_packet_id(), Some(1));

@@ -19,20 +19,25 @@
 //! - **Fire and forget is allowed.** Dropping a future does not cancel the operation; the
 //!   gateway drops the futures of writes whose completion it does not need to observe.
 //!
-//! # The interim implementation
+//! # Implementations
 //!
-//! [`MemoryStore`] keeps everything in process memory and completes every future at once. It
-//! is the only implementation until JetStream lands: **nothing survives a server restart yet**,
-//! and "durable" means "recorded in this process".
+//! [`super::jetstream_store::JetStreamStore`] is the durable one, used whenever JetStream is
+//! enabled: it also stores QoS 1/2 messages and delivers them to sessions through one
+//! consumer per session ([`SessionStore::delivers_stored`]). [`MemoryStore`] keeps everything
+//! in process memory and completes every future at once; it is the fallback when JetStream is
+//! disabled: **nothing survives a server restart then**.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use foldhash::fast::RandomState;
 use jetway_protocols::mqtt::{Publish, SubscriptionOptions};
 use parking_lot::Mutex;
+
+use crate::account::Account;
 
 /// A store operation in flight; resolves once the operation is durable.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
@@ -89,6 +94,18 @@ pub struct OutgoingMessage {
     pub publish: Publish,
     /// QoS 2: PUBREC arrived and PUBREL was sent; only PUBREL is resent from now on.
     pub released: bool,
+    /// The stored message behind it (delivered by the session's consumer), acknowledged to
+    /// the consumer on PUBACK (QoS 1) or PUBREC (QoS 2); `None` once acknowledged, or for
+    /// messages that are not stored (retained deliveries, the in-memory store).
+    pub delivery: Option<StoredDelivery>,
+}
+
+/// Where a delivery from a session's consumer came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDelivery {
+    /// The consumer's `$JS.ACK.…` reply subject: an empty message to it acknowledges.
+    pub ack_subject: String,
+    pub stream_seq: u64,
 }
 
 /// What the MQTT gateway persists. Keys are scoped by account name: client ids and topics of
@@ -125,6 +142,47 @@ pub trait SessionStore: Send + Sync + 'static {
     fn clear_incoming_qos2(&self, account: &str, client_id: &str, packet_id: u16) -> StoreFuture<()>;
     /// The QoS 2 packet ids received and not yet released, restored on reconnect.
     fn incoming_qos2(&self, account: &str, client_id: &str) -> StoreFuture<Vec<u16>>;
+
+    /// Prepares the account's storage (the JetStream store creates its streams on the
+    /// account's first CONNECT). Called before any other method for that account.
+    fn open_account(&self, _account: &Arc<Account>) -> StoreFuture<()> {
+        done(())
+    }
+
+    /// Whether QoS 1/2 messages are stored ([`SessionStore::store_message`]) and delivered to
+    /// sessions through their consumer ([`SessionStore::sync_consumer`]) instead of straight
+    /// from the router.
+    fn delivers_stored(&self) -> bool {
+        false
+    }
+
+    /// Stores a QoS 1/2 PUBLISH for the sessions subscribed to it (`$MQTT_msgs`); the
+    /// PUBACK/PUBREC waits for it. `None` when this store keeps no messages.
+    /// `client_id`: the publisher, recorded for MQTT 5 no local.
+    fn store_message(
+        &self,
+        _account: &str,
+        _client_id: Option<&str>,
+        _publish: &Publish,
+    ) -> Option<StoreFuture<()>> {
+        None
+    }
+
+    /// Makes the session's consumer match `filters` (NATS subject filters of its QoS 1/2
+    /// subscriptions; empty: no consumer). It delivers to
+    /// [`super::jetstream_store::deliver_subject`] and keeps its position while the client is
+    /// away when `durable`. `resume`: a client just (re)connected, so everything delivered and
+    /// not acknowledged is sent again now.
+    fn sync_consumer(
+        &self,
+        _account: &str,
+        _client_id: &str,
+        _filters: Vec<String>,
+        _durable: bool,
+        _resume: bool,
+    ) -> StoreFuture<()> {
+        done(())
+    }
 }
 
 fn done<T: Send + 'static>(value: T) -> StoreFuture<T> {
@@ -288,18 +346,20 @@ mod tests {
         let mut p = Publish::new("t", "x");
         p.qos = QoS::ExactlyOnce;
         p.packet_id = 1;
-        let m = OutgoingMessage { publish: p.clone(), released: false };
+        let m = OutgoingMessage { publish: p.clone(), released: false, delivery: None };
         store.store_outgoing("A", "c", m.clone()).await.unwrap();
         store.store_outgoing("A", "c", OutgoingMessage { released: true, ..m }).await.unwrap();
         assert_eq!(store.outgoing("A", "c").await.unwrap().len(), 1);
         assert!(store.outgoing("A", "c").await.unwrap()[0].released);
         p.packet_id = 2;
         store
-            .store_outgoing("A", "c", OutgoingMessage { publish: p.clone(), released: false })
+            .store_outgoing("A", "c", OutgoingMessage { publish: p.clone(), released: false, delivery: None })
             .await
             .unwrap();
         p.packet_id = 3;
-        let over = store.store_outgoing("A", "c", OutgoingMessage { publish: p, released: false }).await;
+        let over = store
+            .store_outgoing("A", "c", OutgoingMessage { publish: p, released: false, delivery: None })
+            .await;
         assert!(over.is_err());
         store.remove_outgoing("A", "c", 1).await.unwrap();
         store.delete_session("A", "c").await.unwrap();

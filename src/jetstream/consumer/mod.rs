@@ -237,6 +237,17 @@ impl Consumer {
         seq <= inner.ack_floor.stream_seq || (seq < inner.next_seq && !inner.pending.contains_key(&seq))
     }
 
+    /// Makes every pending message due for redelivery now (an MQTT session resumed: its
+    /// client must get what it had not acknowledged without waiting for `ack_wait`).
+    pub fn redeliver_pending(&self) {
+        {
+            let mut inner = self.inner.lock();
+            let seqs: Vec<u64> = inner.pending.keys().copied().collect();
+            inner.redeliver.extend(seqs);
+        }
+        self.wake.notify_one();
+    }
+
     /// Pauses until `until` (ns since the epoch; 0 resumes).
     pub fn pause(&self, until: i64) {
         self.inner.lock().paused_until = until;

@@ -4,8 +4,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,14 +18,20 @@ use crate::router::{deliver, Message};
 /// Largest header block a stream accepts (nats-server: 64 KiB).
 const MAX_HEADER_SIZE: usize = 65_535;
 
-/// Whether a store completion ran inside `append` (then its ack is sent by the caller).
-enum InlineAck {
-    /// `append` has not returned yet.
-    Pending,
-    /// The completion ran inside `append`; this ack waits for the lock to be released.
-    Deferred(Bytes),
-    /// `append` returned: the completion sends its own ack.
-    Returned,
+/// What receives the outcome of a store: `Ok((seq, duplicate))` or the error.
+pub(crate) type Done = Box<dyn FnOnce(Result<(u64, bool), ApiError>) + Send>;
+
+/// The `done` of one append, shared with the store's completion.
+///
+/// A memory store completes inside `append`, while the ingest lock is held: its outcome is then
+/// parked here and delivered after the lock is released, because delivering it (publishing an
+/// ack) may come back into this very stream.
+struct DoneSlot {
+    done: Option<Done>,
+    /// `append` has returned: the completion may deliver directly.
+    returned: bool,
+    /// An outcome that arrived before `append` returned.
+    parked: Option<Result<(u64, bool), ApiError>>,
 }
 
 /// Where a publish acknowledgement goes.
@@ -61,23 +65,43 @@ fn parse_ttl(text: &str) -> Result<Option<Duration>, ApiError> {
 impl Stream {
     /// Stores a published message and acknowledges it once durable.
     pub(crate) fn ingest(&self, msg: &Message<'_>) {
-        let target = msg.reply.filter(|_| !self.config.read().no_ack).map(|r| AckTarget {
-            reply: r.to_string(),
-            stream: self.name.as_str().into(),
-            domain: self.domain.as_deref().map(Into::into),
+        let mut done: Option<Done> = msg.reply.filter(|_| !self.config.read().no_ack).map(|r| {
+            let target = AckTarget {
+                reply: r.to_string(),
+                stream: self.name.as_str().into(),
+                domain: self.domain.as_deref().map(Into::into),
+            };
+            let account = self.account.clone();
+            let stats = self.stats.clone();
+            Box::new(move |result: Result<(u64, bool), ApiError>| {
+                let payload = Bytes::from(ack_body(&target, result));
+                deliver::publish_reply(
+                    &account,
+                    &stats,
+                    &Message::internal(&target.reply, None, None, &payload),
+                );
+            }) as Done
         });
-        match self.try_ingest(msg, target.as_ref()) {
-            Ok(Some(seq_and_dup)) => {
+        self.ingest_inner(msg, &mut done);
+    }
+
+    /// Stores a message for an internal writer (the MQTT gateway): `done` gets the outcome,
+    /// `Ok((seq, duplicate))` once the message is durable (at once for duplicates and for
+    /// interest streams nobody is interested in: `seq` is then used but nothing is stored),
+    /// or the error. The append is ordered at call time; `done` runs on a storage thread.
+    pub(crate) fn ingest_with(&self, msg: &Message<'_>, done: Done) {
+        self.ingest_inner(msg, &mut Some(done));
+    }
+
+    fn ingest_inner(&self, msg: &Message<'_>, done: &mut Option<Done>) {
+        let result = self.try_ingest(msg, done);
+        if let Some(done) = done.take() {
+            match result {
                 // Duplicates and skipped interest messages are acknowledged at once.
-                if let Some(t) = &target {
-                    self.send_ack(t, Ok(seq_and_dup));
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                if let Some(t) = &target {
-                    self.send_ack(t, Err(e));
-                }
+                Ok(Some(seq_and_dup)) => done(Ok(seq_and_dup)),
+                Err(e) => done(Err(e)),
+                // Unreachable: the completion took `done`.
+                Ok(None) => {}
             }
         }
     }
@@ -89,7 +113,7 @@ impl Stream {
         headers: &Bytes,
         payload: &Bytes,
     ) -> Result<(), ApiError> {
-        self.try_ingest(&Message::internal(subject, None, Some(headers), payload), None).map(|_| ())
+        self.try_ingest(&Message::internal(subject, None, Some(headers), payload), &mut None).map(|_| ())
     }
 
     /// Returns `Some((seq, duplicate))` when the ack is to be sent now, `None` when the store's
@@ -97,7 +121,7 @@ impl Stream {
     fn try_ingest(
         &self,
         msg: &Message<'_>,
-        target: Option<&AckTarget>,
+        done: &mut Option<Done>,
     ) -> Result<Option<(u64, bool)>, ApiError> {
         // Held for the whole write path: updates are rare, publishes are not.
         let config = self.config.read();
@@ -182,25 +206,24 @@ impl Stream {
 
         self.inflight.fetch_add(1, Ordering::AcqRel);
         let guard = InflightGuard(self.inflight.clone());
-        // A memory store completes inside `append`, while the ingest lock is held; its ack is
-        // then sent after the lock is released (the ack could be captured by this very stream).
-        let inline: Arc<Mutex<InlineAck>> = Arc::new(Mutex::new(InlineAck::Pending));
-        let completion = target.map(|t| {
-            let ack =
-                AckTarget { reply: t.reply.clone(), stream: t.stream.clone(), domain: t.domain.clone() };
-            let account = self.account.clone();
-            let stats = self.stats.clone();
-            let inline = inline.clone();
+        // Shared with the completion so that a refused append still reports through `done`.
+        let slot =
+            Arc::new(parking_lot::Mutex::new(DoneSlot { done: done.take(), returned: false, parked: None }));
+        let completion = slot.lock().done.is_some().then(|| {
+            let slot = slot.clone();
             Box::new(move |result: Result<u64, StoreError>| {
                 let _guard = guard;
-                let body = Bytes::from(ack_body(&ack, result.map(|seq| (seq, false)).map_err(store_error)));
-                let mut slot = inline.lock();
-                if matches!(*slot, InlineAck::Pending) {
-                    *slot = InlineAck::Deferred(body);
+                let outcome = result.map(|seq| (seq, false)).map_err(store_error);
+                let mut s = slot.lock();
+                if !s.returned {
+                    s.parked = Some(outcome);
                     return;
                 }
-                drop(slot);
-                deliver::publish_reply(&account, &stats, &Message::internal(&ack.reply, None, None, &body));
+                let taken = s.done.take();
+                drop(s);
+                if let Some(done) = taken {
+                    done(outcome);
+                }
             }) as jetway_storage::Completion
         });
         // Republished copies say which sequence preceded this one on its subject.
@@ -211,8 +234,19 @@ impl Stream {
         let new =
             NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
         let appended = self.store.append(new, completion);
-        let deferred = std::mem::replace(&mut *inline.lock(), InlineAck::Returned);
-        let seq = appended.map_err(store_error)?;
+        let parked = {
+            let mut s = slot.lock();
+            s.returned = true;
+            s.parked.take().and_then(|outcome| s.done.take().map(|d| (d, outcome)))
+        };
+        let seq = match appended {
+            Ok(seq) => seq,
+            Err(e) => {
+                // Refused: the caller reports the error through `done`.
+                *done = parked.map(|(d, _)| d).or_else(|| slot.lock().done.take());
+                return Err(store_error(e));
+            }
+        };
         if let Some(id) = msg_id {
             ingest.dedup.record(id, seq, now);
             ingest.last_msg_id = Some(id.to_string());
@@ -232,12 +266,8 @@ impl Stream {
         if let Some(republish) = &republish {
             self.republish(republish, msg, seq, previous_on_subject, now);
         }
-        if let (InlineAck::Deferred(body), Some(t)) = (deferred, target) {
-            deliver::publish_reply(
-                &self.account,
-                &self.stats,
-                &Message::internal(&t.reply, None, None, &body),
-            );
+        if let Some((done, outcome)) = parked {
+            done(outcome);
         }
         Ok(None)
     }
@@ -273,15 +303,6 @@ impl Stream {
             &self.account,
             &self.stats,
             &Message::internal(&dest, None, Some(&headers), payload),
-        );
-    }
-
-    fn send_ack(&self, target: &AckTarget, result: Result<(u64, bool), ApiError>) {
-        let payload = Bytes::from(ack_body(target, result));
-        deliver::publish_reply(
-            &self.account,
-            &self.stats,
-            &Message::internal(&target.reply, None, None, &payload),
         );
     }
 }

@@ -1,0 +1,411 @@
+//! The MQTT gateway on JetStream: sessions, retained messages, queued QoS 1/2 messages and QoS 2
+//! state live in nats-server's `$MQTT_*` streams and survive a server restart; MQTT publishes
+//! are ordinary messages for user streams.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use jetway::mqtt::jetstream_store::hash8;
+use jetway::server::ServerHandle;
+use jetway_protocols::mqtt::{Ack, Packet, ProtocolVersion, Publish as RawPublish, QoS as RawQoS};
+
+use crate::harness::test_config;
+use crate::mqtt::{raw_connect, v4, v4_with, Raw};
+
+/// A server with MQTT on a random port, its JetStream in `dir` (the same `dir` restarts it).
+async fn start(dir: &Path) -> ServerHandle {
+    let mut config = test_config(dir);
+    config.mqtt.port = -1;
+    jetway::run(config).await.expect("server starts")
+}
+
+fn mqtt_addr(server: &ServerHandle) -> std::net::SocketAddr {
+    server.mqtt_addr.expect("MQTT enabled")
+}
+
+async fn js_of(server: &ServerHandle) -> jetstream::Context {
+    jetstream::new(async_nats::connect(format!("nats://{}", server.nats_addr)).await.unwrap())
+}
+
+/// Publishes at QoS 1 and waits for the PUBACK.
+async fn publish_qos1(addr: std::net::SocketAddr, topic: &str, payload: &str, retain: bool) {
+    let mut publisher = v4(addr, "publisher").await;
+    publisher.client.publish(topic, rumqttc::QoS::AtLeastOnce, retain, payload.to_owned()).await.unwrap();
+    publisher.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))).await;
+    publisher.client.disconnect().await.unwrap();
+}
+
+/// A QoS 1 SUBSCRIBE for the raw client.
+fn subscribe_packet(filter: &str, qos: RawQoS) -> Packet {
+    let filter = filter.to_owned();
+    Packet::Subscribe(jetway_protocols::mqtt::Subscribe {
+        packet_id: 1,
+        properties: jetway_protocols::mqtt::Properties::default(),
+        filters: vec![jetway_protocols::mqtt::SubscribeFilter {
+            filter: filter.into(),
+            options: jetway_protocols::mqtt::SubscriptionOptions::new(qos),
+        }],
+    })
+}
+
+#[tokio::test]
+async fn persistent_session_and_queued_qos1_messages_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut sub = v4_with(addr, "keeper", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    sub.subscribe("queued/#", rumqttc::QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    drop(sub);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Published while the session is offline: they wait in $MQTT_msgs.
+    publish_qos1(addr, "queued/1", "one", false).await;
+    publish_qos1(addr, "queued/2", "two", false).await;
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut sub = v4_with(addr, "keeper", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    let first = sub.next_publish().await;
+    let second = sub.next_publish().await;
+    assert_eq!((first.topic.as_str(), &first.payload[..]), ("queued/1", &b"one"[..]));
+    assert_eq!((second.topic.as_str(), &second.payload[..]), ("queued/2", &b"two"[..]));
+    assert_eq!(first.qos, rumqttc::QoS::AtLeastOnce);
+
+    // The subscription itself was restored too.
+    publish_qos1(addr, "queued/3", "three", false).await;
+    assert_eq!(&sub.next_publish().await.payload[..], b"three");
+    sub.no_publish(Duration::from_millis(300)).await;
+
+    // Acknowledged messages leave the interest stream.
+    let js = js_of(&server).await;
+    let mut msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while msgs.info().await.unwrap().state.messages > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "acked messages still stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unacknowledged_qos1_is_resent_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "forgetful", false), false).await;
+    raw.send_packet(ProtocolVersion::V4, subscribe_packet("inflight/t", RawQoS::AtLeastOnce)).await;
+    assert_eq!(raw.read_packet().await, vec![0x90, 0x03, 0x00, 0x01, 0x01], "SUBACK");
+    publish_qos1(addr, "inflight/t", "m", false).await;
+    let first = raw.read_packet().await;
+    assert_eq!(first.first(), Some(&0x32), "QoS 1 PUBLISH: {first:?}");
+    drop(raw); // never acknowledged
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "forgetful", false), true).await;
+    let again = raw.read_packet().await;
+    assert_eq!(again.first(), Some(&0x3A), "resent with DUP: {again:?}");
+    assert!(again.ends_with(b"m"), "same message: {again:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn retained_message_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    publish_qos1(mqtt_addr(&server), "kept/topic", "retained", true).await;
+    publish_qos1(mqtt_addr(&server), "kept/gone", "deleted next", true).await;
+    publish_qos1(mqtt_addr(&server), "kept/gone", "", true).await;
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let mut sub = v4(mqtt_addr(&server), "late").await;
+    sub.subscribe("kept/#", rumqttc::QoS::AtLeastOnce).await;
+    let p = sub.next_publish().await;
+    assert_eq!((p.topic.as_str(), &p.payload[..], p.retain), ("kept/topic", &b"retained"[..], true));
+    assert_eq!(p.qos, rumqttc::QoS::AtLeastOnce);
+    sub.no_publish(Duration::from_millis(300)).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn qos2_is_exactly_once_across_reconnects_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let nc = async_nats::connect(format!("nats://{}", server.nats_addr)).await.unwrap();
+    let mut watcher = nc.subscribe("once.>").await.unwrap();
+    nc.flush().await.unwrap();
+
+    let mut p = RawPublish::new("once/x", "payload");
+    p.qos = RawQoS::ExactlyOnce;
+    p.packet_id = 7;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "q2", false), false).await;
+    raw.send_packet(ProtocolVersion::V4, Packet::Publish(p.clone())).await;
+    assert_eq!(raw.read_packet().await, vec![0x50, 0x02, 0x00, 0x07], "PUBREC");
+    drop(raw); // gone between PUBREC and PUBREL
+    let got = tokio::time::timeout(Duration::from_secs(5), watcher.next()).await.unwrap().unwrap();
+    assert_eq!(&got.payload[..], b"payload");
+
+    // The packet id is in $MQTT_qos2in until PUBREL.
+    let js = js_of(&server).await;
+    let subject = format!("$MQTT.qos2.in.{}.7", hash8("q2"));
+    let qos2in = js.get_stream("$MQTT_qos2in").await.unwrap();
+    assert!(qos2in.get_last_raw_message_by_subject(&subject).await.is_ok());
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let nc = async_nats::connect(format!("nats://{}", server.nats_addr)).await.unwrap();
+    let mut watcher = nc.subscribe("once.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "q2", false), true).await;
+    p.dup = true;
+    raw.send_packet(ProtocolVersion::V4, Packet::Publish(p.clone())).await;
+    assert_eq!(raw.read_packet().await, vec![0x50, 0x02, 0x00, 0x07], "PUBREC again");
+    raw.send_packet(ProtocolVersion::V4, Packet::PubRel(Ack::new(7))).await;
+    assert_eq!(raw.read_packet().await, vec![0x70, 0x02, 0x00, 0x07], "PUBCOMP");
+    let dup = tokio::time::timeout(Duration::from_millis(500), watcher.next()).await;
+    assert!(dup.is_err(), "the resent PUBLISH was delivered again: {dup:?}");
+
+    // Released: the id is free again, and a new PUBLISH with it is delivered.
+    let js = js_of(&server).await;
+    let qos2in = js.get_stream("$MQTT_qos2in").await.unwrap();
+    assert!(qos2in.get_last_raw_message_by_subject(&subject).await.is_err());
+    p.dup = false;
+    p.payload = "second".into();
+    raw.send_packet(ProtocolVersion::V4, Packet::Publish(p)).await;
+    assert_eq!(raw.read_packet().await, vec![0x50, 0x02, 0x00, 0x07], "PUBREC");
+    let got = tokio::time::timeout(Duration::from_secs(5), watcher.next()).await.unwrap().unwrap();
+    assert_eq!(&got.payload[..], b"second");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn qos2_delivery_to_a_persistent_session_keeps_pubrel_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "receiver", false), false).await;
+    raw.send_packet(ProtocolVersion::V4, subscribe_packet("two/t", RawQoS::ExactlyOnce)).await;
+    assert_eq!(raw.read_packet().await, vec![0x90, 0x03, 0x00, 0x01, 0x02], "SUBACK");
+    let publisher = v4(addr, "publisher2").await;
+    publisher.client.publish("two/t", rumqttc::QoS::ExactlyOnce, false, "x").await.unwrap();
+    let publish = raw.read_packet().await;
+    assert_eq!(publish.first(), Some(&0x34), "QoS 2 PUBLISH: {publish:?}");
+    let id = [publish[9], publish[10]]; // 0x34 len 0x00 0x05 "two/t" id
+    raw.send_packet(ProtocolVersion::V4, Packet::PubRec(Ack::new(u16::from_be_bytes(id)))).await;
+    assert_eq!(raw.read_packet().await, vec![0x62, 0x02, id[0], id[1]], "PUBREL");
+    drop(raw); // no PUBCOMP
+
+    let js = js_of(&server).await;
+    let out = js.get_stream("$MQTT_out").await.unwrap();
+    let marker = format!("$MQTT.out.pubrel.{}.{}", hash8("receiver"), u16::from_be_bytes(id));
+    assert!(out.get_last_raw_message_by_subject(&marker).await.is_ok(), "PUBREL marker stored");
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "receiver", false), true).await;
+    assert_eq!(raw.read_packet().await, vec![0x62, 0x02, id[0], id[1]], "PUBREL resent, not the PUBLISH");
+    raw.send_packet(ProtocolVersion::V4, Packet::PubComp(Ack::new(u16::from_be_bytes(id)))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let js = js_of(&server).await;
+    let out = js.get_stream("$MQTT_out").await.unwrap();
+    assert!(out.get_last_raw_message_by_subject(&marker).await.is_err(), "marker gone after PUBCOMP");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn mqtt_streams_hold_sessions_messages_and_retained_in_nats_server_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut sub = v4_with(addr, "inspect", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    sub.subscribe("layout/+", rumqttc::QoS::AtLeastOnce).await;
+    sub.subscribe("other/#", rumqttc::QoS::ExactlyOnce).await;
+    sub.client.disconnect().await.unwrap();
+    drop(sub);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    publish_qos1(addr, "layout/a", "queued", false).await;
+    publish_qos1(addr, "nobody/b", "not stored", false).await;
+    publish_qos1(addr, "layout/r", "retained", true).await;
+
+    let js = js_of(&server).await;
+    let names: Vec<String> = futures::TryStreamExt::try_collect(js.stream_names()).await.unwrap();
+    for name in ["$MQTT_sess", "$MQTT_msgs", "$MQTT_rmsgs", "$MQTT_qos2in", "$MQTT_out"] {
+        assert!(names.iter().any(|n| n == name), "{name} missing from {names:?}");
+    }
+
+    let hash = hash8("inspect");
+    let sess = js.get_stream("$MQTT_sess").await.unwrap();
+    let record = sess.get_last_raw_message_by_subject(&format!("$MQTT.sess.{hash}")).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
+    assert_eq!(json["id"], "inspect");
+    assert_eq!(json["subs"]["layout.*"], 1);
+    assert_eq!(json["subs"]["other.>"], 2);
+
+    let mut msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    assert_eq!(msgs.cached_info().config.retention, stream::RetentionPolicy::Interest);
+    // The retained publish matches layout/+ too: two queued, the unmatched one not stored.
+    assert_eq!(msgs.info().await.unwrap().state.messages, 2);
+    let queued = msgs.get_last_raw_message_by_subject("$MQTT.msgs.layout.a").await.unwrap();
+    assert_eq!(&queued.payload[..], b"queued");
+    let session_consumer = msgs.consumer_info(&hash).await.unwrap();
+    let mut filters = session_consumer.config.filter_subjects.clone();
+    filters.sort();
+    assert_eq!(filters, vec!["$MQTT.msgs.layout.*", "$MQTT.msgs.other", "$MQTT.msgs.other.>"]);
+    assert_eq!(session_consumer.config.durable_name.as_deref(), Some(hash.as_str()));
+    assert_eq!(session_consumer.num_pending, 2);
+
+    let rmsgs = js.get_stream("$MQTT_rmsgs").await.unwrap();
+    assert_eq!(rmsgs.cached_info().config.max_messages_per_subject, 1);
+    let retained = rmsgs.get_last_raw_message_by_subject("$MQTT.rmsgs.layout.r").await.unwrap();
+    assert_eq!(&retained.payload[..], b"retained");
+    let headers = retained.headers;
+    assert_eq!(headers.get("Nmqtt-RTopic").map(|v| v.as_str()), Some("layout/r"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn user_stream_captures_mqtt_publishes_and_replays_them_from_a_start_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let js = js_of(&server).await;
+    let s = js
+        .create_stream(stream::Config {
+            name: "SENSORS".into(),
+            subjects: vec!["sensors.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let addr = mqtt_addr(&server);
+    let publisher = v4(addr, "sensor").await;
+    publisher.client.publish("sensors/a/temp", rumqttc::QoS::AtMostOnce, false, "early").await.unwrap();
+    publish_qos1(addr, "sensors/b/temp", "early-qos1", false).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while js.get_stream("SENSORS").await.unwrap().info().await.unwrap().state.messages < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "MQTT publishes not captured");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let start_time = time::OffsetDateTime::now_utc();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    publisher.client.publish("sensors/a/temp", rumqttc::QoS::AtMostOnce, false, "late").await.unwrap();
+    publish_qos1(addr, "sensors/c/hum", "late-qos1", false).await;
+
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = c.fetch().max_messages(10).expires(Duration::from_millis(500)).messages().await.unwrap();
+    let mut got = Vec::new();
+    while let Some(m) = batch.next().await {
+        let m = m.unwrap();
+        got.push((m.subject.to_string(), String::from_utf8_lossy(&m.payload).into_owned()));
+        m.ack().await.unwrap();
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("sensors.a.temp".to_string(), "late".to_string()),
+            ("sensors.c.hum".to_string(), "late-qos1".to_string())
+        ]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn clean_session_consumer_and_its_unacknowledged_messages_go_on_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut raw = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "fleeting", true), false).await;
+    raw.send_packet(ProtocolVersion::V4, subscribe_packet("gone/t", RawQoS::AtLeastOnce)).await;
+    assert_eq!(raw.read_packet().await, vec![0x90, 0x03, 0x00, 0x01, 0x01], "SUBACK");
+    publish_qos1(addr, "gone/t", "m", false).await;
+    assert_eq!(raw.read_packet().await.first(), Some(&0x32), "QoS 1 PUBLISH");
+    let js = js_of(&server).await;
+    let mut msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    assert_eq!(msgs.info().await.unwrap().state.messages, 1, "held until acknowledged");
+    drop(raw); // never acknowledged
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = msgs.info().await.unwrap();
+        if info.state.messages == 0 && info.state.consumer_count == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "left behind: {:?}", info.state);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_mqtt5_session_loses_its_record_and_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut connect = raw_connect(ProtocolVersion::V5, "brief", false);
+    connect.properties.session_expiry_interval = Some(1);
+    let mut raw = Raw::mqtt_connect(addr, connect, false).await;
+    raw.send_packet(ProtocolVersion::V5, subscribe_packet("brief/t", RawQoS::AtLeastOnce)).await;
+    assert_eq!(raw.read_packet().await.first(), Some(&0x90), "SUBACK");
+    let js = js_of(&server).await;
+    let msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    assert!(msgs.consumer_info(hash8("brief")).await.is_ok(), "session consumer");
+    drop(raw);
+
+    let sess = js.get_stream("$MQTT_sess").await.unwrap();
+    let subject = format!("$MQTT.sess.{}", hash8("brief"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while sess.get_last_raw_message_by_subject(&subject).await.is_ok()
+        || msgs.consumer_info(hash8("brief")).await.is_ok()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "session not expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_jetstream_the_gateway_keeps_state_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.mqtt.port = -1;
+    config.jetstream.enabled = false;
+    let server = jetway::run(config).await.expect("server starts");
+    let addr = mqtt_addr(&server);
+    let mut sub = v4_with(addr, "memory", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    sub.subscribe("mem/#", rumqttc::QoS::AtLeastOnce).await;
+    publish_qos1(addr, "mem/r", "retained", true).await;
+    let p = sub.next_publish().await;
+    assert_eq!((&p.payload[..], p.qos), (&b"retained"[..], rumqttc::QoS::AtLeastOnce));
+    let mut late = v4(addr, "late-memory").await;
+    late.subscribe("mem/#", rumqttc::QoS::AtMostOnce).await;
+    assert!(late.next_publish().await.retain);
+    server.shutdown().await;
+}
