@@ -11,6 +11,7 @@ use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::direct::SharedTcpWriter;
 use super::outbound::{Outbound, Pushed};
 use crate::router::{Message, Subscription};
 use crate::stats::ServerStats;
@@ -99,6 +100,8 @@ pub struct ClientShared {
     closing: CancellationToken,
     /// Cancelled when pending output must be dropped rather than flushed (slow consumer).
     abort_writes: CancellationToken,
+    /// The socket for direct writes (see `super::direct`); `None` for TLS and once closed.
+    direct: Mutex<Option<SharedTcpWriter>>,
 }
 
 impl ClientShared {
@@ -120,6 +123,7 @@ impl ClientShared {
             close_reason: Mutex::new(None),
             closing: CancellationToken::new(),
             abort_writes: CancellationToken::new(),
+            direct: Mutex::new(None),
         }
     }
 
@@ -160,11 +164,47 @@ impl ClientShared {
         if let Ok(Pushed { wake: true, .. }) =
             self.outbound.push(bytes.len(), |buf| buf.extend_from_slice(bytes))
         {
-            self.outbound.wake();
+            self.flush_now();
         }
     }
 
     pub fn wake_writer(&self) {
+        self.outbound.wake();
+    }
+
+    /// Gives the socket to direct writers (plain TCP connections only).
+    pub fn set_direct_writer(&self, writer: SharedTcpWriter) {
+        *self.direct.lock() = Some(writer);
+    }
+
+    /// Drops the direct-write handle (the writer task's own handle then closes the socket).
+    pub fn clear_direct_writer(&self) {
+        *self.direct.lock() = None;
+    }
+
+    /// Sends what is queued now, from the calling task, if the socket takes it at once and
+    /// nobody else is writing; otherwise (or for what is left) wakes the writer task.
+    pub fn flush_now(&self) {
+        let writer = self.direct.lock().clone();
+        if let Some(writer) = writer {
+            if self.outbound.try_lock_writer() {
+                let result = self.outbound.write_now(|buf| writer.try_write(buf));
+                self.outbound.unlock_writer();
+                match result {
+                    Ok((empty, written)) => {
+                        if written > 0 {
+                            self.outbound.signal_drained();
+                        }
+                        if empty {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        self.close(CloseReason::WriteError);
+                    }
+                }
+            }
+        }
         self.outbound.wake();
     }
 

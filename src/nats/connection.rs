@@ -73,7 +73,20 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
     let mut chunks = VecDeque::new();
     'run: loop {
         let closing = stop.is_cancelled();
+        if !client.outbound.try_lock_writer() {
+            // A direct writer is at work; it wakes this task if it leaves bytes behind.
+            if closing {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::select! {
+                    _ = client.outbound.wait() => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+            continue;
+        }
         if !client.outbound.take(&mut chunks) {
+            client.outbound.unlock_writer();
             if closing {
                 break;
             }
@@ -104,8 +117,10 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
         }
         client.touch();
         client.outbound.recycle(&mut chunks);
+        client.outbound.unlock_writer();
         client.outbound.signal_drained();
     }
+    client.clear_direct_writer();
     client.outbound.close();
     let _ = tokio::time::timeout(deadline, writer.shutdown()).await;
 }

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::client::{ClientShared, CloseReason};
 use super::connection::{serve, Greeting};
+use super::direct::SharedTcpWriter;
 use crate::server::{display_addr, Core};
 use crate::tls::{ReloadableAcceptor, Sniffed};
 
@@ -48,6 +49,8 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
         match &core.tls {
             None => {
                 let (reader, writer) = stream.into_split();
+                let writer = SharedTcpWriter(Arc::new(writer));
+                client.set_direct_writer(writer.clone());
                 core.tasks.spawn(serve(core.clone(), client, reader, writer, Greeting::SendInfo));
             }
             // The handshake runs in the connection's own task, never in the accept loop.
@@ -118,6 +121,8 @@ async fn serve_tls(
         Sniffed::Plain | Sniffed::TimedOut if core.config.allow_non_tls && !first => {
             tracing::debug!(cid = client.id, "client chose plain text (allow_non_tls)");
             let (reader, writer) = tcp.into_split();
+            let writer = SharedTcpWriter(Arc::new(writer));
+            client.set_direct_writer(writer.clone());
             return serve(core, client, reader, writer, Greeting::InfoAlreadySent).await;
         }
         Sniffed::Plain => {

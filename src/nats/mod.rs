@@ -9,5 +9,6 @@
 
 pub mod client;
 pub mod connection;
+pub mod direct;
 pub mod listener;
 pub mod outbound;

@@ -26,6 +26,14 @@ const POOL_MAX: usize = 512;
 
 static POOL: Mutex<Vec<BytesMut>> = Mutex::new(Vec::new());
 
+/// Keeps a written chunk for reuse by this connection when there is room.
+fn keep_chunk(free: &mut Vec<BytesMut>, mut chunk: BytesMut) {
+    if free.len() < FREE_MAX && chunk.capacity() == CHUNK {
+        chunk.clear();
+        free.push(chunk);
+    }
+}
+
 fn new_chunk(size_hint: usize) -> BytesMut {
     if size_hint <= CHUNK {
         if let Some(chunk) = POOL.lock().pop() {
@@ -76,6 +84,8 @@ struct State {
 
 pub struct Outbound {
     state: Mutex<State>,
+    /// Held by whoever writes to the socket (the writer task or a direct writer).
+    writing: std::sync::atomic::AtomicBool,
     notify: Notify,
     /// Signalled after every write, for producers waiting out a stall.
     drained: Notify,
@@ -87,6 +97,7 @@ impl Outbound {
     pub fn new(max_pending: usize) -> Self {
         Outbound {
             state: Mutex::new(State::default()),
+            writing: std::sync::atomic::AtomicBool::new(false),
             notify: Notify::new(),
             drained: Notify::new(),
             max_pending,
@@ -119,6 +130,56 @@ impl Outbound {
         let wake = !state.wake_pending;
         state.wake_pending = true;
         Ok(Pushed { wake, stalled: state.pending > self.stall_threshold })
+    }
+
+    /// Takes the right to write to the socket; false when someone else writes now.
+    pub fn try_lock_writer(&self) -> bool {
+        !self.writing.swap(true, std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn unlock_writer(&self) {
+        self.writing.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Writes pending bytes with `write` (non-blocking) until the queue is empty or the socket
+    /// takes no more. The caller holds the writer lock. Returns whether the queue is now empty
+    /// and how many bytes were written.
+    pub fn write_now(
+        &self,
+        mut write: impl FnMut(&[u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<(bool, usize)> {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        let mut written = 0;
+        while let Some(front) = state.chunks.front_mut() {
+            if front.is_empty() {
+                if let Some(chunk) = state.chunks.pop_front() {
+                    keep_chunk(&mut state.free, chunk);
+                }
+                continue;
+            }
+            match write(front) {
+                Ok(n) => {
+                    written += n;
+                    state.pending -= n.min(state.pending);
+                    if n < front.len() {
+                        let _ = front.split_to(n);
+                        break;
+                    }
+                    if let Some(chunk) = state.chunks.pop_front() {
+                        keep_chunk(&mut state.free, chunk);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let empty = state.pending == 0;
+        if empty {
+            // The next push needs a flush again.
+            state.wake_pending = false;
+        }
+        Ok((empty, written))
     }
 
     /// Tells stalled producers that bytes were written.

@@ -94,7 +94,7 @@ impl FlushSet {
     /// Wakes every recorded writer once and publishes the batch's counters.
     pub fn flush(&mut self) {
         for client in self.clients.drain(..) {
-            client.wake_writer();
+            client.flush_now();
         }
         if self.out_msgs > 0 {
             self.stats.out_msgs.fetch_add(self.out_msgs, Ordering::Relaxed);
