@@ -295,6 +295,40 @@ mod tests {
     }
 
     #[test]
+    fn direct_writes_keep_what_the_socket_did_not_take_in_order() {
+        let q = Outbound::new(1 << 20);
+        q.push(6, |b| b.extend_from_slice(b"abcdef")).unwrap();
+        assert!(q.try_lock_writer());
+        assert!(!q.try_lock_writer(), "one writer at a time");
+        // The socket takes 4 bytes, then would block.
+        let mut budget = 4usize;
+        let mut sent = Vec::new();
+        let (empty, written) = q
+            .write_now(|buf| {
+                if budget == 0 {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                let n = budget.min(buf.len());
+                sent.extend_from_slice(&buf[..n]);
+                budget -= n;
+                Ok(n)
+            })
+            .unwrap();
+        q.unlock_writer();
+        assert_eq!((empty, written, &sent[..]), (false, 4, &b"abcd"[..]));
+        assert_eq!(q.pending_bytes(), 2);
+        q.push(2, |b| b.extend_from_slice(b"gh")).unwrap();
+        assert_eq!(taken(&q), b"efgh");
+        // Everything taken: the next push asks for a flush again.
+        assert!(q.try_lock_writer());
+        q.push(1, |b| b.extend_from_slice(b"i")).unwrap();
+        let (empty, written) = q.write_now(|buf| Ok(buf.len())).unwrap();
+        q.unlock_writer();
+        assert_eq!((empty, written), (true, 1));
+        assert_eq!(q.push(1, |b| b.extend_from_slice(b"j")), Ok(Pushed { wake: true, stalled: false }));
+    }
+
+    #[test]
     fn frames_spanning_chunks_keep_their_order() {
         let q = Outbound::new(1 << 30);
         let frame = vec![7u8; 1000];
