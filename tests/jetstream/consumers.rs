@@ -214,3 +214,123 @@ async fn deliver_policies() {
     assert_eq!(first_seqs(&s, DeliverPolicy::ByStartSequence { start_sequence: 3 }, 10).await, [3, 4]);
     assert_eq!(first_seqs(&s, DeliverPolicy::LastPerSubject, 10).await, [2, 3, 4]);
 }
+
+#[tokio::test]
+async fn replay_original_keeps_the_gaps_between_messages() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "RO", "ro.>", 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    js.publish("ro.later", "2".into()).await.unwrap().await.unwrap();
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            replay_policy: consumer::ReplayPolicy::Original,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = c.batch().max_messages(2).expires(Duration::from_secs(3)).messages().await.unwrap();
+    batch.next().await.unwrap().unwrap();
+    let first = std::time::Instant::now();
+    batch.next().await.unwrap().unwrap();
+    assert!(first.elapsed() >= Duration::from_millis(300), "gap kept: {:?}", first.elapsed());
+}
+
+#[tokio::test]
+async fn rate_limit_spaces_push_deliveries() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "RL", "rl.>", 0).await;
+    for _ in 0..5 {
+        js.publish("rl.x", vec![0u8; 1000].into()).await.unwrap().await.unwrap();
+    }
+    // ~1 KB per message at 40 kbit/s: about 0.2 s per message, so 5 take about 0.8 s after the first.
+    let c = s
+        .create_consumer(consumer::push::Config {
+            deliver_subject: "ratelimited.inbox".into(),
+            rate_limit: 40_000,
+            ack_policy: AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut msgs = c.messages().await.unwrap();
+    msgs.next().await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        tokio::time::timeout(Duration::from_secs(5), msgs.next()).await.unwrap().unwrap().unwrap();
+    }
+    assert!(started.elapsed() >= Duration::from_millis(600), "paced: {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn paused_consumer_delivers_nothing_until_resumed() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "PA", "pa.>", 3).await;
+    let c = s
+        .create_consumer(consumer::pull::Config { durable_name: Some("d".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let nc = server.client().await;
+    let until = jetway::time::format_nanos(jetway::time::now_nanos() + 60_000_000_000);
+    let reply = nc
+        .request("$JS.API.CONSUMER.PAUSE.PA.d", format!(r#"{{"pause_until":"{until}"}}"#).into())
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(json["paused"], true, "{json}");
+    assert!(json["pause_remaining"].as_i64().unwrap() > 0);
+    let mut batch = c.batch().max_messages(3).expires(Duration::from_millis(500)).messages().await.unwrap();
+    assert!(batch.next().await.is_none(), "paused: nothing delivered");
+    let reply = nc.request("$JS.API.CONSUMER.PAUSE.PA.d", "{}".into()).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(json["paused"], false);
+    let mut batch = c.batch().max_messages(3).expires(Duration::from_secs(2)).messages().await.unwrap();
+    let mut n = 0;
+    while let Some(m) = batch.next().await {
+        m.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn inactive_ephemeral_consumer_is_removed() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "IN", "in.>", 1).await;
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            inactive_threshold: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let name = c.cached_info().name.clone();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if s.consumer_info(&name).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("removed after its inactive threshold");
+}
+
+#[tokio::test]
+async fn headers_only_delivers_headers_and_the_size() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "HO", "ho.>", 0).await;
+    js.publish("ho.x", vec![7u8; 321].into()).await.unwrap().await.unwrap();
+    let c =
+        s.create_consumer(consumer::pull::Config { headers_only: true, ..Default::default() }).await.unwrap();
+    let mut batch = c.fetch().max_messages(1).messages().await.unwrap();
+    let m = batch.next().await.unwrap().unwrap();
+    assert!(m.payload.is_empty());
+    let size = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Size")).map(|v| v.as_str().to_string());
+    assert_eq!(size.as_deref(), Some("321"));
+}

@@ -124,6 +124,15 @@ impl Consumer {
                     break;
                 };
                 let size = msg.payload.len() + msg.headers.as_ref().map_or(0, Bytes::len) + msg.subject.len();
+                // Paced delivery: `replay_policy: original` keeps the gaps between the messages'
+                // store times; `rate_limit_bps` spaces messages by their size.
+                if let Some(due) = pacing_due(&inner, &config, &msg) {
+                    if due > now {
+                        self.unpick(&mut inner, &msg);
+                        inner.paced_until = Some(due);
+                        break;
+                    }
+                }
                 if config.is_pull() {
                     if let Some(w) = inner.waiting.front_mut() {
                         if w.max_bytes > 0 && size as u64 > w.bytes_left {
@@ -141,6 +150,7 @@ impl Consumer {
                         }
                     }
                 }
+                let msg_ts = msg.timestamp;
                 let out_msg = self.record_delivery(
                     &mut inner,
                     stream,
@@ -175,8 +185,10 @@ impl Consumer {
                     }
                 }
                 if config.replay_policy == ReplayPolicy::Original || config.rate_limit_bps > 0 {
-                    // Paced delivery: one message per pump, next one after its delay.
-                    break;
+                    let wait = (config.rate_limit_bps > 0)
+                        .then(|| Duration::from_secs_f64(size as f64 * 8.0 / config.rate_limit_bps as f64))
+                        .unwrap_or_default();
+                    inner.paced_last = Some((msg_ts, now, now + wait));
                 }
             }
             // Heartbeats: push consumers idle for `idle_heartbeat`, pull requests with one.
@@ -209,7 +221,7 @@ impl Consumer {
                 inner.last_activity = now;
             }
             delete = self.inactive(&inner, &config, push_target.is_some(), now);
-            next_wake = self.next_wake(&inner, &config, now, out.len());
+            next_wake = self.next_wake(&inner, &config, now);
         }
         for (seq, deliveries) in max_delivered {
             self.advisory(
@@ -302,10 +314,14 @@ impl Consumer {
         Some(m)
     }
 
-    /// Puts back a message picked by `next_message` but not delivered.
+    /// Puts back a message picked by `next_message` but not delivered: a redelivery goes back
+    /// to the redelivery set, a message of the initial last-per-subject set back to its front;
+    /// a new message needs nothing (the position only moves on delivery).
     fn unpick(&self, inner: &mut Inner, msg: &StoredMessage) {
         if inner.pending.contains_key(&msg.seq) {
             inner.redeliver.insert(msg.seq);
+        } else if msg.seq < inner.next_seq {
+            inner.initial.push_front(msg.seq);
         }
     }
 
@@ -400,13 +416,7 @@ impl Consumer {
         now.duration_since(inner.last_activity) >= Duration::from_nanos(config.inactive_threshold as u64)
     }
 
-    fn next_wake(
-        &self,
-        inner: &Inner,
-        config: &ConsumerConfig,
-        now: Instant,
-        delivered: usize,
-    ) -> Option<Instant> {
+    fn next_wake(&self, inner: &Inner, config: &ConsumerConfig, now: Instant) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -430,9 +440,7 @@ impl Consumer {
             let limit = Duration::from_nanos(config.inactive_threshold as u64);
             consider(Some(inner.last_activity.max(now - limit.min(now.elapsed())) + limit));
         }
-        if delivered > 0 && config.rate_limit_bps > 0 {
-            consider(Some(now + Duration::from_millis(1)));
-        }
+        consider(inner.paced_until.filter(|t| *t > now));
         if !config.is_pull() {
             // No subscriber on the deliver subject yet: look again shortly.
             consider(Some(now + Duration::from_millis(250)));
@@ -463,4 +471,16 @@ fn expire_requests(
         // Interest gone: nobody would receive what we send.
         !account.sublist.matches(&w.reply).is_empty()
     });
+}
+
+/// When `msg` may go out under pacing: after the previous message plus the gap between their
+/// store times (`replay_policy: original`), and not before the rate limit allows.
+fn pacing_due(inner: &Inner, config: &ConsumerConfig, msg: &StoredMessage) -> Option<Instant> {
+    let (prev_ts, prev_at, rate_free_at) = inner.paced_last?;
+    let mut due = rate_free_at;
+    if config.replay_policy == ReplayPolicy::Original {
+        let gap = u64::try_from(msg.timestamp.saturating_sub(prev_ts)).unwrap_or(0);
+        due = due.max(prev_at + Duration::from_nanos(gap));
+    }
+    Some(due)
 }

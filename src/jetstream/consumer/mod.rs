@@ -66,6 +66,11 @@ struct Inner {
     last_activity: Instant,
     next_heartbeat: Option<Instant>,
     paused_until: i64,
+    /// Pacing: (store time of the last message sent, when it was sent, when the rate limit
+    /// allows the next one).
+    paced_last: Option<(i64, Instant, Instant)>,
+    /// The next paced message is due then.
+    paced_until: Option<Instant>,
     /// Push consumers with `flow_control`.
     flow: flow_control::FlowControl,
 }
@@ -126,6 +131,8 @@ impl Consumer {
                 .as_deref()
                 .and_then(crate::jetstream::json::parse_time)
                 .unwrap_or(0),
+            paced_last: None,
+            paced_until: None,
         };
         if restored {
             let state = store.state();
