@@ -185,9 +185,11 @@ impl Consumer {
                     }
                 }
                 if config.replay_policy == ReplayPolicy::Original || config.rate_limit_bps > 0 {
-                    let wait = (config.rate_limit_bps > 0)
-                        .then(|| Duration::from_secs_f64(size as f64 * 8.0 / config.rate_limit_bps as f64))
-                        .unwrap_or_default();
+                    let wait = if config.rate_limit_bps > 0 {
+                        Duration::from_secs_f64(size as f64 * 8.0 / config.rate_limit_bps as f64)
+                    } else {
+                        Duration::ZERO
+                    };
                     inner.paced_last = Some((msg_ts, now, now + wait));
                 }
             }
