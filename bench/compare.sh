@@ -174,7 +174,7 @@ start_server() {
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n' "$port" >"$conf.mosquitto.conf"
     args=(-c "$conf.mosquitto.conf")
-    listen_re="Opening ipv4 listen socket on port $port[.]"
+    listen_re="Opening ipv4 listen socket on port ${port}[.]"
   elif [[ "$(kind_of "$label")" == jetway && "$sync" == mqtt ]]; then
     printf '[mqtt]\nhost = "127.0.0.1"\n' >"$conf.toml"
     args+=(-m 0 --mqtt_port -1 -sd "$store" -c "$conf.toml")

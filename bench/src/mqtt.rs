@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS, SubscribeReasonCode,
+    AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, NetworkOptions, Packet, QoS,
+    SubscribeReasonCode,
 };
 
 /// Requests a client may queue for its event loop before `publish` waits.
@@ -83,7 +84,7 @@ pub async fn connect(
             }
             Event::Incoming(Packet::SubAck(ack)) => {
                 anyhow::ensure!(
-                    !ack.return_codes.iter().any(|code| *code == SubscribeReasonCode::Failure),
+                    !ack.return_codes.contains(&SubscribeReasonCode::Failure),
                     "client {id}: SUBACK refused the subscription"
                 );
                 subscribed = true;

@@ -78,7 +78,10 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
 
     let (_sub_client, sub_loop) = tokio::time::timeout_at(
         deadline,
-        connect(options(&args.endpoint, &format!("bench-sub-{pid}"), true, args.window), Some((&args.topic, qos))),
+        connect(
+            options(&args.endpoint, &format!("bench-sub-{pid}"), true, args.window),
+            Some((&args.topic, qos)),
+        ),
     )
     .await
     .context("subscriber connect timed out")??;
@@ -188,7 +191,12 @@ async fn ended(task: &mut JoinHandle<anyhow::Error>) -> anyhow::Error {
 
 /// Counts the subscriber's messages (and their latency when stamped) until its
 /// connection fails; the caller stops it once enough arrived.
-async fn subscribe(mut eventloop: EventLoop, progress: Arc<Progress>, epoch: Instant, stamped: bool) -> anyhow::Error {
+async fn subscribe(
+    mut eventloop: EventLoop,
+    progress: Arc<Progress>,
+    epoch: Instant,
+    stamped: bool,
+) -> anyhow::Error {
     loop {
         let publish = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => publish,

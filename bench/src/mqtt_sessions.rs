@@ -67,7 +67,8 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     let started = Instant::now();
     let setup = futures::stream::iter(0..args.count)
         .map(|index| {
-            let mut options = options(&args.endpoint, &format!("bench-sess-{pid}-{index}"), !args.persistent, 20);
+            let mut options =
+                options(&args.endpoint, &format!("bench-sess-{pid}-{index}"), !args.persistent, 20);
             // Idle for the whole hold: keep-alive pings must not be what keeps them open.
             options.set_keep_alive(Duration::from_secs(300));
             let topic = format!("{}/{index}", args.topic_prefix);
@@ -99,7 +100,8 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     let held = Instant::now();
     match &args.ready_file {
         Some(path) => {
-            std::fs::write(path, format!("{result}\n")).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, format!("{result}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
             // Bounded by the deadline: a script that never removes the file fails the run.
             while path.exists() {
                 anyhow::ensure!(
@@ -110,7 +112,12 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
                 tokio::time::sleep(READY_POLL).await;
             }
         }
-        None => tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.hold_secs))).await,
+        None => {
+            tokio::time::sleep_until(
+                deadline.min(tokio::time::Instant::now() + Duration::from_secs(args.hold_secs)),
+            )
+            .await
+        }
     }
     let held_s = held.elapsed();
     let lost = dropped.load(Ordering::Relaxed);
