@@ -152,7 +152,8 @@ kind_of() { # server label -> launch flavour
 #            nats-server's default (`-js -sd DIR`: sync every 2 min);
 #   mqtt     MQTT on a random loopback port, each server's default JetStream store:
 #            Jetway `--mqtt_port -1` + `[mqtt] host = "127.0.0.1"`; nats-server a config
-#            file with `server_name`, `jetstream { store_dir }`, `mqtt { listen }`;
+#            file with `server_name`, `jetstream { store_dir, limits {
+#            default_max_consumers: 100000 } }`, `mqtt { listen }`;
 #            mosquitto a generated config (`persistence false`: QoS 1/2 in memory only).
 start_server() {
   local label="$1" sync="$2" bin store log conf
@@ -179,7 +180,10 @@ start_server() {
     printf '[mqtt]\nhost = "127.0.0.1"\n' >"$conf.toml"
     args+=(-m 0 --mqtt_port -1 -sd "$store" -c "$conf.toml")
   elif [[ "$sync" == mqtt ]]; then
-    printf 'server_name: bench\njetstream {\n  store_dir: "%s"\n}\nmqtt {\n  listen: "127.0.0.1:-1"\n}\n' "$store" >"$conf.conf"
+    # nats-server 2.15 caps every stream at 1,000 consumers by default, and its MQTT
+    # gateway makes one per QoS 1 subscription: without a higher cap the sessions row
+    # fails at the 1,001st session.
+    printf 'server_name: bench\njetstream {\n  store_dir: "%s"\n  limits {\n    default_max_consumers: 100000\n  }\n}\nmqtt {\n  listen: "127.0.0.1:-1"\n}\n' "$store" >"$conf.conf"
     args+=(-c "$conf.conf")
   elif [[ "$(kind_of "$label")" == jetway ]]; then
     args+=(-m 0 --mqtt_port 0 -sd "$store")
