@@ -360,7 +360,7 @@ $fsync_line
 fi
 mqtt_lines=""
 if wants mqtt; then
-  mqtt_lines="- mosquitto: \`$mosquitto_bin\` ($(version_of_mosquitto)), \`persistence false\`: QoS 1/2 state in memory only; Jetway stores it durably in JetStream (default fsync before ack), nats-server in JetStream with its default lazy sync
+  mqtt_lines="- mosquitto: \`$mosquitto_bin\` ($(version_of_mosquitto)), \`persistence false\`: QoS 1/2 state in memory only; Jetway stores it durably in JetStream (default fsync before ack), nats-server in JetStream with its default lazy sync; stores in \`$bench_tmp\` ($(stat -f -c %T "$workdir"))
 - mqtt rows: one rumqttc (MQTT 3.1.1, clean session) publisher → one subscriber at the same QoS, at most $mqtt_window QoS 1/2 publishes in flight for every server; throughput rows publish MQTT_MSGS=$mqtt_msgs as fast as the window allows; the @ rate row is paced (below saturation) and gives end-to-end latency; sessions row: $mqtt_sessions persistent sessions (64 connecting at a time, one QoS 1 subscription each), setup rate = CONNECT…SUBACK, KB/session = server VmRSS growth with all sessions held idle / $mqtt_sessions
 "
 fi
