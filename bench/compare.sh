@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Side-by-side whole-server benchmark: Jetway against the upstream nats-server.
+# Side-by-side whole-server benchmark: Jetway against the upstream nats-server (and, for
+# MQTT, Debian's mosquitto).
 #
 #   bench/compare.sh                       # builds jetway + jetway-bench (release)
 #   bench/compare.sh --jetway PATH --nats-server PATH --bench PATH
 #
-# Each scenario runs ROUNDS alternating rounds (jetway, nats-server, jetway, ...), every
+# Each scenario runs ROUNDS alternating rounds (jetway, nats-server[, mosquitto], ...), every
 # run on a freshly started server on a random loopback port, stopped by PID afterwards.
 # Prints a Markdown table of medians and appends it to bench/RESULTS.md.
 #
 # Environment (all optional):
 #   JETWAY_BIN, NATS_SERVER_BIN, BENCH_BIN   binaries (same as the flags above)
 #   JETWAY_KIND       jetway | nats-server: launch flags for JETWAY_BIN (default: from its name)
-#   SCENARIOS=all     core (pubsub, reqrep) | js (JetStream) | all
+#   SCENARIOS=all     core (pubsub, reqrep) | js (JetStream) | mqtt | all
+#   MQTT: MQTT_MSGS=20000 (QoS 0/1/2 throughput, window MQTT_WINDOW=20), latency at
+#   MQTT_RATE=2000 msgs/s for MQTT_LATENCY_SECS=3, MQTT_SESSIONS=2000 persistent sessions;
+#   MOSQUITTO_BIN (default: /usr/sbin/mosquitto, apt-get installed when missing)
 #   ROUNDS=3  PUBSUB_MSGS=2000000  REQREP_COUNT=20000  SIZE=128  BENCH_TIMEOUT=60
 #   JetStream message counts, lazy fsync: JS_SYNC_MSGS=10000 (window 1), JS_MSGS=100000
 #   (window JS_WINDOW=256, and pull-consume with batch JS_BATCH=256); fsync per ack:
@@ -34,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --jetway) jetway_bin="$2"; shift 2 ;;
     --nats-server) nats_bin="$2"; shift 2 ;;
     --bench) bench_bin="$2"; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,9 +49,10 @@ done
 
 scenarios="${SCENARIOS:-all}"
 case "$scenarios" in
-  core|js|all) ;;
-  *) echo "compare.sh: SCENARIOS must be core, js or all (got $scenarios)" >&2; exit 2 ;;
+  core|js|mqtt|all) ;;
+  *) echo "compare.sh: SCENARIOS must be core, js, mqtt or all (got $scenarios)" >&2; exit 2 ;;
 esac
+wants() { [[ "$scenarios" == all || "$scenarios" == "$1" ]]; }
 rounds="${ROUNDS:-3}"
 pubsub_msgs="${PUBSUB_MSGS:-2000000}"
 reqrep_count="${REQREP_COUNT:-20000}"
@@ -59,6 +64,12 @@ js_durable_sync_msgs="${JS_DURABLE_SYNC_MSGS:-1000}"
 js_durable_msgs="${JS_DURABLE_MSGS:-5000}"
 js_window="${JS_WINDOW:-256}"
 js_batch="${JS_BATCH:-256}"
+mqtt_msgs="${MQTT_MSGS:-20000}"
+mqtt_window="${MQTT_WINDOW:-20}"
+mqtt_rate="${MQTT_RATE:-2000}"
+mqtt_latency_secs="${MQTT_LATENCY_SECS:-3}"
+mqtt_sessions="${MQTT_SESSIONS:-2000}"
+mosquitto_bin="${MOSQUITTO_BIN:-}"
 bench_tmp="${BENCH_TMPDIR:-${TMPDIR:-/tmp}}"
 results_file="${RESULTS_FILE:-$here/RESULTS.md}"
 
@@ -107,7 +118,14 @@ build=()
 if [[ ${#build[@]} -gt 0 ]]; then
   (cd "$repo" && cargo build --release "${build[@]}")
 fi
-for bin in "$jetway_bin" "$nats_bin" "$bench_bin"; do
+if wants mqtt && [[ -z "$mosquitto_bin" ]]; then
+  mosquitto_bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
+  if [[ ! -x "$mosquitto_bin" ]]; then
+    echo "compare.sh: installing Debian's mosquitto with apt-get" >&2
+    apt-get install -y mosquitto >&2 || { apt-get update >&2 && apt-get install -y mosquitto >&2; }
+  fi
+fi
+for bin in "$jetway_bin" "$nats_bin" "$bench_bin" ${mosquitto_bin:+"$mosquitto_bin"}; do
   [[ -x "$bin" ]] || { echo "compare.sh: $bin is not an executable file" >&2; exit 2; }
 done
 # Servers start inside the work folder: relative paths must not break them.
@@ -115,24 +133,32 @@ absolute() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 jetway_bin="$(absolute "$jetway_bin")"
 nats_bin="$(absolute "$nats_bin")"
 bench_bin="$(absolute "$bench_bin")"
+[[ -z "$mosquitto_bin" ]] || mosquitto_bin="$(absolute "$mosquitto_bin")"
 
 kind_of() { # server label -> launch flavour
-  if [[ "$1" == nats-server ]]; then echo nats-server; return; fi
+  if [[ "$1" == nats-server || "$1" == mosquitto ]]; then echo "$1"; return; fi
   if [[ -n "${JETWAY_KIND:-}" ]]; then echo "$JETWAY_KIND"; return; fi
   case "$(basename "$jetway_bin")" in nats-server*) echo nats-server ;; *) echo jetway ;; esac
 }
 
 # --- one server -----------------------------------------------------------------------
-# Starts the server on a random loopback port; sets server_pid, server_url and
-# server_store. `sync` is the JetStream fsync policy of the scenario:
+# Starts the server on a random loopback port; sets server_pid, server_url (or, for
+# MQTT, server_mqtt_host and server_mqtt_port) and server_store. `sync` is the JetStream
+# fsync policy of the scenario:
 #   ""       core scenario: each server's defaults;
 #   durable  fsync before every ack: Jetway's default; nats-server with a config file
 #            `jetstream { store_dir: DIR, sync_interval: always }`;
 #   lazy     Jetway with `[jetstream] sync_interval = "2m"` (TOML config file);
-#            nats-server's default (`-js -sd DIR`: sync every 2 min).
+#            nats-server's default (`-js -sd DIR`: sync every 2 min);
+#   mqtt     MQTT on a random loopback port, each server's default JetStream store:
+#            Jetway `--mqtt_port -1` + `[mqtt] host = "127.0.0.1"`; nats-server a config
+#            file with `server_name`, `jetstream { store_dir, limits {
+#            default_max_consumers: 100000 } }`, `mqtt { listen }`;
+#            mosquitto a generated config (`persistence false`: QoS 1/2 in memory only).
 start_server() {
   local label="$1" sync="$2" bin store log conf
   bin="$jetway_bin"; [[ "$label" == nats-server ]] && bin="$nats_bin"
+  [[ "$label" == mosquitto ]] && bin="$mosquitto_bin"
   server_starts=$((server_starts + 1))
   # A fresh log and store per start: an old listen line must never be read again.
   store="$workdir/store-$server_starts"
@@ -140,8 +166,26 @@ start_server() {
   log="$workdir/server-$server_starts.log"
   conf="$workdir/server-$server_starts"
   : >"$log"
-  local args=(-a 127.0.0.1 -p -1)
-  if [[ "$(kind_of "$label")" == jetway ]]; then
+  local args=(-a 127.0.0.1 -p -1) listen_re='Listening for client connections on [^ ]*:[0-9]*'
+  [[ "$sync" == mqtt ]] && listen_re='Listening for MQTT clients on [^ ]*:[0-9]*'
+  server_mqtt_host=""
+  server_mqtt_port=""
+  if [[ "$(kind_of "$label")" == mosquitto ]]; then
+    local port
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n' "$port" >"$conf.mosquitto.conf"
+    args=(-c "$conf.mosquitto.conf")
+    listen_re="Opening ipv4 listen socket on port ${port}[.]"
+  elif [[ "$(kind_of "$label")" == jetway && "$sync" == mqtt ]]; then
+    printf '[mqtt]\nhost = "127.0.0.1"\n' >"$conf.toml"
+    args+=(-m 0 --mqtt_port -1 -sd "$store" -c "$conf.toml")
+  elif [[ "$sync" == mqtt ]]; then
+    # nats-server 2.15 caps every stream at 1,000 consumers by default, and its MQTT
+    # gateway makes one per QoS 1 subscription: without a higher cap the sessions row
+    # fails at the 1,001st session.
+    printf 'server_name: bench\njetstream {\n  store_dir: "%s"\n  limits {\n    default_max_consumers: 100000\n  }\n}\nmqtt {\n  listen: "127.0.0.1:-1"\n}\n' "$store" >"$conf.conf"
+    args+=(-c "$conf.conf")
+  elif [[ "$(kind_of "$label")" == jetway ]]; then
     args+=(-m 0 --mqtt_port 0 -sd "$store")
     if [[ "$sync" == lazy ]]; then
       printf '[jetstream]\nsync_interval = "2m"\n' >"$conf.toml"
@@ -158,9 +202,17 @@ start_server() {
   server_url=""
   local line
   for _ in $(seq 100); do
-    line="$(grep -m1 -o 'Listening for client connections on [^ ]*:[0-9]*' "$log" 2>/dev/null || true)"
+    line="$(grep -m1 -o "$listen_re" "$log" 2>/dev/null || true)"
+    if [[ -n "$line" && "$(kind_of "$label")" == mosquitto ]]; then
+      # The generated config binds 127.0.0.1 only.
+      server_mqtt_host=127.0.0.1; server_mqtt_port="$port"; return 0
+    fi
     if [[ -n "$line" ]]; then
       local hostport="${line##* }"
+      hostport="${hostport#mqtt://}"
+      if [[ "$sync" == mqtt ]]; then
+        server_mqtt_host="${hostport%:*}"; server_mqtt_port="${hostport##*:}"
+      fi
       case "$hostport" in
         127.*:*|localhost:*|\[::1\]:*) server_url="nats://$hostport"; return 0 ;;
         *) echo "compare.sh: $label listens on $hostport, not loopback" >&2; return 1 ;;
@@ -185,12 +237,12 @@ add_scenario() { # name jetway-bench-args sync-policy
   scenario_args+=("$2")
   scenario_sync+=("$3")
 }
-if [[ "$scenarios" != js ]]; then
+if wants core; then
   add_scenario "pubsub 1→1 ${size} B" "pubsub --pubs 1 --subs 1 --size $size --msgs $pubsub_msgs" ""
   add_scenario "pubsub 1→4 ${size} B" "pubsub --pubs 1 --subs 4 --size $size --msgs $pubsub_msgs" ""
   add_scenario "reqrep ${size} B" "reqrep --size $size --count $reqrep_count" ""
 fi
-if [[ "$scenarios" != core ]]; then
+if wants js; then
   for sync in durable lazy; do
     if [[ "$sync" == durable ]]; then
       tag="fsync/ack"; n_sync="$js_durable_sync_msgs"; n="$js_durable_msgs"
@@ -205,13 +257,64 @@ if [[ "$scenarios" != core ]]; then
       "js-consume --size $size --msgs $n --batch $js_batch --storage file" "$sync"
   done
 fi
+if wants mqtt; then
+  for qos in 0 1 2; do
+    add_scenario "mqtt QoS $qos ${size} B w=$mqtt_window" \
+      "mqtt-pubsub --qos $qos --size $size --msgs $mqtt_msgs --window $mqtt_window" mqtt
+  done
+  add_scenario "mqtt QoS 1 ${size} B @ ${mqtt_rate}/s" \
+    "mqtt-pubsub --qos 1 --size $size --msgs $((mqtt_rate * mqtt_latency_secs)) --window $mqtt_window --rate $mqtt_rate" mqtt
+  add_scenario "mqtt $mqtt_sessions persistent sessions" \
+    "mqtt-sessions --count $mqtt_sessions --persistent" mqtt
+fi
+
+rss_kb() { # pid -> resident set in KB (VmRSS), empty when unreadable
+  awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true
+}
+
+# mqtt-sessions: the server's RSS before the sessions and while they are held idle (the
+# driver holds them until its ready file is removed); adds rss_*_kb and kb_per_session.
+run_sessions() { # jetway-bench-args...
+  local ready="$workdir/ready-$server_starts" out="$workdir/sessions-$server_starts.json"
+  local before after="" bench_pid
+  rm -f "$ready"
+  before="$(rss_kb "$server_pid")"
+  "$bench_bin" --timeout-secs "$bench_timeout" "$@" --host "$server_mqtt_host" --port "$server_mqtt_port" \
+    --ready-file "$ready" >"$out" &
+  bench_pid=$!
+  for _ in $(seq $((bench_timeout * 10))); do
+    [[ -e "$ready" ]] && break
+    kill -0 "$bench_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -e "$ready" ]]; then
+    sleep 2 # idle: let the server settle before reading its RSS
+    after="$(rss_kb "$server_pid")"
+  fi
+  rm -f "$ready"
+  wait "$bench_pid" || true
+  local result
+  result="$(head -1 "$out")"
+  if [[ -n "$after" && -n "$before" ]] && jq -e '.ok == true' >/dev/null 2>&1 <<<"$result"; then
+    result="$(jq -c --argjson b "$before" --argjson a "$after" \
+      '. + {rss_before_kb: $b, rss_after_kb: $a, kb_per_session: ((($a - $b) / .count * 100 | round) / 100)}' <<<"$result")"
+  fi
+  echo "$result"
+}
 
 run_once() { # scenario-index server-label round
   local name="${scenario_names[$1]}" label="$2" round="$3" result mode
   read -r -a wargs <<<"${scenario_args[$1]}"
   mode="${wargs[0]}"
   if start_server "$label" "${scenario_sync[$1]}"; then
-    result="$("$bench_bin" --timeout-secs "$bench_timeout" "${wargs[@]}" --url "$server_url" || true)"
+    if [[ "$mode" == mqtt-sessions ]]; then
+      result="$(run_sessions "${wargs[@]}")"
+    elif [[ "${scenario_sync[$1]}" == mqtt ]]; then
+      result="$("$bench_bin" --timeout-secs "$bench_timeout" "${wargs[@]}" \
+        --host "$server_mqtt_host" --port "$server_mqtt_port" || true)"
+    else
+      result="$("$bench_bin" --timeout-secs "$bench_timeout" "${wargs[@]}" --url "$server_url" || true)"
+    fi
   else
     result=""
   fi
@@ -229,7 +332,7 @@ run_once() { # scenario-index server-label round
 # --- fsync probe ------------------------------------------------------------------------
 # The physical ceiling of fsync-before-ack publishing is about window / fsync latency.
 fsync_line=""
-if [[ "$scenarios" != core ]]; then
+if wants js; then
   probe="$(python3 "$here/fsync_probe.py" "$workdir" 2)"
   echo "fsync probe: $probe" >&2
   fsync_line="$(jq -r --arg fs "$(stat -f -c %T "$workdir")" --argjson w "$js_window" '
@@ -237,18 +340,28 @@ if [[ "$scenarios" != core ]]; then
 fi
 
 for index in "${!scenario_names[@]}"; do
+  servers=(jetway nats-server)
+  [[ "${scenario_sync[$index]}" == mqtt ]] && servers+=(mosquitto)
   for round in $(seq "$rounds"); do
-    run_once "$index" jetway "$round"
-    run_once "$index" nats-server "$round"
+    for label in "${servers[@]}"; do
+      run_once "$index" "$label" "$round"
+    done
   done
 done
 
 # --- report ---------------------------------------------------------------------------
 version_of() { "$1" --version 2>&1 | head -1 || true; }
+version_of_mosquitto() { "$mosquitto_bin" -h 2>&1 | head -1 || true; }
 js_legend=""
-if [[ "$scenarios" != core ]]; then
+if wants js; then
   js_legend="- js rows: \"fsync/ack\" = Jetway default (fsync before ack) vs nats-server \`sync_interval: always\`; \"lazy fsync\" = Jetway \`sync_interval = \"2m\"\` vs nats-server default (\`-js\`, sync every 2 min)
 $fsync_line
+"
+fi
+mqtt_lines=""
+if wants mqtt; then
+  mqtt_lines="- mosquitto: \`$mosquitto_bin\` ($(version_of_mosquitto)), \`persistence false\`: QoS 1/2 state in memory only; Jetway stores it durably in JetStream (default fsync before ack), nats-server in JetStream with its default lazy sync; stores in \`$bench_tmp\` ($(stat -f -c %T "$workdir"))
+- mqtt rows: one rumqttc (MQTT 3.1.1, clean session) publisher → one subscriber at the same QoS, at most $mqtt_window QoS 1/2 publishes in flight for every server; throughput rows publish MQTT_MSGS=$mqtt_msgs as fast as the window allows; the @ rate row is paced (below saturation) and gives end-to-end latency; sessions row: $mqtt_sessions persistent sessions (64 connecting at a time, one QoS 1 subscription each), setup rate = CONNECT…SUBACK, KB/session = server VmRSS growth with all sessions held idle / $mqtt_sessions
 "
 fi
 summary_rc=0
@@ -256,11 +369,11 @@ table="$(python3 "$here/summarize.py" "$records")" || summary_rc=$?
 report="$(cat <<REPORT
 ## $(date -u '+%Y-%m-%d %H:%M UTC') — $(nproc) cores
 
-- command: \`SCENARIOS=$scenarios ROUNDS=$rounds PUBSUB_MSGS=$pubsub_msgs REQREP_COUNT=$reqrep_count SIZE=$size JS_SYNC_MSGS=$js_sync_msgs JS_MSGS=$js_msgs JS_DURABLE_SYNC_MSGS=$js_durable_sync_msgs JS_DURABLE_MSGS=$js_durable_msgs JS_WINDOW=$js_window JS_BATCH=$js_batch $invocation\`
+- command: \`SCENARIOS=$scenarios ROUNDS=$rounds PUBSUB_MSGS=$pubsub_msgs REQREP_COUNT=$reqrep_count SIZE=$size JS_SYNC_MSGS=$js_sync_msgs JS_MSGS=$js_msgs JS_DURABLE_SYNC_MSGS=$js_durable_sync_msgs JS_DURABLE_MSGS=$js_durable_msgs JS_WINDOW=$js_window JS_BATCH=$js_batch MQTT_MSGS=$mqtt_msgs MQTT_WINDOW=$mqtt_window MQTT_RATE=$mqtt_rate MQTT_LATENCY_SECS=$mqtt_latency_secs MQTT_SESSIONS=$mqtt_sessions $invocation\`
 - jetway: \`$jetway_bin\` ($(version_of "$jetway_bin"), launched as $(kind_of jetway))
 - nats-server: \`$nats_bin\` ($(version_of "$nats_bin"))
-- client: jetway-bench (async-nats) on the same machine; medians of $rounds alternating rounds
-${js_legend}
+- client: jetway-bench (async-nats; rumqttc for MQTT) on the same machine; medians of $rounds alternating rounds
+${mqtt_lines}${js_legend}
 $table
 REPORT
 )"

@@ -5,8 +5,9 @@
 //! error) so scripts such as `bench/compare.sh` can parse it. The process exits non-zero
 //! when the run failed or overran `--timeout-secs`.
 //!
-//! Layout: one file per workload (`pubsub`, `reqrep`, `js_pub`, `js_consume`), `js` for
-//! what the JetStream workloads share, `conn` for connection set-up and
+//! Layout: one file per workload (`pubsub`, `reqrep`, `js_pub`, `js_consume`,
+//! `mqtt_pubsub`, `mqtt_sessions`), `js` for what the JetStream workloads share, `mqtt`
+//! for what the MQTT ones share, `conn` for NATS connection set-up and
 //! event counting, `stats` for the arithmetic. A new workload is a new file, a variant in
 //! [`Workload`], and an arm in [`Workload::run`].
 
@@ -14,6 +15,9 @@ mod conn;
 mod js;
 mod js_consume;
 mod js_pub;
+mod mqtt;
+mod mqtt_pubsub;
+mod mqtt_sessions;
 mod pubsub;
 mod reqrep;
 mod stats;
@@ -48,6 +52,11 @@ enum Workload {
     JsPub(js_pub::Args),
     /// JetStream durable pull consumer with explicit acks draining a stream; throughput.
     JsConsume(js_consume::Args),
+    /// MQTT publisher → subscriber at QoS 0/1/2 with a publish window; throughput, or
+    /// end-to-end latency at a fixed `--rate`.
+    MqttPubsub(mqtt_pubsub::Args),
+    /// MQTT sessions with one QoS 1 subscription each: setup rate, then held idle.
+    MqttSessions(mqtt_sessions::Args),
 }
 
 impl Workload {
@@ -57,6 +66,8 @@ impl Workload {
             Workload::Reqrep(_) => "reqrep",
             Workload::JsPub(_) => "js-pub",
             Workload::JsConsume(_) => "js-consume",
+            Workload::MqttPubsub(_) => "mqtt-pubsub",
+            Workload::MqttSessions(_) => "mqtt-sessions",
         }
     }
 
@@ -67,6 +78,8 @@ impl Workload {
             Workload::Reqrep(args) => reqrep::run(args, deadline).await,
             Workload::JsPub(args) => js_pub::run(args, deadline).await,
             Workload::JsConsume(args) => js_consume::run(args, deadline).await,
+            Workload::MqttPubsub(args) => mqtt_pubsub::run(args, deadline).await,
+            Workload::MqttSessions(args) => mqtt_sessions::run(args, deadline).await,
         }
     }
 }

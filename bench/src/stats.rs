@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde_json::{json, Value};
+
 /// Events per second; zero for a zero-length interval rather than infinity.
 pub fn per_second(count: u64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
@@ -25,6 +27,18 @@ pub fn percentile(sorted: &[u64], pct: f64) -> u64 {
     let rank = ((pct / 100.0) * sorted.len() as f64).ceil() as usize;
     let index = rank.clamp(1, sorted.len()) - 1;
     sorted.get(index).copied().unwrap_or(0)
+}
+
+/// p50/p90/p99/max/mean of samples, which must be sorted ascending.
+pub fn latency_summary(sorted: &[u64]) -> Value {
+    let total: u64 = sorted.iter().sum();
+    json!({
+        "p50": percentile(sorted, 50.0),
+        "p90": percentile(sorted, 90.0),
+        "p99": percentile(sorted, 99.0),
+        "max": sorted.last().copied().unwrap_or(0),
+        "mean": round3(total as f64 / sorted.len().max(1) as f64),
+    })
 }
 
 /// Rounds for printing: benchmark noise makes more than 3 decimals meaningless.
