@@ -56,11 +56,23 @@ pub struct FlushSet {
     stats: Arc<ServerStats>,
     out_msgs: u64,
     out_bytes: u64,
+    /// Write to the receivers' sockets from this task (a connection ending a read batch), or
+    /// only wake their writer tasks (internal publishers, which publish one message at a time:
+    /// a write per message would cost a syscall each, where a wake coalesces).
+    direct: bool,
 }
 
 impl FlushSet {
+    /// For a connection's read batches: flushes write directly when the socket allows.
     pub fn new(stats: Arc<ServerStats>) -> Self {
-        FlushSet { clients: Vec::new(), stalled: Vec::new(), stats, out_msgs: 0, out_bytes: 0 }
+        let mut set = Self::waking(stats);
+        set.direct = true;
+        set
+    }
+
+    /// For internal publishers: flushes only wake the receivers' writer tasks.
+    pub fn waking(stats: Arc<ServerStats>) -> Self {
+        FlushSet { clients: Vec::new(), stalled: Vec::new(), stats, out_msgs: 0, out_bytes: 0, direct: false }
     }
 
     pub(crate) fn add(&mut self, client: &Arc<ClientShared>) {
@@ -94,7 +106,11 @@ impl FlushSet {
     /// Wakes every recorded writer once and publishes the batch's counters.
     pub fn flush(&mut self) {
         for client in self.clients.drain(..) {
-            client.flush_now();
+            if self.direct {
+                client.flush_now();
+            } else {
+                client.wake_writer();
+            }
         }
         if self.out_msgs > 0 {
             self.stats.out_msgs.fetch_add(self.out_msgs, Ordering::Relaxed);
@@ -184,7 +200,7 @@ pub fn publish_routed(
     msg: &Message<'_>,
 ) -> usize {
     let result = account.sublist.matches(route);
-    let mut flush = FlushSet::new(stats.clone());
+    let mut flush = FlushSet::waking(stats.clone());
     deliver(&account.sublist, &result, msg, &mut flush)
 }
 
@@ -196,6 +212,6 @@ pub fn publish_reply(
     msg: &Message<'_>,
 ) -> usize {
     let result = account.sublist.matches_transient(msg.subject);
-    let mut flush = FlushSet::new(stats.clone());
+    let mut flush = FlushSet::waking(stats.clone());
     deliver(&account.sublist, &result, msg, &mut flush)
 }
