@@ -3,9 +3,12 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiResponse, PagedRequest};
+use std::sync::Arc;
+
+use super::{respond, ApiResponse, PagedRequest};
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::consumer::config::ConsumerConfig;
+use crate::jetstream::consumer::Consumer;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{decode_request, parse_time, response, time_text};
 
@@ -91,66 +94,45 @@ pub fn create(
 }
 
 pub fn info(account: &JsAccount, stream: &str, name: &str) -> ApiResponse {
-    const KIND: &str = "consumer_info";
-    let stream = match account.stream(stream) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let consumer = stream.consumers.read().get(name).cloned();
-    match consumer {
-        Some(c) => ApiResponse::json(response(KIND, &c.info())),
-        None => ApiResponse::error(KIND, &ApiError::consumer_not_found()),
-    }
+    respond("consumer_info", find(account, stream, name).map(|c| c.info()))
+}
+
+/// The consumer `name` of `stream`, or nats-server's not-found error for either.
+fn find(account: &JsAccount, stream: &str, name: &str) -> Result<Arc<Consumer>, ApiError> {
+    account.stream(stream)?.consumers.read().get(name).cloned().ok_or_else(ApiError::consumer_not_found)
 }
 
 pub fn delete(account: &JsAccount, stream_name: &str, name: &str) -> ApiResponse {
-    const KIND: &str = "consumer_delete";
-    let stream = match account.stream(stream_name) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    if stream.remove_consumer(name) {
+    let result = account.stream(stream_name).and_then(|stream| {
+        if !stream.remove_consumer(name) {
+            return Err(ApiError::consumer_not_found());
+        }
         advisory(account, "CONSUMER.DELETED", stream_name, name, "delete");
-        ApiResponse::json(response(KIND, &json!({"success": true})))
-    } else {
-        ApiResponse::error(KIND, &ApiError::consumer_not_found())
-    }
+        Ok(json!({"success": true}))
+    });
+    respond("consumer_delete", result)
 }
 
 pub fn names(account: &JsAccount, stream: &str, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "consumer_names";
-    let req: PagedRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let stream = match account.stream(stream) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let all: Vec<String> = stream.consumers.read().keys().cloned().collect();
-    let page: Vec<&String> = all.iter().skip(req.offset).take(NAMES_LIMIT).collect();
-    ApiResponse::json(response(
-        KIND,
-        &json!({"total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "consumers": page}),
-    ))
+    let result = (|| {
+        let req: PagedRequest = decode_request(body)?;
+        let all: Vec<String> = account.stream(stream)?.consumers.read().keys().cloned().collect();
+        let page: Vec<&String> = all.iter().skip(req.offset).take(NAMES_LIMIT).collect();
+        Ok(json!({"total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "consumers": page}))
+    })();
+    respond("consumer_names", result)
 }
 
 pub fn list(account: &JsAccount, stream: &str, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "consumer_list";
-    let req: PagedRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let stream = match account.stream(stream) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let all: Vec<_> = stream.consumers.read().values().cloned().collect();
-    let page: Vec<_> = all.iter().skip(req.offset).take(LIST_LIMIT).map(|c| c.info()).collect();
-    ApiResponse::json(response(
-        KIND,
-        &json!({"total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "consumers": page, "missing": []}),
-    ))
+    let result = (|| {
+        let req: PagedRequest = decode_request(body)?;
+        let all: Vec<_> = account.stream(stream)?.consumers.read().values().cloned().collect();
+        let page: Vec<_> = all.iter().skip(req.offset).take(LIST_LIMIT).map(|c| c.info()).collect();
+        Ok(
+            json!({"total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "consumers": page, "missing": []}),
+        )
+    })();
+    respond("consumer_list", result)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,30 +142,20 @@ struct PauseRequest {
 }
 
 pub fn pause(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "consumer_pause";
-    let req: PauseRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let stream = match account.stream(stream) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let Some(consumer) = stream.consumers.read().get(name).cloned() else {
-        return ApiResponse::error(KIND, &ApiError::consumer_not_found());
-    };
-    let until = req.pause_until.as_deref().and_then(parse_time).unwrap_or(0);
-    consumer.pause(until);
-    let now = crate::time::now_nanos();
-    let paused = until > now;
-    ApiResponse::json(response(
-        KIND,
-        &json!({
+    let result = (|| {
+        let req: PauseRequest = decode_request(body)?;
+        let consumer = find(account, stream, name)?;
+        let until = req.pause_until.as_deref().and_then(parse_time).unwrap_or(0);
+        consumer.pause(until);
+        let now = crate::time::now_nanos();
+        let paused = until > now;
+        Ok(json!({
             "paused": paused,
             "pause_until": time_text(until),
             "pause_remaining": if paused { until - now } else { 0 },
-        }),
-    ))
+        }))
+    })();
+    respond("consumer_pause", result)
 }
 
 /// `$JS.EVENT.ADVISORY.CONSUMER.<CREATED|DELETED>.<stream>.<consumer>`.

@@ -5,7 +5,7 @@ use jetway_storage::StoredMessage;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::ApiResponse;
+use super::{respond, ApiResponse};
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{decode_request, parse_time, response, serialize_b64, time_text};
@@ -113,25 +113,21 @@ struct DeleteRequest {
 }
 
 pub fn delete(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "stream_msg_delete";
-    let req: DeleteRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let stream = match account.stream(name) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let config = stream.config();
-    if config.sealed {
-        return ApiResponse::error(KIND, &ApiError::stream_sealed());
-    }
-    if config.deny_delete {
-        return ApiResponse::error(KIND, &ApiError::stream_general("message delete not permitted"));
-    }
-    match stream.store.remove(req.seq, !req.no_erase) {
-        Ok(true) => ApiResponse::json(response(KIND, &json!({"success": true}))),
-        Ok(false) => ApiResponse::error(KIND, &ApiError::seq_not_found(req.seq)),
-        Err(e) => ApiResponse::error(KIND, &ApiError::stream_general(e)),
-    }
+    let result = (|| {
+        let req: DeleteRequest = decode_request(body)?;
+        let stream = account.stream(name)?;
+        let config = stream.config();
+        if config.sealed {
+            return Err(ApiError::stream_sealed());
+        }
+        if config.deny_delete {
+            return Err(ApiError::stream_general("message delete not permitted"));
+        }
+        match stream.store.remove(req.seq, !req.no_erase) {
+            Ok(true) => Ok(json!({"success": true})),
+            Ok(false) => Err(ApiError::seq_not_found(req.seq)),
+            Err(e) => Err(ApiError::stream_general(e)),
+        }
+    })();
+    respond("stream_msg_delete", result)
 }

@@ -180,6 +180,14 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
     }
 }
 
+/// A handler's outcome as a response of `kind`: its JSON body, or the error.
+pub fn respond<T: serde::Serialize>(kind: &str, result: Result<T, ApiError>) -> ApiResponse {
+    match result {
+        Ok(body) => ApiResponse::json(super::json::response(kind, &body)),
+        Err(e) => ApiResponse::error(kind, &e),
+    }
+}
+
 /// Paging request body shared by NAMES and LIST.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]

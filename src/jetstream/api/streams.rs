@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiResponse, PagedRequest};
+use super::{respond, ApiResponse, PagedRequest};
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{decode_request, response};
@@ -113,14 +113,11 @@ pub fn update(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
 }
 
 pub fn delete(account: &JsAccount, name: &str) -> ApiResponse {
-    const KIND: &str = "stream_delete";
-    match account.delete_stream(name) {
-        Ok(()) => {
-            advisory(account, "STREAM.DELETED", "stream_action", name, "delete");
-            ApiResponse::json(response(KIND, &json!({"success": true})))
-        }
-        Err(e) => ApiResponse::error(KIND, &e),
-    }
+    let result = account.delete_stream(name).map(|()| {
+        advisory(account, "STREAM.DELETED", "stream_action", name, "delete");
+        json!({"success": true})
+    });
+    respond("stream_delete", result)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -177,38 +174,28 @@ fn filtered(account: &JsAccount, subject: Option<&str>) -> Vec<Arc<crate::jetstr
 }
 
 pub fn names(account: &JsAccount, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "stream_names";
-    let req: PagedRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let streams = filtered(account, req.subject.as_deref());
-    let names: Vec<String> =
-        streams.iter().skip(req.offset).take(NAMES_LIMIT).map(|s| s.name.clone()).collect();
-    ApiResponse::json(response(
-        KIND,
-        &json!({"total": streams.len(), "offset": req.offset, "limit": NAMES_LIMIT, "streams": names}),
-    ))
+    let result = decode_request::<PagedRequest>(body).map(|req| {
+        let streams = filtered(account, req.subject.as_deref());
+        let names: Vec<String> =
+            streams.iter().skip(req.offset).take(NAMES_LIMIT).map(|s| s.name.clone()).collect();
+        json!({"total": streams.len(), "offset": req.offset, "limit": NAMES_LIMIT, "streams": names})
+    });
+    respond("stream_names", result)
 }
 
 pub fn list(account: &JsAccount, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "stream_list";
-    let req: PagedRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let streams = filtered(account, req.subject.as_deref());
-    let infos: Vec<serde_json::Value> = streams
-        .iter()
-        .skip(req.offset)
-        .take(LIST_LIMIT)
-        .filter_map(|s| s.info(false, None).ok())
-        .map(|i| serde_json::to_value(i).unwrap_or_default())
-        .collect();
-    ApiResponse::json(response(
-        KIND,
-        &json!({"total": streams.len(), "offset": req.offset, "limit": LIST_LIMIT, "streams": infos, "missing": []}),
-    ))
+    let result = decode_request::<PagedRequest>(body).map(|req| {
+        let streams = filtered(account, req.subject.as_deref());
+        let infos: Vec<serde_json::Value> = streams
+            .iter()
+            .skip(req.offset)
+            .take(LIST_LIMIT)
+            .filter_map(|s| s.info(false, None).ok())
+            .map(|i| serde_json::to_value(i).unwrap_or_default())
+            .collect();
+        json!({"total": streams.len(), "offset": req.offset, "limit": LIST_LIMIT, "streams": infos, "missing": []})
+    });
+    respond("stream_list", result)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -220,37 +207,29 @@ struct PurgeRequest {
 }
 
 pub fn purge(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
-    const KIND: &str = "stream_purge";
-    let req: PurgeRequest = match decode_request(body) {
-        Ok(r) => r,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let stream = match account.stream(name) {
-        Ok(s) => s,
-        Err(e) => return ApiResponse::error(KIND, &e),
-    };
-    let config = stream.config();
-    if config.sealed {
-        return ApiResponse::error(KIND, &ApiError::stream_sealed());
-    }
-    if config.deny_purge {
-        return ApiResponse::error(KIND, &ApiError::purge_failed("stream purge not permitted"));
-    }
-    if req.seq.is_some() && req.keep.is_some() {
-        return ApiResponse::error(KIND, &ApiError::bad_request());
-    }
-    let opts = jetway_storage::PurgeOptions {
-        filter: req.filter.filter(|f| !f.is_empty()),
-        upto_seq: req.seq,
-        keep: req.keep,
-    };
-    match stream.store.purge(&opts) {
-        Ok(purged) => {
-            stream.notify_stored();
-            ApiResponse::json(response(KIND, &json!({"success": true, "purged": purged})))
+    let result = (|| {
+        let req: PurgeRequest = decode_request(body)?;
+        let stream = account.stream(name)?;
+        let config = stream.config();
+        if config.sealed {
+            return Err(ApiError::stream_sealed());
         }
-        Err(e) => ApiResponse::error(KIND, &ApiError::purge_failed(e)),
-    }
+        if config.deny_purge {
+            return Err(ApiError::purge_failed("stream purge not permitted"));
+        }
+        if req.seq.is_some() && req.keep.is_some() {
+            return Err(ApiError::bad_request());
+        }
+        let opts = jetway_storage::PurgeOptions {
+            filter: req.filter.filter(|f| !f.is_empty()),
+            upto_seq: req.seq,
+            keep: req.keep,
+        };
+        let purged = stream.store.purge(&opts).map_err(ApiError::purge_failed)?;
+        stream.notify_stored();
+        Ok(json!({"success": true, "purged": purged}))
+    })();
+    respond("stream_purge", result)
 }
 
 #[derive(Serialize)]
