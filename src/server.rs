@@ -296,6 +296,9 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         None => None,
     };
     let mut core = Core::new(config, tls)?;
+    tracing::info!("Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)");
+    tracing::info!("Server name: {}", core.server_name);
+    tracing::info!("Server ID: {}", core.server_id);
     if core.config.jetstream.enabled {
         let dir = core
             .config
@@ -318,9 +321,6 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         core.jetstream = Some(js);
     }
     let core = Arc::new(core);
-    tracing::info!("Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)");
-    tracing::info!("Server name: {}", core.server_name);
-    tracing::info!("Server ID: {}", core.server_id);
 
     let nats_listener = bind(&core.config.host, core.config.port, 4222).await?;
     let nats_addr = nats_listener
