@@ -47,7 +47,8 @@ impl ServerMetrics {
             record_nats(core);
             record_router(core);
             record_jetstream(core);
-            // record_mqtt and record_store join here when those land.
+            record_store(core);
+            // record_mqtt joins here.
         });
         self.recorder.handle().render()
     }
@@ -59,6 +60,15 @@ pub async fn metrics(State(core): State<Arc<Core>>) -> Response {
 }
 
 fn describe() {
+    describe_counter!(
+        "jetway_store_fsyncs_total",
+        "fsyncs done by the storage threads (group commits and folder syncs)"
+    );
+    describe_gauge!("jetway_store_fsync_seconds_total", Unit::Seconds, "Time spent in fsync");
+    describe_gauge!(
+        "jetway_store_fsync_latency_bucket",
+        "fsyncs that took at most `le` seconds (cumulative histogram buckets)"
+    );
     describe_gauge!("jetway_jetstream_streams", "Streams over all accounts");
     describe_gauge!("jetway_jetstream_consumers", "Consumers over all accounts");
     describe_counter!("jetway_jetstream_api_requests_total", "JetStream API requests");
@@ -156,4 +166,21 @@ fn record_jetstream(core: &Core) {
     gauge!("jetway_jetstream_consumers").set(consumers as f64);
     counter!("jetway_jetstream_api_requests_total").absolute(js.api_stats.total.load(Ordering::Relaxed));
     counter!("jetway_jetstream_api_errors_total").absolute(js.api_stats.errors.load(Ordering::Relaxed));
+}
+
+/// Storage: fsync count, total time, and a cumulative latency histogram (`le` in seconds).
+fn record_store(core: &Core) {
+    let Some(js) = &core.jetstream else { return };
+    let snap = js.engine.sync_stats();
+    counter!("jetway_store_fsyncs_total").absolute(snap.count);
+    gauge!("jetway_store_fsync_seconds_total").set(snap.total_nanos as f64 / 1e9);
+    let mut cumulative = 0;
+    for (i, count) in snap.buckets.iter().enumerate() {
+        cumulative += count;
+        let le = match jetway_storage::SYNC_BUCKETS_US.get(i) {
+            Some(us) => format!("{}", *us as f64 / 1e6),
+            None => "+Inf".to_string(),
+        };
+        gauge!("jetway_store_fsync_latency_bucket", "le" => le).set(cumulative as f64);
+    }
 }

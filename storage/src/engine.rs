@@ -40,6 +40,52 @@ struct ExpiryState {
     shutdown: bool,
 }
 
+/// Upper bounds (in microseconds) of the fsync latency histogram buckets; a last bucket holds
+/// everything slower.
+pub const SYNC_BUCKETS_US: [u64; 10] = [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000];
+
+/// fsync counters of a writer thread (or, summed, of an engine).
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    count: std::sync::atomic::AtomicU64,
+    total_nanos: std::sync::atomic::AtomicU64,
+    buckets: [std::sync::atomic::AtomicU64; SYNC_BUCKETS_US.len() + 1],
+}
+
+/// A snapshot of [`SyncStats`]: how many fsyncs, their total time, and a histogram
+/// (non-cumulative counts per bucket of [`SYNC_BUCKETS_US`], then the overflow bucket).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncSnapshot {
+    pub count: u64,
+    pub total_nanos: u64,
+    pub buckets: Vec<u64>,
+}
+
+impl SyncStats {
+    pub(crate) fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = SYNC_BUCKETS_US.iter().position(|b| us <= *b).unwrap_or(SYNC_BUCKETS_US.len());
+        self.count.fetch_add(1, Relaxed);
+        self.total_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        if let Some(b) = self.buckets.get(bucket) {
+            b.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn add_to(&self, snap: &mut SyncSnapshot) {
+        use std::sync::atomic::Ordering::Relaxed;
+        snap.count += self.count.load(Relaxed);
+        snap.total_nanos += self.total_nanos.load(Relaxed);
+        if snap.buckets.len() < self.buckets.len() {
+            snap.buckets.resize(self.buckets.len(), 0);
+        }
+        for (total, b) in snap.buckets.iter_mut().zip(&self.buckets) {
+            *total += b.load(Relaxed);
+        }
+    }
+}
+
 pub(crate) struct Shared {
     expiry: Mutex<ExpiryState>,
     expiry_cv: Condvar,
@@ -73,6 +119,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// fsyncs done so far by this engine's writer threads.
+    pub fn sync_stats(&self) -> SyncSnapshot {
+        let mut snap = SyncSnapshot::default();
+        for writer in &self.shared.writers {
+            writer.stats.add_to(&mut snap);
+        }
+        snap
+    }
+
     /// Starts the engine's threads.
     pub fn new(config: EngineConfig) -> std::io::Result<Engine> {
         let writers: Vec<Arc<Writer>> =
@@ -139,5 +194,25 @@ fn expiry_loop(shared: &Shared, tick: Duration) {
         if !state.shutdown {
             shared.expiry_cv.wait_for(&mut state, wait);
         }
+    }
+}
+
+#[cfg(test)]
+mod sync_stats_tests {
+    use super::*;
+    use crate::{FileStore, NewMessage, StreamConfig, StreamStore};
+
+    #[test]
+    fn fsyncs_are_counted_in_the_latency_histogram() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::start().unwrap();
+        assert_eq!(engine.sync_stats().count, 0);
+        let store = FileStore::open(&engine, &dir.path().join("s"), StreamConfig::named("s")).unwrap();
+        store.append(NewMessage::new("a", "x"), None).unwrap();
+        store.sync().unwrap();
+        let snap = engine.sync_stats();
+        assert!(snap.count >= 1);
+        assert_eq!(snap.buckets.len(), SYNC_BUCKETS_US.len() + 1);
+        assert_eq!(snap.buckets.iter().sum::<u64>(), snap.count);
     }
 }

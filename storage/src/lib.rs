@@ -128,7 +128,7 @@ mod traits;
 pub use config::{DiscardPolicy, StreamConfig, SyncPolicy, DEFAULT_BLOCK_SIZE};
 pub use consumer::{FileConsumerStore, MemConsumerStore};
 pub use core::Store;
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, SyncSnapshot, SYNC_BUCKETS_US};
 pub use error::{Result, StoreError};
 pub use file::io::{Io, IoFile, RealIo};
 pub use file::sim::{CrashMode, SimIo};

@@ -301,11 +301,15 @@ impl Channel {
         let mut result = Ok(());
         for id in dirty {
             if let Some(f) = t.files.get(&id) {
+                let started = Instant::now();
                 result = result.and_then(|_| f.sync_data());
+                self.writer.stats.record(started.elapsed());
             }
         }
         if t.dir_dirty {
+            let started = Instant::now();
             result = result.and_then(|_| t.io.sync_dir(&t.dir));
+            self.writer.stats.record(started.elapsed());
             t.dir_dirty = false;
         }
         t.last_sync = now;
@@ -368,6 +372,8 @@ pub(crate) struct Writer {
     ready: Mutex<Ready>,
     cv: Condvar,
     shut: AtomicBool,
+    /// fsyncs done by this thread, for the server's metrics.
+    pub stats: crate::engine::SyncStats,
 }
 
 impl Writer {
