@@ -456,8 +456,12 @@ async fn metrics_are_valid_prometheus_text_matching_the_live_counters() {
     let lines = response.body.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition format");
     let value = |name: &str| {
-        let sample =
-            scrape.samples.iter().find(|s| s.metric == name).unwrap_or_else(|| panic!("{name} missing"));
+        // Samples labelled by protocol: the NATS one.
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("protocol").is_none_or(|p| p == "nats"))
+            .unwrap_or_else(|| panic!("{name} missing"));
         match sample.value {
             prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
             ref other => panic!("{name}: unexpected {other:?}"),
@@ -488,7 +492,7 @@ async fn two_servers_in_one_process_have_separate_metrics() {
     let _nc = one.client().await;
     let count = |body: String| {
         body.lines()
-            .find(|l| l.starts_with("jetway_connections{"))
+            .find(|l| l.starts_with("jetway_connections{") && l.contains("protocol=\"nats\""))
             .map(|l| l.ends_with(" 1"))
             .unwrap_or(false)
     };
@@ -632,4 +636,33 @@ async fn jsz_healthz_and_metrics_report_jetstream() {
     assert!(
         matches!(sample("jetway_jetstream_streams").value, prometheus_parse::Value::Gauge(v) if v == 1.0)
     );
+}
+
+#[tokio::test]
+async fn mqtt_clients_are_told_apart_in_connz_and_metrics() {
+    let (server, http) = monitored_with(|c| {
+        c.mqtt.port = -1;
+        c.jetstream.enabled = true;
+    })
+    .await;
+    let _nats = named_client(&server, "plain-nats").await;
+    let _mqtt = crate::mqtt::v4(server.mqtt_addr(), "sensor-17").await;
+    let connz = eventually(http, "/connz", |v| v["num_connections"] == 2).await;
+    let conns = connz["connections"].as_array().unwrap();
+    let mqtt = conns.iter().find(|c| c["type"] == "mqtt").expect("an MQTT connection");
+    assert_eq!(mqtt["mqtt_client"], "sensor-17");
+    let nats = conns.iter().find(|c| c["type"] == "nats").expect("a NATS connection");
+    assert!(nats.get("mqtt_client").is_none());
+
+    let body = get(http, "/metrics").await.body;
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("valid");
+    let connections = |protocol: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "jetway_connections" && s.labels.get("protocol") == Some(protocol))
+            .map(|s| s.value.clone())
+    };
+    assert!(matches!(connections("mqtt"), Some(prometheus_parse::Value::Gauge(v)) if v == 1.0));
+    assert!(matches!(connections("nats"), Some(prometheus_parse::Value::Gauge(v)) if v == 1.0));
 }

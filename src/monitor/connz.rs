@@ -27,6 +27,9 @@ pub struct ConnInfo {
     pub kind: &'static str,
     #[serde(rename = "type")]
     pub conn_type: &'static str,
+    /// The MQTT client identifier, for MQTT connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_client: Option<String>,
     pub ip: String,
     pub port: u16,
     pub start: String,
@@ -132,7 +135,8 @@ impl ConnInfo {
         ConnInfo {
             cid: client.id,
             kind: "Client",
-            conn_type: "nats",
+            conn_type: if client.is_mqtt() { "mqtt" } else { "nats" },
+            mqtt_client: client.is_mqtt().then(|| identity.name.clone()).flatten(),
             ip: client.addr.ip().to_string(),
             port: client.addr.port(),
             start: rfc3339(client.started),

@@ -119,7 +119,9 @@ fn record_process(_core: &Core) {
 fn record_nats(core: &Core) {
     let s = &core.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-    gauge!("jetway_connections", "protocol" => "nats").set(core.num_clients() as f64);
+    let mqtt = core.clients().iter().filter(|c| c.is_mqtt()).count();
+    gauge!("jetway_connections", "protocol" => "nats").set((core.num_clients() - mqtt) as f64);
+    gauge!("jetway_connections", "protocol" => "mqtt").set(mqtt as f64);
     counter!("jetway_connections_total", "protocol" => "nats").absolute(load(&s.total_connections));
     counter!("jetway_messages_received_total", "protocol" => "nats").absolute(load(&s.in_msgs));
     counter!("jetway_messages_sent_total", "protocol" => "nats").absolute(load(&s.out_msgs));

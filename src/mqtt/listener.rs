@@ -17,6 +17,7 @@ pub async fn accept_loop(mqtt: Arc<MqttServer>, listener: TcpListener) {
         core.stats.total_connections.fetch_add(1, Ordering::Relaxed);
         let client =
             Arc::new(ClientShared::new(id, addr, core.config.max_pending as usize, core.stats.clone()));
+        client.set_mqtt();
         if !core.register(&client) {
             // MQTT has no way to say why before CONNECT: close, as nats-server does.
             client.close(CloseReason::MaxConnectionsExceeded);

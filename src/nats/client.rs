@@ -102,6 +102,8 @@ pub struct ClientShared {
     abort_writes: CancellationToken,
     /// The socket for direct writes (see `super::direct`); `None` for TLS and once closed.
     direct: Mutex<Option<SharedTcpWriter>>,
+    /// An MQTT client (the gateway's connections share this type with NATS clients).
+    mqtt: std::sync::atomic::AtomicBool,
 }
 
 impl ClientShared {
@@ -124,6 +126,7 @@ impl ClientShared {
             closing: CancellationToken::new(),
             abort_writes: CancellationToken::new(),
             direct: Mutex::new(None),
+            mqtt: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -172,6 +175,15 @@ impl ClientShared {
 
     pub fn wake_writer(&self) {
         self.outbound.wake();
+    }
+
+    /// Marks this connection as an MQTT client (monitoring tells the protocols apart).
+    pub fn set_mqtt(&self) {
+        self.mqtt.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_mqtt(&self) -> bool {
+        self.mqtt.load(Ordering::Relaxed)
     }
 
     /// Gives the socket to direct writers (plain TCP connections only).
