@@ -143,3 +143,30 @@ async fn multi_last_over_the_limit_is_413() {
         (Some(413), Some("Too Many Results"))
     );
 }
+
+#[tokio::test]
+async fn a_batch_is_bounded_and_says_where_to_continue() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let js = async_nats::jetstream::new(client.clone());
+    js.create_stream(stream::Config {
+        name: "BIG".into(),
+        subjects: vec!["big".into()],
+        allow_direct: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut acks = Vec::new();
+    for i in 0..1500 {
+        acks.push(js.publish("big", format!("{i}").into()).await.unwrap());
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let replies = direct_get(&client, "BIG", r#"{"seq":1,"batch":100000}"#).await;
+    assert_eq!(replies.len(), 1024 + 1, "1,024 messages, then the closing status");
+    let eob = replies.last().unwrap();
+    assert_eq!(header(eob, "Nats-Last-Sequence"), "1024");
+    assert_eq!(header(eob, "Nats-Num-Pending"), "476");
+}

@@ -29,6 +29,11 @@ use crate::jetstream::stream::Stream;
 
 /// Most results a multi-last get returns (nats-server's limit).
 const MAX_RESULTS: usize = 1024;
+/// Most messages one batched get sends: responses are built whole, so they are bounded; a
+/// client pages on with the `Nats-Last-Sequence` and `Nats-Num-Pending` of the closing status.
+const MAX_BATCH: usize = 1024;
+/// Most bytes one batched get sends when the request sets no (or a larger) `max_bytes`.
+const MAX_BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A status-only reply.
 fn status(code: u16, text: &str, headers: &[(&str, String)]) -> ApiResponse {
@@ -131,15 +136,19 @@ fn batch(stream: &Stream, req: &GetRequest) -> ApiResponse {
         },
         None => req.seq.max(1),
     };
-    let max_bytes = u64::try_from(req.max_bytes).unwrap_or(0);
+    let max_bytes = match u64::try_from(req.max_bytes).unwrap_or(0) {
+        0 => MAX_BATCH_BYTES,
+        asked => asked.min(MAX_BATCH_BYTES),
+    };
+    let max_msgs = usize::try_from(req.batch).unwrap_or(0).min(MAX_BATCH);
     let mut sent_bytes = 0u64;
     let mut last_sent = 0u64;
     let mut pending = 0u64;
     let mut messages = Vec::new();
-    while messages.len() < usize::try_from(req.batch).unwrap_or(0) {
+    while messages.len() < max_msgs {
         let Ok(m) = stream.store.load_next(&filters, next) else { break };
         let size = (m.subject.len() + m.headers.as_ref().map_or(0, Bytes::len) + m.payload.len()) as u64;
-        if max_bytes > 0 && !messages.is_empty() && sent_bytes + size > max_bytes {
+        if !messages.is_empty() && sent_bytes + size > max_bytes {
             break;
         }
         sent_bytes += size;
