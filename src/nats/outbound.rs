@@ -237,14 +237,8 @@ impl Outbound {
         {
             let mut state = self.state.lock();
             while state.free.len() < FREE_MAX {
-                match written.pop_front() {
-                    Some(mut chunk) if chunk.capacity() == CHUNK => {
-                        chunk.clear();
-                        state.free.push(chunk);
-                    }
-                    Some(_) => {}
-                    None => break,
-                }
+                let Some(chunk) = written.pop_front() else { break };
+                keep_chunk(&mut state.free, chunk);
             }
         }
         if !written.is_empty() {

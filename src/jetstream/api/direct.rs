@@ -21,7 +21,7 @@ use bytes::Bytes;
 use jetway_protocols::nats::HeaderMap;
 use jetway_storage::StoredMessage;
 
-use super::messages::{first_at_time, lookup, GetRequest};
+use super::messages::{lookup, GetRequest};
 use super::ApiResponse;
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::json::{parse_time, time_text};
@@ -131,7 +131,7 @@ fn batch(stream: &Stream, req: &GetRequest) -> ApiResponse {
     let filters: Vec<&str> = req.next_by_subj.as_deref().into_iter().collect();
     let mut next = match req.start_time.as_deref() {
         Some(t) => match parse_time(t) {
-            Some(ts) => first_at_time(stream, ts),
+            Some(ts) => stream.first_seq_at(ts),
             None => return status(408, "Bad Request", &[]),
         },
         None => req.seq.max(1),
@@ -178,7 +178,7 @@ fn multi_last(stream: &Stream, req: &GetRequest) -> ApiResponse {
         (seq, _) if seq > 0 => seq.min(state.last_seq),
         (_, Some(t)) => match parse_time(t) {
             // The last sequence stored before the time.
-            Some(ts) => first_at_time(stream, ts.saturating_add(1)).saturating_sub(1),
+            Some(ts) => stream.first_seq_at(ts.saturating_add(1)).saturating_sub(1),
             None => return status(408, "Bad Request", &[]),
         },
         _ => state.last_seq,

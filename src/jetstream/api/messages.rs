@@ -47,7 +47,7 @@ pub(super) fn lookup(stream: &Stream, req: &GetRequest) -> Result<StoredMessage,
     let start = match &req.start_time {
         Some(t) => {
             let ts = parse_time(t).ok_or_else(ApiError::bad_request)?;
-            first_at_time(stream, ts)
+            stream.first_seq_at(ts)
         }
         None => req.seq,
     };
@@ -58,20 +58,6 @@ pub(super) fn lookup(stream: &Stream, req: &GetRequest) -> Result<StoredMessage,
         return stream.store.load_next(&[], start).map_err(not_found);
     }
     stream.store.load(req.seq).map_err(not_found)
-}
-
-/// First sequence whose time is at or after `ts`.
-pub(super) fn first_at_time(stream: &Stream, ts: i64) -> u64 {
-    let state = stream.store.state();
-    let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match stream.store.load_next(&[], mid) {
-            Ok(m) if m.timestamp < ts => lo = m.seq + 1,
-            _ => hi = mid,
-        }
-    }
-    lo
 }
 
 pub fn get(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {

@@ -200,7 +200,7 @@ impl Consumer {
                     .as_deref()
                     .and_then(crate::jetstream::json::parse_time)
                     .unwrap_or(0);
-                first_at_or_after(stream, &filter_refs, start, state.first_seq.max(1), state.last_seq)
+                first_at_or_after(stream, &filter_refs, start)
             }
             DeliverPolicy::LastPerSubject => {
                 let mut lasts: Vec<u64> = if filters.is_empty() {
@@ -580,26 +580,11 @@ pub fn ephemeral_name() -> String {
         .collect()
 }
 
-/// The first sequence at or after `start_ns` (binary search over time, which never decreases).
-pub(crate) fn first_at_or_after(
-    stream: &Stream,
-    filters: &[&str],
-    start_ns: i64,
-    first: u64,
-    last: u64,
-) -> u64 {
-    let (mut lo, mut hi) = (first, last + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        match stream.store.load_next(&[], mid) {
-            Ok(m) if m.timestamp < start_ns => lo = m.seq + 1,
-            Ok(_) => hi = mid,
-            Err(_) => hi = mid,
-        }
-    }
-    match stream.store.load_next(filters, lo) {
+/// The first sequence matching `filters` stored at or after `start_ns`; past the end when none.
+pub(crate) fn first_at_or_after(stream: &Stream, filters: &[&str], start_ns: i64) -> u64 {
+    match stream.store.load_next(filters, stream.first_seq_at(start_ns)) {
         Ok(m) => m.seq,
-        Err(_) => last + 1,
+        Err(_) => stream.store.state().last_seq + 1,
     }
 }
 

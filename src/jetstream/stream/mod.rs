@@ -221,6 +221,21 @@ impl Stream {
         }
     }
 
+    /// The first sequence stored at or after `ts` (ns since the epoch), by binary search over
+    /// store times (which never decrease); `last_seq + 1` when there is none.
+    pub fn first_seq_at(&self, ts: i64) -> u64 {
+        let state = self.store.state();
+        let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.store.load_next(&[], mid) {
+                Ok(m) if m.timestamp < ts => lo = m.seq + 1,
+                _ => hi = mid,
+            }
+        }
+        lo
+    }
+
     /// Removes a message on behalf of a consumer ack (interest and workqueue retention).
     pub fn remove_acked(&self, seq: u64) {
         let _ = self.store.remove(seq, false);

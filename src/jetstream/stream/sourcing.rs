@@ -344,13 +344,7 @@ impl LinkTask {
         }
         let state = origin.store.state();
         if let Some(start) = config.opt_start_time.as_deref().and_then(crate::jetstream::json::parse_time) {
-            return crate::jetstream::consumer::first_at_or_after(
-                origin,
-                filters,
-                start,
-                state.first_seq.max(1),
-                state.last_seq,
-            );
+            return crate::jetstream::consumer::first_at_or_after(origin, filters, start);
         }
         state.first_seq.max(1)
     }
