@@ -7,6 +7,9 @@ use clap::Parser;
 use jetway::config::{Config, SyncInterval};
 use jetway::logging::{self, LogLevel};
 
+// `--features system-alloc` leaves the system allocator in place, so heap profilers that
+// intercept malloc (heaptrack, valgrind) see every allocation.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

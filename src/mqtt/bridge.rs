@@ -33,9 +33,9 @@ use jetway_protocols::mqtt::topic::{subject_to_topic, topic_to_subject, TopicErr
 use jetway_protocols::mqtt::{MqttStr, Packet, Properties, ProtocolVersion, Publish, QoS};
 use jetway_protocols::nats::headers::HeaderMap;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use super::alias::OutboundAliases;
+use super::delivery_queue::DeliveryQueue;
 use crate::account::Account;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::router::{InternalHandler, Message};
@@ -187,7 +187,7 @@ pub struct Outlet {
     /// before it is used (lock order: `aliases`, then the outbound queue's lock).
     aliases: Mutex<OutboundAliases>,
     /// QoS 1/2 deliveries for the connection task, which assigns packet ids.
-    qos_tx: mpsc::Sender<QosDelivery>,
+    pub deliveries: DeliveryQueue<QosDelivery>,
     /// Correlation data of this client's requests, by response subject, for responses from
     /// NATS clients that do not copy the header back.
     correlations: Mutex<VecDeque<(String, Bytes)>>,
@@ -201,14 +201,14 @@ impl Outlet {
         version: ProtocolVersion,
         client_max_packet: Option<usize>,
         topic_alias_maximum: u16,
-        qos_tx: mpsc::Sender<QosDelivery>,
+        queue_capacity: usize,
     ) -> Outlet {
         Outlet {
             client,
             version,
             client_max_packet,
             aliases: Mutex::new(OutboundAliases::new(topic_alias_maximum)),
-            qos_tx,
+            deliveries: DeliveryQueue::new(queue_capacity),
             correlations: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
         }
@@ -337,7 +337,7 @@ impl InternalHandler for StoredHandler {
             payload: msg.payload.clone(),
             ack_subject: reply.to_owned(),
         };
-        if self.outlet.qos_tx.try_send(QosDelivery::Stored(stored)).is_err() {
+        if self.outlet.deliveries.try_push(QosDelivery::Stored(stored)).is_err() {
             // Not acknowledged: the consumer sends it again after its ack wait.
             tracing::debug!(cid = self.outlet.client.id, "QoS 1/2 delivery queue full: redelivered later");
         }
@@ -383,7 +383,7 @@ impl InternalHandler for SubscriptionHandler {
         );
         if publish.qos == QoS::AtMostOnce {
             self.outlet.send_publish(publish);
-        } else if self.outlet.qos_tx.try_send(QosDelivery::Routed(Box::new(publish))).is_err() {
+        } else if self.outlet.deliveries.try_push(QosDelivery::Routed(Box::new(publish))).is_err() {
             self.outlet.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(cid = self.outlet.client.id, "QoS 1/2 delivery queue full: message dropped");
         }

@@ -24,7 +24,6 @@ use jetway_protocols::mqtt::{
     Publish, QoS, Reaction, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::alias::{AliasError, InboundAliases, INBOUND_MAXIMUM};
@@ -69,7 +68,7 @@ where
         writer_stop.clone(),
     ));
     tokio::pin!(reader);
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     let mut decoder = Decoder::new(core.config.max_payload as usize + PACKET_OVERHEAD);
     let first = tokio::time::timeout(
         core.config.authorization.timeout.max(Duration::from_secs(1)),
@@ -77,13 +76,11 @@ where
     )
     .await;
     let reason = match first {
-        Ok(Ok(Packet::Connect(connect))) => match Connection::accept(&mqtt, &client, *connect).await {
-            Some(mut conn) => {
-                let end = conn.run(&mut reader, &mut buf, &mut decoder).await;
-                conn.finish(end).await
-            }
-            None => CloseReason::AuthenticationViolation,
-        },
+        // The connected life is boxed: the wait for CONNECT above then costs nothing while
+        // the connection lives, and the task's own future stays small.
+        Ok(Ok(Packet::Connect(connect))) => {
+            Box::pin(connected(&mqtt, &client, connect, &mut reader, &mut buf, &mut decoder)).await
+        }
         Ok(Ok(_)) => CloseReason::ProtocolViolation,
         Ok(Err(ReadEnd::Refused(e))) => {
             tracing::debug!(cid = client.id, error = %e, "MQTT CONNECT refused");
@@ -98,6 +95,30 @@ where
     writer_stop.cancel();
     let _ = write_task.await;
     core.unregister(&client);
+}
+
+/// CONNECT accepted or refused, then the session until the connection ends.
+async fn connected<R: AsyncRead>(
+    mqtt: &Arc<MqttServer>,
+    client: &Arc<ClientShared>,
+    // Boxed: an async fn keeps its arguments' space for its whole life.
+    connect: Box<Connect>,
+    reader: &mut std::pin::Pin<&mut R>,
+    buf: &mut BytesMut,
+    decoder: &mut Decoder,
+) -> CloseReason {
+    // Accepting and finishing are boxed too: their futures are far larger than the wait for
+    // the next packet, and would otherwise size every idle connection.
+    let Some(mut conn) = Box::pin(Connection::accept(mqtt, client, unbox(connect))).await else {
+        return CloseReason::AuthenticationViolation;
+    };
+    let end = conn.run(reader, buf, decoder).await;
+    Box::pin(unbox(conn).finish(end)).await
+}
+
+/// Moves a value out of its box and frees the box now, not at the end of the caller's scope.
+fn unbox<T>(boxed: Box<T>) -> T {
+    *boxed
 }
 
 enum ReadEnd {
@@ -115,12 +136,43 @@ async fn read_packet<R: AsyncRead>(
         if let Some(packet) = decoder.decode(buf).map_err(ReadEnd::Refused)? {
             return Ok(packet);
         }
-        match reader.read_buf(buf).await {
+        match read_into(reader, buf).await {
             Ok(0) => return Err(ReadEnd::Eof),
             Ok(_) => {}
             Err(_) => return Err(ReadEnd::Error),
         }
     }
+}
+
+/// Bytes one read takes at most when the connection has no read buffer.
+const SCRATCH_SIZE: usize = 16 * 1024;
+
+/// Reads what the socket has into `buf`; `Ok(0)` at end of stream.
+///
+/// A connection with an empty buffer holds no read memory while it waits (idle MQTT
+/// connections are the common case): the bytes land in scratch space on the stack of the poll
+/// that finds them ready, and are copied into `buf`, sized to what arrived. A buffer holding
+/// part of a packet is read into directly.
+async fn read_into<R: AsyncRead>(
+    reader: &mut std::pin::Pin<&mut R>,
+    buf: &mut BytesMut,
+) -> std::io::Result<usize> {
+    if buf.capacity() > buf.len() {
+        return reader.read_buf(buf).await;
+    }
+    std::future::poll_fn(|cx| {
+        let mut scratch = [std::mem::MaybeUninit::<u8>::uninit(); SCRATCH_SIZE];
+        let mut read = tokio::io::ReadBuf::uninit(&mut scratch);
+        match reader.as_mut().poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) => {
+                buf.extend_from_slice(read.filled());
+                Poll::Ready(Ok(read.filled().len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Encodes `packet` for `version` straight into the client's queue.
@@ -163,6 +215,13 @@ fn assigned_client_id() -> String {
     id
 }
 
+/// What [`Connection::handle`] did with a packet.
+enum Handled {
+    Done(Option<End>),
+    Subscribe(Subscribe),
+    Unsubscribe(Unsubscribe),
+}
+
 /// A PUBACK/PUBREC/PUBCOMP waiting for its store operation.
 struct PendingAck {
     packet: Packet,
@@ -182,7 +241,6 @@ struct Connection {
     in_aliases: InboundAliases,
     /// Acknowledgements in packet order, each sent once its store operation completed.
     pending_acks: VecDeque<PendingAck>,
-    qos_rx: mpsc::Receiver<QosDelivery>,
     /// The router subscription taking the session consumer's deliveries (JetStream store).
     stored_route: Option<Arc<Subscription>>,
     /// The client's receive maximum: outgoing QoS 1/2 in flight at once.
@@ -200,7 +258,7 @@ impl Connection {
         mqtt: &Arc<MqttServer>,
         client: &Arc<ClientShared>,
         connect: Connect,
-    ) -> Option<Connection> {
+    ) -> Option<Box<Connection>> {
         let core = &mqtt.core;
         let version = connect.version;
         let v5 = version == ProtocolVersion::V5;
@@ -284,10 +342,9 @@ impl Connection {
         let session_present = restored.is_some();
 
         let queue = core.config.mqtt.max_ack_pending.max(1) as usize;
-        let (qos_tx, qos_rx) = mpsc::channel(queue);
         let client_max_packet = connect.properties.maximum_packet_size.map(|m| m as usize);
         let alias_max = if v5 { connect.properties.topic_alias_maximum.unwrap_or(0) } else { 0 };
-        let outlet = Arc::new(Outlet::new(client.clone(), version, client_max_packet, alias_max, qos_tx));
+        let outlet = Arc::new(Outlet::new(client.clone(), version, client_max_packet, alias_max, queue));
         let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
         let client_receive_max = usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX));
         let receive_max = queue.min(usize::from(u16::MAX));
@@ -304,7 +361,6 @@ impl Connection {
             keep_alive,
             in_aliases: InboundAliases::default(),
             pending_acks: VecDeque::new(),
-            qos_rx,
             stored_route: None,
             client_receive_max,
             receive_max,
@@ -344,7 +400,7 @@ impl Connection {
             conn.stored_route = Some(route);
             conn.sync_consumer(resumed).await;
         }
-        Some(conn)
+        Some(Box::new(conn))
     }
 
     fn unavailable(
@@ -355,7 +411,7 @@ impl Connection {
         client_id: &str,
         live: &Arc<LiveConnection>,
         error: StoreError,
-    ) -> Option<Connection> {
+    ) -> Option<Box<Connection>> {
         tracing::warn!(client_id, error = %error, "MQTT session store failed at CONNECT");
         refuse_connect(client, version, ReasonCode::ServerUnavailable, "session store unavailable");
         mqtt.release(&account.name, client_id, live);
@@ -405,7 +461,19 @@ impl Connection {
                 match decoder.decode(buf) {
                     Ok(Some(packet)) => {
                         got_packet = true;
-                        if let Some(end) = self.handle(packet).await {
+                        let handled = match self.handle(packet) {
+                            Handled::Done(handled) => handled,
+                            // Boxed so that their store operations do not size this future.
+                            Handled::Subscribe(subscribe) => {
+                                Box::pin(self.on_subscribe(subscribe)).await;
+                                None
+                            }
+                            Handled::Unsubscribe(unsubscribe) => {
+                                Box::pin(self.on_unsubscribe(unsubscribe)).await;
+                                None
+                            }
+                        };
+                        if let Some(end) = handled {
                             return end;
                         }
                     }
@@ -422,16 +490,19 @@ impl Connection {
                     keep_alive.as_mut().reset(tokio::time::Instant::now() + grace);
                 }
             }
-            if buf.capacity() - buf.len() < 1024 {
+            if buf.is_empty() {
+                // Every packet decoded: wait without a read buffer (see `read_into`).
+                *buf = BytesMut::new();
+            } else if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(4096);
             }
             tokio::select! {
-                read = reader.read_buf(buf) => match read {
+                read = read_into(reader, buf) => match read {
                     Ok(0) => return End::Closed(CloseReason::ClientClosed),
                     Ok(_) => {}
                     Err(_) => return End::Closed(CloseReason::ReadError),
                 },
-                Some(delivery) = self.qos_rx.recv() => match delivery {
+                delivery = self.outlet.deliveries.pop() => match delivery {
                     QosDelivery::Routed(publish) => {
                         self.enqueue_outgoing(OutgoingMessage { publish: *publish, released: false, delivery: None })
                     }
@@ -473,16 +544,23 @@ impl Connection {
         None
     }
 
-    /// Handles one packet; `Some` ends the connection.
-    async fn handle(&mut self, packet: Packet) -> Option<End> {
+    /// Handles one packet; `Done(Some(_))` ends the connection. SUBSCRIBE and UNSUBSCRIBE,
+    /// which wait for the session store, are handed back to the caller.
+    fn handle(&mut self, packet: Packet) -> Handled {
+        Handled::Done(match packet {
+            Packet::Subscribe(subscribe) => return Handled::Subscribe(subscribe),
+            Packet::Unsubscribe(unsubscribe) => return Handled::Unsubscribe(unsubscribe),
+            other => self.handle_now(other),
+        })
+    }
+
+    fn handle_now(&mut self, packet: Packet) -> Option<End> {
         match packet {
             Packet::Publish(publish) => return self.on_publish(publish),
             Packet::PubAck(ack) => self.on_outgoing_done(ack.packet_id),
             Packet::PubRec(ack) => self.on_pubrec(ack),
             Packet::PubRel(ack) => self.on_pubrel(ack.packet_id),
             Packet::PubComp(ack) => self.on_outgoing_done(ack.packet_id),
-            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
-            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
             Packet::PingReq => self.outlet.send(&Packet::PingResp),
             Packet::Disconnect(disconnect) => {
                 if let Some(expiry) = disconnect.properties.session_expiry_interval {

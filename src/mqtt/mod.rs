@@ -39,6 +39,7 @@
 pub mod alias;
 pub mod bridge;
 pub mod connection;
+pub mod delivery_queue;
 pub mod jetstream_store;
 pub mod listener;
 pub mod retained;

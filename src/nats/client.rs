@@ -289,6 +289,11 @@ impl ClientShared {
         self.last_activity.store(unix_nanos(SystemTime::now()), Ordering::Relaxed);
     }
 
+    /// Time since the last read or write.
+    pub fn idle_for(&self) -> Duration {
+        SystemTime::now().duration_since(self.last_activity()).unwrap_or_default()
+    }
+
     pub fn last_activity(&self) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(self.last_activity.load(Ordering::Relaxed))
     }

@@ -16,6 +16,11 @@ use tokio::sync::Notify;
 
 /// Size of one chunk: large enough that a write of a chunk is an efficient syscall.
 const CHUNK: usize = 64 * 1024;
+/// The first chunk of an idle connection that has no chunk to reuse. Most connections are idle
+/// most of the time and send a few small frames (CONNACK, SUBACK, PONG): a full chunk each
+/// would cost 64 KiB per connection. Busy connections move on to full chunks at their first
+/// overflow and keep those.
+const SMALL_CHUNK: usize = 512;
 /// Empty chunks kept for reuse per connection.
 const FREE_MAX: usize = 4;
 /// Empty chunks kept for reuse by all connections together (32 MiB). Without it a connection
@@ -119,7 +124,14 @@ impl Outbound {
         if !fits {
             let chunk = match state.free.pop() {
                 Some(c) if size_hint <= CHUNK => c,
-                _ => new_chunk(size_hint),
+                Some(c) => {
+                    state.free.push(c);
+                    new_chunk(size_hint)
+                }
+                None if state.chunks.is_empty() && size_hint <= SMALL_CHUNK => {
+                    BytesMut::with_capacity(SMALL_CHUNK)
+                }
+                None => new_chunk(size_hint),
             };
             state.chunks.push_back(chunk);
         }
@@ -246,6 +258,18 @@ impl Outbound {
         }
     }
 
+    /// Whether this connection keeps empty chunks for reuse (see [`Outbound::release_free`]).
+    pub fn has_free_chunks(&self) -> bool {
+        !self.state.lock().free.is_empty()
+    }
+
+    /// Hands the chunks kept for reuse back to the shared pool: called once the connection has
+    /// been idle for a while, so idle connections hold no chunk at all.
+    pub fn release_free(&self) {
+        let free = std::mem::take(&mut self.state.lock().free);
+        release_chunks(free.into_iter());
+    }
+
     /// Bytes waiting to be written.
     pub fn pending_bytes(&self) -> usize {
         self.state.lock().pending
@@ -320,6 +344,31 @@ mod tests {
         q.unlock_writer();
         assert_eq!((empty, written), (true, 1));
         assert_eq!(q.push(1, |b| b.extend_from_slice(b"j")), Ok(Pushed { wake: true, stalled: false }));
+    }
+
+    #[test]
+    fn an_idle_connection_starts_small_and_gives_its_chunks_back() {
+        let q = Outbound::new(1 << 20);
+        q.push(4, |b| b.extend_from_slice(b"abcd")).unwrap();
+        let mut out = VecDeque::new();
+        assert!(q.take(&mut out));
+        assert_eq!(out[0].capacity(), SMALL_CHUNK, "a first small frame gets a small chunk");
+        q.recycle(&mut out);
+        assert!(!q.has_free_chunks(), "small chunks are not kept");
+        // Traffic past the small chunk moves on to full chunks, which are kept for reuse.
+        for _ in 0..4 {
+            q.push(300, |b| b.extend_from_slice(&[1; 300])).unwrap();
+        }
+        assert!(q.take(&mut out));
+        assert_eq!(out.iter().map(|c| c.capacity()).collect::<Vec<_>>(), [SMALL_CHUNK, CHUNK]);
+        q.recycle(&mut out);
+        assert!(q.has_free_chunks());
+        q.push(4, |b| b.extend_from_slice(b"efgh")).unwrap();
+        assert!(q.take(&mut out));
+        assert_eq!(out[0].capacity(), CHUNK, "a busy connection reuses its full chunk");
+        q.recycle(&mut out);
+        q.release_free();
+        assert!(!q.has_free_chunks());
     }
 
     #[test]
