@@ -117,6 +117,7 @@ async fn connected<R: AsyncRead>(
 }
 
 /// Moves a value out of its box and frees the box now, not at the end of the caller's scope.
+#[allow(clippy::boxed_local)] // taking the box is the point
 fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }
