@@ -681,23 +681,7 @@ impl SessionStore for JetStreamStore {
             remove_session_consumer(&streams.msgs, &hash);
             return done(());
         }
-        let filters: Vec<String> =
-            consumer_filters(filters).into_iter().map(|f| format!("{MSGS_PREFIX}{f}")).collect();
-        let mut config = ConsumerConfig {
-            name: hash.clone(),
-            durable_name: if durable { hash.clone() } else { String::new() },
-            deliver_subject: format!("{DELIVER_PREFIX}{hash}"),
-            deliver_policy: DeliverPolicy::New,
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: i64::try_from(self.ack_wait.as_nanos()).unwrap_or(i64::MAX),
-            max_ack_pending: self.max_ack_pending,
-            mem_storage: !durable,
-            ..ConsumerConfig::default()
-        };
-        match <[String; 1]>::try_from(filters) {
-            Ok([one]) => config.filter_subject = one,
-            Err(many) => config.filter_subjects = many,
-        }
+        let config = session_consumer_config(&hash, filters, durable, self.ack_wait, self.max_ack_pending);
         let consumer = match streams.js_account.create_consumer(&streams.msgs, config.clone(), "") {
             Ok(c) => Ok(c),
             Err(e) => {
@@ -717,6 +701,34 @@ impl SessionStore for JetStreamStore {
             Err(e) => fail(unavailable(e)),
         }
     }
+}
+
+/// The session consumer on `$MQTT_msgs` for session `hash` and its QoS 1/2 `filters`.
+fn session_consumer_config(
+    hash: &str,
+    filters: Vec<String>,
+    durable: bool,
+    ack_wait: Duration,
+    max_ack_pending: i64,
+) -> ConsumerConfig {
+    let filters: Vec<String> =
+        consumer_filters(filters).into_iter().map(|f| format!("{MSGS_PREFIX}{f}")).collect();
+    let mut config = ConsumerConfig {
+        name: hash.to_owned(),
+        durable_name: if durable { hash.to_owned() } else { String::new() },
+        deliver_subject: format!("{DELIVER_PREFIX}{hash}"),
+        deliver_policy: DeliverPolicy::New,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: i64::try_from(ack_wait.as_nanos()).unwrap_or(i64::MAX),
+        max_ack_pending,
+        mem_storage: !durable,
+        ..ConsumerConfig::default()
+    };
+    match <[String; 1]>::try_from(filters) {
+        Ok([one]) => config.filter_subject = one,
+        Err(many) => config.filter_subjects = many,
+    }
+    config
 }
 
 #[cfg(test)]
