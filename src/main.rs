@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         logging::fatal(&format!("can't open log: {e}"));
         return ExitCode::from(1);
     }
+    signals::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -76,3 +76,26 @@ fn kill(pid: i32, sig: i32) -> Result<(), String> {
         Err(format!("can't signal pid {pid}: {}", std::io::Error::last_os_error()))
     }
 }
+
+/// Raises the soft limit of open files to the hard limit, as Go programs such as nats-server
+/// do at startup: every connection, and every stream block and consumer file, is a
+/// descriptor, and distributions default the soft limit to 1,024.
+#[allow(unsafe_code)]
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit(2) writes one `rlimit` through a valid pointer to a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur >= limit.rlim_max {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+    // SAFETY: setrlimit(2) reads one `rlimit` through a valid pointer to a local.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        tracing::debug!(from = limit.rlim_cur, to = limit.rlim_max, "raised the open files limit");
+    } else {
+        tracing::warn!(
+            "can't raise the open files limit from {}: {}",
+            limit.rlim_cur,
+            std::io::Error::last_os_error()
+        );
+    }
+}

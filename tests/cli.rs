@@ -153,3 +153,38 @@ fn random_port_and_plain_stderr_log_like_nats_server() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Reads a process's soft and hard limits of open files from /proc.
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line");
+    let mut fields = line.split_whitespace().skip(3);
+    (fields.next().unwrap().to_string(), fields.next().unwrap().to_string())
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("jetway.log");
+    // prlimit lowers the soft limit, then execs the server in the same process.
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=256:")
+        .arg(env!("CARGO_BIN_EXE_jetway"))
+        .args(["-a", "127.0.0.1", "-p", "-1", "-m", "0", "--mqtt_port", "0", "-sd"])
+        .arg(dir.path().join("js"))
+        .arg("-l")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prlimit starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("Server is ready") {
+        assert!(Instant::now() < deadline, "no 'Server is ready' in the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (soft, hard) = open_files_limits(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(soft, hard, "soft limit raised to the hard limit");
+}
