@@ -262,6 +262,10 @@ if wants mqtt; then
     add_scenario "mqtt QoS $qos ${size} B w=$mqtt_window" \
       "mqtt-pubsub --qos $qos --size $size --msgs $mqtt_msgs --window $mqtt_window" mqtt
   done
+  for qos in 1 2; do
+    add_scenario "mqtt QoS $qos ${size} B w=$mqtt_window persistent sub" \
+      "mqtt-pubsub --qos $qos --size $size --msgs $mqtt_msgs --window $mqtt_window --persistent-subscriber" mqtt
+  done
   add_scenario "mqtt QoS 1 ${size} B @ ${mqtt_rate}/s" \
     "mqtt-pubsub --qos 1 --size $size --msgs $((mqtt_rate * mqtt_latency_secs)) --window $mqtt_window --rate $mqtt_rate" mqtt
   add_scenario "mqtt $mqtt_sessions persistent sessions" \
@@ -361,7 +365,7 @@ fi
 mqtt_lines=""
 if wants mqtt; then
   mqtt_lines="- mosquitto: \`$mosquitto_bin\` ($(version_of_mosquitto)), \`persistence false\`: QoS 1/2 state in memory only; Jetway stores it durably in JetStream (default fsync before ack), nats-server in JetStream with its default lazy sync; stores in \`$bench_tmp\` ($(stat -f -c %T "$workdir"))
-- mqtt rows: one rumqttc (MQTT 3.1.1, clean session) publisher → one subscriber at the same QoS, at most $mqtt_window QoS 1/2 publishes in flight for every server; throughput rows publish MQTT_MSGS=$mqtt_msgs as fast as the window allows; the @ rate row is paced (below saturation) and gives end-to-end latency; sessions row: $mqtt_sessions persistent sessions (64 connecting at a time, one QoS 1 subscription each), setup rate = CONNECT…SUBACK, KB/session = server VmRSS growth with all sessions held idle / $mqtt_sessions
+- mqtt rows: one rumqttc (MQTT 3.1.1, clean session) publisher → one subscriber at the same QoS (clean session; \"persistent sub\" rows: a persistent session, whose QoS 1/2 messages Jetway and nats-server store in JetStream and mosquitto keeps in memory), at most $mqtt_window QoS 1/2 publishes in flight for every server; throughput rows publish MQTT_MSGS=$mqtt_msgs as fast as the window allows; the @ rate row is paced (below saturation) and gives end-to-end latency; sessions row: $mqtt_sessions persistent sessions (64 connecting at a time, one QoS 1 subscription each), setup rate = CONNECT…SUBACK, KB/session = server VmRSS growth with all sessions held idle / $mqtt_sessions
 "
 fi
 summary_rc=0

@@ -1,7 +1,8 @@
 //! MQTT publisher → subscriber on one topic at QoS 0, 1 or 2.
 //!
-//! One subscriber (clean session, subscribed at the run's QoS, SUBACK seen before the
-//! clock starts) and one publisher with at most `--window` unacknowledged QoS 1/2
+//! One subscriber (clean session, or persistent with `--persistent-subscriber`: then its
+//! QoS 1/2 messages are stored durably on a server that persists sessions; subscribed at the
+//! run's QoS, SUBACK seen before the clock starts) and one publisher with at most `--window` unacknowledged QoS 1/2
 //! publishes (rumqttc's in-flight limit). Throughput mode publishes `--msgs` as fast as
 //! the window allows; the clock runs from the first publish until the subscriber has all
 //! of them. Latency mode (`--rate R`) publishes R messages a second, each stamped with
@@ -51,6 +52,9 @@ pub struct Args {
     /// Topic published and subscribed to.
     #[arg(long, default_value = "bench/mqtt")]
     topic: String,
+    /// The subscriber keeps a persistent session (clean session = false), removed at the end.
+    #[arg(long)]
+    persistent_subscriber: bool,
 }
 
 /// What the subscriber has seen so far; readable when the run must be abandoned.
@@ -76,10 +80,11 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     let pid = std::process::id();
     let progress = Arc::new(Progress::default());
 
-    let (_sub_client, sub_loop) = tokio::time::timeout_at(
+    let sub_id = format!("bench-sub-{pid}");
+    let (sub_client, sub_loop) = tokio::time::timeout_at(
         deadline,
         connect(
-            options(&args.endpoint, &format!("bench-sub-{pid}"), true, args.window),
+            options(&args.endpoint, &sub_id, !args.persistent_subscriber, args.window),
             Some((&args.topic, qos)),
         ),
     )
@@ -157,6 +162,14 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         ),
     }
     anyhow::ensure!(published_all || received >= msgs, "publisher did not finish");
+    if args.persistent_subscriber {
+        // A clean connection under the same id ends the persistent session, so it does not
+        // keep collecting the next runs' messages.
+        drop(sub_client);
+        tokio::time::timeout_at(deadline, connect(options(&args.endpoint, &sub_id, true, 1), None))
+            .await
+            .context("subscriber cleanup timed out")??;
+    }
 
     let elapsed = Duration::from_nanos(progress.last_ns.load(Ordering::Relaxed)).saturating_sub(started);
     let mut result = json!({
@@ -166,6 +179,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         "size": args.size,
         "msgs": msgs,
         "window": args.window,
+        "persistent_subscriber": args.persistent_subscriber,
         "received": received,
         "lost": msgs.saturating_sub(received),
         "elapsed_s": round3(elapsed.as_secs_f64()),

@@ -393,7 +393,7 @@ impl Connection {
         if let Some(record) = restored {
             conn.restore(record).await;
         }
-        if mqtt.store.delivers_stored() {
+        if conn.delivers_stored() {
             let handler = Arc::new(StoredHandler { outlet: conn.outlet.clone() });
             let subject = super::jetstream_store::deliver_subject(&conn.session.client_id);
             let route = Subscription::new(subject.into(), None, Sink::Internal(handler));
@@ -819,9 +819,20 @@ impl Connection {
         self.version == ProtocolVersion::V5 && SharedSubscription::parse(filter).is_some()
     }
 
+    /// Whether QoS 1/2 messages reach this session through its consumer on `$MQTT_msgs`.
+    ///
+    /// Only persistent sessions need that: what a clean session is sent dies with its
+    /// connection, so it takes QoS 1/2 messages straight from the router (as MQTT requires,
+    /// at least once while it is connected) and costs no consumer. A QoS 1/2 PUBLISH that
+    /// only clean sessions want is then not stored at all (`$MQTT_msgs` keeps messages
+    /// for interested consumers only), and its PUBACK needs no fsync.
+    fn delivers_stored(&self) -> bool {
+        self.session.persistent && self.mqtt.store.delivers_stored()
+    }
+
     /// Points the session's consumer at its QoS 1/2 filters (JetStream store only).
     async fn sync_consumer(&mut self, resume: bool) {
-        if !self.mqtt.store.delivers_stored() {
+        if !self.delivers_stored() {
             return;
         }
         let mut filters = Vec::new();
@@ -986,7 +997,7 @@ impl Connection {
             retain_as_published: stored.options.retain_as_published,
             identifier: stored.identifier,
             dollar_topics: filter_matches_dollar_topics(&inner),
-            stored: self.mqtt.store.delivers_stored() && !self.is_shared(&stored.filter),
+            stored: self.delivers_stored() && !self.is_shared(&stored.filter),
         });
         let queue: Option<Arc<str>> = group.map(Into::into);
         let routes: Vec<_> = std::iter::once(subject)
