@@ -346,6 +346,107 @@ async fn account_jetstream_limits_are_enforced_with_nats_server_error_codes() {
     assert_eq!(err_code(&info), Some(10039), "{info}");
 }
 
+/// Publishes `count` messages of 300 bytes to `subject` and returns what each pub ack said:
+/// the sequence, or the JetStream error code.
+async fn publish_outcomes(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    count: usize,
+) -> Vec<Result<u64, Option<u64>>> {
+    let mut outcomes = Vec::new();
+    for _ in 0..count {
+        let ack = js.publish(subject.to_string(), vec![b'x'; 300].into()).await.expect("sent");
+        let ack = tokio::time::timeout(WAIT, ack).await.expect("ack in time");
+        outcomes.push(ack.map(|a| a.sequence).map_err(|e| crate::jetstream::err_code(&e)));
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn publishes_past_an_account_storage_limit_are_refused_with_10002() {
+    let server = start_conf(
+        r#"accounts {
+             L { users: [ { user: l, password: pw } ], jetstream: { max_mem: 2000, max_file: 2000 } }
+             M { users: [ { user: m, password: pw } ], jetstream: enabled }
+           }"#,
+    )
+    .await;
+    let l = user_client(&server, "l", "pw").await;
+    let js = async_nats::jetstream::new(l.clone());
+    for (name, storage) in [("LF", "file"), ("LM", "memory")] {
+        let created = api(
+            &l,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            serde_json::json!({ "name": name, "subjects": [format!("{name}.>")], "storage": storage }),
+        )
+        .await;
+        assert_eq!(err_code(&created), None, "{created}");
+        // 300 bytes of payload plus subject and overhead: the sixth or seventh message no
+        // longer fits in 2,000 bytes, and every later one is refused too.
+        let outcomes = publish_outcomes(&js, &format!("{name}.x"), 10).await;
+        let stored = outcomes.iter().take_while(|o| o.is_ok()).count();
+        assert!((5..=6).contains(&stored), "{storage}: {outcomes:?}");
+        assert!(outcomes[stored..].iter().all(|o| *o == Err(Some(10002))), "{storage}: {outcomes:?}");
+    }
+    // Raising a stream's reservation beyond the account's limit is refused too.
+    let update = api(
+        &l,
+        "$JS.API.STREAM.UPDATE.LF",
+        serde_json::json!({ "name": "LF", "subjects": ["LF.>"], "storage": "file", "max_bytes": 5000 }),
+    )
+    .await;
+    assert_eq!(err_code(&update), Some(10047), "{update}");
+    // Another account is not held by L's limits.
+    let m = user_client(&server, "m", "pw").await;
+    let created =
+        api(&m, "$JS.API.STREAM.CREATE.MF", serde_json::json!({ "name": "MF", "subjects": ["MF.>"] })).await;
+    assert_eq!(err_code(&created), None, "{created}");
+    let outcomes = publish_outcomes(&async_nats::jetstream::new(m), "MF.x", 10).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // Space freed by a purge can be used again at once.
+    let purged = api(&l, "$JS.API.STREAM.PURGE.LF", serde_json::json!({})).await;
+    assert_eq!(purged["success"], true, "{purged}");
+    assert!(publish_outcomes(&js, "LF.x", 1).await[0].is_ok());
+}
+
+#[tokio::test]
+async fn publishes_past_the_server_memory_limit_are_refused_with_10023() {
+    let server = TestServer::start_with(|c| c.jetstream.max_memory_store = Some(2000)).await;
+    let nc = server.client().await;
+    let created = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.MEM",
+        serde_json::json!({ "name": "MEM", "subjects": ["mem.>"], "storage": "memory" }),
+    )
+    .await;
+    assert_eq!(err_code(&created), None, "{created}");
+    let js = async_nats::jetstream::new(nc.clone());
+    let outcomes = publish_outcomes(&js, "mem.x", 10).await;
+    // nats-server refuses once what is stored *exceeds* the limit: the message that crosses it
+    // is still stored.
+    let stored = outcomes.iter().take_while(|o| o.is_ok()).count();
+    assert!((6..=7).contains(&stored), "{outcomes:?}");
+    assert!(outcomes[stored..].iter().all(|o| *o == Err(Some(10023))), "{outcomes:?}");
+    let more = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.MEM2",
+        serde_json::json!({ "name": "MEM2", "subjects": ["mem2.>"], "storage": "memory", "max_bytes": 4000 }),
+    )
+    .await;
+    assert_eq!(err_code(&more), Some(10028), "a reservation beyond the server's memory: {more}");
+    // Deleting the stream gives the memory back.
+    let deleted = api(&nc, "$JS.API.STREAM.DELETE.MEM", serde_json::json!({})).await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    let again = api(
+        &nc,
+        "$JS.API.STREAM.CREATE.MEM",
+        serde_json::json!({ "name": "MEM", "subjects": ["mem.>"], "storage": "memory" }),
+    )
+    .await;
+    assert_eq!(err_code(&again), None, "{again}");
+    assert!(publish_outcomes(&js, "mem.x", 1).await[0].is_ok());
+}
+
 #[tokio::test]
 async fn verify_and_map_logs_the_certificate_user_in() {
     let pki = TestPki::new();
