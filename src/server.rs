@@ -364,6 +364,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
             .map_err(|source| StartError::Listen { addr: core.config.mqtt.host.clone(), source })?;
         tracing::info!("Listening for MQTT clients on {}", display_addr(addr));
         let gateway = crate::mqtt::MqttServer::new(core.clone());
+        core.monitor.attach_mqtt(&gateway, addr);
         tokio::spawn(crate::mqtt::listener::accept_loop(gateway, listener));
         Some(addr)
     } else {

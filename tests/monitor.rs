@@ -143,8 +143,7 @@ async fn varz_reports_identity_limits_runtime_and_traffic() {
     assert_eq!(v["slow_consumer_stats"]["clients"], 0);
     assert_eq!(v["stale_connections"], 0);
     assert_eq!(v["system_account"], "$SYS");
-    assert_eq!(v["mqtt"]["host"], "127.0.0.1");
-    assert_eq!(v["mqtt"]["port"], 0);
+    assert_eq!(v["mqtt"], serde_json::json!({}), "MQTT is off: nats-server's empty block");
     assert_eq!(v["jetstream"], serde_json::json!({}));
     assert!(v["uptime"].as_str().is_some_and(|u| u.ends_with('s')), "{}", v["uptime"]);
     assert!(v["mem"].as_u64() > Some(1024 * 1024), "{}", v["mem"]);
@@ -566,7 +565,7 @@ async fn dashboard_is_one_self_contained_html_page() {
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
     assert!(page.body.contains("<canvas"), "rate chart");
-    for endpoint in ["varz", "connz", "subsz", "jsz"] {
+    for endpoint in ["varz", "connz", "subsz", "jsz", "mqttz"] {
         assert!(page.body.contains(&format!("/{endpoint}")), "polls /{endpoint}");
     }
     assert!(!page.body.contains("http://") && !page.body.contains("https://"), "no external assets");
@@ -665,4 +664,194 @@ async fn mqtt_clients_are_told_apart_in_connz_and_metrics() {
     };
     assert!(matches!(connections("mqtt"), Some(prometheus_parse::Value::Gauge(v)) if v == 1.0));
     assert!(matches!(connections("nats"), Some(prometheus_parse::Value::Gauge(v)) if v == 1.0));
+}
+
+/// Every sample of `name` in Prometheus text, by its labels.
+fn samples(body: &str, name: &str) -> Vec<(std::collections::HashMap<String, String>, f64)> {
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("valid");
+    scrape
+        .samples
+        .into_iter()
+        .filter(|s| s.metric == name)
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                other => panic!("{name}: unexpected {other:?}"),
+            };
+            let labels = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (labels, value)
+        })
+        .collect()
+}
+
+/// The value of `name` whose labels include `labels`.
+fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(body, name)
+        .into_iter()
+        .find(|(have, _)| labels.iter().all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{name} {labels:?} missing"))
+}
+
+fn session<'a>(mqttz: &'a Value, client_id: &str) -> &'a Value {
+    mqttz["sessions"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["client_id"] == client_id))
+        .unwrap_or_else(|| panic!("no session {client_id} in {mqttz}"))
+}
+
+#[tokio::test]
+async fn mqtt_sessions_in_flight_messages_and_traffic_show_in_mqttz_metrics_and_varz() {
+    use jetway_protocols::mqtt::{Packet, ProtocolVersion, Publish, QoS};
+
+    let (server, http) = monitored_with(|c| {
+        c.mqtt.port = -1;
+        c.jetstream.enabled = true;
+    })
+    .await;
+    let addr = server.mqtt_addr();
+    // NATS side: a connection, a stream capturing MQTT traffic, a consumer.
+    let nats = named_client(&server, "back-office").await;
+    let js = async_nats::jetstream::new(nats.clone());
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "TELEMETRY".into(),
+            subjects: vec!["telemetry.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("archiver".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // A persistent session with a QoS 1 subscription that never acknowledges what it gets.
+    let mut device = crate::mqtt::v4_with(addr, "device-1", |o| {
+        o.set_clean_session(false);
+        o.set_manual_acks(true);
+    })
+    .await;
+    device.subscribe("cmd/#", rumqttc::QoS::AtLeastOnce).await;
+    // A clean session with a QoS 0 subscription.
+    let mut viewer = crate::mqtt::v4(addr, "viewer").await;
+    viewer.subscribe("telemetry/#", rumqttc::QoS::AtMostOnce).await;
+    let publisher = crate::mqtt::v4(addr, "publisher").await;
+    publisher.client.publish("cmd/reboot", rumqttc::QoS::AtLeastOnce, false, "now").await.unwrap();
+    publisher.client.publish("telemetry/t1", rumqttc::QoS::AtMostOnce, false, "21.5").await.unwrap();
+    assert_eq!(&device.next_publish().await.payload[..], b"now");
+    assert_eq!(&viewer.next_publish().await.payload[..], b"21.5");
+    // A QoS 2 PUBLISH whose PUBREL never comes.
+    let mut raw = crate::mqtt::Raw::mqtt_connect(
+        addr,
+        crate::mqtt::raw_connect(ProtocolVersion::V4, "half-way", true),
+        false,
+    )
+    .await;
+    let mut qos2 = Publish::new("telemetry/t2", "x");
+    qos2.qos = QoS::ExactlyOnce;
+    qos2.packet_id = 9;
+    raw.send_packet(ProtocolVersion::V4, Packet::Publish(qos2)).await;
+    assert_eq!(raw.read_packet().await, vec![0x50, 0x02, 0x00, 0x09], "PUBREC");
+
+    let mqttz = eventually(http, "/mqttz", |m| {
+        m["connected"] == 4 && m["inflight"]["inflight"] == 1 && m["inflight"]["awaiting_pubrel"] == 1
+    })
+    .await;
+    assert_eq!(mqttz["enabled"], true);
+    assert_eq!(mqttz["stored"], 1, "one persistent session: {mqttz}");
+    assert_eq!((mqttz["received"]["qos0"].as_u64(), mqttz["received"]["qos1"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(mqttz["received"]["qos2"], 1);
+    // The viewer gets both telemetry messages at its QoS 0.
+    assert_eq!((mqttz["sent"]["qos0"].as_u64(), mqttz["sent"]["qos1"].as_u64()), (Some(2), Some(1)));
+    let d = session(&mqttz, "device-1");
+    assert_eq!((d["connected"].as_bool(), d["persistent"].as_bool()), (Some(true), Some(true)));
+    assert_eq!((d["subscriptions"].as_u64(), d["inflight"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(d["account"], "$G");
+    let v = session(&mqttz, "viewer");
+    assert_eq!(
+        (v["persistent"].as_bool(), v["subscriptions"].as_u64(), v["inflight"].as_u64()),
+        (Some(false), Some(1), Some(0))
+    );
+    assert_eq!(session(&mqttz, "half-way")["awaiting_pubrel"], 1);
+    let connz = get_json(http, "/connz?mqtt_client=device-1").await;
+    assert_eq!(connz["connections"][0]["cid"], d["cid"], "the session's cid is its /connz entry");
+
+    let body = get(http, "/metrics").await.body;
+    assert_eq!(sample(&body, "jetway_mqtt_sessions_connected", &[]), 4.0);
+    assert_eq!(sample(&body, "jetway_mqtt_sessions_stored", &[]), 1.0);
+    assert_eq!(sample(&body, "jetway_mqtt_inflight_messages", &[("direction", "out")]), 1.0);
+    assert_eq!(sample(&body, "jetway_mqtt_inflight_messages", &[("direction", "in")]), 1.0);
+    for (qos, received, sent) in [("0", 1.0, 2.0), ("1", 1.0, 1.0), ("2", 1.0, 0.0)] {
+        assert_eq!(
+            sample(&body, "jetway_mqtt_messages_received_total", &[("qos", qos)]),
+            received,
+            "qos {qos}"
+        );
+        assert_eq!(sample(&body, "jetway_mqtt_messages_sent_total", &[("qos", qos)]), sent, "qos {qos}");
+    }
+    assert_eq!(sample(&body, "jetway_messages_received_total", &[("protocol", "mqtt")]), 3.0);
+    assert_eq!(sample(&body, "jetway_connections", &[("protocol", "mqtt")]), 4.0);
+    assert_eq!(sample(&body, "jetway_connections", &[("protocol", "nats")]), 1.0);
+    // MQTT publishes are not counted again as NATS traffic.
+    let varz = get_json(http, "/varz").await;
+    let nats_in = sample(&body, "jetway_messages_received_total", &[("protocol", "nats")]);
+    assert!(nats_in + 3.0 <= varz["in_msgs"].as_f64().unwrap_or(0.0), "{nats_in} vs {}", varz["in_msgs"]);
+    assert_eq!(sample(&body, "jetway_stream_messages", &[("stream", "TELEMETRY")]), 2.0);
+    assert_eq!(sample(&body, "jetway_consumer_num_pending", &[("consumer", "archiver")]), 2.0);
+
+    // /varz carries nats-server's mqtt block with the bound port.
+    assert_eq!(varz["mqtt"]["port"].as_u64(), Some(u64::from(addr.port())));
+    assert_eq!(varz["mqtt"]["host"], "127.0.0.1");
+    assert_eq!(varz["mqtt"]["max_ack_pending"], 1024);
+
+    // Disconnected, the persistent session stays listed with what it has not acknowledged.
+    device.client.disconnect().await.unwrap();
+    let away = eventually(http, "/mqttz?state=disconnected", |m| m["total"] == 1).await;
+    let d = session(&away, "device-1");
+    assert_eq!((d["connected"].as_bool(), d["persistent"].as_bool()), (Some(false), Some(true)));
+    assert_eq!((d["subscriptions"].as_u64(), d["inflight"].as_u64()), (Some(1), Some(1)));
+    assert!(d.get("cid").is_none());
+    let connected = get_json(http, "/mqttz?state=connected").await;
+    assert_eq!(connected["total"], 3);
+    assert!(connected["sessions"].as_array().unwrap().iter().all(|s| s["connected"] == true));
+    assert_eq!(get(http, "/mqttz?state=sideways").await.status, 400);
+}
+
+#[tokio::test]
+async fn mqttz_and_varz_say_when_mqtt_is_off() {
+    let (_server, http) = monitored().await;
+    let mqttz = get_json(http, "/mqttz").await;
+    assert_eq!((mqttz["enabled"].as_bool(), mqttz["total"].as_u64()), (Some(false), Some(0)));
+    assert_eq!(get_json(http, "/varz").await["mqtt"], serde_json::json!({}));
+    assert!(samples(&get(http, "/metrics").await.body, "jetway_mqtt_sessions_connected").is_empty());
+}
+
+#[tokio::test]
+async fn closed_connections_keep_their_subscriptions() {
+    let (server, http) = monitored().await;
+    let nc = named_client(&server, "leaving").await;
+    let _a = nc.subscribe("orders.>").await.unwrap();
+    let _b = nc.queue_subscribe("jobs", "workers".into()).await.unwrap();
+    nc.flush().await.unwrap();
+    let open = eventually(http, "/connz?subs=1", |c| c["connections"][0]["subscriptions"] == 2).await;
+    let cid = open["connections"][0]["cid"].as_u64().unwrap();
+    drop((_a, _b));
+    drop(nc);
+
+    let closed = eventually(http, "/connz?state=closed&subs=1", |c| c["total"] == 1).await;
+    let conn = &closed["connections"][0];
+    assert_eq!(conn["cid"].as_u64(), Some(cid));
+    assert_eq!(conn["subscriptions"], 2, "counted at close: {conn}");
+    assert_eq!(conn["subscriptions_list"], serde_json::json!(["jobs", "orders.>"]));
+    let detail = get_json(http, "/connz?state=closed&subs=detail").await;
+    let subs = detail["connections"][0]["subscriptions_list_detail"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 2);
+    assert_eq!((subs[0]["subject"].as_str(), subs[0]["qgroup"].as_str()), (Some("jobs"), Some("workers")));
+    assert_eq!(subs[0]["cid"].as_u64(), Some(cid));
+    let plain = get_json(http, "/connz?state=closed").await;
+    assert!(plain["connections"][0].get("subscriptions_list").is_none(), "only when asked for");
 }

@@ -97,15 +97,23 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
     response::ok(&body)
 }
 
-/// The `mqtt` block: where the gateway listens (or would; `port` 0 means disabled).
+/// The `mqtt` block (nats-server's `MQTTOptsVarz`): empty when MQTT is off, else where the
+/// gateway listens (the bound port, as nats-server reports it) and its options.
 fn mqtt_block(core: &Core) -> serde_json::Value {
+    let Some((_, addr)) = core.monitor.mqtt() else { return json!({}) };
     let m = &core.config.mqtt;
-    json!({
+    let mut block = json!({
         "host": m.host,
-        "port": m.port,
+        "port": addr.port(),
+        // nats-server reports its MQTT TLS handshake timeout (default 2 s) with or without TLS.
+        "tls_timeout": 2.0,
         "ack_wait": duration_nanos(m.ack_wait),
         "max_ack_pending": m.max_ack_pending,
-    })
+    });
+    if let (Some(fields), Some(user)) = (block.as_object_mut(), &m.no_auth_user) {
+        fields.insert("no_auth_user".into(), user.as_str().into());
+    }
+    block
 }
 
 /// Go marshals a `time.Duration` as integer nanoseconds.
