@@ -28,14 +28,25 @@ impl HttpResponse {
 
 /// A minimal HTTP/1.1 GET: enough for these endpoints, no client library needed.
 async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to monitor");
+    let stream = TcpStream::connect(addr).await.expect("connect to monitor");
+    get_over(stream, addr, path).await
+}
+
+/// The GET of [`get`] over any byte stream (plain TCP or TLS).
+async fn get_over<S>(mut stream: S, addr: SocketAddr, path: &str) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send request");
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read response");
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+    match read.expect("response in time") {
+        Ok(_) => {}
+        // rustls reports a peer that closes without close_notify; the response is complete.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => panic!("read response: {e}"),
+    }
     let text = String::from_utf8(raw).expect("UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
     let mut lines = head.lines();
@@ -854,4 +865,87 @@ async fn closed_connections_keep_their_subscriptions() {
     assert_eq!(subs[0]["cid"].as_u64(), Some(cid));
     let plain = get_json(http, "/connz?state=closed").await;
     assert!(plain["connections"][0].get("subscriptions_list").is_none(), "only when asked for");
+}
+
+/// A TLS connection to `addr` that trusts `pki`'s CA, for `localhost`.
+async fn tls_connect(
+    addr: SocketAddr,
+    pki: &crate::harness::TestPki,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(pki.ca.issued.cert_der.clone()).expect("CA");
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+}
+
+async fn https_get(addr: SocketAddr, pki: &crate::harness::TestPki, path: &str) -> HttpResponse {
+    let tls = tls_connect(addr, pki).await.expect("TLS handshake with the monitor");
+    get_over(tls, addr, path).await
+}
+
+#[tokio::test]
+async fn https_monitoring_serves_the_endpoints_with_the_client_port_certificate() {
+    let pki = crate::harness::TestPki::new();
+    // Mutual TLS on the client port: the monitor still asks browsers for no certificate.
+    let server = TestServer::start_tls(&pki, |c| {
+        c.https_port = -1;
+        c.mqtt.port = -1;
+        if let Some(tls) = c.tls.as_mut() {
+            tls.verify = true;
+        }
+    })
+    .await;
+    let handle = server.handle.as_ref().expect("running");
+    assert!(handle.http_addr.is_none(), "HTTPS instead of HTTP");
+    let https = handle.https_addr.expect("HTTPS monitor");
+
+    let varz = https_get(https, &pki, "/varz").await;
+    assert_eq!(varz.status, 200, "{}", varz.body);
+    assert_eq!(varz.header("content-type"), Some("application/json"));
+    let v = varz.json();
+    assert_eq!(v["https_port"].as_u64(), Some(u64::from(https.port())));
+    assert_eq!(v["http_port"], 0);
+    for path in ["/connz", "/subsz", "/jsz", "/healthz", "/mqttz"] {
+        assert_eq!(https_get(https, &pki, path).await.status, 200, "{path}");
+    }
+    let metrics = https_get(https, &pki, "/metrics").await;
+    assert!(metrics.body.contains("jetway_connections"), "{}", metrics.body);
+    assert!(https_get(https, &pki, "/").await.body.contains("<canvas"));
+
+    // Plain HTTP on the HTTPS port gets no answer; a client that does not trust the
+    // certificate fails its handshake; neither disturbs the next client.
+    let plain = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut tcp = TcpStream::connect(https).await.expect("connect");
+        tcp.write_all(b"GET /varz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let mut buf = Vec::new();
+        let _ = tcp.read_to_end(&mut buf).await;
+        buf
+    })
+    .await
+    .expect("closed in time");
+    assert!(!String::from_utf8_lossy(&plain).contains("200 OK"), "{plain:?}");
+    let stranger = crate::harness::TestPki::new();
+    assert!(tls_connect(https, &stranger).await.is_err(), "untrusted certificate");
+    assert_eq!(https_get(https, &pki, "/healthz").await.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn https_monitoring_needs_tls_and_excludes_http() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = crate::harness::test_config(dir.path());
+    config.https_port = -1;
+    let without_tls = jetway::run(config.clone()).await.err().expect("refused without TLS");
+    assert!(without_tls.to_string().contains("TLS"), "{without_tls}");
+    let pki = crate::harness::TestPki::new();
+    config.tls = Some(pki.settings());
+    config.http_port = -1;
+    let both = jetway::run(config).await.err().expect("refused with both ports");
+    assert!(both.to_string().contains("both HTTP"), "{both}");
 }

@@ -171,6 +171,16 @@ fn listen_and_http_set_host_and_port() {
 }
 
 #[test]
+fn https_monitoring_replaces_the_default_http_port_and_both_are_refused() {
+    let config = conf("https: \"127.0.0.1:8443\"").config;
+    assert_eq!((config.http_host.as_str(), config.https_port, config.http_port), ("127.0.0.1", 8443, 0));
+    assert_eq!(toml("https_port = -1").config.http_port, 0);
+    let e = conf_error("http_port: 8222\nhttps_port: 8443");
+    assert!(e.to_string().contains("both HTTP (8222) and HTTPS (8443)"), "{e}");
+    assert_eq!(conf("http_port: 0\nhttps_port: 8443").config.https_port, 8443);
+}
+
+#[test]
 fn nats_server_aliases_are_accepted() {
     let config = conf(
         "net: 10.0.0.1\nmonitor_port: 8333\npidfile: /run/j.pid\nlogfile: /var/log/j.log\nmax_conn: 10\nmax_subs: 20\n\

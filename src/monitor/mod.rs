@@ -2,7 +2,8 @@
 //! and the `$SYS` connection events.
 //!
 //! Layout: one file per endpoint (`varz`, `connz`, `subsz`, `routez`, `accountz` with
-//! `/accstatz`, `healthz`, `metrics`, `dashboard`, and Jetway's own `mqttz`); `response` holds what they share (JSON
+//! `/accstatz`, `healthz`, `metrics`, `dashboard`, and Jetway's own `mqttz`); `https` serves
+//! them over TLS; `response` holds what they share (JSON
 //! responses with CORS, query parsing, nats-server's time and duration formats); `closed` is the
 //! ring of closed connections; `events` publishes connect/disconnect advisories; `process` reads
 //! memory and CPU use from `/proc`.
@@ -17,6 +18,7 @@ mod connz;
 mod dashboard;
 pub mod events;
 mod healthz;
+pub mod https;
 mod jsz;
 mod metrics;
 mod mqttz;
@@ -51,6 +53,8 @@ pub struct MonitorState {
     cpu: process::CpuSampler,
     /// Where the monitor listens (the config may say `-1`, meaning "any port").
     http_addr: parking_lot::Mutex<Option<SocketAddr>>,
+    /// Where the HTTPS monitor listens, when `https_port` is set.
+    https_addr: parking_lot::Mutex<Option<SocketAddr>>,
     /// The MQTT gateway and its listener's address, when MQTT is enabled. Weak: the gateway
     /// holds the core, which holds this.
     mqtt: parking_lot::Mutex<Option<(Weak<MqttServer>, SocketAddr)>>,
@@ -64,6 +68,7 @@ impl MonitorState {
             metrics: metrics::ServerMetrics::new(),
             cpu: process::CpuSampler::default(),
             http_addr: parking_lot::Mutex::new(None),
+            https_addr: parking_lot::Mutex::new(None),
             mqtt: parking_lot::Mutex::new(None),
         }
     }
@@ -82,6 +87,10 @@ impl MonitorState {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         *self.http_addr.lock()
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        *self.https_addr.lock()
     }
 
     fn next_event_seq(&self) -> u64 {
@@ -105,9 +114,29 @@ pub fn client_closed(core: &Core, client: &ClientShared) {
     core.monitor.closed.push(info);
 }
 
+/// Serves the endpoints over HTTP until `stop`.
 pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationToken) {
     *core.monitor.http_addr.lock() = listener.local_addr().ok();
-    let app = axum::Router::new()
+    let app = endpoints(core);
+    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+    if let Err(e) = result {
+        tracing::error!("monitoring server failed: {e}");
+    }
+}
+
+/// Serves the endpoints over HTTPS until `stop` (`https_port`).
+pub async fn serve_https(core: Arc<Core>, listener: https::TlsListener, stop: CancellationToken) {
+    use axum::serve::Listener;
+    *core.monitor.https_addr.lock() = listener.local_addr().ok();
+    let app = endpoints(core);
+    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+    if let Err(e) = result {
+        tracing::error!("HTTPS monitoring server failed: {e}");
+    }
+}
+
+fn endpoints(core: Arc<Core>) -> axum::Router {
+    axum::Router::new()
         .route("/", get(dashboard::dashboard))
         .route("/varz", get(varz::varz))
         .route("/connz", get(connz::connz))
@@ -121,9 +150,5 @@ pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationTok
         .route("/metrics", get(metrics::metrics))
         .route("/mqttz", get(mqttz::mqttz))
         .fallback(response::not_found)
-        .with_state(core);
-    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-    if let Err(e) = result {
-        tracing::error!("monitoring server failed: {e}");
-    }
+        .with_state(core)
 }

@@ -21,6 +21,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
     // The INFO clients get carries the bound address, which differs from the config for `-p -1`.
     let info = core.client_info(0, IpAddr::V4(Ipv4Addr::LOCALHOST));
     let http_port = core.monitor.http_addr().map_or(i64::from(c.http_port), |a| i64::from(a.port()));
+    let https_port = core.monitor.https_addr().map_or(i64::from(c.https_port), |a| i64::from(a.port()));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let slow_consumers = s.slow_consumers.load(Ordering::Relaxed);
     let stale_connections = s.stale_connections.load(Ordering::Relaxed);
@@ -44,7 +45,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         "http_host": c.http_host,
         "http_port": http_port,
         "http_base_path": "",
-        "https_port": 0,
+        "https_port": https_port,
         "auth_timeout": c.authorization.timeout.as_secs_f64(),
         "max_control_line": c.max_control_line,
         "max_payload": c.max_payload,
