@@ -789,7 +789,13 @@ async fn mqtt_sessions_in_flight_messages_and_traffic_show_in_mqttz_metrics_and_
     );
     assert_eq!(session(&mqttz, "half-way")["awaiting_pubrel"], 1);
     let connz = get_json(http, "/connz?mqtt_client=device-1").await;
-    assert_eq!(connz["connections"][0]["cid"], d["cid"], "the session's cid is its /connz entry");
+    let entry = &connz["connections"][0];
+    assert_eq!(entry["cid"], d["cid"], "the session's cid is its /connz entry");
+    assert_eq!(
+        (entry["account"].as_str(), entry["subscriptions"].as_u64()),
+        (Some("$G"), Some(1)),
+        "{entry}"
+    );
 
     let body = get(http, "/metrics").await.body;
     assert_eq!(sample(&body, "jetway_mqtt_sessions_connected", &[]), 4.0);
@@ -948,4 +954,24 @@ async fn https_monitoring_needs_tls_and_excludes_http() {
     config.http_port = -1;
     let both = jetway::run(config).await.err().expect("refused with both ports");
     assert!(both.to_string().contains("both HTTP"), "{both}");
+}
+
+#[tokio::test]
+async fn mqtt_clients_are_announced_in_the_system_account() {
+    let (server, _http) = monitored_with(|c| c.mqtt.port = -1).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = jetway::router::Sink::Internal(Arc::new(Collector(tx)));
+    server.core().system_account.sublist.insert(jetway::router::Subscription::new(
+        "$SYS.ACCOUNT.>".into(),
+        None,
+        sink,
+    ));
+    let device = crate::mqtt::v4(server.mqtt_addr(), "announced").await;
+    let (subject, connect) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(subject, "$SYS.ACCOUNT.$G.CONNECT");
+    assert_eq!(connect["client"]["name"], "announced");
+    device.client.disconnect().await.unwrap();
+    let (subject, gone) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(subject, "$SYS.ACCOUNT.$G.DISCONNECT");
+    assert_eq!(gone["client"]["name"], "announced");
 }

@@ -309,12 +309,22 @@ fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
 
     let now = SystemTime::now();
     let mut conns = Vec::new();
+    // MQTT subscriptions are the gateway's, not the connection's: counted from the sessions.
+    let mqtt_subscriptions: HashMap<u64, usize> = match core.monitor.mqtt() {
+        Some((gateway, _)) if state != ConnState::Closed => {
+            gateway.connected_sessions().iter().filter_map(|s| Some((s.cid?, s.subscriptions))).collect()
+        }
+        _ => HashMap::new(),
+    };
     if state != ConnState::Closed {
         for client in core.clients() {
             if cid != 0 && client.id != cid {
                 continue;
             }
             let mut info = ConnInfo::open(&client, now);
+            if let Some(count) = mqtt_subscriptions.get(&client.id) {
+                info.subscriptions = *count;
+            }
             if !keep(&info) {
                 continue;
             }

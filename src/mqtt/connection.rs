@@ -247,6 +247,7 @@ impl Connection {
             identity.name = Some(client_id.clone());
             identity.lang = Some(if v5 { "mqtt5" } else { "mqtt3.1.1" }.into());
             identity.user = connect.username.as_ref().map(ToString::to_string);
+            identity.account = Some(login.account.name.clone());
         }
 
         // Takeover: the old connection is closed and finishes its cleanup first.
@@ -355,6 +356,7 @@ impl Connection {
             conn.stored_route = Some(route);
             conn.sync_consumer(resumed).await;
         }
+        crate::monitor::events::client_connected(core, client);
         Some(conn)
     }
 
