@@ -101,6 +101,15 @@ async fn monitored_with(edit: impl FnOnce(&mut jetway::Config)) -> (TestServer, 
     (server, http)
 }
 
+/// A monitored server with MQTT (on JetStream) too.
+async fn monitored_mqtt() -> (TestServer, SocketAddr) {
+    monitored_with(|c| {
+        c.mqtt.port = -1;
+        c.jetstream.enabled = true;
+    })
+    .await
+}
+
 async fn named_client(server: &TestServer, name: &str) -> async_nats::Client {
     async_nats::ConnectOptions::new().name(name).connect(server.url()).await.expect("client connects")
 }
@@ -588,28 +597,38 @@ async fn monitoring_is_off_unless_configured() {
     assert!(server.handle.as_ref().and_then(|h| h.http_addr).is_none());
 }
 
+/// A stream on `subjects` with a durable pull consumer.
+async fn stream_with_consumer(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subjects: &str,
+    durable: &str,
+) {
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![subjects.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(durable.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn jsz_healthz_and_metrics_report_jetstream() {
     let (server, http) = monitored_with(|c| c.jetstream.enabled = true).await;
     let js = async_nats::jetstream::new(server.client().await);
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "MON".into(),
-            subjects: vec!["mon.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    stream_with_consumer(&js, "MON", "mon.>", "watcher").await;
     for i in 0..3 {
         js.publish(format!("mon.{i}"), "x".into()).await.unwrap().await.unwrap();
     }
-    stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("watcher".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
 
     let jsz = get_json(http, "/jsz?streams=1&consumers=1&config=1").await;
     assert_eq!(jsz["streams"], 1);
@@ -650,11 +669,7 @@ async fn jsz_healthz_and_metrics_report_jetstream() {
 
 #[tokio::test]
 async fn mqtt_clients_are_told_apart_in_connz_and_metrics() {
-    let (server, http) = monitored_with(|c| {
-        c.mqtt.port = -1;
-        c.jetstream.enabled = true;
-    })
-    .await;
+    let (server, http) = monitored_mqtt().await;
     let _nats = named_client(&server, "plain-nats").await;
     let _mqtt = crate::mqtt::v4(server.mqtt_addr(), "sensor-17").await;
     let connz = eventually(http, "/connz", |v| v["num_connections"] == 2).await;
@@ -715,30 +730,12 @@ fn session<'a>(mqttz: &'a Value, client_id: &str) -> &'a Value {
 async fn mqtt_sessions_in_flight_messages_and_traffic_show_in_mqttz_metrics_and_varz() {
     use jetway_protocols::mqtt::{Packet, ProtocolVersion, Publish, QoS};
 
-    let (server, http) = monitored_with(|c| {
-        c.mqtt.port = -1;
-        c.jetstream.enabled = true;
-    })
-    .await;
+    let (server, http) = monitored_mqtt().await;
     let addr = server.mqtt_addr();
     // NATS side: a connection, a stream capturing MQTT traffic, a consumer.
     let nats = named_client(&server, "back-office").await;
-    let js = async_nats::jetstream::new(nats.clone());
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "TELEMETRY".into(),
-            subjects: vec!["telemetry.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("archiver".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    stream_with_consumer(&async_nats::jetstream::new(nats.clone()), "TELEMETRY", "telemetry.>", "archiver")
+        .await;
 
     // A persistent session with a QoS 1 subscription that never acknowledges what it gets.
     let mut device = crate::mqtt::v4_with(addr, "device-1", |o| {
@@ -878,17 +875,9 @@ async fn tls_connect(
     addr: SocketAddr,
     pki: &crate::harness::TestPki,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.issued.cert_der.clone()).expect("CA");
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let tcp = TcpStream::connect(addr).await?;
-    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+    tokio_rustls::TlsConnector::from(pki.client_config()).connect(name, tcp).await
 }
 
 async fn https_get(addr: SocketAddr, pki: &crate::harness::TestPki, path: &str) -> HttpResponse {

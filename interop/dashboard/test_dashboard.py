@@ -22,12 +22,13 @@ ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "artifacts"
 WAIT_S = 20.0
 
 
-@pytest.fixture(scope="module")
-def monitored_server():
+def _jetway_with_monitor(mqtt: bool):
+    """A Jetway with monitoring (and MQTT when asked), stopped after the module; fails the
+    module if the server logged fatal lines."""
     binary = os.environ.get("JETWAY_BIN", "")
     if detect_kind(binary) == KIND_NATS_SERVER:
         pytest.skip("the dashboard is Jetway's own page")
-    srv = ServerProcess(binary, monitor=True).start()
+    srv = ServerProcess(binary, monitor=True, mqtt=mqtt).start()
     try:
         assert srv.http_port, f"no monitor line in the log:\n{srv.log_tail()}"
         yield srv
@@ -35,21 +36,16 @@ def monitored_server():
         srv.stop()
     if srv.fatal_lines:
         pytest.fail("server logged fatal lines:\n" + "\n".join(srv.fatal_lines[:20]))
+
+
+@pytest.fixture(scope="module")
+def monitored_server():
+    yield from _jetway_with_monitor(mqtt=False)
 
 
 @pytest.fixture(scope="module")
 def mqtt_monitored_server():
-    binary = os.environ.get("JETWAY_BIN", "")
-    if detect_kind(binary) == KIND_NATS_SERVER:
-        pytest.skip("the dashboard is Jetway's own page")
-    srv = ServerProcess(binary, monitor=True, mqtt=True).start()
-    try:
-        assert srv.http_port, f"no monitor line in the log:\n{srv.log_tail()}"
-        yield srv
-    finally:
-        srv.stop()
-    if srv.fatal_lines:
-        pytest.fail("server logged fatal lines:\n" + "\n".join(srv.fatal_lines[:20]))
+    yield from _jetway_with_monitor(mqtt=True)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +85,16 @@ async def wait_for(page: Page, expression: str) -> object:
         await asyncio.sleep(0.2)
 
 
+async def settle_and_screenshot(page: Page, name: str) -> None:
+    """Waits a few more polls, so errors from later refreshes show up too, keeps a screenshot
+    in artifacts/, and checks the page saw no errors at all."""
+    polls = await page.evaluate("window.jetwayDashboard.polls")
+    await wait_for(page, f"window.jetwayDashboard.polls >= {polls + 2}")
+    await page.screenshot(os.path.join(ARTIFACTS, name))
+    assert page.errors == []
+    assert await page.evaluate("window.jetwayDashboard.errors") == 0
+
+
 async def test_dashboard_shows_live_rates_and_connections_without_console_errors(monitored_server, browser):
     url = f"nats://127.0.0.1:{monitored_server.port}"
     publisher = await nats.connect(servers=[url], name="dashboard-publisher", allow_reconnect=False)
@@ -126,12 +132,7 @@ async def test_dashboard_shows_live_rates_and_connections_without_console_errors
                                           " return r && r.textContent; })()")
         assert "DASH" in stream_row and "viewer" in stream_row
         assert await page.evaluate("document.getElementById('mqtt').hidden") is True
-        # A few more polls, so errors from later refreshes would show up too.
-        polls = await page.evaluate("window.jetwayDashboard.polls")
-        await wait_for(page, f"window.jetwayDashboard.polls >= {polls + 2}")
-        await page.screenshot(os.path.join(ARTIFACTS, "dashboard.png"))
-        assert page.errors == []
-        assert await page.evaluate("window.jetwayDashboard.errors") == 0
+        await settle_and_screenshot(page, "dashboard.png")
     finally:
         stop.set()
         await traffic
@@ -200,11 +201,7 @@ async def test_dashboard_lists_mqtt_sessions_with_subscriptions_and_in_flight_me
         assert (viewer_row[4], viewer_row[5]) == ("2", "0")
         stats = await page.evaluate("document.getElementById('mqtt-stats').textContent")
         assert "connected" in stats and "in flight" in stats
-        polls = await page.evaluate("window.jetwayDashboard.polls")
-        await wait_for(page, f"window.jetwayDashboard.polls >= {polls + 2}")
-        await page.screenshot(os.path.join(ARTIFACTS, "dashboard-mqtt.png"))
-        assert page.errors == []
-        assert await page.evaluate("window.jetwayDashboard.errors") == 0
+        await settle_and_screenshot(page, "dashboard-mqtt.png")
     finally:
         await page.close()
         for client in (device, viewer, publisher):
