@@ -932,6 +932,23 @@ async fn https_monitoring_serves_the_endpoints_with_the_client_port_certificate(
 }
 
 #[tokio::test]
+async fn https_monitoring_picks_up_a_reloaded_certificate() {
+    let pki = crate::harness::TestPki::new();
+    let server = TestServer::start_tls(&pki, |c| c.https_port = -1).await;
+    let handle = server.handle.as_ref().expect("running");
+    let https = handle.https_addr.expect("HTTPS monitor");
+    let served = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        tls.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned().expect("certificate")
+    };
+    let before = served(&tls_connect(https, &pki).await.expect("handshake"));
+    let reissued = pki.reissue_server_cert();
+    handle.reload(); // SIGHUP
+    let after = served(&tls_connect(https, &pki).await.expect("handshake after reload"));
+    assert_ne!(before, after);
+    assert_eq!(after, reissued.cert_der);
+}
+
+#[tokio::test]
 async fn https_monitoring_needs_tls_and_excludes_http() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = crate::harness::test_config(dir.path());

@@ -311,9 +311,7 @@ fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
     let mut conns = Vec::new();
     // MQTT subscriptions are the gateway's, not the connection's: counted from the sessions.
     let mqtt_subscriptions: HashMap<u64, usize> = match core.monitor.mqtt() {
-        Some((gateway, _)) if state != ConnState::Closed => {
-            gateway.connected_sessions().iter().filter_map(|s| Some((s.cid?, s.subscriptions))).collect()
-        }
+        Some((gateway, _)) if state != ConnState::Closed => gateway.subscriptions_by_cid(),
         _ => HashMap::new(),
     };
     if state != ConnState::Closed {

@@ -195,7 +195,7 @@ fn record_jetstream(core: &Core) {
 /// The MQTT gateway: sessions, messages in flight, traffic by QoS (only while it runs).
 fn record_mqtt(core: &Core) {
     let Some((gateway, _)) = core.monitor.mqtt() else { return };
-    gauge!("jetway_mqtt_sessions_connected").set(gateway.connected_sessions().len() as f64);
+    gauge!("jetway_mqtt_sessions_connected").set(gateway.connected_count() as f64);
     if let Some(stored) = gateway.stored_session_count() {
         gauge!("jetway_mqtt_sessions_stored").set(stored as f64);
     }

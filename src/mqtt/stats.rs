@@ -6,6 +6,7 @@
 //! stores). Everything else is assembled here when an endpoint asks, so the message path pays
 //! nothing for it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use jetway_protocols::mqtt::QoS;
@@ -152,6 +153,16 @@ impl MqttServer {
                 }
             })
             .collect()
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    /// Each connected session's subscription count, by connection id (for `/connz`).
+    pub fn subscriptions_by_cid(&self) -> HashMap<u64, usize> {
+        let live = self.live.lock();
+        live.values().map(|c| (c.client.id, c.gauges.subscriptions.load(Ordering::Relaxed))).collect()
     }
 
     /// Sums of the connected sessions' gauges.
