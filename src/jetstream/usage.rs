@@ -49,7 +49,8 @@ pub struct ServerQuota {
 
 impl ServerQuota {
     pub fn new(limit: i64) -> Arc<ServerQuota> {
-        Arc::new(ServerQuota { used: Arc::default(), limit: u64::try_from(limit).unwrap_or(0) })
+        // Negative only when a configured size overflowed `i64`: as good as no limit.
+        Arc::new(ServerQuota { used: Arc::default(), limit: u64::try_from(limit).unwrap_or(u64::MAX) })
     }
 }
 
