@@ -46,7 +46,7 @@ pub struct Cli {
     /// HTTP monitoring port (0 disables, -1 random)
     #[arg(short = 'm', long = "http_port")]
     pub http_port: Option<i32>,
-    /// HTTPS monitoring port (needs TLS)
+    /// HTTPS monitoring port (uses the tls block's certificate; replaces HTTP monitoring)
     #[arg(long = "https_port")]
     pub https_port: Option<i32>,
     /// Configuration file (TOML by .toml extension, otherwise nats-server .conf)
@@ -148,9 +148,6 @@ impl Cli {
     /// Applies flags over the file configuration (flags win, as in nats-server).
     pub fn apply(&self, c: &mut Config) -> Result<(), String> {
         self.apply_tls(c)?;
-        if self.https_port.is_some() {
-            return Err("HTTPS monitoring is not supported by this version of jetway yet".into());
-        }
         if self.cluster.is_some()
             || self.cluster_name.is_some()
             || self.routes.is_some()
@@ -178,6 +175,19 @@ impl Cli {
         if let Some(port) = self.http_port {
             c.http_port = port;
         }
+        if let Some(port) = self.https_port {
+            // One or the other, as in nats-server; `-ms` alone replaces the default HTTP port.
+            if self.http_port.is_some_and(|p| p != 0) && port != 0 {
+                return Err(format!(
+                    "can't specify both HTTP ({}) and HTTPS ({port}) monitoring ports",
+                    c.http_port
+                ));
+            }
+            c.https_port = port;
+            if port != 0 {
+                c.http_port = 0;
+            }
+        }
         if let Some(log) = &self.log {
             c.log_file = Some(log.clone());
         }
@@ -204,7 +214,7 @@ impl Cli {
         if let Some(token) = &self.auth {
             c.authorization.token = Some(token.clone());
         }
-        for port in [c.port, c.http_port, c.mqtt.port] {
+        for port in [c.port, c.http_port, c.https_port, c.mqtt.port] {
             if !(-1..=65535).contains(&port) {
                 return Err(format!("invalid port {port}"));
             }
@@ -265,6 +275,16 @@ mod tests {
         assert_eq!(c.host, "127.0.0.1");
         assert_eq!(c.http_port, 8223);
         assert_eq!(c.jetstream.store_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn https_port_replaces_http_monitoring_and_both_are_refused() {
+        let mut c = Config::default();
+        parse(&["-ms", "8443"]).apply(&mut c).unwrap();
+        assert_eq!((c.http_port, c.https_port), (0, 8443));
+        let mut c = Config::default();
+        let e = parse(&["-m", "8222", "--https_port", "8443"]).apply(&mut c).unwrap_err();
+        assert!(e.contains("both HTTP (8222) and HTTPS (8443)"), "{e}");
     }
 
     #[test]

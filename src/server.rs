@@ -187,9 +187,13 @@ pub struct ServerHandle {
     pub nats_addr: SocketAddr,
     /// Where the monitoring endpoints are served, when enabled.
     pub http_addr: Option<SocketAddr>,
+    /// Where the monitoring endpoints are served over HTTPS (`https_port`), when enabled.
+    pub https_addr: Option<SocketAddr>,
     /// Where MQTT clients connect, when enabled.
     pub mqtt_addr: Option<SocketAddr>,
     monitor_stop: CancellationToken,
+    /// The HTTPS monitor's TLS (the client port's certificate), reloaded with it.
+    monitor_tls: Option<Arc<ReloadableAcceptor>>,
 }
 
 impl ServerHandle {
@@ -219,14 +223,17 @@ impl ServerHandle {
     /// Reloads what can change without a restart (SIGHUP): the TLS certificates. Errors are
     /// logged and leave the running configuration as it was.
     pub fn reload(&self) {
-        match &self.core.tls {
-            Some(tls) => match tls.reload() {
+        let acceptors: Vec<_> = self.core.tls.iter().chain(&self.monitor_tls).collect();
+        if acceptors.is_empty() {
+            tracing::info!("Reloaded: nothing in this configuration is reloadable");
+        }
+        for tls in acceptors {
+            match tls.reload() {
                 Ok(()) => tracing::info!("Reloaded: TLS certificates"),
                 Err(e) => {
                     tracing::error!("Failed to reload TLS certificates, keeping the previous ones: {e}")
                 }
-            },
-            None => tracing::info!("Reloaded: nothing in this configuration is reloadable"),
+            }
         }
     }
 
@@ -340,6 +347,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
     } else {
         None
     };
+    let (https_addr, monitor_tls) = start_https_monitor(&core, &monitor_stop).await?;
 
     if let Some(tls) = &core.tls {
         match (core.config.allow_non_tls, tls.settings().handshake_first) {
@@ -364,6 +372,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
             .map_err(|source| StartError::Listen { addr: core.config.mqtt.host.clone(), source })?;
         tracing::info!("Listening for MQTT clients on {}", display_addr(addr));
         let gateway = crate::mqtt::MqttServer::new(core.clone());
+        core.monitor.attach_mqtt(&gateway, addr);
         tokio::spawn(crate::mqtt::listener::accept_loop(gateway, listener));
         Some(addr)
     } else {
@@ -373,7 +382,43 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
     tracing::info!("Listening for client connections on {}", display_addr(nats_addr));
     tokio::spawn(crate::nats::listener::accept_loop(core.clone(), nats_listener));
     tracing::info!("Server is ready");
-    Ok(ServerHandle { core, nats_addr, http_addr, mqtt_addr, monitor_stop })
+    Ok(ServerHandle { core, nats_addr, http_addr, https_addr, mqtt_addr, monitor_stop, monitor_tls })
+}
+
+/// Starts HTTPS monitoring when `https_port` is set: nats-server refuses it together with
+/// `http_port`, and without the `tls {}` block whose certificate it serves.
+async fn start_https_monitor(
+    core: &Arc<Core>,
+    stop: &CancellationToken,
+) -> Result<(Option<SocketAddr>, Option<Arc<ReloadableAcceptor>>), StartError> {
+    let config = &core.config;
+    if config.https_port == 0 {
+        return Ok((None, None));
+    }
+    if config.http_port != 0 {
+        return Err(StartError::Config(format!(
+            "can't specify both HTTP ({}) and HTTPS ({}) monitoring ports",
+            config.http_port, config.https_port
+        )));
+    }
+    let Some(settings) = &config.tls else {
+        return Err(StartError::Config("TLS cert and key required for HTTPS monitoring (tls {})".into()));
+    };
+    let acceptor = crate::monitor::https::acceptor(settings)?;
+    let listener = bind(&config.http_host, config.https_port, 8443).await?;
+    let listen_error = |source| StartError::Listen { addr: config.http_host.clone(), source };
+    let addr = listener.local_addr().map_err(listen_error)?;
+    let listener = crate::monitor::https::TlsListener::spawn(listener, acceptor.clone(), stop.clone())
+        .map_err(listen_error)?;
+    tracing::info!("Starting https monitor on {}", display_addr(addr));
+    tokio::spawn(crate::monitor::serve_https(core.clone(), listener, stop.clone()));
+    // Tied to the monitor: once it stops, reloading its certificate is moot.
+    tokio::spawn(crate::tls::reload::watch(
+        acceptor.clone(),
+        crate::tls::reload::WATCH_INTERVAL,
+        stop.clone(),
+    ));
+    Ok((Some(addr), Some(acceptor)))
 }
 
 /// Enables JetStream for the accounts that have it: `$G` alone when no accounts are

@@ -206,6 +206,19 @@ impl TestPki {
         write_client(&self.ca, self.dir.path(), name, validity)
     }
 
+    /// A rustls client config that trusts this CA and presents no certificate.
+    pub fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.issued.cert_der.clone()).expect("CA");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        std::sync::Arc::new(config)
+    }
+
     /// The `tls {}` settings for this PKI (server authentication only).
     pub fn settings(&self) -> jetway::config::Tls {
         jetway::config::Tls {

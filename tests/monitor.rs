@@ -28,14 +28,25 @@ impl HttpResponse {
 
 /// A minimal HTTP/1.1 GET: enough for these endpoints, no client library needed.
 async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to monitor");
+    let stream = TcpStream::connect(addr).await.expect("connect to monitor");
+    get_over(stream, addr, path).await
+}
+
+/// The GET of [`get`] over any byte stream (plain TCP or TLS).
+async fn get_over<S>(mut stream: S, addr: SocketAddr, path: &str) -> HttpResponse
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send request");
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read response");
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw)).await;
+    match read.expect("response in time") {
+        Ok(_) => {}
+        // rustls reports a peer that closes without close_notify; the response is complete.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => panic!("read response: {e}"),
+    }
     let text = String::from_utf8(raw).expect("UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("headers end");
     let mut lines = head.lines();
@@ -88,6 +99,15 @@ async fn monitored_with(edit: impl FnOnce(&mut jetway::Config)) -> (TestServer, 
     .await;
     let http = server.handle.as_ref().and_then(|h| h.http_addr).expect("monitor listening");
     (server, http)
+}
+
+/// A monitored server with MQTT (on JetStream) too.
+async fn monitored_mqtt() -> (TestServer, SocketAddr) {
+    monitored_with(|c| {
+        c.mqtt.port = -1;
+        c.jetstream.enabled = true;
+    })
+    .await
 }
 
 async fn named_client(server: &TestServer, name: &str) -> async_nats::Client {
@@ -143,8 +163,7 @@ async fn varz_reports_identity_limits_runtime_and_traffic() {
     assert_eq!(v["slow_consumer_stats"]["clients"], 0);
     assert_eq!(v["stale_connections"], 0);
     assert_eq!(v["system_account"], "$SYS");
-    assert_eq!(v["mqtt"]["host"], "127.0.0.1");
-    assert_eq!(v["mqtt"]["port"], 0);
+    assert_eq!(v["mqtt"], serde_json::json!({}), "MQTT is off: nats-server's empty block");
     assert_eq!(v["jetstream"], serde_json::json!({}));
     assert!(v["uptime"].as_str().is_some_and(|u| u.ends_with('s')), "{}", v["uptime"]);
     assert!(v["mem"].as_u64() > Some(1024 * 1024), "{}", v["mem"]);
@@ -566,7 +585,7 @@ async fn dashboard_is_one_self_contained_html_page() {
     assert_eq!(page.status, 200);
     assert!(page.header("content-type").is_some_and(|t| t.starts_with("text/html")));
     assert!(page.body.contains("<canvas"), "rate chart");
-    for endpoint in ["varz", "connz", "subsz", "jsz"] {
+    for endpoint in ["varz", "connz", "subsz", "jsz", "mqttz"] {
         assert!(page.body.contains(&format!("/{endpoint}")), "polls /{endpoint}");
     }
     assert!(!page.body.contains("http://") && !page.body.contains("https://"), "no external assets");
@@ -578,28 +597,38 @@ async fn monitoring_is_off_unless_configured() {
     assert!(server.handle.as_ref().and_then(|h| h.http_addr).is_none());
 }
 
+/// A stream on `subjects` with a durable pull consumer.
+async fn stream_with_consumer(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    subjects: &str,
+    durable: &str,
+) {
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: name.into(),
+            subjects: vec![subjects.into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some(durable.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn jsz_healthz_and_metrics_report_jetstream() {
     let (server, http) = monitored_with(|c| c.jetstream.enabled = true).await;
     let js = async_nats::jetstream::new(server.client().await);
-    let stream = js
-        .create_stream(async_nats::jetstream::stream::Config {
-            name: "MON".into(),
-            subjects: vec!["mon.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    stream_with_consumer(&js, "MON", "mon.>", "watcher").await;
     for i in 0..3 {
         js.publish(format!("mon.{i}"), "x".into()).await.unwrap().await.unwrap();
     }
-    stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            durable_name: Some("watcher".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
 
     let jsz = get_json(http, "/jsz?streams=1&consumers=1&config=1").await;
     assert_eq!(jsz["streams"], 1);
@@ -640,11 +669,7 @@ async fn jsz_healthz_and_metrics_report_jetstream() {
 
 #[tokio::test]
 async fn mqtt_clients_are_told_apart_in_connz_and_metrics() {
-    let (server, http) = monitored_with(|c| {
-        c.mqtt.port = -1;
-        c.jetstream.enabled = true;
-    })
-    .await;
+    let (server, http) = monitored_mqtt().await;
     let _nats = named_client(&server, "plain-nats").await;
     let _mqtt = crate::mqtt::v4(server.mqtt_addr(), "sensor-17").await;
     let connz = eventually(http, "/connz", |v| v["num_connections"] == 2).await;
@@ -665,4 +690,294 @@ async fn mqtt_clients_are_told_apart_in_connz_and_metrics() {
     };
     assert!(matches!(connections("mqtt"), Some(prometheus_parse::Value::Gauge(v)) if v == 1.0));
     assert!(matches!(connections("nats"), Some(prometheus_parse::Value::Gauge(v)) if v == 1.0));
+}
+
+/// Every sample of `name` in Prometheus text, by its labels.
+fn samples(body: &str, name: &str) -> Vec<(std::collections::HashMap<String, String>, f64)> {
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("valid");
+    scrape
+        .samples
+        .into_iter()
+        .filter(|s| s.metric == name)
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                other => panic!("{name}: unexpected {other:?}"),
+            };
+            let labels = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (labels, value)
+        })
+        .collect()
+}
+
+/// The value of `name` whose labels include `labels`.
+fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(body, name)
+        .into_iter()
+        .find(|(have, _)| labels.iter().all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| panic!("{name} {labels:?} missing"))
+}
+
+fn session<'a>(mqttz: &'a Value, client_id: &str) -> &'a Value {
+    mqttz["sessions"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["client_id"] == client_id))
+        .unwrap_or_else(|| panic!("no session {client_id} in {mqttz}"))
+}
+
+#[tokio::test]
+async fn mqtt_sessions_in_flight_messages_and_traffic_show_in_mqttz_metrics_and_varz() {
+    use jetway_protocols::mqtt::{Packet, ProtocolVersion, Publish, QoS};
+
+    let (server, http) = monitored_mqtt().await;
+    let addr = server.mqtt_addr();
+    // NATS side: a connection, a stream capturing MQTT traffic, a consumer.
+    let nats = named_client(&server, "back-office").await;
+    stream_with_consumer(&async_nats::jetstream::new(nats.clone()), "TELEMETRY", "telemetry.>", "archiver")
+        .await;
+
+    // A persistent session with a QoS 1 subscription that never acknowledges what it gets.
+    let mut device = crate::mqtt::v4_with(addr, "device-1", |o| {
+        o.set_clean_session(false);
+        o.set_manual_acks(true);
+    })
+    .await;
+    device.subscribe("cmd/#", rumqttc::QoS::AtLeastOnce).await;
+    // A clean session with a QoS 0 subscription.
+    let mut viewer = crate::mqtt::v4(addr, "viewer").await;
+    viewer.subscribe("telemetry/#", rumqttc::QoS::AtMostOnce).await;
+    let publisher = crate::mqtt::v4(addr, "publisher").await;
+    publisher.client.publish("cmd/reboot", rumqttc::QoS::AtLeastOnce, false, "now").await.unwrap();
+    publisher.client.publish("telemetry/t1", rumqttc::QoS::AtMostOnce, false, "21.5").await.unwrap();
+    assert_eq!(&device.next_publish().await.payload[..], b"now");
+    assert_eq!(&viewer.next_publish().await.payload[..], b"21.5");
+    // A QoS 2 PUBLISH whose PUBREL never comes.
+    let mut raw = crate::mqtt::Raw::mqtt_connect(
+        addr,
+        crate::mqtt::raw_connect(ProtocolVersion::V4, "half-way", true),
+        false,
+    )
+    .await;
+    let mut qos2 = Publish::new("telemetry/t2", "x");
+    qos2.qos = QoS::ExactlyOnce;
+    qos2.packet_id = 9;
+    raw.send_packet(ProtocolVersion::V4, Packet::Publish(qos2)).await;
+    assert_eq!(raw.read_packet().await, vec![0x50, 0x02, 0x00, 0x09], "PUBREC");
+
+    let mqttz = eventually(http, "/mqttz", |m| {
+        m["connected"] == 4 && m["inflight"]["inflight"] == 1 && m["inflight"]["awaiting_pubrel"] == 1
+    })
+    .await;
+    assert_eq!(mqttz["enabled"], true);
+    assert_eq!(mqttz["stored"], 1, "one persistent session: {mqttz}");
+    assert_eq!((mqttz["received"]["qos0"].as_u64(), mqttz["received"]["qos1"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(mqttz["received"]["qos2"], 1);
+    // The viewer gets both telemetry messages at its QoS 0.
+    assert_eq!((mqttz["sent"]["qos0"].as_u64(), mqttz["sent"]["qos1"].as_u64()), (Some(2), Some(1)));
+    let d = session(&mqttz, "device-1");
+    assert_eq!((d["connected"].as_bool(), d["persistent"].as_bool()), (Some(true), Some(true)));
+    assert_eq!((d["subscriptions"].as_u64(), d["inflight"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(d["account"], "$G");
+    let v = session(&mqttz, "viewer");
+    assert_eq!(
+        (v["persistent"].as_bool(), v["subscriptions"].as_u64(), v["inflight"].as_u64()),
+        (Some(false), Some(1), Some(0))
+    );
+    assert_eq!(session(&mqttz, "half-way")["awaiting_pubrel"], 1);
+    let connz = get_json(http, "/connz?mqtt_client=device-1").await;
+    let entry = &connz["connections"][0];
+    assert_eq!(entry["cid"], d["cid"], "the session's cid is its /connz entry");
+    assert_eq!(
+        (entry["account"].as_str(), entry["subscriptions"].as_u64()),
+        (Some("$G"), Some(1)),
+        "{entry}"
+    );
+
+    let body = get(http, "/metrics").await.body;
+    assert_eq!(sample(&body, "jetway_mqtt_sessions_connected", &[]), 4.0);
+    assert_eq!(sample(&body, "jetway_mqtt_sessions_stored", &[]), 1.0);
+    assert_eq!(sample(&body, "jetway_mqtt_inflight_messages", &[("direction", "out")]), 1.0);
+    assert_eq!(sample(&body, "jetway_mqtt_inflight_messages", &[("direction", "in")]), 1.0);
+    for (qos, received, sent) in [("0", 1.0, 2.0), ("1", 1.0, 1.0), ("2", 1.0, 0.0)] {
+        assert_eq!(
+            sample(&body, "jetway_mqtt_messages_received_total", &[("qos", qos)]),
+            received,
+            "qos {qos}"
+        );
+        assert_eq!(sample(&body, "jetway_mqtt_messages_sent_total", &[("qos", qos)]), sent, "qos {qos}");
+    }
+    assert_eq!(sample(&body, "jetway_messages_received_total", &[("protocol", "mqtt")]), 3.0);
+    assert_eq!(sample(&body, "jetway_connections", &[("protocol", "mqtt")]), 4.0);
+    assert_eq!(sample(&body, "jetway_connections", &[("protocol", "nats")]), 1.0);
+    // MQTT publishes are not counted again as NATS traffic.
+    let varz = get_json(http, "/varz").await;
+    let nats_in = sample(&body, "jetway_messages_received_total", &[("protocol", "nats")]);
+    assert!(nats_in + 3.0 <= varz["in_msgs"].as_f64().unwrap_or(0.0), "{nats_in} vs {}", varz["in_msgs"]);
+    assert_eq!(sample(&body, "jetway_stream_messages", &[("stream", "TELEMETRY")]), 2.0);
+    assert_eq!(sample(&body, "jetway_consumer_num_pending", &[("consumer", "archiver")]), 2.0);
+
+    // /varz carries nats-server's mqtt block with the bound port.
+    assert_eq!(varz["mqtt"]["port"].as_u64(), Some(u64::from(addr.port())));
+    assert_eq!(varz["mqtt"]["host"], "127.0.0.1");
+    assert_eq!(varz["mqtt"]["max_ack_pending"], 1024);
+
+    // Disconnected, the persistent session stays listed with what it has not acknowledged.
+    device.client.disconnect().await.unwrap();
+    let away = eventually(http, "/mqttz?state=disconnected", |m| m["total"] == 1).await;
+    let d = session(&away, "device-1");
+    assert_eq!((d["connected"].as_bool(), d["persistent"].as_bool()), (Some(false), Some(true)));
+    assert_eq!((d["subscriptions"].as_u64(), d["inflight"].as_u64()), (Some(1), Some(1)));
+    assert!(d.get("cid").is_none());
+    let connected = get_json(http, "/mqttz?state=connected").await;
+    assert_eq!(connected["total"], 3);
+    assert!(connected["sessions"].as_array().unwrap().iter().all(|s| s["connected"] == true));
+    assert_eq!(get(http, "/mqttz?state=sideways").await.status, 400);
+}
+
+#[tokio::test]
+async fn mqttz_and_varz_say_when_mqtt_is_off() {
+    let (_server, http) = monitored().await;
+    let mqttz = get_json(http, "/mqttz").await;
+    assert_eq!((mqttz["enabled"].as_bool(), mqttz["total"].as_u64()), (Some(false), Some(0)));
+    assert_eq!(get_json(http, "/varz").await["mqtt"], serde_json::json!({}));
+    assert!(samples(&get(http, "/metrics").await.body, "jetway_mqtt_sessions_connected").is_empty());
+}
+
+#[tokio::test]
+async fn closed_connections_keep_their_subscriptions() {
+    let (server, http) = monitored().await;
+    let nc = named_client(&server, "leaving").await;
+    let _a = nc.subscribe("orders.>").await.unwrap();
+    let _b = nc.queue_subscribe("jobs", "workers".into()).await.unwrap();
+    nc.flush().await.unwrap();
+    let open = eventually(http, "/connz?subs=1", |c| c["connections"][0]["subscriptions"] == 2).await;
+    let cid = open["connections"][0]["cid"].as_u64().unwrap();
+    drop((_a, _b));
+    drop(nc);
+
+    let closed = eventually(http, "/connz?state=closed&subs=1", |c| c["total"] == 1).await;
+    let conn = &closed["connections"][0];
+    assert_eq!(conn["cid"].as_u64(), Some(cid));
+    assert_eq!(conn["subscriptions"], 2, "counted at close: {conn}");
+    assert_eq!(conn["subscriptions_list"], serde_json::json!(["jobs", "orders.>"]));
+    let detail = get_json(http, "/connz?state=closed&subs=detail").await;
+    let subs = detail["connections"][0]["subscriptions_list_detail"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 2);
+    assert_eq!((subs[0]["subject"].as_str(), subs[0]["qgroup"].as_str()), (Some("jobs"), Some("workers")));
+    assert_eq!(subs[0]["cid"].as_u64(), Some(cid));
+    let plain = get_json(http, "/connz?state=closed").await;
+    assert!(plain["connections"][0].get("subscriptions_list").is_none(), "only when asked for");
+}
+
+/// A TLS connection to `addr` that trusts `pki`'s CA, for `localhost`.
+async fn tls_connect(
+    addr: SocketAddr,
+    pki: &crate::harness::TestPki,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tcp = TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(pki.client_config()).connect(name, tcp).await
+}
+
+async fn https_get(addr: SocketAddr, pki: &crate::harness::TestPki, path: &str) -> HttpResponse {
+    let tls = tls_connect(addr, pki).await.expect("TLS handshake with the monitor");
+    get_over(tls, addr, path).await
+}
+
+#[tokio::test]
+async fn https_monitoring_serves_the_endpoints_with_the_client_port_certificate() {
+    let pki = crate::harness::TestPki::new();
+    // Mutual TLS on the client port: the monitor still asks browsers for no certificate.
+    let server = TestServer::start_tls(&pki, |c| {
+        c.https_port = -1;
+        c.mqtt.port = -1;
+        if let Some(tls) = c.tls.as_mut() {
+            tls.verify = true;
+        }
+    })
+    .await;
+    let handle = server.handle.as_ref().expect("running");
+    assert!(handle.http_addr.is_none(), "HTTPS instead of HTTP");
+    let https = handle.https_addr.expect("HTTPS monitor");
+
+    let varz = https_get(https, &pki, "/varz").await;
+    assert_eq!(varz.status, 200, "{}", varz.body);
+    assert_eq!(varz.header("content-type"), Some("application/json"));
+    let v = varz.json();
+    assert_eq!(v["https_port"].as_u64(), Some(u64::from(https.port())));
+    assert_eq!(v["http_port"], 0);
+    for path in ["/connz", "/subsz", "/jsz", "/healthz", "/mqttz"] {
+        assert_eq!(https_get(https, &pki, path).await.status, 200, "{path}");
+    }
+    let metrics = https_get(https, &pki, "/metrics").await;
+    assert!(metrics.body.contains("jetway_connections"), "{}", metrics.body);
+    assert!(https_get(https, &pki, "/").await.body.contains("<canvas"));
+
+    // Plain HTTP on the HTTPS port gets no answer; a client that does not trust the
+    // certificate fails its handshake; neither disturbs the next client.
+    let plain = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut tcp = TcpStream::connect(https).await.expect("connect");
+        tcp.write_all(b"GET /varz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let mut buf = Vec::new();
+        let _ = tcp.read_to_end(&mut buf).await;
+        buf
+    })
+    .await
+    .expect("closed in time");
+    assert!(!String::from_utf8_lossy(&plain).contains("200 OK"), "{plain:?}");
+    let stranger = crate::harness::TestPki::new();
+    assert!(tls_connect(https, &stranger).await.is_err(), "untrusted certificate");
+    assert_eq!(https_get(https, &pki, "/healthz").await.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn https_monitoring_picks_up_a_reloaded_certificate() {
+    let pki = crate::harness::TestPki::new();
+    let server = TestServer::start_tls(&pki, |c| c.https_port = -1).await;
+    let handle = server.handle.as_ref().expect("running");
+    let https = handle.https_addr.expect("HTTPS monitor");
+    let served = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        tls.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned().expect("certificate")
+    };
+    let before = served(&tls_connect(https, &pki).await.expect("handshake"));
+    let reissued = pki.reissue_server_cert();
+    handle.reload(); // SIGHUP
+    let after = served(&tls_connect(https, &pki).await.expect("handshake after reload"));
+    assert_ne!(before, after);
+    assert_eq!(after, reissued.cert_der);
+}
+
+#[tokio::test]
+async fn https_monitoring_needs_tls_and_excludes_http() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = crate::harness::test_config(dir.path());
+    config.https_port = -1;
+    let without_tls = jetway::run(config.clone()).await.err().expect("refused without TLS");
+    assert!(without_tls.to_string().contains("TLS"), "{without_tls}");
+    let pki = crate::harness::TestPki::new();
+    config.tls = Some(pki.settings());
+    config.http_port = -1;
+    let both = jetway::run(config).await.err().expect("refused with both ports");
+    assert!(both.to_string().contains("both HTTP"), "{both}");
+}
+
+#[tokio::test]
+async fn mqtt_clients_are_announced_in_the_system_account() {
+    let (server, _http) = monitored_with(|c| c.mqtt.port = -1).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = jetway::router::Sink::Internal(Arc::new(Collector(tx)));
+    server.core().system_account.sublist.insert(jetway::router::Subscription::new(
+        "$SYS.ACCOUNT.>".into(),
+        None,
+        sink,
+    ));
+    let device = crate::mqtt::v4(server.mqtt_addr(), "announced").await;
+    let (subject, connect) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(subject, "$SYS.ACCOUNT.$G.CONNECT");
+    assert_eq!(connect["client"]["name"], "announced");
+    device.client.disconnect().await.unwrap();
+    let (subject, gone) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(subject, "$SYS.ACCOUNT.$G.DISCONNECT");
+    assert_eq!(gone["client"]["name"], "announced");
 }

@@ -313,6 +313,11 @@ fn err_code(answer: &serde_json::Value) -> Option<u64> {
     answer["error"]["err_code"].as_u64()
 }
 
+/// A stream config on the subjects `<name>.>`; `max_bytes` -1 is unlimited.
+fn stream(name: &str, storage: &str, max_bytes: i64) -> serde_json::Value {
+    serde_json::json!({ "name": name, "subjects": [format!("{name}.>")], "storage": storage, "max_bytes": max_bytes })
+}
+
 #[tokio::test]
 async fn account_jetstream_limits_are_enforced_with_nats_server_error_codes() {
     let server = start_conf(
@@ -324,7 +329,6 @@ async fn account_jetstream_limits_are_enforced_with_nats_server_error_codes() {
     )
     .await;
     let l = user_client(&server, "l", "pw").await;
-    let stream = |name: &str, storage: &str, max_bytes: i64| serde_json::json!({ "name": name, "subjects": [format!("{name}.>")], "storage": storage, "max_bytes": max_bytes });
     let ok = api(&l, "$JS.API.STREAM.CREATE.S1", stream("S1", "memory", 8000)).await;
     assert_eq!(err_code(&ok), None, "{ok}");
     let mem = api(&l, "$JS.API.STREAM.CREATE.S2", stream("S2", "memory", 4000)).await;
@@ -344,6 +348,87 @@ async fn account_jetstream_limits_are_enforced_with_nats_server_error_codes() {
     let n = user_client(&server, "n", "pw").await;
     let info = api(&n, "$JS.API.INFO", serde_json::json!({})).await;
     assert_eq!(err_code(&info), Some(10039), "{info}");
+}
+
+/// Publishes `count` messages of 300 bytes to `subject` and returns what each pub ack said:
+/// the sequence, or the JetStream error code.
+async fn publish_outcomes(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    count: usize,
+) -> Vec<Result<u64, Option<u64>>> {
+    let mut outcomes = Vec::new();
+    for _ in 0..count {
+        let ack = js.publish(subject.to_string(), vec![b'x'; 300].into()).await.expect("sent");
+        let ack = tokio::time::timeout(WAIT, ack).await.expect("ack in time");
+        outcomes.push(ack.map(|a| a.sequence).map_err(|e| crate::jetstream::err_code(&e)));
+    }
+    outcomes
+}
+
+/// The first `stored` (within `expected`) publishes were stored, every later one refused
+/// with `code`.
+fn assert_refused_after(
+    outcomes: &[Result<u64, Option<u64>>],
+    expected: std::ops::RangeInclusive<usize>,
+    code: u64,
+) {
+    let stored = outcomes.iter().take_while(|o| o.is_ok()).count();
+    assert!(expected.contains(&stored), "{outcomes:?}");
+    assert!(outcomes[stored..].iter().all(|o| *o == Err(Some(code))), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn publishes_past_an_account_storage_limit_are_refused_with_10002() {
+    let server = start_conf(
+        r#"accounts {
+             L { users: [ { user: l, password: pw } ], jetstream: { max_mem: 2000, max_file: 2000 } }
+             M { users: [ { user: m, password: pw } ], jetstream: enabled }
+           }"#,
+    )
+    .await;
+    let l = user_client(&server, "l", "pw").await;
+    let js = async_nats::jetstream::new(l.clone());
+    for (name, storage) in [("LF", "file"), ("LM", "memory")] {
+        let created = api(&l, &format!("$JS.API.STREAM.CREATE.{name}"), stream(name, storage, -1)).await;
+        assert_eq!(err_code(&created), None, "{created}");
+        // 300 bytes of payload plus subject and overhead: the sixth or seventh message no
+        // longer fits in 2,000 bytes, and every later one is refused too.
+        assert_refused_after(&publish_outcomes(&js, &format!("{name}.x"), 10).await, 5..=6, 10002);
+    }
+    // Raising a stream's reservation beyond the account's limit is refused too.
+    let update = api(&l, "$JS.API.STREAM.UPDATE.LF", stream("LF", "file", 5000)).await;
+    assert_eq!(err_code(&update), Some(10047), "{update}");
+    // Another account is not held by L's limits.
+    let m = user_client(&server, "m", "pw").await;
+    let created = api(&m, "$JS.API.STREAM.CREATE.MF", stream("MF", "file", -1)).await;
+    assert_eq!(err_code(&created), None, "{created}");
+    let outcomes = publish_outcomes(&async_nats::jetstream::new(m), "MF.x", 10).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // Space freed by a purge can be used again at once.
+    let purged = api(&l, "$JS.API.STREAM.PURGE.LF", serde_json::json!({})).await;
+    assert_eq!(purged["success"], true, "{purged}");
+    assert!(publish_outcomes(&js, "LF.x", 1).await[0].is_ok());
+}
+
+#[tokio::test]
+async fn publishes_past_the_server_memory_limit_are_refused_with_10023() {
+    let server = TestServer::start_with(|c| c.jetstream.max_memory_store = Some(2000)).await;
+    let nc = server.client().await;
+    let created = api(&nc, "$JS.API.STREAM.CREATE.MEM", stream("MEM", "memory", -1)).await;
+    assert_eq!(err_code(&created), None, "{created}");
+    let js = async_nats::jetstream::new(nc.clone());
+    // nats-server refuses once what is stored *exceeds* the limit: the message that crosses it
+    // is still stored.
+    assert_refused_after(&publish_outcomes(&js, "MEM.x", 10).await, 6..=7, 10023);
+    let more = api(&nc, "$JS.API.STREAM.CREATE.MEM2", stream("MEM2", "memory", 4000)).await;
+    assert_eq!(err_code(&more), Some(10028), "a reservation beyond the server's memory: {more}");
+    // Deleting the stream gives the memory back.
+    let deleted = api(&nc, "$JS.API.STREAM.DELETE.MEM", serde_json::json!({})).await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    let again = api(&nc, "$JS.API.STREAM.CREATE.MEM", stream("MEM", "memory", -1)).await;
+    assert_eq!(err_code(&again), None, "{again}");
+    assert!(publish_outcomes(&js, "MEM.x", 1).await[0].is_ok());
 }
 
 #[tokio::test]

@@ -1,7 +1,6 @@
 //! TLS on the client port: server authentication, mutual TLS, TLS-first, plain-text clients,
 //! and certificate reload. Certificates are made per test with rcgen (through `jetway::certs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,16 +22,8 @@ async fn plain_info(server: &TestServer) -> (RawClient, serde_json::Value) {
 /// Connects with rustls after the plain INFO and returns the certificate the server presented.
 async fn served_certificate(server: &TestServer, pki: &TestPki) -> CertificateDer<'static> {
     let (raw, _) = plain_info(server).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.issued.cert_der.clone()).expect("CA");
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
     let name = ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(pki.client_config())
         .connect(name, raw.stream)
         .await
         .expect("handshake");

@@ -116,8 +116,33 @@ fn from_tree(mut tree: Map, origin: &Path) -> Result<Loaded, ConfigError> {
         kind: WarningKind::Unknown,
     }));
     warnings.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut config = config;
+    choose_monitoring_port(&mut config, &tree)?;
     check(&config, &tree)?;
     Ok(Loaded { config, warnings })
+}
+
+/// nats-server serves monitoring over HTTP or HTTPS, not both. Jetway's `http_port` has a
+/// default (8222) where nats-server's has none, so an `https_port` turns that default off; both
+/// written in the file is nats-server's error.
+fn choose_monitoring_port(config: &mut Config, tree: &Map) -> Result<(), ConfigError> {
+    if config.https_port == 0 {
+        return Ok(());
+    }
+    match tree.lookup(&["http_port"]) {
+        Some(entry) if config.http_port != 0 => Err(ConfigError::Invalid {
+            key: "https_port".into(),
+            location: Some(entry.value.location.clone()),
+            reason: format!(
+                "can't specify both HTTP ({}) and HTTPS ({}) monitoring ports",
+                config.http_port, config.https_port
+            ),
+        }),
+        _ => {
+            config.http_port = 0;
+            Ok(())
+        }
+    }
 }
 
 /// Checks serde cannot express: ranges and relations between options.
@@ -130,9 +155,12 @@ fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
             reason,
         }
     };
-    for (key, port) in
-        [("port", config.port), ("http_port", config.http_port), ("mqtt.port", config.mqtt.port)]
-    {
+    for (key, port) in [
+        ("port", config.port),
+        ("http_port", config.http_port),
+        ("https_port", config.https_port),
+        ("mqtt.port", config.mqtt.port),
+    ] {
         if !(-1..=65535).contains(&port) {
             return Err(invalid(key, format!("port {port} is outside -1..=65535")));
         }

@@ -87,6 +87,10 @@ pub struct Config {
     pub http_host: String,
     /// Monitoring port: `0` disables, `-1` picks a random port.
     pub http_port: i32,
+    /// Monitoring over HTTPS instead, with the `tls {}` block's certificate (clients are not
+    /// asked for one): `0` disables, `-1` picks a random port. nats-server serves one or the
+    /// other; setting this in a file turns the default `http_port` off.
+    pub https_port: i32,
     /// Closed connections remembered for `/connz?state=closed` (oldest dropped first).
     pub max_closed_clients: usize,
     /// Account that receives server events and advisories (`$SYS.ACCOUNT.<acc>.CONNECT`, …).
@@ -134,6 +138,7 @@ impl Default for Config {
             logtime: true,
             http_host: "0.0.0.0".into(),
             http_port: 8222,
+            https_port: 0,
             max_closed_clients: 10_000,
             system_account: "$SYS".into(),
             store_dir: None,

@@ -28,7 +28,11 @@ const TOP: Block = Block {
         ("max_conn", "max_connections"),
         ("max_subs", "max_subscriptions"),
     ],
-    listen: &[("listen", "host", "port"), ("http", "http_host", "http_port")],
+    listen: &[
+        ("listen", "host", "port"),
+        ("http", "http_host", "http_port"),
+        ("https", "http_host", "https_port"),
+    ],
     unsupported: &[
         "client_advertise",
         "trace_verbose",
@@ -39,8 +43,6 @@ const TOP: Block = Block {
         "disable_sublist_cache",
         "no_sublist_cache",
         "default_sentinel",
-        "https",
-        "https_port",
         "http_base_path",
         "cluster",
         "gateway",

@@ -7,11 +7,13 @@ use std::sync::{Arc, Weak};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use super::account_limits::{reservation, Reserved};
 use super::consumer::config::{AckPolicy, ConsumerConfig};
 use super::consumer::Consumer;
 use super::errors::ApiError;
 use super::stream::config::{StorageType, StreamConfig};
 use super::stream::Stream;
+use super::usage::{ByStorage, Quota};
 use super::JetStream;
 use crate::account::Account;
 
@@ -31,6 +33,8 @@ pub struct JsAccount {
     me: Weak<JsAccount>,
     /// The account block's JetStream limits (unlimited by default).
     limits: RwLock<super::account_limits::AccountLimits>,
+    /// Bytes stored per storage type, checked on every publish.
+    quotas: ByStorage<Arc<Quota>>,
 }
 
 /// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
@@ -56,6 +60,7 @@ fn read_meta<C: serde::de::DeserializeOwned>(dir: &Path) -> Option<Meta<C>> {
 impl JsAccount {
     pub fn new(js: Arc<JetStream>, account: Arc<Account>) -> Arc<JsAccount> {
         let dir = js.store_dir.join(account.name.as_ref()).join("streams");
+        let quotas = super::usage::account_quotas(&js.usage);
         Arc::new_cyclic(|me| JsAccount {
             js,
             account,
@@ -63,11 +68,34 @@ impl JsAccount {
             streams: RwLock::new(BTreeMap::new()),
             me: me.clone(),
             limits: RwLock::default(),
+            quotas,
         })
     }
 
     pub fn set_limits(&self, limits: super::account_limits::AccountLimits) {
+        self.quotas.memory.set_limit(limits.max_memory);
+        self.quotas.file.set_limit(limits.max_storage);
         *self.limits.write() = limits;
+    }
+
+    /// Bytes reserved (`max_bytes`) by this account's streams of `storage`, but `except`.
+    pub fn reserved(&self, storage: StorageType, except: Option<&str>) -> u64 {
+        reserved_by(self.streams.read().values(), storage, except)
+    }
+
+    /// Checks stream `config`'s reservation against the account's and the server's limits.
+    /// `own` are this account's streams; the caller holds `js.reservations`.
+    fn check_reservation<'a>(
+        &self,
+        config: &StreamConfig,
+        creating: bool,
+        own: impl Iterator<Item = &'a Arc<Stream>>,
+        elsewhere: u64,
+    ) -> Result<(), ApiError> {
+        let account = reserved_by(own, config.storage, Some(&config.name));
+        let reserved = Reserved { account, server: elsewhere.saturating_add(account) };
+        let server_limit = self.js.usage.get(config.storage).limit;
+        self.limits.read().check_reservation(config, creating, reserved, server_limit)
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<Stream>, ApiError> {
@@ -85,6 +113,8 @@ impl JsAccount {
         if config.sealed {
             return Err(ApiError::stream_invalid_config("stream configuration for create can not be sealed"));
         }
+        let _reserving = self.js.reservations.lock();
+        let elsewhere = self.js.reserved_elsewhere(&self.account.name, config.storage);
         let mut streams = self.streams.write();
         if let Some(existing) = streams.get(&config.name) {
             if existing.config() == config {
@@ -93,8 +123,8 @@ impl JsAccount {
             return Err(ApiError::stream_name_exists());
         }
         check_overlap(streams.values(), &config)?;
-        let existing: Vec<StreamConfig> = streams.values().map(|s| s.config()).collect();
-        self.limits.read().check_new_stream(&config, existing.iter())?;
+        self.limits.read().check_stream_count(streams.len())?;
+        self.check_reservation(&config, true, streams.values(), elsewhere)?;
         let created = crate::time::now_nanos();
         let stream = self.open_stream(config, created, true)?;
         streams.insert(stream.name.clone(), stream.clone());
@@ -125,6 +155,8 @@ impl JsAccount {
                 (Arc::new(store), Some(dir))
             }
         };
+        let quota = self.quotas.get(config.storage).clone();
+        store.track_usage(Some(quota.used.clone()));
         Ok(Stream::new(
             config,
             created,
@@ -134,6 +166,7 @@ impl JsAccount {
             self.js.stats.clone(),
             self.js.domain.clone(),
             self.js.server_name.clone(),
+            quota,
         ))
     }
 
@@ -144,6 +177,9 @@ impl JsAccount {
         let old = stream.config();
         config.check_update(&old)?;
         check_overlap(self.streams.read().values().filter(|s| s.name != config.name), &config)?;
+        let _reserving = self.js.reservations.lock();
+        let elsewhere = self.js.reserved_elsewhere(&self.account.name, config.storage);
+        self.check_reservation(&config, false, self.streams.read().values(), elsewhere)?;
         if let Some(dir) = &stream.dir {
             write_meta(dir, &Meta { config: config.clone(), created: stream.created })
                 .map_err(ApiError::stream_general)?;
@@ -163,6 +199,8 @@ impl JsAccount {
             consumer.delete();
         }
         stream.stop();
+        // Its bytes no longer count against the account and the server.
+        stream.store.track_usage(None);
         if let Some(dir) = &stream.dir {
             std::fs::remove_dir_all(dir).map_err(ApiError::stream_delete)?;
         }
@@ -285,6 +323,7 @@ impl JsAccount {
         let restored = jetway_storage::snapshot::restore(&*stream.store, &mut &store_snapshot[..]);
         if let Err(e) = restored {
             stream.stop();
+            stream.store.track_usage(None);
             if let Some(dir) = &stream.dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -373,6 +412,19 @@ impl JsAccount {
             stream.stop();
         }
     }
+}
+
+/// Bytes reserved by `streams` of `storage`, leaving out the stream named `except`.
+fn reserved_by<'a>(
+    streams: impl Iterator<Item = &'a Arc<Stream>>,
+    storage: StorageType,
+    except: Option<&str>,
+) -> u64 {
+    streams
+        .map(|s| s.config())
+        .filter(|c| c.storage == storage && except != Some(c.name.as_str()))
+        .map(|c| reservation(&c))
+        .fold(0, u64::saturating_add)
 }
 
 /// Refuses `config` when its subjects overlap those of one of `others`.

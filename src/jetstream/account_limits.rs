@@ -3,8 +3,10 @@
 //! are created, with nats-server's error codes.
 //!
 //! Storage limits are reservations, as in nats-server: a stream with `max_bytes` reserves that
-//! much of its storage type; a new stream whose reservation does not fit is refused (10028
-//! memory, 10047 file).
+//! much of its storage type; a stream created or updated with a reservation that does not fit
+//! next to the others, in its account or in the server (`max_memory_store` /
+//! `max_file_store`), is refused (10028 memory, 10047 file). What is actually stored is
+//! checked on every publish (see `usage`).
 
 use super::errors::ApiError;
 use super::stream::config::{StorageType, StreamConfig};
@@ -31,30 +33,38 @@ impl AccountLimits {
         }
     }
 
-    /// Checks a new stream against the account's existing ones.
-    pub fn check_new_stream<'a>(
-        &self,
-        new: &StreamConfig,
-        existing: impl Iterator<Item = &'a StreamConfig>,
-    ) -> Result<(), ApiError> {
-        let existing: Vec<&StreamConfig> = existing.collect();
-        if self.max_streams.is_some_and(|max| existing.len() >= max) {
+    /// Checks the number of streams before a new one is created.
+    pub fn check_stream_count(&self, existing: usize) -> Result<(), ApiError> {
+        if self.max_streams.is_some_and(|max| existing >= max) {
             return Err(ApiError::max_streams());
         }
-        let (limit, error): (Option<u64>, fn() -> ApiError) = match new.storage {
+        Ok(())
+    }
+
+    /// Checks that what stream `config` reserves fits next to the other streams of its storage
+    /// type: `reserved.account` in this account (against `max_mem` / `max_file`) and
+    /// `reserved.server` in the whole server (against `server_limit`, the server's
+    /// `max_memory_store` / `max_file_store`). As in nats-server, a stream without
+    /// `max_bytes` reserves nothing, but creating one needs a byte to spare.
+    pub fn check_reservation(
+        &self,
+        config: &StreamConfig,
+        creating: bool,
+        reserved: Reserved,
+        server_limit: u64,
+    ) -> Result<(), ApiError> {
+        let (limit, error): (Option<u64>, fn() -> ApiError) = match config.storage {
             StorageType::Memory => (self.max_memory, ApiError::memory_resources_exceeded),
             StorageType::File => (self.max_storage, ApiError::storage_resources_exceeded),
         };
-        let Some(limit) = limit else {
-            return Ok(());
+        let wanted = match reservation(config) {
+            0 if creating => 1,
+            n => n,
         };
-        let reserved: u64 = existing
-            .iter()
-            .filter(|c| c.storage == new.storage)
-            .map(|c| u64::try_from(c.max_bytes).unwrap_or(0))
-            .sum();
-        let wanted = u64::try_from(new.max_bytes).unwrap_or(0);
-        if reserved.saturating_add(wanted) > limit {
+        if limit.is_some_and(|limit| reserved.account.saturating_add(wanted) > limit) {
+            return Err(error());
+        }
+        if reserved.server.saturating_add(wanted) > server_limit {
             return Err(error());
         }
         Ok(())
@@ -65,5 +75,55 @@ impl AccountLimits {
             return Err(ApiError::max_consumers());
         }
         Ok(())
+    }
+}
+
+/// What a stream reserves of its storage type: its `max_bytes`, or nothing when unlimited.
+pub fn reservation(config: &StreamConfig) -> u64 {
+    u64::try_from(config.max_bytes).unwrap_or(0)
+}
+
+/// Bytes reserved by the *other* streams of one storage type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reserved {
+    /// In the stream's account.
+    pub account: u64,
+    /// In the whole server (the account's included).
+    pub server: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(storage: StorageType, max_bytes: i64) -> StreamConfig {
+        StreamConfig { name: "S".into(), storage, max_bytes, ..StreamConfig::default() }
+    }
+
+    fn code(result: Result<(), ApiError>) -> Option<u16> {
+        result.err().map(|e| e.err_code)
+    }
+
+    #[test]
+    fn reservations_must_fit_in_the_account_and_in_the_server() {
+        let limits =
+            AccountLimits { max_memory: Some(1_000), max_storage: Some(5_000), ..Default::default() };
+        let reserved = Reserved { account: 600, server: 600 };
+        let memory = |max_bytes| stream(StorageType::Memory, max_bytes);
+        assert_eq!(code(limits.check_reservation(&memory(400), true, reserved, u64::MAX)), None);
+        assert_eq!(code(limits.check_reservation(&memory(401), true, reserved, u64::MAX)), Some(10028));
+        assert_eq!(code(limits.check_reservation(&memory(400), true, reserved, 999)), Some(10028), "server");
+        let file = stream(StorageType::File, 4_401);
+        assert_eq!(code(limits.check_reservation(&file, false, reserved, u64::MAX)), Some(10047));
+    }
+
+    #[test]
+    fn an_unlimited_stream_reserves_nothing_but_creating_one_needs_a_byte_to_spare() {
+        let limits = AccountLimits { max_memory: Some(1_000), ..Default::default() };
+        let full = Reserved { account: 1_000, server: 1_000 };
+        let unlimited = stream(StorageType::Memory, -1);
+        assert_eq!(code(limits.check_reservation(&unlimited, true, full, u64::MAX)), Some(10028));
+        assert_eq!(code(limits.check_reservation(&unlimited, false, full, u64::MAX)), None);
+        assert_eq!(reservation(&unlimited), 0);
     }
 }

@@ -40,6 +40,7 @@ macro_rules! formatted_errors {
 }
 
 fixed_errors! {
+    account_resources_exceeded => 400, 10002, "resource limits exceeded for account";
     bad_request => 400, 10003, "bad request";
     snapshot_deliver_subject_invalid => 400, 10015, "deliver subject not valid";
     consumer_name_exists => 400, 10013, "consumer name already in use";

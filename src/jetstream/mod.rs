@@ -10,6 +10,8 @@
 //!   snapshot/restore, whose format is documented in `api::snapshot`, answer with several
 //!   messages).
 //! - [`errors`]: nats-server's error table. [`json`]: the API's JSON conventions.
+//! - [`limits`] (server), [`account_limits`] (per account, reservations) and [`usage`] (bytes
+//!   stored, checked on every publish): nats-server's storage limits.
 //!
 //! On disk (`store_dir/jetstream/<account>/streams/<stream>/`): `meta.json` (config and creation
 //! time), `msgs/` (the file store), `obs/<consumer>/` (`meta.json` and the consumer store).
@@ -23,6 +25,7 @@ pub mod json;
 pub mod limits;
 pub mod not_enabled;
 pub mod stream;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -67,6 +70,12 @@ pub struct JetStream {
     pub server_name: String,
     pub stats: Arc<ServerStats>,
     pub runtime: tokio::runtime::Handle,
+    /// Bytes stored per storage type, against `max_memory_store` / `max_file_store`.
+    pub usage: usage::ByStorage<Arc<usage::ServerQuota>>,
+    /// Held while a stream's reservation is checked and recorded (create, update), so two
+    /// accounts can't both take the last free bytes of the server. Taken before any
+    /// `JsAccount.streams` lock.
+    pub(crate) reservations: Mutex<()>,
     accounts: Mutex<HashMap<String, Arc<JsAccount>>>,
 }
 
@@ -87,6 +96,10 @@ impl JetStream {
             SyncInterval::Every(d) => jetway_storage::SyncPolicy::Interval(d),
         };
         let limits = limits::Limits::derive(config, &root);
+        let usage = usage::ByStorage {
+            memory: usage::ServerQuota::new(limits.max_memory),
+            file: usage::ServerQuota::new(limits.max_storage),
+        };
         Ok(Arc::new(JetStream {
             store_dir: root,
             sync,
@@ -97,6 +110,8 @@ impl JetStream {
             server_name,
             stats,
             runtime: tokio::runtime::Handle::current(),
+            usage,
+            reservations: Mutex::new(()),
             accounts: Mutex::new(HashMap::new()),
         }))
     }
@@ -119,6 +134,15 @@ impl JetStream {
 
     pub fn accounts(&self) -> Vec<Arc<JsAccount>> {
         self.accounts.lock().values().cloned().collect()
+    }
+
+    /// Bytes reserved by streams of `storage` in every account but `except`.
+    pub(crate) fn reserved_elsewhere(&self, except: &str, storage: stream::config::StorageType) -> u64 {
+        self.accounts()
+            .iter()
+            .filter(|a| a.account.name.as_ref() != except)
+            .map(|a| a.reserved(storage, None))
+            .fold(0, u64::saturating_add)
     }
 
     /// Stops every stream and consumer and flushes the stores (final fsync).

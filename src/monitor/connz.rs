@@ -1,5 +1,6 @@
 //! `/connz`: open and recently closed client connections, with nats-server's filters
-//! (`cid`, `state`, `acc`, `user`), sorting, paging and subscription lists.
+//! (`cid`, `state`, `acc`, `user`, `mqtt_client`), sorting, paging and subscription lists
+//! (closed connections keep theirs from the moment they closed, as in nats-server).
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -65,6 +66,9 @@ pub struct ConnInfo {
     /// Kept for filtering and sorting; shown only when asked for (`auth=1`), as nats-server does.
     #[serde(skip)]
     pub user: Option<String>,
+    /// A closed connection's subscriptions at close, shown with `subs=1` / `subs=detail`.
+    #[serde(skip)]
+    closed_subs: Vec<SubDetail>,
     #[serde(skip)]
     times: Times,
 }
@@ -127,6 +131,11 @@ impl ConnInfo {
 
     fn snapshot(client: &ClientShared, now: SystemTime, stop: Option<SystemTime>) -> Self {
         let identity = client.identity.lock().clone();
+        let mut closed_subs: Vec<SubDetail> = match stop {
+            Some(_) => client.subs_at_close().iter().filter_map(|s| SubDetail::of(s, None)).collect(),
+            None => Vec::new(),
+        };
+        closed_subs.sort_by(|a, b| (&a.subject, &a.sid).cmp(&(&b.subject, &b.sid)));
         let last = client.last_activity();
         let rtt = client.rtt();
         let reason = stop
@@ -151,7 +160,7 @@ impl ConnInfo {
             out_msgs: c.out_msgs.load(Ordering::Relaxed),
             in_bytes: c.in_bytes.load(Ordering::Relaxed),
             out_bytes: c.out_bytes.load(Ordering::Relaxed),
-            subscriptions: client.num_subs(),
+            subscriptions: if stop.is_some() { closed_subs.len() } else { client.num_subs() },
             name: identity.name.filter(|s| !s.is_empty()),
             lang: identity.lang.filter(|s| !s.is_empty()),
             version: identity.version.filter(|s| !s.is_empty()),
@@ -160,6 +169,7 @@ impl ConnInfo {
             subscriptions_list: None,
             subscriptions_list_detail: None,
             user: identity.user.filter(|s| !s.is_empty()),
+            closed_subs,
             times: Times { start: client.started, last, stop, rtt_nanos: rtt.map_or(0, |d| d.as_nanos()) },
         }
     }
@@ -289,20 +299,30 @@ fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
     }
     let user = params.text("user");
     let account = params.text("acc");
+    let mqtt_client = params.text("mqtt_client");
     let keep = |c: &ConnInfo| {
         (cid == 0 || c.cid == cid)
             && user.is_none_or(|u| c.user.as_deref() == Some(u))
             && account.is_none_or(|a| c.account.as_deref() == Some(a))
+            && mqtt_client.is_none_or(|m| c.mqtt_client.as_deref() == Some(m))
     };
 
     let now = SystemTime::now();
     let mut conns = Vec::new();
+    // MQTT subscriptions are the gateway's, not the connection's: counted from the sessions.
+    let mqtt_subscriptions: HashMap<u64, usize> = match core.monitor.mqtt() {
+        Some((gateway, _)) if state != ConnState::Closed => gateway.subscriptions_by_cid(),
+        _ => HashMap::new(),
+    };
     if state != ConnState::Closed {
         for client in core.clients() {
             if cid != 0 && client.id != cid {
                 continue;
             }
             let mut info = ConnInfo::open(&client, now);
+            if let Some(count) = mqtt_subscriptions.get(&client.id) {
+                info.subscriptions = *count;
+            }
             if !keep(&info) {
                 continue;
             }
@@ -319,8 +339,15 @@ fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
     // With `cid`, a matching open connection means no closed record is looked for.
     let found_open_cid = cid != 0 && !conns.is_empty();
     if state != ConnState::Open && !found_open_cid {
-        conns
-            .extend(core.monitor.closed.snapshot().into_iter().filter(|c| keep(c)).map(Arc::unwrap_or_clone));
+        for closed in core.monitor.closed.snapshot().into_iter().filter(|c| keep(c)) {
+            let mut info = Arc::unwrap_or_clone(closed);
+            if subs_detail && !info.closed_subs.is_empty() {
+                info.subscriptions_list_detail = Some(info.closed_subs.clone());
+            } else if subs && !info.closed_subs.is_empty() {
+                info.subscriptions_list = Some(info.closed_subs.iter().map(|s| s.subject.clone()).collect());
+            }
+            conns.push(info);
+        }
     }
     if auth {
         for c in &mut conns {

@@ -48,7 +48,7 @@ impl ServerMetrics {
             record_router(core);
             record_jetstream(core);
             record_store(core);
-            // record_mqtt joins here.
+            record_mqtt(core);
         });
         self.recorder.handle().render()
     }
@@ -94,6 +94,24 @@ fn describe() {
     describe_counter!("jetway_stale_connections_total", "Clients disconnected for unanswered PINGs");
     describe_gauge!("jetway_subscriptions", "Subscriptions over all accounts");
     describe_gauge!("jetway_closed_connections_retained", "Closed connections kept for /connz");
+    describe_gauge!("jetway_mqtt_sessions_connected", "MQTT sessions with a connected client");
+    describe_gauge!(
+        "jetway_mqtt_sessions_stored",
+        "Persistent MQTT sessions stored in $MQTT_sess, connected or not (JetStream only)"
+    );
+    describe_gauge!(
+        "jetway_mqtt_inflight_messages",
+        "MQTT QoS 1/2 messages in flight on connected sessions: out = sent and not yet acknowledged, in = QoS 2 received and awaiting PUBREL"
+    );
+    describe_gauge!(
+        "jetway_mqtt_queued_messages",
+        "MQTT QoS 1/2 messages waiting for a client's receive maximum"
+    );
+    describe_counter!(
+        "jetway_mqtt_messages_received_total",
+        "PUBLISH packets received from MQTT clients, by QoS"
+    );
+    describe_counter!("jetway_mqtt_messages_sent_total", "PUBLISH packets sent to MQTT clients, by QoS");
 }
 
 fn record_server(core: &Core) {
@@ -114,18 +132,22 @@ fn record_process(_core: &Core) {
     gauge!("jetway_process_cpu_seconds").set(process::cpu_seconds());
 }
 
-/// NATS client connections and their traffic. Every client is a NATS client for now, so the
-/// server counters are the NATS ones.
+/// Client connections and their traffic. The server's receive counters include what MQTT
+/// clients publish, so the gateway's share is taken out of the NATS figures; its sends are
+/// not in the server's counters (MQTT deliveries go through internal sinks).
 fn record_nats(core: &Core) {
     let s = &core.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mqtt = core.clients().iter().filter(|c| c.is_mqtt()).count();
+    let mqtt_traffic = core.monitor.mqtt().map(|(m, _)| m.stats.snapshot()).unwrap_or_default();
     gauge!("jetway_connections", "protocol" => "nats").set((core.num_clients() - mqtt) as f64);
     gauge!("jetway_connections", "protocol" => "mqtt").set(mqtt as f64);
     counter!("jetway_connections_total", "protocol" => "nats").absolute(load(&s.total_connections));
-    counter!("jetway_messages_received_total", "protocol" => "nats").absolute(load(&s.in_msgs));
+    let in_msgs = load(&s.in_msgs).saturating_sub(mqtt_traffic.received_msgs());
+    let in_bytes = load(&s.in_bytes).saturating_sub(mqtt_traffic.received_bytes);
+    counter!("jetway_messages_received_total", "protocol" => "nats").absolute(in_msgs);
     counter!("jetway_messages_sent_total", "protocol" => "nats").absolute(load(&s.out_msgs));
-    counter!("jetway_bytes_received_total", "protocol" => "nats").absolute(load(&s.in_bytes));
+    counter!("jetway_bytes_received_total", "protocol" => "nats").absolute(in_bytes);
     counter!("jetway_bytes_sent_total", "protocol" => "nats").absolute(load(&s.out_bytes));
     counter!("jetway_slow_consumers_total", "protocol" => "nats").absolute(load(&s.slow_consumers));
     counter!("jetway_stale_connections_total", "protocol" => "nats").absolute(load(&s.stale_connections));
@@ -168,6 +190,30 @@ fn record_jetstream(core: &Core) {
     gauge!("jetway_jetstream_consumers").set(consumers as f64);
     counter!("jetway_jetstream_api_requests_total").absolute(js.api_stats.total.load(Ordering::Relaxed));
     counter!("jetway_jetstream_api_errors_total").absolute(js.api_stats.errors.load(Ordering::Relaxed));
+}
+
+/// The MQTT gateway: sessions, messages in flight, traffic by QoS (only while it runs).
+fn record_mqtt(core: &Core) {
+    let Some((gateway, _)) = core.monitor.mqtt() else { return };
+    gauge!("jetway_mqtt_sessions_connected").set(gateway.connected_count() as f64);
+    if let Some(stored) = gateway.stored_session_count() {
+        gauge!("jetway_mqtt_sessions_stored").set(stored as f64);
+    }
+    let inflight = gateway.inflight_totals();
+    gauge!("jetway_mqtt_inflight_messages", "direction" => "out").set(inflight.inflight as f64);
+    gauge!("jetway_mqtt_inflight_messages", "direction" => "in").set(inflight.awaiting_pubrel as f64);
+    gauge!("jetway_mqtt_queued_messages").set(inflight.queued as f64);
+    let traffic = gateway.stats.snapshot();
+    for (qos, (received, sent)) in
+        ["0", "1", "2"].into_iter().zip(traffic.received.into_iter().zip(traffic.sent))
+    {
+        counter!("jetway_mqtt_messages_received_total", "qos" => qos).absolute(received);
+        counter!("jetway_mqtt_messages_sent_total", "qos" => qos).absolute(sent);
+    }
+    counter!("jetway_messages_received_total", "protocol" => "mqtt").absolute(traffic.received_msgs());
+    counter!("jetway_messages_sent_total", "protocol" => "mqtt").absolute(traffic.sent_msgs());
+    counter!("jetway_bytes_received_total", "protocol" => "mqtt").absolute(traffic.received_bytes);
+    counter!("jetway_bytes_sent_total", "protocol" => "mqtt").absolute(traffic.sent_bytes);
 }
 
 /// Storage: fsync count, total time, and a cumulative latency histogram (`le` in seconds).

@@ -2,7 +2,8 @@
 //! and the `$SYS` connection events.
 //!
 //! Layout: one file per endpoint (`varz`, `connz`, `subsz`, `routez`, `accountz` with
-//! `/accstatz`, `healthz`, `metrics`, `dashboard`); `response` holds what they share (JSON
+//! `/accstatz`, `healthz`, `metrics`, `dashboard`, and Jetway's own `mqttz`); `https` serves
+//! them over TLS; `response` holds what they share (JSON
 //! responses with CORS, query parsing, nats-server's time and duration formats); `closed` is the
 //! ring of closed connections; `events` publishes connect/disconnect advisories; `process` reads
 //! memory and CPU use from `/proc`.
@@ -17,8 +18,10 @@ mod connz;
 mod dashboard;
 pub mod events;
 mod healthz;
+pub mod https;
 mod jsz;
 mod metrics;
+mod mqttz;
 mod process;
 mod response;
 mod routez;
@@ -27,7 +30,7 @@ mod varz;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::routing::get;
@@ -35,6 +38,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::mqtt::MqttServer;
 use crate::nats::client::ClientShared;
 use crate::server::Core;
 
@@ -49,6 +53,11 @@ pub struct MonitorState {
     cpu: process::CpuSampler,
     /// Where the monitor listens (the config may say `-1`, meaning "any port").
     http_addr: parking_lot::Mutex<Option<SocketAddr>>,
+    /// Where the HTTPS monitor listens, when `https_port` is set.
+    https_addr: parking_lot::Mutex<Option<SocketAddr>>,
+    /// The MQTT gateway and its listener's address, when MQTT is enabled. Weak: the gateway
+    /// holds the core, which holds this.
+    mqtt: parking_lot::Mutex<Option<(Weak<MqttServer>, SocketAddr)>>,
 }
 
 impl MonitorState {
@@ -59,11 +68,29 @@ impl MonitorState {
             metrics: metrics::ServerMetrics::new(),
             cpu: process::CpuSampler::default(),
             http_addr: parking_lot::Mutex::new(None),
+            https_addr: parking_lot::Mutex::new(None),
+            mqtt: parking_lot::Mutex::new(None),
         }
+    }
+
+    /// Lets the endpoints read the MQTT gateway listening on `addr`.
+    pub fn attach_mqtt(&self, gateway: &Arc<MqttServer>, addr: SocketAddr) {
+        *self.mqtt.lock() = Some((Arc::downgrade(gateway), addr));
+    }
+
+    /// The MQTT gateway and where it listens, while it runs.
+    fn mqtt(&self) -> Option<(Arc<MqttServer>, SocketAddr)> {
+        let attached = self.mqtt.lock();
+        let (gateway, addr) = attached.as_ref()?;
+        Some((gateway.upgrade()?, *addr))
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         *self.http_addr.lock()
+    }
+
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        *self.https_addr.lock()
     }
 
     fn next_event_seq(&self) -> u64 {
@@ -87,9 +114,29 @@ pub fn client_closed(core: &Core, client: &ClientShared) {
     core.monitor.closed.push(info);
 }
 
+/// Serves the endpoints over HTTP until `stop`.
 pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationToken) {
     *core.monitor.http_addr.lock() = listener.local_addr().ok();
-    let app = axum::Router::new()
+    let app = endpoints(core);
+    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+    if let Err(e) = result {
+        tracing::error!("monitoring server failed: {e}");
+    }
+}
+
+/// Serves the endpoints over HTTPS until `stop` (`https_port`).
+pub async fn serve_https(core: Arc<Core>, listener: https::TlsListener, stop: CancellationToken) {
+    use axum::serve::Listener;
+    *core.monitor.https_addr.lock() = listener.local_addr().ok();
+    let app = endpoints(core);
+    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+    if let Err(e) = result {
+        tracing::error!("HTTPS monitoring server failed: {e}");
+    }
+}
+
+fn endpoints(core: Arc<Core>) -> axum::Router {
+    axum::Router::new()
         .route("/", get(dashboard::dashboard))
         .route("/varz", get(varz::varz))
         .route("/connz", get(connz::connz))
@@ -101,10 +148,7 @@ pub async fn serve(core: Arc<Core>, listener: TcpListener, stop: CancellationTok
         .route("/healthz", get(healthz::healthz))
         .route("/jsz", get(jsz::jsz))
         .route("/metrics", get(metrics::metrics))
+        .route("/mqttz", get(mqttz::mqttz))
         .fallback(response::not_found)
-        .with_state(core);
-    let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
-    if let Err(e) = result {
-        tracing::error!("monitoring server failed: {e}");
-    }
+        .with_state(core)
 }

@@ -21,6 +21,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
     // The INFO clients get carries the bound address, which differs from the config for `-p -1`.
     let info = core.client_info(0, IpAddr::V4(Ipv4Addr::LOCALHOST));
     let http_port = core.monitor.http_addr().map_or(i64::from(c.http_port), |a| i64::from(a.port()));
+    let https_port = core.monitor.https_addr().map_or(i64::from(c.https_port), |a| i64::from(a.port()));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let slow_consumers = s.slow_consumers.load(Ordering::Relaxed);
     let stale_connections = s.stale_connections.load(Ordering::Relaxed);
@@ -44,7 +45,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         "http_host": c.http_host,
         "http_port": http_port,
         "http_base_path": "",
-        "https_port": 0,
+        "https_port": https_port,
         "auth_timeout": c.authorization.timeout.as_secs_f64(),
         "max_control_line": c.max_control_line,
         "max_payload": c.max_payload,
@@ -97,15 +98,23 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
     response::ok(&body)
 }
 
-/// The `mqtt` block: where the gateway listens (or would; `port` 0 means disabled).
+/// The `mqtt` block (nats-server's `MQTTOptsVarz`): empty when MQTT is off, else where the
+/// gateway listens (the bound port, as nats-server reports it) and its options.
 fn mqtt_block(core: &Core) -> serde_json::Value {
+    let Some((_, addr)) = core.monitor.mqtt() else { return json!({}) };
     let m = &core.config.mqtt;
-    json!({
+    let mut block = json!({
         "host": m.host,
-        "port": m.port,
+        "port": addr.port(),
+        // nats-server reports its MQTT TLS handshake timeout (default 2 s) with or without TLS.
+        "tls_timeout": 2.0,
         "ack_wait": duration_nanos(m.ack_wait),
         "max_ack_pending": m.max_ack_pending,
-    })
+    });
+    if let (Some(fields), Some(user)) = (block.as_object_mut(), &m.no_auth_user) {
+        fields.insert("no_auth_user".into(), user.as_str().into());
+    }
+    block
 }
 
 /// Go marshals a `time.Duration` as integer nanoseconds.

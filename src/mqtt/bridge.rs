@@ -193,6 +193,8 @@ pub struct Outlet {
     correlations: Mutex<VecDeque<(String, Bytes)>>,
     /// QoS 1/2 deliveries dropped because the connection's queue was full.
     pub dropped: AtomicU64,
+    /// The gateway's traffic counters (monitoring).
+    stats: Arc<super::stats::MqttStats>,
 }
 
 impl Outlet {
@@ -202,6 +204,7 @@ impl Outlet {
         client_max_packet: Option<usize>,
         topic_alias_maximum: u16,
         queue_capacity: usize,
+        stats: Arc<super::stats::MqttStats>,
     ) -> Outlet {
         Outlet {
             client,
@@ -211,6 +214,7 @@ impl Outlet {
             deliveries: DeliveryQueue::new(queue_capacity),
             correlations: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
+            stats,
         }
     }
 
@@ -242,6 +246,7 @@ impl Outlet {
             super::alias::Applied::None
         };
         let mut buf = BytesMut::with_capacity(publish.payload.len() + publish.topic.len() + 16);
+        let qos = publish.qos;
         let encoded = Packet::Publish(publish).encode(self.version, &mut buf);
         if encoded.is_err() || self.client_max_packet.is_some_and(|max| buf.len() > max) {
             aliases.undo(applied);
@@ -250,6 +255,7 @@ impl Outlet {
         }
         self.client.counters.out_msgs.fetch_add(1, Ordering::Relaxed);
         self.client.counters.out_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.stats.sent(qos, buf.len());
         self.push_bytes(&buf);
     }
 

@@ -306,10 +306,15 @@ impl Connection {
             identity.name = Some(client_id.clone());
             identity.lang = Some(if v5 { "mqtt5" } else { "mqtt3.1.1" }.into());
             identity.user = connect.username.as_ref().map(ToString::to_string);
+            identity.account = Some(login.account.name.clone());
         }
 
         // Takeover: the old connection is closed and finishes its cleanup first.
-        let live = Arc::new(LiveConnection { client: client.clone(), finished: CancellationToken::new() });
+        let live = Arc::new(LiveConnection {
+            client: client.clone(),
+            finished: CancellationToken::new(),
+            gauges: Default::default(),
+        });
         if let Some(old) = mqtt.claim(&account.name, &client_id, live.clone()) {
             tracing::debug!(cid = client.id, old = old.client.id, client_id, "MQTT session taken over");
             old.client.close(CloseReason::DuplicateClientId);
@@ -345,7 +350,14 @@ impl Connection {
         let queue = core.config.mqtt.max_ack_pending.max(1) as usize;
         let client_max_packet = connect.properties.maximum_packet_size.map(|m| m as usize);
         let alias_max = if v5 { connect.properties.topic_alias_maximum.unwrap_or(0) } else { 0 };
-        let outlet = Arc::new(Outlet::new(client.clone(), version, client_max_packet, alias_max, queue));
+        let outlet = Arc::new(Outlet::new(
+            client.clone(),
+            version,
+            client_max_packet,
+            alias_max,
+            queue,
+            mqtt.stats.clone(),
+        ));
         let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
         let client_receive_max = usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX));
         let receive_max = queue.min(usize::from(u16::MAX));
@@ -401,6 +413,7 @@ impl Connection {
             conn.stored_route = Some(route);
             conn.sync_consumer(resumed).await;
         }
+        crate::monitor::events::client_connected(core, client);
         Some(Box::new(conn))
     }
 
@@ -497,6 +510,7 @@ impl Connection {
             } else if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(4096);
             }
+            self.live.gauges.observe(&self.session);
             tokio::select! {
                 read = read_into(reader, buf) => match read {
                     Ok(0) => return End::Closed(CloseReason::ClientClosed),
@@ -626,6 +640,7 @@ impl Connection {
         self.client.counters.in_bytes.fetch_add(size, Ordering::Relaxed);
         self.mqtt.core.stats.in_msgs.fetch_add(1, Ordering::Relaxed);
         self.mqtt.core.stats.in_bytes.fetch_add(size, Ordering::Relaxed);
+        self.mqtt.stats.received(publish.qos, publish.payload.len());
         if let (Some(topic), Some(data)) =
             (&publish.properties.response_topic, &publish.properties.correlation_data)
         {

@@ -10,6 +10,7 @@
 //!   deliveries → PUBLISH in the subscriber's outbound queue (an internal router sink).
 //! - [`will`], [`alias`], [`retained`]: will messages, MQTT 5 topic aliases, retained
 //!   messages.
+//! - [`stats`]: what monitoring reads (counters by QoS, session gauges, session listings).
 //! - [`store`]: the persistence seam ([`store::SessionStore`]);
 //!   [`jetstream_store`]: its durable implementation on the account's JetStream (nats-server's
 //!   `$MQTT_*` streams; the layout and where it differs are described there), used whenever
@@ -44,6 +45,7 @@ pub mod jetstream_store;
 pub mod listener;
 pub mod retained;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod will;
 
@@ -72,12 +74,16 @@ pub struct LiveConnection {
     pub client: Arc<ClientShared>,
     /// Cancelled once the connection finished its cleanup (session saved, will handled).
     pub finished: CancellationToken,
+    /// The session's sizes for monitoring, refreshed by the connection task.
+    pub gauges: stats::SessionGauges,
 }
 
 /// State of the gateway shared by every MQTT connection.
 pub struct MqttServer {
     pub core: Arc<Core>,
     pub store: Arc<dyn SessionStore>,
+    /// Traffic by QoS, for monitoring.
+    pub stats: Arc<stats::MqttStats>,
     live: Mutex<HashMap<SessionKey, Arc<LiveConnection>, RandomState>>,
     /// Delayed wills, cancelled when their client id connects again.
     pub(crate) pending_wills: Mutex<HashMap<SessionKey, CancellationToken, RandomState>>,
@@ -110,6 +116,7 @@ impl MqttServer {
         Arc::new(MqttServer {
             core,
             store,
+            stats: Arc::default(),
             live: Mutex::new(HashMap::default()),
             pending_wills: Mutex::new(HashMap::default()),
         })

@@ -96,6 +96,9 @@ pub struct ClientShared {
     server_stats: Arc<ServerStats>,
     /// Subscriptions by sid; shared so auto-unsubscribe on delivery can drop its entry.
     subs: Mutex<HashMap<Bytes, Arc<Subscription>, RandomState>>,
+    /// What [`ClientShared::take_subs`] removed at the end, for the closed-connection record
+    /// (`/connz?state=closed&subs=1`).
+    subs_at_close: Mutex<Vec<Arc<Subscription>>>,
     close_reason: Mutex<Option<CloseReason>>,
     closing: CancellationToken,
     /// Cancelled when pending output must be dropped rather than flushed (slow consumer).
@@ -122,6 +125,7 @@ impl ClientShared {
             permissions: OnceLock::new(),
             server_stats,
             subs: Mutex::new(HashMap::default()),
+            subs_at_close: Mutex::new(Vec::new()),
             close_reason: Mutex::new(None),
             closing: CancellationToken::new(),
             abort_writes: CancellationToken::new(),
@@ -272,8 +276,20 @@ impl ClientShared {
         self.subs.lock().len()
     }
 
+    /// Removes every subscription (the connection is ending); they are remembered for
+    /// [`ClientShared::subs_at_close`].
     pub fn take_subs(&self) -> Vec<Arc<Subscription>> {
-        self.subs.lock().drain().map(|(_, s)| s).collect()
+        let taken: Vec<_> = self.subs.lock().drain().map(|(_, s)| s).collect();
+        self.subs_at_close.lock().extend(taken.iter().cloned());
+        taken
+    }
+
+    /// The subscriptions the connection had when it ended: those [`ClientShared::take_subs`]
+    /// removed and any still held.
+    pub fn subs_at_close(&self) -> Vec<Arc<Subscription>> {
+        let mut subs = self.subscriptions();
+        subs.extend(self.subs_at_close.lock().iter().cloned());
+        subs
     }
 
     pub fn sub_subjects(&self) -> Vec<String> {

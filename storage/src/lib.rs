@@ -14,10 +14,13 @@
 //!   [`FileConsumerStore`]: delivered and ack-floor sequences, pending acks, redelivery counts.
 //! - [`Io`] / [`IoFile`]: the file-system backend; [`RealIo`] for production, [`SimIo`] for
 //!   crash and fault-injection tests.
+//! - [`UsageCounter`]: a byte total over many stores (quotas), kept current by each store
+//!   it is attached to ([`StreamStore::track_usage`]).
 //!
 //! # Layout
 //!
-//! - `config.rs`, `message.rs`, `state.rs`, `error.rs`, `traits.rs`: the vocabulary.
+//! - `config.rs`, `message.rs`, `state.rs`, `error.rs`, `traits.rs`: the vocabulary;
+//!   `usage.rs`: byte totals shared by stores.
 //! - `core/`: what every store shares: `index.rs` (messages by sequence, sequences by subject,
 //!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
 //!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
@@ -124,6 +127,7 @@ mod message;
 pub mod snapshot;
 mod state;
 mod traits;
+mod usage;
 
 pub use config::{DiscardPolicy, StreamConfig, SyncPolicy, DEFAULT_BLOCK_SIZE};
 pub use consumer::{FileConsumerStore, MemConsumerStore};
@@ -139,3 +143,4 @@ pub use state::{LostData, StreamState, SubjectState};
 pub use traits::{
     AckPolicy, Completion, ConsumerState, ConsumerStore, PendingAck, PurgeOptions, SequencePair, StreamStore,
 };
+pub use usage::UsageCounter;

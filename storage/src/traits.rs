@@ -103,6 +103,11 @@ pub trait StreamStore: Send + Sync {
     /// Whether the store still accepts writes: false once poisoned by an I/O failure or
     /// stopped (health checks report it).
     fn is_writable(&self) -> bool;
+
+    /// Mirrors the store's `bytes` into `usage` from now on (its current bytes are added at
+    /// once); `None` detaches it, taking its bytes out of the previous counter. Lets a server
+    /// enforce quotas over many stores without asking each one on every append.
+    fn track_usage(&self, usage: Option<Arc<crate::usage::UsageCounter>>);
 }
 
 /// A pair of consumer and stream sequences.

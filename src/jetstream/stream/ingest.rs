@@ -1,6 +1,6 @@
 //! The write path of a stream: nats-server's checks in its order (sealed, expected stream,
 //! TTL, expected last subject sequence, expected last sequence, dedup, expected last msg id,
-//! rollup permission, sizes), then the append and, once durable, the publish acknowledgement.
+//! rollup permission, sizes, storage limits), then the append and, once durable, the publish acknowledgement.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -190,6 +190,9 @@ impl Stream {
                 return Err(ApiError::wrong_last_msg_id(last));
             }
         }
+
+        // Storage limits (server, then account): two atomic loads, see `jetstream::usage`.
+        self.quota.admit(jetway_storage::stored_size(msg.subject, headers, msg.payload))?;
 
         // Interest retention with nobody interested: the sequence is used, nothing is stored.
         if config.retention == RetentionPolicy::Interest && !self.has_interest(msg.subject) {

@@ -56,6 +56,8 @@ pub struct Stream {
     last_seq: watch::Sender<u64>,
     /// The tasks feeding a mirror or a stream with sources.
     sourcing: Mutex<Option<sourcing::Sourcing>>,
+    /// The account's (and server's) storage quota for this stream's storage type.
+    quota: Arc<crate::jetstream::usage::Quota>,
 }
 
 #[derive(Default)]
@@ -75,6 +77,7 @@ impl Stream {
         stats: Arc<ServerStats>,
         domain: Option<String>,
         server_name: String,
+        quota: Arc<crate::jetstream::usage::Quota>,
     ) -> Arc<Stream> {
         let last = store.state().last_seq;
         let stream = Arc::new(Stream {
@@ -93,6 +96,7 @@ impl Stream {
             consumers: RwLock::new(BTreeMap::new()),
             last_seq: watch::channel(last).0,
             sourcing: Mutex::new(None),
+            quota,
         });
         stream.rebuild_dedup();
         stream

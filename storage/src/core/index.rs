@@ -11,6 +11,7 @@ use std::sync::Arc;
 use jetway_subject::{is_literal, matches_any, SubjectTree};
 
 use crate::state::SubjectState;
+use crate::usage::UsageCounter;
 
 /// How many messages a wildcard read scans before it walks the subject map instead.
 const SCAN_BUDGET: usize = 256;
@@ -110,6 +111,8 @@ pub(crate) struct Index<L> {
     /// Messages with a TTL, by deadline.
     ttl: BTreeSet<(i64, u64)>,
     pub bytes: u64,
+    /// Where changes of `bytes` are mirrored (a quota over many stores), if anywhere.
+    usage: Option<Arc<UsageCounter>>,
     /// First sequence: the first message's, else `last_seq + 1` (0 for a fresh stream).
     pub first_seq: u64,
     pub last_seq: u64,
@@ -150,6 +153,7 @@ impl<L> Index<L> {
             tree: SubjectTree::new(),
             ttl: BTreeSet::new(),
             bytes: 0,
+            usage: None,
             first_seq: if first_seq <= 1 { 0 } else { first_seq },
             last_seq: first_seq.saturating_sub(1),
             last_ts: 0,
@@ -184,6 +188,9 @@ impl<L> Index<L> {
         self.last_seq = self.last_seq.max(seq);
         self.last_ts = self.last_ts.max(entry.timestamp);
         self.bytes += entry.size;
+        if let Some(usage) = &self.usage {
+            usage.add(entry.size);
+        }
         if entry.expires != 0 {
             self.ttl.insert((entry.expires, seq));
         }
@@ -201,6 +208,9 @@ impl<L> Index<L> {
     pub fn remove(&mut self, seq: u64) -> Option<Entry<L>> {
         let entry = self.msgs.remove(&seq)?;
         self.bytes = self.bytes.saturating_sub(entry.size);
+        if let Some(usage) = &self.usage {
+            usage.sub(entry.size);
+        }
         if entry.expires != 0 {
             self.ttl.remove(&(entry.expires, seq));
         }
@@ -222,9 +232,24 @@ impl<L> Index<L> {
         self.subjects.clear();
         self.tree = SubjectTree::new();
         self.ttl.clear();
+        if let Some(usage) = &self.usage {
+            usage.sub(self.bytes);
+        }
         self.bytes = 0;
         self.first_seq = first_seq;
         self.last_seq = self.last_seq.max(first_seq.saturating_sub(1));
+    }
+
+    /// Mirrors `bytes` into `usage` from now on (moving what is held from the previous
+    /// counter, if any, to the new one).
+    pub fn set_usage(&mut self, usage: Option<Arc<UsageCounter>>) {
+        if let Some(old) = &self.usage {
+            old.sub(self.bytes);
+        }
+        if let Some(new) = &usage {
+            new.add(self.bytes);
+        }
+        self.usage = usage;
     }
 
     /// The earliest TTL deadline and its sequence.

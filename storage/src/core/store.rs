@@ -121,6 +121,10 @@ impl<B: Backend> StreamStore for Store<B> {
         self.stream().update_config(config)
     }
 
+    fn track_usage(&self, usage: Option<Arc<crate::usage::UsageCounter>>) {
+        self.inner.lock().index.set_usage(usage);
+    }
+
     fn sync(&self) -> Result<()> {
         // Take what is needed and wait without the lock: the writer may need it meanwhile.
         let waiter = self.stream().backend.sync_waiter();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use jetway_storage::{
-    snapshot, DiscardPolicy, NewMessage, PurgeOptions, StoreError, StreamConfig, SubjectState,
+    snapshot, DiscardPolicy, NewMessage, PurgeOptions, StoreError, StreamConfig, SubjectState, UsageCounter,
 };
 
 use crate::common::{cfg, payload, put, File, Kind, Mem};
@@ -54,6 +54,7 @@ conformance!(
     reopen_after_truncate_keeps_the_new_tail,
     many_subjects_stay_fast,
     stop_rejects_writes,
+    usage_counter_follows_bytes_through_appends_limits_purges_and_expiry,
 );
 
 fn append_assigns_sequences_and_reads_back(k: &dyn Kind) {
@@ -485,4 +486,34 @@ fn stop_rejects_writes(k: &dyn Kind) {
     put(&*s, "a", "p");
     s.stop().unwrap();
     assert!(matches!(s.append(NewMessage::new("a", "p"), None), Err(StoreError::Closed)));
+}
+
+fn usage_counter_follows_bytes_through_appends_limits_purges_and_expiry(k: &dyn Kind) {
+    let server = std::sync::Arc::new(UsageCounter::default());
+    let account = std::sync::Arc::new(UsageCounter::with_parent(server.clone()));
+    let s = k.open(cfg(|c| {
+        c.max_msgs = Some(5);
+        c.max_age = Some(Duration::from_millis(300));
+    }));
+    put(&*s, "a", "before attaching");
+    s.track_usage(Some(account.clone()));
+    assert_eq!(account.bytes(), s.state().bytes, "attaching counts what is already held");
+    for i in 0..20 {
+        put(&*s, &format!("u.{}", i % 3), &format!("message {i}"));
+        assert_eq!(account.bytes(), s.state().bytes, "after append {i} (max_msgs drops the oldest)");
+    }
+    assert_eq!(server.bytes(), account.bytes(), "the parent sees the same changes");
+    s.remove(s.state().first_seq, false).unwrap();
+    assert_eq!(account.bytes(), s.state().bytes, "after remove");
+    s.purge(&PurgeOptions { filter: Some("u.1".into()), ..Default::default() }).unwrap();
+    assert_eq!(account.bytes(), s.state().bytes, "after a filtered purge");
+    wait_until("max_age expiry", || s.state().msgs == 0);
+    assert_eq!(account.bytes(), 0, "after expiry");
+    put(&*s, "a", "again");
+    assert!(account.bytes() > 0);
+    s.purge(&PurgeOptions::default()).unwrap();
+    assert_eq!((account.bytes(), server.bytes()), (0, 0), "after a full purge");
+    put(&*s, "a", "held when detached");
+    s.track_usage(None);
+    assert_eq!((account.bytes(), server.bytes()), (0, 0), "detaching takes the bytes out");
 }
