@@ -41,6 +41,9 @@ use crate::stats::ServerStats;
 
 /// The JetStream API level this server implements (reported as `api_lvl` / `api.level`).
 /// Level 1 is nats-server 2.11: per-message TTL and consumer pause.
+/// Storage writer (group commit) threads.
+const STORE_WRITER_THREADS: usize = 4;
+
 pub const API_LEVEL: u32 = 1;
 
 /// Why JetStream could not start.
@@ -90,7 +93,16 @@ impl JetStream {
         let root = store_dir.join("jetstream");
         std::fs::create_dir_all(&root)
             .map_err(|source| JetStreamError::StoreDir { path: root.clone(), source })?;
-        let engine = jetway_storage::Engine::start().map_err(JetStreamError::Engine)?;
+        // Several writer threads, so that fsyncs of different files run side by side: an MQTT QoS 2
+        // delivery to a persistent session touches three (the message stream, the session's
+        // consumer, the PUBREL markers), and one thread would fsync them one after another
+        // (measured: QoS 2 to a persistent session 15k -> 23k msgs/s with 4). Each store
+        // stays on one thread, so a single stream's group commit is unchanged.
+        let engine = jetway_storage::Engine::new(jetway_storage::EngineConfig {
+            writer_threads: STORE_WRITER_THREADS,
+            ..Default::default()
+        })
+        .map_err(JetStreamError::Engine)?;
         let sync = match config.sync_interval {
             SyncInterval::Always => jetway_storage::SyncPolicy::Always,
             SyncInterval::Every(d) => jetway_storage::SyncPolicy::Interval(d),
