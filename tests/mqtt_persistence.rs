@@ -352,6 +352,7 @@ async fn clean_sessions_take_qos1_without_a_consumer_or_a_stored_copy() {
     let mut msgs = js.get_stream("$MQTT_msgs").await.unwrap();
     let info = msgs.info().await.unwrap();
     assert_eq!((info.state.messages, info.state.consumer_count), (0, 0), "nothing stored, no consumer");
+    assert_eq!(info.state.last_sequence, 0, "not offered to the stream: not even a skipped sequence");
     drop(raw); // never acknowledged: nothing to clean up
     server.shutdown().await;
 }

@@ -110,10 +110,35 @@ pub const HDR_CLIENT: &str = "Nmqtt-Client";
 pub const HDR_REPLY: &str = "Nmqtt-Reply";
 
 /// nats-server's `getHash`: sha256, then the first eight bytes as base-62 digits.
+///
+/// Needed for every stored QoS 1/2 message, so recent answers are remembered per thread.
 pub fn hash8(name: &str) -> String {
-    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let digest = Sha256::digest(name.as_bytes());
-    digest.iter().take(8).map(|b| char::from(DIGITS[usize::from(b % 62)])).collect()
+    /// Names remembered per thread before the memo starts over.
+    const MEMO_MAX: usize = 1024;
+    thread_local! {
+        static MEMO: std::cell::RefCell<HashMap<String, String, foldhash::fast::RandomState>> =
+            std::cell::RefCell::new(HashMap::default());
+    }
+    let compute = || {
+        const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let digest = Sha256::digest(name.as_bytes());
+        digest.iter().take(8).map(|b| char::from(DIGITS[usize::from(b % 62)])).collect::<String>()
+    };
+    MEMO.try_with(|memo| {
+        let mut memo = memo.try_borrow_mut().ok()?;
+        if let Some(hash) = memo.get(name) {
+            return Some(hash.clone());
+        }
+        if memo.len() >= MEMO_MAX {
+            memo.clear();
+        }
+        let hash = compute();
+        memo.insert(name.to_owned(), hash.clone());
+        Some(hash)
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(compute)
 }
 
 /// The subject a session's consumer delivers to.
@@ -652,6 +677,12 @@ impl SessionStore for JetStreamStore {
             Err(e) => return Some(fail(e)),
         };
         let subject = topic_to_subject(publish.topic.as_str()).ok()?;
+        let stored_subject = format!("{MSGS_PREFIX}{subject}");
+        // Only persistent sessions' consumers take from `$MQTT_msgs`: a message none of them
+        // wants is not offered to the stream at all (not even as a skipped sequence).
+        if !streams.msgs.has_interest(&stored_subject) {
+            return None;
+        }
         let mut headers = super::bridge::to_nats_headers(publish)
             .and_then(|raw| HeaderMap::decode(&raw).ok())
             .unwrap_or_default();
@@ -664,7 +695,7 @@ impl SessionStore for JetStreamStore {
             headers.append(HDR_REPLY, reply.as_ref());
         }
         let headers = (!headers.is_empty()).then(|| headers.encode());
-        Some(write(&streams.msgs, &format!("{MSGS_PREFIX}{subject}"), headers, publish.payload.clone()))
+        Some(write(&streams.msgs, &stored_subject, headers, publish.payload.clone()))
     }
 
     fn sync_consumer(

@@ -276,7 +276,8 @@ impl Stream {
     }
 
     /// True when some consumer's filter matches `subject`.
-    fn has_interest(&self, subject: &str) -> bool {
+    /// Whether a consumer's filter takes `subject` (what interest retention keeps).
+    pub(crate) fn has_interest(&self, subject: &str) -> bool {
         self.consumers.read().values().any(|c| c.filter_matches(subject))
     }
 
