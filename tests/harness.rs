@@ -56,6 +56,11 @@ impl TestServer {
         self.mqtt_addr.expect("MQTT enabled")
     }
 
+    /// The WebSocket listener, when enabled (`websocket.port`).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.handle.as_ref().and_then(|h| h.websocket_addr).expect("websocket enabled")
+    }
+
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
     }

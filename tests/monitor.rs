@@ -65,7 +65,7 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-async fn get_json(addr: SocketAddr, path: &str) -> Value {
+pub(crate) async fn get_json(addr: SocketAddr, path: &str) -> Value {
     let response = get(addr, path).await;
     assert_eq!(response.status, 200, "{path}: {}", response.body);
     assert_eq!(response.header("content-type"), Some("application/json"), "{path}");
