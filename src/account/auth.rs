@@ -281,4 +281,66 @@ mod tests {
             vec![UserConfig { user: "a".into(), account: Some("nope".into()), ..UserConfig::default() }];
         assert!(matches!(Auth::build(&config, &accounts), Err(UserError::UnknownAccount { .. })));
     }
+
+    fn alice_cert() -> CertIdentities {
+        CertIdentities { subject: "CN=alice".into(), ..CertIdentities::default() }
+    }
+
+    /// A config whose `CN=alice` user has no password, with `verify_and_map` on the MQTT
+    /// listener only.
+    fn mqtt_mapping() -> Config {
+        let mut config = Config::default();
+        config.authorization.users = vec![
+            UserConfig { user: "CN=alice".into(), ..UserConfig::default() },
+            UserConfig { user: "bob".into(), password: Some("pw".into()), ..UserConfig::default() },
+        ];
+        config.mqtt.tls = Some(crate::config::Tls { verify_and_map: true, ..crate::config::Tls::default() });
+        config
+    }
+
+    #[test]
+    fn each_listener_maps_certificates_with_its_own_setting() {
+        let (a, _) = auth(&mqtt_mapping());
+        let cert = alice_cert();
+        let with_cert = |kind| Credentials { cert: Some(&cert), kind, ..creds(None, None, None) };
+        let login = a.authenticate(&with_cert(ConnectionKind::Mqtt)).unwrap_or_else(|| panic!("mapped"));
+        assert_eq!(login.user_name(), Some("CN=alice"));
+        // MQTT over WebSocket maps with the MQTT listener's setting too.
+        assert!(a.authenticate(&with_cert(ConnectionKind::MqttWebsocket)).is_some());
+        // On a mapping listener, a password is no way in.
+        let bob_mqtt = Credentials { kind: ConnectionKind::Mqtt, ..creds(Some("bob"), Some("pw"), None) };
+        assert!(a.authenticate(&bob_mqtt).is_none());
+        // The NATS port does not map: passwords work there, a certificate alone does not.
+        assert!(a.authenticate(&creds(Some("bob"), Some("pw"), None)).is_some());
+        assert!(a.authenticate(&with_cert(ConnectionKind::Standard)).is_none());
+    }
+
+    #[test]
+    fn a_certificate_user_cannot_log_in_without_a_password_elsewhere() {
+        let (a, _) = auth(&mqtt_mapping());
+        assert!(a.authenticate(&creds(Some("CN=alice"), None, None)).is_none());
+        assert!(a.authenticate(&creds(Some("CN=alice"), Some(""), None)).is_none());
+        // Without any mapping listener, a user without a password is just that.
+        let mut config = mqtt_mapping();
+        config.mqtt.tls = None;
+        let (open, _) = auth(&config);
+        assert!(open.authenticate(&creds(Some("CN=alice"), None, None)).is_some());
+    }
+
+    #[test]
+    fn websocket_clients_are_held_to_allowed_connection_types() {
+        let mut config = Config::default();
+        config.authorization.users = vec![UserConfig {
+            user: "web".into(),
+            password: Some("pw".into()),
+            allowed_connection_types: Some(vec!["WEBSOCKET".into(), "MQTT_WS".into()]),
+            ..UserConfig::default()
+        }];
+        let (a, _) = auth(&config);
+        let as_kind = |kind| Credentials { kind, ..creds(Some("web"), Some("pw"), None) };
+        assert!(a.authenticate(&as_kind(ConnectionKind::Websocket)).is_some());
+        assert!(a.authenticate(&as_kind(ConnectionKind::MqttWebsocket)).is_some());
+        assert!(a.authenticate(&as_kind(ConnectionKind::Standard)).is_none());
+        assert!(a.authenticate(&as_kind(ConnectionKind::Mqtt)).is_none());
+    }
 }

@@ -514,7 +514,7 @@ fn websocket_options_not_implemented_are_reported() {
             r#"test.conf:4:3: option "websocket.no_auth_user" is not supported yet, ignored"#,
             r#"test.conf:5:3: option "websocket.headers" is not supported yet, ignored"#,
             r#"test.conf:6:3: unknown option "websocket.bogus""#,
-            r#"test.conf:7:37: option "websocket.tls.handshake_first" is not supported yet, ignored"#,
+            r#"test.conf:7:36: option "websocket.tls.handshake_first" is not supported yet, ignored"#,
         ]
     );
 }
