@@ -47,10 +47,18 @@ async fn next_msg(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(WAIT, sub.next()).await.expect("message in time").expect("subscription open")
 }
 
+/// Returns once the server has processed everything `client` sent before: async-nats'
+/// `flush` only empties the client's buffer, so a request nobody answers (503 no responders)
+/// is the round trip.
+async fn barrier(client: &async_nats::Client) {
+    let request = client.request("barrier.nobody.listens", "".into());
+    let _ = tokio::time::timeout(WAIT, request).await.expect("no-responders answer in time");
+}
+
 /// Publishes on `subject` from `publisher` and checks that `subscriber` receives it.
 async fn assert_delivers(publisher: &async_nats::Client, subscriber: &async_nats::Client, subject: &str) {
     let mut sub = subscriber.subscribe(subject.to_string()).await.expect("subscribe");
-    subscriber.flush().await.expect("flush");
+    barrier(subscriber).await;
     publisher.publish(subject.to_string(), "hello".into()).await.expect("publish");
     publisher.flush().await.expect("flush");
     assert_eq!(next_msg(&mut sub).await.payload.as_ref(), b"hello");
@@ -136,7 +144,7 @@ async fn nats_clients_over_ws_and_tcp_share_one_subject_space() {
     assert_delivers(&ws, &tcp, "tcp.from.ws").await;
     // Request/reply across the two transports, with a payload larger than one TCP segment.
     let mut service = tcp.subscribe("svc").await.expect("sub");
-    tcp.flush().await.expect("flush");
+    barrier(&tcp).await;
     let big = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
     let request = tokio::spawn({
         let ws = ws.clone();
@@ -181,8 +189,6 @@ async fn nats_over_wss_trusts_the_ca_and_reports_tls_in_info() {
     let other = TestPki::new();
     let untrusted = async_nats::ConnectOptions::new()
         .add_root_certificates(other.ca_file.clone())
-        .retry_on_initial_connect()
-        .max_reconnects(0)
         .connect(url);
     assert!(tokio::time::timeout(WAIT, untrusted).await.map_or(true, |r| r.is_err()));
     assert_delivers(&tcp, &wss, "wss.still").await;
@@ -204,7 +210,7 @@ async fn mqtt_over_ws_bridges_to_nats_both_ways() {
 
     // MQTT over WebSocket → NATS.
     let mut telemetry = nats.subscribe("sensors.>").await.expect("sub");
-    nats.flush().await.expect("flush");
+    barrier(&nats).await;
     device.client.publish("sensors/ws/t", rumqttc::QoS::AtLeastOnce, false, "21.5").await.expect("queued");
     let msg = next_msg(&mut telemetry).await;
     assert_eq!((msg.subject.as_str(), &msg.payload[..]), ("sensors.ws.t", &b"21.5"[..]));
@@ -305,7 +311,7 @@ async fn verify_and_map_logs_an_mqtt_client_in_as_its_certificate_user() {
         .await
         .expect("ops");
     let mut sub = ops.subscribe("telemetry.>").await.expect("sub");
-    ops.flush().await.expect("flush");
+    barrier(&ops).await;
     alice.client.publish("telemetry/alice", rumqttc::QoS::AtLeastOnce, false, "1").await.expect("queued");
     assert_eq!(next_msg(&mut sub).await.subject.as_str(), "telemetry.alice");
 
@@ -470,7 +476,7 @@ async fn bad_upgrade_requests_get_http_errors_without_disturbing_other_clients()
     let ws = async_nats::connect(ws_url(&server)).await.expect("ws client");
     let tcp = server.client().await;
     let mut sub = ws.subscribe("undisturbed").await.expect("sub");
-    ws.flush().await.expect("flush");
+    barrier(&ws).await;
 
     let full = |path: &str| {
         format!(
