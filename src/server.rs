@@ -142,7 +142,8 @@ impl Core {
     pub fn new_client(&self, addr: SocketAddr, kind: ConnectionKind) -> Arc<ClientShared> {
         let id = self.next_client_id();
         self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let client = Arc::new(ClientShared::new(id, addr, self.config.max_pending as usize, self.stats.clone()));
+        let client =
+            Arc::new(ClientShared::new(id, addr, self.config.max_pending as usize, self.stats.clone()));
         client.set_kind(kind);
         client
     }

@@ -91,7 +91,10 @@ fn mqtt_tls_options(
 }
 
 /// A rustls client config (ring) that trusts `pki`'s CA.
-fn client_tls(pki: &TestPki, identity: Option<(std::path::PathBuf, std::path::PathBuf)>) -> rustls::ClientConfig {
+fn client_tls(
+    pki: &TestPki,
+    identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(pki.ca.issued.cert_der.clone()).expect("CA");
     let builder =
@@ -187,9 +190,8 @@ async fn nats_over_wss_trusts_the_ca_and_reports_tls_in_info() {
 
     // A client that does not trust the CA fails; the listener keeps serving.
     let other = TestPki::new();
-    let untrusted = async_nats::ConnectOptions::new()
-        .add_root_certificates(other.ca_file.clone())
-        .connect(url);
+    let untrusted =
+        async_nats::ConnectOptions::new().add_root_certificates(other.ca_file.clone()).connect(url);
     assert!(tokio::time::timeout(WAIT, untrusted).await.map_or(true, |r| r.is_err()));
     assert_delivers(&tcp, &wss, "wss.still").await;
 
@@ -206,7 +208,8 @@ async fn nats_over_wss_trusts_the_ca_and_reports_tls_in_info() {
 async fn mqtt_over_ws_bridges_to_nats_both_ways() {
     let server = ws_server(|_| {}).await;
     let nats = server.client().await;
-    let mut device = mqtt_connect(mqtt_ws_options(server.ws_addr(), "ws-device")).await.expect("MQTT over ws");
+    let mut device =
+        mqtt_connect(mqtt_ws_options(server.ws_addr(), "ws-device")).await.expect("MQTT over ws");
 
     // MQTT over WebSocket → NATS.
     let mut telemetry = nats.subscribe("sensors.>").await.expect("sub");
@@ -320,9 +323,10 @@ async fn verify_and_map_logs_an_mqtt_client_in_as_its_certificate_user() {
     let stranger = pki.client_files("mallory", Validity::days(1));
     let refused = mqtt_connect(mqtt_tls_options(addr, "mallory", &pki, Some(stranger))).await;
     assert!(refused.is_err_and(|e| e.contains("NotAuthorized")), "mallory must be refused");
-    let as_alice = async_nats::ConnectOptions::with_user_and_password("CN=alice,O=Jetway Development".into(), "".into())
-        .connect(server.url())
-        .await;
+    let as_alice =
+        async_nats::ConnectOptions::with_user_and_password("CN=alice,O=Jetway Development".into(), "".into())
+            .connect(server.url())
+            .await;
     assert!(as_alice.is_err(), "a certificate user has no password login");
 }
 
@@ -383,7 +387,8 @@ async fn served_cert(addr: SocketAddr, pki: &TestPki) -> CertificateDer<'static>
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(pki, None)));
     let name = ServerName::try_from("localhost").expect("name");
-    let tls = tokio::time::timeout(WAIT, connector.connect(name, tcp)).await.expect("in time").expect("handshake");
+    let tls =
+        tokio::time::timeout(WAIT, connector.connect(name, tcp)).await.expect("in time").expect("handshake");
     tls.get_ref().1.peer_certificates().and_then(|c| c.first()).expect("certificate").clone().into_owned()
 }
 

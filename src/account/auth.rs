@@ -96,9 +96,14 @@ impl CertMapping {
     /// Whether some listener could log `user` in by certificate: such a user without a
     /// password is a certificate identity, and must not log in elsewhere with no password.
     fn could_map(self, user: &User) -> bool {
-        [ConnectionKind::Standard, ConnectionKind::Websocket, ConnectionKind::Mqtt, ConnectionKind::MqttWebsocket]
-            .into_iter()
-            .any(|kind| self.applies_to(kind) && user.may_connect_as(kind))
+        [
+            ConnectionKind::Standard,
+            ConnectionKind::Websocket,
+            ConnectionKind::Mqtt,
+            ConnectionKind::MqttWebsocket,
+        ]
+        .into_iter()
+        .any(|kind| self.applies_to(kind) && user.may_connect_as(kind))
     }
 }
 
@@ -173,7 +178,8 @@ impl Auth {
             return cert.candidates().find_map(|name| self.users.get(name)).and_then(as_user);
         }
         let mqtt = matches!(creds.kind, ConnectionKind::Mqtt | ConnectionKind::MqttWebsocket);
-        let no_auth_user = if mqtt { self.mqtt_no_auth_user.as_ref() } else { None }.or(self.no_auth_user.as_ref());
+        let no_auth_user =
+            if mqtt { self.mqtt_no_auth_user.as_ref() } else { None }.or(self.no_auth_user.as_ref());
         if creds.user.is_none() && creds.pass.is_none() && creds.token.is_none() {
             if let Some(user) = no_auth_user {
                 return as_user(user);

@@ -495,7 +495,8 @@ fn websocket_without_tls_needs_no_tls_and_bad_listener_tls_blocks_are_errors() {
     let e = conf_error("websocket { port: 8080 }").to_string();
     assert!(e.contains("websocket") && e.contains("no_tls"), "{e}");
     assert!(conf("websocket { port: 8080, no_tls: true }").config.websocket.no_tls);
-    let e = toml_error("[websocket]\nport = 8080\nno_tls = true\nallowed_origins = \"app.example\"\n").to_string();
+    let e = toml_error("[websocket]\nport = 8080\nno_tls = true\nallowed_origins = \"app.example\"\n")
+        .to_string();
     assert!(e.contains("app.example"), "{e}");
     let e = conf_error("mqtt { tls { cert_file: s.pem } }").to_string();
     assert!(e.contains("mqtt.tls.key_file"), "{e}");

@@ -41,7 +41,12 @@ pub async fn accept_loop(mqtt: Arc<MqttServer>, listener: TcpListener) {
 }
 
 /// Handshakes one client of the TLS port, then serves it.
-async fn serve_tls(mqtt: Arc<MqttServer>, client: Arc<ClientShared>, tcp: TcpStream, tls: Arc<ReloadableAcceptor>) {
+async fn serve_tls(
+    mqtt: Arc<MqttServer>,
+    client: Arc<ClientShared>,
+    tcp: TcpStream,
+    tls: Arc<ReloadableAcceptor>,
+) {
     let core = &mqtt.core;
     let peer = Peer { id: client.id, addr: client.addr };
     match crate::tls::secure(&tls, tcp, core.config.allow_non_tls).await {

@@ -287,6 +287,8 @@ mod tests {
         let rules = Rules { mqtt_enabled: false, tls: false, origins: &origins };
         assert_eq!(parse(request("/mqtt", "").as_bytes(), rules), Err(HandshakeError::MqttDisabled));
         let response = String::from_utf8(error_response(404, "Not Found")).unwrap_or_default();
-        assert!(response.starts_with("HTTP/1.1 404 Not Found\r\n") && response.ends_with("\r\n\r\nNot Found\n"));
+        assert!(
+            response.starts_with("HTTP/1.1 404 Not Found\r\n") && response.ends_with("\r\n\r\nNot Found\n")
+        );
     }
 }

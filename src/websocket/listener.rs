@@ -37,7 +37,10 @@ struct Listener {
 
 /// Binds the listener when `websocket.port` is set and spawns its accept loop; returns the
 /// bound address.
-pub async fn start(core: &Arc<Core>, mqtt: Option<Arc<MqttServer>>) -> Result<Option<SocketAddr>, StartError> {
+pub async fn start(
+    core: &Arc<Core>,
+    mqtt: Option<Arc<MqttServer>>,
+) -> Result<Option<SocketAddr>, StartError> {
     let settings = &core.config.websocket;
     if settings.port == 0 {
         return Ok(None);
@@ -45,9 +48,8 @@ pub async fn start(core: &Arc<Core>, mqtt: Option<Arc<MqttServer>>) -> Result<Op
     let origins = OriginPolicy::new(settings.same_origin, &settings.allowed_origins)
         .map_err(|e| StartError::Config(format!("websocket.allowed_origins: {e}")))?;
     let listener = bind(&settings.host, settings.port, 0).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen { addr: settings.host.clone(), source })?;
+    let addr =
+        listener.local_addr().map_err(|source| StartError::Listen { addr: settings.host.clone(), source })?;
     let _ = core.websocket_addr.set(addr);
     let scheme = if core.websocket_tls.is_some() { "wss" } else { "ws" };
     tracing::info!("Listening for websocket clients on {scheme}://{}", display_addr(addr));
@@ -76,7 +78,9 @@ async fn serve(listener: Arc<Listener>, tcp: TcpStream, addr: SocketAddr) {
         return upgrade_and_serve(&listener, tcp, addr, None).await;
     };
     match crate::tls::secure(tls, tcp, false).await {
-        Ok(Secured::Tls(stream, negotiated)) => upgrade_and_serve(&listener, *stream, addr, Some(negotiated)).await,
+        Ok(Secured::Tls(stream, negotiated)) => {
+            upgrade_and_serve(&listener, *stream, addr, Some(negotiated)).await
+        }
         // Not produced without `allow_plain`; nothing to serve.
         Ok(Secured::Plain(_)) => {}
         Err(SecureError::PlainText(mut tcp)) => {
@@ -88,12 +92,17 @@ async fn serve(listener: Arc<Listener>, tcp: TcpStream, addr: SocketAddr) {
     }
 }
 
-async fn upgrade_and_serve<S>(listener: &Listener, mut stream: S, addr: SocketAddr, tls: Option<NegotiatedTls>)
-where
+async fn upgrade_and_serve<S>(
+    listener: &Listener,
+    mut stream: S,
+    addr: SocketAddr,
+    tls: Option<NegotiatedTls>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let core = &listener.core;
-    let rules = Rules { mqtt_enabled: listener.mqtt.is_some(), tls: tls.is_some(), origins: &listener.origins };
+    let rules =
+        Rules { mqtt_enabled: listener.mqtt.is_some(), tls: tls.is_some(), origins: &listener.origins };
     let timeout = core.config.websocket.handshake_timeout;
     let upgrade = match tokio::time::timeout(timeout, read_upgrade(&mut stream, rules)).await {
         Ok(Ok(Some(upgrade))) => upgrade,
@@ -142,14 +151,19 @@ where
         "websocket client connection created"
     );
     match (&upgrade.endpoint, &listener.mqtt) {
-        (Endpoint::Mqtt, Some(mqtt)) => crate::mqtt::connection::serve(mqtt.clone(), client, reader, writer).await,
+        (Endpoint::Mqtt, Some(mqtt)) => {
+            crate::mqtt::connection::serve(mqtt.clone(), client, reader, writer).await
+        }
         _ => crate::nats::connection::serve(core.clone(), client, reader, writer, Greeting::SendInfo).await,
     }
 }
 
 /// Reads until the upgrade request is complete and checks it. `Ok(None)`: the client closed
 /// (or the socket failed) before sending a whole request.
-async fn read_upgrade<S: AsyncRead + Unpin>(stream: &mut S, rules: Rules<'_>) -> Result<Option<Upgrade>, HandshakeError> {
+async fn read_upgrade<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    rules: Rules<'_>,
+) -> Result<Option<Upgrade>, HandshakeError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {

@@ -62,8 +62,7 @@ mod tests {
         let plain = Websocket { port: 8080, ..Websocket::default() };
         assert!(check_settings(&plain).is_err_and(|e| e.contains("no_tls")));
         assert!(check_settings(&Websocket { no_tls: true, ..plain.clone() }).is_ok());
-        let bad_origin =
-            Websocket { no_tls: true, allowed_origins: vec!["example.com".into()], ..plain };
+        let bad_origin = Websocket { no_tls: true, allowed_origins: vec!["example.com".into()], ..plain };
         assert!(check_settings(&bad_origin).is_err_and(|e| e.contains("example.com")));
     }
 

@@ -26,10 +26,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (sink, stream) = ws.split();
-    (
-        WsReader { stream, pending: Bytes::new() },
-        WsWriter { sink, in_flight: None, close: Some(close) },
-    )
+    (WsReader { stream, pending: Bytes::new() }, WsWriter { sink, in_flight: None, close: Some(close) })
 }
 
 /// The reading half: message payloads as a byte stream.
@@ -123,12 +120,14 @@ mod tests {
     use super::*;
 
     /// A server-side stream over an in-memory pipe and the raw client end of the pipe.
-    fn pair() -> (WsReader<tokio::io::DuplexStream>, WsWriter<tokio::io::DuplexStream>, tokio::io::DuplexStream)
-    {
+    fn pair(
+    ) -> (WsReader<tokio::io::DuplexStream>, WsWriter<tokio::io::DuplexStream>, tokio::io::DuplexStream) {
         let (server, client) = tokio::io::duplex(64 * 1024);
         let ws = ServerBuilder::new().serve(server);
-        let (reader, writer) =
-            split(ws, Box::new(|| Message::close(Some(CloseCode::POLICY_VIOLATION), "Authentication Failure")));
+        let (reader, writer) = split(
+            ws,
+            Box::new(|| Message::close(Some(CloseCode::POLICY_VIOLATION), "Authentication Failure")),
+        );
         (reader, writer, client)
     }
 
