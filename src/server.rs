@@ -84,13 +84,18 @@ struct ListenerTls {
 impl ListenerTls {
     /// Reads every certificate file now, so a bad one stops the start.
     fn build(config: &Config) -> Result<Self, StartError> {
-        let build = |settings: &Option<crate::config::Tls>| {
-            settings.as_ref().map(|s| ReloadableAcceptor::new(s).map(Arc::new)).transpose()
+        // A disabled listener's files are not read.
+        let build = |enabled: bool, settings: &Option<crate::config::Tls>| {
+            settings
+                .as_ref()
+                .filter(|_| enabled)
+                .map(|s| ReloadableAcceptor::new(s).map(Arc::new))
+                .transpose()
         };
         Ok(ListenerTls {
-            client: build(&config.tls)?,
-            mqtt: build(&config.mqtt.tls).map(|t| t.filter(|_| config.mqtt.port != 0))?,
-            websocket: build(&config.websocket.tls).map(|t| t.filter(|_| config.websocket.port != 0))?,
+            client: build(true, &config.tls)?,
+            mqtt: build(config.mqtt.port != 0, &config.mqtt.tls)?,
+            websocket: build(config.websocket.port != 0, &config.websocket.tls)?,
         })
     }
 }

@@ -1,12 +1,11 @@
 //! TLS on the client port: server authentication, mutual TLS, TLS-first, plain-text clients,
 //! and certificate reload. Certificates are made per test with rcgen (through `jetway::certs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use jetway::certs::{Authority, Validity};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::harness::{write_client, RawClient, TestPki, TestServer};
@@ -23,26 +22,7 @@ async fn plain_info(server: &TestServer) -> (RawClient, serde_json::Value) {
 /// Connects with rustls after the plain INFO and returns the certificate the server presented.
 async fn served_certificate(server: &TestServer, pki: &TestPki) -> CertificateDer<'static> {
     let (raw, _) = plain_info(server).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.issued.cert_der.clone()).expect("CA");
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let name = ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, raw.stream)
-        .await
-        .expect("handshake");
-    tls.get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .expect("server certificate")
-        .clone()
-        .into_owned()
+    pki.served_certificate(raw.stream).await
 }
 
 /// Publishes on `subject` from `publisher` and checks that `subscriber` receives it.

@@ -9,8 +9,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use jetway::certs::Validity;
 use jetway::Config;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -84,32 +82,10 @@ fn mqtt_tls_options(
 ) -> rumqttc::MqttOptions {
     let mut opts = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
-    opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(Arc::new(client_tls(
-        pki, identity,
-    )))));
+    opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(Arc::new(
+        pki.client_config(identity),
+    ))));
     opts
-}
-
-/// A rustls client config (ring) that trusts `pki`'s CA.
-fn client_tls(
-    pki: &TestPki,
-    identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
-) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(pki.ca.issued.cert_der.clone()).expect("CA");
-    let builder =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots);
-    match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = vec![CertificateDer::from_pem_file(cert).expect("client cert")];
-            let key = PrivateKeyDer::from_pem_file(key).expect("client key");
-            builder.with_client_auth_cert(chain, key).expect("client auth")
-        }
-    }
 }
 
 /// Connects and waits for the CONNACK: `Ok` with the client, or the connection error's text.
@@ -253,28 +229,35 @@ async fn mqtt_over_ws_confirms_the_mqtt_subprotocol_and_is_not_found_without_the
 
 // ---- MQTT over TLS -------------------------------------------------------------------------
 
+/// A server whose MQTT port takes TLS with `tls`.
+async fn mqtt_tls_server(tls: jetway::config::Tls) -> TestServer {
+    TestServer::start_with(|c| {
+        c.mqtt.port = -1;
+        c.mqtt.tls = Some(tls);
+    })
+    .await
+}
+
+/// Two MQTT clients connected over TLS without client certificates.
+async fn tls_pair(server: &TestServer, pki: &TestPki) -> (V4, V4) {
+    let addr = server.mqtt_addr();
+    let a = mqtt_connect(mqtt_tls_options(addr, "tls-a", pki, None)).await.expect("TLS client a");
+    let b = mqtt_connect(mqtt_tls_options(addr, "tls-b", pki, None)).await.expect("TLS client b");
+    (a, b)
+}
+
 #[tokio::test]
 async fn mqtt_over_tls_with_and_without_client_certificates() {
     let pki = TestPki::new();
-    let server = TestServer::start_with(|c| {
-        c.mqtt.port = -1;
-        c.mqtt.tls = Some(pki.settings());
-    })
-    .await;
-    let addr = server.mqtt_addr();
-    let mut a = mqtt_connect(mqtt_tls_options(addr, "tls-a", &pki, None)).await.expect("TLS client");
-    let b = mqtt_connect(mqtt_tls_options(addr, "tls-b", &pki, None)).await.expect("TLS client");
+    let server = mqtt_tls_server(pki.settings()).await;
+    let (mut a, b) = tls_pair(&server, &pki).await;
     assert_mqtt_round_trip(&b, &mut a, "secure/#", "secure/x").await;
     let negotiated: Vec<_> = server.core().clients().iter().filter_map(|c| c.tls.get().cloned()).collect();
     assert_eq!(negotiated.len(), 2);
     assert!(negotiated.iter().all(|t| t.version == "1.3" && t.peer.is_none()), "{negotiated:?}");
 
     // Mutual TLS: a certificate from the CA is required.
-    let mutual = TestServer::start_with(|c| {
-        c.mqtt.port = -1;
-        c.mqtt.tls = Some(jetway::config::Tls { verify: true, ..pki.settings() });
-    })
-    .await;
+    let mutual = mqtt_tls_server(jetway::config::Tls { verify: true, ..pki.settings() }).await;
     let addr = mutual.mqtt_addr();
     assert!(mqtt_connect(mqtt_tls_options(addr, "no-cert", &pki, None)).await.is_err());
     let identity = pki.client_files("alice", Validity::days(1));
@@ -333,14 +316,9 @@ async fn verify_and_map_logs_an_mqtt_client_in_as_its_certificate_user() {
 #[tokio::test]
 async fn a_plain_client_on_the_mqtt_tls_port_is_closed_while_tls_clients_keep_working() {
     let pki = TestPki::new();
-    let server = TestServer::start_with(|c| {
-        c.mqtt.port = -1;
-        c.mqtt.tls = Some(pki.settings());
-    })
-    .await;
+    let server = mqtt_tls_server(pki.settings()).await;
     let addr = server.mqtt_addr();
-    let mut a = mqtt_connect(mqtt_tls_options(addr, "keeps-a", &pki, None)).await.expect("TLS a");
-    let b = mqtt_connect(mqtt_tls_options(addr, "keeps-b", &pki, None)).await.expect("TLS b");
+    let (mut a, b) = tls_pair(&server, &pki).await;
 
     // A plain MQTT CONNECT (3.1.1, client id "p") is not a ClientHello.
     let mut plain = TcpStream::connect(addr).await.expect("connect");
@@ -372,24 +350,16 @@ async fn reload_swaps_the_mqtt_and_websocket_certificates() {
         c.websocket.tls = Some(pki.settings());
     })
     .await;
-    let before = (served_cert(server.mqtt_addr(), &pki).await, served_cert(server.ws_addr(), &pki).await);
+    let pki = &pki;
+    let served =
+        |addr| async move { pki.served_certificate(TcpStream::connect(addr).await.expect("connect")).await };
+    let before = (served(server.mqtt_addr()).await, served(server.ws_addr()).await);
     let reissued = pki.reissue_server_cert();
     server.handle.as_ref().expect("running").reload();
-    let after = (served_cert(server.mqtt_addr(), &pki).await, served_cert(server.ws_addr(), &pki).await);
+    let after = (served(server.mqtt_addr()).await, served(server.ws_addr()).await);
     assert_ne!(before.0, after.0);
     assert_eq!(after.0, reissued.cert_der);
     assert_eq!(after.1, reissued.cert_der);
-}
-
-/// Does a TLS handshake with a listener that speaks first after TLS (MQTT, WebSocket) and
-/// returns the server's certificate.
-async fn served_cert(addr: SocketAddr, pki: &TestPki) -> CertificateDer<'static> {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(pki, None)));
-    let name = ServerName::try_from("localhost").expect("name");
-    let tls =
-        tokio::time::timeout(WAIT, connector.connect(name, tcp)).await.expect("in time").expect("handshake");
-    tls.get_ref().1.peer_certificates().and_then(|c| c.first()).expect("certificate").clone().into_owned()
 }
 
 // ---- allowed_connection_types --------------------------------------------------------------

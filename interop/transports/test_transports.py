@@ -4,7 +4,6 @@ and `wss://`, and MQTT over WebSocket bridged to nats.py. The servers come from 
 `tls_server` / `wss_server` fixtures (interop/conftest.py, harness/transports.py)."""
 
 import asyncio
-import queue
 import shutil
 import ssl
 import subprocess
@@ -15,6 +14,7 @@ import nats
 import paho.mqtt.client as mqtt
 import pytest
 
+from harness.paho_client import Client
 from harness.transports import CA, CLIENT_CERT, CLIENT_KEY
 
 WAIT_S = 5
@@ -75,61 +75,21 @@ def test_mosquitto_without_a_client_certificate_or_without_tls_is_refused(tls_se
 
 # ---- paho-mqtt over TLS and WebSockets --------------------------------------------------------
 
-
-class Paho:
-    """A connected paho 3.1.1 client; received messages land in a queue."""
-
-    def __init__(self, host, port, transport="tcp", tls=False, ws_path=None):
-        self.messages = queue.Queue()
-        self.c = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"paho-{_uid()}",
-            protocol=mqtt.MQTTv311,
-            transport=transport,
-        )
-        if ws_path:
-            self.c.ws_set_options(path=ws_path)
-        if tls:
-            self.c.tls_set(ca_certs=CA, certfile=CLIENT_CERT, keyfile=CLIENT_KEY)
-        self.c.on_message = lambda _c, _u, msg: self.messages.put(msg)
-        connected, subscribed = queue.Queue(), queue.Queue()
-        self.subscribed = subscribed
-        self.c.on_connect = lambda _c, _u, _f, rc, _p: connected.put(rc)
-        self.c.on_subscribe = lambda _c, _u, _mid, codes, _p: subscribed.put(codes)
-        self.c.connect(host, port, keepalive=30)
-        self.c.loop_start()
-        rc = connected.get(timeout=WAIT_S)
-        assert not rc.is_failure, f"CONNACK {rc}"
-
-    def subscribe(self, topic, qos=1):
-        self.c.subscribe(topic, qos)
-        codes = self.subscribed.get(timeout=WAIT_S)
-        assert all(not code.is_failure for code in codes), codes
-
-    def publish(self, topic, payload, qos=1):
-        info = self.c.publish(topic, payload, qos=qos)
-        info.wait_for_publish(timeout=WAIT_S)
-        assert info.is_published()
-
-    def next_message(self):
-        return self.messages.get(timeout=WAIT_S)
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
+TLS_CLIENT = {"ca_certs": CA, "certfile": CLIENT_CERT, "keyfile": CLIENT_KEY}
+V311 = mqtt.MQTTv311
 
 
-def _round_trip(a: Paho, b: Paho):
+def _round_trip(a: Client, b: Client):
     topic = f"paho/{_uid()}"
-    a.subscribe(f"{topic}/#")
-    b.publish(f"{topic}/x", b"over the wire")
+    a.subscribe(f"{topic}/#", qos=1)
+    b.publish(f"{topic}/x", b"over the wire", qos=1)
     msg = a.next_message()
     assert (msg.topic, msg.payload) == (f"{topic}/x", b"over the wire")
 
 
 def test_paho_over_mutual_tls(tls_server):
-    a = Paho("127.0.0.1", tls_server.mqtt_port, tls=True)
-    b = Paho("127.0.0.1", tls_server.mqtt_port, tls=True)
+    a = Client(tls_server, V311, "tls-a", tls=TLS_CLIENT)
+    b = Client(tls_server, V311, "tls-b", tls=TLS_CLIENT)
     try:
         _round_trip(a, b)
     finally:
@@ -138,8 +98,8 @@ def test_paho_over_mutual_tls(tls_server):
 
 
 def test_paho_over_websockets_and_with_a_tls_client(tls_server):
-    ws = Paho("127.0.0.1", tls_server.ws_port, transport="websockets", ws_path="/mqtt")
-    tls = Paho("127.0.0.1", tls_server.mqtt_port, tls=True)
+    ws = Client(tls_server, V311, "ws", websocket=True)
+    tls = Client(tls_server, V311, "tls", tls=TLS_CLIENT)
     try:
         _round_trip(ws, tls)
         _round_trip(tls, ws)
@@ -151,8 +111,10 @@ def test_paho_over_websockets_and_with_a_tls_client(tls_server):
 # ---- nats.py over TLS and WebSocket; MQTT over WebSocket bridged to NATS --------------------
 
 
-def _tls_context() -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=CA)
+async def _nats(url: str, tls: bool = True):
+    """A nats.py client; `tls` trusts the development CA (for tls:// and wss:// URLs)."""
+    context = ssl.create_default_context(cafile=CA) if tls else None
+    return await nats.connect(url, tls=context, connect_timeout=WAIT_S, allow_reconnect=False)
 
 
 async def _pub_sub(publisher, subscriber):
@@ -167,9 +129,7 @@ async def _pub_sub(publisher, subscriber):
 
 
 async def test_nats_py_over_tls(tls_server):
-    nc = await nats.connect(
-        f"tls://127.0.0.1:{tls_server.port}", tls=_tls_context(), connect_timeout=WAIT_S, allow_reconnect=False
-    )
+    nc = await _nats(f"tls://127.0.0.1:{tls_server.port}")
     try:
         await _pub_sub(nc, nc)
     finally:
@@ -177,10 +137,8 @@ async def test_nats_py_over_tls(tls_server):
 
 
 async def test_nats_py_over_ws_talks_to_a_tls_client(tls_server):
-    ws = await nats.connect(f"ws://127.0.0.1:{tls_server.ws_port}", connect_timeout=WAIT_S, allow_reconnect=False)
-    tcp = await nats.connect(
-        f"tls://127.0.0.1:{tls_server.port}", tls=_tls_context(), connect_timeout=WAIT_S, allow_reconnect=False
-    )
+    ws = await _nats(f"ws://127.0.0.1:{tls_server.ws_port}", tls=False)
+    tcp = await _nats(f"tls://127.0.0.1:{tls_server.port}")
     try:
         assert ws.connected_server_version.major == 2
         await _pub_sub(ws, tcp)
@@ -191,9 +149,7 @@ async def test_nats_py_over_ws_talks_to_a_tls_client(tls_server):
 
 
 async def test_nats_py_over_wss(wss_server):
-    nc = await nats.connect(
-        f"wss://localhost:{wss_server.ws_port}", tls=_tls_context(), connect_timeout=WAIT_S, allow_reconnect=False
-    )
+    nc = await _nats(f"wss://localhost:{wss_server.ws_port}")
     try:
         await _pub_sub(nc, nc)
     finally:
@@ -201,19 +157,17 @@ async def test_nats_py_over_wss(wss_server):
 
 
 async def test_mqtt_over_websocket_publish_reaches_nats_and_back(tls_server):
-    nc = await nats.connect(
-        f"tls://127.0.0.1:{tls_server.port}", tls=_tls_context(), connect_timeout=WAIT_S, allow_reconnect=False
-    )
-    device = Paho("127.0.0.1", tls_server.ws_port, transport="websockets", ws_path="/mqtt")
+    nc = await _nats(f"tls://127.0.0.1:{tls_server.port}")
+    device = Client(tls_server, V311, "device", websocket=True)
     try:
         base = f"dev{_uid()}"
         telemetry = await nc.subscribe(f"{base}.telemetry.>")
         await nc.flush()
-        await asyncio.to_thread(device.publish, f"{base}/telemetry/temp", b"21.5")
+        await asyncio.to_thread(device.publish, f"{base}/telemetry/temp", b"21.5", 1)
         msg = await telemetry.next_msg(timeout=WAIT_S)
         assert (msg.subject, msg.data) == (f"{base}.telemetry.temp", b"21.5")
 
-        await asyncio.to_thread(device.subscribe, f"{base}/cmd/#")
+        await asyncio.to_thread(device.subscribe, f"{base}/cmd/#", 1)
         await nc.publish(f"{base}.cmd.reboot", b"now")
         await nc.flush()
         got = await asyncio.to_thread(device.next_message)

@@ -51,13 +51,7 @@ async fn serve_tls(
     let peer = Peer { id: client.id, addr: client.addr };
     match crate::tls::secure(&tls, tcp, core.config.allow_non_tls).await {
         Ok(Secured::Tls(stream, negotiated)) => {
-            tracing::debug!(
-                cid = client.id,
-                version = %negotiated.version,
-                cipher = %negotiated.cipher_suite,
-                "MQTT TLS handshake complete"
-            );
-            let _ = client.tls.set(negotiated);
+            client.set_tls(negotiated);
             let (reader, writer) = tokio::io::split(*stream);
             super::connection::serve(mqtt.clone(), client, reader, writer).await;
         }

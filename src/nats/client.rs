@@ -179,6 +179,17 @@ impl ClientShared {
         self.outbound.wake();
     }
 
+    /// Records the finished TLS handshake (for monitoring and certificate logins).
+    pub fn set_tls(&self, negotiated: NegotiatedTls) {
+        tracing::debug!(
+            cid = self.id,
+            version = %negotiated.version,
+            cipher = %negotiated.cipher_suite,
+            "TLS handshake complete"
+        );
+        let _ = self.tls.set(negotiated);
+    }
+
     /// Records which listener and protocol this connection uses (once, before it is
     /// registered): authentication checks it against `allowed_connection_types`, and
     /// monitoring tells the protocols apart.

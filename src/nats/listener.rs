@@ -136,13 +136,7 @@ async fn serve_tls(
     }
     match crate::tls::accept(&acceptor, tcp, remaining()).await {
         Ok((stream, negotiated)) => {
-            tracing::debug!(
-                cid = client.id,
-                version = %negotiated.version,
-                cipher = %negotiated.cipher_suite,
-                "TLS handshake complete"
-            );
-            let _ = client.tls.set(negotiated);
+            client.set_tls(negotiated);
             let (reader, writer) = tokio::io::split(stream);
             let greeting = if first { Greeting::SendInfo } else { Greeting::InfoAlreadySent };
             serve(core, client, reader, writer, greeting).await;

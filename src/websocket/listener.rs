@@ -133,7 +133,7 @@ async fn upgrade_and_serve<S>(
     };
     let client = core.new_client(addr, kind);
     if let Some(tls) = tls {
-        let _ = client.tls.set(tls);
+        client.set_tls(tls);
     }
     let limits = Limits::default().max_payload_len(Some(super::max_message_len(core.config.max_payload)));
     let socket = ServerBuilder::new().limits(limits).serve(stream);
