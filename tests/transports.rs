@@ -513,3 +513,51 @@ async fn varz_reports_the_websocket_listener() {
     let http = off.handle.as_ref().and_then(|h| h.http_addr).expect("monitor");
     assert_eq!(crate::monitor::get_json(http, "/varz").await["websocket"], serde_json::json!({}));
 }
+
+#[tokio::test]
+async fn allow_non_tls_lets_plain_mqtt_clients_in_beside_tls_ones() {
+    let pki = TestPki::new();
+    let server = TestServer::start_with(|c| {
+        c.mqtt.port = -1;
+        c.mqtt.tls = Some(pki.settings());
+        c.allow_non_tls = true;
+        // The client port needs TLS for allow_non_tls to mean anything there too.
+        c.tls = Some(pki.settings());
+    })
+    .await;
+    let addr = server.mqtt_addr();
+    let mut secure = mqtt_connect(mqtt_tls_options(addr, "secure", &pki, None)).await.expect("TLS client");
+    let plain = rumqttc::MqttOptions::new("plain", addr.ip().to_string(), addr.port());
+    let plain = mqtt_connect(plain).await.expect("plain client allowed");
+    assert_mqtt_round_trip(&plain, &mut secure, "mixed/#", "mixed/plain").await;
+}
+
+#[tokio::test]
+async fn mqtt_over_wss_maps_the_websocket_certificate_with_the_mqtt_setting() {
+    let pki = TestPki::new();
+    let server = ws_server(|c| {
+        with_conf(
+            r#"authorization { users: [
+                 { user: "CN=alice,O=Jetway Development", allowed_connection_types: [MQTT_WS] }
+               ] }"#,
+            c,
+        );
+        // The WebSocket's TLS asks for the certificate; MQTT's verify_and_map maps it.
+        c.websocket.no_tls = false;
+        c.websocket.tls = Some(jetway::config::Tls { verify: true, ..pki.settings() });
+        c.mqtt.tls = Some(jetway::config::Tls { verify_and_map: true, ..pki.settings() });
+    })
+    .await;
+    let wss = |id: &str, name: &str| {
+        let addr = server.ws_addr();
+        let identity = pki.client_files(name, Validity::days(1));
+        let mut opts =
+            rumqttc::MqttOptions::new(id, format!("wss://localhost:{}/mqtt", addr.port()), addr.port());
+        let tls = rumqttc::TlsConfiguration::Rustls(Arc::new(pki.client_config(Some(identity))));
+        opts.set_transport(rumqttc::Transport::Wss(tls));
+        mqtt_connect(opts)
+    };
+    wss("alice-wss", "alice").await.expect("alice maps to her user over wss");
+    let mallory = wss("mallory-wss", "mallory").await;
+    assert!(mallory.is_err_and(|e| e.contains("NotAuthorized")), "an unmapped certificate is refused");
+}
