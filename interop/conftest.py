@@ -10,6 +10,7 @@ import signal
 import pytest
 
 from harness.server import ServerProcess, detect_kind, server_version
+from harness.transports import transports_conf
 
 
 def _binary() -> str:
@@ -65,3 +66,18 @@ def server_url(server) -> str:
 def mqtt_server():
     """A server with its MQTT listener on a random loopback port (`.mqtt_host`, `.mqtt_port`)."""
     yield from _run(ServerProcess(_binary(), mqtt=True))
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    """NATS over TLS, MQTT over mutual TLS, plain `ws://` for NATS and MQTT (`/mqtt`); the
+    addresses are `.port`, `.mqtt_port` and `.ws_port` (on 127.0.0.1)."""
+    conf = transports_conf(websocket_tls=False)
+    yield from _run(ServerProcess(_binary(), mqtt=True, websocket=True, conf=conf))
+
+
+@pytest.fixture(scope="module")
+def wss_server():
+    """The same with the WebSocket listener on `wss://`."""
+    conf = transports_conf(websocket_tls=True)
+    yield from _run(ServerProcess(_binary(), mqtt=True, websocket=True, conf=conf))

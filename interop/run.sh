@@ -13,9 +13,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 venv="$here/.venv"
 python="${PYTHON:-python3}"
-# Every client suite. `dashboard` drives the monitoring page in headless Chromium (skipped
-# against nats-server, which has no dashboard).
-suites=(nats_py paho mosquitto dashboard)
+# Every client suite. `transports` runs MQTT and NATS clients over TLS and WebSocket;
+# `dashboard` drives the monitoring page in headless Chromium (skipped against nats-server,
+# which has no dashboard).
+suites=(nats_py paho mosquitto transports dashboard)
 
 mode=jetway
 binary=""

@@ -3,8 +3,8 @@
 //! Layout (see DESIGN.md): [`server`] assembles a [`server::Core`] (router, accounts,
 //! counters) and its listeners; [`nats`] holds client connections; [`router`] decides who
 //! receives a message; [`monitor`] serves the HTTP endpoints; [`config`] reads TOML and
-//! nats-server `.conf` files; [`tls`] builds and reloads TLS acceptors; [`certs`] makes
-//! development certificates. Tests and the binary both start a server with [`run`].
+//! nats-server `.conf` files; [`tls`] builds and reloads TLS acceptors; [`websocket`] serves
+//! NATS and MQTT over WebSocket; [`certs`] makes development certificates. Tests and the binary both start a server with [`run`].
 
 pub mod account;
 pub mod certs;
@@ -19,6 +19,7 @@ pub mod server;
 pub mod stats;
 pub mod time;
 pub mod tls;
+pub mod websocket;
 
 pub use config::Config;
 pub use server::{run, ServerHandle};

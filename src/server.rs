@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use foldhash::fast::RandomState;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::auth::Auth;
+use crate::account::users::ConnectionKind;
 use crate::account::{Account, Accounts};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
@@ -60,6 +61,12 @@ pub struct Core {
     pub lame_duck: AtomicBool,
     /// The client port's TLS, when configured.
     pub tls: Option<Arc<ReloadableAcceptor>>,
+    /// The MQTT port's TLS (`mqtt.tls`), when configured.
+    pub mqtt_tls: Option<Arc<ReloadableAcceptor>>,
+    /// The WebSocket port's TLS (`websocket.tls`), when configured.
+    pub websocket_tls: Option<Arc<ReloadableAcceptor>>,
+    /// Where the WebSocket listener is bound, once it is (for INFO and `/varz`).
+    pub websocket_addr: OnceLock<SocketAddr>,
     /// JetStream, when enabled.
     pub jetstream: Option<Arc<crate::jetstream::JetStream>>,
     clients: Mutex<HashMap<u64, Arc<ClientShared>, RandomState>>,
@@ -67,8 +74,34 @@ pub struct Core {
     info_addr: Mutex<Option<SocketAddr>>,
 }
 
+/// The TLS acceptor of each listener that has a `tls {}` block.
+struct ListenerTls {
+    client: Option<Arc<ReloadableAcceptor>>,
+    mqtt: Option<Arc<ReloadableAcceptor>>,
+    websocket: Option<Arc<ReloadableAcceptor>>,
+}
+
+impl ListenerTls {
+    /// Reads every certificate file now, so a bad one stops the start.
+    fn build(config: &Config) -> Result<Self, StartError> {
+        // A disabled listener's files are not read.
+        let build = |enabled: bool, settings: &Option<crate::config::Tls>| {
+            settings
+                .as_ref()
+                .filter(|_| enabled)
+                .map(|s| ReloadableAcceptor::new(s).map(Arc::new))
+                .transpose()
+        };
+        Ok(ListenerTls {
+            client: build(true, &config.tls)?,
+            mqtt: build(config.mqtt.port != 0, &config.mqtt.tls)?,
+            websocket: build(config.websocket.port != 0, &config.websocket.tls)?,
+        })
+    }
+}
+
 impl Core {
-    fn new(config: Config, tls: Option<Arc<ReloadableAcceptor>>) -> Result<Self, StartError> {
+    fn new(config: Config, tls: ListenerTls) -> Result<Self, StartError> {
         let server_id = new_server_id();
         let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
         let accounts = Accounts::default();
@@ -95,7 +128,10 @@ impl Core {
             stop_accepting: CancellationToken::new(),
             tasks: TaskTracker::new(),
             lame_duck: AtomicBool::new(false),
-            tls,
+            tls: tls.client,
+            mqtt_tls: tls.mqtt,
+            websocket_tls: tls.websocket,
+            websocket_addr: OnceLock::new(),
             jetstream: None,
             clients: Mutex::new(HashMap::default()),
             next_cid: AtomicU64::new(1),
@@ -105,6 +141,23 @@ impl Core {
 
     pub fn next_client_id(&self) -> u64 {
         self.next_cid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new connection of `kind` from `addr`, counted but not yet registered.
+    pub fn new_client(&self, addr: SocketAddr, kind: ConnectionKind) -> Arc<ClientShared> {
+        let id = self.next_client_id();
+        self.stats.total_connections.fetch_add(1, Ordering::Relaxed);
+        let client =
+            Arc::new(ClientShared::new(id, addr, self.config.max_pending as usize, self.stats.clone()));
+        client.set_kind(kind);
+        client
+    }
+
+    /// Every listener's TLS acceptor, named for the log.
+    pub fn tls_acceptors(&self) -> impl Iterator<Item = (&'static str, &Arc<ReloadableAcceptor>)> {
+        [("client", &self.tls), ("MQTT", &self.mqtt_tls), ("websocket", &self.websocket_tls)]
+            .into_iter()
+            .filter_map(|(name, tls)| tls.as_ref().map(|t| (name, t)))
     }
 
     /// Adds a client; false when `max_connections` is reached.
@@ -167,6 +220,24 @@ impl Core {
             ..ServerInfo::default()
         }
     }
+
+    /// The INFO sent to `client`. NATS over WebSocket gets the WebSocket listener's address,
+    /// and its TLS is the WebSocket's own (`wss://`), done before INFO: like nats-server,
+    /// `tls_required` and `tls_available` both say whether the listener is `wss`.
+    pub fn client_info_for(&self, client: &ClientShared) -> ServerInfo {
+        let mut info = self.client_info(client.id, client.addr.ip());
+        if client.kind() == ConnectionKind::Websocket {
+            let tls = self.websocket_tls.as_ref().map(|t| t.settings());
+            info.tls_required = tls.is_some();
+            info.tls_available = tls.is_some();
+            info.tls_verify = tls.is_some_and(|t| t.verifies_clients());
+            if let Some(addr) = self.websocket_addr.get() {
+                info.host = addr.ip().to_string();
+                info.port = addr.port();
+            }
+        }
+        info
+    }
 }
 
 /// A nats-server-style id: 'N' and 55 base32 characters.
@@ -191,6 +262,8 @@ pub struct ServerHandle {
     pub https_addr: Option<SocketAddr>,
     /// Where MQTT clients connect, when enabled.
     pub mqtt_addr: Option<SocketAddr>,
+    /// Where WebSocket clients (NATS, and MQTT on `/mqtt`) connect, when enabled.
+    pub websocket_addr: Option<SocketAddr>,
     monitor_stop: CancellationToken,
     /// The HTTPS monitor's TLS (the client port's certificate), reloaded with it.
     monitor_tls: Option<Arc<ReloadableAcceptor>>,
@@ -220,20 +293,22 @@ impl ServerHandle {
         tracing::info!("Server Exiting..");
     }
 
-    /// Reloads what can change without a restart (SIGHUP): the TLS certificates. Errors are
-    /// logged and leave the running configuration as it was.
+    /// Reloads what can change without a restart (SIGHUP): the TLS certificates of every
+    /// listener. Errors are logged and leave that listener's certificates as they were.
     pub fn reload(&self) {
-        let acceptors: Vec<_> = self.core.tls.iter().chain(&self.monitor_tls).collect();
-        if acceptors.is_empty() {
-            tracing::info!("Reloaded: nothing in this configuration is reloadable");
-        }
-        for tls in acceptors {
+        let mut any = false;
+        let monitor = self.monitor_tls.iter().map(|tls| ("monitoring", tls));
+        for (listener, tls) in self.core.tls_acceptors().chain(monitor) {
+            any = true;
             match tls.reload() {
-                Ok(()) => tracing::info!("Reloaded: TLS certificates"),
-                Err(e) => {
-                    tracing::error!("Failed to reload TLS certificates, keeping the previous ones: {e}")
-                }
+                Ok(()) => tracing::info!("Reloaded: TLS certificates ({listener} listener)"),
+                Err(e) => tracing::error!(
+                    "Failed to reload TLS certificates of the {listener} listener, keeping the previous ones: {e}"
+                ),
             }
+        }
+        if !any {
+            tracing::info!("Reloaded: nothing in this configuration is reloadable");
         }
     }
 
@@ -246,7 +321,7 @@ impl ServerHandle {
         core.stop_accepting.cancel();
         for client in core.clients() {
             let mut buf = bytes::BytesMut::new();
-            jetway_protocols::nats::encode::info(&mut buf, &core.client_info(client.id, client.addr.ip()));
+            jetway_protocols::nats::encode::info(&mut buf, &core.client_info_for(&client));
             client.send_raw(&buf);
         }
         tokio::time::sleep(core.config.lame_duck_grace_period).await;
@@ -261,7 +336,7 @@ impl ServerHandle {
     }
 }
 
-async fn bind(host: &str, port: i32, default_port: u16) -> Result<TcpListener, StartError> {
+pub(crate) async fn bind(host: &str, port: i32, default_port: u16) -> Result<TcpListener, StartError> {
     let port = match port {
         -1 => 0,
         0 => default_port,
@@ -298,10 +373,8 @@ async fn listen(addr: &str) -> std::io::Result<TcpListener> {
 /// Starts a server: binds every listener and spawns the accept loops. Returns once clients
 /// can connect.
 pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
-    let tls = match &config.tls {
-        Some(settings) => Some(Arc::new(ReloadableAcceptor::new(settings)?)),
-        None => None,
-    };
+    crate::websocket::check_settings(&config.websocket).map_err(StartError::Config)?;
+    let tls = ListenerTls::build(&config)?;
     let mut core = Core::new(config, tls)?;
     tracing::info!("Starting jetway version {JETWAY_VERSION} (nats-server {NATS_COMPAT_VERSION} compatible)");
     tracing::info!("Server name: {}", core.server_name);
@@ -358,6 +431,8 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
                 tracing::warn!("allow_non_tls is ignored with handshake_first: plain-text clients will fail");
             }
         }
+    }
+    for (_, tls) in core.tls_acceptors() {
         // Tied to accepting: once no new handshakes can happen, reloading is moot.
         tokio::spawn(crate::tls::reload::watch(
             tls.clone(),
@@ -365,24 +440,36 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
             core.stop_accepting.clone(),
         ));
     }
-    let mqtt_addr = if core.config.mqtt.port != 0 {
-        let listener = bind(&core.config.mqtt.host, core.config.mqtt.port, 1883).await?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Listen { addr: core.config.mqtt.host.clone(), source })?;
-        tracing::info!("Listening for MQTT clients on {}", display_addr(addr));
-        let gateway = crate::mqtt::MqttServer::new(core.clone());
-        core.monitor.attach_mqtt(&gateway, addr);
-        tokio::spawn(crate::mqtt::listener::accept_loop(gateway, listener));
-        Some(addr)
-    } else {
-        None
+    let gateway = (core.config.mqtt.port != 0).then(|| crate::mqtt::MqttServer::new(core.clone()));
+    let mqtt_addr = match &gateway {
+        Some(gateway) => {
+            let listener = bind(&core.config.mqtt.host, core.config.mqtt.port, 1883).await?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| StartError::Listen { addr: core.config.mqtt.host.clone(), source })?;
+            let scheme = if core.mqtt_tls.is_some() { "tls" } else { "mqtt" };
+            tracing::info!("Listening for MQTT clients on {scheme}://{}", display_addr(addr));
+            core.monitor.attach_mqtt(gateway, addr);
+            tokio::spawn(crate::mqtt::listener::accept_loop(gateway.clone(), listener));
+            Some(addr)
+        }
+        None => None,
     };
+    let websocket_addr = crate::websocket::listener::start(&core, gateway).await?;
 
     tracing::info!("Listening for client connections on {}", display_addr(nats_addr));
     tokio::spawn(crate::nats::listener::accept_loop(core.clone(), nats_listener));
     tracing::info!("Server is ready");
-    Ok(ServerHandle { core, nats_addr, http_addr, https_addr, mqtt_addr, monitor_stop, monitor_tls })
+    Ok(ServerHandle {
+        core,
+        nats_addr,
+        http_addr,
+        https_addr,
+        mqtt_addr,
+        websocket_addr,
+        monitor_stop,
+        monitor_tls,
+    })
 }
 
 /// Starts HTTPS monitoring when `https_port` is set: nats-server refuses it together with

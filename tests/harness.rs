@@ -56,6 +56,11 @@ impl TestServer {
         self.mqtt_addr.expect("MQTT enabled")
     }
 
+    /// The WebSocket listener, when enabled (`websocket.port`).
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.handle.as_ref().and_then(|h| h.websocket_addr).expect("websocket enabled")
+    }
+
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
     }
@@ -206,17 +211,44 @@ impl TestPki {
         write_client(&self.ca, self.dir.path(), name, validity)
     }
 
-    /// A rustls client config that trusts this CA and presents no certificate.
-    pub fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+    /// A rustls client config (ring) trusting this CA, with a client certificate when
+    /// `identity` names its files (`(cert, key)`).
+    pub fn client_config(
+        &self,
+        identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    ) -> rustls::ClientConfig {
+        use rustls::pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.ca.issued.cert_der.clone()).expect("CA");
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        std::sync::Arc::new(config)
+        let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+        match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain =
+                    vec![rustls::pki_types::CertificateDer::from_pem_file(cert).expect("client cert")];
+                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("client key");
+                builder.with_client_auth_cert(chain, key).expect("client auth")
+            }
+        }
+    }
+
+    /// Does a client TLS handshake (as `localhost`) over `stream` and returns the server's
+    /// certificate.
+    pub async fn served_certificate(&self, stream: TcpStream) -> rustls::pki_types::CertificateDer<'static> {
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(self.client_config(None)));
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let handshake = connector.connect(name, stream);
+        let tls = tokio::time::timeout(Duration::from_secs(5), handshake)
+            .await
+            .expect("in time")
+            .expect("handshake");
+        let chain = tls.get_ref().1.peer_certificates().expect("server certificate");
+        chain.first().expect("leaf").clone().into_owned()
     }
 
     /// The `tls {}` settings for this PKI (server authentication only).

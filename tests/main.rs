@@ -14,3 +14,4 @@ mod raw_protocol;
 mod resilience;
 mod security;
 mod tls;
+mod transports;

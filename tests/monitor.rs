@@ -76,7 +76,7 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-async fn get_json(addr: SocketAddr, path: &str) -> Value {
+pub(crate) async fn get_json(addr: SocketAddr, path: &str) -> Value {
     let response = get(addr, path).await;
     assert_eq!(response.status, 200, "{path}: {}", response.body);
     assert_eq!(response.header("content-type"), Some("application/json"), "{path}");
@@ -877,7 +877,7 @@ async fn tls_connect(
 ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let tcp = TcpStream::connect(addr).await?;
-    tokio_rustls::TlsConnector::from(pki.client_config()).connect(name, tcp).await
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(pki.client_config(None))).connect(name, tcp).await
 }
 
 async fn https_get(addr: SocketAddr, pki: &crate::harness::TestPki, path: &str) -> HttpResponse {

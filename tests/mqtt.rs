@@ -49,11 +49,16 @@ pub(crate) async fn v4_with(addr: SocketAddr, id: &str, edit: impl FnOnce(&mut r
     let mut opts = rumqttc::MqttOptions::new(id, addr.ip().to_string(), addr.port());
     opts.set_keep_alive(Duration::from_secs(30));
     edit(&mut opts);
-    let (client, eventloop) = rumqttc::AsyncClient::new(opts, 100);
-    let events = forward_events!(eventloop);
-    let mut c = V4 { client, events };
+    let mut c = v4_start(opts);
     c.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))).await;
     c
+}
+
+/// Starts a 3.1.1 client with `opts` without waiting for its CONNACK.
+pub(crate) fn v4_start(opts: rumqttc::MqttOptions) -> V4 {
+    let (client, eventloop) = rumqttc::AsyncClient::new(opts, 100);
+    let events = forward_events!(eventloop);
+    V4 { client, events }
 }
 
 pub(crate) async fn v4(addr: SocketAddr, id: &str) -> V4 {

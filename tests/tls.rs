@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jetway::certs::{Authority, Validity};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 use crate::harness::{write_client, RawClient, TestPki, TestServer};
@@ -22,18 +22,7 @@ async fn plain_info(server: &TestServer) -> (RawClient, serde_json::Value) {
 /// Connects with rustls after the plain INFO and returns the certificate the server presented.
 async fn served_certificate(server: &TestServer, pki: &TestPki) -> CertificateDer<'static> {
     let (raw, _) = plain_info(server).await;
-    let name = ServerName::try_from("localhost").expect("name");
-    let tls = tokio_rustls::TlsConnector::from(pki.client_config())
-        .connect(name, raw.stream)
-        .await
-        .expect("handshake");
-    tls.get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .expect("server certificate")
-        .clone()
-        .into_owned()
+    pki.served_certificate(raw.stream).await
 }
 
 /// Publishes on `subject` from `publisher` and checks that `subscriber` receives it.

@@ -26,8 +26,10 @@ from typing import Deque, List, Optional
 LISTEN_LINE = re.compile(rb"Listening for client connections on (\S+):(\d+)")
 # Logged before the listen line when monitoring is on (both servers print it this way).
 MONITOR_LINE = re.compile(rb"Starting http monitor on (\S+):(\d+)")
-# nats-server writes `mqtt://HOST:PORT`, Jetway `HOST:PORT`.
-MQTT_LISTEN_LINE = re.compile(rb"Listening for MQTT clients on (?:mqtt://)?(\S+):(\d+)")
+# `mqtt://HOST:PORT`, or `tls://HOST:PORT` with TLS (older Jetway builds wrote `HOST:PORT`).
+MQTT_LISTEN_LINE = re.compile(rb"Listening for MQTT clients on (?:mqtt://|tls://)?(\S+):(\d+)")
+# Both servers write `ws://HOST:PORT` or `wss://HOST:PORT`.
+WS_LISTEN_LINE = re.compile(rb"Listening for websocket clients on wss?://(\S+):(\d+)")
 # Tracing output may be coloured; colour codes must not break the match above.
 ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 # Lines that mean the server is broken even if every client call happened to succeed.
@@ -58,14 +60,31 @@ mqtt { listen: "127.0.0.1:-1" }
 
 
 def server_command(
-    binary: str, kind: str, store_dir: str, monitor: bool = False, mqtt: bool = False
+    binary: str,
+    kind: str,
+    store_dir: str,
+    monitor: bool = False,
+    mqtt: bool = False,
+    conf: Optional[str] = None,
 ) -> List[str]:
     """The full command line; `INTEROP_SERVER_ARGS` appends extra flags for experiments.
     With `monitor`, the HTTP monitor listens on a random port too; with `mqtt`, the MQTT
-    listener is on a random loopback port."""
+    listener is on a random loopback port. With `conf`, that nats-server `.conf` text is the
+    configuration (both servers read it; it must put its listeners on loopback and, for MQTT,
+    name the server)."""
     cmd = [binary, "-a", "127.0.0.1", "-p", "-1"]
     if monitor:
         cmd += ["-m", "-1"]
+    if conf is not None:
+        path = os.path.join(os.path.dirname(store_dir), "server.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(conf)
+        if kind == KIND_JETWAY:
+            cmd += [] if monitor else ["-m", "0"]
+            cmd += ["-sd", store_dir, "-c", path]
+        else:
+            cmd += ["-js", "-sd", store_dir, "-c", path]
+        return cmd + shlex.split(os.environ.get("INTEROP_SERVER_ARGS", ""))
     if kind == KIND_JETWAY:
         # Jetway enables monitoring, MQTT and JetStream (in ./data) by default.
         cmd += [] if monitor else ["-m", "0"]
@@ -108,12 +127,23 @@ class ServerProcess:
     """One server child process, its log, and the loopback address it listens on."""
 
     def __init__(
-        self, binary: str, kind: Optional[str] = None, monitor: bool = False, mqtt: bool = False
+        self,
+        binary: str,
+        kind: Optional[str] = None,
+        monitor: bool = False,
+        mqtt: bool = False,
+        conf: Optional[str] = None,
+        websocket: bool = False,
     ) -> None:
         self.binary = binary
         self.kind = kind or detect_kind(binary)
         self.monitor = monitor
         self.mqtt = mqtt
+        # A `.conf` text to run with; `websocket` waits for its websocket listen line too.
+        self.conf = conf
+        self.websocket = websocket
+        self.ws_host: Optional[str] = None
+        self.ws_port: Optional[int] = None
         self.host: Optional[str] = None
         self.port: Optional[int] = None
         # Where the HTTP monitor listens, when started with `monitor=True`.
@@ -150,7 +180,7 @@ class ServerProcess:
         # still cannot write `./data` into the repository.
         self._workdir = tempfile.mkdtemp(prefix="jetway-interop-")
         store_dir = os.path.join(self._workdir, "store")
-        cmd = server_command(self.binary, self.kind, store_dir, self.monitor, self.mqtt)
+        cmd = server_command(self.binary, self.kind, store_dir, self.monitor, self.mqtt, self.conf)
         self._proc = subprocess.Popen(
             cmd,
             cwd=self._workdir,
@@ -164,7 +194,7 @@ class ServerProcess:
         self._reader = threading.Thread(target=self._read_log, name="server-log", daemon=True)
         self._reader.start()
         self._listening.wait(START_TIMEOUT_S)
-        if self.port is None or (self.mqtt and self.mqtt_port is None):
+        if not self._all_listening():
             code = self.exited()
             self.stop()
             why = f"exited with code {code}" if code is not None else f"no listen line within {START_TIMEOUT_S:.0f}s"
@@ -193,14 +223,27 @@ class ServerProcess:
                 if found:
                     self.mqtt_host = found.group(1).decode()
                     self.mqtt_port = int(found.group(2))
+            if self.websocket and self.ws_port is None:
+                found = WS_LISTEN_LINE.search(line)
+                if found:
+                    self.ws_host = found.group(1).decode()
+                    self.ws_port = int(found.group(2))
             if self.port is None:
                 found = LISTEN_LINE.search(line)
                 if found:
                     self.host = found.group(1).decode()
                     self.port = int(found.group(2))
-            if self.port is not None and (self.mqtt_port is not None or not self.mqtt):
+            if self._all_listening():
                 self._listening.set()
         self._listening.set()
+
+    def _all_listening(self) -> bool:
+        """Every listener asked for has logged its address."""
+        return (
+            self.port is not None
+            and (self.mqtt_port is not None or not self.mqtt)
+            and (self.ws_port is not None or not self.websocket)
+        )
 
     def stop(self) -> Optional[int]:
         """SIGTERM, then SIGKILL after a grace period; returns the exit code."""

@@ -9,6 +9,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from harness.paho_client import Client
 from harness.server import KIND_NATS_SERVER
 
 WAIT_S = 5.0
@@ -19,49 +20,6 @@ V5 = mqtt.MQTTv5
 def _skip_v5_on_reference(server, protocol):
     if protocol == V5 and server.kind == KIND_NATS_SERVER:
         pytest.skip("nats-server implements MQTT 3.1.1 only")
-
-
-class Client:
-    """A connected paho client whose received messages land in a queue."""
-
-    def __init__(self, server, protocol, name, will=None, clean=True):
-        self.messages = queue.Queue()
-        self.protocol = protocol
-        client_id = f"{name}-{uuid.uuid4().hex[:8]}"
-        kwargs = {"client_id": client_id, "protocol": protocol}
-        if protocol == V311:
-            kwargs["clean_session"] = clean
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
-        self.c.on_message = lambda _c, _u, msg: self.messages.put(msg)
-        connected = queue.Queue()
-        self.c.on_connect = lambda _c, _u, _f, rc, _p: connected.put(rc)
-        subscribed = self.subscribed = queue.Queue()
-        self.c.on_subscribe = lambda _c, _u, _mid, codes, _p: subscribed.put(codes)
-        published = self.published = queue.Queue()
-        self.c.on_publish = lambda _c, _u, mid, _rc, _p: published.put(mid)
-        if will:
-            self.c.will_set(*will)
-        self.c.connect(server.mqtt_host, server.mqtt_port, keepalive=30)
-        self.c.loop_start()
-        rc = connected.get(timeout=WAIT_S)
-        assert not rc.is_failure, f"CONNACK {rc}"
-
-    def subscribe(self, topic, qos=0):
-        self.c.subscribe(topic, qos)
-        codes = self.subscribed.get(timeout=WAIT_S)
-        assert all(not code.is_failure for code in codes), codes
-
-    def publish(self, topic, payload, qos=0, retain=False, properties=None):
-        info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        info.wait_for_publish(timeout=WAIT_S)
-        assert info.is_published()
-
-    def next_message(self):
-        return self.messages.get(timeout=WAIT_S)
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 @pytest.fixture(params=[V311, V5], ids=["v311", "v5"])

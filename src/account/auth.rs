@@ -1,8 +1,11 @@
 //! Client authentication: who a CONNECT (NATS or MQTT) logs in as, and into which account.
 //!
 //! Methods, in the order they are tried (nats-server's `auth.go`):
-//! 1. `tls.verify_and_map`: the client certificate's names (in `tls::identity` order) name
-//!    the user; no password. Nothing else is accepted then.
+//! 1. `verify_and_map` of the listener's `tls {}` (the client port's for NATS clients,
+//!    `websocket.tls` for NATS over WebSocket, `mqtt.tls` for MQTT over TCP and over
+//!    WebSocket, whose certificate then comes from the WebSocket's TLS): the client
+//!    certificate's names (in `tls::identity` order) name the user; no password. Nothing else
+//!    is accepted on that listener then.
 //! 2. `no_auth_user`: a client that sends no credentials at all is that user.
 //! 3. The token, the single user/password of `authorization {}`, then the users lists.
 
@@ -54,8 +57,54 @@ pub struct Auth {
     users: HashMap<String, Arc<User>, RandomState>,
     no_auth_user: Option<Arc<User>>,
     mqtt_no_auth_user: Option<Arc<User>>,
-    verify_and_map: bool,
+    maps: CertMapping,
     global: Arc<Account>,
+}
+
+/// Which listeners map client certificates to users (`verify_and_map`).
+#[derive(Debug, Clone, Copy, Default)]
+struct CertMapping {
+    standard: bool,
+    websocket: bool,
+    mqtt: bool,
+}
+
+impl CertMapping {
+    fn from_config(config: &Config) -> Self {
+        let maps = |tls: &Option<crate::config::Tls>| tls.as_ref().is_some_and(|t| t.verify_and_map);
+        CertMapping {
+            standard: maps(&config.tls),
+            websocket: config.websocket.port != 0 && maps(&config.websocket.tls),
+            mqtt: config.mqtt.port != 0 && maps(&config.mqtt.tls),
+        }
+    }
+
+    fn any(self) -> bool {
+        self.standard || self.websocket || self.mqtt
+    }
+
+    /// Whether clients of `kind` log in by certificate.
+    fn applies_to(self, kind: ConnectionKind) -> bool {
+        match kind {
+            ConnectionKind::Standard => self.standard,
+            ConnectionKind::Websocket => self.websocket,
+            // MQTT over WebSocket maps with the MQTT listener's setting (nats-server's rule).
+            ConnectionKind::Mqtt | ConnectionKind::MqttWebsocket => self.mqtt,
+        }
+    }
+
+    /// Whether some listener could log `user` in by certificate: such a user without a
+    /// password is a certificate identity, and must not log in elsewhere with no password.
+    fn could_map(self, user: &User) -> bool {
+        [
+            ConnectionKind::Standard,
+            ConnectionKind::Websocket,
+            ConnectionKind::Mqtt,
+            ConnectionKind::MqttWebsocket,
+        ]
+        .into_iter()
+        .any(|kind| self.applies_to(kind) && user.may_connect_as(kind))
+    }
 }
 
 impl Auth {
@@ -105,14 +154,14 @@ impl Auth {
             users,
             no_auth_user,
             mqtt_no_auth_user,
-            verify_and_map: config.tls.as_ref().is_some_and(|t| t.verify_and_map),
+            maps: CertMapping::from_config(config),
             global: accounts.global().clone(),
         })
     }
 
     /// Whether clients must send credentials in CONNECT.
     pub fn required(&self) -> bool {
-        self.single.is_some() || self.token.is_some() || !self.users.is_empty() || self.verify_and_map
+        self.single.is_some() || self.token.is_some() || !self.users.is_empty() || self.maps.any()
     }
 
     /// Who `creds` log in as; `None` is an authorization violation.
@@ -124,15 +173,15 @@ impl Auth {
             user.may_connect_as(creds.kind)
                 .then(|| Login { user: Some(user.clone()), account: user.account.clone() })
         };
-        if self.verify_and_map && creds.kind != ConnectionKind::Mqtt {
-            // MQTT has no TLS listener yet, so its clients never carry a certificate.
+        if self.maps.applies_to(creds.kind) {
             let cert = creds.cert?;
             return cert.candidates().find_map(|name| self.users.get(name)).and_then(as_user);
         }
+        let mqtt = matches!(creds.kind, ConnectionKind::Mqtt | ConnectionKind::MqttWebsocket);
+        let no_auth_user =
+            if mqtt { self.mqtt_no_auth_user.as_ref() } else { None }.or(self.no_auth_user.as_ref());
         if creds.user.is_none() && creds.pass.is_none() && creds.token.is_none() {
-            let fallback =
-                if creds.kind == ConnectionKind::Mqtt { self.mqtt_no_auth_user.as_ref() } else { None };
-            if let Some(user) = fallback.or(self.no_auth_user.as_ref()) {
+            if let Some(user) = no_auth_user {
                 return as_user(user);
             }
         }
@@ -148,6 +197,13 @@ impl Auth {
             }
         }
         let user = self.users.get(creds.user?)?;
+        let certificate_only = !user.has_password()
+            && self.maps.could_map(user)
+            && !no_auth_user.is_some_and(|n| Arc::ptr_eq(n, user));
+        if certificate_only {
+            tracing::debug!(user = %user.name, "user requires a client certificate");
+            return None;
+        }
         if !user.password_matches(creds.pass) {
             return None;
         }
@@ -230,5 +286,67 @@ mod tests {
         config.authorization.users =
             vec![UserConfig { user: "a".into(), account: Some("nope".into()), ..UserConfig::default() }];
         assert!(matches!(Auth::build(&config, &accounts), Err(UserError::UnknownAccount { .. })));
+    }
+
+    fn alice_cert() -> CertIdentities {
+        CertIdentities { subject: "CN=alice".into(), ..CertIdentities::default() }
+    }
+
+    /// A config whose `CN=alice` user has no password, with `verify_and_map` on the MQTT
+    /// listener only.
+    fn mqtt_mapping() -> Config {
+        let mut config = Config::default();
+        config.authorization.users = vec![
+            UserConfig { user: "CN=alice".into(), ..UserConfig::default() },
+            UserConfig { user: "bob".into(), password: Some("pw".into()), ..UserConfig::default() },
+        ];
+        config.mqtt.tls = Some(crate::config::Tls { verify_and_map: true, ..crate::config::Tls::default() });
+        config
+    }
+
+    #[test]
+    fn each_listener_maps_certificates_with_its_own_setting() {
+        let (a, _) = auth(&mqtt_mapping());
+        let cert = alice_cert();
+        let with_cert = |kind| Credentials { cert: Some(&cert), kind, ..creds(None, None, None) };
+        let login = a.authenticate(&with_cert(ConnectionKind::Mqtt)).unwrap_or_else(|| panic!("mapped"));
+        assert_eq!(login.user_name(), Some("CN=alice"));
+        // MQTT over WebSocket maps with the MQTT listener's setting too.
+        assert!(a.authenticate(&with_cert(ConnectionKind::MqttWebsocket)).is_some());
+        // On a mapping listener, a password is no way in.
+        let bob_mqtt = Credentials { kind: ConnectionKind::Mqtt, ..creds(Some("bob"), Some("pw"), None) };
+        assert!(a.authenticate(&bob_mqtt).is_none());
+        // The NATS port does not map: passwords work there, a certificate alone does not.
+        assert!(a.authenticate(&creds(Some("bob"), Some("pw"), None)).is_some());
+        assert!(a.authenticate(&with_cert(ConnectionKind::Standard)).is_none());
+    }
+
+    #[test]
+    fn a_certificate_user_cannot_log_in_without_a_password_elsewhere() {
+        let (a, _) = auth(&mqtt_mapping());
+        assert!(a.authenticate(&creds(Some("CN=alice"), None, None)).is_none());
+        assert!(a.authenticate(&creds(Some("CN=alice"), Some(""), None)).is_none());
+        // Without any mapping listener, a user without a password is just that.
+        let mut config = mqtt_mapping();
+        config.mqtt.tls = None;
+        let (open, _) = auth(&config);
+        assert!(open.authenticate(&creds(Some("CN=alice"), None, None)).is_some());
+    }
+
+    #[test]
+    fn websocket_clients_are_held_to_allowed_connection_types() {
+        let mut config = Config::default();
+        config.authorization.users = vec![UserConfig {
+            user: "web".into(),
+            password: Some("pw".into()),
+            allowed_connection_types: Some(vec!["WEBSOCKET".into(), "MQTT_WS".into()]),
+            ..UserConfig::default()
+        }];
+        let (a, _) = auth(&config);
+        let as_kind = |kind| Credentials { kind, ..creds(Some("web"), Some("pw"), None) };
+        assert!(a.authenticate(&as_kind(ConnectionKind::Websocket)).is_some());
+        assert!(a.authenticate(&as_kind(ConnectionKind::MqttWebsocket)).is_some());
+        assert!(a.authenticate(&as_kind(ConnectionKind::Standard)).is_none());
+        assert!(a.authenticate(&as_kind(ConnectionKind::Mqtt)).is_none());
     }
 }

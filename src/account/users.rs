@@ -121,6 +121,10 @@ impl User {
         Ok(User { name: cfg.user.clone(), password, account, permissions, allowed_kinds })
     }
 
+    pub fn has_password(&self) -> bool {
+        self.password.is_some()
+    }
+
     /// Whether the user's password is stored in plain text in the config.
     pub fn has_plain_password(&self) -> bool {
         matches!(self.password, Some(Password::Plain(_)))

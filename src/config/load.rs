@@ -160,6 +160,7 @@ fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
         ("http_port", config.http_port),
         ("https_port", config.https_port),
         ("mqtt.port", config.mqtt.port),
+        ("websocket.port", config.websocket.port),
     ] {
         if !(-1..=65535).contains(&port) {
             return Err(invalid(key, format!("port {port} is outside -1..=65535")));
@@ -170,22 +171,19 @@ fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
             return Err(invalid("server_name", format!("server name {name:?} contains spaces")));
         }
     }
-    if let Some(tls) = &config.tls {
-        // Point at the block: the missing key has no location of its own.
-        let in_block = |key: &str, reason: &str| ConfigError::Invalid {
-            key: key.into(),
-            location: tree.lookup(&["tls"]).map(|e| e.key_location.clone()),
-            reason: reason.into(),
-        };
-        if tls.cert_file.is_none() {
-            return Err(in_block("tls.cert_file", "cert_file is required in the tls block"));
+    for (block, tls) in
+        [("tls", &config.tls), ("mqtt.tls", &config.mqtt.tls), ("websocket.tls", &config.websocket.tls)]
+    {
+        if let Some(tls) = tls {
+            check_tls(block, tls, tree)?;
         }
-        if tls.key_file.is_none() {
-            return Err(in_block("tls.key_file", "key_file is required in the tls block"));
-        }
-        if tls.verifies_clients() && tls.ca_file.is_none() {
-            return Err(in_block("tls.ca_file", "verify needs ca_file to check client certificates against"));
-        }
+    }
+    if let Err(reason) = crate::websocket::check_settings(&config.websocket) {
+        return Err(ConfigError::Invalid {
+            key: "websocket".into(),
+            location: tree.lookup(&["websocket"]).map(|e| e.key_location.clone()),
+            reason,
+        });
     }
     if config.max_payload > config.max_pending {
         return Err(invalid(
@@ -195,6 +193,28 @@ fn check(config: &Config, tree: &Map) -> Result<(), ConfigError> {
                 config.max_payload, config.max_pending
             ),
         ));
+    }
+    Ok(())
+}
+
+/// A `tls {}` block at `block` (a dotted path) needs a certificate and its key, and a CA when
+/// it verifies clients.
+fn check_tls(block: &str, tls: &super::Tls, tree: &Map) -> Result<(), ConfigError> {
+    // Point at the block: the missing key has no location of its own.
+    let path: Vec<&str> = block.split('.').collect();
+    let in_block = |key: &str, reason: &str| ConfigError::Invalid {
+        key: format!("{block}.{key}"),
+        location: tree.lookup(&path).map(|e| e.key_location.clone()),
+        reason: reason.into(),
+    };
+    if tls.cert_file.is_none() {
+        return Err(in_block("cert_file", "cert_file is required in the tls block"));
+    }
+    if tls.key_file.is_none() {
+        return Err(in_block("key_file", "key_file is required in the tls block"));
+    }
+    if tls.verifies_clients() && tls.ca_file.is_none() {
+        return Err(in_block("ca_file", "verify needs ca_file to check client certificates against"));
     }
     Ok(())
 }

@@ -107,6 +107,8 @@ pub struct Config {
     pub jetstream: JetStream,
     /// MQTT gateway.
     pub mqtt: Mqtt,
+    /// WebSocket listener (NATS and MQTT over WebSocket).
+    pub websocket: Websocket,
     /// TLS for client connections; plain TCP when absent.
     pub tls: Option<Tls>,
     /// With TLS configured, also accept clients that do not start TLS (INFO then says
@@ -147,6 +149,7 @@ impl Default for Config {
             no_auth_user: None,
             jetstream: JetStream::default(),
             mqtt: Mqtt::default(),
+            websocket: Websocket::default(),
             tls: None,
             allow_non_tls: false,
         }
@@ -238,6 +241,9 @@ pub struct Mqtt {
     pub max_ack_pending: u32,
     pub stream_replicas: u32,
     pub no_auth_user: Option<String>,
+    /// TLS on the MQTT port; plain TCP when absent. `verify_and_map` here maps the
+    /// certificates of MQTT clients (over TCP and over WebSocket) to users.
+    pub tls: Option<Tls>,
 }
 
 impl Default for Mqtt {
@@ -249,6 +255,46 @@ impl Default for Mqtt {
             max_ack_pending: 1024,
             stream_replicas: 1,
             no_auth_user: None,
+            tls: None,
+        }
+    }
+}
+
+/// The `websocket {}` block (nats-server's names). One port serves NATS clients and, on the
+/// path `/mqtt`, MQTT clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Websocket {
+    pub host: String,
+    /// `0` disables the listener (the default), `-1` picks a random port.
+    pub port: i32,
+    /// Allows a listener without `tls` (plain `ws://`); without it, `tls` is required.
+    pub no_tls: bool,
+    /// TLS for `wss://`. `verify_and_map` here maps NATS-over-WebSocket clients' certificates.
+    pub tls: Option<Tls>,
+    /// Time a client has to send its HTTP upgrade request (after the TLS handshake).
+    #[serde(with = "units::duration")]
+    pub handshake_timeout: Duration,
+    /// Refuse browsers whose `Origin` is not this listener's own scheme, host and port.
+    pub same_origin: bool,
+    /// Origins (`scheme://host[:port]`) browsers may connect from; empty allows any.
+    #[serde(deserialize_with = "security::one_or_many")]
+    pub allowed_origins: Vec<String>,
+    /// permessage-deflate: accepted for compatibility, not implemented (a warning at startup).
+    pub compression: bool,
+}
+
+impl Default for Websocket {
+    fn default() -> Self {
+        Websocket {
+            host: "0.0.0.0".into(),
+            port: 0,
+            no_tls: false,
+            tls: None,
+            handshake_timeout: Duration::from_secs(2),
+            same_origin: false,
+            allowed_origins: Vec::new(),
+            compression: false,
         }
     }
 }

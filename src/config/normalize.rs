@@ -27,6 +27,7 @@ const TOP: Block = Block {
         ("storedir", "store_dir"),
         ("max_conn", "max_connections"),
         ("max_subs", "max_subscriptions"),
+        ("ws", "websocket"),
     ],
     listen: &[
         ("listen", "host", "port"),
@@ -83,8 +84,6 @@ const TOP: Block = Block {
         "trusted_keys",
         "connect_error_reports",
         "reconnect_error_reports",
-        "websocket",
-        "ws",
         "server_tags",
         "server_metadata",
         "feature_flags",
@@ -145,7 +144,6 @@ const MQTT: Block = Block {
     ],
     listen: &[("listen", "host", "port")],
     unsupported: &[
-        "tls",
         "authorization",
         "authentication",
         "js_api_timeout",
@@ -159,6 +157,35 @@ const MQTT: Block = Block {
         "downgrade_qos2_subscribe",
     ],
 };
+
+const WEBSOCKET: Block = Block {
+    aliases: &[
+        ("net", "host"),
+        ("compress", "compression"),
+        ("allowed_origin", "allowed_origins"),
+        ("allow_origins", "allowed_origins"),
+        ("allow_origin", "allowed_origins"),
+        ("origins", "allowed_origins"),
+        ("origin", "allowed_origins"),
+    ],
+    listen: &[("listen", "host", "port")],
+    unsupported: &[
+        "advertise",
+        "authorization",
+        "authentication",
+        "jwt_cookie",
+        "user_cookie",
+        "pass_cookie",
+        "token_cookie",
+        "no_auth_user",
+        "headers",
+        "ping_interval",
+    ],
+};
+
+/// What a listener's own `tls {}` (MQTT, WebSocket) does not take on top of [`TLS`]'s rules:
+/// those listeners have no INFO to send before the handshake.
+const LISTENER_TLS: Block = Block { aliases: &[], listen: &[], unsupported: &["handshake_first"] };
 
 const TLS: Block = Block {
     aliases: &[("first", "handshake_first"), ("immediate", "handshake_first")],
@@ -195,14 +222,34 @@ pub fn normalize(root: &mut Map, warnings: &mut Vec<ConfigWarning>) -> Result<()
             }
         }
     }
-    for (name, block) in
-        [("jetstream", &JETSTREAM), ("authorization", &AUTHORIZATION), ("mqtt", &MQTT), ("tls", &TLS)]
-    {
-        if let Some(Entry { value: Node { value: Value::Map(inner), .. }, .. }) = root.entry_mut(name) {
-            rewrite(inner, name, block, warnings)?;
+    for (path, blocks) in [
+        (&["jetstream"][..], &[&JETSTREAM][..]),
+        (&["authorization"], &[&AUTHORIZATION]),
+        (&["mqtt"], &[&MQTT]),
+        (&["websocket"], &[&WEBSOCKET]),
+        (&["tls"], &[&TLS]),
+        (&["mqtt", "tls"], &[&TLS, &LISTENER_TLS]),
+        (&["websocket", "tls"], &[&TLS, &LISTENER_TLS]),
+    ] {
+        if let Some(inner) = block_mut(root, path) {
+            for block in blocks {
+                rewrite(inner, &path.join("."), block, warnings)?;
+            }
         }
     }
     reject_two_store_dirs(root)
+}
+
+/// The map at `path` (nested blocks), if there is one.
+fn block_mut<'a>(root: &'a mut Map, path: &[&str]) -> Option<&'a mut Map> {
+    let mut map = root;
+    for key in path {
+        match map.entry_mut(key) {
+            Some(Entry { value: Node { value: Value::Map(inner), .. }, .. }) => map = inner,
+            _ => return None,
+        }
+    }
+    Some(map)
 }
 
 fn rewrite(

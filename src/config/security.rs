@@ -57,6 +57,13 @@ enum OneOrMany {
     Many(Vec<String>),
 }
 
+/// A string or a list of strings, read as a list (nats-server accepts both for its lists).
+pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    OneOrMany::deserialize(d)
+        .map(Into::into)
+        .map_err(|_| serde::de::Error::custom("expected a string or a list of strings"))
+}
+
 impl From<OneOrMany> for Vec<String> {
     fn from(v: OneOrMany) -> Self {
         match v {

@@ -463,11 +463,8 @@ fn readme_secure_iot_example_loads_the_same_in_both_formats() {
         .unwrap_or_else(|e| panic!("secure-iot.conf: {e}"));
     let from_toml = Config::from_toml_str(readme_example("secure-iot.toml"), Path::new("secure-iot.toml"))
         .unwrap_or_else(|e| panic!("secure-iot.toml: {e}"));
-    // TODO(mqtt-tls): `mqtt.tls` is read once the MQTT TLS listener lands on this branch; then
-    // assert that there are no warnings at all and check the MQTT TLS settings here.
     for loaded in [&from_conf, &from_toml] {
-        let unexpected: Vec<_> = loaded.warnings.iter().filter(|w| !w.key.starts_with("mqtt.tls")).collect();
-        assert!(unexpected.is_empty(), "{unexpected:?}");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
     assert_eq!(from_conf.config, from_toml.config, "the two forms say the same");
 
@@ -476,6 +473,8 @@ fn readme_secure_iot_example_loads_the_same_in_both_formats() {
     assert!(tls.verify_and_map && tls.ca_file.is_some());
     assert_eq!((c.http_host.as_str(), c.http_port, c.https_port), ("127.0.0.1", 8222, 0));
     assert_eq!(c.mqtt.port, 8883);
+    let mqtt_tls = c.mqtt.tls.as_ref().unwrap_or_else(|| panic!("mqtt tls block"));
+    assert!(mqtt_tls.verify_and_map && mqtt_tls.ca_file.is_some());
     let fleet = &c.accounts["FLEET"];
     assert_eq!(fleet.users.len(), 2);
     assert_eq!(fleet.users[0].user, "CN=sensor-0001,O=Jetway Development");
@@ -490,4 +489,89 @@ fn readme_secure_iot_example_loads_the_same_in_both_formats() {
     let stats = std::sync::Arc::new(crate::stats::ServerStats::default());
     crate::account::imports::install(&c.accounts, &accounts, &stats)
         .unwrap_or_else(|e| panic!("imports: {e}"));
+}
+
+#[test]
+fn websocket_and_mqtt_tls_load_from_both_formats_with_nats_server_names() {
+    let loaded = conf(
+        r#"
+mqtt {
+  port: 8883
+  tls { cert_file: "s.pem", key_file: "k.pem", ca_file: "ca.pem", verify_and_map: true, timeout: 3 }
+}
+ws {
+  listen: "127.0.0.1:8443"
+  tls { cert_file: "s.pem", key_file: "k.pem" }
+  handshake_timeout: "5s"
+  same_origin: true
+  allowed_origin: "https://app.example"
+  compress: true
+}
+"#,
+    );
+    assert_eq!(warnings(&loaded), Vec::<String>::new());
+    let from_toml = toml(
+        r#"
+[mqtt]
+port = 8883
+[mqtt.tls]
+cert_file = "s.pem"
+key_file = "k.pem"
+ca_file = "ca.pem"
+verify_and_map = true
+timeout = 3
+[websocket]
+host = "127.0.0.1"
+port = 8443
+handshake_timeout = "5s"
+same_origin = true
+allowed_origins = ["https://app.example"]
+compression = true
+[websocket.tls]
+cert_file = "s.pem"
+key_file = "k.pem"
+"#,
+    );
+    assert_eq!(warnings(&from_toml), Vec::<String>::new());
+    let config = loaded.config;
+    assert_eq!(config, from_toml.config);
+    let mqtt_tls = config.mqtt.tls.clone().unwrap_or_default();
+    assert!(mqtt_tls.verify_and_map && mqtt_tls.timeout == Duration::from_secs(3));
+    let ws = &config.websocket;
+    assert_eq!((ws.host.as_str(), ws.port), ("127.0.0.1", 8443));
+    assert_eq!(ws.tls.as_ref().and_then(|t| t.cert_file.clone()), Some(PathBuf::from("s.pem")));
+    assert_eq!(ws.handshake_timeout, Duration::from_secs(5));
+    assert!(ws.same_origin && ws.compression && !ws.no_tls);
+    assert_eq!(ws.allowed_origins, vec!["https://app.example".to_string()]);
+    assert_eq!(Config::default().websocket.port, 0, "off by default");
+}
+
+#[test]
+fn websocket_without_tls_needs_no_tls_and_bad_listener_tls_blocks_are_errors() {
+    let e = conf_error("websocket { port: 8080 }").to_string();
+    assert!(e.contains("websocket") && e.contains("no_tls"), "{e}");
+    assert!(conf("websocket { port: 8080, no_tls: true }").config.websocket.no_tls);
+    let e = toml_error("[websocket]\nport = 8080\nno_tls = true\nallowed_origins = \"app.example\"\n")
+        .to_string();
+    assert!(e.contains("app.example"), "{e}");
+    let e = conf_error("mqtt { tls { cert_file: s.pem } }").to_string();
+    assert!(e.contains("mqtt.tls.key_file"), "{e}");
+    let e = conf_error("websocket { port: 1, tls { cert_file: s, key_file: k, verify: true } }").to_string();
+    assert!(e.contains("websocket.tls.ca_file"), "{e}");
+}
+
+#[test]
+fn websocket_options_not_implemented_are_reported() {
+    let loaded = conf(
+        "websocket {\n  port: 8080\n  no_tls: true\n  no_auth_user: x\n  headers { a: b }\n  bogus: 1\n  tls { cert_file: s, key_file: k, handshake_first: true }\n}\n",
+    );
+    assert_eq!(
+        warnings(&loaded),
+        vec![
+            r#"test.conf:4:3: option "websocket.no_auth_user" is not supported yet, ignored"#,
+            r#"test.conf:5:3: option "websocket.headers" is not supported yet, ignored"#,
+            r#"test.conf:6:3: unknown option "websocket.bogus""#,
+            r#"test.conf:7:36: option "websocket.tls.handshake_first" is not supported yet, ignored"#,
+        ]
+    );
 }

@@ -144,7 +144,7 @@ impl ConnInfo {
         ConnInfo {
             cid: client.id,
             kind: "Client",
-            conn_type: if client.is_mqtt() { "mqtt" } else { "nats" },
+            conn_type: client.type_name(),
             mqtt_client: client.is_mqtt().then(|| identity.name.clone()).flatten(),
             ip: client.addr.ip().to_string(),
             port: client.addr.port(),

@@ -28,6 +28,8 @@ mod routez;
 mod subsz;
 mod varz;
 
+pub(crate) use connz::reason_text;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

@@ -59,7 +59,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         "gateway": {},
         "leaf": {},
         "mqtt": mqtt_block(&core),
-        "websocket": {},
+        "websocket": websocket_block(&core),
         // nats-server reports an empty block when JetStream is disabled.
         "jetstream": jetstream_block(&core),
         "start": rfc3339(core.started),
@@ -107,14 +107,34 @@ fn mqtt_block(core: &Core) -> serde_json::Value {
         "host": m.host,
         "port": addr.port(),
         // nats-server reports its MQTT TLS handshake timeout (default 2 s) with or without TLS.
-        "tls_timeout": 2.0,
+        "tls_timeout": m.tls.as_ref().map_or(2.0, |t| t.timeout.as_secs_f64()),
         "ack_wait": duration_nanos(m.ack_wait),
         "max_ack_pending": m.max_ack_pending,
+        "tls_map": m.tls.as_ref().is_some_and(|t| t.verify_and_map),
     });
     if let (Some(fields), Some(user)) = (block.as_object_mut(), &m.no_auth_user) {
         fields.insert("no_auth_user".into(), user.as_str().into());
     }
     block
+}
+
+/// The `websocket` block: nats-server reports the bound port once the listener runs (and
+/// an empty block when it is disabled).
+fn websocket_block(core: &Core) -> serde_json::Value {
+    let w = &core.config.websocket;
+    if w.port == 0 {
+        return json!({});
+    }
+    json!({
+        "host": w.host,
+        "port": core.websocket_addr.get().map_or(i64::from(w.port), |a| i64::from(a.port())),
+        "no_tls": w.no_tls,
+        "tls_map": w.tls.as_ref().is_some_and(|t| t.verify_and_map),
+        "handshake_timeout": duration_nanos(w.handshake_timeout),
+        "same_origin": w.same_origin,
+        "allowed_origins": w.allowed_origins,
+        "compression": false,
+    })
 }
 
 /// Go marshals a `time.Duration` as integer nanoseconds.

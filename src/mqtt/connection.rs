@@ -35,7 +35,6 @@ use super::store::{
 use super::{LiveConnection, MqttServer};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
-use crate::account::users::ConnectionKind;
 use crate::account::Account;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::router::{Sink, Subscription};
@@ -279,8 +278,8 @@ impl Connection {
             // A password without a user name is a token, as nats-server reads MQTT CONNECT.
             pass: password.as_deref().filter(|_| username.is_some()),
             token: password.as_deref().filter(|_| username.is_none()),
-            cert: None,
-            kind: ConnectionKind::Mqtt,
+            cert: client.tls.get().and_then(|t| t.peer.as_ref()),
+            kind: client.kind(),
         };
         let Some(login) = core.auth.authenticate(&creds) else {
             refuse_connect(client, version, ReasonCode::NotAuthorized, "authorization violation");

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::direct::SharedTcpWriter;
 use super::outbound::{Outbound, Pushed};
+use crate::account::users::ConnectionKind;
 use crate::router::{Message, Subscription};
 use crate::stats::ServerStats;
 use crate::tls::NegotiatedTls;
@@ -105,8 +106,9 @@ pub struct ClientShared {
     abort_writes: CancellationToken,
     /// The socket for direct writes (see `super::direct`); `None` for TLS and once closed.
     direct: Mutex<Option<SharedTcpWriter>>,
-    /// An MQTT client (the gateway's connections share this type with NATS clients).
-    mqtt: std::sync::atomic::AtomicBool,
+    /// The listener and protocol (the gateway's connections share this type with NATS
+    /// clients); `Standard` until a listener says otherwise.
+    kind: OnceLock<ConnectionKind>,
 }
 
 impl ClientShared {
@@ -130,7 +132,7 @@ impl ClientShared {
             closing: CancellationToken::new(),
             abort_writes: CancellationToken::new(),
             direct: Mutex::new(None),
-            mqtt: std::sync::atomic::AtomicBool::new(false),
+            kind: OnceLock::new(),
         }
     }
 
@@ -181,13 +183,40 @@ impl ClientShared {
         self.outbound.wake();
     }
 
-    /// Marks this connection as an MQTT client (monitoring tells the protocols apart).
-    pub fn set_mqtt(&self) {
-        self.mqtt.store(true, Ordering::Relaxed);
+    /// Records the finished TLS handshake (for monitoring and certificate logins).
+    pub fn set_tls(&self, negotiated: NegotiatedTls) {
+        tracing::debug!(
+            cid = self.id,
+            version = %negotiated.version,
+            cipher = %negotiated.cipher_suite,
+            "TLS handshake complete"
+        );
+        let _ = self.tls.set(negotiated);
     }
 
+    /// Records which listener and protocol this connection uses (once, before it is
+    /// registered): authentication checks it against `allowed_connection_types`, and
+    /// monitoring tells the protocols apart.
+    pub fn set_kind(&self, kind: ConnectionKind) {
+        let _ = self.kind.set(kind);
+    }
+
+    pub fn kind(&self) -> ConnectionKind {
+        self.kind.get().copied().unwrap_or(ConnectionKind::Standard)
+    }
+
+    /// An MQTT client, over TCP or WebSocket.
     pub fn is_mqtt(&self) -> bool {
-        self.mqtt.load(Ordering::Relaxed)
+        matches!(self.kind(), ConnectionKind::Mqtt | ConnectionKind::MqttWebsocket)
+    }
+
+    /// nats-server's `/connz` `type`: `nats`, `websocket` (NATS over WebSocket) or `mqtt`.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind() {
+            ConnectionKind::Standard => "nats",
+            ConnectionKind::Websocket => "websocket",
+            ConnectionKind::Mqtt | ConnectionKind::MqttWebsocket => "mqtt",
+        }
     }
 
     /// Gives the socket to direct writers (plain TCP connections only).

@@ -21,7 +21,6 @@ use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
 use crate::account::imports::SERVICE_REPLY_PREFIX;
 use crate::account::permissions::PublishCache;
-use crate::account::users::ConnectionKind;
 use crate::account::Account;
 use crate::router::{FlushSet, MatchResult, Message, Sink, Subscription};
 use crate::server::Core;
@@ -191,7 +190,7 @@ impl Session {
 
     fn send_info(&self) {
         let mut buf = BytesMut::new();
-        encode::info(&mut buf, &self.core.client_info(self.client.id, self.client.addr.ip()));
+        encode::info(&mut buf, &self.core.client_info_for(&self.client));
         self.client.send_raw(&buf);
     }
 
@@ -341,7 +340,7 @@ impl Session {
             pass: opts.pass.as_deref(),
             token: opts.auth_token.as_deref(),
             cert: self.client.tls.get().and_then(|t| t.peer.as_ref()),
-            kind: ConnectionKind::Standard,
+            kind: self.client.kind(),
         };
         let Some(login) = self.core.auth.authenticate(&creds) else {
             tracing::debug!(cid = self.client.id, user = ?opts.user, "authorization violation");

@@ -8,7 +8,6 @@
 //! in plain text. A failed handshake affects only its own connection.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::client::{ClientShared, CloseReason};
 use super::connection::{serve, Greeting};
 use super::direct::SharedTcpWriter;
+use crate::account::users::ConnectionKind;
 use crate::server::{display_addr, Core};
 use crate::tls::{ReloadableAcceptor, Sniffed};
 
@@ -29,10 +29,8 @@ const TLS_REQUIRED: &str = "Secure Connection - TLS Required";
 /// Accepts until the core's listeners are stopped (shutdown or lame-duck mode).
 pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
     accept_each(&core.clone(), listener, "client", |stream, addr| {
-        let id = core.next_client_id();
-        core.stats.total_connections.fetch_add(1, Ordering::Relaxed);
-        let client =
-            Arc::new(ClientShared::new(id, addr, core.config.max_pending as usize, core.stats.clone()));
+        let client = core.new_client(addr, ConnectionKind::Standard);
+        let id = client.id;
         if !core.register(&client) {
             // Over max_connections: INFO then the error, as nats-server does, then close.
             let mut buf = info(&core, &client);
@@ -63,7 +61,7 @@ pub async fn accept_loop(core: Arc<Core>, listener: TcpListener) {
 }
 
 /// Accepts connections until the core's listeners are stopped, handing each (with
-/// `TCP_NODELAY` set) to `handle`. Shared by the NATS and MQTT listeners.
+/// `TCP_NODELAY` set) to `handle`. Shared by the NATS, MQTT and WebSocket listeners.
 pub(crate) async fn accept_each(
     core: &Core,
     listener: TcpListener,
@@ -91,7 +89,7 @@ pub(crate) async fn accept_each(
 
 fn info(core: &Core, client: &ClientShared) -> BytesMut {
     let mut buf = BytesMut::new();
-    encode::info(&mut buf, &core.client_info(client.id, client.addr.ip()));
+    encode::info(&mut buf, &core.client_info_for(client));
     buf
 }
 
@@ -138,13 +136,7 @@ async fn serve_tls(
     }
     match crate::tls::accept(&acceptor, tcp, remaining()).await {
         Ok((stream, negotiated)) => {
-            tracing::debug!(
-                cid = client.id,
-                version = %negotiated.version,
-                cipher = %negotiated.cipher_suite,
-                "TLS handshake complete"
-            );
-            let _ = client.tls.set(negotiated);
+            client.set_tls(negotiated);
             let (reader, writer) = tokio::io::split(stream);
             let greeting = if first { Greeting::SendInfo } else { Greeting::InfoAlreadySent };
             serve(core, client, reader, writer, greeting).await;
@@ -157,9 +149,9 @@ async fn serve_tls(
 }
 
 /// A client address and id, printed like nats-server's connection log prefix.
-struct Peer {
-    id: u64,
-    addr: SocketAddr,
+pub(crate) struct Peer {
+    pub id: u64,
+    pub addr: SocketAddr,
 }
 
 impl std::fmt::Display for Peer {
@@ -185,7 +177,7 @@ async fn refuse_plain(core: &Core, client: &ClientShared, mut tcp: TcpStream) {
 }
 
 /// Ends a connection that never reached the protocol loop.
-fn abandon(core: &Core, client: &ClientShared, reason: CloseReason) {
+pub(crate) fn abandon(core: &Core, client: &ClientShared, reason: CloseReason) {
     client.close(reason);
     core.unregister(client);
 }

@@ -121,6 +121,50 @@ where
     Ok((stream, negotiated))
 }
 
+/// A connection on a TLS port of a protocol that starts with the client's bytes (MQTT,
+/// WebSocket): there is nothing to send before the handshake.
+pub enum Secured {
+    Tls(Box<TlsStream<TcpStream>>, NegotiatedTls),
+    /// A plain-text client, on a port that also takes those.
+    Plain(TcpStream),
+}
+
+/// Why [`secure`] did not produce a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum SecureError {
+    /// Returned with the socket, so the listener can answer in its protocol.
+    #[error("client sent plain text, not a TLS ClientHello")]
+    PlainText(TcpStream),
+    #[error("client closed before the TLS handshake")]
+    Closed,
+    #[error("no TLS ClientHello within {0:?}")]
+    TimedOut(Duration),
+    #[error(transparent)]
+    Handshake(#[from] TlsAcceptError),
+}
+
+/// Sniffs the first byte and runs the handshake, all within the acceptor's `timeout`. With
+/// `allow_plain`, a client that sends anything but a ClientHello first (or nothing within
+/// the timeout) is handed back as plain text, as nats-server does with `allow_non_tls`.
+pub async fn secure(
+    acceptor: &ReloadableAcceptor,
+    tcp: TcpStream,
+    allow_plain: bool,
+) -> Result<Secured, SecureError> {
+    let timeout = acceptor.settings().timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    match sniff(&tcp, timeout).await {
+        Sniffed::Tls => {}
+        Sniffed::Plain | Sniffed::TimedOut if allow_plain => return Ok(Secured::Plain(tcp)),
+        Sniffed::Plain => return Err(SecureError::PlainText(tcp)),
+        Sniffed::TimedOut => return Err(SecureError::TimedOut(timeout)),
+        Sniffed::Closed => return Err(SecureError::Closed),
+    }
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let (stream, negotiated) = accept(acceptor, tcp, remaining).await?;
+    Ok(Secured::Tls(Box::new(stream), negotiated))
+}
+
 fn negotiated(conn: &rustls::ServerConnection) -> NegotiatedTls {
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_2) => "1.2".to_string(),

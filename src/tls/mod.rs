@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: PEM files -> `rustls::ServerConfig` (versions, client verification).
 //! - [`acceptor`]: the [`ReloadableAcceptor`] listeners share, [`sniff`] (is the first byte
-//!   a TLS record?) and [`accept`] (handshake within a timeout, returning what was negotiated).
+//!   a TLS record?), [`accept`] (handshake within a timeout, returning what was negotiated)
+//!   and [`secure`] (both, for the MQTT and WebSocket ports, which send nothing first).
 //! - [`identity`]: subject DN and SANs of a verified client certificate, as nats-server
 //!   prints them, for `verify_and_map`.
 //! - [`reload`]: reloading on SIGHUP and when the files change on disk.
@@ -17,7 +18,9 @@ pub mod config;
 pub mod identity;
 pub mod reload;
 
-pub use acceptor::{accept, sniff, NegotiatedTls, ReloadableAcceptor, Sniffed, TlsAcceptError};
+pub use acceptor::{
+    accept, secure, sniff, NegotiatedTls, ReloadableAcceptor, SecureError, Secured, Sniffed, TlsAcceptError,
+};
 pub use config::TlsError;
 pub use identity::CertIdentities;
 
