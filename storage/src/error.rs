@@ -35,6 +35,15 @@ pub enum StoreError {
     /// A subject or filter that does not follow the subject grammar.
     #[error("invalid subject: {0}")]
     InvalidSubject(String),
+    /// A shared consumer log already holds a consumer of that name.
+    #[error("consumer {0} already exists")]
+    ConsumerExists(String),
+    /// A shared consumer log holds no consumer of that name.
+    #[error("consumer {0} not found")]
+    ConsumerNotFound(String),
+    /// A consumer name, meta or state that a shared consumer log cannot record (too long).
+    #[error("invalid consumer: {0}")]
+    InvalidConsumer(String),
     /// Bytes on disk or in a snapshot that do not decode.
     #[error("corrupt data: {0}")]
     Corrupt(String),
@@ -56,6 +65,9 @@ impl StoreError {
             StoreError::NotFound => StoreError::NotFound,
             StoreError::InvalidSequence(s) => StoreError::InvalidSequence(*s),
             StoreError::InvalidSubject(s) => StoreError::InvalidSubject(s.clone()),
+            StoreError::ConsumerExists(s) => StoreError::ConsumerExists(s.clone()),
+            StoreError::ConsumerNotFound(s) => StoreError::ConsumerNotFound(s.clone()),
+            StoreError::InvalidConsumer(s) => StoreError::InvalidConsumer(s.clone()),
             StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
             StoreError::Io(e) => StoreError::Io(io::Error::new(e.kind(), e.to_string())),
         }

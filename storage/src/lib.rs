@@ -130,7 +130,10 @@ mod traits;
 mod usage;
 
 pub use config::{DiscardPolicy, StreamConfig, SyncPolicy, DEFAULT_BLOCK_SIZE};
-pub use consumer::{FileConsumerStore, MemConsumerStore};
+pub use consumer::{
+    FileConsumerStore, LogDamage, MemConsumerStore, OpenedLog, RestoredConsumer, SharedConsumer,
+    SharedConsumerLog,
+};
 pub use core::Store;
 pub use engine::{Engine, EngineConfig, SyncSnapshot, SYNC_BUCKETS_US};
 pub use error::{Result, StoreError};

@@ -8,7 +8,8 @@
 //! last full state (and 64 KiB) a new full state is written to `consumer.log.tmp` and renamed
 //! over the log. `CONSUMER_FULL` body: delivered (2 x u64), ack floor (2 x u64), pending count
 //! (u64) then per pending stream seq, consumer seq, timestamp (3 x u64), redelivered count
-//! (u64) then per entry stream seq and count (2 x u64). All little-endian.
+//! (u64) then per entry stream seq and count (2 x u64). All little-endian (see
+//! `consumer::codec`, shared with the shared log).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,13 +17,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::config::SyncPolicy;
-use crate::consumer::state;
+use crate::consumer::codec::{self, Update};
 use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::file::io::{Io, RealIo};
-use crate::file::record::{decode, encode_body, kind, u64_at, Record};
+use crate::file::record::{decode, encode_with, kind, Record, MIN_RECORD_LEN};
 use crate::file::writer::{Channel, Op};
-use crate::traits::{AckPolicy, ConsumerState, ConsumerStore, PendingAck, SequencePair};
+use crate::traits::{AckPolicy, ConsumerState, ConsumerStore};
 
 const LOG: &str = "consumer.log";
 const TMP: &str = "consumer.log.tmp";
@@ -51,73 +52,25 @@ impl std::fmt::Debug for FileConsumerStore {
 }
 
 fn encode_full(st: &ConsumerState) -> Vec<u8> {
-    let mut body = Vec::with_capacity(48 + st.pending.len() * 24 + st.redelivered.len() * 16);
-    for v in [
-        st.delivered.consumer_seq,
-        st.delivered.stream_seq,
-        st.ack_floor.consumer_seq,
-        st.ack_floor.stream_seq,
-    ] {
-        body.extend_from_slice(&v.to_le_bytes());
-    }
-    body.extend_from_slice(&(st.pending.len() as u64).to_le_bytes());
-    for (s, p) in &st.pending {
-        for v in [*s, p.consumer_seq, p.timestamp as u64] {
-            body.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    body.extend_from_slice(&(st.redelivered.len() as u64).to_le_bytes());
-    for (s, c) in &st.redelivered {
-        body.extend_from_slice(&s.to_le_bytes());
-        body.extend_from_slice(&c.to_le_bytes());
-    }
-    let mut out = Vec::new();
-    encode_body(&mut out, kind::CONSUMER_FULL, &body);
+    let mut out = Vec::with_capacity(codec::state_len(st) + MIN_RECORD_LEN);
+    encode_with(&mut out, kind::CONSUMER_FULL, |out| codec::encode_state(out, st));
     out
 }
 
-fn decode_full(b: &[u8]) -> Option<ConsumerState> {
-    let mut at = 0;
-    let mut next = || {
-        let v = u64_at(b, at);
-        at += 8;
-        v
-    };
-    let mut st = ConsumerState {
-        delivered: SequencePair { consumer_seq: next()?, stream_seq: next()? },
-        ack_floor: SequencePair { consumer_seq: next()?, stream_seq: next()? },
-        ..ConsumerState::default()
-    };
-    for _ in 0..next()? {
-        let (s, c, t) = (next()?, next()?, next()?);
-        st.pending.insert(s, PendingAck { consumer_seq: c, timestamp: t as i64 });
-    }
-    for _ in 0..next()? {
-        let (s, c) = (next()?, next()?);
-        st.redelivered.insert(s, c);
-    }
-    Some(st)
-}
-
-/// Replays a log; returns the state and the length of the valid prefix.
+/// Replays a log; returns the state, the length of the valid prefix and the length of the
+/// last full-state record. Stops at the first record that does not decode or apply.
 fn replay(data: &[u8], policy: AckPolicy) -> (ConsumerState, u64, u64) {
     let mut st = ConsumerState::default();
     let (mut pos, mut full_len) = (0, 0);
     while let Ok((Record::Consumer { kind: k, body }, len)) = decode(data.get(pos..).unwrap_or_default()) {
         let b = data.get(pos..pos + len).and_then(|r| r.get(body)).unwrap_or_default();
-        let f = |i: usize| u64_at(b, i * 8).unwrap_or(0);
-        match k {
-            kind::CONSUMER_FULL => match decode_full(b) {
-                Some(full) => {
-                    st = full;
-                    full_len = len as u64;
-                }
-                None => break,
-            },
-            kind::CONSUMER_DELIVERED => state::delivered(&mut st, policy, f(0), f(1), f(2), f(3) as i64),
-            kind::CONSUMER_ACK => state::acked(&mut st, policy, f(0), f(1)),
-            _ => break,
+        let Some(update) = Update::decode(k, b).filter(|u| u.kind() == k) else {
+            break;
+        };
+        if k == kind::CONSUMER_FULL {
+            full_len = len as u64;
         }
+        update.apply(&mut st, policy);
         pos += len;
     }
     (st, pos as u64, full_len)
@@ -173,21 +126,24 @@ impl FileConsumerStore {
         Ok(FileConsumerStore { policy, inner: Mutex::new(inner) })
     }
 
-    fn append(&self, inner: &mut Inner, kind: u8, fields: &[u64]) -> Result<()> {
+    /// Applies `update` and appends its record (refused once stopped or poisoned).
+    fn record(&self, update: Update) -> Result<()> {
+        let mut inner = self.inner.lock();
         if inner.stopped {
             return Err(StoreError::Closed);
         }
         if inner.channel.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
-        let body: Vec<u8> = fields.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut bytes = Vec::with_capacity(body.len() + 16);
-        encode_body(&mut bytes, kind, &body);
+        let mut bytes = Vec::with_capacity(update.body_len() + MIN_RECORD_LEN);
+        encode_with(&mut bytes, update.kind(), |out| update.encode_body(out));
+        update.apply(&mut inner.state, self.policy);
         let len = bytes.len() as u64;
-        inner.channel.push(Op::Write { file: inner.file, offset: inner.log_len, bytes })?;
+        let (file, offset) = (inner.file, inner.log_len);
+        inner.channel.push(Op::Write { file, offset, bytes })?;
         inner.log_len += len;
         if inner.log_len > COMPACT_MIN.max(4 * inner.full_len) {
-            Self::rewrite(inner)?;
+            Self::rewrite(&mut inner)?;
         }
         Ok(())
     }
@@ -209,21 +165,25 @@ impl FileConsumerStore {
 
 impl ConsumerStore for FileConsumerStore {
     fn update_delivered(&self, dseq: u64, sseq: u64, dc: u64, ts: i64) -> Result<()> {
-        let mut inner = self.inner.lock();
-        state::delivered(&mut inner.state, self.policy, dseq, sseq, dc, ts);
-        self.append(&mut inner, kind::CONSUMER_DELIVERED, &[dseq, sseq, dc, ts as u64])
+        self.record(Update::Delivered {
+            consumer_seq: dseq,
+            stream_seq: sseq,
+            delivery_count: dc,
+            timestamp: ts,
+        })
     }
 
     fn update_acks(&self, dseq: u64, sseq: u64) -> Result<()> {
-        let mut inner = self.inner.lock();
-        state::acked(&mut inner.state, self.policy, dseq, sseq);
-        self.append(&mut inner, kind::CONSUMER_ACK, &[dseq, sseq])
+        self.record(Update::Acked { consumer_seq: dseq, stream_seq: sseq })
     }
 
     fn update(&self, state: &ConsumerState) -> Result<()> {
         let mut inner = self.inner.lock();
         if inner.stopped {
             return Err(StoreError::Closed);
+        }
+        if inner.channel.is_poisoned() {
+            return Err(StoreError::Poisoned);
         }
         inner.state = state.clone();
         Self::rewrite(&mut inner)

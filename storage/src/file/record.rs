@@ -33,6 +33,25 @@ pub mod kind {
     pub const CONSUMER_ACK: u8 = 17;
     /// Consumer: the whole state (see `consumer::file`).
     pub const CONSUMER_FULL: u8 = 18;
+    /// Shared consumer log: a delivery (id, then the body of `CONSUMER_DELIVERED`).
+    pub const SHARED_DELIVERED: u8 = 32;
+    /// Shared consumer log: an acknowledgement (id, then the body of `CONSUMER_ACK`).
+    pub const SHARED_ACK: u8 = 33;
+    /// Shared consumer log: a whole state (id, then the body of `CONSUMER_FULL`).
+    pub const SHARED_FULL: u8 = 34;
+    /// Shared consumer log: the first record of the file (magic, next id).
+    pub const SHARED_HEADER: u8 = 35;
+    /// Shared consumer log: a consumer added (id, ack policy, name, meta).
+    pub const SHARED_ADD: u8 = 36;
+    /// Shared consumer log: a consumer's meta replaced (id, meta).
+    pub const SHARED_META: u8 = 37;
+    /// Shared consumer log: a consumer removed (id).
+    pub const SHARED_REMOVED: u8 = 38;
+
+    /// Whether `k` is a record of a shared consumer log.
+    pub fn is_shared(k: u8) -> bool {
+        (SHARED_DELIVERED..=SHARED_REMOVED).contains(&k)
+    }
 }
 
 const FLAG_HEADERS: u8 = 1;
@@ -65,7 +84,7 @@ pub enum Record {
     Padding,
     /// A consumer record: its kind and body.
     Consumer {
-        /// One of the `CONSUMER_*` kinds.
+        /// One of the `CONSUMER_*` or `SHARED_*` kinds.
         kind: u8,
         /// Body bytes.
         body: Range<usize>,
@@ -144,10 +163,15 @@ pub fn encode_seq(out: &mut Vec<u8>, kind: u8, seq: u64) {
     finish(out, start);
 }
 
-/// Appends a record with an arbitrary body.
-pub fn encode_body(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
-    let start = begin(out, MIN_RECORD_LEN + body.len(), kind, 0);
-    out.extend_from_slice(body);
+/// Appends a record whose body `body` writes straight into `out` (the length is filled in
+/// afterwards). The caller keeps the record within u32 bytes.
+pub fn encode_with(out: &mut Vec<u8>, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = begin(out, 0, kind, 0);
+    body(out);
+    let len = (out.len() - start + CHECKSUM_LEN) as u32;
+    if let Some(field) = out.get_mut(start..start + 4) {
+        field.copy_from_slice(&len.to_le_bytes());
+    }
     finish(out, start);
 }
 
@@ -189,6 +213,7 @@ pub fn decode(buf: &[u8]) -> Result<(Record, usize), DecodeError> {
         kind::CONSUMER_DELIVERED | kind::CONSUMER_ACK | kind::CONSUMER_FULL => {
             Record::Consumer { kind, body: RECORD_HEADER_LEN..body_end }
         }
+        k if kind::is_shared(k) => Record::Consumer { kind, body: RECORD_HEADER_LEN..body_end },
         _ => return Err(DecodeError::Invalid),
     };
     Ok((record, len))

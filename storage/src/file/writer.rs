@@ -43,6 +43,9 @@ pub(crate) enum Op {
     Rename { from: PathBuf, to: PathBuf },
     /// Fires after everything before it is fsynced, whatever the policy.
     Barrier(Completion),
+    /// Fires with `Ok(value)` once everything before it is durable under the channel's policy,
+    /// like a message's completion (in order with them).
+    Notify { done: Completion, value: u64 },
 }
 
 #[derive(Default)]
@@ -105,11 +108,17 @@ impl Channel {
 
     /// Queues an operation and wakes the writer.
     pub fn push(self: &Arc<Self>, op: Op) -> Result<()> {
+        self.push_all([op])
+    }
+
+    /// Queues operations together and wakes the writer: all of them, or none (`Closed`) once
+    /// the writer is shut down.
+    pub fn push_all(self: &Arc<Self>, ops: impl IntoIterator<Item = Op>) -> Result<()> {
         if self.writer.is_shut_down() {
             return Err(StoreError::Closed);
         }
         let mut q = self.queue.lock();
-        q.ops.push(op);
+        q.ops.extend(ops);
         if !q.scheduled {
             q.scheduled = true;
             drop(q);
@@ -246,6 +255,7 @@ impl Channel {
                 t.dir_dirty = true;
             }
             Op::Barrier(done) => t.barriers.push(done),
+            Op::Notify { done, value } => t.done.push((done, value)),
         }
         Ok(())
     }
@@ -265,6 +275,7 @@ impl Channel {
                 match op {
                     Op::Msg { msg, done: Some(done), .. } => t.done.push((done, msg.seq)),
                     Op::Barrier(done) => t.barriers.push(done),
+                    Op::Notify { done, value } => t.done.push((done, value)),
                     _ => {}
                 }
                 continue;

@@ -1,0 +1,503 @@
+//! Many consumers of one stream in one log file, written through one writer channel.
+//!
+//! A [`SharedConsumerLog`] keeps, in `consumers.log` of the folder it is given, every record of
+//! its consumers: added (id, ack policy, name, caller's meta), meta replaced, removed, and the
+//! same delivered / ack / full-state updates a [`crate::FileConsumerStore`] writes, tagged with
+//! the consumer's id. Creating a consumer is one appended record (no folder, no file, no file
+//! descriptor), and all consumers' records are group-committed together: one fsync covers
+//! every add and update of the batch.
+//!
+//! Each [`SharedConsumer`] handle is a [`ConsumerStore`]: an `Arc` to the log, an `Arc` to its
+//! slot (id, ack policy, state) and a stop flag. No channel, file or buffer per consumer.
+//!
+//! Compaction: the log keeps the exact length its compacted image would have (header, then one
+//! add and one full-state record per live consumer). When the file grows past
+//! [`COMPACT_RATIO`] times that (and [`COMPACT_MIN`]), the image is written to
+//! `consumers.log.tmp` and renamed over the log through the channel (rename after fsync,
+//! folder fsync), as `FileConsumerStore` rewrites its log. Amortised O(1) per record.
+//!
+//! Locks, outermost first: the log's lock -> a slot's lock -> the channel's queue lock. Every
+//! write takes the log's lock (it orders records and assigns offsets), so a record's place in
+//! the file always matches the order its changes were applied in memory; compaction, under the
+//! log's lock, sees every slot between two records. `state()` takes only the slot's lock.
+
+mod format;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::SyncPolicy;
+use crate::consumer::codec::Update;
+use crate::engine::Engine;
+use crate::error::{Result, StoreError};
+use crate::file::io::{Io, RealIo};
+use crate::file::record::MIN_RECORD_LEN;
+use crate::file::writer::{Channel, Op};
+use crate::traits::{AckPolicy, Completion, ConsumerState, ConsumerStore};
+use format::End;
+
+/// The log's file name in its folder.
+const SHARED_LOG: &str = "consumers.log";
+const TMP: &str = "consumers.log.tmp";
+/// The log is compacted once it is this many times longer than its compacted image...
+const COMPACT_RATIO: u64 = 4;
+/// ... and at least this long.
+const COMPACT_MIN: u64 = 64 * 1024;
+
+/// What [`SharedConsumerLog::open`] found.
+#[derive(Debug)]
+pub struct OpenedLog {
+    /// The log, ready for new consumers.
+    pub log: Arc<SharedConsumerLog>,
+    /// Every live consumer, in the order they were added.
+    pub consumers: Vec<RestoredConsumer>,
+    /// Set when replay stopped at damage (not at a torn tail): records after it were dropped.
+    pub damage: Option<LogDamage>,
+}
+
+/// A consumer found in the log at open.
+#[derive(Debug)]
+pub struct RestoredConsumer {
+    /// Its name.
+    pub name: String,
+    /// The meta bytes last given to `add` or `set_meta`.
+    pub meta: Vec<u8>,
+    /// Its store, with the state it had.
+    pub consumer: Arc<SharedConsumer>,
+}
+
+/// Damage found at open. The log was cut at `offset`; the whole damaged file was kept as
+/// `saved_as` for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDamage {
+    /// Where replay stopped.
+    pub offset: u64,
+    /// Bytes dropped from the log.
+    pub bytes: u64,
+    /// The copy of the file as it was found.
+    pub saved_as: PathBuf,
+}
+
+/// One consumer's persisted part, shared by the log (for compaction) and its handles.
+struct Slot {
+    id: u64,
+    policy: AckPolicy,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    state: ConsumerState,
+    /// Removed from the log: its handles return `Closed`.
+    removed: bool,
+}
+
+/// A live consumer as the log keeps it.
+struct Entry {
+    slot: Arc<Slot>,
+    meta: Vec<u8>,
+}
+
+struct Inner {
+    channel: Arc<Channel>,
+    dir: PathBuf,
+    /// The writer's handle of the current log file (a new one after each compaction).
+    file: u32,
+    /// Bytes written or queued to the current file: the offset of the next record.
+    log_len: u64,
+    /// Length of the compacted image of the live consumers.
+    live_len: u64,
+    compact_min: u64,
+    next_id: u64,
+    consumers: HashMap<Arc<str>, Entry>,
+    stopped: bool,
+}
+
+/// The consumers of one stream in one log file. See the module docs.
+pub struct SharedConsumerLog {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for SharedConsumerLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.lock();
+        f.debug_struct("SharedConsumerLog")
+            .field("dir", &inner.dir)
+            .field("consumers", &inner.consumers.len())
+            .finish()
+    }
+}
+
+/// One consumer of a [`SharedConsumerLog`]: its [`ConsumerStore`].
+pub struct SharedConsumer {
+    log: Arc<SharedConsumerLog>,
+    slot: Arc<Slot>,
+    stopped: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedConsumer").field("id", &self.slot.id).finish()
+    }
+}
+
+fn invalid(what: String) -> StoreError {
+    StoreError::InvalidConsumer(what)
+}
+
+/// Refuses a record the u32 length field cannot describe.
+fn check_record_len(len: usize) -> Result<()> {
+    if len > u32::MAX as usize {
+        return Err(invalid(format!("a record of {len} bytes is too large")));
+    }
+    Ok(())
+}
+
+fn entry_len(name: &str, meta: &[u8], state: &ConsumerState) -> u64 {
+    (format::add_len(name, meta) + format::full_len(state)) as u64
+}
+
+impl SharedConsumerLog {
+    /// Opens (or creates) the log in folder `dir` on the real file system.
+    pub fn open(engine: &Engine, dir: &Path, sync: SyncPolicy) -> Result<OpenedLog> {
+        Self::open_with(engine, Arc::new(RealIo), dir, sync)
+    }
+
+    /// Opens (or creates) the log in folder `dir` through `io`. A torn tail is cut off; at
+    /// damage replay stops, the file is saved aside and cut there (see [`LogDamage`]).
+    pub fn open_with(engine: &Engine, io: Arc<dyn Io>, dir: &Path, sync: SyncPolicy) -> Result<OpenedLog> {
+        crate::file::io::ensure_dir(&*io, dir)?;
+        let (path, tmp) = (dir.join(SHARED_LOG), dir.join(TMP));
+        if io.exists(&tmp) {
+            // A compaction that never got renamed into place.
+            io.remove_file(&tmp)?;
+        }
+        let data = if io.exists(&path) { io.read_all(&path)? } else { Vec::new() };
+        let replay = format::replay(&data);
+        let valid = replay.valid as u64;
+        let damage = match replay.end {
+            End::Clean => None,
+            End::Torn => None,
+            End::Damaged => Some(LogDamage {
+                offset: valid,
+                bytes: data.len() as u64 - valid,
+                saved_as: save_damaged(&*io, dir, &data)?,
+            }),
+        };
+        if replay.end != End::Clean && valid > 0 {
+            let f = io.open(&path, false)?;
+            f.set_len(valid)?;
+            f.sync_data()?;
+        }
+        drop(data);
+        let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
+        let channel = Channel::new(writer, io, dir.to_path_buf(), sync);
+        let mut log_len = valid;
+        if valid == 0 {
+            let mut header = Vec::with_capacity(format::HEADER_LEN);
+            format::encode_header(&mut header, replay.next_id);
+            log_len = header.len() as u64;
+            channel
+                .push_all([Op::Create { file: 1, path }, Op::Write { file: 1, offset: 0, bytes: header }])?;
+        } else {
+            channel.push(Op::Open { file: 1, path })?;
+        }
+        let mut inner = Inner {
+            channel,
+            dir: dir.to_path_buf(),
+            file: 1,
+            log_len,
+            live_len: format::HEADER_LEN as u64,
+            compact_min: COMPACT_MIN,
+            next_id: replay.next_id,
+            consumers: HashMap::with_capacity(replay.consumers.len()),
+            stopped: false,
+        };
+        let mut restored = Vec::with_capacity(replay.consumers.len());
+        for (id, c) in replay.consumers {
+            inner.live_len += entry_len(&c.name, &c.meta, &c.state);
+            let state = Mutex::new(SlotState { state: c.state, removed: false });
+            let slot = Arc::new(Slot { id, policy: c.policy, state });
+            inner
+                .consumers
+                .insert(c.name.as_str().into(), Entry { slot: Arc::clone(&slot), meta: c.meta.clone() });
+            restored.push((c.name, c.meta, slot));
+        }
+        inner.maybe_compact()?;
+        let log = Arc::new(SharedConsumerLog { inner: Mutex::new(inner) });
+        let consumers = restored
+            .into_iter()
+            .map(|(name, meta, slot)| RestoredConsumer { name, meta, consumer: log.handle(slot) })
+            .collect();
+        Ok(OpenedLog { log, consumers, damage })
+    }
+
+    fn handle(self: &Arc<Self>, slot: Arc<Slot>) -> Arc<SharedConsumer> {
+        Arc::new(SharedConsumer { log: Arc::clone(self), slot, stopped: AtomicBool::new(false) })
+    }
+
+    /// Adds consumer `name` with an empty state: one record, queued at once (never blocks on
+    /// disk). `meta` is kept as is (the caller's config, creation time...). `done` fires with
+    /// `Ok(id)` once the record is durable under the log's sync policy (after an fsync under
+    /// `Always`), in order with every other completion of the log; on an error return it is
+    /// dropped uncalled.
+    pub fn add(
+        self: &Arc<Self>,
+        name: &str,
+        meta: Vec<u8>,
+        policy: AckPolicy,
+        done: Option<Completion>,
+    ) -> Result<Arc<SharedConsumer>> {
+        if name.len() > u16::MAX as usize {
+            return Err(invalid(format!("a name of {} bytes is too long", name.len())));
+        }
+        check_record_len(format::add_len(name, &meta))?;
+        let mut inner = self.inner.lock();
+        inner.writable()?;
+        if inner.consumers.contains_key(name) {
+            return Err(StoreError::ConsumerExists(name.to_string()));
+        }
+        let id = inner.next_id;
+        let mut bytes = Vec::with_capacity(format::add_len(name, &meta));
+        format::encode_add(&mut bytes, id, policy, name, &meta);
+        inner.append(bytes, done.map(|d| (d, id)))?;
+        inner.next_id += 1;
+        let slot = Arc::new(Slot { id, policy, state: Mutex::default() });
+        inner.live_len += entry_len(name, &meta, &ConsumerState::default());
+        inner.consumers.insert(name.into(), Entry { slot: Arc::clone(&slot), meta });
+        inner.maybe_compact()?;
+        drop(inner);
+        Ok(self.handle(slot))
+    }
+
+    /// A new handle on live consumer `name` (handles of one consumer share its state).
+    pub fn consumer(self: &Arc<Self>, name: &str) -> Option<Arc<SharedConsumer>> {
+        let slot = Arc::clone(&self.inner.lock().consumers.get(name)?.slot);
+        Some(self.handle(slot))
+    }
+
+    /// The meta of consumer `name`.
+    pub fn meta(&self, name: &str) -> Option<Vec<u8>> {
+        self.inner.lock().consumers.get(name).map(|e| e.meta.clone())
+    }
+
+    /// Number of live consumers.
+    pub fn len(&self) -> usize {
+        self.inner.lock().consumers.len()
+    }
+
+    /// Whether the log holds no consumer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Replaces the meta of consumer `name` (one record). `done` as for [`Self::add`].
+    pub fn set_meta(&self, name: &str, meta: Vec<u8>, done: Option<Completion>) -> Result<()> {
+        check_record_len(MIN_RECORD_LEN + 8 + meta.len())?;
+        let mut inner = self.inner.lock();
+        inner.writable()?;
+        let entry =
+            inner.consumers.get(name).ok_or_else(|| StoreError::ConsumerNotFound(name.to_string()))?;
+        let id = entry.slot.id;
+        let old_len = entry.meta.len() as u64;
+        let mut bytes = Vec::with_capacity(MIN_RECORD_LEN + 8 + meta.len());
+        format::encode_meta(&mut bytes, id, &meta);
+        inner.append(bytes, done.map(|d| (d, id)))?;
+        inner.live_len = (inner.live_len + meta.len() as u64).saturating_sub(old_len);
+        if let Some(e) = inner.consumers.get_mut(name) {
+            e.meta = meta;
+        }
+        inner.maybe_compact()
+    }
+
+    /// Removes consumer `name` and its state (one record); its handles then return `Closed`.
+    /// `done` as for [`Self::add`].
+    pub fn remove(&self, name: &str, done: Option<Completion>) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.writable()?;
+        let id = match inner.consumers.get(name) {
+            Some(e) => e.slot.id,
+            None => return Err(StoreError::ConsumerNotFound(name.to_string())),
+        };
+        let mut bytes = Vec::with_capacity(MIN_RECORD_LEN + 8);
+        format::encode_removed(&mut bytes, id);
+        inner.append(bytes, done.map(|d| (d, id)))?;
+        if let Some((name, e)) = inner.consumers.remove_entry(name) {
+            let mut slot = e.slot.state.lock();
+            slot.removed = true;
+            inner.live_len = inner.live_len.saturating_sub(entry_len(&name, &e.meta, &slot.state));
+        }
+        inner.maybe_compact()
+    }
+
+    /// Blocks until every record queued so far (of every consumer) is durable.
+    pub fn sync(&self) -> Result<()> {
+        let waiter = self.inner.lock().channel.sync_waiter();
+        waiter()
+    }
+
+    /// Flushes and stops: every later write, of every consumer, fails with `Closed`.
+    pub fn stop(&self) -> Result<()> {
+        let waiter = {
+            let mut inner = self.inner.lock();
+            if inner.stopped {
+                return Ok(());
+            }
+            inner.stopped = true;
+            inner.channel.sync_waiter()
+        };
+        waiter()
+    }
+
+    /// Whether the log still accepts writes: false once stopped or poisoned by an I/O failure.
+    pub fn is_writable(&self) -> bool {
+        self.inner.lock().writable().is_ok()
+    }
+
+    /// Lowers (or raises) the length below which the log is never compacted, so tests can
+    /// compact small logs.
+    #[doc(hidden)]
+    pub fn set_compact_min(&self, bytes: u64) {
+        self.inner.lock().compact_min = bytes;
+    }
+}
+
+impl Inner {
+    fn writable(&self) -> Result<()> {
+        if self.channel.is_poisoned() {
+            Err(StoreError::Poisoned)
+        } else if self.stopped {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Queues `bytes` (whole records) at the end of the log and `done` right behind them.
+    fn append(&mut self, bytes: Vec<u8>, done: Option<(Completion, u64)>) -> Result<()> {
+        let len = bytes.len() as u64;
+        let write = Op::Write { file: self.file, offset: self.log_len, bytes };
+        match done {
+            Some((done, value)) => self.channel.push_all([write, Op::Notify { done, value }])?,
+            None => self.channel.push(write)?,
+        }
+        self.log_len += len;
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) -> Result<()> {
+        if self.log_len > self.compact_min.max(COMPACT_RATIO.saturating_mul(self.live_len)) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the log by its compacted image: `.tmp` file, fsync, rename, folder fsync, all
+    /// queued behind every earlier record.
+    fn compact(&mut self) -> Result<()> {
+        let mut image = Vec::with_capacity(usize::try_from(self.live_len).unwrap_or(0));
+        format::encode_header(&mut image, self.next_id);
+        for (name, e) in &self.consumers {
+            format::encode_add(&mut image, e.slot.id, e.slot.policy, name, &e.meta);
+            format::encode_full(&mut image, e.slot.id, &e.slot.state.lock().state);
+        }
+        let old = self.file;
+        self.file = self.file.wrapping_add(1);
+        self.log_len = image.len() as u64;
+        self.live_len = self.log_len;
+        let (tmp, log) = (self.dir.join(TMP), self.dir.join(SHARED_LOG));
+        self.channel.push_all([
+            Op::Create { file: self.file, path: tmp.clone() },
+            Op::Write { file: self.file, offset: 0, bytes: image },
+            Op::Rename { from: tmp, to: log },
+            Op::Close { file: old },
+        ])
+    }
+}
+
+/// Writes `data` (a damaged log) to the first free `consumers.log.damaged-N` and makes it
+/// durable before the log is cut.
+fn save_damaged(io: &dyn Io, dir: &Path, data: &[u8]) -> Result<PathBuf> {
+    let path = (1u32..)
+        .map(|n| dir.join(format!("{SHARED_LOG}.damaged-{n}")))
+        .find(|p| !io.exists(p))
+        .ok_or_else(|| StoreError::Corrupt("no free name for a damaged consumer log".into()))?;
+    let f = io.open(&path, true)?;
+    f.set_len(0)?;
+    f.write_at(data, 0)?;
+    f.sync_data()?;
+    io.sync_dir(dir)?;
+    Ok(path)
+}
+
+impl SharedConsumer {
+    /// The id the log gave this consumer (unique in the log, never reused).
+    pub fn id(&self) -> u64 {
+        self.slot.id
+    }
+
+    /// Applies `update` and appends its record.
+    fn record(&self, update: Update) -> Result<()> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let len = format::update_len(&update);
+        check_record_len(len)?;
+        let mut inner = self.log.inner.lock();
+        inner.writable()?;
+        let mut bytes = Vec::with_capacity(len);
+        format::encode_update(&mut bytes, self.slot.id, &update);
+        {
+            let mut slot = self.slot.state.lock();
+            if slot.removed {
+                return Err(StoreError::Closed);
+            }
+            let before = format::full_len(&slot.state) as u64;
+            update.apply(&mut slot.state, self.slot.policy);
+            let after = format::full_len(&slot.state) as u64;
+            inner.live_len = (inner.live_len + after).saturating_sub(before);
+        }
+        inner.append(bytes, None)?;
+        inner.maybe_compact()
+    }
+}
+
+impl ConsumerStore for SharedConsumer {
+    fn update_delivered(&self, dseq: u64, sseq: u64, dc: u64, ts: i64) -> Result<()> {
+        self.record(Update::Delivered {
+            consumer_seq: dseq,
+            stream_seq: sseq,
+            delivery_count: dc,
+            timestamp: ts,
+        })
+    }
+
+    fn update_acks(&self, dseq: u64, sseq: u64) -> Result<()> {
+        self.record(Update::Acked { consumer_seq: dseq, stream_seq: sseq })
+    }
+
+    fn update(&self, state: &ConsumerState) -> Result<()> {
+        self.record(Update::Full(state.clone()))
+    }
+
+    fn state(&self) -> ConsumerState {
+        self.slot.state.lock().state.clone()
+    }
+
+    /// Waits for every record of the whole log so far (one barrier serves all consumers).
+    fn sync(&self) -> Result<()> {
+        self.log.sync()
+    }
+
+    /// Stops this handle only: the log and other consumers go on.
+    fn stop(&self) -> Result<()> {
+        if self.stopped.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.log.sync()
+    }
+}
