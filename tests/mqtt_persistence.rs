@@ -405,3 +405,67 @@ async fn without_jetstream_the_gateway_keeps_state_in_memory() {
     assert!(late.next_publish().await.retain);
     server.shutdown().await;
 }
+
+/// The folder of stream `name` somewhere under the server's store `dir`.
+fn stream_dir(dir: &Path, name: &str) -> std::path::PathBuf {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap().flatten() {
+            if entry.file_type().unwrap().is_dir() {
+                if entry.file_name() == name {
+                    return entry.path();
+                }
+                pending.push(entry.path());
+            }
+        }
+    }
+    panic!("no folder for stream {name} under {}", dir.display())
+}
+
+/// Session consumers keep their config and state in one group-committed log in the
+/// `$MQTT_msgs` folder (no folder per session), and come back from it after a restart; a
+/// session ended by a clean CONNECT leaves it for good.
+#[tokio::test]
+async fn session_consumers_share_one_log_and_come_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    for id in ["log-a", "log-b", "log-c"] {
+        let mut sub = v4_with(addr, id, |o| {
+            o.set_clean_session(false);
+        })
+        .await;
+        sub.subscribe(&format!("{id}/#"), rumqttc::QoS::AtLeastOnce).await;
+        sub.client.disconnect().await.unwrap();
+    }
+    // A clean CONNECT ends log-c's session and removes its consumer.
+    let mut gone = v4(addr, "log-c").await;
+    gone.client.disconnect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let msgs_dir = stream_dir(dir.path(), "$MQTT_msgs");
+    assert!(msgs_dir.join("consumers.log").is_file(), "shared consumer log");
+    assert!(!msgs_dir.join("obs").exists(), "no folder per session consumer");
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let js = js_of(&server).await;
+    let msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    for id in ["log-a", "log-b"] {
+        let info = msgs.consumer_info(hash8(id)).await.unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(
+            info.config.filter_subjects,
+            vec![format!("$MQTT.msgs.{id}"), format!("$MQTT.msgs.{id}.>")]
+        );
+        assert_eq!(info.config.durable_name.as_deref(), Some(hash8(id).as_str()));
+    }
+    assert!(msgs.consumer_info(hash8("log-c")).await.is_err(), "removed for good");
+
+    // The restored consumer still delivers to its session.
+    let mut sub = v4_with(mqtt_addr(&server), "log-a", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    publish_qos1(mqtt_addr(&server), "log-a/x", "after", false).await;
+    assert_eq!(&sub.next_publish().await.payload[..], b"after");
+    server.shutdown().await;
+}

@@ -126,7 +126,7 @@ impl JsAccount {
         self.limits.read().check_stream_count(streams.len())?;
         self.check_reservation(&config, true, streams.values(), elsewhere)?;
         let created = crate::time::now_nanos();
-        let stream = self.open_stream(config, created, true)?;
+        let (stream, _) = self.open_stream(config, created, true)?;
         streams.insert(stream.name.clone(), stream.clone());
         drop(streams);
         stream.subscribe();
@@ -135,7 +135,13 @@ impl JsAccount {
     }
 
     /// Opens the store of a stream and builds it (new, or reloaded from disk).
-    fn open_stream(&self, config: StreamConfig, created: i64, new: bool) -> Result<Arc<Stream>, ApiError> {
+    /// Also returns the consumers found in the stream's shared consumer log (reload only).
+    fn open_stream(
+        &self,
+        config: StreamConfig,
+        created: i64,
+        new: bool,
+    ) -> Result<(Arc<Stream>, Vec<jetway_storage::RestoredConsumer>), ApiError> {
         let store_config = config.store_config(self.js.sync);
         let (store, dir): (Arc<dyn jetway_storage::StreamStore>, Option<PathBuf>) = match config.storage {
             StorageType::Memory => {
@@ -157,7 +163,24 @@ impl JsAccount {
         };
         let quota = self.quotas.get(config.storage).clone();
         store.track_usage(Some(quota.used.clone()));
-        Ok(Stream::new(
+        let shared_log = match &dir {
+            Some(dir) if keeps_consumers_in_one_log(&config.name) => {
+                let opened = jetway_storage::SharedConsumerLog::open(&self.js.engine, dir, self.js.sync)
+                    .map_err(ApiError::stream_create)?;
+                if let Some(damage) = &opened.damage {
+                    tracing::warn!(
+                        stream = %config.name,
+                        "consumer log damaged at offset {}: {} bytes dropped, the file was kept as {}",
+                        damage.offset,
+                        damage.bytes,
+                        damage.saved_as.display()
+                    );
+                }
+                Some(opened)
+            }
+            _ => None,
+        };
+        let stream = Stream::new(
             config,
             created,
             store,
@@ -167,7 +190,15 @@ impl JsAccount {
             self.js.domain.clone(),
             self.js.server_name.clone(),
             quota,
-        ))
+        );
+        let restored = match shared_log {
+            Some(opened) => {
+                let _ = stream.consumer_log.set(opened.log);
+                opened.consumers
+            }
+            None => Vec::new(),
+        };
+        Ok((stream, restored))
     }
 
     /// Updates a stream's config (nats-server's update rules).
@@ -214,6 +245,27 @@ impl JsAccount {
         config: ConsumerConfig,
         action: &str,
     ) -> Result<Arc<Consumer>, ApiError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let durable: jetway_storage::Completion = Box::new(move |result| {
+            let _ = tx.send(result);
+        });
+        let consumer = self.create_consumer_then(stream, config, action, durable)?;
+        // The API runs on its own thread: wait there until the consumer's config is on disk.
+        match rx.recv() {
+            Ok(Err(e)) => Err(ApiError::stream_general(e)),
+            Ok(Ok(_)) | Err(_) => Ok(consumer),
+        }
+    }
+
+    /// Creates or updates a consumer like [`JsAccount::create_consumer`]; `durable` fires once
+    /// its config is on disk, so async callers need not block a thread on it.
+    pub fn create_consumer_then(
+        &self,
+        stream: &Arc<Stream>,
+        config: ConsumerConfig,
+        action: &str,
+        durable: jetway_storage::Completion,
+    ) -> Result<Arc<Consumer>, ApiError> {
         let stream_config = stream.config();
         let config = config.normalize(&stream_config)?;
         let name = if !config.name.is_empty() {
@@ -231,9 +283,18 @@ impl JsAccount {
             let mut update = config_with_name(&config, &name);
             update.pause_until = existing.config().pause_until;
             update.check_update(&existing.config())?;
-            if let Some(dir) = &existing.dir {
-                write_meta(dir, &Meta { config: update.clone(), created: existing.created })
-                    .map_err(ApiError::stream_general)?;
+            let meta = Meta { config: update.clone(), created: existing.created };
+            match (&existing.dir, stream.consumer_log.get()) {
+                (Some(dir), _) => {
+                    write_meta(dir, &meta).map_err(ApiError::stream_general)?;
+                    durable(Ok(0));
+                }
+                (None, Some(log)) if log.meta(&name).is_some() => {
+                    log.set_meta(&name, meta_bytes(&meta)?, Some(durable))
+                        .map_err(ApiError::stream_general)?;
+                }
+                // Memory consumers keep nothing on disk.
+                (None, _) => durable(Ok(0)),
             }
             existing.update_config(update);
             return Ok(existing.clone());
@@ -260,13 +321,15 @@ impl JsAccount {
         }
         let config = config_with_name(&config, &name);
         let created = crate::time::now_nanos();
-        let consumer = self.start_consumer(stream, config, name.clone(), created, false, None)?;
+        let consumer =
+            self.start_consumer(stream, config, name.clone(), created, false, None, Some(durable))?;
         consumers.insert(name, consumer.clone());
         Ok(consumer)
     }
 
     /// Starts a consumer: new, `restored` from its folder at startup, or with the `initial`
-    /// state of a stream restore.
+    /// state of a stream restore. `durable` (when given) fires once its config is on disk.
+    #[allow(clippy::too_many_arguments)]
     fn start_consumer(
         &self,
         stream: &Arc<Stream>,
@@ -275,6 +338,7 @@ impl JsAccount {
         created: i64,
         restored: bool,
         initial: Option<&jetway_storage::ConsumerState>,
+        durable: Option<jetway_storage::Completion>,
     ) -> Result<Arc<Consumer>, ApiError> {
         let policy = match config.ack_policy {
             AckPolicy::None => jetway_storage::AckPolicy::None,
@@ -282,9 +346,16 @@ impl JsAccount {
             AckPolicy::Explicit => jetway_storage::AckPolicy::Explicit,
         };
         let persist = stream.dir.is_some() && !config.mem_storage;
+        let mut durable = durable;
         let (store, dir): (Arc<dyn jetway_storage::ConsumerStore>, Option<PathBuf>) =
-            match (&stream.dir, persist) {
-                (Some(stream_dir), true) => {
+            match (&stream.dir, persist, stream.consumer_log.get()) {
+                (Some(_), true, Some(log)) => {
+                    let meta = meta_bytes(&Meta { config: config.clone(), created })?;
+                    let store =
+                        log.add(&name, meta, policy, durable.take()).map_err(ApiError::stream_general)?;
+                    (store, None)
+                }
+                (Some(stream_dir), true, None) => {
                     let dir = stream_dir.join("obs").join(&name);
                     if !restored {
                         write_meta(&dir, &Meta { config: config.clone(), created })
@@ -297,6 +368,10 @@ impl JsAccount {
                 }
                 _ => (Arc::new(jetway_storage::MemConsumerStore::new(policy)), None),
             };
+        if let Some(durable) = durable {
+            // A consumer folder is written synchronously above; memory consumers keep nothing.
+            durable(Ok(0));
+        }
         if let Some(state) = initial {
             store.update(state).map_err(ApiError::stream_general)?;
         }
@@ -319,7 +394,7 @@ impl JsAccount {
             return Err(ApiError::stream_name_exists());
         }
         check_overlap(streams.values(), &config)?;
-        let stream = self.open_stream(config, created, true)?;
+        let (stream, _) = self.open_stream(config, created, true)?;
         let restored = jetway_storage::snapshot::restore(&*stream.store, &mut &store_snapshot[..]);
         if let Err(e) = restored {
             stream.stop();
@@ -337,6 +412,7 @@ impl JsAccount {
                 consumer_created,
                 false,
                 Some(&state),
+                None,
             ) {
                 Ok(c) => {
                     stream.consumers.write().insert(name, c);
@@ -361,8 +437,8 @@ impl JsAccount {
                 tracing::warn!("skipping {}: no readable meta.json", dir.display());
                 continue;
             };
-            let stream = match self.open_stream(meta.config, meta.created, false) {
-                Ok(s) => s,
+            let (stream, shared_consumers) = match self.open_stream(meta.config, meta.created, false) {
+                Ok(opened) => opened,
                 Err(e) => {
                     tracing::error!("can't restore stream from {}: {e}", dir.display());
                     continue;
@@ -376,11 +452,30 @@ impl JsAccount {
             self.streams.write().insert(stream.name.clone(), stream.clone());
             stream.subscribe();
             stream.start_sourcing(self.me.clone(), &self.js.runtime);
+            for restored in shared_consumers {
+                let name = restored.name;
+                let Ok(meta) = serde_json::from_slice::<Meta<ConsumerConfig>>(&restored.meta) else {
+                    tracing::error!(stream = %stream.name, "can't restore consumer {name}: unreadable config");
+                    continue;
+                };
+                let consumer = Consumer::start(
+                    &stream,
+                    meta.config,
+                    name.clone(),
+                    meta.created,
+                    restored.consumer,
+                    None,
+                    true,
+                    &self.js.runtime,
+                );
+                stream.consumers.write().insert(name, consumer);
+            }
             let Ok(consumers) = std::fs::read_dir(dir.join("obs")) else { continue };
             for entry in consumers.flatten() {
                 let Some(meta) = read_meta::<ConsumerConfig>(&entry.path()) else { continue };
                 let name = entry.file_name().to_string_lossy().into_owned();
-                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true, None) {
+                match self.start_consumer(&stream, meta.config, name.clone(), meta.created, true, None, None)
+                {
                     Ok(c) => {
                         stream.consumers.write().insert(name, c);
                     }
@@ -445,6 +540,19 @@ fn check_overlap<'a>(
     Ok(())
 }
 
+/// Streams whose durable consumers share one log in the stream's folder instead of a folder
+/// each: the MQTT gateway's, where every persistent session has a consumer on `$MQTT_msgs`
+/// (a folder, files and fsyncs per session would limit session setup to about a thousand a
+/// second, and cost a file descriptor per session).
+fn keeps_consumers_in_one_log(stream: &str) -> bool {
+    stream.starts_with("$MQTT_")
+}
+
+/// A consumer's config and creation time as its shared-log meta (the `meta.json` body).
+fn meta_bytes(meta: &Meta<ConsumerConfig>) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(meta).map_err(|e| ApiError::stream_general(e.to_string()))
+}
+
 fn config_with_name(config: &ConsumerConfig, name: &str) -> ConsumerConfig {
     let mut c = config.clone();
     c.name = name.to_string();
@@ -458,6 +566,9 @@ impl Stream {
         consumer.delete();
         if let Some(dir) = &consumer.dir {
             let _ = std::fs::remove_dir_all(dir);
+        } else if let Some(log) = self.consumer_log.get() {
+            // Not there for memory consumers: nothing to remove then.
+            let _ = log.remove(name, None);
         }
         true
     }

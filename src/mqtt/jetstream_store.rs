@@ -713,25 +713,54 @@ impl SessionStore for JetStreamStore {
             return done(());
         }
         let config = session_consumer_config(&hash, filters, durable, self.ack_wait, self.max_ack_pending);
-        let consumer = match streams.js_account.create_consumer(&streams.msgs, config.clone(), "") {
-            Ok(c) => Ok(c),
-            Err(e) => {
-                // A change the update rules refuse (e.g. clean to persistent): start over.
-                tracing::debug!(client_id, error = %e, "MQTT session consumer re-created");
-                remove_session_consumer(&streams.msgs, &hash);
-                streams.js_account.create_consumer(&streams.msgs, config, "")
-            }
-        };
-        match consumer {
-            Ok(consumer) => {
+        // The SUBACK waits for the consumer's config to be on disk: a group commit shared with
+        // every other session being set up, awaited without blocking the connection's thread.
+        let (on_disk, written) = completion();
+        let created =
+            match streams.js_account.create_consumer_then(&streams.msgs, config.clone(), "", on_disk) {
+                Ok(consumer) => Ok((consumer, written)),
+                Err(e) => {
+                    // A change the update rules refuse (e.g. clean to persistent): start over.
+                    tracing::debug!(client_id, error = %e, "MQTT session consumer re-created");
+                    remove_session_consumer(&streams.msgs, &hash);
+                    let (on_disk, written) = completion();
+                    streams
+                        .js_account
+                        .create_consumer_then(&streams.msgs, config, "", on_disk)
+                        .map(|c| (c, written))
+                }
+            };
+        match created {
+            Ok((consumer, written)) => {
                 if resume {
                     consumer.redeliver_pending();
                 }
-                done(())
+                durable_then(written)
             }
             Err(e) => fail(unavailable(e)),
         }
     }
+}
+
+type Written = tokio::sync::oneshot::Receiver<Result<u64, jetway_storage::StoreError>>;
+
+/// A storage completion and the receiver of its outcome.
+fn completion() -> (jetway_storage::Completion, Written) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done: jetway_storage::Completion = Box::new(move |result| {
+        let _ = tx.send(result);
+    });
+    (done, rx)
+}
+
+/// Resolves once a consumer's config is durable (or reports the store's failure).
+fn durable_then(rx: Written) -> StoreFuture<()> {
+    Box::pin(async move {
+        match rx.await {
+            Ok(Err(e)) => Err(unavailable(e)),
+            Ok(Ok(_)) | Err(_) => Ok(()),
+        }
+    })
 }
 
 /// The session consumer on `$MQTT_msgs` for session `hash` and its QoS 1/2 `filters`.

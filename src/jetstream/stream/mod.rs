@@ -58,6 +58,9 @@ pub struct Stream {
     sourcing: Mutex<Option<sourcing::Sourcing>>,
     /// The account's (and server's) storage quota for this stream's storage type.
     quota: Arc<crate::jetstream::usage::Quota>,
+    /// Where this stream's durable consumers keep their config and state when they share one
+    /// log instead of a folder each (streams with many small consumers: the MQTT sessions').
+    pub consumer_log: std::sync::OnceLock<Arc<jetway_storage::SharedConsumerLog>>,
 }
 
 #[derive(Default)]
@@ -97,6 +100,7 @@ impl Stream {
             last_seq: watch::channel(last).0,
             sourcing: Mutex::new(None),
             quota,
+            consumer_log: std::sync::OnceLock::new(),
         });
         stream.rebuild_dedup();
         stream
@@ -251,6 +255,11 @@ impl Stream {
         self.unsubscribe();
         for consumer in self.consumers.write().values() {
             consumer.stop();
+        }
+        if let Some(log) = self.consumer_log.get() {
+            if let Err(e) = log.stop() {
+                tracing::warn!(stream = %self.name, "error stopping the consumer log: {e}");
+            }
         }
         if let Err(e) = self.store.stop() {
             tracing::warn!(stream = %self.name, "error stopping store: {e}");
