@@ -439,7 +439,7 @@ async fn session_consumers_share_one_log_and_come_back_after_a_restart() {
         sub.client.disconnect().await.unwrap();
     }
     // A clean CONNECT ends log-c's session and removes its consumer.
-    let mut gone = v4(addr, "log-c").await;
+    let gone = v4(addr, "log-c").await;
     gone.client.disconnect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let msgs_dir = stream_dir(dir.path(), "$MQTT_msgs");
