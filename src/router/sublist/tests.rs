@@ -52,6 +52,29 @@ fn cache_is_invalidated_on_insert_and_remove() {
 }
 
 #[test]
+fn a_literal_subscription_drops_only_its_own_cached_subject() {
+    let sl = Sublist::new();
+    sl.insert(sub("a.*", None));
+    sl.matches("a.b");
+    sl.matches("a.c");
+    sl.insert(sub("a.b", None));
+    assert!(sl.cache.read().contains_key("a.c"), "unrelated entries stay cached");
+    assert!(!sl.cache.read().contains_key("a.b"));
+    assert_eq!(sl.matches("a.b").plain.len(), 2);
+    assert_eq!(sl.matches("a.c").plain.len(), 1);
+}
+
+#[test]
+fn literal_prefixes_stop_at_the_first_wildcard_token() {
+    assert_eq!(super::literal_prefix("a.b.*.c"), "a.b.");
+    assert_eq!(super::literal_prefix("a.>"), "a.");
+    assert_eq!(super::literal_prefix("*.a"), "");
+    assert_eq!(super::literal_prefix(">"), "");
+    // Tokens merely containing `*` or `>` are literal.
+    assert_eq!(super::literal_prefix("a*.b.>"), "a*.b.");
+}
+
+#[test]
 fn queue_groups_pick_one_member_round_robin() {
     let sl = Sublist::new();
     let members: Vec<_> = (0..3).map(|_| sub("q.>", Some("workers"))).collect();
