@@ -9,3 +9,4 @@ mod corruption;
 mod crash_sim;
 mod model;
 mod real_crash;
+mod shared_log;
