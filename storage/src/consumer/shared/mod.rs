@@ -440,6 +440,11 @@ impl SharedConsumer {
         self.slot.id
     }
 
+    /// Its ack policy (recorded when it was added).
+    pub fn policy(&self) -> AckPolicy {
+        self.slot.policy
+    }
+
     /// Applies `update` and appends its record.
     fn record(&self, update: Update) -> Result<()> {
         if self.stopped.load(Ordering::Acquire) {
