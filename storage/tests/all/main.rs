@@ -5,6 +5,7 @@
 mod common;
 mod conformance;
 mod consumer;
+mod consumer_model;
 mod corruption;
 mod crash_sim;
 mod model;

@@ -358,6 +358,13 @@ impl SharedConsumerLog {
         self.inner.lock().writable().is_ok()
     }
 
+    /// Rewrites the log now as its compacted image (it happens on its own as the log grows).
+    pub fn compact(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.writable()?;
+        inner.compact()
+    }
+
     /// Lowers (or raises) the length below which the log is never compacted, so tests can
     /// compact small logs.
     #[doc(hidden)]
