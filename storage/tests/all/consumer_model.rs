@@ -54,16 +54,16 @@ struct Modelled {
     state: MemConsumerStore,
 }
 
+/// What reopen gives back, per consumer in the order they were added.
+type Restored = Vec<(String, Vec<u8>, AckPolicy, ConsumerState)>;
+
 /// The log under test: its handles (also of removed consumers, which must refuse writes).
 struct Real {
     log: Arc<SharedConsumerLog>,
     handles: HashMap<String, Arc<SharedConsumer>>,
 }
 
-fn open(
-    sim: &SimIo,
-    engine: &jetway_storage::Engine,
-) -> (Real, Vec<(String, Vec<u8>, AckPolicy, ConsumerState)>) {
+fn open(sim: &SimIo, engine: &jetway_storage::Engine) -> (Real, Restored) {
     let opened =
         SharedConsumerLog::open_with(engine, Arc::new(sim.clone()), Path::new("/m"), SyncPolicy::Always)
             .unwrap();
@@ -147,7 +147,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 real.log.stop().unwrap();
                 let (again, restored) = open(&sim, &engine);
                 real = again;
-                let want: Vec<(String, Vec<u8>, AckPolicy, ConsumerState)> = model
+                let want: Restored = model
                     .iter()
                     .map(|m| (m.name.clone(), m.meta.clone(), m.policy, m.state.state()))
                     .collect();
