@@ -9,26 +9,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::Path;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, confirmed_n, engine, raw_fsync_rate};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use jetway_storage::{
-    AckPolicy, ConsumerStore, Engine, EngineConfig, FileConsumerStore, SharedConsumer, SharedConsumerLog,
-    SyncPolicy,
+    AckPolicy, ConsumerStore, FileConsumerStore, SharedConsumer, SharedConsumerLog, SyncPolicy,
 };
-
-fn engine() -> Engine {
-    Engine::new(EngineConfig { writer_threads: 2, ..EngineConfig::default() }).unwrap()
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(std::env::temp_dir()).unwrap()
-}
 
 /// What the MQTT gateway stores per session consumer: its config as JSON and a creation time.
 fn meta(name: &str) -> Vec<u8> {
@@ -49,45 +40,10 @@ fn next_name() -> String {
 /// Adds `n` consumers keeping at most `in_flight` unconfirmed; returns the time until the last
 /// completion.
 fn add_n(log: &Arc<SharedConsumerLog>, n: u64, in_flight: u64) -> Duration {
-    let start = Instant::now();
-    let gate = Arc::new((Mutex::new(0u64), Condvar::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    for i in 0..n {
-        {
-            let mut k = gate.0.lock().unwrap();
-            while *k >= in_flight {
-                k = gate.1.wait(k).unwrap();
-            }
-            *k += 1;
-        }
-        let g = Arc::clone(&gate);
-        let tx = (i + 1 == n).then(|| tx.clone());
-        let done = Box::new(move |r: jetway_storage::Result<u64>| {
-            r.unwrap();
-            *g.0.lock().unwrap() -= 1;
-            g.1.notify_one();
-            if let Some(tx) = tx {
-                tx.send(()).unwrap();
-            }
-        });
+    confirmed_n(n, Some(in_flight), |done| {
         let name = next_name();
         log.add(&name, meta(&name), AckPolicy::Explicit, Some(done)).unwrap();
-    }
-    if n > 0 {
-        rx.recv().unwrap();
-    }
-    start.elapsed()
-}
-
-/// Small write + fdatasync per iteration: what one un-batched durable record costs.
-fn raw_fsync_rate(dir: &Path, n: u32) -> f64 {
-    let mut f = OpenOptions::new().create(true).append(true).open(dir.join("raw")).unwrap();
-    let start = Instant::now();
-    for _ in 0..n {
-        f.write_all(&[7u8; 128]).unwrap();
-        f.sync_data().unwrap();
-    }
-    f64::from(n) / start.elapsed().as_secs_f64()
+    })
 }
 
 fn summary() {

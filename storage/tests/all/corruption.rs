@@ -132,6 +132,30 @@ impl XorShift {
     }
 }
 
+/// A damaged copy of `data`, in one of four ways picked by `round`: random bytes overwritten,
+/// truncated, replaced by garbage, or a zeroed range.
+fn damage(rng: &mut XorShift, data: &[u8], round: usize) -> Vec<u8> {
+    let mut d = data.to_vec();
+    match round % 4 {
+        0 => {
+            for _ in 0..(rng.next() % 8 + 1) {
+                if !d.is_empty() {
+                    let i = (rng.next() % d.len() as u64) as usize;
+                    d[i] = rng.next() as u8;
+                }
+            }
+        }
+        1 => d.truncate((rng.next() % (d.len() as u64 + 1)) as usize),
+        2 => d = (0..rng.next() % 5000).map(|_| rng.next() as u8).collect(),
+        _ => {
+            let a = (rng.next() % (d.len() as u64 + 1)) as usize;
+            let b = (a + (rng.next() % 500) as usize).min(d.len());
+            d[a..b].fill(0);
+        }
+    }
+    d
+}
+
 #[test]
 fn arbitrary_bytes_never_make_open_panic() {
     let engine = fast_engine();
@@ -152,24 +176,7 @@ fn arbitrary_bytes_never_make_open_panic() {
         let case = SimIo::new();
         case.create_dir_all(dir).unwrap();
         for (name, data) in &image {
-            let mut d = data.clone();
-            match round % 4 {
-                0 => {
-                    for _ in 0..(rng.next() % 8 + 1) {
-                        if !d.is_empty() {
-                            let i = (rng.next() % d.len() as u64) as usize;
-                            d[i] = rng.next() as u8;
-                        }
-                    }
-                }
-                1 => d.truncate((rng.next() % (d.len() as u64 + 1)) as usize),
-                2 => d = (0..rng.next() % 5000).map(|_| rng.next() as u8).collect(),
-                _ => {
-                    let a = (rng.next() % (d.len() as u64 + 1)) as usize;
-                    let b = (a + (rng.next() % 500) as usize).min(d.len());
-                    d[a..b].fill(0);
-                }
-            }
+            let d = damage(&mut rng, data, round);
             let f = case.open(&dir.join(name), true).unwrap();
             f.write_at(&d, 0).unwrap();
         }
@@ -302,22 +309,7 @@ fn arbitrary_bytes_never_make_shared_log_open_panic() {
     log.stop().unwrap();
     let image = sim.read_all(&dir.join("consumers.log")).unwrap();
     for round in 0..200 {
-        let mut d = image.clone();
-        match round % 4 {
-            0 => {
-                for _ in 0..(rng.next() % 8 + 1) {
-                    let i = (rng.next() % d.len() as u64) as usize;
-                    d[i] = rng.next() as u8;
-                }
-            }
-            1 => d.truncate((rng.next() % (d.len() as u64 + 1)) as usize),
-            2 => d = (0..rng.next() % 5000).map(|_| rng.next() as u8).collect(),
-            _ => {
-                let a = (rng.next() % (d.len() as u64 + 1)) as usize;
-                let b = (a + (rng.next() % 500) as usize).min(d.len());
-                d[a..b].fill(0);
-            }
-        }
+        let d = damage(&mut rng, &image, round);
         let case = SimIo::new();
         case.create_dir_all(dir).unwrap();
         case.open(&dir.join("consumers.log"), true).unwrap().write_at(&d, 0).unwrap();
