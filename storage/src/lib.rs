@@ -137,7 +137,7 @@
 //! A [`SharedConsumerLog`] is `consumers.log` in the folder it is given (normally the stream's):
 //! a header (35), then records 32-38 of any of its consumers, in the order they were applied.
 //! Ids are given by the log, start at 1 and are never reused (the header carries the next
-//! one across compactions). Replay: the header must come first and only there; an add needs an
+//! one across compactions; only ids that damage cut off may come again). Replay: the header must come first and only there; an add needs an
 //! unused id and name, every other record a live id. Replay stops at the first record that does
 //! not decode or does not fit: if no valid record follows, it is a torn tail and the file is
 //! cut there; otherwise it is damage: the file is first copied to

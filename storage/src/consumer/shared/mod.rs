@@ -442,7 +442,8 @@ fn save_damaged(io: &dyn Io, dir: &Path, data: &[u8]) -> Result<PathBuf> {
 }
 
 impl SharedConsumer {
-    /// The id the log gave this consumer (unique in the log, never reused).
+    /// The id the log gave this consumer: unique in the log and never given again (except
+    /// ids that damage cut off the log, see [`LogDamage`]).
     pub fn id(&self) -> u64 {
         self.slot.id
     }
