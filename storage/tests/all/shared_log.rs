@@ -357,3 +357,64 @@ fn threads_updating_their_own_consumers_keep_exact_states() {
         assert_eq!((c.meta.clone(), c.consumer.state()), (e.meta, e.model.state()), "{}", c.name);
     }
 }
+
+/// Builds the fixture log: every kind of record, no compaction.
+fn write_fixture_log(dir: &Path) {
+    let engine = fast_engine();
+    let log = open(&engine, dir).log;
+    let a = log.add("alpha", b"{\"ack_policy\":\"explicit\"}".to_vec(), AckPolicy::Explicit, None).unwrap();
+    let b = log.add("beta", Vec::new(), AckPolicy::All, None).unwrap();
+    let c = log.add("gamma", b"gone".to_vec(), AckPolicy::None, None).unwrap();
+    a.update_delivered(1, 10, 1, 1_700_000_000_000_000_000).unwrap();
+    a.update_delivered(2, 11, 1, 1_700_000_000_000_000_001).unwrap();
+    a.update_delivered(3, 10, 2, 1_700_000_000_000_000_002).unwrap();
+    a.update_acks(2, 11).unwrap();
+    b.update_delivered(1, 5, 1, -1).unwrap();
+    c.update_delivered(1, 1, 1, 0).unwrap();
+    let mut full = b.state();
+    full.redelivered.insert(5, 4);
+    b.update(&full).unwrap();
+    log.set_meta("beta", b"v2".to_vec(), None).unwrap();
+    log.remove("gamma", None).unwrap();
+    log.stop().unwrap();
+}
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/consumers-v1.log");
+
+/// The byte format is a promise to every log already on disk: the same changes must give the
+/// same bytes, and the checked-in log must keep opening to the same consumers. Regenerate
+/// (after a deliberate format change, with a new magic) with `JETWAY_BLESS_FIXTURES=1`.
+#[test]
+fn shared_log_format_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fixture_log(dir.path());
+    let bytes = std::fs::read(dir.path().join("consumers.log")).unwrap();
+    if std::env::var_os("JETWAY_BLESS_FIXTURES").is_some() {
+        std::fs::write(FIXTURE, &bytes).unwrap();
+    }
+    assert_eq!(bytes, std::fs::read(FIXTURE).unwrap(), "the shared log's byte format changed");
+
+    let old = tempfile::tempdir().unwrap();
+    std::fs::copy(FIXTURE, old.path().join("consumers.log")).unwrap();
+    let engine = fast_engine();
+    let opened = open(&engine, old.path());
+    let found: Vec<(&str, &[u8], AckPolicy, u64)> = opened
+        .consumers
+        .iter()
+        .map(|c| (c.name.as_str(), c.meta.as_slice(), c.consumer.policy(), c.consumer.id()))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("alpha", &b"{\"ack_policy\":\"explicit\"}"[..], AckPolicy::Explicit, 1),
+            ("beta", &b"v2"[..], AckPolicy::All, 2),
+        ]
+    );
+    let alpha = opened.consumers[0].consumer.state();
+    assert_eq!(alpha.pending.keys().copied().collect::<Vec<_>>(), vec![10]);
+    assert_eq!((alpha.pending[&10].consumer_seq, alpha.redelivered[&10]), (3, 1));
+    assert_eq!((alpha.delivered.consumer_seq, alpha.delivered.stream_seq), (3, 11));
+    let beta = opened.consumers[1].consumer.state();
+    assert_eq!((beta.pending[&5].timestamp, beta.redelivered[&5]), (-1, 4));
+    assert_eq!(opened.log.add("delta", Vec::new(), AckPolicy::All, None).unwrap().id(), 4);
+}
