@@ -25,7 +25,7 @@ mod format;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -115,6 +115,11 @@ struct Inner {
     next_id: u64,
     consumers: HashMap<Arc<str>, Entry>,
     stopped: bool,
+    /// Writes queued so far, and how many of them a completed `sync` covers: a `sync` with
+    /// nothing new to cover returns at once (stopping every consumer of a stream one after the
+    /// other costs one wait, not one per consumer).
+    queued: u64,
+    synced: Arc<AtomicU64>,
 }
 
 /// The consumers of one stream in one log file. See the module docs.
@@ -216,6 +221,8 @@ impl SharedConsumerLog {
             next_id: replay.next_id,
             consumers: HashMap::with_capacity(replay.consumers.len()),
             stopped: false,
+            queued: u64::from(valid == 0),
+            synced: Arc::default(),
         };
         let mut restored = Vec::with_capacity(replay.consumers.len());
         for (id, c) in replay.consumers {
@@ -336,21 +343,23 @@ impl SharedConsumerLog {
 
     /// Blocks until every record queued so far (of every consumer) is durable.
     pub fn sync(&self) -> Result<()> {
-        let waiter = self.inner.lock().channel.sync_waiter();
-        waiter()
+        let Some(wait) = self.inner.lock().sync_waiter()? else {
+            return Ok(());
+        };
+        wait()
     }
 
     /// Flushes and stops: every later write, of every consumer, fails with `Closed`.
     pub fn stop(&self) -> Result<()> {
-        let waiter = {
+        let wait = {
             let mut inner = self.inner.lock();
             if inner.stopped {
                 return Ok(());
             }
             inner.stopped = true;
-            inner.channel.sync_waiter()
+            inner.sync_waiter()?
         };
-        waiter()
+        wait.map_or(Ok(()), |wait| wait())
     }
 
     /// Whether the log still accepts writes: false once stopped or poisoned by an I/O failure.
@@ -384,6 +393,24 @@ impl Inner {
         }
     }
 
+    /// What waits until every write queued so far is durable; `None` when a completed sync
+    /// already covers them all.
+    fn sync_waiter(&self) -> Result<Option<Box<dyn FnOnce() -> Result<()> + Send>>> {
+        if self.channel.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        let (target, synced) = (self.queued, Arc::clone(&self.synced));
+        if synced.load(Ordering::Acquire) >= target {
+            return Ok(None);
+        }
+        let wait = self.channel.sync_waiter();
+        Ok(Some(Box::new(move || {
+            wait()?;
+            synced.fetch_max(target, Ordering::AcqRel);
+            Ok(())
+        })))
+    }
+
     /// Queues `bytes` (whole records) at the end of the log and `done` right behind them.
     fn append(&mut self, bytes: Vec<u8>, done: Option<(Completion, u64)>) -> Result<()> {
         let len = bytes.len() as u64;
@@ -393,6 +420,7 @@ impl Inner {
             None => self.channel.push(write)?,
         }
         self.log_len += len;
+        self.queued += 1;
         Ok(())
     }
 
@@ -417,6 +445,7 @@ impl Inner {
         self.log_len = image.len() as u64;
         self.live_len = self.log_len;
         let (tmp, log) = (self.dir.join(TMP), self.dir.join(SHARED_LOG));
+        self.queued += 1;
         self.channel.push_all([
             Op::Create { file: self.file, path: tmp.clone() },
             Op::Write { file: self.file, offset: 0, bytes: image },
