@@ -150,6 +150,9 @@ impl std::fmt::Debug for SharedConsumer {
     }
 }
 
+/// Blocks until the writes a sync covers are durable.
+type SyncWait = Box<dyn FnOnce() -> Result<()> + Send>;
+
 fn invalid(what: String) -> StoreError {
     StoreError::InvalidConsumer(what)
 }
@@ -395,7 +398,7 @@ impl Inner {
 
     /// What waits until every write queued so far is durable; `None` when a completed sync
     /// already covers them all.
-    fn sync_waiter(&self) -> Result<Option<Box<dyn FnOnce() -> Result<()> + Send>>> {
+    fn sync_waiter(&self) -> Result<Option<SyncWait>> {
         if self.channel.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
