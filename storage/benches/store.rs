@@ -6,23 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::fs::OpenOptions;
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::{bench_dir, confirmed_n, engine, raw_fsync_rate};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use jetway_storage::{Engine, EngineConfig, FileStore, NewMessage, StreamConfig, StreamStore, SyncPolicy};
-
-fn engine() -> Engine {
-    Engine::new(EngineConfig { writer_threads: 2, ..EngineConfig::default() }).unwrap()
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in(std::env::temp_dir()).unwrap()
-}
+use jetway_storage::{FileStore, NewMessage, StreamConfig, StreamStore, SyncPolicy};
 
 fn config(sync: SyncPolicy) -> StreamConfig {
     let mut c = StreamConfig::named("bench");
@@ -34,44 +27,9 @@ fn config(sync: SyncPolicy) -> StreamConfig {
 /// Appends `n` messages keeping at most `in_flight` unacknowledged (None: no limit) and
 /// returns the time until the last completion.
 fn append_n(store: &dyn StreamStore, payload: &Bytes, n: u64, in_flight: Option<u64>) -> Duration {
-    let start = Instant::now();
-    let gate = Arc::new((Mutex::new(0u64), Condvar::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    for i in 0..n {
-        if let Some(limit) = in_flight {
-            let mut k = gate.0.lock().unwrap();
-            while *k >= limit {
-                k = gate.1.wait(k).unwrap();
-            }
-            *k += 1;
-        }
-        let g = Arc::clone(&gate);
-        let tx = (i + 1 == n).then(|| tx.clone());
-        let done = Box::new(move |r: jetway_storage::Result<u64>| {
-            r.unwrap();
-            *g.0.lock().unwrap() -= 1;
-            g.1.notify_one();
-            if let Some(tx) = tx {
-                tx.send(()).unwrap();
-            }
-        });
+    confirmed_n(n, in_flight, |done| {
         store.append(NewMessage::new("bench.subject", payload.clone()), Some(done)).unwrap();
-    }
-    if n > 0 {
-        rx.recv().unwrap();
-    }
-    start.elapsed()
-}
-
-/// Small write + fdatasync per iteration: what one un-batched durable append costs.
-fn raw_fsync_rate(dir: &Path, n: u32) -> f64 {
-    let mut f = OpenOptions::new().create(true).append(true).open(dir.join("raw")).unwrap();
-    let start = Instant::now();
-    for _ in 0..n {
-        f.write_all(&[7u8; 128]).unwrap();
-        f.sync_data().unwrap();
-    }
-    f64::from(n) / start.elapsed().as_secs_f64()
+    })
 }
 
 fn summary() {

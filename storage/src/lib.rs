@@ -10,8 +10,12 @@
 //!   through a [`Completion`]; loads by sequence, last-by-subject and next-matching-filter;
 //!   remove/erase, purge (all, filter, keep, up-to), compact, truncate; state, per-subject
 //!   state, filtered state / pending counts; snapshot/[`snapshot::restore`].
-//! - [`ConsumerStore`] (trait), implemented by [`MemConsumerStore`] and
-//!   [`FileConsumerStore`]: delivered and ack-floor sequences, pending acks, redelivery counts.
+//! - [`ConsumerStore`] (trait), implemented by [`MemConsumerStore`], [`FileConsumerStore`]
+//!   (one folder and log per consumer) and [`SharedConsumer`]: delivered and ack-floor
+//!   sequences, pending acks, redelivery counts.
+//! - [`SharedConsumerLog`]: every consumer of a stream in one log file written through one
+//!   channel: adding a consumer is one appended record (its completion fires once durable),
+//!   all consumers' records share each fsync, and a consumer costs no file descriptor.
 //! - [`Io`] / [`IoFile`]: the file-system backend; [`RealIo`] for production, [`SimIo`] for
 //!   crash and fault-injection tests.
 //! - [`UsageCounter`]: a byte total over many stores (quotas), kept current by each store
@@ -27,7 +31,10 @@
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
 //!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit),
 //!   `compact.rs` (block rewrites), `io.rs`/`sim.rs` (I/O backends), `store.rs` (the backend).
-//! - `consumer/`: consumer stores. `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
+//! - `consumer/`: consumer stores: `file.rs` (one per folder), `shared/` (many in one log:
+//!   `format.rs` the records and replay, `mod.rs` the log and its handles), `mem.rs`,
+//!   `state.rs` (how deliveries and acks change a state), `codec.rs` (record bodies both logs
+//!   share). `engine.rs`: threads. `snapshot.rs`: snapshot/restore.
 //!
 //! # Per-subject state
 //!
@@ -49,7 +56,8 @@
 //! - A record on disk only affects messages in its own block or in earlier blocks, so deleting
 //!   leading blocks whose messages are all removed never changes what recovery finds.
 //! - Open never panics on any bytes: a torn tail is truncated, damage elsewhere is skipped and
-//!   reported in [`StreamState::lost`].
+//!   reported in [`StreamState::lost`] (a consumer log stops at damage instead: its records
+//!   depend on those before them).
 //!
 //! # Threads and locks
 //!
@@ -58,7 +66,8 @@
 //! channel queue lock -> writer ready lock. The writer thread takes the ready lock, releases it,
 //! then a channel's queue lock (released) and its target lock (only the writer uses it). The
 //! expiry thread takes its list lock, releases it, then each store's lock. Completions run on
-//! the writer thread with no store lock held.
+//! the writer thread with no store lock held. A shared consumer log: log lock -> one consumer's
+//! slot lock -> channel queue lock (a consumer's `state()` takes only its slot lock).
 //!
 //! # Space
 //!
@@ -108,9 +117,34 @@
 //! - 3 floor: seq (u64): every message below it was removed.
 //! - 4 truncate: seq (u64): every message above it was removed; the last sequence is seq.
 //! - 5 padding: any body; an erased message is overwritten in place by padding.
-//! - 16, 17, 18: consumer records (see `consumer::file`).
+//! - 16 consumer delivered: consumer seq, stream seq, delivery count, timestamp (4 x u64).
+//! - 17 consumer ack: consumer seq, stream seq (2 x u64).
+//! - 18 consumer full state: delivered (2 x u64), ack floor (2 x u64), pending count (u64) then
+//!   per pending message stream seq, consumer seq, timestamp (3 x u64), redelivered count
+//!   (u64) then per entry stream seq and count (2 x u64).
+//! - 32, 33, 34 shared delivered, ack, full state: consumer id (u64), then the body of 16, 17
+//!   or 18.
+//! - 35 shared log header: magic `JWCLOG01` (8 bytes), next consumer id (u64). L = 32.
+//! - 36 consumer added: id (u64), ack policy (u8: 0 none, 1 all, 2 explicit), name length
+//!   (u16), name (UTF-8), meta (the rest of the body: the caller's bytes, kept as given).
+//! - 37 meta replaced: id (u64), meta (the rest of the body).
+//! - 38 consumer removed: id (u64).
 //!
-//! Consumer state lives in its own folder (`consumer.log`, same record framing).
+//! A [`FileConsumerStore`] is a folder holding `consumer.log`: records 16-18 of one consumer
+//! (a full state, then deliveries and acks), rewritten as one full state (via
+//! `consumer.log.tmp`) when it outgrows four times the last full state and 64 KiB.
+//!
+//! A [`SharedConsumerLog`] is `consumers.log` in the folder it is given (normally the stream's):
+//! a header (35), then records 32-38 of any of its consumers, in the order they were applied.
+//! Ids are given by the log, start at 1 and are never reused (the header carries the next
+//! one across compactions; only ids that damage cut off may come again). Replay: the header must come first and only there; an add needs an
+//! unused id and name, every other record a live id. Replay stops at the first record that does
+//! not decode or does not fit: if no valid record follows, it is a torn tail and the file is
+//! cut there; otherwise it is damage: the file is first copied to
+//! `consumers.log.damaged-N`, then cut, and open reports it ([`LogDamage`]). Compaction
+//! rewrites the file as header + (add, full state) per live consumer via `consumers.log.tmp`
+//! (fsync, rename, folder fsync) once the file is longer than four times that image and
+//! 64 KiB.
 //!
 //! Snapshots use the same message records (see [`snapshot`]).
 

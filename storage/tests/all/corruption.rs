@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jetway_storage::{FileStore, Io, NewMessage, RealIo, SimIo, StreamConfig, StreamStore};
+use jetway_storage::{
+    AckPolicy, ConsumerStore, FileStore, Io, NewMessage, OpenedLog, RealIo, SharedConsumerLog, SimIo,
+    StreamConfig, StreamStore, SyncPolicy,
+};
 
 use crate::common::fast_engine;
 use crate::crash_sim::expected_payload;
@@ -129,6 +132,30 @@ impl XorShift {
     }
 }
 
+/// A damaged copy of `data`, in one of four ways picked by `round`: random bytes overwritten,
+/// truncated, replaced by garbage, or a zeroed range.
+fn damage(rng: &mut XorShift, data: &[u8], round: usize) -> Vec<u8> {
+    let mut d = data.to_vec();
+    match round % 4 {
+        0 => {
+            for _ in 0..(rng.next() % 8 + 1) {
+                if !d.is_empty() {
+                    let i = (rng.next() % d.len() as u64) as usize;
+                    d[i] = rng.next() as u8;
+                }
+            }
+        }
+        1 => d.truncate((rng.next() % (d.len() as u64 + 1)) as usize),
+        2 => d = (0..rng.next() % 5000).map(|_| rng.next() as u8).collect(),
+        _ => {
+            let a = (rng.next() % (d.len() as u64 + 1)) as usize;
+            let b = (a + (rng.next() % 500) as usize).min(d.len());
+            d[a..b].fill(0);
+        }
+    }
+    d
+}
+
 #[test]
 fn arbitrary_bytes_never_make_open_panic() {
     let engine = fast_engine();
@@ -149,24 +176,7 @@ fn arbitrary_bytes_never_make_open_panic() {
         let case = SimIo::new();
         case.create_dir_all(dir).unwrap();
         for (name, data) in &image {
-            let mut d = data.clone();
-            match round % 4 {
-                0 => {
-                    for _ in 0..(rng.next() % 8 + 1) {
-                        if !d.is_empty() {
-                            let i = (rng.next() % d.len() as u64) as usize;
-                            d[i] = rng.next() as u8;
-                        }
-                    }
-                }
-                1 => d.truncate((rng.next() % (d.len() as u64 + 1)) as usize),
-                2 => d = (0..rng.next() % 5000).map(|_| rng.next() as u8).collect(),
-                _ => {
-                    let a = (rng.next() % (d.len() as u64 + 1)) as usize;
-                    let b = (a + (rng.next() % 500) as usize).min(d.len());
-                    d[a..b].fill(0);
-                }
-            }
+            let d = damage(&mut rng, data, round);
             let f = case.open(&dir.join(name), true).unwrap();
             f.write_at(&d, 0).unwrap();
         }
@@ -179,4 +189,137 @@ fn arbitrary_bytes_never_make_open_panic() {
         s.append(NewMessage::new("after", "x"), None).unwrap();
     }
     let _ = RealIo;
+}
+
+/// A shared consumer log of ten consumers (two records each after the header), cleanly closed.
+struct SharedFixture {
+    dir: tempfile::TempDir,
+}
+
+impl SharedFixture {
+    fn new() -> SharedFixture {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = fast_engine();
+        let log = SharedConsumerLog::open(&engine, dir.path(), SyncPolicy::Always).unwrap().log;
+        for i in 0..10u64 {
+            let c = log
+                .add(&format!("c{i}"), format!("meta-{i}").into_bytes(), AckPolicy::Explicit, None)
+                .unwrap();
+            c.update_delivered(1, 100 + i, 1, 0).unwrap();
+        }
+        log.stop().unwrap();
+        SharedFixture { dir }
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("consumers.log")
+    }
+    fn open(&self) -> OpenedLog {
+        let engine = Box::leak(Box::new(fast_engine()));
+        SharedConsumerLog::open(engine, self.dir.path(), SyncPolicy::Always).unwrap()
+    }
+}
+
+fn names(opened: &OpenedLog) -> Vec<String> {
+    opened.consumers.iter().map(|c| c.name.clone()).collect()
+}
+
+fn first_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("c{i}")).collect()
+}
+
+/// Offsets of the records of a log, from their length fields.
+fn record_offsets(data: &[u8]) -> Vec<usize> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at + 4 <= data.len() {
+        out.push(at);
+        at += u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+    }
+    out
+}
+
+#[test]
+fn shared_log_cut_mid_record_is_a_torn_tail() {
+    let f = SharedFixture::new();
+    let data = std::fs::read(f.path()).unwrap();
+    let last = *record_offsets(&data).last().unwrap();
+    std::fs::write(f.path(), &data[..last + 11]).unwrap();
+    let opened = f.open();
+    assert_eq!(opened.damage, None, "a torn tail is not damage");
+    assert_eq!(names(&opened), first_names(10));
+    assert_eq!(opened.consumers[9].consumer.state().delivered.stream_seq, 0, "its last update was cut");
+    assert_eq!(std::fs::metadata(f.path()).unwrap().len(), last as u64, "the tail is cut off");
+    opened.log.add("after", Vec::new(), AckPolicy::All, None).unwrap();
+    opened.log.stop().unwrap();
+    let again = f.open();
+    assert_eq!(again.damage, None);
+    assert_eq!(names(&again).last().map(String::as_str), Some("after"));
+}
+
+#[test]
+fn shared_log_zeroed_tail_is_a_torn_tail() {
+    let f = SharedFixture::new();
+    let mut data = std::fs::read(f.path()).unwrap();
+    data.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(f.path(), &data).unwrap();
+    let opened = f.open();
+    assert_eq!(opened.damage, None);
+    assert_eq!(names(&opened), first_names(10));
+    assert_eq!(opened.consumers[9].consumer.state().delivered.stream_seq, 109);
+}
+
+#[test]
+fn shared_log_bit_flip_stops_replay_and_keeps_a_copy() {
+    let f = SharedFixture::new();
+    let mut data = std::fs::read(f.path()).unwrap();
+    // Records: header, then add and delivered per consumer; damage the add of c4.
+    let at = record_offsets(&data)[1 + 2 * 4];
+    data[at + 20] ^= 0x10;
+    std::fs::write(f.path(), &data).unwrap();
+    let opened = f.open();
+    let damage = opened.damage.clone().expect("damage reported");
+    assert_eq!((damage.offset, damage.bytes), (at as u64, (data.len() - at) as u64));
+    assert_eq!(std::fs::read(&damage.saved_as).unwrap(), data, "the damaged file is kept as found");
+    assert_eq!(names(&opened), first_names(4), "replay stops at the damage");
+    assert_eq!(opened.consumers[3].consumer.state().delivered.stream_seq, 103);
+    assert_eq!(opened.consumers[3].meta, b"meta-3");
+    opened.log.add("after", Vec::new(), AckPolicy::All, None).unwrap();
+    opened.log.stop().unwrap();
+    let again = f.open();
+    assert_eq!(again.damage, None, "the cut log is healthy");
+    assert_eq!(names(&again), [first_names(4), vec!["after".to_string()]].concat());
+}
+
+#[test]
+fn arbitrary_bytes_never_make_shared_log_open_panic() {
+    let engine = fast_engine();
+    let mut rng = XorShift(0x2545f4914f6cdd1d);
+    let sim = SimIo::new();
+    let dir = Path::new("/c");
+    let log =
+        SharedConsumerLog::open_with(&engine, Arc::new(sim.clone()), dir, SyncPolicy::Always).unwrap().log;
+    for i in 0..40u64 {
+        let c =
+            log.add(&format!("c{i}"), vec![i as u8; (i * 7 % 50) as usize], AckPolicy::All, None).unwrap();
+        c.update_delivered(1, i, 1, 0).unwrap();
+        if i % 5 == 0 {
+            log.remove(&format!("c{}", i / 2), None).unwrap();
+        }
+    }
+    log.stop().unwrap();
+    let image = sim.read_all(&dir.join("consumers.log")).unwrap();
+    for round in 0..200 {
+        let d = damage(&mut rng, &image, round);
+        let case = SimIo::new();
+        case.create_dir_all(dir).unwrap();
+        case.open(&dir.join("consumers.log"), true).unwrap().write_at(&d, 0).unwrap();
+        let opened =
+            SharedConsumerLog::open_with(&engine, Arc::new(case.clone()), dir, SyncPolicy::Always).unwrap();
+        let before = names(&opened);
+        opened.log.add("after", Vec::new(), AckPolicy::Explicit, None).unwrap();
+        opened.log.stop().unwrap();
+        let again = SharedConsumerLog::open_with(&engine, Arc::new(case), dir, SyncPolicy::Always).unwrap();
+        assert_eq!(again.damage, None, "round {round}: what open left is healthy");
+        assert_eq!(names(&again), [before, vec!["after".to_string()]].concat(), "round {round}");
+    }
 }

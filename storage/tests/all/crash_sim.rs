@@ -2,10 +2,14 @@
 //! fsynced), plus torn writes. Every completed append must come back byte-identical and nothing
 //! that was never appended may appear.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use jetway_storage::{CrashMode, FileStore, Io, NewMessage, SimIo, StoreError, StreamConfig, StreamStore};
+use jetway_storage::{
+    AckPolicy, ConsumerState, ConsumerStore, CrashMode, FileStore, Io, MemConsumerStore, NewMessage,
+    SharedConsumer, SharedConsumerLog, SimIo, StoreError, StreamConfig, StreamStore, SyncPolicy,
+};
 
 use crate::common::fast_engine;
 
@@ -203,4 +207,144 @@ fn sparse_blocks_are_rewritten_and_survive_crashes() {
         assert_eq!((s.state(), s.deleted()), expect);
         verify(&s, &[1, 3, 300, 990, 1000], 1000);
     }
+}
+
+/// What the shared-log crash test expects: each consumer's meta and state, by name.
+type Image = BTreeMap<String, (Vec<u8>, ConsumerState)>;
+
+struct XorShift(u64);
+impl XorShift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// A consumer of the crash test: its handle and a memory store fed the same updates.
+struct Tracked {
+    meta: Vec<u8>,
+    handle: Arc<SharedConsumer>,
+    model: MemConsumerStore,
+}
+
+fn image_of(consumers: &BTreeMap<String, Tracked>) -> Image {
+    consumers.iter().map(|(n, t)| (n.clone(), (t.meta.clone(), t.model.state()))).collect()
+}
+
+#[test]
+fn shared_log_keeps_every_confirmed_change_across_crashes() {
+    let mut sim = sim_root();
+    let dir = Path::new("/data/stream");
+    let mut rng = XorShift(0x9e3779b97f4a7c15);
+    let mut survived = Image::new();
+    let mut changes_lost = 0;
+    for round in 0..40u64 {
+        // Odd rounds never fsync on their own: only `sync` confirms, and crashes tear more.
+        let sync = if round % 2 == 0 { SyncPolicy::Always } else { SyncPolicy::Never };
+        let engine = fast_engine();
+        let opened = SharedConsumerLog::open_with(&engine, Arc::new(sim.clone()), dir, sync).unwrap();
+        assert_eq!(opened.damage, None, "round {round}: a crash is not damage");
+        let log = opened.log;
+        log.set_compact_min(2048);
+        let mut consumers: BTreeMap<String, Tracked> = BTreeMap::new();
+        for c in opened.consumers {
+            let model = MemConsumerStore::new(c.consumer.policy());
+            model.update(&c.consumer.state()).unwrap();
+            consumers.insert(c.name, Tracked { meta: c.meta, handle: c.consumer, model });
+        }
+        assert_eq!(image_of(&consumers), survived, "round {round}: restored what the last round left");
+        // history[k]: the consumers after the first k changes of this round.
+        let mut history = vec![image_of(&consumers)];
+        let confirmed = Arc::new(Mutex::new(0usize));
+        for step in 0..(30 + rng.below(60)) {
+            let names: Vec<String> = consumers.keys().cloned().collect();
+            let pick = names.get(rng.below(names.len() as u64) as usize).cloned();
+            let change = history.len();
+            match (rng.below(20), pick) {
+                (0..=4, _) | (_, None) => {
+                    let name = format!("r{round}-{step}");
+                    let meta = vec![step as u8; rng.below(300) as usize];
+                    let policy = [AckPolicy::Explicit, AckPolicy::All][rng.below(2) as usize];
+                    let c = Arc::clone(&confirmed);
+                    let done = Box::new(move |r: jetway_storage::Result<u64>| {
+                        if r.is_ok() && sync == SyncPolicy::Always {
+                            let mut c = c.lock().unwrap();
+                            *c = (*c).max(change);
+                        }
+                    });
+                    let handle = log.add(&name, meta.clone(), policy, Some(done)).unwrap();
+                    consumers.insert(name, Tracked { meta, handle, model: MemConsumerStore::new(policy) });
+                }
+                (5..=12, Some(n)) => {
+                    let t = &consumers[&n];
+                    let seq = t.model.state().delivered.stream_seq + 1 + rng.below(3);
+                    let dc = 1 + rng.below(3);
+                    for s in [&*t.handle as &dyn ConsumerStore, &t.model] {
+                        s.update_delivered(seq, seq, dc, step as i64).unwrap();
+                    }
+                }
+                (13..=15, Some(n)) => {
+                    let t = &consumers[&n];
+                    let pending: Vec<u64> = t.model.state().pending.keys().copied().collect();
+                    let seq = pending.get(rng.below(pending.len() as u64) as usize).copied().unwrap_or(1);
+                    for s in [&*t.handle as &dyn ConsumerStore, &t.model] {
+                        s.update_acks(seq, seq).unwrap();
+                    }
+                }
+                (16, Some(n)) => {
+                    let t = &consumers[&n];
+                    let mut st = t.model.state();
+                    st.pending.pop_first();
+                    st.redelivered.insert(step, 2);
+                    for s in [&*t.handle as &dyn ConsumerStore, &t.model] {
+                        s.update(&st).unwrap();
+                    }
+                }
+                (17, Some(n)) => {
+                    let meta = format!("meta {round} {step}").into_bytes();
+                    log.set_meta(&n, meta.clone(), None).unwrap();
+                    consumers.get_mut(&n).unwrap().meta = meta;
+                }
+                (18, Some(n)) => {
+                    log.remove(&n, None).unwrap();
+                    consumers.remove(&n);
+                }
+                (_, Some(_)) => {
+                    log.sync().unwrap();
+                    let mut c = confirmed.lock().unwrap();
+                    *c = (*c).max(change - 1);
+                }
+            }
+            history.push(image_of(&consumers));
+            if step % 9 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        // Confirmations seen before the crash were durable before it.
+        let confirmed = *confirmed.lock().unwrap();
+        let crashed = sim.crash(CrashMode::Torn { seed: round * 7919 + 3 });
+        drop(log);
+        drop(consumers);
+        drop(engine);
+        sim = crashed;
+        let engine = fast_engine();
+        let opened =
+            SharedConsumerLog::open_with(&engine, Arc::new(sim.clone()), dir, SyncPolicy::Always).unwrap();
+        assert_eq!(opened.damage, None, "round {round}: a crash is not damage");
+        let restored: Image =
+            opened.consumers.iter().map(|c| (c.name.clone(), (c.meta.clone(), c.consumer.state()))).collect();
+        // Every confirmed change is there, and what survived is exactly a prefix of the changes.
+        let prefix = (confirmed..history.len()).rev().find(|k| history[*k] == restored);
+        let Some(prefix) = prefix else {
+            panic!("round {round}: the log after the crash is no prefix of at least {confirmed} changes");
+        };
+        changes_lost += history.len() - 1 - prefix;
+        opened.log.stop().unwrap();
+        survived = restored;
+    }
+    assert!(!survived.is_empty());
+    assert!(changes_lost > 30, "only {changes_lost} changes were in flight at the crashes");
+    eprintln!("{changes_lost} unconfirmed changes lost to 40 crashes");
 }

@@ -5,7 +5,9 @@
 mod common;
 mod conformance;
 mod consumer;
+mod consumer_model;
 mod corruption;
 mod crash_sim;
 mod model;
 mod real_crash;
+mod shared_log;

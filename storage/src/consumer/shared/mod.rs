@@ -25,7 +25,7 @@ mod format;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -115,6 +115,11 @@ struct Inner {
     next_id: u64,
     consumers: HashMap<Arc<str>, Entry>,
     stopped: bool,
+    /// Writes queued so far, and how many of them a completed `sync` covers: a `sync` with
+    /// nothing new to cover returns at once (stopping every consumer of a stream one after the
+    /// other costs one wait, not one per consumer).
+    queued: u64,
+    synced: Arc<AtomicU64>,
 }
 
 /// The consumers of one stream in one log file. See the module docs.
@@ -144,6 +149,9 @@ impl std::fmt::Debug for SharedConsumer {
         f.debug_struct("SharedConsumer").field("id", &self.slot.id).finish()
     }
 }
+
+/// Blocks until the writes a sync covers are durable.
+type SyncWait = Box<dyn FnOnce() -> Result<()> + Send>;
 
 fn invalid(what: String) -> StoreError {
     StoreError::InvalidConsumer(what)
@@ -216,6 +224,8 @@ impl SharedConsumerLog {
             next_id: replay.next_id,
             consumers: HashMap::with_capacity(replay.consumers.len()),
             stopped: false,
+            queued: u64::from(valid == 0),
+            synced: Arc::default(),
         };
         let mut restored = Vec::with_capacity(replay.consumers.len());
         for (id, c) in replay.consumers {
@@ -336,26 +346,35 @@ impl SharedConsumerLog {
 
     /// Blocks until every record queued so far (of every consumer) is durable.
     pub fn sync(&self) -> Result<()> {
-        let waiter = self.inner.lock().channel.sync_waiter();
-        waiter()
+        let Some(wait) = self.inner.lock().sync_waiter()? else {
+            return Ok(());
+        };
+        wait()
     }
 
     /// Flushes and stops: every later write, of every consumer, fails with `Closed`.
     pub fn stop(&self) -> Result<()> {
-        let waiter = {
+        let wait = {
             let mut inner = self.inner.lock();
             if inner.stopped {
                 return Ok(());
             }
             inner.stopped = true;
-            inner.channel.sync_waiter()
+            inner.sync_waiter()?
         };
-        waiter()
+        wait.map_or(Ok(()), |wait| wait())
     }
 
     /// Whether the log still accepts writes: false once stopped or poisoned by an I/O failure.
     pub fn is_writable(&self) -> bool {
         self.inner.lock().writable().is_ok()
+    }
+
+    /// Rewrites the log now as its compacted image (it happens on its own as the log grows).
+    pub fn compact(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.writable()?;
+        inner.compact()
     }
 
     /// Lowers (or raises) the length below which the log is never compacted, so tests can
@@ -377,6 +396,24 @@ impl Inner {
         }
     }
 
+    /// What waits until every write queued so far is durable; `None` when a completed sync
+    /// already covers them all.
+    fn sync_waiter(&self) -> Result<Option<SyncWait>> {
+        if self.channel.is_poisoned() {
+            return Err(StoreError::Poisoned);
+        }
+        let (target, synced) = (self.queued, Arc::clone(&self.synced));
+        if synced.load(Ordering::Acquire) >= target {
+            return Ok(None);
+        }
+        let wait = self.channel.sync_waiter();
+        Ok(Some(Box::new(move || {
+            wait()?;
+            synced.fetch_max(target, Ordering::AcqRel);
+            Ok(())
+        })))
+    }
+
     /// Queues `bytes` (whole records) at the end of the log and `done` right behind them.
     fn append(&mut self, bytes: Vec<u8>, done: Option<(Completion, u64)>) -> Result<()> {
         let len = bytes.len() as u64;
@@ -386,6 +423,7 @@ impl Inner {
             None => self.channel.push(write)?,
         }
         self.log_len += len;
+        self.queued += 1;
         Ok(())
     }
 
@@ -410,6 +448,7 @@ impl Inner {
         self.log_len = image.len() as u64;
         self.live_len = self.log_len;
         let (tmp, log) = (self.dir.join(TMP), self.dir.join(SHARED_LOG));
+        self.queued += 1;
         self.channel.push_all([
             Op::Create { file: self.file, path: tmp.clone() },
             Op::Write { file: self.file, offset: 0, bytes: image },
@@ -435,9 +474,15 @@ fn save_damaged(io: &dyn Io, dir: &Path, data: &[u8]) -> Result<PathBuf> {
 }
 
 impl SharedConsumer {
-    /// The id the log gave this consumer (unique in the log, never reused).
+    /// The id the log gave this consumer: unique in the log and never given again (except
+    /// ids that damage cut off the log, see [`LogDamage`]).
     pub fn id(&self) -> u64 {
         self.slot.id
+    }
+
+    /// Its ack policy (recorded when it was added).
+    pub fn policy(&self) -> AckPolicy {
+        self.slot.policy
     }
 
     /// Applies `update` and appends its record.
