@@ -435,13 +435,13 @@ fn remove_session_consumer(msgs: &Stream, name: &str) {
     }
     let floor = consumer.info().ack_floor.stream_seq;
     msgs.remove_consumer(name);
-    let others: Vec<_> = msgs.consumers.read().values().cloned().collect();
     let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
     let mut seq = floor + 1;
     for _ in 0..CLEANUP_SCAN_MAX {
         let Ok(msg) = msgs.store.load_next(&refs, seq) else { break };
         seq = msg.seq + 1;
-        let needed = others.iter().any(|c| c.filter_matches(&msg.subject) && !c.has_acked(msg.seq));
+        // The removed consumer is out of the index already.
+        let needed = msgs.interest.interested(&msg.subject).iter().any(|c| !c.has_acked(msg.seq));
         if !needed {
             msgs.remove_acked(msg.seq);
         }

@@ -251,3 +251,48 @@ async fn interest_retention_keeps_messages_until_every_consumer_acked() {
     second.try_next().await.unwrap().unwrap().double_ack().await.unwrap();
     assert_eq!(s.info().await.unwrap().state.messages, 0);
 }
+
+/// Interest follows consumers' filters: only consumers whose filters take a subject keep its
+/// messages, a filter change moves its interest, and a deleted consumer keeps nothing.
+#[tokio::test]
+async fn interest_retention_follows_consumer_filters() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "INTF".into(),
+            subjects: vec!["f.>".into()],
+            retention: RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let filtered = |name: &str, filters: &[&str]| pull::Config {
+        durable_name: Some(name.into()),
+        ack_policy: AckPolicy::Explicit,
+        filter_subjects: filters.iter().map(|f| f.to_string()).collect(),
+        ..Default::default()
+    };
+    let wide = s.create_consumer(filtered("wide", &["f.a.*", "f.b"])).await.unwrap();
+    let other = s.create_consumer(filtered("other", &["f.z"])).await.unwrap();
+    js.publish("f.q", "nobody".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0, "no filter takes f.q: not stored");
+    js.publish("f.a.b", "wide only".into()).await.unwrap().await.unwrap();
+    let mut got = wide.fetch().max_messages(1).messages().await.unwrap();
+    got.try_next().await.unwrap().unwrap().double_ack().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0, "its only interested consumer acked");
+
+    // `other` now also takes f.a.>: a new f.a.b waits for both.
+    s.create_consumer(filtered("other", &["f.z", "f.a.>"])).await.unwrap();
+    js.publish("f.a.b", "both".into()).await.unwrap().await.unwrap();
+    let mut got = wide.fetch().max_messages(1).messages().await.unwrap();
+    got.try_next().await.unwrap().unwrap().double_ack().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 1, "other has not acked yet");
+    drop(other);
+    s.delete_consumer("other").await.unwrap();
+    js.publish("f.z", "gone".into()).await.unwrap().await.unwrap();
+    let state = s.info().await.unwrap().state.clone();
+    assert_eq!((state.consumer_count, state.last_sequence), (1, 4));
+    assert_eq!(state.messages, 1, "f.z has no interested consumer left, so only seq 3 is kept");
+}

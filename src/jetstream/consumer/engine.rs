@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jetway_storage::StoredMessage;
-use tokio::sync::watch;
 
 use super::ack::ack_subject;
 use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
@@ -35,7 +34,7 @@ struct Outgoing {
 }
 
 impl Consumer {
-    pub(super) async fn run(self: Arc<Self>, mut last_seq: watch::Receiver<u64>) {
+    pub(super) async fn run(self: Arc<Self>) {
         loop {
             let Some(stream) = self.stream.upgrade() else { return };
             let (next_wake, more) = self.pump(&stream);
@@ -55,7 +54,6 @@ impl Consumer {
             };
             tokio::select! {
                 _ = self.wake.notified() => {}
-                changed = last_seq.changed() => if changed.is_err() { return },
                 _ = sleep => {}
                 _ = self.stop.cancelled() => return,
             }

@@ -171,10 +171,10 @@ impl Consumer {
             deleted: AtomicBool::new(false),
             subscriptions: Mutex::new(Vec::new()),
         });
+        stream.interest.add(&consumer, &consumer.filters.read());
         consumer.subscribe();
         let task = consumer.clone();
-        let last_seq = stream.watch_last_seq();
-        runtime.spawn(async move { task.run(last_seq).await });
+        runtime.spawn(async move { task.run().await });
         consumer
     }
 
@@ -224,8 +224,16 @@ impl Consumer {
     }
 
     /// Applies an update already checked with `check_update`.
-    pub fn update_config(&self, config: ConsumerConfig) {
-        *self.filters.write() = config.filters();
+    pub fn update_config(self: &Arc<Self>, config: ConsumerConfig) {
+        {
+            let mut filters = self.filters.write();
+            let new = config.filters();
+            if let Some(stream) = self.stream.upgrade().filter(|_| *filters != new) {
+                stream.interest.remove(self, &filters);
+                stream.interest.add(self, &new);
+            }
+            *filters = new;
+        }
         self.inner.lock().paused_until =
             config.pause_until.as_deref().and_then(crate::jetstream::json::parse_time).unwrap_or(0);
         *self.config.write() = config;
@@ -297,7 +305,16 @@ impl Consumer {
     }
 
     /// Stops the task and unsubscribes (the consumer's state stays on disk).
+    /// New messages may be there for this consumer (the stream wakes only those whose filters
+    /// take a new message's subject).
+    pub(crate) fn notify_new_messages(&self) {
+        self.wake.notify_one();
+    }
+
     pub fn stop(&self) {
+        if let Some(stream) = self.stream.upgrade() {
+            stream.interest.remove(self, &self.filters.read());
+        }
         self.stop.cancel();
         for sub in self.subscriptions.lock().drain(..) {
             self.account.sublist.remove(&sub);
@@ -509,12 +526,14 @@ impl Consumer {
                 }
             }
             RetentionPolicy::Interest => {
-                let others: Vec<Arc<Consumer>> =
-                    stream.consumers.read().values().filter(|c| c.name != self.name).cloned().collect();
                 for seq in acked {
                     let Ok(msg) = stream.store.load(*seq) else { continue };
-                    let all_done =
-                        others.iter().filter(|c| c.filter_matches(&msg.subject)).all(|c| c.has_acked(*seq));
+                    let all_done = stream
+                        .interest
+                        .interested(&msg.subject)
+                        .iter()
+                        .filter(|c| !std::ptr::eq(Arc::as_ptr(c), self))
+                        .all(|c| c.has_acked(*seq));
                     if all_done {
                         stream.remove_acked(*seq);
                     }

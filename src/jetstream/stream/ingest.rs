@@ -265,7 +265,7 @@ impl Stream {
         let republish = config.republish.clone();
         // No lock is held from here on: what we publish may come back into this stream.
         drop(config);
-        self.notify_stored_seq(seq);
+        self.notify_appended(seq, msg.subject);
         if let Some(republish) = &republish {
             self.republish(republish, msg, seq, previous_on_subject, now);
         }
@@ -278,7 +278,7 @@ impl Stream {
     /// True when some consumer's filter matches `subject`.
     /// Whether a consumer's filter takes `subject` (what interest retention keeps).
     pub(crate) fn has_interest(&self, subject: &str) -> bool {
-        self.consumers.read().values().any(|c| c.filter_matches(subject))
+        self.interest.any(subject)
     }
 
     fn republish(&self, rp: &super::config::RePublish, msg: &Message<'_>, seq: u64, previous: u64, now: i64) {

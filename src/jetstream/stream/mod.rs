@@ -10,6 +10,7 @@ pub mod config;
 pub mod dedup;
 pub mod info;
 mod ingest;
+pub mod interest;
 pub mod sourcing;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,8 @@ pub struct Stream {
     /// Where this stream's durable consumers keep their config and state when they share one
     /// log instead of a folder each (streams with many small consumers: the MQTT sessions').
     pub consumer_log: std::sync::OnceLock<Arc<jetway_storage::SharedConsumerLog>>,
+    /// The consumers by the subjects their filters take (interest retention's checks).
+    pub interest: interest::ConsumerInterest,
 }
 
 #[derive(Default)]
@@ -101,6 +104,7 @@ impl Stream {
             sourcing: Mutex::new(None),
             quota,
             consumer_log: std::sync::OnceLock::new(),
+            interest: interest::ConsumerInterest::default(),
         });
         stream.rebuild_dedup();
         stream
@@ -153,17 +157,31 @@ impl Stream {
         self.last_seq.subscribe()
     }
 
-    /// Wakes consumers waiting for new messages (none waiting: nothing to do).
+    /// After a change to the stored messages other than one append (restore, mirror copy,
+    /// purge): every consumer looks again, and sources/mirrors reading from this stream too.
     pub(crate) fn notify_stored(&self) {
         if self.last_seq.receiver_count() > 0 {
             self.last_seq.send_replace(self.store.state().last_seq);
         }
+        for consumer in self.consumers.read().values() {
+            consumer.notify_new_messages();
+        }
     }
 
-    /// Like [`Stream::notify_stored`] when the new last sequence is known.
+    /// The last sequence is now `seq` without a new message (interest streams skip messages
+    /// nobody wants): only streams sourcing from this one need to know.
     pub(crate) fn notify_stored_seq(&self, seq: u64) {
         if self.last_seq.receiver_count() > 0 {
             self.last_seq.send_replace(seq);
+        }
+    }
+
+    /// Message `seq` on `subject` was appended: wakes the consumers whose filters take it,
+    /// not every consumer (a stream may have tens of thousands, one per MQTT session).
+    pub(crate) fn notify_appended(&self, seq: u64, subject: &str) {
+        self.notify_stored_seq(seq);
+        for consumer in self.interest.interested(subject) {
+            consumer.notify_new_messages();
         }
     }
 

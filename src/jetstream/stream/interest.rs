@@ -1,0 +1,98 @@
+//! Which consumers of a stream take which subjects, for the checks interest retention makes
+//! on every message: is anyone interested in a new message, and has everyone interested
+//! acknowledged it. Filters are kept in a sublist, so a check costs the consumers whose
+//! filters match, not every consumer of the stream: the MQTT gateway's `$MQTT_msgs` has one
+//! consumer per persistent session, tens of thousands of them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+
+use crate::jetstream::consumer::Consumer;
+use crate::router::{InternalHandler, Message, Sink, Sublist, Subscription};
+
+/// A filter's entry in the sublist; its deliveries are never used.
+struct FilterEntry;
+
+impl InternalHandler for FilterEntry {
+    fn deliver(&self, _msg: &Message<'_>) {}
+}
+
+#[derive(Default)]
+struct Registry {
+    /// Per distinct filter: its sublist entry and the consumers using it.
+    by_filter: HashMap<Arc<str>, (Arc<Subscription>, Vec<Weak<Consumer>>)>,
+    /// Consumers without a filter: they take every subject of the stream.
+    unfiltered: Vec<Weak<Consumer>>,
+}
+
+/// The consumers of one stream by the subjects their filters take.
+#[derive(Default)]
+pub struct ConsumerInterest {
+    filters: Sublist,
+    registry: Mutex<Registry>,
+}
+
+impl ConsumerInterest {
+    /// Registers `consumer` under `filters` (none: every subject).
+    pub fn add(&self, consumer: &Arc<Consumer>, filters: &[String]) {
+        let mut registry = self.registry.lock();
+        if filters.is_empty() {
+            registry.unfiltered.push(Arc::downgrade(consumer));
+            return;
+        }
+        for filter in filters {
+            let entry = registry.by_filter.entry(filter.as_str().into()).or_insert_with(|| {
+                let sub =
+                    Subscription::new(filter.as_str().into(), None, Sink::Internal(Arc::new(FilterEntry)));
+                self.filters.insert(sub.clone());
+                (sub, Vec::new())
+            });
+            entry.1.push(Arc::downgrade(consumer));
+        }
+    }
+
+    /// Forgets `consumer` under `filters` (as given to [`ConsumerInterest::add`]).
+    pub fn remove(&self, consumer: &Consumer, filters: &[String]) {
+        let same = |w: &Weak<Consumer>| std::ptr::eq(w.as_ptr(), consumer);
+        let mut registry = self.registry.lock();
+        if filters.is_empty() {
+            registry.unfiltered.retain(|w| !same(w));
+            return;
+        }
+        for filter in filters {
+            let Some((sub, users)) = registry.by_filter.get_mut(filter.as_str()) else { continue };
+            users.retain(|w| !same(w));
+            if users.is_empty() {
+                self.filters.remove(sub);
+                registry.by_filter.remove(filter.as_str());
+            }
+        }
+    }
+
+    /// Whether any consumer takes `subject`.
+    pub fn any(&self, subject: &str) -> bool {
+        if !self.registry.lock().unfiltered.is_empty() {
+            return true;
+        }
+        !self.filters.matches(subject).is_empty()
+    }
+
+    /// The consumers that take `subject`, each once.
+    pub fn interested(&self, subject: &str) -> Vec<Arc<Consumer>> {
+        let matched = self.filters.matches(subject);
+        let registry = self.registry.lock();
+        let mut found: Vec<Arc<Consumer>> = registry.unfiltered.iter().filter_map(Weak::upgrade).collect();
+        for sub in &matched.plain {
+            if let Some((_, users)) = registry.by_filter.get(&sub.subject) {
+                found.extend(users.iter().filter_map(Weak::upgrade));
+            }
+        }
+        drop(registry);
+        // Each consumer once, whatever its filters matched through.
+        found.sort_unstable_by_key(|c| Arc::as_ptr(c) as usize);
+        found.dedup_by_key(|c| Arc::as_ptr(c) as usize);
+        found
+    }
+}
