@@ -19,10 +19,13 @@ impl InternalHandler for FilterEntry {
     fn deliver(&self, _msg: &Message<'_>) {}
 }
 
+/// A filter's sublist entry and the consumers using the filter.
+type FilterUsers = (Arc<Subscription>, Vec<Weak<Consumer>>);
+
 #[derive(Default)]
 struct Registry {
-    /// Per distinct filter: its sublist entry and the consumers using it.
-    by_filter: HashMap<Arc<str>, (Arc<Subscription>, Vec<Weak<Consumer>>)>,
+    /// Per distinct filter.
+    by_filter: HashMap<Arc<str>, FilterUsers>,
     /// Consumers without a filter: they take every subject of the stream.
     unfiltered: Vec<Weak<Consumer>>,
 }
