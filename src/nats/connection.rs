@@ -62,10 +62,6 @@ where
 /// queued before that is written. NATS connections stop when the client starts closing; the
 /// MQTT gateway passes its own token so that it can queue a last packet (a DISCONNECT with a
 /// reason) after the close was decided.
-/// How long a connection's writer waits with nothing to send before it returns the chunks it
-/// keeps for reuse to the shared pool.
-const RELEASE_IDLE_CHUNKS: Duration = Duration::from_secs(1);
-
 pub(crate) async fn write_loop<W: AsyncWrite + Send>(
     client: Arc<ClientShared>,
     writer: W,
@@ -93,13 +89,9 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
             if closing {
                 break;
             }
-            // Idle with chunks kept for reuse: give them back if nothing comes for a while.
-            // (An unpolled `Sleep` is not registered with the timer, so the disabled branch is free.)
-            let keeps_chunks = client.outbound.has_free_chunks();
             tokio::select! {
                 _ = client.outbound.wait() => {}
                 _ = stop.cancelled() => {}
-                _ = tokio::time::sleep(RELEASE_IDLE_CHUNKS), if keeps_chunks => client.outbound.release_free(),
             }
             continue;
         }
@@ -235,11 +227,6 @@ impl Session {
                     }
                     self.pings_out += 1;
                     self.ping_sent.get_or_insert_with(tokio::time::Instant::now);
-                    // Direct writes bypass the writer task's idle release; a connection quiet
-                    // for a whole ping interval gives its spare chunks back here.
-                    if self.client.idle_for() >= ping_interval {
-                        self.client.outbound.release_free();
-                    }
                     self.client.send_raw(encode::PING);
                 }
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
