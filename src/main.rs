@@ -18,31 +18,7 @@ mod signals;
 
 use cli::Cli;
 
-/// mimalloc's `arena_eager_commit` option (index 4 of `mi_option_e` in mimalloc v2 and v3;
-/// libmimalloc-sys exports no constant for it).
-#[cfg(not(feature = "system-alloc"))]
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Turns off mimalloc's eager commit of whole arenas (its default on Linux, which
-/// overcommits), so the resident size follows the memory in use. Measured on this project's
-/// machine: RSS per idle persistent MQTT session 26 KB -> 15 KB (2,000 sessions); publish
-/// throughput showed no difference beyond run-to-run noise. `MIMALLOC_ARENA_EAGER_COMMIT` in
-/// the environment still wins.
-#[cfg(not(feature = "system-alloc"))]
-#[allow(unsafe_code)]
-fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_ARENA_EAGER_COMMIT").is_none() {
-        // SAFETY: mi_option_set stores an integer in mimalloc's option table; it takes no
-        // pointers and is safe to call at any time.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-    }
-}
-
-#[cfg(feature = "system-alloc")]
-fn tune_allocator() {}
-
 fn main() -> ExitCode {
-    tune_allocator();
     let cli = match Cli::try_parse_from(cli::normalize_args(std::env::args())) {
         Ok(cli) => cli,
         Err(e) => {
