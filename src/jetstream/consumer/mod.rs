@@ -240,11 +240,6 @@ impl Consumer {
         self.wake.notify_one();
     }
 
-    /// True when this consumer's filters match `subject` (no filter: everything).
-    pub fn filter_matches(&self, subject: &str) -> bool {
-        let filters = self.filters.read();
-        filters.is_empty() || filters.iter().any(|f| jetway_subject::matches(f, subject))
-    }
 
     /// Whether this consumer no longer needs message `seq` (interest retention).
     pub fn has_acked(&self, seq: u64) -> bool {
