@@ -240,7 +240,6 @@ impl Consumer {
         self.wake.notify_one();
     }
 
-
     /// Whether this consumer no longer needs message `seq` (interest retention).
     pub fn has_acked(&self, seq: u64) -> bool {
         let inner = self.inner.lock();
