@@ -559,10 +559,14 @@ fn config_with_name(config: &ConsumerConfig, name: &str) -> ConsumerConfig {
     c
 }
 
+/// Messages looked at for cleanup when a consumer of an interest stream goes.
+const CLEANUP_SCAN_MAX: usize = 100_000;
+
 impl Stream {
     /// Removes a consumer (inactivity or API delete), with its persisted state.
     pub fn remove_consumer(&self, name: &str) -> bool {
         let Some(consumer) = self.consumers.write().remove(name) else { return false };
+        let floor = consumer.info().ack_floor.stream_seq;
         consumer.delete();
         if let Some(dir) = &consumer.dir {
             let _ = std::fs::remove_dir_all(dir);
@@ -570,6 +574,26 @@ impl Stream {
             // Not there for memory consumers: nothing to remove then.
             let _ = log.remove(name, None);
         }
+        if self.retention() == super::stream::config::RetentionPolicy::Interest {
+            self.drop_messages_nobody_needs(&consumer.config().filters(), floor);
+        }
         true
+    }
+
+    /// Interest retention after a consumer went: the messages it had not acknowledged that no
+    /// remaining consumer needs are removed, as nats-server does (at most
+    /// [`CLEANUP_SCAN_MAX`] looked at).
+    fn drop_messages_nobody_needs(&self, filters: &[String], ack_floor: u64) {
+        let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let mut seq = ack_floor + 1;
+        for _ in 0..CLEANUP_SCAN_MAX {
+            let Ok(msg) = self.store.load_next(&refs, seq) else { break };
+            seq = msg.seq + 1;
+            // The removed consumer is out of the interest index already.
+            let needed = self.interest.interested(&msg.subject).iter().any(|c| !c.has_acked(msg.seq));
+            if !needed {
+                self.remove_acked(msg.seq);
+            }
+        }
     }
 }

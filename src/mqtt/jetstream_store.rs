@@ -421,31 +421,10 @@ macro_rules! try_streams {
     };
 }
 
-/// Messages looked at when a session's consumer goes, for those nobody else needs.
-const CLEANUP_SCAN_MAX: usize = 100_000;
-
-/// Removes a session's consumer and, as interest retention wants, the messages it had not
-/// acknowledged that no other consumer needs (at most [`CLEANUP_SCAN_MAX`] looked at).
+/// Removes a session's consumer; `$MQTT_msgs` has interest retention, so the messages only it
+/// still needed go with it.
 fn remove_session_consumer(msgs: &Stream, name: &str) {
-    let Some(consumer) = msgs.consumers.read().get(name).cloned() else { return };
-    let config = consumer.config();
-    let mut filters = config.filter_subjects.clone();
-    if !config.filter_subject.is_empty() {
-        filters.push(config.filter_subject.clone());
-    }
-    let floor = consumer.info().ack_floor.stream_seq;
     msgs.remove_consumer(name);
-    let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
-    let mut seq = floor + 1;
-    for _ in 0..CLEANUP_SCAN_MAX {
-        let Ok(msg) = msgs.store.load_next(&refs, seq) else { break };
-        seq = msg.seq + 1;
-        // The removed consumer is out of the index already.
-        let needed = msgs.interest.interested(&msg.subject).iter().any(|c| !c.has_acked(msg.seq));
-        if !needed {
-            msgs.remove_acked(msg.seq);
-        }
-    }
 }
 
 /// The packet ids under `prefix.<id>` subjects, with the sequence of each, in stored order.

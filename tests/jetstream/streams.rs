@@ -253,7 +253,8 @@ async fn interest_retention_keeps_messages_until_every_consumer_acked() {
 }
 
 /// Interest follows consumers' filters: only consumers whose filters take a subject keep its
-/// messages, a filter change moves its interest, and a deleted consumer keeps nothing.
+/// messages, a filter change moves its interest, and deleting a consumer drops the messages
+/// only it still needed (as nats-server does).
 #[tokio::test]
 async fn interest_retention_follows_consumer_filters() {
     use async_nats::jetstream::consumer::{pull, AckPolicy};
@@ -294,5 +295,5 @@ async fn interest_retention_follows_consumer_filters() {
     js.publish("f.z", "gone".into()).await.unwrap().await.unwrap();
     let state = s.info().await.unwrap().state.clone();
     assert_eq!((state.consumer_count, state.last_sequence), (1, 4));
-    assert_eq!(state.messages, 1, "f.z has no interested consumer left, so only seq 3 is kept");
+    assert_eq!(state.messages, 0, "seq 3 went with the only consumer still needing it; f.z is not stored");
 }
