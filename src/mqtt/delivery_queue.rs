@@ -56,14 +56,6 @@ impl<T> DeliveryQueue<T> {
         }
         item
     }
-
-    pub fn len(&self) -> usize {
-        self.items.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -100,7 +92,7 @@ mod tests {
         for _ in 0..1000 {
             queue.pop().await;
         }
-        assert!(queue.is_empty());
+        assert!(queue.items.lock().is_empty());
         assert!(queue.items.lock().capacity() <= KEEP_CAPACITY);
     }
 }

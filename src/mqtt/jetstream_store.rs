@@ -421,12 +421,6 @@ macro_rules! try_streams {
     };
 }
 
-/// Removes a session's consumer; `$MQTT_msgs` has interest retention, so the messages only it
-/// still needed go with it.
-fn remove_session_consumer(msgs: &Stream, name: &str) {
-    msgs.remove_consumer(name);
-}
-
 /// The packet ids under `prefix.<id>` subjects, with the sequence of each, in stored order.
 fn packet_ids(stream: &Stream, prefix: &str) -> Vec<u16> {
     let mut found: Vec<(u64, u16)> = stream
@@ -525,7 +519,7 @@ impl SessionStore for JetStreamStore {
     fn delete_session(&self, account: &str, client_id: &str) -> StoreFuture<()> {
         let streams = try_streams!(self, account);
         let hash = hash8(client_id);
-        remove_session_consumer(&streams.msgs, &hash);
+        streams.msgs.remove_consumer(&hash);
         purge(&streams.sess, format!("{SESS_PREFIX}{hash}"));
         purge(&streams.qos2in, format!("{QOS2IN_PREFIX}{hash}.*"));
         purge(&streams.out, format!("{OUT_PREFIX}{hash}.*"));
@@ -688,7 +682,7 @@ impl SessionStore for JetStreamStore {
         let streams = try_streams!(self, account);
         let hash = hash8(client_id);
         if filters.is_empty() {
-            remove_session_consumer(&streams.msgs, &hash);
+            streams.msgs.remove_consumer(&hash);
             return done(());
         }
         let config = session_consumer_config(&hash, filters, durable, self.ack_wait, self.max_ack_pending);
@@ -701,7 +695,7 @@ impl SessionStore for JetStreamStore {
                 Err(e) => {
                     // A change the update rules refuse (e.g. clean to persistent): start over.
                     tracing::debug!(client_id, error = %e, "MQTT session consumer re-created");
-                    remove_session_consumer(&streams.msgs, &hash);
+                    streams.msgs.remove_consumer(&hash);
                     let (on_disk, written) = completion();
                     streams
                         .js_account
