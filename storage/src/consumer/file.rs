@@ -27,7 +27,8 @@ use crate::traits::{AckPolicy, ConsumerState, ConsumerStore};
 
 const LOG: &str = "consumer.log";
 const TMP: &str = "consumer.log.tmp";
-const COMPACT_MIN: u64 = 64 * 1024;
+/// Below this a log is never compacted: each compaction costs two fsyncs and a rename.
+const COMPACT_MIN: u64 = 256 * 1024;
 
 struct Inner {
     state: ConsumerState,
@@ -135,12 +136,12 @@ impl FileConsumerStore {
         if inner.channel.is_poisoned() {
             return Err(StoreError::Poisoned);
         }
-        let mut bytes = Vec::with_capacity(update.body_len() + MIN_RECORD_LEN);
-        encode_with(&mut bytes, update.kind(), |out| update.encode_body(out));
-        update.apply(&mut inner.state, self.policy);
-        let len = bytes.len() as u64;
         let (file, offset) = (inner.file, inner.log_len);
-        inner.channel.push(Op::Write { file, offset, bytes })?;
+        // Nobody waits for a consumer record: it goes out with the writer's next batch.
+        let len = inner
+            .channel
+            .append_lazy(file, offset, |out| encode_with(out, update.kind(), |out| update.encode_body(out)))?;
+        update.apply(&mut inner.state, self.policy);
         inner.log_len += len;
         if inner.log_len > COMPACT_MIN.max(4 * inner.full_len) {
             Self::rewrite(&mut inner)?;

@@ -7,6 +7,13 @@
 //! the folder when a file was created, renamed or removed), (3) fires the completions in order.
 //! Under `Interval`/`Never` completions fire after step 1 and step 2 runs when due. Any failed
 //! write or fsync poisons the channel: every pending and later completion gets an error.
+//!
+//! Writes nobody waits for (consumer delivery and ack records) are queued *lazily*
+//! ([`Channel::append_lazy`]): they do not wake the writer, which picks them up on its next
+//! batch or at most [`LAZY_DELAY`] later. A busy consumer then costs one `pwrite` per batch
+//! instead of a wake-up and a `pwrite` per record; a crash loses at most that much consumer
+//! state, which means redelivery, never a lost message. Anything queued normally behind lazy
+//! records (a barrier, a notify) wakes the writer and takes them along, in order.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -48,10 +55,27 @@ pub(crate) enum Op {
     Notify { done: Completion, value: u64 },
 }
 
+/// How long lazily queued writes may wait for the writer.
+pub(crate) const LAZY_DELAY: Duration = Duration::from_millis(10);
+
+/// Capacity of a buffer started for lazily appended records.
+const LAZY_BUFFER: usize = 4096;
+
+/// Whether a channel is in its writer's lists, and which.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Scheduled {
+    #[default]
+    No,
+    /// In the lazy list: written on the writer's next batch or after [`LAZY_DELAY`].
+    Lazy,
+    /// In the ready queue (or the lazy list with the writer woken to take it).
+    Now,
+}
+
 #[derive(Default)]
 struct Queue {
     ops: Vec<Op>,
-    scheduled: bool,
+    scheduled: Scheduled,
 }
 
 struct Target {
@@ -119,12 +143,44 @@ impl Channel {
         }
         let mut q = self.queue.lock();
         q.ops.extend(ops);
-        if !q.scheduled {
-            q.scheduled = true;
-            drop(q);
-            self.writer.schedule(Arc::clone(self));
+        let was = std::mem::replace(&mut q.scheduled, Scheduled::Now);
+        drop(q);
+        match was {
+            Scheduled::No => self.writer.schedule(Arc::clone(self)),
+            Scheduled::Lazy => self.writer.take_lazy_now(),
+            Scheduled::Now => {}
         }
         Ok(())
+    }
+
+    /// Appends bytes written by `encode` at `(file, offset)` without waking the writer (see
+    /// the module docs); returns how many bytes were appended. Contiguous appends share one
+    /// queued write.
+    pub fn append_lazy(self: &Arc<Self>, file: u32, offset: u64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<u64> {
+        if self.writer.is_shut_down() {
+            return Err(StoreError::Closed);
+        }
+        let mut q = self.queue.lock();
+        let appended = match q.ops.last_mut() {
+            Some(Op::Write { file: f, offset: o, bytes }) if *f == file && *o + bytes.len() as u64 == offset => {
+                let before = bytes.len();
+                encode(bytes);
+                (bytes.len() - before) as u64
+            }
+            _ => {
+                let mut bytes = Vec::with_capacity(LAZY_BUFFER);
+                encode(&mut bytes);
+                let appended = bytes.len() as u64;
+                q.ops.push(Op::Write { file, offset, bytes });
+                appended
+            }
+        };
+        if q.scheduled == Scheduled::No {
+            q.scheduled = Scheduled::Lazy;
+            drop(q);
+            self.writer.schedule_lazy(Arc::clone(self));
+        }
+        Ok(appended)
     }
 
     /// Replaces the bytes of a queued, not yet written `Write` at `(file, offset)` of the same
@@ -264,7 +320,7 @@ impl Channel {
     fn write_phase(&self) {
         let ops = {
             let mut q = self.queue.lock();
-            q.scheduled = false;
+            q.scheduled = Scheduled::No;
             std::mem::take(&mut q.ops)
         };
         let mut t = self.target.lock();
@@ -374,7 +430,30 @@ impl Channel {
 #[derive(Default)]
 struct Ready {
     queue: Vec<Arc<Channel>>,
+    /// Channels holding only lazy writes, and since when the oldest waits.
+    lazy: Vec<Arc<Channel>>,
+    lazy_since: Option<Instant>,
+    /// A channel in `lazy` has normal work queued behind its lazy writes.
+    lazy_now: bool,
     shutdown: bool,
+}
+
+impl Ready {
+    /// The ready channels, with every lazy one when they are due or others are written
+    /// anyway (one batch, one pass over the files).
+    fn take_batch(&mut self, now: Instant) -> Vec<Arc<Channel>> {
+        let lazy_due = self.lazy_now
+            || !self.queue.is_empty()
+            || self.shutdown
+            || self.lazy_since.is_some_and(|t| now.duration_since(t) >= LAZY_DELAY);
+        let mut batch = std::mem::take(&mut self.queue);
+        if lazy_due {
+            batch.append(&mut self.lazy);
+            self.lazy_since = None;
+            self.lazy_now = false;
+        }
+        batch
+    }
 }
 
 /// One writer thread's state: the channels ready to be written.
@@ -390,6 +469,22 @@ pub(crate) struct Writer {
 impl Writer {
     fn schedule(&self, ch: Arc<Channel>) {
         self.ready.lock().queue.push(ch);
+        self.cv.notify_one();
+    }
+
+    fn schedule_lazy(&self, ch: Arc<Channel>) {
+        let mut ready = self.ready.lock();
+        ready.lazy.push(ch);
+        if ready.lazy_since.is_none() {
+            ready.lazy_since = Some(Instant::now());
+            // The writer may be asleep on a longer timeout: let it set its clock by this one.
+            self.cv.notify_one();
+        }
+    }
+
+    /// A lazily scheduled channel got normal work: take the lazy list now.
+    fn take_lazy_now(&self) {
+        self.ready.lock().lazy_now = true;
         self.cv.notify_one();
     }
 
@@ -409,17 +504,25 @@ impl Writer {
             let (batch, shutting_down) = {
                 let mut st = self.ready.lock();
                 loop {
-                    if !st.queue.is_empty() {
-                        break (std::mem::take(&mut st.queue), st.shutdown);
+                    let now = Instant::now();
+                    let batch = st.take_batch(now);
+                    if !batch.is_empty() {
+                        break (batch, st.shutdown);
                     }
                     if st.shutdown {
                         self.shut.store(true, Ordering::Release);
                         break (Vec::new(), true);
                     }
-                    let deadline = unsynced.iter().filter_map(|c| c.sync_deadline()).min();
-                    let wait = deadline
-                        .map_or(Duration::from_secs(1), |d| d.saturating_duration_since(Instant::now()));
-                    if self.cv.wait_for(&mut st, wait).timed_out() && !unsynced.is_empty() {
+                    let deadline = unsynced
+                        .iter()
+                        .filter_map(|c| c.sync_deadline())
+                        .chain(st.lazy_since.map(|t| t + LAZY_DELAY))
+                        .min();
+                    let wait = deadline.map_or(Duration::from_secs(1), |d| d.saturating_duration_since(now));
+                    if self.cv.wait_for(&mut st, wait).timed_out()
+                        && !unsynced.is_empty()
+                        && st.lazy_since.is_none()
+                    {
                         break (Vec::new(), false);
                     }
                 }
@@ -440,7 +543,7 @@ impl Writer {
                 }
             }
             unsynced.retain(|c| c.sync_deadline().is_some());
-            if shutting_down && self.ready.lock().queue.is_empty() && self.is_shut_down() {
+            if shutting_down && self.is_shut_down() && { let r = self.ready.lock(); r.queue.is_empty() && r.lazy.is_empty() } {
                 return;
             }
         }

@@ -239,6 +239,7 @@ consumer_conformance!(
     acks_with_many_pending_append_small_records,
     stop_rejects_writes_and_keeps_the_state,
     consumers_of_one_kind_are_independent,
+    updates_reach_the_file_without_a_sync,
 );
 
 fn exercise(c: &dyn ConsumerStore) {
@@ -374,6 +375,22 @@ fn acks_with_many_pending_append_small_records(k: &dyn ConsumerKind) {
         assert!(grown <= 100 * 128, "100 acks wrote {grown} bytes");
     }
     assert_eq!(c.state().pending.len(), 99_900);
+}
+
+/// Delivery and ack records are queued lazily (nobody waits for them), yet they must reach
+/// the file on their own shortly after, with no sync and no other write behind them.
+fn updates_reach_the_file_without_a_sync(k: &dyn ConsumerKind) {
+    let c = k.open(AckPolicy::Explicit);
+    c.sync().unwrap();
+    let Some(before) = k.disk_bytes() else { return };
+    c.update_delivered(1, 1, 1, 0).unwrap();
+    // Lazy writes wait 10 ms at most; an idle writer sleeps up to a second, so a writer that
+    // is not woken by the first lazy write misses this.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while k.disk_bytes() == Some(before) {
+        assert!(std::time::Instant::now() < deadline, "a lazy record was never written");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 fn stop_rejects_writes_and_keeps_the_state(k: &dyn ConsumerKind) {

@@ -494,19 +494,20 @@ impl SharedConsumer {
         check_record_len(len)?;
         let mut inner = self.log.inner.lock();
         inner.writable()?;
-        let mut bytes = Vec::with_capacity(len);
-        format::encode_update(&mut bytes, self.slot.id, &update);
-        {
-            let mut slot = self.slot.state.lock();
-            if slot.removed {
-                return Err(StoreError::Closed);
-            }
-            let before = format::full_len(&slot.state) as u64;
-            update.apply(&mut slot.state, self.slot.policy);
-            let after = format::full_len(&slot.state) as u64;
-            inner.live_len = (inner.live_len + after).saturating_sub(before);
+        let mut slot = self.slot.state.lock();
+        if slot.removed {
+            return Err(StoreError::Closed);
         }
-        inner.append(bytes, None)?;
+        // Nobody waits for a delivery or ack record: it goes out with the writer's next batch.
+        let id = self.slot.id;
+        let (file, offset) = (inner.file, inner.log_len);
+        inner.log_len += inner.channel.append_lazy(file, offset, |out| format::encode_update(out, id, &update))?;
+        inner.queued += 1;
+        let before = format::full_len(&slot.state) as u64;
+        update.apply(&mut slot.state, self.slot.policy);
+        let after = format::full_len(&slot.state) as u64;
+        inner.live_len = (inner.live_len + after).saturating_sub(before);
+        drop(slot);
         inner.maybe_compact()
     }
 }
