@@ -15,8 +15,13 @@ struct ChildServer {
 }
 
 impl ChildServer {
-    fn start(store: &std::path::Path) -> ChildServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jetway"))
+    /// Starts on `store`, with the TOML config file `config` when given.
+    fn start(store: &std::path::Path, config: Option<&std::path::Path>) -> ChildServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_jetway"));
+        if let Some(config) = config {
+            command.arg("-c").arg(config);
+        }
+        let mut child = command
             .args(["-a", "127.0.0.1", "-p", "-1", "-m", "0", "--mqtt_port", "0", "-sd"])
             .arg(store)
             .stderr(Stdio::piped())
@@ -45,10 +50,27 @@ impl ChildServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_publishes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
+    sigkill_rounds(dir.path(), None, 10).await;
+}
+
+/// With interval sync an ack means "written to the OS" (done by the publishing connection at
+/// the end of its read batch): a killed process loses none of it, only a power loss could.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_publishes_survive_sigkill_with_interval_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("interval.toml");
+    std::fs::write(&config, "[jetstream]\nsync_interval = \"2m\"\n").unwrap();
+    let store = dir.path().join("store");
+    sigkill_rounds(&store, Some(&config), 6).await;
+}
+
+/// Publishes with acks in flight and kills the server at a random moment, `rounds` times;
+/// checks every acknowledged message after each restart.
+async fn sigkill_rounds(store: &std::path::Path, config: Option<&std::path::Path>, rounds: u64) {
     let mut acked: BTreeMap<u64, String> = BTreeMap::new();
     let mut last_round: BTreeMap<u64, String> = BTreeMap::new();
-    for round in 0..10u64 {
-        let server = ChildServer::start(dir.path());
+    for round in 0..rounds {
+        let server = ChildServer::start(store, config);
         let nc = async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await.unwrap();
         let js = jetstream::new(nc);
         let mut s = js
@@ -102,7 +124,7 @@ async fn acknowledged_publishes_survive_sigkill() {
     }
     assert!(acked.len() > 100, "the test published something: {}", acked.len());
     // Final check on a last restart.
-    let server = ChildServer::start(dir.path());
+    let server = ChildServer::start(store, config);
     let js = jetstream::new(async_nats::connect(format!("nats://127.0.0.1:{}", server.port)).await.unwrap());
     let s = js.get_stream("CRASH").await.unwrap();
     verify(&s, &acked).await;

@@ -210,7 +210,12 @@ impl Session {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(_) => {
                         self.client.touch();
-                        let next = self.process(&mut buf);
+                        let next = {
+                            // Stream writes that need no fsync are done by this task when the
+                            // batch ends, not handed to a storage thread (see `WriteBatch`).
+                            let _writes = jetway_storage::WriteBatch::begin();
+                            self.process(&mut buf)
+                        };
                         self.end_batch();
                         self.flush.wait_stalled().await;
                         if let Next::Close(reason) = next {
@@ -514,6 +519,11 @@ impl Session {
 
     /// Wakes the writers this batch touched and publishes its counters.
     fn end_batch(&mut self) {
+        // Replies to this client made during the batch (publish acks completed by the batch's
+        // writes, PONGs) go out with it, written directly like deliveries to others.
+        if self.client.outbound.pending_bytes() > 0 {
+            self.flush.add(&self.client);
+        }
         self.flush.flush();
         if self.batch_in_msgs > 0 {
             let (msgs, bytes) = (self.batch_in_msgs, self.batch_in_bytes);

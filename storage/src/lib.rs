@@ -173,7 +173,7 @@ pub use engine::{Engine, EngineConfig, SyncSnapshot, SYNC_BUCKETS_US};
 pub use error::{Result, StoreError};
 pub use file::io::{Io, IoFile, RealIo};
 pub use file::sim::{CrashMode, SimIo};
-pub use file::{FileBackend, FileStore};
+pub use file::{FileBackend, FileStore, WriteBatch};
 pub use mem::{MemBackend, MemStore};
 pub use message::{now_nanos, stored_size, NewMessage, StoredMessage, MSG_OVERHEAD};
 pub use state::{LostData, StreamState, SubjectState};

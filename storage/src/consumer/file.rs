@@ -138,9 +138,9 @@ impl FileConsumerStore {
         }
         let (file, offset) = (inner.file, inner.log_len);
         // Nobody waits for a consumer record: it goes out with the writer's next batch.
-        let len = inner
-            .channel
-            .append_lazy(file, offset, |out| encode_with(out, update.kind(), |out| update.encode_body(out)))?;
+        let len = inner.channel.append_lazy(file, offset, |out| {
+            encode_with(out, update.kind(), |out| update.encode_body(out))
+        })?;
         update.apply(&mut inner.state, self.policy);
         inner.log_len += len;
         if inner.log_len > COMPACT_MIN.max(4 * inner.full_len) {

@@ -7,9 +7,11 @@ pub(crate) mod record;
 pub(crate) mod recovery;
 pub(crate) mod sim;
 mod store;
+mod write_batch;
 pub(crate) mod writer;
 
 pub use store::{FileBackend, FileStore};
+pub use write_batch::WriteBatch;
 
 /// Where a message record is: block, offset and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,6 +55,13 @@ pub(crate) enum Op {
     Notify { done: Completion, value: u64 },
 }
 
+impl Op {
+    /// Whether a thread's batch may perform this operation itself (see `write_batch`).
+    fn can_write_inline(&self) -> bool {
+        matches!(self, Op::Write { .. } | Op::Msg { .. } | Op::Notify { .. })
+    }
+}
+
 /// How long lazily queued writes may wait for the writer.
 pub(crate) const LAZY_DELAY: Duration = Duration::from_millis(10);
 
@@ -76,6 +83,8 @@ enum Scheduled {
 struct Queue {
     ops: Vec<Op>,
     scheduled: Scheduled,
+    /// Registered with a thread's open [`WriteBatch`](super::write_batch::WriteBatch).
+    in_batch: bool,
 }
 
 struct Target {
@@ -98,6 +107,8 @@ pub(crate) struct Channel {
     queue: Mutex<Queue>,
     target: Mutex<Target>,
     poisoned: AtomicBool,
+    /// A copy of the target's policy, readable without its lock.
+    policy: SyncPolicy,
     /// Highest message sequence written to the OS.
     pub written_seq: AtomicU64,
     writer: Arc<Writer>,
@@ -121,6 +132,7 @@ impl Channel {
                 error: None,
             }),
             poisoned: AtomicBool::new(false),
+            policy,
             written_seq: AtomicU64::new(0),
             writer,
         })
@@ -142,7 +154,19 @@ impl Channel {
             return Err(StoreError::Closed);
         }
         let mut q = self.queue.lock();
+        let before = q.ops.len();
         q.ops.extend(ops);
+        if self.policy != SyncPolicy::Always
+            && q.ops.get(before..).unwrap_or_default().iter().all(Op::can_write_inline)
+            && super::write_batch::is_open()
+        {
+            // Performed by this thread when its batch ends (see `write_batch`).
+            if !std::mem::replace(&mut q.in_batch, true) {
+                drop(q);
+                super::write_batch::register(Arc::clone(self));
+            }
+            return Ok(());
+        }
         let was = std::mem::replace(&mut q.scheduled, Scheduled::Now);
         drop(q);
         match was {
@@ -156,13 +180,20 @@ impl Channel {
     /// Appends bytes written by `encode` at `(file, offset)` without waking the writer (see
     /// the module docs); returns how many bytes were appended. Contiguous appends share one
     /// queued write.
-    pub fn append_lazy(self: &Arc<Self>, file: u32, offset: u64, encode: impl FnOnce(&mut Vec<u8>)) -> Result<u64> {
+    pub fn append_lazy(
+        self: &Arc<Self>,
+        file: u32,
+        offset: u64,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<u64> {
         if self.writer.is_shut_down() {
             return Err(StoreError::Closed);
         }
         let mut q = self.queue.lock();
         let appended = match q.ops.last_mut() {
-            Some(Op::Write { file: f, offset: o, bytes }) if *f == file && *o + bytes.len() as u64 == offset => {
+            Some(Op::Write { file: f, offset: o, bytes })
+                if *f == file && *o + bytes.len() as u64 == offset =>
+            {
                 let before = bytes.len();
                 encode(bytes);
                 (bytes.len() - before) as u64
@@ -318,12 +349,42 @@ impl Channel {
 
     /// Step 1: perform the queued operations.
     fn write_phase(&self) {
-        let ops = {
-            let mut q = self.queue.lock();
-            q.scheduled = Scheduled::No;
-            std::mem::take(&mut q.ops)
-        };
+        let mut q = self.queue.lock();
+        q.scheduled = Scheduled::No;
+        let ops = std::mem::take(&mut q.ops);
+        // Taken before the queue is released: a thread writing inline must not get ahead.
         let mut t = self.target.lock();
+        drop(q);
+        self.write_ops(&mut t, ops);
+    }
+
+    /// Performs the operations queued for this thread's batch (see `write_batch`), fires the
+    /// completions, and lets the storage thread know the files need their periodic fsync.
+    pub(crate) fn write_inline(self: &Arc<Self>) {
+        let mut q = self.queue.lock();
+        q.in_batch = false;
+        let ops = std::mem::take(&mut q.ops);
+        if ops.is_empty() {
+            // A storage thread took them already.
+            return;
+        }
+        let mut t = self.target.lock();
+        drop(q);
+        self.write_ops(&mut t, ops);
+        let dirty = !t.dirty.is_empty();
+        drop(t);
+        self.complete_phase();
+        if dirty {
+            let mut q = self.queue.lock();
+            if q.scheduled == Scheduled::No {
+                q.scheduled = Scheduled::Lazy;
+                drop(q);
+                self.writer.schedule_lazy(Arc::clone(self));
+            }
+        }
+    }
+
+    fn write_ops(&self, t: &mut Target, ops: Vec<Op>) {
         let mut max_seq = 0;
         for op in ops {
             if self.is_poisoned() {
@@ -336,12 +397,12 @@ impl Channel {
                 }
                 continue;
             }
-            if let Err(e) = self.apply(&mut t, op, &mut max_seq) {
-                self.poison(&mut t, StoreError::Io(e));
+            if let Err(e) = self.apply(t, op, &mut max_seq) {
+                self.poison(t, StoreError::Io(e));
             }
         }
-        if let Err(e) = self.flush_pending(&mut t) {
-            self.poison(&mut t, StoreError::Io(e));
+        if let Err(e) = self.flush_pending(t) {
+            self.poison(t, StoreError::Io(e));
         }
         if !self.is_poisoned() && max_seq > 0 {
             self.written_seq.fetch_max(max_seq, Ordering::Release);
@@ -543,7 +604,10 @@ impl Writer {
                 }
             }
             unsynced.retain(|c| c.sync_deadline().is_some());
-            if shutting_down && self.is_shut_down() && { let r = self.ready.lock(); r.queue.is_empty() && r.lazy.is_empty() } {
+            if shutting_down && self.is_shut_down() && {
+                let r = self.ready.lock();
+                r.queue.is_empty() && r.lazy.is_empty()
+            } {
                 return;
             }
         }

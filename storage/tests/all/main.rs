@@ -11,3 +11,4 @@ mod crash_sim;
 mod model;
 mod real_crash;
 mod shared_log;
+mod write_batch;

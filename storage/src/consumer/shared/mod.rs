@@ -501,7 +501,8 @@ impl SharedConsumer {
         // Nobody waits for a delivery or ack record: it goes out with the writer's next batch.
         let id = self.slot.id;
         let (file, offset) = (inner.file, inner.log_len);
-        inner.log_len += inner.channel.append_lazy(file, offset, |out| format::encode_update(out, id, &update))?;
+        inner.log_len +=
+            inner.channel.append_lazy(file, offset, |out| format::encode_update(out, id, &update))?;
         inner.queued += 1;
         let before = format::full_len(&slot.state) as u64;
         update.apply(&mut slot.state, self.slot.policy);

@@ -1,0 +1,159 @@
+//! `WriteBatch`: writes that need no fsync are performed by the thread that made them when its
+//! batch ends; the storage threads still make them durable on the policy's schedule.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use jetway_storage::{
+    CrashMode, FileStore, Io, NewMessage, SimIo, StreamConfig, StreamStore, SyncPolicy, WriteBatch,
+};
+
+use crate::common::fast_engine;
+
+type Fired = Arc<Mutex<Vec<(u64, ThreadId)>>>;
+
+fn sim_root() -> SimIo {
+    let sim = SimIo::new();
+    sim.create_dir_all(Path::new("/data")).unwrap();
+    sim.sync_dir(Path::new("/")).unwrap();
+    sim
+}
+
+fn config(sync: SyncPolicy) -> StreamConfig {
+    let mut c = StreamConfig::named("batch");
+    c.sync = sync;
+    c
+}
+
+fn append(store: &dyn StreamStore, payload: &str, fired: &Fired) -> u64 {
+    let fired = Arc::clone(fired);
+    let done = Box::new(move |r: jetway_storage::Result<u64>| {
+        fired.lock().unwrap().push((r.unwrap(), std::thread::current().id()));
+    });
+    store.append(NewMessage::new("batch.test", payload.as_bytes().to_vec()), Some(done)).unwrap()
+}
+
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn interval_writes_complete_in_order_on_this_thread_when_the_batch_ends() {
+    let sim = sim_root();
+    let engine = fast_engine();
+    let io: Arc<dyn Io> = Arc::new(sim.clone());
+    let dir = Path::new("/data/stream");
+    let store =
+        FileStore::open_with(&engine, io, dir, config(SyncPolicy::Interval(Duration::from_secs(3600))))
+            .unwrap();
+    // The first message creates the block file, which is a storage thread's job.
+    let first: Fired = Arc::default();
+    append(&store, "m1", &first);
+    wait_for("the first message", || !first.lock().unwrap().is_empty());
+    let fired: Fired = Arc::default();
+    {
+        let _batch = WriteBatch::begin();
+        for i in 2..=3 {
+            assert_eq!(append(&store, &format!("m{i}"), &fired), i);
+        }
+        // Nested batches join the outer one.
+        {
+            let _inner = WriteBatch::begin();
+            append(&store, "m4", &fired);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(fired.lock().unwrap().is_empty(), "completions fired before the batch ended");
+        // Loads see the messages meanwhile.
+        assert_eq!(store.load(2).unwrap().payload.as_ref(), b"m2");
+    }
+    let me = std::thread::current().id();
+    assert_eq!(*fired.lock().unwrap(), (2..=4).map(|s| (s, me)).collect::<Vec<_>>());
+    store.stop().unwrap();
+    let engine2 = fast_engine();
+    let reopened = FileStore::open_with(
+        &engine2,
+        Arc::new(sim.clone()),
+        dir,
+        config(SyncPolicy::Interval(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    assert_eq!(reopened.state().msgs, 4);
+}
+
+/// Messages of the stream at `/data/stream` that a power loss now would keep.
+fn survive_power_loss(sim: &SimIo) -> u64 {
+    let engine = fast_engine();
+    let store = FileStore::open_with(
+        &engine,
+        Arc::new(sim.crash(CrashMode::Clean)),
+        Path::new("/data/stream"),
+        config(SyncPolicy::Interval(Duration::from_secs(3600))),
+    )
+    .unwrap();
+    let msgs = store.state().msgs;
+    store.stop().unwrap();
+    msgs
+}
+
+#[test]
+fn inline_writes_still_get_the_periodic_fsync() {
+    let sim = sim_root();
+    let engine = fast_engine();
+    let dir = Path::new("/data/stream");
+    let store = FileStore::open_with(
+        &engine,
+        Arc::new(sim.clone()),
+        dir,
+        config(SyncPolicy::Interval(Duration::from_millis(20))),
+    )
+    .unwrap();
+    let fired: Fired = Arc::default();
+    // A storage thread creates the block and syncs it; then it has nothing left to sync.
+    append(&store, "m1", &fired);
+    wait_for("the first message's fsync", || survive_power_loss(&sim) == 1);
+    {
+        let _batch = WriteBatch::begin();
+        for i in 2..=5 {
+            append(&store, &format!("m{i}"), &fired);
+        }
+    }
+    assert_eq!(fired.lock().unwrap().len(), 5);
+    // Written by this thread; the storage thread must learn of them and sync them in time.
+    wait_for("the periodic fsync", || survive_power_loss(&sim) == 5);
+    store.stop().unwrap();
+}
+
+#[test]
+fn always_policy_writes_go_to_the_storage_threads_even_in_a_batch() {
+    let sim = sim_root();
+    let engine = fast_engine();
+    let store = FileStore::open_with(
+        &engine,
+        Arc::new(sim.clone()),
+        Path::new("/data/stream"),
+        config(SyncPolicy::Always),
+    )
+    .unwrap();
+    let fired: Fired = Arc::default();
+    let _batch = WriteBatch::begin();
+    append(&store, "durable", &fired);
+    // Completes while the batch is still open, on a storage thread, after an fsync.
+    wait_for("the completion", || !fired.lock().unwrap().is_empty());
+    assert_ne!(fired.lock().unwrap()[0].1, std::thread::current().id());
+    let crashed = sim.crash(CrashMode::Clean);
+    let engine2 = fast_engine();
+    let store2 = FileStore::open_with(
+        &engine2,
+        Arc::new(crashed),
+        Path::new("/data/stream"),
+        config(SyncPolicy::Always),
+    )
+    .unwrap();
+    assert_eq!(store2.state().msgs, 1);
+}
