@@ -27,6 +27,8 @@ use crate::server::Core;
 
 /// Subjects remembered by the per-connection match cache.
 const L1_CACHE_MAX: usize = 64;
+/// Subjects of JetStream acks (`$JS.ACK.<stream>.<consumer>...`): unique per message.
+const JS_ACK_PREFIX: &[u8] = b"$JS.ACK.";
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -447,6 +449,7 @@ impl Session {
         }
     }
 
+    /// The routes of a published subject, through the connection's and the account's caches.
     fn lookup(&mut self, subject: &Bytes) -> Arc<MatchResult> {
         let generation = self.account.sublist.generation();
         if generation != self.l1_generation {
@@ -455,10 +458,14 @@ impl Session {
         } else if let Some(hit) = self.l1.get(subject) {
             return hit.clone();
         }
-        let result = match std::str::from_utf8(subject) {
-            Ok(s) => self.account.sublist.matches(s),
-            Err(_) => Arc::new(MatchResult::default()),
+        let Ok(subject_str) = std::str::from_utf8(subject) else {
+            return Arc::new(MatchResult::default());
         };
+        if subject.starts_with(JS_ACK_PREFIX) {
+            // Every ack subject is unique: caching it would only evict entries that repeat.
+            return self.account.sublist.matches_transient(subject_str);
+        }
+        let result = self.account.sublist.matches(subject_str);
         if self.l1.len() >= L1_CACHE_MAX {
             self.l1.clear();
         }

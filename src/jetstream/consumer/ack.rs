@@ -29,12 +29,20 @@ pub struct AckRef {
 
 /// Parses the tokens after `$JS.ACK.<stream>.<consumer>.`.
 pub fn parse_ack_subject(subject: &str) -> Option<AckRef> {
-    let tokens: Vec<&str> = subject.split('.').collect();
-    if tokens.len() < 9 {
+    // Only the first 9 tokens and the count matter (no allocation: one per ack adds up).
+    let mut tokens = [""; 9];
+    let mut count = 0;
+    for (i, token) in subject.split('.').enumerate() {
+        if let Some(slot) = tokens.get_mut(i) {
+            *slot = token;
+        }
+        count = i + 1;
+    }
+    if count < 9 {
         return None;
     }
     // v1 has 9 tokens; v2 (11+) inserts domain and account hash after `$JS.ACK`.
-    let base = if tokens.len() == 9 { 4 } else { 6 };
+    let base = if count == 9 { 4 } else { 6 };
     let num = |i: usize| tokens.get(base + i).and_then(|t| t.parse::<u64>().ok());
     Some(AckRef { deliveries: num(0)?, stream_seq: num(1)?, consumer_seq: num(2)? })
 }

@@ -14,7 +14,10 @@ use super::flow_control;
 use super::pull::pending_headers;
 use super::{Consumer, Inner, Pending};
 use crate::jetstream::stream::Stream;
-use crate::router::{deliver, Message};
+use crate::router::{deliver, FlushSet, MatchResult, Message};
+
+/// Messages delivered per wake-up of the receivers' writers.
+const DELIVERY_CHUNK: usize = 32;
 
 /// Messages delivered per pump before yielding to other tasks.
 const MAX_PER_PUMP: usize = 1024;
@@ -231,10 +234,26 @@ impl Consumer {
             );
         }
         // Messages first: a request's closing status must come after what it delivered.
-        for m in &out {
+        // One route lookup per target, and one wake per receiver per chunk: the first
+        // messages of a big batch are on their way while the rest are encoded.
+        let mut flush = FlushSet::waking(self.stats.clone());
+        let mut route: Option<(&str, Arc<MatchResult>)> = None;
+        for (i, m) in out.iter().enumerate() {
+            if i % DELIVERY_CHUNK == DELIVERY_CHUNK - 1 {
+                flush.flush();
+            }
+            let result = match &route {
+                Some((target, result)) if *target == m.target => Arc::clone(result),
+                _ => {
+                    let result = self.account.sublist.matches(&m.target);
+                    route = Some((&m.target, Arc::clone(&result)));
+                    result
+                }
+            };
             let msg = Message::internal(&m.subject, m.reply.as_deref(), m.headers.as_ref(), &m.payload);
-            deliver::publish_routed(&self.account, &self.stats, &m.target, &msg);
+            deliver::deliver(&self.account.sublist, &result, &msg, &mut flush);
         }
+        flush.flush();
         if let Some(fc) = flow_request {
             let hdr = super::pull::status(100, "FlowControl Request", &[]);
             let empty = Bytes::new();

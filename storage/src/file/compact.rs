@@ -169,7 +169,7 @@ impl FileBackend {
             }
         }
         if report.rewritten {
-            self.readers.lock().remove(&block);
+            self.forget_reads(block);
         }
         for (_, seq, len, old_offset) in erases {
             let offset = if report.rewritten { moved.get(&seq).copied() } else { Some(old_offset) };

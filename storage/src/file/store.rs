@@ -29,6 +29,26 @@ use crate::traits::Completion;
 /// Recent messages kept in memory (always until written, then up to this many bytes).
 const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// Bytes read from a block at once when a message is not in memory: the messages after it are
+/// usually read next (a consumer catching up), and one `pread` then serves hundreds of them.
+const READ_AHEAD: usize = 32 * 1024;
+
+/// Bytes of a block read ahead: `bytes` start at `offset` of `block`.
+struct ReadAhead {
+    block: u32,
+    offset: u64,
+    bytes: Bytes,
+}
+
+impl ReadAhead {
+    /// The `len` bytes at `offset` of `block`, when they lie in this buffer.
+    fn get(&self, block: u32, offset: u64, len: usize) -> Option<Bytes> {
+        let start = usize::try_from(offset.checked_sub(self.offset)?).ok()?;
+        (block == self.block && start.checked_add(len)? <= self.bytes.len())
+            .then(|| self.bytes.slice(start..start + len))
+    }
+}
+
 /// Bytes of a cached message counted against [`CACHE_BYTES`].
 fn body_len(m: &StoredMessage) -> u64 {
     (m.payload.len() + m.headers.as_ref().map_or(0, Bytes::len)) as u64
@@ -44,6 +64,9 @@ pub struct FileBackend {
     block_size: u64,
     last_seq: u64,
     pub(crate) readers: Mutex<HashMap<u32, Arc<dyn IoFile>>>,
+    /// The last bytes read ahead (written records never change in place, so they stay valid
+    /// until their block is rewritten or removed; see `forget_reads`).
+    read_ahead: Mutex<Option<ReadAhead>>,
     /// Blocks to rewrite at the next chance (see `file::compact`).
     pub(crate) candidates: Vec<u32>,
     /// Blocks at least this long are worth rewriting.
@@ -91,6 +114,7 @@ impl Store<FileBackend> {
             block_size: config.block_size.max(1024),
             last_seq: rec.index.last_seq,
             readers: Mutex::new(HashMap::new()),
+            read_ahead: Mutex::new(None),
             candidates: Vec::new(),
             compact_min: (config.block_size / 2).max(512),
             compaction_reports: CompactionReports::default(),
@@ -177,7 +201,7 @@ impl FileBackend {
                 break;
             }
             self.blocks.remove(&id);
-            self.readers.lock().remove(&id);
+            self.forget_reads(id);
             self.writer_files.remove(&id);
             self.channel.push(Op::Remove { file: id, path: self.path(id) })?;
         }
@@ -191,6 +215,8 @@ impl FileBackend {
         }
         self.channel.push(Op::Write { file: block, offset, bytes })?;
         self.last_floor = None;
+        // An erased message's bytes must not linger in memory either.
+        self.forget_read_ahead(block);
         Ok(())
     }
 
@@ -217,6 +243,50 @@ impl FileBackend {
     fn cached(&self, seq: u64) -> Option<&StoredMessage> {
         let i = self.cache.partition_point(|m| m.seq < seq);
         self.cache.get(i).filter(|m| m.seq == seq)
+    }
+
+    /// The bytes of the record at `loc`, from the read-ahead buffer or read with the ones after
+    /// it.
+    fn record_bytes(&self, loc: Loc) -> Result<Bytes> {
+        let len = loc.len as usize;
+        let mut read_ahead = self.read_ahead.lock();
+        if let Some(bytes) = read_ahead.as_ref().and_then(|r| r.get(loc.block, loc.offset, len)) {
+            return Ok(bytes);
+        }
+        let reader = self.reader(loc.block)?;
+        let mut buf = vec![0u8; len.max(READ_AHEAD)];
+        let mut done = 0;
+        while done < buf.len() {
+            let n = reader.read_at(buf.get_mut(done..).unwrap_or_default(), loc.offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        if done < len {
+            return Err(StoreError::Corrupt(format!(
+                "the record at {} of block {} is past its end",
+                loc.offset, loc.block
+            )));
+        }
+        buf.truncate(done);
+        let bytes = Bytes::from(buf);
+        let record = bytes.slice(..len);
+        *read_ahead = Some(ReadAhead { block: loc.block, offset: loc.offset, bytes });
+        Ok(record)
+    }
+
+    /// Drops what was read from `block`: it is being rewritten or removed.
+    pub(crate) fn forget_reads(&self, block: u32) {
+        self.readers.lock().remove(&block);
+        self.forget_read_ahead(block);
+    }
+
+    fn forget_read_ahead(&self, block: u32) {
+        let mut read_ahead = self.read_ahead.lock();
+        if read_ahead.as_ref().is_some_and(|r| r.block == block) {
+            *read_ahead = None;
+        }
     }
 
     pub(crate) fn reader(&self, block: u32) -> Result<Arc<dyn IoFile>> {
@@ -273,17 +343,7 @@ impl Backend for FileBackend {
             return Ok(m.clone());
         }
         let loc = entry.loc;
-        let mut buf = vec![0u8; loc.len as usize];
-        let reader = self.reader(loc.block)?;
-        let mut done = 0;
-        while done < buf.len() {
-            let n = reader.read_at(buf.get_mut(done..).unwrap_or_default(), loc.offset + done as u64)?;
-            if n == 0 {
-                return Err(StoreError::Corrupt(format!("message {seq} is past the end of its block")));
-            }
-            done += n;
-        }
-        let buf = Bytes::from(buf);
+        let buf = self.record_bytes(loc)?;
         match decode(&buf) {
             Ok((Record::Msg { seq: s, timestamp, headers, payload, .. }, _)) if s == seq => {
                 Ok(StoredMessage {
@@ -363,6 +423,7 @@ impl Backend for FileBackend {
     fn stop(&mut self) -> Result<()> {
         self.stopped = true;
         self.readers.lock().clear();
+        *self.read_ahead.lock() = None;
         Ok(())
     }
 }
