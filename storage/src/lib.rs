@@ -62,12 +62,17 @@
 //! # Threads and locks
 //!
 //! Each store is one `parking_lot::Mutex` held only for in-memory work (never across disk I/O;
-//! a cold read does one `pread` under it). Nested order, outermost first: store lock ->
-//! channel queue lock -> writer ready lock. The writer thread takes the ready lock, releases it,
-//! then a channel's queue lock (released) and its target lock (only the writer uses it). The
-//! expiry thread takes its list lock, releases it, then each store's lock. Completions run on
-//! the writer thread with no store lock held. A shared consumer log: log lock -> one consumer's
-//! slot lock -> channel queue lock (a consumer's `state()` takes only its slot lock).
+//! a cold read does one `pread` of up to 32 KiB under it, kept to serve the reads after it).
+//! Nested order, outermost first: store lock -> channel queue lock -> writer ready lock. The
+//! writer thread takes the ready lock, releases it, then a channel's queue lock and, before
+//! releasing that, its target lock (so whoever took the queued operations first also writes
+//! them first). A thread ending a [`WriteBatch`] takes the same two locks in the same order to
+//! perform its `Interval`/`Never` writes itself (no fsync: that stays on the writer threads).
+//! The expiry thread takes its list lock, releases it, then each store's lock. Completions run
+//! on the writer thread, or on the thread ending a `WriteBatch`, with no store lock held.
+//! Consumer delivery and ack records are queued lazily (no writer wake-up; written within
+//! 10 ms). A shared consumer log: log lock -> one consumer's slot lock -> channel queue lock
+//! (a consumer's `state()` takes only its slot lock).
 //!
 //! # Space
 //!

@@ -153,7 +153,9 @@ pub enum AckPolicy {
     Explicit,
 }
 
-/// The persisted state of one consumer.
+/// The persisted state of one consumer. Updates apply to the state at once and reach the disk
+/// shortly after (file stores write them within 10 ms, without fsync under `Interval`); a crash
+/// may lose the last ones, which means redeliveries. [`ConsumerStore::sync`] waits for them.
 pub trait ConsumerStore: Send + Sync {
     /// Records a delivery: `delivery_count` 1 is the first delivery.
     fn update_delivered(
