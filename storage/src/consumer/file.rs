@@ -109,7 +109,7 @@ impl FileConsumerStore {
             (ConsumerState::default(), 0, 0)
         };
         let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
-        let channel = Channel::new(writer, io, dir.to_path_buf(), sync);
+        let channel = Channel::new(writer, io, dir.to_path_buf(), sync, 0);
         if valid == 0 {
             channel.push(Op::Create { file: 1, path: log })?;
         } else {

@@ -2,8 +2,9 @@
 //!
 //! Replay applies records in log order (block by block, record by record): a message is
 //! inserted, a tombstone removes one sequence, a floor every sequence below it, a truncate
-//! every sequence above it. A torn tail of the last block is truncated. A damaged region
-//! elsewhere (bad checksum, impossible length, zeroed bytes) is skipped by scanning for the
+//! every sequence above it. A torn tail of the last block is truncated; a tail of zeros in any
+//! block is prefilled space and ends it cleanly. A damaged region elsewhere (bad checksum,
+//! impossible length, zeroed bytes followed by records) is skipped by scanning for the
 //! next valid record; its bytes and the sequences that vanished with it are reported as lost.
 //! Nothing read from disk can make this panic.
 
@@ -133,6 +134,8 @@ impl Replay {
                     self.apply(block, pos as u64, body, rec, len);
                     pos += len;
                 }
+                // Zeros to the end: space prefilled ahead of appends (see `file::writer`).
+                Err(_) if rest.iter().all(|b| *b == 0) => break,
                 Err(_) => match next_valid(data, pos + 1) {
                     Some(next) => {
                         self.damaged((next - pos) as u64);

@@ -1,7 +1,7 @@
 //! A simulated file system that can crash: it keeps what was written ("live") apart from what
 //! an fsync made durable, and [`SimIo::crash`] returns the durable image, optionally with torn
-//! writes (a random prefix of unsynced appended bytes, possibly garbled), as a real power loss
-//! may leave. File contents become durable with `sync_data`; names (creates, renames, removals)
+//! writes (a random prefix of the unsynced bytes from the first one that differs, appended or
+//! written in place, possibly garbled), as a real power loss may leave. File contents become durable with `sync_data`; names (creates, renames, removals)
 //! only when their parent folder is synced.
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,8 +44,9 @@ struct FsState {
 pub enum CrashMode {
     /// Only synced data survives.
     Clean,
-    /// Each file may also keep a random prefix of its unsynced appended bytes, whose last
-    /// bytes may be garbage (a torn write). `seed` picks the outcome.
+    /// Each file may also keep a random prefix of its unsynced bytes (from the first byte that
+    /// differs from the synced image), whose last byte may be garbage (a torn write). `seed`
+    /// picks the outcome.
     Torn {
         /// Random seed.
         seed: u64,
@@ -141,14 +142,25 @@ impl SimIo {
                         };
                         let mut content = inode.durable.clone();
                         if let CrashMode::Torn { .. } = mode {
-                            let extra = inode.live.get(content.len()..).unwrap_or_default();
-                            if !extra.is_empty() && inode.live.starts_with(&content) {
+                            // Unsynced writes from the first byte that differs (appended, or
+                            // written over prefilled zeros) to the end of the live file: a
+                            // random prefix of them persisted, its last byte maybe garbled.
+                            let (live, durable) = (&inode.live, &inode.durable);
+                            let from = live.iter().zip(durable.iter()).position(|(a, b)| a != b);
+                            let from = from.unwrap_or(durable.len());
+                            let extra = live.get(from..).unwrap_or_default();
+                            if !extra.is_empty() && live.len() >= durable.len() {
                                 let keep = (rng.next() % (extra.len() as u64 + 1)) as usize;
+                                content.truncate(from);
                                 content.extend_from_slice(extra.get(..keep).unwrap_or_default());
                                 if keep > 0 && rng.next() % 2 == 0 {
                                     if let Some(b) = content.last_mut() {
                                         *b ^= 0x5a;
                                     }
+                                }
+                                // What the writes did not reach keeps its durable bytes.
+                                if let Some(rest) = durable.get(content.len()..) {
+                                    content.extend_from_slice(rest);
                                 }
                             }
                         }

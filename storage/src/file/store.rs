@@ -104,7 +104,13 @@ impl Store<FileBackend> {
         crate::file::io::ensure_dir(&*io, dir)?;
         let rec = recover(&*io, dir, config.first_seq)?;
         let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
-        let channel = Channel::new(writer, Arc::clone(&io), dir.to_path_buf(), config.sync);
+        let channel = Channel::new(
+            writer,
+            Arc::clone(&io),
+            dir.to_path_buf(),
+            config.sync,
+            config.block_size.max(1024),
+        );
         let mut backend = FileBackend {
             io,
             dir: dir.to_path_buf(),
@@ -154,6 +160,12 @@ impl FileBackend {
     /// Starts block `active + 1` with a header saying `floor` and `last_seq`.
     fn new_block(&mut self, floor: u64, last_seq: u64) -> Result<()> {
         let id = self.active + 1;
+        // The full block is sealed at its length: no prefilled zeros stay behind.
+        if let Some(len) = self.blocks.get(&self.active).map(|b| b.len) {
+            if self.writer_files.contains(&self.active) {
+                self.channel.push(Op::SetLen { file: self.active, len })?;
+            }
+        }
         let header = BlockHeader { id, floor, last_seq }.encode();
         let path = self.path(id);
         self.channel.push(Op::Create { file: id, path })?;

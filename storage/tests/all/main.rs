@@ -9,6 +9,7 @@ mod consumer_model;
 mod corruption;
 mod crash_sim;
 mod model;
+mod prefill;
 mod real_crash;
 mod shared_log;
 mod write_batch;

@@ -203,7 +203,7 @@ impl SharedConsumerLog {
         }
         drop(data);
         let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
-        let channel = Channel::new(writer, io, dir.to_path_buf(), sync);
+        let channel = Channel::new(writer, io, dir.to_path_buf(), sync, 0);
         let mut log_len = valid;
         if valid == 0 {
             let mut header = Vec::with_capacity(format::HEADER_LEN);
