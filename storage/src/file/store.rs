@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::config::StreamConfig;
+use crate::config::{StreamConfig, SyncPolicy};
 use crate::core::backend::{Backend, Incoming};
 use crate::core::index::{Entry, Index};
 use crate::core::stream::Stream;
@@ -104,13 +104,9 @@ impl Store<FileBackend> {
         crate::file::io::ensure_dir(&*io, dir)?;
         let rec = recover(&*io, dir, config.first_seq)?;
         let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
-        let channel = Channel::new(
-            writer,
-            Arc::clone(&io),
-            dir.to_path_buf(),
-            config.sync,
-            config.block_size.max(1024),
-        );
+        // Prefilled only where fsyncs are frequent enough for their cost to matter.
+        let prefill_cap = if config.sync == SyncPolicy::Always { config.block_size.max(1024) } else { 0 };
+        let channel = Channel::new(writer, Arc::clone(&io), dir.to_path_buf(), config.sync, prefill_cap);
         let mut backend = FileBackend {
             io,
             dir: dir.to_path_buf(),
@@ -162,7 +158,7 @@ impl FileBackend {
         let id = self.active + 1;
         // The full block is sealed at its length: no prefilled zeros stay behind.
         if let Some(len) = self.blocks.get(&self.active).map(|b| b.len) {
-            if self.writer_files.contains(&self.active) {
+            if self.channel.prefills() && self.writer_files.contains(&self.active) {
                 self.channel.push(Op::SetLen { file: self.active, len })?;
             }
         }

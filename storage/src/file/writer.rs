@@ -8,7 +8,7 @@
 //! Under `Interval`/`Never` completions fire after step 1 and step 2 runs when due. Any failed
 //! write or fsync poisons the channel: every pending and later completion gets an error.
 //!
-//! Block files are *prefilled*: a stream channel writes zeros up to 1 MiB ahead of its
+//! Block files of `Always` streams are *prefilled*: their channel writes zeros up to 1 MiB ahead of its
 //! appends (never past the block size), and seals a full block by cutting it to its length.
 //! An fdatasync of bytes written over prefilled space flushes only data; one that grows the
 //! file must also write the inode (its size), which on ext4 doubles its latency. Recovery
@@ -131,6 +131,8 @@ pub(crate) struct Channel {
     poisoned: AtomicBool,
     /// A copy of the target's policy, readable without its lock.
     policy: SyncPolicy,
+    /// A copy of the target's prefill cap.
+    prefill_cap: u64,
     /// Highest message sequence written to the OS.
     pub written_seq: AtomicU64,
     writer: Arc<Writer>,
@@ -165,9 +167,15 @@ impl Channel {
             }),
             poisoned: AtomicBool::new(false),
             policy,
+            prefill_cap,
             written_seq: AtomicU64::new(0),
             writer,
         })
+    }
+
+    /// Whether files this channel creates are prefilled.
+    pub fn prefills(&self) -> bool {
+        self.prefill_cap > 0
     }
 
     pub fn is_poisoned(&self) -> bool {
