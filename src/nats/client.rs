@@ -236,13 +236,14 @@ impl ClientShared {
         if let Some(writer) = writer {
             if self.outbound.try_lock_writer() {
                 let result = self.outbound.write_now(|buf| writer.try_write(buf));
-                self.outbound.unlock_writer();
+                // Bytes queued meanwhile by producers that found the lock taken count too.
+                let pending = self.outbound.unlock_writer();
                 match result {
-                    Ok((empty, written)) => {
+                    Ok((_, written)) => {
                         if written > 0 {
                             self.outbound.signal_drained();
                         }
-                        if empty {
+                        if !pending {
                             return;
                         }
                     }

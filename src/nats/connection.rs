@@ -87,7 +87,9 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
             continue;
         }
         if !client.outbound.take(&mut chunks) {
-            client.outbound.unlock_writer();
+            if client.outbound.unlock_writer() {
+                continue; // queued since the take
+            }
             if closing {
                 break;
             }
@@ -118,7 +120,8 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
         }
         client.touch();
         client.outbound.recycle(&mut chunks);
-        client.outbound.unlock_writer();
+        // Whatever is pending now is taken on the next turn of the loop.
+        let _ = client.outbound.unlock_writer();
         client.outbound.signal_drained();
     }
     client.clear_direct_writer();

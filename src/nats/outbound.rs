@@ -149,8 +149,15 @@ impl Outbound {
         !self.writing.swap(true, std::sync::atomic::Ordering::Acquire)
     }
 
-    pub fn unlock_writer(&self) {
+    /// Gives up the right to write. Returns true when bytes are pending: the caller must then
+    /// get them written (wake the writer task), since a producer that queued them while the
+    /// lock was held could not write them itself. Checked under the queue's lock, so a producer
+    /// queueing after it sees the writer lock free.
+    #[must_use = "pending bytes need a writer"]
+    pub fn unlock_writer(&self) -> bool {
+        let state = self.state.lock();
         self.writing.store(false, std::sync::atomic::Ordering::Release);
+        state.pending > 0
     }
 
     /// Writes pending bytes with `write` (non-blocking) until the queue is empty or the socket
@@ -292,6 +299,24 @@ impl Outbound {
 mod tests {
     use super::*;
 
+    /// Regression: a direct writer emptied the queue, another producer queued bytes before the
+    /// writer lock was released (so it could not write them, and its wake-up found the lock
+    /// taken), and nobody was left to write them: a subscriber stopped receiving.
+    #[test]
+    fn bytes_queued_while_the_writer_lock_is_held_are_reported_at_unlock() {
+        let q = Outbound::new(1 << 20);
+        q.push(3, |b| b.extend_from_slice(b"one")).unwrap();
+        assert!(q.try_lock_writer());
+        assert_eq!(q.write_now(|buf| Ok(buf.len())).unwrap(), (true, 3));
+        let pushed = q.push(3, |b| b.extend_from_slice(b"two")).unwrap();
+        assert!(pushed.wake, "first bytes since the queue emptied");
+        assert!(!q.try_lock_writer(), "the producer cannot write them itself");
+        assert!(q.unlock_writer(), "whoever unlocks learns that bytes wait");
+        assert!(q.try_lock_writer());
+        assert_eq!(q.write_now(|buf| Ok(buf.len())).unwrap(), (true, 3));
+        assert!(!q.unlock_writer(), "nothing left");
+    }
+
     fn taken(q: &Outbound) -> Vec<u8> {
         let mut out = VecDeque::new();
         assert!(q.take(&mut out));
@@ -332,7 +357,7 @@ mod tests {
                 Ok(n)
             })
             .unwrap();
-        q.unlock_writer();
+        assert!(q.unlock_writer(), "the socket took only part");
         assert_eq!((empty, written, &sent[..]), (false, 4, &b"abcd"[..]));
         assert_eq!(q.pending_bytes(), 2);
         q.push(2, |b| b.extend_from_slice(b"gh")).unwrap();
@@ -341,7 +366,7 @@ mod tests {
         assert!(q.try_lock_writer());
         q.push(1, |b| b.extend_from_slice(b"i")).unwrap();
         let (empty, written) = q.write_now(|buf| Ok(buf.len())).unwrap();
-        q.unlock_writer();
+        assert!(!q.unlock_writer());
         assert_eq!((empty, written), (true, 1));
         assert_eq!(q.push(1, |b| b.extend_from_slice(b"j")), Ok(Pushed { wake: true, stalled: false }));
     }
