@@ -469,3 +469,33 @@ async fn session_consumers_share_one_log_and_come_back_after_a_restart() {
     assert_eq!(&sub.next_publish().await.payload[..], b"after");
     server.shutdown().await;
 }
+
+/// The gateway acknowledges its sessions' consumers directly: acks work (the message leaves
+/// the interest stream) without a `$JS.ACK` subscription per session, which would cost every
+/// session memory and every ack a sublist lookup.
+#[tokio::test]
+async fn session_consumers_are_acknowledged_without_an_ack_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut sub = v4_with(addr, "direct-acks", |o| {
+        o.set_clean_session(false);
+    })
+    .await;
+    sub.subscribe("acks/#", rumqttc::QoS::AtLeastOnce).await;
+    publish_qos1(addr, "acks/1", "one", false).await;
+    assert_eq!(&sub.next_publish().await.payload[..], b"one");
+
+    let js = js_of(&server).await;
+    let mut msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while msgs.info().await.unwrap().state.messages > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the acked message is still stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let consumer = hash8("direct-acks");
+    let nc = async_nats::connect(format!("nats://{}", server.nats_addr)).await.unwrap();
+    let err = nc.request(format!("$JS.ACK.$MQTT_msgs.{consumer}.1.1.1.0.0"), "".into()).await.unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders, "no ack subscription: {err}");
+    server.shutdown().await;
+}

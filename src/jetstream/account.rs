@@ -545,6 +545,13 @@ fn check_overlap<'a>(
 /// (a folder, files and fsyncs per session would limit session setup to about a thousand a
 /// second, and cost a file descriptor per session).
 fn keeps_consumers_in_one_log(stream: &str) -> bool {
+    is_gateway_stream(stream)
+}
+
+/// The MQTT gateway's streams (`$MQTT_*`). Their consumers are the gateway's sessions', and the
+/// gateway acknowledges them directly ([`super::consumer::Consumer::ack_directly`]) rather than
+/// through a `$JS.ACK` subscription per session.
+pub(crate) fn is_gateway_stream(stream: &str) -> bool {
     stream.starts_with("$MQTT_")
 }
 

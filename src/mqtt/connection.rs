@@ -824,9 +824,7 @@ impl Connection {
 
     /// Acknowledges a stored message to the session's consumer.
     fn ack_stored(&self, delivery: &StoredDelivery) {
-        let empty = bytes::Bytes::new();
-        let msg = crate::router::Message::internal(&delivery.ack_subject, None, None, &empty);
-        crate::router::deliver::publish(&self.account, &self.mqtt.core.stats, &msg);
+        self.mqtt.store.ack_stored(&self.account.name, &self.session.client_id, delivery);
     }
 
     fn is_shared(&self, filter: &str) -> bool {

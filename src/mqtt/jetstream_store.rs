@@ -77,7 +77,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::store::{
-    OutgoingMessage, RetainedMessage, SessionRecord, SessionStore, StoreError, StoreFuture,
+    OutgoingMessage, RetainedMessage, SessionRecord, SessionStore, StoreError, StoreFuture, StoredDelivery,
     StoredSubscription,
 };
 use crate::account::Account;
@@ -669,6 +669,14 @@ impl SessionStore for JetStreamStore {
         }
         let headers = (!headers.is_empty()).then(|| headers.encode());
         Some(write(&streams.msgs, &stored_subject, headers, publish.payload.clone()))
+    }
+
+    fn ack_stored(&self, account: &str, client_id: &str, delivery: &StoredDelivery) {
+        let Ok(streams) = self.streams(account) else { return };
+        let consumer = streams.msgs.consumers.read().get(hash8(client_id).as_str()).cloned();
+        if let Some(consumer) = consumer {
+            consumer.ack_directly(&delivery.ack_subject);
+        }
     }
 
     fn sync_consumer(

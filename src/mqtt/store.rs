@@ -168,6 +168,10 @@ pub trait SessionStore: Send + Sync + 'static {
         None
     }
 
+    /// Acknowledges a message the session's consumer delivered (the client's PUBACK, or
+    /// PUBREC for QoS 2). Only called by stores that deliver stored messages.
+    fn ack_stored(&self, _account: &str, _client_id: &str, _delivery: &StoredDelivery) {}
+
     /// Makes the session's consumer match `filters` (NATS subject filters of its QoS 1/2
     /// subscriptions; empty: no consumer). It delivers to
     /// [`super::jetstream_store::deliver_subject`] and keeps its position while the client is

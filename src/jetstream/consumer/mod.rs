@@ -270,15 +270,19 @@ impl Consumer {
 
     fn subscribe(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
-        let ack_subject = format!("$JS.ACK.{}.{}.>", self.stream_name, self.name);
-        let ack = Subscription::new(
-            ack_subject.as_str().into(),
-            None,
-            Sink::Internal(Arc::new(AckHandler(weak.clone()))),
-        );
-        self.account.sublist.insert(ack.clone());
         let mut subs = self.subscriptions.lock();
-        subs.push(ack);
+        // The gateway's session consumers are acknowledged directly: a subscription each would
+        // cost every session memory and every ack a sublist lookup.
+        if !crate::jetstream::account::is_gateway_stream(&self.stream_name) {
+            let ack_subject = format!("$JS.ACK.{}.{}.>", self.stream_name, self.name);
+            let ack = Subscription::new(
+                ack_subject.as_str().into(),
+                None,
+                Sink::Internal(Arc::new(AckHandler(weak.clone()))),
+            );
+            self.account.sublist.insert(ack.clone());
+            subs.push(ack);
+        }
         if self.config.read().flow_control {
             let fc_subject = format!("$JS.FC.{}.{}.*", self.stream_name, self.name);
             let handler = flow_control::FlowControlHandler(weak.clone());
@@ -409,6 +413,12 @@ impl Consumer {
     }
 
     /// An ack arrived on `$JS.ACK.…`.
+    /// An ack from inside the server (the MQTT gateway): `ack_subject` is the `$JS.ACK` reply
+    /// subject of the delivery, the payload an ordinary ack.
+    pub(crate) fn ack_directly(&self, ack_subject: &str) {
+        self.on_ack(&Message::internal(ack_subject, None, None, &Bytes::new()));
+    }
+
     fn on_ack(&self, msg: &Message<'_>) {
         let Some(r) = parse_ack_subject(msg.subject) else { return };
         let kind = parse_ack(msg.payload);
