@@ -100,6 +100,7 @@ impl JetStream {
         // stays on one thread, so a single stream's group commit is unchanged.
         let engine = jetway_storage::Engine::new(jetway_storage::EngineConfig {
             writer_threads: STORE_WRITER_THREADS,
+            completion_scope: Some(Arc::new(crate::router::deliver::ReplyBatch { stats: stats.clone() })),
             ..Default::default()
         })
         .map_err(JetStreamError::Engine)?;

@@ -205,13 +205,44 @@ pub fn publish_routed(
 }
 
 /// Publishes a reply (a publish ack, an API response) into `account`. Reply subjects are
-/// usually unique inboxes, so the lookup bypasses the match cache.
+/// usually unique inboxes, so the lookup bypasses the match cache. Inside a [`ReplyBatch`] the
+/// receivers are written to when the batch ends.
 pub fn publish_reply(
     account: &crate::account::Account,
     stats: &Arc<ServerStats>,
     msg: &Message<'_>,
 ) -> usize {
     let result = account.sublist.matches_transient(msg.subject);
-    let mut flush = FlushSet::waking(stats.clone());
-    deliver(&account.sublist, &result, msg, &mut flush)
+    let batched = REPLY_BATCH.with(|batch| {
+        let mut batch = batch.try_borrow_mut().ok()?;
+        let flush = batch.as_mut()?;
+        Some(deliver(&account.sublist, &result, msg, flush))
+    });
+    batched.unwrap_or_else(|| {
+        let mut flush = FlushSet::waking(stats.clone());
+        deliver(&account.sublist, &result, msg, &mut flush)
+    })
+}
+
+thread_local! {
+    /// The receivers of replies made on this thread inside a [`ReplyBatch`].
+    static REPLY_BATCH: std::cell::RefCell<Option<FlushSet>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The storage threads' completion scope: the publish acks a batch of completions queues are
+/// written to their clients' sockets once, directly, when the batch ends, instead of each
+/// client's writer task being woken from the storage thread (a cross-thread wake-up per client
+/// per group commit, and the acks' latency of that hop).
+pub struct ReplyBatch {
+    pub stats: Arc<ServerStats>,
+}
+
+impl jetway_storage::CompletionScope for ReplyBatch {
+    fn run(&self, complete: &mut dyn FnMut()) {
+        REPLY_BATCH.with(|batch| *batch.borrow_mut() = Some(FlushSet::new(self.stats.clone())));
+        complete();
+        if let Some(mut flush) = REPLY_BATCH.with(|batch| batch.borrow_mut().take()) {
+            flush.flush();
+        }
+    }
 }

@@ -19,18 +19,38 @@ pub(crate) trait Expirable: Send + Sync {
     fn expire_due(&self, now: i64) -> Option<i64>;
 }
 
+/// Wraps the completions a writer thread fires for one batch, so that what they produce can
+/// be dealt with once per batch (the server writes the acknowledgements they queue to the
+/// clients' sockets at the end, instead of waking each client's writer task).
+pub trait CompletionScope: Send + Sync {
+    /// Calls `complete`, which fires the batch's completions, inside the scope.
+    fn run(&self, complete: &mut dyn FnMut());
+}
+
 /// Engine settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Number of writer (group-commit) threads shared by every file store.
     pub writer_threads: usize,
     /// Longest sleep of the expiry thread, bounding how late an expiry can be.
     pub expiry_tick: Duration,
+    /// Wraps each writer batch's completions (none: they just run).
+    pub completion_scope: Option<Arc<dyn CompletionScope>>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("writer_threads", &self.writer_threads)
+            .field("expiry_tick", &self.expiry_tick)
+            .field("completion_scope", &self.completion_scope.is_some())
+            .finish()
+    }
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { writer_threads: 1, expiry_tick: Duration::from_millis(100) }
+        EngineConfig { writer_threads: 1, expiry_tick: Duration::from_millis(100), completion_scope: None }
     }
 }
 
@@ -130,8 +150,9 @@ impl Engine {
 
     /// Starts the engine's threads.
     pub fn new(config: EngineConfig) -> std::io::Result<Engine> {
-        let writers: Vec<Arc<Writer>> =
-            (0..config.writer_threads.max(1)).map(|_| Arc::new(Writer::default())).collect();
+        let writers: Vec<Arc<Writer>> = (0..config.writer_threads.max(1))
+            .map(|_| Arc::new(Writer::new(config.completion_scope.clone())))
+            .collect();
         let shared = Arc::new(Shared {
             expiry: Mutex::new(ExpiryState::default()),
             expiry_cv: Condvar::new(),

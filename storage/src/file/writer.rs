@@ -600,9 +600,15 @@ pub(crate) struct Writer {
     shut: AtomicBool,
     /// fsyncs done by this thread, for the server's metrics.
     pub stats: crate::engine::SyncStats,
+    /// Wraps each batch's completions.
+    scope: Option<Arc<dyn crate::engine::CompletionScope>>,
 }
 
 impl Writer {
+    pub fn new(scope: Option<Arc<dyn crate::engine::CompletionScope>>) -> Self {
+        Writer { scope, ..Writer::default() }
+    }
+
     fn schedule(&self, ch: Arc<Channel>) {
         self.ready.lock().queue.push(ch);
         self.cv.notify_one();
@@ -670,8 +676,14 @@ impl Writer {
             for ch in batch.iter().chain(unsynced.iter()) {
                 ch.sync_phase(now, shutting_down);
             }
-            for ch in &batch {
-                ch.complete_phase();
+            let mut complete = || {
+                for ch in &batch {
+                    ch.complete_phase();
+                }
+            };
+            match &self.scope {
+                Some(scope) => scope.run(&mut complete),
+                None => complete(),
             }
             for ch in batch {
                 if !unsynced.iter().any(|c| Arc::ptr_eq(c, &ch)) {

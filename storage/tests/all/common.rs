@@ -17,7 +17,12 @@ pub trait Kind {
 }
 
 pub fn fast_engine() -> Engine {
-    Engine::new(EngineConfig { writer_threads: 1, expiry_tick: Duration::from_millis(10) }).unwrap()
+    Engine::new(EngineConfig {
+        writer_threads: 1,
+        expiry_tick: Duration::from_millis(10),
+        ..EngineConfig::default()
+    })
+    .unwrap()
 }
 
 pub struct Mem {

@@ -157,3 +157,49 @@ fn always_policy_writes_go_to_the_storage_threads_even_in_a_batch() {
     .unwrap();
     assert_eq!(store2.state().msgs, 1);
 }
+
+thread_local! {
+    static IN_SCOPE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the completions it wraps, and counts its batches.
+struct MarkingScope(std::sync::atomic::AtomicUsize);
+
+impl jetway_storage::CompletionScope for MarkingScope {
+    fn run(&self, complete: &mut dyn FnMut()) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        IN_SCOPE.with(|s| s.set(true));
+        complete();
+        IN_SCOPE.with(|s| s.set(false));
+    }
+}
+
+#[test]
+fn a_completion_scope_wraps_every_completion_of_a_writer_batch() {
+    let scope = Arc::new(MarkingScope(std::sync::atomic::AtomicUsize::new(0)));
+    let engine = jetway_storage::Engine::new(jetway_storage::EngineConfig {
+        writer_threads: 1,
+        completion_scope: Some(scope.clone()),
+        ..jetway_storage::EngineConfig::default()
+    })
+    .unwrap();
+    let store = FileStore::open_with(
+        &engine,
+        Arc::new(sim_root()),
+        Path::new("/data/stream"),
+        config(SyncPolicy::Always),
+    )
+    .unwrap();
+    let inside: Arc<Mutex<Vec<bool>>> = Arc::default();
+    for i in 0..50 {
+        let inside = Arc::clone(&inside);
+        let done = Box::new(move |r: jetway_storage::Result<u64>| {
+            r.unwrap();
+            inside.lock().unwrap().push(IN_SCOPE.with(|s| s.get()));
+        });
+        store.append(NewMessage::new("scoped", format!("m{i}").into_bytes()), Some(done)).unwrap();
+    }
+    wait_for("50 completions", || inside.lock().unwrap().len() == 50);
+    assert!(inside.lock().unwrap().iter().all(|i| *i), "every completion ran inside the scope");
+    assert!(scope.0.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
