@@ -4,7 +4,9 @@
 //! # API
 //!
 //! - [`Engine`]: the shared threads (writer threads doing group commit, one expiry thread).
-//!   Create one per server; every store is opened on it.
+//!   Create one per server; every store is opened on it. A [`CompletionScope`] may wrap each
+//!   writer batch's completions; [`WriteBatch`] lets a thread perform its own `Interval`/`Never`
+//!   writes.
 //! - [`StreamStore`] (trait), implemented by [`MemStore`] and [`FileStore`]: `append` returns
 //!   the sequence at once (the message is readable immediately) and reports durability later
 //!   through a [`Completion`]; loads by sequence, last-by-subject and next-matching-filter;
@@ -29,8 +31,10 @@
 //!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
 //!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
-//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit),
-//!   `compact.rs` (block rewrites), `io.rs`/`sim.rs` (I/O backends), `store.rs` (the backend).
+//!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit, lazy
+//!   records, prefill), `write_batch.rs` (writes done by the thread that made them, for
+//!   policies without fsync-before-ack), `compact.rs` (block rewrites), `io.rs`/`sim.rs` (I/O
+//!   backends), `store.rs` (the backend, with its read-ahead).
 //! - `consumer/`: consumer stores: `file.rs` (one per folder), `shared/` (many in one log:
 //!   `format.rs` the records and replay, `mod.rs` the log and its handles), `mem.rs`,
 //!   `state.rs` (how deliveries and acks change a state), `codec.rs` (record bodies both logs
