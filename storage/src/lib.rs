@@ -107,8 +107,8 @@
 //! | 32 | 8 | xxh3-64 of bytes 0..32 |
 //!
 //! Then records, back to back, and possibly zeros to the end of the file: under the `Always`
-//! sync policy the block being appended to is prefilled with zeros up to 1 MiB ahead of its records (never past
-//! `block_size`), and a sealed block is cut to its records, so only a crash can leave zeros
+//! sync policy the block being appended to, once it holds 4 KiB, is prefilled with zeros up to
+//! 1 MiB ahead of its records (never past `block_size`), and a sealed block is cut to its records, so only a crash can leave zeros
 //! after a sealed block's last record. A length field of zero ends a block's records when only
 //! zeros follow. Every record:
 //!

@@ -130,12 +130,7 @@ impl FileConsumerStore {
     /// Applies `update` and appends its record (refused once stopped or poisoned).
     fn record(&self, update: Update) -> Result<()> {
         let mut inner = self.inner.lock();
-        if inner.stopped {
-            return Err(StoreError::Closed);
-        }
-        if inner.channel.is_poisoned() {
-            return Err(StoreError::Poisoned);
-        }
+        inner.channel.writable(inner.stopped)?;
         let (file, offset) = (inner.file, inner.log_len);
         // Nobody waits for a consumer record: it goes out with the writer's next batch.
         let len = inner.channel.append_lazy(file, offset, |out| {
@@ -180,12 +175,7 @@ impl ConsumerStore for FileConsumerStore {
 
     fn update(&self, state: &ConsumerState) -> Result<()> {
         let mut inner = self.inner.lock();
-        if inner.stopped {
-            return Err(StoreError::Closed);
-        }
-        if inner.channel.is_poisoned() {
-            return Err(StoreError::Poisoned);
-        }
+        inner.channel.writable(inner.stopped)?;
         inner.state = state.clone();
         Self::rewrite(&mut inner)
     }

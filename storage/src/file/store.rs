@@ -314,13 +314,7 @@ impl Backend for FileBackend {
     type Loc = Loc;
 
     fn writable(&self) -> Result<()> {
-        if self.channel.is_poisoned() {
-            Err(StoreError::Poisoned)
-        } else if self.stopped {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
+        self.channel.writable(self.stopped)
     }
 
     fn store(&mut self, msg: Incoming, done: Option<Completion>) -> Result<Loc> {

@@ -8,8 +8,9 @@
 //! Under `Interval`/`Never` completions fire after step 1 and step 2 runs when due. Any failed
 //! write or fsync poisons the channel: every pending and later completion gets an error.
 //!
-//! Block files of `Always` streams are *prefilled*: their channel writes zeros up to 1 MiB ahead of its
-//! appends (never past the block size), and seals a full block by cutting it to its length.
+//! Block files of `Always` streams are *prefilled*: once a block holds 4 KiB, its channel
+//! writes zeros ahead of its appends (as much as it holds, 16 KiB to 1 MiB, never past the
+//! block size), and seals a full block by cutting it to its length.
 //! An fdatasync of bytes written over prefilled space flushes only data; one that grows the
 //! file must also write the inode (its size), which on ext4 doubles its latency. Recovery
 //! reads a tail of zeros as the end of a block (see `recovery.rs`).
@@ -70,8 +71,13 @@ impl Op {
     }
 }
 
-/// Zeros written ahead of a prefilled file's appends at a time (see the module docs).
-const PREFILL_CHUNK: u64 = 1024 * 1024;
+/// A prefilled file gets zeros once its data passes this: a stream that holds a few small
+/// messages (a KV bucket, an idle MQTT stream) costs no more disk than its data.
+const PREFILL_START: u64 = 4 * 1024;
+/// Zeros written ahead of a prefilled file's appends at a time: as much as its data, between
+/// 16 KiB and 1 MiB (see the module docs).
+const PREFILL_CHUNK_MIN: u64 = 16 * 1024;
+const PREFILL_CHUNK_MAX: u64 = 1024 * 1024;
 
 /// How long lazily queued writes may wait for the writer.
 pub(crate) const LAZY_DELAY: Duration = Duration::from_millis(10);
@@ -101,7 +107,6 @@ struct Queue {
 struct Target {
     io: Arc<dyn Io>,
     dir: PathBuf,
-    policy: SyncPolicy,
     files: HashMap<u32, Box<dyn IoFile>>,
     dirty: BTreeSet<u32>,
     dir_dirty: bool,
@@ -110,8 +115,6 @@ struct Target {
     barriers: Vec<Completion>,
     /// Coalesced write not yet issued: file, start offset, bytes.
     pending: Option<(u32, u64, Vec<u8>)>,
-    /// Files are prefilled up to this length (0: never).
-    prefill_cap: u64,
     /// Files created here and prefilled: where their data ends and their zeros end.
     prefilled: HashMap<u32, Prefilled>,
     error: Option<StoreError>,
@@ -129,9 +132,9 @@ pub(crate) struct Channel {
     queue: Mutex<Queue>,
     target: Mutex<Target>,
     poisoned: AtomicBool,
-    /// A copy of the target's policy, readable without its lock.
+    /// When completions may fire and fsyncs are due.
     policy: SyncPolicy,
-    /// A copy of the target's prefill cap.
+    /// Files this channel creates are prefilled up to this length (0: never).
     prefill_cap: u64,
     /// Highest message sequence written to the OS.
     pub written_seq: AtomicU64,
@@ -153,7 +156,6 @@ impl Channel {
             target: Mutex::new(Target {
                 io,
                 dir,
-                policy,
                 files: HashMap::new(),
                 dirty: BTreeSet::new(),
                 dir_dirty: false,
@@ -161,7 +163,6 @@ impl Channel {
                 done: Vec::new(),
                 barriers: Vec::new(),
                 pending: None,
-                prefill_cap,
                 prefilled: HashMap::new(),
                 error: None,
             }),
@@ -180,6 +181,18 @@ impl Channel {
 
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Whether its owner may queue more: `Poisoned` after a failed write or fsync, else
+    /// `Closed` once the owner (`stopped`) was stopped.
+    pub fn writable(&self, stopped: bool) -> Result<()> {
+        if self.is_poisoned() {
+            Err(StoreError::Poisoned)
+        } else if stopped {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     /// Queues an operation and wakes the writer.
@@ -309,13 +322,14 @@ impl Channel {
     /// Notes that a prefilled `file` now holds data up to `end`; past its zeros, writes the
     /// queued data and the next zeros (at most `prefill_cap` into the file).
     fn prefill_after(&self, t: &mut Target, file: u32, end: u64) -> std::io::Result<()> {
-        let cap = t.prefill_cap;
+        let cap = self.prefill_cap;
         let Some(p) = t.prefilled.get_mut(&file) else { return Ok(()) };
         p.data_end = p.data_end.max(end);
-        if p.data_end <= p.zeros_end || p.data_end >= cap {
+        if p.data_end <= p.zeros_end || p.data_end < PREFILL_START || p.data_end >= cap {
             return Ok(());
         }
-        let (from, to) = (p.data_end, (p.data_end + PREFILL_CHUNK).min(cap));
+        let chunk = p.data_end.clamp(PREFILL_CHUNK_MIN, PREFILL_CHUNK_MAX);
+        let (from, to) = (p.data_end, (p.data_end + chunk).min(cap));
         p.zeros_end = to;
         // The data first: the zeros must start where the file's data ends.
         self.flush_pending(t)?;
@@ -363,7 +377,7 @@ impl Channel {
                 t.files.insert(file, f);
                 t.dirty.insert(file);
                 t.dir_dirty = true;
-                if t.prefill_cap > 0 {
+                if self.prefill_cap > 0 {
                     t.prefilled.insert(file, Prefilled::default());
                 }
             }
@@ -492,7 +506,7 @@ impl Channel {
         }
         let due = !t.barriers.is_empty()
             || shutting_down
-            || match t.policy {
+            || match self.policy {
                 SyncPolicy::Always => true,
                 SyncPolicy::Interval(d) => now.duration_since(t.last_sync) >= d,
                 SyncPolicy::Never => false,
@@ -527,7 +541,7 @@ impl Channel {
         if t.dirty.is_empty() && !t.dir_dirty {
             return None;
         }
-        match t.policy {
+        match self.policy {
             SyncPolicy::Interval(d) => Some(t.last_sync + d),
             _ => None,
         }
@@ -538,7 +552,7 @@ impl Channel {
         let (done, barriers, err) = {
             let mut t = self.target.lock();
             let durable = t.dirty.is_empty() && !t.dir_dirty;
-            let policy = t.policy;
+            let policy = self.policy;
             let done = if policy == SyncPolicy::Always && !durable && t.error.is_none() {
                 Vec::new()
             } else {

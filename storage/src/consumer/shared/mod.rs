@@ -387,13 +387,7 @@ impl SharedConsumerLog {
 
 impl Inner {
     fn writable(&self) -> Result<()> {
-        if self.channel.is_poisoned() {
-            Err(StoreError::Poisoned)
-        } else if self.stopped {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
+        self.channel.writable(self.stopped)
     }
 
     /// What waits until every write queued so far is durable; `None` when a completed sync
