@@ -1066,7 +1066,7 @@ impl Connection {
             subscriptions: self.session.subscriptions.values().map(|s| s.stored.clone()).collect(),
             expires_at,
         };
-        drop(self.mqtt.store.save_session(&self.account.name, record));
+        self.mqtt.store.save_session(&self.account.name, record);
     }
 
     /// The end of the connection: tell the client why (MQTT 5), unsubscribe, will, session.

@@ -54,7 +54,8 @@
 //! - Every accepted append is readable at once; its completion fires exactly once, in append
 //!   order per stream: under [`SyncPolicy::Always`] only after an fsync covers the record (and
 //!   the folder fsync covering a new block file); under `Interval`/`Never` once the record is
-//!   written to the OS.
+//!   written to the OS. An append without a completion is written (and under `Always`
+//!   fsynced) lazily, with the next batch or within 10 ms.
 //! - A failed write or fsync poisons the store: later writes fail with
 //!   [`StoreError::Poisoned`]; pending completions get the error; nothing more is acknowledged.
 //! - A record on disk only affects messages in its own block or in earlier blocks, so deleting

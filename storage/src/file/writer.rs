@@ -69,6 +69,12 @@ impl Op {
     fn can_write_inline(&self) -> bool {
         matches!(self, Op::Write { .. } | Op::Msg { .. } | Op::Notify { .. })
     }
+
+    /// A message nobody waits for (no publish ack, a sourced copy, an MQTT session record):
+    /// written lazily, like consumer records.
+    fn is_unacknowledged(&self) -> bool {
+        matches!(self, Op::Msg { done: None, .. })
+    }
 }
 
 /// A prefilled file gets zeros once its data passes this: a stream that holds a few small
@@ -85,7 +91,8 @@ pub(crate) const LAZY_DELAY: Duration = Duration::from_millis(10);
 /// Capacity of a buffer started for lazily appended records.
 const LAZY_BUFFER: usize = 4096;
 
-/// Messages one fsync-before-ack batch writes at most; the rest go into the next batch.
+/// Acknowledged messages one fsync-before-ack batch writes at most; the rest go into the next
+/// batch.
 /// Publishers that keep a window of acks in flight send in bursts: one fsync for a whole
 /// window leaves them idle while it runs and the disk idle while they turn the acks into new
 /// messages. Halves of a window of 256 ping-pong instead (async publish +25%, measured), at
@@ -224,6 +231,15 @@ impl Channel {
             if !std::mem::replace(&mut q.in_batch, true) {
                 drop(q);
                 super::write_batch::register(Arc::clone(self));
+            }
+            return Ok(());
+        }
+        if q.ops.get(before..).unwrap_or_default().iter().all(Op::is_unacknowledged) {
+            // Nobody waits for these: they join the next batch, or go out within LAZY_DELAY.
+            if q.scheduled == Scheduled::No {
+                q.scheduled = Scheduled::Lazy;
+                drop(q);
+                self.writer.schedule_lazy(Arc::clone(self));
             }
             return Ok(());
         }
@@ -448,7 +464,8 @@ impl Channel {
     fn write_phase(&self) -> bool {
         let mut q = self.queue.lock();
         let split = if self.policy == SyncPolicy::Always {
-            let mut msgs = q.ops.iter().enumerate().filter(|(_, op)| matches!(op, Op::Msg { .. }));
+            let mut msgs =
+                q.ops.iter().enumerate().filter(|(_, op)| matches!(op, Op::Msg { done: Some(_), .. }));
             msgs.nth(MAX_SYNC_BATCH_MSGS).map(|(at, _)| at)
         } else {
             None

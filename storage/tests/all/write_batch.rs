@@ -281,3 +281,29 @@ fn an_fsync_batch_takes_at_most_max_sync_batch_msgs_and_the_rest_follow_in_order
     assert_eq!(survive_power_loss(&sim), queued as u64 + 1);
     store.stop().unwrap();
 }
+
+#[test]
+fn unacknowledged_appends_share_a_lazy_fsync_and_still_reach_the_disk() {
+    let sim = sim_root();
+    let engine = fast_engine();
+    let store = FileStore::open_with(
+        &engine,
+        Arc::new(sim.clone()),
+        Path::new("/data/stream"),
+        config(SyncPolicy::Always),
+    )
+    .unwrap();
+    let fired: Fired = Arc::default();
+    // The first append creates the block: a storage thread's job, done at once.
+    append(&store, "m0", &fired);
+    wait_for("the first ack", || fired.lock().unwrap().len() == 1);
+    let syncs_before = engine.sync_stats().count;
+    for i in 1..=200 {
+        store.append(NewMessage::new("batch.test", format!("m{i}").into_bytes()), None).unwrap();
+    }
+    // Nobody waits for them: they go out together within the lazy delay, not one fsync each.
+    wait_for("the lazy write", || survive_power_loss(&sim) == 201);
+    let syncs = engine.sync_stats().count - syncs_before;
+    assert!(syncs <= 10, "{syncs} fsyncs for 200 unacknowledged appends");
+    store.stop().unwrap();
+}
