@@ -7,6 +7,13 @@
 //! memory: with `--ready-file PATH` the driver writes the setup numbers to PATH and holds
 //! until PATH is removed (or the deadline); otherwise it holds for `--hold-secs`. Then
 //! every client disconnects.
+//!
+//! With `--offline` (persistent sessions only) each client disconnects right after its
+//! SUBACK, so the server holds the sessions without connections: this is how more sessions
+//! than the machine's file descriptors allow are held. After the hold, `--verify K` of them
+//! (spread over the range) are checked: a QoS 1 message is published to each one's topic
+//! while it is offline, then the client reconnects and must find its session present and
+//! the message delivered.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
-use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, QoS};
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, Outgoing, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
@@ -49,6 +56,14 @@ pub struct Args {
     /// Without `--ready-file`: seconds to hold the idle sessions.
     #[arg(long, default_value_t = 0)]
     hold_secs: u64,
+    /// Disconnect each (persistent) session right after its SUBACK: the server holds them
+    /// offline.
+    #[arg(long)]
+    offline: bool,
+    /// With `--offline`: sessions checked after the hold (queued message delivered on
+    /// reconnect, session present).
+    #[arg(long, default_value_t = 100)]
+    verify: u64,
 }
 
 /// One idle session: its client handle and the task polling its event loop.
@@ -57,9 +72,13 @@ struct Session {
     task: JoinHandle<()>,
 }
 
+/// How long a verified session may take to reconnect and receive its message.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<Value> {
     anyhow::ensure!(args.count >= 1, "--count must be at least 1");
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    anyhow::ensure!(!args.offline || args.persistent, "--offline needs --persistent");
     let pid = std::process::id();
     let closing = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicU64::new(0));
@@ -73,15 +92,22 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
             options.set_keep_alive(Duration::from_secs(300));
             let topic = format!("{}/{index}", args.topic_prefix);
             let (closing, dropped) = (Arc::clone(&closing), Arc::clone(&dropped));
+            let offline = args.offline;
             async move {
-                let (client, eventloop) = connect(options, Some((&topic, QoS::AtLeastOnce)))
+                let (client, mut eventloop) = connect(options, Some((&topic, QoS::AtLeastOnce)))
                     .await
                     .with_context(|| format!("session {index}"))?;
+                if offline {
+                    client.disconnect().await.context("queueing DISCONNECT")?;
+                    disconnected(&mut eventloop).await.with_context(|| format!("session {index}"))?;
+                    return anyhow::Ok(None);
+                }
                 let task = tokio::spawn(idle(eventloop, closing, dropped));
-                anyhow::Ok(Session { client, task })
+                anyhow::Ok(Some(Session { client, task }))
             }
         })
         .buffer_unordered(args.concurrency)
+        .try_filter_map(|session| async move { Ok(session) })
         .try_collect::<Vec<Session>>();
     let sessions = tokio::time::timeout_at(deadline, setup)
         .await
@@ -92,6 +118,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         "port": args.endpoint.port,
         "count": args.count,
         "persistent": args.persistent,
+        "offline": args.offline,
         "concurrency": args.concurrency,
         "setup_s": round3(setup_elapsed.as_secs_f64()),
         "sessions_per_s": per_second(args.count, setup_elapsed).round(),
@@ -121,6 +148,14 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
     }
     let held_s = held.elapsed();
     let lost = dropped.load(Ordering::Relaxed);
+    if args.offline && args.verify > 0 {
+        let verified = tokio::time::timeout_at(deadline, verify(&args, pid))
+            .await
+            .context("verifying offline sessions did not finish before the deadline")??;
+        if let Value::Object(map) = &mut result {
+            map.insert("verified".into(), json!(verified));
+        }
+    }
 
     closing.store(true, Ordering::Relaxed);
     let disconnecting = async {
@@ -157,4 +192,83 @@ async fn idle(mut eventloop: EventLoop, closing: Arc<AtomicBool>, dropped: Arc<A
             }
         }
     }
+}
+
+/// Polls until the DISCONNECT has gone out (bounded: a few events at most).
+async fn disconnected(eventloop: &mut EventLoop) -> anyhow::Result<()> {
+    for _ in 0..64 {
+        if let Event::Outgoing(Outgoing::Disconnect) = eventloop.poll().await? {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("DISCONNECT not sent within 64 events")
+}
+
+/// The offline sessions checked: `--verify` of them, spread over the range.
+fn verified_indexes(count: u64, verify: u64) -> Vec<u64> {
+    let verify = verify.min(count).max(1);
+    (0..verify).map(|i| i * count / verify).collect()
+}
+
+/// Publishes a QoS 1 message to each verified session's topic, then reconnects each session:
+/// its CONNACK must report the session present and the message must arrive. Returns how many
+/// sessions were verified.
+async fn verify(args: &Args, pid: u32) -> anyhow::Result<u64> {
+    let indexes = verified_indexes(args.count, args.verify);
+    let publisher = options(&args.endpoint, &format!("bench-sess-{pid}-verifier"), true, 20);
+    let (client, mut eventloop) = connect(publisher, None).await.context("verifier")?;
+    for &index in &indexes {
+        let topic = format!("{}/{index}", args.topic_prefix);
+        client.publish(topic, QoS::AtLeastOnce, false, format!("verify-{index}")).await?;
+    }
+    let mut acked = 0;
+    while acked < indexes.len() {
+        if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await.context("verifier")? {
+            acked += 1;
+        }
+    }
+    client.disconnect().await?;
+    disconnected(&mut eventloop).await?;
+
+    let checks = futures::stream::iter(indexes.iter().copied())
+        .map(|index| async move {
+            let options = options(&args.endpoint, &format!("bench-sess-{pid}-{index}"), false, 20);
+            tokio::time::timeout(VERIFY_TIMEOUT, reconnect_and_receive(options, index, &args.topic_prefix))
+                .await
+                .with_context(|| format!("session {index}: nothing within {VERIFY_TIMEOUT:?}"))?
+        })
+        .buffer_unordered(args.concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(checks.len() as u64)
+}
+
+/// Reconnects an offline session (no new subscription) and waits for its queued message.
+async fn reconnect_and_receive(
+    options: rumqttc::MqttOptions,
+    index: u64,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let topic = format!("{prefix}/{index}");
+    let expected = format!("verify-{index}");
+    let mut present = None;
+    loop {
+        match eventloop.poll().await.with_context(|| format!("session {index}"))? {
+            Event::Incoming(Packet::ConnAck(ack)) => {
+                anyhow::ensure!(ack.code == ConnectReturnCode::Success, "session {index}: {:?}", ack.code);
+                present = Some(ack.session_present);
+                anyhow::ensure!(ack.session_present, "session {index} was not present on reconnect");
+            }
+            Event::Incoming(Packet::Publish(publish)) => {
+                anyhow::ensure!(present == Some(true), "session {index}: message before CONNACK");
+                anyhow::ensure!(publish.topic == topic, "session {index}: message on {}", publish.topic);
+                anyhow::ensure!(publish.payload == expected.as_bytes(), "session {index}: wrong payload");
+                break;
+            }
+            _ => {}
+        }
+    }
+    client.disconnect().await?;
+    disconnected(&mut eventloop).await
 }

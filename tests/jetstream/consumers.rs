@@ -75,6 +75,35 @@ async fn pull_fetch_batch_and_expiry() {
 }
 
 #[tokio::test]
+async fn an_ack_below_max_ack_pending_resumes_a_waiting_pull_at_once() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "M", "m.>", 4).await;
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("d".into()),
+            ack_policy: AckPolicy::Explicit,
+            max_ack_pending: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // One request for all four: two arrive, then max_ack_pending holds the rest back.
+    let mut batch = c.batch().max_messages(4).expires(Duration::from_secs(20)).messages().await.unwrap();
+    let first = batch.next().await.unwrap().unwrap();
+    let second = batch.next().await.unwrap().unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(300), batch.next()).await.is_err());
+    // Each ack frees a slot: the waiting request gets the next message now, not at its
+    // expiry or an ack wait later.
+    for (acked, expected) in [(first, 3), (second, 4)] {
+        acked.ack().await.unwrap();
+        let next =
+            tokio::time::timeout(Duration::from_secs(2), batch.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(next.info().unwrap().stream_sequence, expected);
+    }
+}
+
+#[tokio::test]
 async fn redelivery_after_ack_wait_and_after_nak_with_delay() {
     let server = TestServer::start().await;
     let js = js(&server).await;

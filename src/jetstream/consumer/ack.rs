@@ -16,7 +16,23 @@ pub fn ack_subject(
     ts: i64,
     pending: u64,
 ) -> String {
-    format!("$JS.ACK.{stream}.{consumer}.{deliveries}.{sseq}.{dseq}.{ts}.{pending}")
+    // Once per delivered message: one exact allocation, no formatting machinery.
+    const PREFIX: &str = "$JS.ACK.";
+    let mut numbers = itoa::Buffer::new();
+    let mut s = String::with_capacity(PREFIX.len() + stream.len() + consumer.len() + 2 + 5 * 21);
+    s.push_str(PREFIX);
+    s.push_str(stream);
+    s.push('.');
+    s.push_str(consumer);
+    for n in [deliveries, sseq, dseq] {
+        s.push('.');
+        s.push_str(numbers.format(n));
+    }
+    s.push('.');
+    s.push_str(numbers.format(ts));
+    s.push('.');
+    s.push_str(numbers.format(pending));
+    s
 }
 
 /// The sequences an ack subject names.
@@ -107,6 +123,11 @@ mod tests {
     #[test]
     fn ack_subject_round_trip() {
         let s = ack_subject("S", "C", 2, 10, 7, 123, 5);
+        assert_eq!(s, "$JS.ACK.S.C.2.10.7.123.5");
+        assert_eq!(
+            ack_subject("KV_b", "c1", 1, u64::MAX, 3, -4, 0),
+            format!("$JS.ACK.KV_b.c1.1.{}.3.-4.0", u64::MAX)
+        );
         assert_eq!(s, "$JS.ACK.S.C.2.10.7.123.5");
         assert_eq!(parse_ack_subject(&s), Some(AckRef { deliveries: 2, stream_seq: 10, consumer_seq: 7 }));
         assert_eq!(parse_ack_subject("$JS.ACK.S.C.x"), None);

@@ -28,9 +28,9 @@ type StatusOut = (String, u16, String, Vec<(&'static str, String)>);
 /// One message on its way out (published after the lock is released).
 struct Outgoing {
     /// Where the message is routed: the deliver subject or the pull request's inbox.
-    target: String,
+    target: Arc<str>,
     /// The stream subject, shown to the receiver.
-    subject: String,
+    subject: Arc<str>,
     reply: Option<String>,
     headers: Option<Bytes>,
     payload: Bytes,
@@ -87,7 +87,7 @@ impl Consumer {
             }
             let paused = inner.paused_until > now_ns;
             let push_target = (!config.is_pull() && !paused)
-                .then(|| config.deliver_subject.clone())
+                .then(|| Arc::<str>::from(config.deliver_subject.as_str()))
                 .filter(|s| !self.account.sublist.matches(s).is_empty());
             if flow_controlled {
                 inner.flow.expire(now);
@@ -108,7 +108,7 @@ impl Consumer {
                     }
                 } else {
                     match &push_target {
-                        Some(s) => s.clone(),
+                        Some(s) => Arc::clone(s),
                         None => break,
                     }
                 };
@@ -119,7 +119,7 @@ impl Consumer {
                         inner.waiting.pop_front();
                         let (code, text) =
                             if w.delivered > 0 { (408, "Request Timeout") } else { (404, "No Messages") };
-                        statuses.push((w.reply.clone(), code, text.to_string(), Vec::new()));
+                        statuses.push((w.reply.to_string(), code, text.to_string(), Vec::new()));
                         continue;
                     }
                     break;
@@ -142,7 +142,7 @@ impl Consumer {
                             // Undo the pick: the message stays for the next request.
                             self.unpick(&mut inner, &msg);
                             statuses.push((
-                                w.reply.clone(),
+                                w.reply.to_string(),
                                 409,
                                 "Message Size Exceeds MaxBytes".into(),
                                 pending_headers(&w),
@@ -212,7 +212,7 @@ impl Consumer {
                 let Some(w) = inner.waiting.get(i) else { break };
                 if let (Some(hb), Some(at)) = (w.heartbeat, w.next_heartbeat) {
                     if at <= now {
-                        let reply = w.reply.clone();
+                        let reply = w.reply.to_string();
                         statuses.push((reply, 100, "Idle Heartbeat".into(), heartbeat_headers(&inner)));
                         if let Some(w) = inner.waiting.get_mut(i) {
                             w.next_heartbeat = Some(now + hb);
@@ -237,13 +237,15 @@ impl Consumer {
         // One route lookup per target, and one wake per receiver per chunk: the first
         // messages of a big batch are on their way while the rest are encoded.
         let mut flush = FlushSet::waking(self.stats.clone());
-        let mut route: Option<(&str, Arc<MatchResult>)> = None;
+        let mut route: Option<(&Arc<str>, Arc<MatchResult>)> = None;
         for (i, m) in out.iter().enumerate() {
             if i % DELIVERY_CHUNK == DELIVERY_CHUNK - 1 {
                 flush.flush();
             }
             let result = match &route {
-                Some((target, result)) if *target == m.target => Arc::clone(result),
+                Some((target, result)) if Arc::ptr_eq(target, &m.target) || ***target == *m.target => {
+                    Arc::clone(result)
+                }
                 _ => {
                     let result = self.account.sublist.matches(&m.target);
                     route = Some((&m.target, Arc::clone(&result)));
@@ -353,7 +355,7 @@ impl Consumer {
         config: &ConsumerConfig,
         filters: &[&str],
         msg: StoredMessage,
-        target: &str,
+        target: &Arc<str>,
         now: Instant,
         now_ns: i64,
     ) -> Outgoing {
@@ -402,13 +404,7 @@ impl Consumer {
         } else {
             (msg.headers, msg.payload)
         };
-        Outgoing {
-            target: target.to_string(),
-            subject: msg.subject.to_string(),
-            reply: Some(reply),
-            headers,
-            payload,
-        }
+        Outgoing { target: Arc::clone(target), subject: msg.subject, reply: Some(reply), headers, payload }
     }
 
     /// Messages left after `seq` for this consumer (the last token of the ack subject).
@@ -484,7 +480,7 @@ fn expire_requests(
 ) {
     inner.waiting.retain(|w| {
         if w.expires.is_some_and(|e| e <= now) {
-            statuses.push((w.reply.clone(), 408, "Request Timeout".into(), pending_headers(w)));
+            statuses.push((w.reply.to_string(), 408, "Request Timeout".into(), pending_headers(w)));
             return false;
         }
         // Interest gone: nobody would receive what we send.

@@ -422,15 +422,21 @@ impl Consumer {
     fn on_ack(&self, msg: &Message<'_>) {
         let Some(r) = parse_ack_subject(msg.subject) else { return };
         let kind = parse_ack(msg.payload);
-        let config = self.config.read().clone();
+        // Only what an ack needs (a whole config clone per ack showed in profiles).
+        let (ack_policy, ack_wait, max_ack_pending) = {
+            let config = self.config.read();
+            (config.ack_policy, config.ack_wait, config.max_ack_pending)
+        };
         let now = Instant::now();
         let mut acked: Vec<u64> = Vec::new();
+        let was_limited;
         {
             let mut inner = self.inner.lock();
             inner.last_activity = now;
+            was_limited = max_ack_pending > 0 && inner.pending.len() as i64 >= max_ack_pending;
             match &kind {
                 AckKind::Ack | AckKind::Next(_) | AckKind::Term(_) => {
-                    if config.ack_policy == AckPolicy::All {
+                    if ack_policy == AckPolicy::All {
                         let seqs: Vec<u64> = inner.pending.range(..=r.stream_seq).map(|(s, _)| *s).collect();
                         for s in seqs {
                             self.ack_one(&mut inner, s);
@@ -458,8 +464,7 @@ impl Consumer {
                 AckKind::Progress => {
                     if let Some(p) = inner.pending.get(&r.stream_seq).copied() {
                         inner.deadlines.remove(&(p.deadline, r.stream_seq));
-                        let deadline =
-                            now + Duration::from_nanos(u64::try_from(config.ack_wait).unwrap_or(0));
+                        let deadline = now + Duration::from_nanos(u64::try_from(ack_wait).unwrap_or(0));
                         inner.pending.insert(r.stream_seq, Pending { deadline, ..p });
                         inner.deadlines.insert((deadline, r.stream_seq));
                     }
@@ -490,7 +495,11 @@ impl Consumer {
             let empty = Bytes::new();
             deliver::publish(&self.account, &self.stats, &Message::internal(reply, None, None, &empty));
         }
-        self.wake.notify_one();
+        // A plain ack gives the delivery task nothing to do unless it was held back by
+        // `max_ack_pending`; a nak or a progress report changes what is due when.
+        if was_limited || matches!(kind, AckKind::Nak(_) | AckKind::Progress) {
+            self.wake.notify_one();
+        }
     }
 
     /// Removes one pending message; true when it was pending.
@@ -588,7 +597,7 @@ impl Consumer {
                 return;
             }
             inner.last_activity = Instant::now();
-            inner.waiting.push_back(Waiting::new(reply.to_string(), &req, Instant::now()));
+            inner.waiting.push_back(Waiting::new(reply.into(), &req, Instant::now()));
         }
         self.wake.notify_one();
     }

@@ -1,5 +1,6 @@
 //! Pull requests (`$JS.API.CONSUMER.MSG.NEXT`) and the status messages sent back to them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -51,7 +52,8 @@ pub fn parse_request(body: &[u8]) -> Result<PullRequestJson, String> {
 /// A waiting pull request.
 #[derive(Debug, Clone)]
 pub struct Waiting {
-    pub reply: String,
+    /// Where its messages go (shared by every message delivered to it).
+    pub reply: Arc<str>,
     /// Messages still to deliver.
     pub remaining: u64,
     /// Bytes still allowed (0: no limit).
@@ -66,7 +68,7 @@ pub struct Waiting {
 }
 
 impl Waiting {
-    pub fn new(reply: String, req: &PullRequestJson, now: Instant) -> Self {
+    pub fn new(reply: Arc<str>, req: &PullRequestJson, now: Instant) -> Self {
         let max_bytes = u64::try_from(req.max_bytes).unwrap_or(0);
         let heartbeat = u64::try_from(req.idle_heartbeat).ok().filter(|h| *h > 0).map(Duration::from_nanos);
         Waiting {
