@@ -272,3 +272,15 @@ async fn reconnect_and_receive(
     client.disconnect().await?;
     disconnected(&mut eventloop).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::verified_indexes;
+
+    #[test]
+    fn verified_sessions_are_spread_over_the_whole_range() {
+        assert_eq!(verified_indexes(50_000, 4), vec![0, 12_500, 25_000, 37_500]);
+        assert_eq!(verified_indexes(3, 10), vec![0, 1, 2], "never more than there are");
+        assert_eq!(verified_indexes(10, 0), vec![0], "at least one");
+    }
+}
