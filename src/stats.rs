@@ -11,4 +11,7 @@ pub struct ServerStats {
     pub slow_consumers: AtomicU64,
     pub stale_connections: AtomicU64,
     pub total_connections: AtomicU64,
+    /// Delivery passes of JetStream consumers (each wake-up of one): idle consumers must not
+    /// add to it.
+    pub consumer_pumps: AtomicU64,
 }

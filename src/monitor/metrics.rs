@@ -91,6 +91,10 @@ fn describe() {
     describe_counter!("jetway_bytes_received_total", Unit::Bytes, "Payload and header bytes received");
     describe_counter!("jetway_bytes_sent_total", Unit::Bytes, "Payload and header bytes sent");
     describe_counter!("jetway_slow_consumers_total", "Clients disconnected as slow consumers");
+    describe_counter!(
+        "jetway_jetstream_consumer_wakeups_total",
+        "Delivery passes of JetStream consumers (new messages, acks, requests, timers)"
+    );
     describe_counter!("jetway_stale_connections_total", "Clients disconnected for unanswered PINGs");
     describe_gauge!("jetway_subscriptions", "Subscriptions over all accounts");
     describe_gauge!("jetway_closed_connections_retained", "Closed connections kept for /connz");
@@ -150,6 +154,7 @@ fn record_nats(core: &Core) {
     counter!("jetway_bytes_received_total", "protocol" => "nats").absolute(in_bytes);
     counter!("jetway_bytes_sent_total", "protocol" => "nats").absolute(load(&s.out_bytes));
     counter!("jetway_slow_consumers_total", "protocol" => "nats").absolute(load(&s.slow_consumers));
+    counter!("jetway_jetstream_consumer_wakeups_total").absolute(load(&s.consumer_pumps));
     counter!("jetway_stale_connections_total", "protocol" => "nats").absolute(load(&s.stale_connections));
     gauge!("jetway_closed_connections_retained").set(core.monitor.closed.len() as f64);
 }

@@ -295,7 +295,7 @@ impl Connection {
             return None;
         }
         if let Some(perms) = login.permissions() {
-            let _ = client.permissions.set(ConnectionPermissions::new(perms.clone()));
+            let _ = client.permissions.set(Box::new(ConnectionPermissions::new(perms.clone())));
         }
         let assigned = connect.client_id.is_empty();
         let client_id = if assigned { assigned_client_id() } else { connect.client_id.to_string() };
@@ -1019,8 +1019,7 @@ impl Connection {
         for route in &routes {
             self.account.sublist.insert(route.clone());
         }
-        let old =
-            self.session.subscriptions.insert(stored.filter.clone(), ActiveSubscription { stored, routes });
+        let old = self.session.subscriptions.insert(ActiveSubscription { stored, routes });
         if let Some(old) = &old {
             self.remove_routes(old);
         }
@@ -1083,7 +1082,7 @@ impl Connection {
             }
         }
         self.client.close(reason);
-        for (_, subscription) in self.session.subscriptions.iter() {
+        for subscription in self.session.subscriptions.values() {
             self.remove_routes(subscription);
         }
         if let Some(route) = self.stored_route.take() {

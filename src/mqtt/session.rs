@@ -3,6 +3,7 @@
 //! written through the [`super::store::SessionStore`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::mem;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
@@ -16,6 +17,82 @@ pub struct ActiveSubscription {
     pub routes: Vec<Arc<Subscription>>,
 }
 
+/// A session's subscriptions by filter. Devices hold a handful, so a small list (one
+/// allocation the size of its entries) serves them; past [`Subscriptions::SMALL`] it becomes
+/// a hash map, so a client with thousands of filters does not pay a scan per SUBSCRIBE.
+pub enum Subscriptions {
+    Small(Vec<ActiveSubscription>),
+    Large(HashMap<String, ActiveSubscription, RandomState>),
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Subscriptions::Small(Vec::new())
+    }
+}
+
+impl Subscriptions {
+    pub const SMALL: usize = 16;
+
+    pub fn len(&self) -> usize {
+        match self {
+            Subscriptions::Small(list) => list.len(),
+            Subscriptions::Large(map) => map.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains_key(&self, filter: &str) -> bool {
+        match self {
+            Subscriptions::Small(list) => list.iter().any(|s| s.stored.filter == filter),
+            Subscriptions::Large(map) => map.contains_key(filter),
+        }
+    }
+
+    /// Adds `subscription`, returning the one it replaces (same filter).
+    pub fn insert(&mut self, subscription: ActiveSubscription) -> Option<ActiveSubscription> {
+        match self {
+            Subscriptions::Small(list) => {
+                if let Some(old) = list.iter_mut().find(|s| s.stored.filter == subscription.stored.filter) {
+                    return Some(mem::replace(old, subscription));
+                }
+                if list.len() < Self::SMALL {
+                    // Exactly one more: a Vec's first growth would make room for four.
+                    list.reserve_exact(1);
+                    list.push(subscription);
+                    return None;
+                }
+                let mut map: HashMap<_, _, RandomState> =
+                    mem::take(list).into_iter().map(|s| (s.stored.filter.clone(), s)).collect();
+                map.insert(subscription.stored.filter.clone(), subscription);
+                *self = Subscriptions::Large(map);
+                None
+            }
+            Subscriptions::Large(map) => map.insert(subscription.stored.filter.clone(), subscription),
+        }
+    }
+
+    pub fn remove(&mut self, filter: &str) -> Option<ActiveSubscription> {
+        match self {
+            Subscriptions::Small(list) => {
+                let at = list.iter().position(|s| s.stored.filter == filter)?;
+                Some(list.remove(at))
+            }
+            Subscriptions::Large(map) => map.remove(filter),
+        }
+    }
+
+    pub fn values(&self) -> Box<dyn Iterator<Item = &ActiveSubscription> + '_> {
+        match self {
+            Subscriptions::Small(list) => Box::new(list.iter()),
+            Subscriptions::Large(map) => Box::new(map.values()),
+        }
+    }
+}
+
 /// The connected session.
 pub struct SessionState {
     pub client_id: String,
@@ -24,7 +101,7 @@ pub struct SessionState {
     pub persistent: bool,
     /// MQTT 5 session expiry in seconds (`u32::MAX`: never); 3.1.1: 0 or `u32::MAX`.
     pub expiry: u32,
-    pub subscriptions: HashMap<String, ActiveSubscription, RandomState>,
+    pub subscriptions: Subscriptions,
     /// Outgoing QoS 1/2 messages sent and not yet acknowledged, in sending order.
     pub inflight: VecDeque<OutgoingMessage>,
     /// Outgoing QoS 1/2 messages waiting for the client's receive maximum to allow them.
@@ -40,7 +117,7 @@ impl SessionState {
             client_id,
             persistent,
             expiry,
-            subscriptions: HashMap::default(),
+            subscriptions: Subscriptions::default(),
             inflight: VecDeque::new(),
             waiting: VecDeque::new(),
             incoming_qos2: HashSet::default(),
@@ -75,6 +152,33 @@ impl SessionState {
 mod tests {
     use super::*;
     use jetway_protocols::mqtt::{Publish, QoS};
+
+    fn subscription(filter: &str, qos: QoS) -> ActiveSubscription {
+        let options = jetway_protocols::mqtt::SubscriptionOptions::new(qos);
+        ActiveSubscription {
+            stored: StoredSubscription { filter: filter.into(), options, identifier: None },
+            routes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn subscriptions_replace_by_filter_small_and_large() {
+        let mut subs = Subscriptions::default();
+        for i in 0..Subscriptions::SMALL * 2 {
+            assert!(subs.insert(subscription(&format!("t/{i}"), QoS::AtMostOnce)).is_none());
+            assert_eq!(subs.len(), i + 1);
+            // Replacing keeps one entry per filter, in both representations.
+            let old = subs.insert(subscription(&format!("t/{i}"), QoS::AtLeastOnce)).unwrap();
+            assert_eq!(old.stored.options.qos, QoS::AtMostOnce);
+            assert_eq!(subs.len(), i + 1);
+        }
+        assert!(matches!(subs, Subscriptions::Large(_)));
+        assert!(subs.contains_key("t/0") && !subs.contains_key("t/x"));
+        assert!(subs.values().all(|s| s.stored.options.qos == QoS::AtLeastOnce));
+        assert_eq!(subs.remove("t/3").unwrap().stored.filter, "t/3");
+        assert!(subs.remove("t/3").is_none());
+        assert_eq!(subs.len(), Subscriptions::SMALL * 2 - 1);
+    }
 
     #[test]
     fn packet_ids_skip_those_in_flight_and_wrap() {

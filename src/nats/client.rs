@@ -85,11 +85,13 @@ pub struct ClientShared {
     pub outbound: Outbound,
     pub counters: ClientCounters,
     pub identity: Mutex<ClientIdentity>,
-    /// Version, cipher suite and client-certificate names, once the TLS handshake is done.
-    pub tls: OnceLock<NegotiatedTls>,
+    /// Version, cipher suite and client-certificate names, once the TLS handshake is done
+    /// (boxed, like `permissions`: most connections have neither, and an idle MQTT session
+    /// should not carry their space).
+    pub tls: OnceLock<Box<NegotiatedTls>>,
     /// The logged-in user's permissions, when it has any (set at CONNECT). Publishers check
     /// it on delivery: one atomic load for clients without permissions.
-    pub permissions: OnceLock<crate::account::grants::ConnectionPermissions>,
+    pub permissions: OnceLock<Box<crate::account::grants::ConnectionPermissions>>,
     /// Last read or write, in nanoseconds since the Unix epoch (`/connz` `last_activity`, `idle`).
     last_activity: AtomicU64,
     /// Round-trip time of the last answered server PING, in nanoseconds; 0 until measured.
@@ -191,7 +193,7 @@ impl ClientShared {
             cipher = %negotiated.cipher_suite,
             "TLS handshake complete"
         );
-        let _ = self.tls.set(negotiated);
+        let _ = self.tls.set(Box::new(negotiated));
     }
 
     /// Records which listener and protocol this connection uses (once, before it is

@@ -352,7 +352,7 @@ impl Session {
             }
             self.account = login.account.clone();
             if let Some(perms) = login.permissions() {
-                let _ = self.client.permissions.set(ConnectionPermissions::new(perms.clone()));
+                let _ = self.client.permissions.set(Box::new(ConnectionPermissions::new(perms.clone())));
             }
         }
         let headers = opts.headers && !self.core.config.no_header_support;

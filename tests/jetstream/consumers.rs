@@ -167,6 +167,57 @@ async fn max_deliver_stops_redelivery_and_sends_the_advisory() {
 }
 
 #[tokio::test]
+async fn an_idle_push_consumer_with_a_subscriber_does_not_wake_until_a_message_comes() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "I", "i.>", 1).await;
+    let mut inbox = nc.subscribe("idle.deliver").await.unwrap();
+    nc.flush().await.unwrap();
+    s.create_consumer(consumer::push::Config {
+        durable_name: Some("d".into()),
+        deliver_subject: "idle.deliver".into(),
+        ack_policy: AckPolicy::None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), inbox.next()).await.unwrap().unwrap();
+    assert_eq!(first.payload, "0");
+    let pumps = || server.core().stats.consumer_pumps.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = pumps();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(pumps(), before, "an idle consumer with interest polled");
+    // A new message still wakes it.
+    js.publish("i.1", "1".into()).await.unwrap().await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(2), inbox.next()).await.unwrap().unwrap();
+    assert_eq!(next.payload, "1");
+}
+
+#[tokio::test]
+async fn a_push_consumer_created_before_its_subscriber_delivers_once_one_appears() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "L", "l.>", 2).await;
+    s.create_consumer(consumer::push::Config {
+        durable_name: Some("d".into()),
+        deliver_subject: "late.deliver".into(),
+        ack_policy: AckPolicy::None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut inbox = nc.subscribe("late.deliver").await.unwrap();
+    for expected in ["0", "1"] {
+        let m = tokio::time::timeout(Duration::from_secs(2), inbox.next()).await.unwrap().unwrap();
+        assert_eq!(m.payload, expected);
+    }
+}
+
+#[tokio::test]
 async fn push_consumer_with_queue_group_delivers_each_message_once() {
     let server = TestServer::start().await;
     let js = js(&server).await;

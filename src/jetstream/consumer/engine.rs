@@ -19,6 +19,10 @@ use crate::router::{deliver, FlushSet, MatchResult, Message};
 /// Messages delivered per wake-up of the receivers' writers.
 const DELIVERY_CHUNK: usize = 32;
 
+/// How often a push consumer with messages to send looks for a subscriber on its deliver
+/// subject while it has none.
+const INTEREST_RECHECK: Duration = Duration::from_millis(250);
+
 /// Messages delivered per pump before yielding to other tasks.
 const MAX_PER_PUMP: usize = 1024;
 
@@ -66,6 +70,7 @@ impl Consumer {
     /// Delivers what can be delivered now. Returns when to wake next, and whether it stopped
     /// early with more to do.
     fn pump(self: &Arc<Self>, stream: &Arc<Stream>) -> (Option<Instant>, bool) {
+        self.stats.consumer_pumps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = self.config();
         let filters: Vec<String> = self.filters.read().clone();
         let filter_refs: Vec<&str> = filters.iter().map(String::as_str).collect();
@@ -224,7 +229,16 @@ impl Consumer {
                 inner.last_activity = now;
             }
             delete = self.inactive(&inner, &config, push_target.is_some(), now);
-            next_wake = self.next_wake(&inner, &config, now);
+            // A push consumer with something to send but nobody on its deliver subject looks
+            // again shortly (a subscription appearing does not wake it); one with nothing to
+            // send is woken by the next message, and an idle one costs nothing.
+            let waits_for_interest = !config.is_pull()
+                && !paused
+                && push_target.is_none()
+                && (!inner.redeliver.is_empty()
+                    || !inner.initial.is_empty()
+                    || stream.store.state().last_seq >= inner.next_seq);
+            next_wake = self.next_wake(&inner, &config, now, waits_for_interest);
         }
         for (seq, deliveries) in max_delivered {
             self.advisory(
@@ -431,7 +445,13 @@ impl Consumer {
         now.duration_since(inner.last_activity) >= Duration::from_nanos(config.inactive_threshold as u64)
     }
 
-    fn next_wake(&self, inner: &Inner, config: &ConsumerConfig, now: Instant) -> Option<Instant> {
+    fn next_wake(
+        &self,
+        inner: &Inner,
+        config: &ConsumerConfig,
+        now: Instant,
+        waits_for_interest: bool,
+    ) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -456,9 +476,8 @@ impl Consumer {
             consider(Some(inner.last_activity.max(now - limit.min(now.elapsed())) + limit));
         }
         consider(inner.paced_until.filter(|t| *t > now));
-        if !config.is_pull() {
-            // No subscriber on the deliver subject yet: look again shortly.
-            consider(Some(now + Duration::from_millis(250)));
+        if waits_for_interest {
+            consider(Some(now + INTEREST_RECHECK));
         }
         wake
     }
