@@ -376,7 +376,7 @@ impl JsAccount {
             store.update(state).map_err(ApiError::stream_general)?;
         }
         let restored = restored || initial.is_some();
-        Ok(Consumer::start(stream, config, name, created, store, dir, restored, &self.js.runtime))
+        Ok(Consumer::start(stream, config, name, created, store, dir, restored, &self.js.consumer_scheduler))
     }
 
     /// Creates stream `config` from a snapshot: its store's byte stream and its consumers
@@ -466,7 +466,7 @@ impl JsAccount {
                     restored.consumer,
                     None,
                     true,
-                    &self.js.runtime,
+                    &self.js.consumer_scheduler,
                 );
                 stream.consumers.write().insert(name, consumer);
             }

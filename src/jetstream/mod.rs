@@ -73,6 +73,8 @@ pub struct JetStream {
     pub server_name: String,
     pub stats: Arc<ServerStats>,
     pub runtime: tokio::runtime::Handle,
+    /// When consumers run (delivery tasks only while busy) and their deadlines.
+    pub consumer_scheduler: Arc<consumer::scheduler::Scheduler>,
     /// Bytes stored per storage type, against `max_memory_store` / `max_file_store`.
     pub usage: usage::ByStorage<Arc<usage::ServerQuota>>,
     /// Held while a stream's reservation is checked and recorded (create, update), so two
@@ -123,6 +125,7 @@ impl JetStream {
             server_name,
             stats,
             runtime: tokio::runtime::Handle::current(),
+            consumer_scheduler: consumer::scheduler::Scheduler::start(tokio::runtime::Handle::current()),
             usage,
             reservations: Mutex::new(()),
             accounts: Mutex::new(HashMap::new()),
@@ -163,6 +166,7 @@ impl JetStream {
         for account in self.accounts() {
             account.stop();
         }
+        self.consumer_scheduler.shutdown();
     }
 
     /// Counts a request as it arrives (so `$JS.API.INFO` includes itself, as nats-server's does).

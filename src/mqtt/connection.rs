@@ -69,26 +69,35 @@ where
     tokio::pin!(reader);
     let mut buf = BytesMut::new();
     let mut decoder = Decoder::new(core.config.max_payload as usize + PACKET_OVERHEAD);
-    let first = tokio::time::timeout(
-        core.config.authorization.timeout.max(Duration::from_secs(1)),
-        read_packet(&mut reader, &mut buf, &mut decoder),
-    )
-    .await;
-    let reason = match first {
+    // The first packet is read in a block of its own: what it leaves behind (a packet is
+    // hundreds of bytes) must not stay in this future while the session runs.
+    let connect = {
+        let first = tokio::time::timeout(
+            core.config.authorization.timeout.max(Duration::from_secs(1)),
+            read_packet(&mut reader, &mut buf, &mut decoder),
+        )
+        .await;
+        match first {
+            Ok(Ok(Packet::Connect(connect))) => Ok(connect),
+            Ok(Ok(_)) => Err(CloseReason::ProtocolViolation),
+            Ok(Err(ReadEnd::Refused(e))) => {
+                tracing::debug!(cid = client.id, error = %e, "MQTT CONNECT refused");
+                react(&client, e.reaction, &e.to_string());
+                Err(CloseReason::ProtocolViolation)
+            }
+            Ok(Err(ReadEnd::Eof)) => Err(CloseReason::ClientClosed),
+            Ok(Err(ReadEnd::Error)) => Err(CloseReason::ReadError),
+            Err(_) => Err(CloseReason::AuthenticationTimeout),
+        }
+    };
+    let reason = match connect {
         // The connected life is boxed: the wait for CONNECT above then costs nothing while
         // the connection lives, and the task's own future stays small.
-        Ok(Ok(Packet::Connect(connect))) => {
-            Box::pin(connected(&mqtt, &client, connect, &mut reader, &mut buf, &mut decoder)).await
+        Ok(connect) => {
+            let session = Box::pin(connected(&mqtt, &client, connect, &mut reader, &mut buf, &mut decoder));
+            session.await
         }
-        Ok(Ok(_)) => CloseReason::ProtocolViolation,
-        Ok(Err(ReadEnd::Refused(e))) => {
-            tracing::debug!(cid = client.id, error = %e, "MQTT CONNECT refused");
-            react(&client, e.reaction, &e.to_string());
-            CloseReason::ProtocolViolation
-        }
-        Ok(Err(ReadEnd::Eof)) => CloseReason::ClientClosed,
-        Ok(Err(ReadEnd::Error)) => CloseReason::ReadError,
-        Err(_) => CloseReason::AuthenticationTimeout,
+        Err(reason) => reason,
     };
     client.close(reason);
     writer_stop.cancel();
@@ -108,11 +117,16 @@ async fn connected<R: AsyncRead>(
 ) -> CloseReason {
     // Accepting and finishing are boxed too: their futures are far larger than the wait for
     // the next packet, and would otherwise size every idle connection.
-    let Some(mut conn) = Box::pin(Connection::accept(mqtt, client, unbox(connect))).await else {
+    // Each boxed future is made in its own statement: a temporary lives to the end of its
+    // statement, so `Box::pin(f(..)).await` would keep room for the unboxed future (and its
+    // arguments) in this one across the await.
+    let accepting = Box::pin(Connection::accept(mqtt, client, unbox(connect)));
+    let Some(mut conn) = accepting.await else {
         return CloseReason::AuthenticationViolation;
     };
     let end = conn.run(reader, buf, decoder).await;
-    Box::pin(unbox(conn).finish(end)).await
+    let finishing = Box::pin(conn.finish(end));
+    finishing.await
 }
 
 /// Moves a value out of its box and frees the box now, not at the end of the caller's scope.
@@ -218,8 +232,9 @@ fn assigned_client_id() -> String {
 /// What [`Connection::handle`] did with a packet.
 enum Handled {
     Done(Option<End>),
-    Subscribe(Subscribe),
-    Unsubscribe(Unsubscribe),
+    // Boxed: the run loop holds a `Handled` across its await.
+    Subscribe(Box<Subscribe>),
+    Unsubscribe(Box<Unsubscribe>),
 }
 
 /// A PUBACK/PUBREC/PUBCOMP waiting for its store operation.
@@ -471,31 +486,35 @@ impl Connection {
         loop {
             let mut got_packet = false;
             loop {
-                match decoder.decode(buf) {
-                    Ok(Some(packet)) => {
-                        got_packet = true;
-                        let handled = match self.handle(packet) {
-                            Handled::Done(handled) => handled,
-                            // Boxed so that their store operations do not size this future.
-                            Handled::Subscribe(subscribe) => {
-                                Box::pin(self.on_subscribe(subscribe)).await;
-                                None
-                            }
-                            Handled::Unsubscribe(unsubscribe) => {
-                                Box::pin(self.on_unsubscribe(unsubscribe)).await;
-                                None
-                            }
-                        };
-                        if let Some(end) = handled {
-                            return end;
-                        }
-                    }
+                // Decoded in a statement of its own, and handled before any await: a packet
+                // (hundreds of bytes) must not be kept across this future's awaits.
+                let packet = match decoder.decode(buf) {
+                    Ok(Some(packet)) => packet,
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!(cid = self.client.id, error = %e, "MQTT packet refused");
                         react(&self.client, e.reaction, &e.to_string());
                         return End::Closed(CloseReason::ProtocolViolation);
                     }
+                };
+                got_packet = true;
+                let handled = self.handle(packet);
+                let end = match handled {
+                    Handled::Done(end) => end,
+                    // Boxed so that their store operations do not size this future.
+                    Handled::Subscribe(subscribe) => {
+                        let subscribing = Box::pin(self.on_subscribe(*subscribe));
+                        subscribing.await;
+                        None
+                    }
+                    Handled::Unsubscribe(unsubscribe) => {
+                        let unsubscribing = Box::pin(self.on_unsubscribe(*unsubscribe));
+                        unsubscribing.await;
+                        None
+                    }
+                };
+                if let Some(end) = end {
+                    return end;
                 }
             }
             if got_packet {
@@ -562,8 +581,8 @@ impl Connection {
     /// which wait for the session store, are handed back to the caller.
     fn handle(&mut self, packet: Packet) -> Handled {
         Handled::Done(match packet {
-            Packet::Subscribe(subscribe) => return Handled::Subscribe(subscribe),
-            Packet::Unsubscribe(unsubscribe) => return Handled::Unsubscribe(unsubscribe),
+            Packet::Subscribe(subscribe) => return Handled::Subscribe(Box::new(subscribe)),
+            Packet::Unsubscribe(unsubscribe) => return Handled::Unsubscribe(Box::new(unsubscribe)),
             other => self.handle_now(other),
         })
     }
@@ -1069,7 +1088,7 @@ impl Connection {
     }
 
     /// The end of the connection: tell the client why (MQTT 5), unsubscribe, will, session.
-    async fn finish(mut self, end: End) -> CloseReason {
+    async fn finish(mut self: Box<Self>, end: End) -> CloseReason {
         let (reason, will) = match end {
             End::Disconnect { will } => (CloseReason::ClientClosed, will),
             // Server shutdown is not the client's failure: no will.

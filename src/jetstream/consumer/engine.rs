@@ -1,6 +1,6 @@
-//! The consumer's owner task: delivers new messages and redeliveries to push subscribers or
-//! waiting pull requests, expires requests, sends heartbeats, and removes an inactive
-//! ephemeral consumer.
+//! A consumer's delivery pass: delivers new messages and redeliveries to push subscribers or
+//! waiting pull requests, expires requests, sends heartbeats, removes an inactive ephemeral
+//! consumer, and says when it needs the next pass (see `scheduler` for who runs it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,35 +41,9 @@ struct Outgoing {
 }
 
 impl Consumer {
-    pub(super) async fn run(self: Arc<Self>) {
-        loop {
-            let Some(stream) = self.stream.upgrade() else { return };
-            let (next_wake, more) = self.pump(&stream);
-            drop(stream);
-            if self.stop.is_cancelled() {
-                return;
-            }
-            if more {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            let sleep = async {
-                match next_wake {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = sleep => {}
-                _ = self.stop.cancelled() => return,
-            }
-        }
-    }
-
     /// Delivers what can be delivered now. Returns when to wake next, and whether it stopped
     /// early with more to do.
-    fn pump(self: &Arc<Self>, stream: &Arc<Stream>) -> (Option<Instant>, bool) {
+    pub(super) fn pump(self: &Arc<Self>, stream: &Arc<Stream>) -> (Option<Instant>, bool) {
         self.stats.consumer_pumps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = self.config();
         let filters: Vec<String> = self.filters.read().clone();

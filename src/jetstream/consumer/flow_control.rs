@@ -135,7 +135,7 @@ impl InternalHandler for FlowControlHandler {
         let Some(consumer) = self.0.upgrade() else { return };
         let released = consumer.inner.lock().flow.answered(msg.subject);
         if released {
-            consumer.wake.notify_one();
+            consumer.wake_up();
         }
     }
 }

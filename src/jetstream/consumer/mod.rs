@@ -1,11 +1,12 @@
 //! A consumer: a view of a stream with its own delivery position, pending acks and waiting
 //! pull requests.
 //!
-//! One owner task per consumer ([`engine`]) delivers messages: it is woken by new messages
-//! (the stream's last-sequence watch), acks, pull requests, and its own deadlines (ack wait,
-//! request expiry, heartbeats). Acks and pull requests arrive on router subscriptions and are
-//! applied at once under the consumer's lock (a short, in-memory critical section), then the
-//! task is woken. Delivery state is persisted through the `ConsumerStore`.
+//! A delivery pass ([`engine`]) sends what can be sent; it runs on a task that exists only
+//! while the consumer has work ([`scheduler`]): woken by new messages, acks that free
+//! `max_ack_pending`, pull requests, and its deadlines (ack wait, request expiry, heartbeats),
+//! which one timer task keeps for every consumer. Acks and pull requests arrive on router
+//! subscriptions and are applied at once under the consumer's lock (a short, in-memory
+//! critical section). Delivery state is persisted through the `ConsumerStore`.
 
 pub mod ack;
 pub mod config;
@@ -13,6 +14,7 @@ mod engine;
 mod flow_control;
 pub mod info;
 pub mod pull;
+pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -23,8 +25,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use jetway_storage::{ConsumerStore, SequencePair};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use self::ack::{parse_ack, parse_ack_subject, AckKind};
 use self::config::{AckPolicy, ConsumerConfig, DeliverPolicy};
@@ -89,8 +89,10 @@ pub struct Consumer {
     account: Arc<Account>,
     stats: Arc<ServerStats>,
     server_name: String,
-    wake: Notify,
-    stop: CancellationToken,
+    /// This consumer, for waking it from `&self`.
+    me: Weak<Consumer>,
+    scheduler: Arc<scheduler::Scheduler>,
+    delivery: scheduler::DeliveryState,
     deleted: AtomicBool,
     subscriptions: Mutex<Vec<Arc<Subscription>>>,
 }
@@ -107,7 +109,7 @@ impl Consumer {
         store: Arc<dyn ConsumerStore>,
         dir: Option<PathBuf>,
         restored: bool,
-        runtime: &tokio::runtime::Handle,
+        scheduler: &Arc<scheduler::Scheduler>,
     ) -> Arc<Consumer> {
         let filters = config.filters();
         let now = Instant::now();
@@ -153,7 +155,7 @@ impl Consumer {
                 inner.ack_floor.stream_seq = inner.next_seq - 1;
             }
         }
-        let consumer = Arc::new(Consumer {
+        let consumer = Arc::new_cyclic(|me| Consumer {
             name,
             stream_name: stream.name.clone(),
             stream: Arc::downgrade(stream),
@@ -166,15 +168,15 @@ impl Consumer {
             account: stream.account.clone(),
             stats: stream.stats.clone(),
             server_name: stream.server_name.clone(),
-            wake: Notify::new(),
-            stop: CancellationToken::new(),
+            me: me.clone(),
+            scheduler: Arc::clone(scheduler),
+            delivery: scheduler::DeliveryState::new(),
             deleted: AtomicBool::new(false),
             subscriptions: Mutex::new(Vec::new()),
         });
         stream.interest.add(&consumer, &consumer.filters.read());
         consumer.subscribe();
-        let task = consumer.clone();
-        runtime.spawn(async move { task.run().await });
+        consumer.wake_up();
         consumer
     }
 
@@ -237,7 +239,7 @@ impl Consumer {
         self.inner.lock().paused_until =
             config.pause_until.as_deref().and_then(crate::jetstream::json::parse_time).unwrap_or(0);
         *self.config.write() = config;
-        self.wake.notify_one();
+        self.wake_up();
     }
 
     /// Whether this consumer no longer needs message `seq` (interest retention).
@@ -254,14 +256,14 @@ impl Consumer {
             let seqs: Vec<u64> = inner.pending.keys().copied().collect();
             inner.redeliver.extend(seqs);
         }
-        self.wake.notify_one();
+        self.wake_up();
     }
 
     /// Pauses until `until` (ns since the epoch; 0 resumes).
     pub fn pause(&self, until: i64) {
         self.inner.lock().paused_until = until;
         self.config.write().pause_until = (until > 0).then(|| time_text(until));
-        self.wake.notify_one();
+        self.wake_up();
     }
 
     pub fn paused_until(&self) -> i64 {
@@ -306,14 +308,21 @@ impl Consumer {
     /// New messages may be there for this consumer (the stream wakes only those whose filters
     /// take a new message's subject).
     pub(crate) fn notify_new_messages(&self) {
-        self.wake.notify_one();
+        self.wake_up();
+    }
+
+    /// Makes the consumer run a delivery pass soon.
+    pub(crate) fn wake_up(&self) {
+        if let Some(me) = self.me.upgrade() {
+            self.scheduler.wake(&me);
+        }
     }
 
     pub fn stop(&self) {
         if let Some(stream) = self.stream.upgrade() {
             stream.interest.remove(self, &self.filters.read());
         }
-        self.stop.cancel();
+        self.delivery.stop();
         for sub in self.subscriptions.lock().drain(..) {
             self.account.sublist.remove(&sub);
         }
@@ -498,7 +507,7 @@ impl Consumer {
         // A plain ack gives the delivery task nothing to do unless it was held back by
         // `max_ack_pending`; a nak or a progress report changes what is due when.
         if was_limited || matches!(kind, AckKind::Nak(_) | AckKind::Progress) {
-            self.wake.notify_one();
+            self.wake_up();
         }
     }
 
@@ -599,7 +608,7 @@ impl Consumer {
             inner.last_activity = Instant::now();
             inner.waiting.push_back(Waiting::new(reply.into(), &req, Instant::now()));
         }
-        self.wake.notify_one();
+        self.wake_up();
     }
 }
 
