@@ -196,6 +196,52 @@ async fn an_idle_push_consumer_with_a_subscriber_does_not_wake_until_a_message_c
 }
 
 #[tokio::test]
+async fn idle_consumers_hold_no_task_and_busy_ones_still_deliver() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "T", "t.>", 1).await;
+    let mut inbox = nc.subscribe("tasks.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let alive = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let before = alive();
+    const CONSUMERS: usize = 100;
+    for i in 0..CONSUMERS {
+        s.create_consumer(consumer::push::Config {
+            durable_name: Some(format!("c{i}")),
+            deliver_subject: format!("tasks.{i}"),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    // Each delivers the stored message; its ack wait runs out once (a timer, not a task).
+    for _ in 0..CONSUMERS {
+        tokio::time::timeout(Duration::from_secs(5), inbox.next()).await.unwrap().unwrap();
+    }
+    let mut redelivered = 0;
+    while redelivered < CONSUMERS {
+        let m = tokio::time::timeout(Duration::from_secs(5), inbox.next()).await.unwrap().unwrap();
+        nc.publish(m.reply.unwrap(), "".into()).await.unwrap();
+        redelivered += 1;
+    }
+    // Past the ack wait registered by the redeliveries (a stale timer still makes one pass)
+    // and the linger of that last pass: no delivery task is left.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let after = alive();
+    assert!(after < before + 10, "{CONSUMERS} idle consumers: {before} -> {after} tasks");
+    nc.flush().await.unwrap();
+    js.publish("t.1", "again".into()).await.unwrap().await.unwrap();
+    for _ in 0..CONSUMERS {
+        let m = tokio::time::timeout(Duration::from_secs(5), inbox.next()).await.unwrap().unwrap();
+        assert_eq!(m.payload, "again");
+        nc.publish(m.reply.unwrap(), "".into()).await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_push_consumer_created_before_its_subscriber_delivers_once_one_appears() {
     let server = TestServer::start().await;
     let nc = server.client().await;
