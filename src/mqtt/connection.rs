@@ -251,7 +251,8 @@ struct Connection {
     outlet: Arc<Outlet>,
     live: Arc<LiveConnection>,
     session: SessionState,
-    will: Option<Will>,
+    /// Boxed: most clients set none, and its properties are hundreds of bytes.
+    will: Option<Box<Will>>,
     keep_alive: Option<Duration>,
     in_aliases: InboundAliases,
     /// Acknowledgements in packet order, each sent once its store operation completed.
@@ -384,7 +385,7 @@ impl Connection {
             outlet,
             live,
             session,
-            will: connect.will,
+            will: connect.will.map(Box::new),
             keep_alive,
             in_aliases: InboundAliases::default(),
             pending_acks: VecDeque::new(),
@@ -1120,7 +1121,7 @@ impl Connection {
             } else if self.session.expiry != u32::MAX {
                 delay = delay.min(Duration::from_secs(u64::from(self.session.expiry)));
             }
-            super::will::publish(&self.mqtt, self.account.clone(), &self.session.client_id, will, delay);
+            super::will::publish(&self.mqtt, self.account.clone(), &self.session.client_id, *will, delay);
         }
         if self.session.persistent {
             self.save_session();

@@ -258,10 +258,12 @@ impl SharedConsumerLog {
     pub fn add(
         self: &Arc<Self>,
         name: &str,
-        meta: Vec<u8>,
+        mut meta: Vec<u8>,
         policy: AckPolicy,
         done: Option<Completion>,
     ) -> Result<Arc<SharedConsumer>> {
+        // Kept in memory for compactions, per consumer: no spare capacity.
+        meta.shrink_to_fit();
         if name.len() > u16::MAX as usize {
             return Err(invalid(format!("a name of {} bytes is too long", name.len())));
         }
@@ -306,8 +308,9 @@ impl SharedConsumerLog {
     }
 
     /// Replaces the meta of consumer `name` (one record). `done` as for [`Self::add`].
-    pub fn set_meta(&self, name: &str, meta: Vec<u8>, done: Option<Completion>) -> Result<()> {
+    pub fn set_meta(&self, name: &str, mut meta: Vec<u8>, done: Option<Completion>) -> Result<()> {
         check_record_len(MIN_RECORD_LEN + 8 + meta.len())?;
+        meta.shrink_to_fit();
         let mut inner = self.inner.lock();
         inner.writable()?;
         let entry =
