@@ -10,6 +10,7 @@ pub mod account;
 pub mod certs;
 pub mod config;
 pub mod jetstream;
+pub mod latch;
 pub mod logging;
 pub mod monitor;
 pub mod mqtt;

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
+use crate::latch::Latch;
+use crate::nats::client::WriterStop;
 use bytes::BytesMut;
 use jetway_protocols::mqtt::topic::{
     filter_matches_dollar_topics, filter_to_subjects, topic_to_subject, SharedSubscription,
@@ -24,7 +26,6 @@ use jetway_protocols::mqtt::{
     Publish, QoS, Reaction, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe, Will,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio_util::sync::CancellationToken;
 
 use super::alias::{AliasError, InboundAliases, INBOUND_MAXIMUM};
 use super::bridge::{Outlet, QosDelivery, StoredHandler, StoredMessage, SubscriptionHandler};
@@ -59,12 +60,11 @@ where
     W: AsyncWrite + Send + 'static,
 {
     let core = mqtt.core.clone();
-    let writer_stop = CancellationToken::new();
     let write_task = tokio::spawn(crate::nats::connection::write_loop(
         client.clone(),
         writer,
         core.config.write_deadline,
-        writer_stop.clone(),
+        WriterStop::Explicit,
     ));
     tokio::pin!(reader);
     let mut buf = BytesMut::new();
@@ -100,7 +100,7 @@ where
         Err(reason) => reason,
     };
     client.close(reason);
-    writer_stop.cancel();
+    client.stop_writer();
     let _ = write_task.await;
     core.unregister(&client);
 }
@@ -327,13 +327,13 @@ impl Connection {
         // Takeover: the old connection is closed and finishes its cleanup first.
         let live = Arc::new(LiveConnection {
             client: client.clone(),
-            finished: CancellationToken::new(),
+            finished: Latch::new(),
             gauges: Default::default(),
         });
         if let Some(old) = mqtt.claim(&account.name, &client_id, live.clone()) {
             tracing::debug!(cid = client.id, old = old.client.id, client_id, "MQTT session taken over");
             old.client.close(CloseReason::DuplicateClientId);
-            let _ = tokio::time::timeout(TAKEOVER_WAIT, old.finished.cancelled()).await;
+            let _ = tokio::time::timeout(TAKEOVER_WAIT, old.finished.wait()).await;
         }
 
         let expiry = match version {
@@ -444,7 +444,7 @@ impl Connection {
         tracing::warn!(client_id, error = %error, "MQTT session store failed at CONNECT");
         refuse_connect(client, version, ReasonCode::ServerUnavailable, "session store unavailable");
         mqtt.release(&account.name, client_id, live);
-        live.finished.cancel();
+        live.finished.set();
         None
     }
 
@@ -483,7 +483,8 @@ impl Connection {
         let far = Duration::from_secs(86_400 * 365);
         let keep_alive = tokio::time::sleep(grace.unwrap_or(far));
         tokio::pin!(keep_alive);
-        let closing = self.client.closing().clone();
+        let client = Arc::clone(&self.client);
+        let closing = client.closing();
         loop {
             let mut got_packet = false;
             loop {
@@ -551,7 +552,7 @@ impl Connection {
                     tracing::debug!(cid = self.client.id, "MQTT keep alive expired");
                     return End::Closed(CloseReason::KeepAliveTimeout);
                 }
-                _ = closing.cancelled() => {
+                _ = closing.wait() => {
                     return End::Closed(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown));
                 }
             }
@@ -1139,7 +1140,7 @@ impl Connection {
         }
         self.account.connection_closed();
         self.mqtt.release(&self.account.name, &self.session.client_id, &self.live);
-        self.live.finished.cancel();
+        self.live.finished.set();
         reason
     }
 }

@@ -73,7 +73,7 @@ type SessionKey = (String, String);
 pub struct LiveConnection {
     pub client: Arc<ClientShared>,
     /// Cancelled once the connection finished its cleanup (session saved, will handled).
-    pub finished: CancellationToken,
+    pub finished: crate::latch::Latch,
     /// The session's sizes for monitoring, refreshed by the connection task.
     pub gauges: stats::SessionGauges,
 }

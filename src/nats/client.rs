@@ -1,5 +1,6 @@
 //! The shared face of a client connection: what publishers, the monitor and shutdown use.
 
+use crate::latch::Latch;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use foldhash::fast::RandomState;
 use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use super::direct::SharedTcpWriter;
 use super::outbound::{Outbound, Pushed};
@@ -77,6 +77,15 @@ pub struct ClientIdentity {
     pub account: Option<Arc<str>>,
 }
 
+/// What ends a connection's writer task (once everything queued before it is written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterStop {
+    /// The connection starting to close (NATS clients).
+    OnClose,
+    /// [`ClientShared::stop_writer`].
+    Explicit,
+}
+
 /// What the rest of the server holds of a connection.
 pub struct ClientShared {
     pub id: u64,
@@ -103,9 +112,12 @@ pub struct ClientShared {
     /// (`/connz?state=closed&subs=1`).
     subs_at_close: Mutex<Vec<Arc<Subscription>>>,
     close_reason: Mutex<Option<CloseReason>>,
-    closing: CancellationToken,
+    closing: Latch,
     /// Cancelled when pending output must be dropped rather than flushed (slow consumer).
-    abort_writes: CancellationToken,
+    abort_writes: Latch,
+    /// Stops the writer task of a connection that queues a last packet after the close was
+    /// decided (the MQTT gateway's DISCONNECT with a reason).
+    writer_stop: Latch,
     /// The socket for direct writes (see `super::direct`); `None` for TLS and once closed.
     direct: Mutex<Option<SharedTcpWriter>>,
     /// The listener and protocol (the gateway's connections share this type with NATS
@@ -131,8 +143,9 @@ impl ClientShared {
             subs: Mutex::new(HashMap::default()),
             subs_at_close: Mutex::new(Vec::new()),
             close_reason: Mutex::new(None),
-            closing: CancellationToken::new(),
-            abort_writes: CancellationToken::new(),
+            closing: Latch::new(),
+            abort_writes: Latch::new(),
+            writer_stop: Latch::new(),
             direct: Mutex::new(None),
             kind: OnceLock::new(),
         }
@@ -268,9 +281,9 @@ impl ClientShared {
         drop(current);
         if reason == CloseReason::SlowConsumerPendingBytes {
             // Nothing more will be read by this client: don't wait on its socket.
-            self.abort_writes.cancel();
+            self.abort_writes.set();
         }
-        self.closing.cancel();
+        self.closing.set();
         self.outbound.wake();
         true
     }
@@ -279,12 +292,27 @@ impl ClientShared {
         *self.close_reason.lock()
     }
 
-    pub fn closing(&self) -> &CancellationToken {
+    pub fn closing(&self) -> &Latch {
         &self.closing
     }
 
-    pub fn abort_writes(&self) -> &CancellationToken {
+    pub fn abort_writes(&self) -> &Latch {
         &self.abort_writes
+    }
+
+    /// When the writer task of a connection that stops it explicitly (see [`WriterStop`])
+    /// finishes.
+    pub fn stop_writer(&self) {
+        self.writer_stop.set();
+        self.outbound.wake();
+    }
+
+    /// What stops this connection's writer task.
+    pub fn writer_stop(&self, stop: WriterStop) -> &Latch {
+        match stop {
+            WriterStop::OnClose => &self.closing,
+            WriterStop::Explicit => &self.writer_stop,
+        }
     }
 
     pub fn add_sub(&self, sid: Bytes, sub: Arc<Subscription>) -> bool {

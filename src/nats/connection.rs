@@ -16,7 +16,7 @@ use foldhash::fast::RandomState;
 use jetway_protocols::nats::{encode, ClientOp, ConnectOptions, ParseError, Parser, ParserLimits};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::client::{ClientShared, CloseReason};
+use super::client::{ClientShared, CloseReason, WriterStop};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
 use crate::account::imports::SERVICE_REPLY_PREFIX;
@@ -47,8 +47,8 @@ where
     R: AsyncRead + Send + 'static,
     W: AsyncWrite + Send + 'static,
 {
-    let stop = client.closing().clone();
-    let write_task = tokio::spawn(write_loop(client.clone(), writer, core.config.write_deadline, stop));
+    let write_task =
+        tokio::spawn(write_loop(client.clone(), writer, core.config.write_deadline, WriterStop::OnClose));
     let mut session = Session::new(core.clone(), client.clone());
     if greeting == Greeting::SendInfo {
         session.send_info();
@@ -68,12 +68,13 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
     client: Arc<ClientShared>,
     writer: W,
     deadline: Duration,
-    stop: tokio_util::sync::CancellationToken,
+    stop: WriterStop,
 ) {
+    let stop = client.writer_stop(stop);
     tokio::pin!(writer);
     let mut chunks = VecDeque::new();
     'run: loop {
-        let closing = stop.is_cancelled();
+        let closing = stop.is_set();
         if !client.outbound.try_lock_writer() {
             // A direct writer is at work; it wakes this task if it leaves bytes behind.
             if closing {
@@ -81,7 +82,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
             } else {
                 tokio::select! {
                     _ = client.outbound.wait() => {}
-                    _ = stop.cancelled() => {}
+                    _ = stop.wait() => {}
                 }
             }
             continue;
@@ -93,16 +94,20 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
             if closing {
                 break;
             }
+            if chunks.capacity() > 0 && !client.outbound.has_free_chunks() {
+                // The connection went idle (its chunks were handed back): so does this.
+                chunks = VecDeque::new();
+            }
             tokio::select! {
                 _ = client.outbound.wait() => {}
-                _ = stop.cancelled() => {}
+                _ = stop.wait() => {}
             }
             continue;
         }
         for chunk in &chunks {
             let write = tokio::select! {
                 w = tokio::time::timeout(deadline, writer.write_all(chunk)) => w,
-                _ = client.abort_writes().cancelled() => break 'run,
+                _ = client.abort_writes().wait() => break 'run,
             };
             match write {
                 Ok(Ok(())) => {}
@@ -243,7 +248,7 @@ impl Session {
                     self.send_err("Authentication Timeout");
                     return CloseReason::AuthenticationTimeout;
                 }
-                _ = self.client.closing().cancelled() => {
+                _ = self.client.closing().wait() => {
                     return self.client.close_reason().unwrap_or(CloseReason::ServerShutdown);
                 }
             }

@@ -273,7 +273,14 @@ impl Outbound {
     /// Hands the chunks kept for reuse back to the shared pool: called once the connection has
     /// been idle for a while, so idle connections hold no chunk at all.
     pub fn release_free(&self) {
-        let free = std::mem::take(&mut self.state.lock().free);
+        let free = {
+            let mut state = self.state.lock();
+            if state.chunks.is_empty() {
+                // The queue's own room for chunk handles, too.
+                state.chunks = VecDeque::new();
+            }
+            std::mem::take(&mut state.free)
+        };
         release_chunks(free.into_iter());
     }
 
@@ -392,8 +399,10 @@ mod tests {
         assert!(q.take(&mut out));
         assert_eq!(out[0].capacity(), CHUNK, "a busy connection reuses its full chunk");
         q.recycle(&mut out);
+        assert!(q.state.lock().chunks.capacity() > 0 || out.capacity() > 0);
         q.release_free();
         assert!(!q.has_free_chunks());
+        assert_eq!(q.state.lock().chunks.capacity(), 0, "an idle queue holds no room for chunks");
     }
 
     #[test]
