@@ -69,11 +69,13 @@ impl Consumer {
                 .then(|| Arc::<str>::from(config.deliver_subject.as_str()))
                 .filter(|s| !self.account.sublist.matches(s).is_empty());
             if flow_controlled {
-                inner.flow.expire(now);
+                if let Some(flow) = inner.flow.as_mut() {
+                    flow.expire(now);
+                }
             }
             let mut count = 0;
             loop {
-                if paused || (flow_controlled && inner.flow.stalled()) {
+                if paused || (flow_controlled && inner.flow.as_ref().is_some_and(|f| f.stalled())) {
                     break;
                 }
                 if count >= MAX_PER_PUMP {
@@ -109,7 +111,9 @@ impl Consumer {
                 if let Some(due) = pacing_due(&inner, &config, &msg) {
                     if due > now {
                         self.unpick(&mut inner, &msg);
-                        inner.paced_until = Some(due);
+                        if let Some(paced) = inner.paced.as_mut() {
+                            paced.until = Some(due);
+                        }
                         break;
                     }
                 }
@@ -145,8 +149,13 @@ impl Consumer {
                 count += 1;
                 if flow_controlled {
                     let timeout = flow_control::request_timeout(config.idle_heartbeat);
-                    flow_request =
-                        inner.flow.delivered(size as u64, &self.stream_name, &self.name, timeout, now);
+                    flow_request = inner.flow.get_or_insert_default().delivered(
+                        size as u64,
+                        &self.stream_name,
+                        &self.name,
+                        timeout,
+                        now,
+                    );
                     if flow_request.is_some() {
                         // The request goes out after what it covers; delivery continues next pump.
                         more = true;
@@ -170,7 +179,11 @@ impl Consumer {
                     } else {
                         Duration::ZERO
                     };
-                    inner.paced_last = Some((msg_ts, now, now + wait));
+                    let last = (msg_ts, now, now + wait);
+                    match inner.paced.as_mut() {
+                        Some(paced) => paced.last = last,
+                        None => inner.paced = Some(Box::new(super::Paced { last, until: None })),
+                    }
                 }
             }
             // Heartbeats: push consumers idle for `idle_heartbeat`, pull requests with one.
@@ -181,7 +194,7 @@ impl Consumer {
                 } else if inner.next_heartbeat.is_none_or(|t| t <= now) {
                     inner.next_heartbeat = Some(now + hb);
                     let mut headers = heartbeat_headers(&inner);
-                    if let Some(fc) = inner.flow.stalled_on() {
+                    if let Some(fc) = inner.flow.as_ref().and_then(|f| f.stalled_on()) {
                         headers.push(("Nats-Consumer-Stalled", fc.to_string()));
                     }
                     statuses.push((config.deliver_subject.clone(), 100, "Idle Heartbeat".into(), headers));
@@ -438,7 +451,7 @@ impl Consumer {
             consider(w.next_heartbeat);
         }
         consider(inner.next_heartbeat);
-        consider(inner.flow.deadline());
+        consider(inner.flow.as_ref().and_then(|f| f.deadline()));
         if inner.paused_until > 0 {
             let now_ns = crate::time::now_nanos();
             if inner.paused_until > now_ns {
@@ -449,7 +462,7 @@ impl Consumer {
             let limit = Duration::from_nanos(config.inactive_threshold as u64);
             consider(Some(inner.last_activity.max(now - limit.min(now.elapsed())) + limit));
         }
-        consider(inner.paced_until.filter(|t| *t > now));
+        consider(inner.paced.as_ref().and_then(|p| p.until).filter(|t| *t > now));
         if waits_for_interest {
             consider(Some(now + INTEREST_RECHECK));
         }
@@ -484,7 +497,7 @@ fn expire_requests(
 /// When `msg` may go out under pacing: after the previous message plus the gap between their
 /// store times (`replay_policy: original`), and not before the rate limit allows.
 fn pacing_due(inner: &Inner, config: &ConsumerConfig, msg: &StoredMessage) -> Option<Instant> {
-    let (prev_ts, prev_at, rate_free_at) = inner.paced_last?;
+    let (prev_ts, prev_at, rate_free_at) = inner.paced.as_ref()?.last;
     let mut due = rate_free_at;
     if config.replay_policy == ReplayPolicy::Original {
         let gap = u64::try_from(msg.timestamp.saturating_sub(prev_ts)).unwrap_or(0);

@@ -133,7 +133,7 @@ pub(super) struct FlowControlHandler(pub(super) Weak<Consumer>);
 impl InternalHandler for FlowControlHandler {
     fn deliver(&self, msg: &Message<'_>) {
         let Some(consumer) = self.0.upgrade() else { return };
-        let released = consumer.inner.lock().flow.answered(msg.subject);
+        let released = consumer.inner.lock().flow.as_mut().is_some_and(|f| f.answered(msg.subject));
         if released {
             consumer.wake_up();
         }

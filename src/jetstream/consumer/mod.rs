@@ -17,7 +17,7 @@ pub mod pull;
 pub mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -46,6 +46,13 @@ struct Pending {
     deadline: Instant,
 }
 
+/// Pacing state: the store time of the last message sent, when it was sent, when the rate
+/// limit allows the next one, and when the next paced message is due.
+struct Paced {
+    last: (i64, Instant, Instant),
+    until: Option<Instant>,
+}
+
 /// Mutable delivery state, under the consumer's lock.
 struct Inner {
     /// Next stream sequence to deliver for the first time.
@@ -66,13 +73,12 @@ struct Inner {
     last_activity: Instant,
     next_heartbeat: Option<Instant>,
     paused_until: i64,
-    /// Pacing: (store time of the last message sent, when it was sent, when the rate limit
-    /// allows the next one).
-    paced_last: Option<(i64, Instant, Instant)>,
-    /// The next paced message is due then.
-    paced_until: Option<Instant>,
-    /// Push consumers with `flow_control`.
-    flow: flow_control::FlowControl,
+    /// Paced consumers (`replay_policy: original`, `rate_limit_bps`) once they sent a message.
+    /// This and `flow` are boxed: most consumers use neither, and every consumer (one per
+    /// persistent MQTT session) would carry their room.
+    paced: Option<Box<Paced>>,
+    /// Push consumers with `flow_control`, once they delivered.
+    flow: Option<Box<flow_control::FlowControl>>,
 }
 
 /// One consumer.
@@ -85,7 +91,7 @@ pub struct Consumer {
     pub created: i64,
     inner: Mutex<Inner>,
     store: Arc<dyn ConsumerStore>,
-    pub dir: Option<PathBuf>,
+    pub dir: Option<Box<Path>>,
     account: Arc<Account>,
     stats: Arc<ServerStats>,
     server_name: String,
@@ -94,7 +100,7 @@ pub struct Consumer {
     scheduler: Arc<scheduler::Scheduler>,
     delivery: scheduler::DeliveryState,
     deleted: AtomicBool,
-    subscriptions: Mutex<Vec<Arc<Subscription>>>,
+    subscriptions: Mutex<Box<[Arc<Subscription>]>>,
 }
 
 impl Consumer {
@@ -127,14 +133,13 @@ impl Consumer {
             last_ack: 0,
             last_activity: now,
             next_heartbeat: None,
-            flow: flow_control::FlowControl::default(),
+            flow: None,
             paused_until: config
                 .pause_until
                 .as_deref()
                 .and_then(crate::jetstream::json::parse_time)
                 .unwrap_or(0),
-            paced_last: None,
-            paced_until: None,
+            paced: None,
         };
         if restored {
             let state = store.state();
@@ -164,7 +169,7 @@ impl Consumer {
             created,
             inner: Mutex::new(inner),
             store,
-            dir,
+            dir: dir.map(PathBuf::into_boxed_path),
             account: stream.account.clone(),
             stats: stream.stats.clone(),
             server_name: stream.server_name.clone(),
@@ -172,7 +177,7 @@ impl Consumer {
             scheduler: Arc::clone(scheduler),
             delivery: scheduler::DeliveryState::new(),
             deleted: AtomicBool::new(false),
-            subscriptions: Mutex::new(Vec::new()),
+            subscriptions: Mutex::new(Box::default()),
         });
         stream.interest.add(&consumer, &consumer.filters.read());
         consumer.subscribe();
@@ -272,7 +277,7 @@ impl Consumer {
 
     fn subscribe(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
-        let mut subs = self.subscriptions.lock();
+        let mut subs = Vec::new();
         // The gateway's session consumers are acknowledged directly: a subscription each would
         // cost every session memory and every ack a sublist lookup.
         if !crate::jetstream::account::is_gateway_stream(&self.stream_name) {
@@ -302,6 +307,7 @@ impl Consumer {
             self.account.sublist.insert(next.clone());
             subs.push(next);
         }
+        *self.subscriptions.lock() = subs.into_boxed_slice();
     }
 
     /// Stops the task and unsubscribes (the consumer's state stays on disk).
@@ -323,7 +329,8 @@ impl Consumer {
             stream.interest.remove(self, &self.filters.read());
         }
         self.delivery.stop();
-        for sub in self.subscriptions.lock().drain(..) {
+        let subs = std::mem::take(&mut *self.subscriptions.lock());
+        for sub in subs.iter() {
             self.account.sublist.remove(&sub);
         }
         let _ = self.store.stop();
