@@ -331,7 +331,7 @@ impl Consumer {
         self.delivery.stop();
         let subs = std::mem::take(&mut *self.subscriptions.lock());
         for sub in subs.iter() {
-            self.account.sublist.remove(&sub);
+            self.account.sublist.remove(sub);
         }
         let _ = self.store.stop();
     }
