@@ -239,10 +239,93 @@ pub struct ReplyBatch {
 
 impl jetway_storage::CompletionScope for ReplyBatch {
     fn run(&self, complete: &mut dyn FnMut()) {
-        REPLY_BATCH.with(|batch| *batch.borrow_mut() = Some(FlushSet::new(self.stats.clone())));
+        let _replies = ReplyScope::begin(&self.stats);
         complete();
+    }
+}
+
+/// While it lives, replies made on this thread ([`publish_reply`]) are queued and written
+/// directly to their clients' sockets when it ends, instead of each waking its client's
+/// writer task. A scope begun inside another is a no-op: the outer one flushes.
+#[must_use]
+pub struct ReplyScope {
+    outermost: bool,
+}
+
+impl ReplyScope {
+    pub fn begin(stats: &Arc<ServerStats>) -> ReplyScope {
+        let outermost = REPLY_BATCH.with(|batch| {
+            let mut batch = batch.borrow_mut();
+            if batch.is_some() {
+                return false;
+            }
+            *batch = Some(FlushSet::new(stats.clone()));
+            true
+        });
+        ReplyScope { outermost }
+    }
+}
+
+impl Drop for ReplyScope {
+    fn drop(&mut self) {
+        if !self.outermost {
+            return;
+        }
         if let Some(mut flush) = REPLY_BATCH.with(|batch| batch.borrow_mut().take()) {
             flush.flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::{publish_reply, ReplyScope};
+    use crate::account::Account;
+    use crate::nats::client::ClientShared;
+    use crate::router::{Message, Sink, Subscription};
+    use crate::stats::ServerStats;
+
+    /// Whether the client's writer task was woken (within a few milliseconds).
+    async fn writer_woken(client: &ClientShared) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), client.outbound.wait()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn replies_in_a_scope_are_flushed_once_when_the_outermost_scope_ends() {
+        let stats = Arc::new(ServerStats::default());
+        let account = Account::new("A");
+        let client = Arc::new(ClientShared::new(1, "127.0.0.1:1".parse().unwrap(), 1 << 20, stats.clone()));
+        let sink = Sink::Client { client: client.clone(), sid: Bytes::from_static(b"1") };
+        account.sublist.insert(Subscription::new("reply.1".into(), None, sink));
+        let payload = Bytes::from_static(b"ack");
+        let reply = Message::internal("reply.1", None, None, &payload);
+
+        // What the writer task does when woken: take everything queued.
+        let taken = |client: &ClientShared| {
+            let mut chunks = std::collections::VecDeque::new();
+            client.outbound.take(&mut chunks);
+            chunks.iter().map(|c| c.len()).sum::<usize>()
+        };
+        // Without a scope the reply wakes the writer at once.
+        assert_eq!(publish_reply(&account, &stats, &reply), 1);
+        assert!(writer_woken(&client).await);
+        assert!(taken(&client) > 0);
+
+        let outer = ReplyScope::begin(&stats);
+        {
+            let _inner = ReplyScope::begin(&stats);
+            assert_eq!(publish_reply(&account, &stats, &reply), 1);
+        }
+        assert_eq!(publish_reply(&account, &stats, &reply), 1);
+        assert!(!writer_woken(&client).await, "queued until the outermost scope ends");
+        drop(outer);
+        // This client has no socket for direct writes: the flush hands the bytes to its writer.
+        assert!(writer_woken(&client).await);
+        assert!(taken(&client) > 0);
     }
 }
