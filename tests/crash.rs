@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-/// A jetway child process on a random loopback port.
+/// A jetway child process on random loopback ports.
 struct ChildServer {
     child: Child,
     port: u16,
+    mqtt_port: u16,
 }
 
 impl ChildServer {
@@ -22,7 +23,7 @@ impl ChildServer {
             command.arg("-c").arg(config);
         }
         let mut child = command
-            .args(["-a", "127.0.0.1", "-p", "-1", "-m", "0", "--mqtt_port", "0", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", "-1", "-m", "0", "--mqtt_port", "-1", "-sd"])
             .arg(store)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -30,15 +31,19 @@ impl ChildServer {
             .expect("jetway starts");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
-        let port = loop {
+        let port_in = |line: &str| line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok());
+        let (mut port, mut mqtt_port) = (None, None);
+        while port.is_none() || mqtt_port.is_none() {
             let line = lines.next().expect("log line").expect("readable log");
             if let Some(addr) = line.split("Listening for client connections on ").nth(1) {
-                break addr.rsplit(':').next().and_then(|p| p.trim().parse().ok()).expect("port");
+                port = port_in(addr);
+            } else if let Some(addr) = line.split("Listening for MQTT clients on ").nth(1) {
+                mqtt_port = port_in(addr);
             }
-        };
+        }
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        ChildServer { child, port }
+        ChildServer { child, port: port.expect("port"), mqtt_port: mqtt_port.expect("MQTT port") }
     }
 
     fn kill(mut self) {
@@ -62,6 +67,64 @@ async fn acknowledged_publishes_survive_sigkill_with_interval_sync() {
     std::fs::write(&config, "[jetstream]\nsync_interval = \"2m\"\n").unwrap();
     let store = dir.path().join("store");
     sigkill_rounds(&store, Some(&config), 6).await;
+}
+
+/// A persistent MQTT session's subscription is part of what its SUBACK acknowledges: the
+/// server killed right after the SUBACK still has the session, and the message published to
+/// it after the restart is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_mqtt_subscription_survives_sigkill() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        let server = ChildServer::start(dir.path(), None);
+        let id = format!("device-{round}");
+        let topic = format!("crash/{round}");
+        let mut options = MqttOptions::new(&id, "127.0.0.1", server.mqtt_port);
+        options.set_clean_session(false);
+        let (client, mut events) = AsyncClient::new(options, 10);
+        client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.poll()).await.unwrap().unwrap();
+            if matches!(event, Event::Incoming(Packet::SubAck(_))) {
+                break;
+            }
+        }
+        server.kill();
+        drop(events);
+
+        let server = ChildServer::start(dir.path(), None);
+        let (publisher, mut publisher_events) = AsyncClient::new(
+            MqttOptions::new(format!("publisher-{round}"), "127.0.0.1", server.mqtt_port),
+            10,
+        );
+        publisher.publish(&topic, QoS::AtLeastOnce, false, "after the crash").await.unwrap();
+        loop {
+            let event =
+                tokio::time::timeout(Duration::from_secs(5), publisher_events.poll()).await.unwrap().unwrap();
+            if matches!(event, Event::Incoming(Packet::PubAck(_))) {
+                break;
+            }
+        }
+        let mut options = MqttOptions::new(&id, "127.0.0.1", server.mqtt_port);
+        options.set_clean_session(false);
+        let (_client, mut events) = AsyncClient::new(options, 10);
+        let mut present = None;
+        let received = loop {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.poll()).await.unwrap().unwrap();
+            match event {
+                Event::Incoming(Packet::ConnAck(ack)) => present = Some(ack.session_present),
+                Event::Incoming(Packet::Publish(p)) => break p,
+                _ => {}
+            }
+        };
+        assert_eq!(present, Some(true), "round {round}: the session was lost");
+        assert_eq!(
+            (received.topic.as_str(), &received.payload[..]),
+            (topic.as_str(), &b"after the crash"[..])
+        );
+        server.kill();
+    }
 }
 
 /// Publishes with acks in flight and kills the server at a random moment, `rounds` times;

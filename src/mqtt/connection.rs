@@ -135,6 +135,15 @@ fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }
 
+/// Waits for a session record written by `Connection::save_session`.
+async fn record_saved(saved: Option<StoreFuture<()>>, client_id: &str) {
+    if let Some(saved) = saved {
+        if let Err(e) = saved.await {
+            tracing::warn!(client_id, error = %e, "MQTT session record not stored");
+        }
+    }
+}
+
 enum ReadEnd {
     Eof,
     Error,
@@ -957,7 +966,12 @@ impl Connection {
                 Err(code) => codes.push(code),
             }
         }
+        // The record and the consumer are written side by side (different files, their
+        // fsyncs overlap); the SUBACK waits for both: an acknowledged subscription of a
+        // persistent session survives a crash.
+        let saved = self.save_session();
         self.sync_consumer(false).await;
+        record_saved(saved, &self.session.client_id).await;
         self.outlet.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -966,7 +980,6 @@ impl Connection {
         for (filter, options, identifier) in retained_for {
             self.send_retained(&filter, options, identifier).await;
         }
-        self.save_session();
     }
 
     async fn send_retained(&mut self, filter: &str, options: SubscriptionOptions, identifier: Option<u32>) {
@@ -1064,20 +1077,21 @@ impl Connection {
                 None => codes.push(ReasonCode::NoSubscriptionExisted),
             }
         }
+        let saved = self.save_session();
         self.sync_consumer(false).await;
+        record_saved(saved, &self.session.client_id).await;
         self.outlet.send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
             codes,
         }));
-        self.save_session();
     }
 
-    /// Persists the session's subscriptions (persistent sessions only; fire and forget,
-    /// ordered at call time).
-    fn save_session(&self) {
+    /// Persists the session's subscriptions (persistent sessions only). Ordered at call time;
+    /// the returned future resolves once the record is durable.
+    fn save_session(&self) -> Option<StoreFuture<()>> {
         if !self.session.persistent {
-            return;
+            return None;
         }
         let expires_at = (self.session.expiry != u32::MAX)
             .then(|| SystemTime::now() + Duration::from_secs(u64::from(self.session.expiry)));
@@ -1086,7 +1100,7 @@ impl Connection {
             subscriptions: self.session.subscriptions.values().map(|s| s.stored.clone()).collect(),
             expires_at,
         };
-        self.mqtt.store.save_session(&self.account.name, record);
+        Some(self.mqtt.store.save_session(&self.account.name, record))
     }
 
     /// The end of the connection: tell the client why (MQTT 5), unsubscribe, will, session.
@@ -1125,7 +1139,9 @@ impl Connection {
             super::will::publish(&self.mqtt, self.account.clone(), &self.session.client_id, *will, delay);
         }
         if self.session.persistent {
-            self.save_session();
+            // Durable before the session is released to a client taking it over.
+            let saved = self.save_session();
+            record_saved(saved, &self.session.client_id).await;
             if self.session.expiry != u32::MAX {
                 let expiry = Duration::from_secs(u64::from(self.session.expiry));
                 super::expire_later(

@@ -59,8 +59,7 @@
 //! creates its own consumers), the retained messages and the queued messages.
 //!
 //! Deletions (purges, consumer removal) are applied at call time and are not awaited for
-//! durability; appends are, except session records (written lazily, within 10 ms: the
-//! subscriptions they list are durable in the session's consumer before the SUBACK).
+//! durability; appends are.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -511,16 +510,10 @@ impl SessionStore for JetStreamStore {
         Box::pin(std::future::ready(result))
     }
 
-    fn save_session(&self, account: &str, record: SessionRecord) {
-        let Ok(streams) = self.streams(account) else { return };
+    fn save_session(&self, account: &str, record: SessionRecord) -> StoreFuture<()> {
+        let streams = try_streams!(self, account);
         let subject = format!("{SESS_PREFIX}{}", hash8(&record.client_id));
-        let payload = Bytes::from(encode_session(&self.origin, &record));
-        // Without a completion the store writes it lazily: session setup costs one fsync
-        // (the consumer's), not two.
-        if let Err(e) = streams.sess.ingest_unacknowledged(&Message::internal(&subject, None, None, &payload))
-        {
-            tracing::warn!(client_id = record.client_id, error = %e, "MQTT session record not stored");
-        }
+        write(&streams.sess, &subject, None, Bytes::from(encode_session(&self.origin, &record)))
     }
 
     fn delete_session(&self, account: &str, client_id: &str) -> StoreFuture<()> {

@@ -113,10 +113,9 @@ pub struct StoredDelivery {
 pub trait SessionStore: Send + Sync + 'static {
     /// The session of `client_id`, if one was saved (expired or not: the caller checks).
     fn load_session(&self, account: &str, client_id: &str) -> StoreFuture<Option<SessionRecord>>;
-    /// Creates or replaces the session record. Nobody waits for it: the subscriptions it
-    /// lists were made durable by `sync_consumer` before their SUBACK, and the record follows
-    /// with the store's next write (within milliseconds; see `jetstream_store`).
-    fn save_session(&self, account: &str, record: SessionRecord);
+    /// Creates or replaces the session record; resolves once it is durable (a SUBACK or
+    /// UNSUBACK waits for it: an acknowledged subscription must survive a crash).
+    fn save_session(&self, account: &str, record: SessionRecord) -> StoreFuture<()>;
     /// Deletes the session record and everything that belongs to it: outgoing messages and
     /// incoming QoS 2 packet identifiers.
     fn delete_session(&self, account: &str, client_id: &str) -> StoreFuture<()>;
@@ -232,8 +231,9 @@ impl SessionStore for MemoryStore {
         done(self.state.lock().sessions.get(&key(account, client_id)).cloned())
     }
 
-    fn save_session(&self, account: &str, record: SessionRecord) {
+    fn save_session(&self, account: &str, record: SessionRecord) -> StoreFuture<()> {
         self.state.lock().sessions.insert(key(account, &record.client_id), record);
+        done(())
     }
 
     fn delete_session(&self, account: &str, client_id: &str) -> StoreFuture<()> {
