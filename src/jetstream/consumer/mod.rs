@@ -104,8 +104,8 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// Creates a consumer on `stream` and starts its task. `restored` is the persisted state of
-    /// a consumer being reloaded at startup.
+    /// Creates a consumer on `stream` and wakes it for its first delivery pass. `restored` is
+    /// the persisted state of a consumer being reloaded at startup.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         stream: &Arc<Stream>,
