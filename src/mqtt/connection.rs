@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use crate::latch::Latch;
-use crate::nats::client::WriterStop;
 use bytes::BytesMut;
 use jetway_protocols::mqtt::topic::{
     filter_matches_dollar_topics, filter_to_subjects, topic_to_subject, SharedSubscription,
@@ -37,7 +35,8 @@ use super::{LiveConnection, MqttServer};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
 use crate::account::Account;
-use crate::nats::client::{ClientShared, CloseReason};
+use crate::latch::Latch;
+use crate::nats::client::{ClientShared, CloseReason, WriterStop};
 use crate::router::{Sink, Subscription};
 
 /// Room for the topic and properties on top of `max_payload` in the largest accepted packet.

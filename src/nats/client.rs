@@ -1,6 +1,5 @@
 //! The shared face of a client connection: what publishers, the monitor and shutdown use.
 
-use crate::latch::Latch;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +13,7 @@ use parking_lot::Mutex;
 use super::direct::SharedTcpWriter;
 use super::outbound::{Outbound, Pushed};
 use crate::account::users::ConnectionKind;
+use crate::latch::Latch;
 use crate::router::{Message, Subscription};
 use crate::stats::ServerStats;
 use crate::tls::NegotiatedTls;
