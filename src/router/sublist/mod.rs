@@ -54,16 +54,23 @@ impl QueueGroup {
     }
 }
 
+/// Queue groups at one node, by name.
+type Queues = HashMap<Arc<str>, Vec<Arc<Subscription>>, RandomState>;
+
 #[derive(Default)]
 struct Node {
     next: Option<Box<Level>>,
     plain: Vec<Arc<Subscription>>,
-    queues: HashMap<Arc<str>, Vec<Arc<Subscription>>, RandomState>,
+    /// Boxed: most nodes have no queue group (a node per distinct literal subject: an MQTT
+    /// session's topic and deliver subject each make one).
+    queues: Option<Box<Queues>>,
 }
 
 impl Node {
     fn is_empty(&self) -> bool {
-        self.plain.is_empty() && self.queues.is_empty() && self.next.as_ref().is_none_or(|l| l.is_empty())
+        self.plain.is_empty()
+            && self.queues.as_ref().is_none_or(|q| q.is_empty())
+            && self.next.as_ref().is_none_or(|l| l.is_empty())
     }
 }
 
@@ -141,8 +148,16 @@ impl Sublist {
                 level = node.next.get_or_insert_with(Box::default);
             };
             match &sub.queue {
-                Some(q) => node.queues.entry(q.clone()).or_default().push(sub.clone()),
-                None => node.plain.push(sub.clone()),
+                Some(q) => {
+                    node.queues.get_or_insert_default().entry(q.clone()).or_default().push(sub.clone())
+                }
+                None => {
+                    if node.plain.capacity() == 0 {
+                        // Most subjects have one subscriber: room for one, not four.
+                        node.plain.reserve_exact(1);
+                    }
+                    node.plain.push(sub.clone());
+                }
             }
             self.bump(&sub.subject);
         }
@@ -237,7 +252,7 @@ impl Sublist {
             let nodes = level.literal.values().chain(level.pwc.as_deref()).chain(level.fwc.as_deref());
             for node in nodes {
                 out.extend(node.plain.iter().cloned());
-                out.extend(node.queues.values().flatten().cloned());
+                out.extend(node.queues.iter().flat_map(|q| q.values()).flatten().cloned());
                 if let Some(next) = &node.next {
                     walk(next, out);
                 }
@@ -298,7 +313,7 @@ fn add_node(
     groups: &mut HashMap<Arc<str>, Vec<Arc<Subscription>>, RandomState>,
 ) {
     plain.extend(node.plain.iter().cloned());
-    for (name, members) in &node.queues {
+    for (name, members) in node.queues.iter().flat_map(|q| q.iter()) {
         groups.entry(name.clone()).or_default().extend(members.iter().cloned());
     }
 }
@@ -341,7 +356,7 @@ fn remove_in(level: &mut Level, tokens: &[&str], sub: &Arc<Subscription>) -> boo
 
 fn remove_from_node(node: &mut Node, sub: &Arc<Subscription>) -> bool {
     let list = match &sub.queue {
-        Some(q) => match node.queues.get_mut(q) {
+        Some(q) => match node.queues.as_mut().and_then(|queues| queues.get_mut(q)) {
             Some(list) => list,
             None => return false,
         },
@@ -351,9 +366,12 @@ fn remove_from_node(node: &mut Node, sub: &Arc<Subscription>) -> bool {
         return false;
     };
     list.swap_remove(pos);
-    if let Some(q) = &sub.queue {
-        if list.is_empty() {
-            node.queues.remove(q);
+    if let (Some(q), Some(queues)) = (&sub.queue, node.queues.as_mut()) {
+        if queues.get(q).is_some_and(Vec::is_empty) {
+            queues.remove(q);
+        }
+        if queues.is_empty() {
+            node.queues = None;
         }
     }
     true

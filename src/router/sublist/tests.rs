@@ -114,6 +114,36 @@ fn literal() -> impl Strategy<Value = String> {
     proptest::collection::vec(token(), 1..5).prop_map(|t| t.join("."))
 }
 
+#[test]
+fn removing_queue_members_empties_their_groups_and_keeps_the_rest() {
+    let sl = Sublist::new();
+    let a1 = sub("jobs.x", Some("a"));
+    let a2 = sub("jobs.x", Some("a"));
+    let b = sub("jobs.x", Some("b"));
+    let plain = sub("jobs.x", None);
+    for s in [&a1, &a2, &b, &plain] {
+        sl.insert(s.clone());
+    }
+    let groups = |sl: &Sublist| {
+        let mut names: Vec<String> = sl.matches("jobs.x").groups.iter().map(|g| g.name.to_string()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(groups(&sl), ["a", "b"]);
+    assert!(sl.remove(&a1));
+    assert!(!sl.remove(&a1), "removed once");
+    assert_eq!(groups(&sl), ["a", "b"]);
+    assert!(sl.remove(&a2));
+    assert_eq!(groups(&sl), ["b"]);
+    assert!(sl.remove(&b));
+    assert!(groups(&sl).is_empty());
+    assert_eq!(subjects_of(&sl.matches("jobs.x")), ["jobs.x"]);
+    // A node whose groups were all removed takes a new group again.
+    sl.insert(sub("jobs.x", Some("c")));
+    assert_eq!(groups(&sl), ["c"]);
+    assert!(sl.remove(&plain));
+}
+
 proptest! {
     // The trie (with its cache, across removals) agrees with a naive scan of all filters.
     #[test]
