@@ -248,6 +248,35 @@ async fn idle_consumers_hold_no_task_and_busy_ones_still_deliver() {
 }
 
 #[tokio::test]
+async fn a_deleted_consumer_leaves_no_timer_behind() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "D", "d.>", 1).await;
+    let c = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("d".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut batch = c.fetch().max_messages(1).messages().await.unwrap();
+    batch.next().await.unwrap().unwrap(); // delivered, not acknowledged: an hour's ack wait
+    let scheduler = server.core().jetstream.as_ref().unwrap().consumer_scheduler.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while scheduler.pending_timers() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the ack wait was never registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Past the linger of its delivery task: only the timer remembers it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = scheduler.pending_timers();
+    s.delete_consumer("d").await.unwrap();
+    assert_eq!(scheduler.pending_timers(), before - 1);
+}
+
+#[tokio::test]
 async fn a_push_consumer_created_before_its_subscriber_delivers_once_one_appears() {
     let server = TestServer::start().await;
     let nc = server.client().await;

@@ -329,6 +329,7 @@ impl Consumer {
             stream.interest.remove(self, &self.filters.read());
         }
         self.delivery.stop();
+        self.scheduler.clear_timer(self);
         let subs = std::mem::take(&mut *self.subscriptions.lock());
         for sub in subs.iter() {
             self.account.sublist.remove(sub);

@@ -98,6 +98,11 @@ impl Scheduler {
         scheduler
     }
 
+    /// Deadlines registered now (monitoring and tests).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.lock().len()
+    }
+
     pub fn shutdown(&self) {
         self.shut.store(true, Ordering::Release);
         self.changed.notify_one();
@@ -154,8 +159,9 @@ impl Scheduler {
         }
     }
 
-    /// Forgets `consumer`'s deadline (it stopped).
-    fn clear_timer(&self, consumer: &Consumer) {
+    /// Forgets `consumer`'s deadline (it stopped): a deleted consumer with a long ack wait
+    /// must not stay in the timers until then.
+    pub(super) fn clear_timer(&self, consumer: &Consumer) {
         let state = &consumer.delivery;
         if let Some(at) = state.timer.lock().take() {
             self.timers.lock().remove(&(at, state.id));
