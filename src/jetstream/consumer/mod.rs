@@ -1,7 +1,7 @@
 //! A consumer: a view of a stream with its own delivery position, pending acks and waiting
 //! pull requests.
 //!
-//! A delivery pass ([`engine`]) sends what can be sent; it runs on a task that exists only
+//! A delivery pass (`engine`) sends what can be sent; it runs on a task that exists only
 //! while the consumer has work ([`scheduler`]): woken by new messages, acks that free
 //! `max_ack_pending`, pull requests, and its deadlines (ack wait, request expiry, heartbeats),
 //! which one timer task keeps for every consumer. Acks and pull requests arrive on router

@@ -3,12 +3,14 @@
 //!
 //! Most consumers are idle most of the time (an MQTT gateway holds one per persistent
 //! session). A task and a timer each would make every idle consumer cost their memory, so a
-//! consumer owns neither: [`DeliveryState`] spawns a delivery task when the consumer is woken
-//! and none is running, the task lingers for [`LINGER`] after its last pass (a busy consumer
-//! keeps one task), then ends. Deadlines (ack wait, request expiry, heartbeats, pacing) are
-//! registered with the [`Scheduler`], whose single task wakes each consumer when its
-//! deadline comes. A wake-up may be early (a consumer keeps an earlier registration rather
-//! than moving it later); a pass with nothing due just registers the next deadline.
+//! consumer owns neither: when it is woken and no delivery task runs, [`Scheduler::wake`]
+//! spawns one; the task lingers for [`LINGER`] after its last pass (a busy consumer keeps one
+//! task), then ends. A consumer's [`DeliveryState`] keeps the task's phase, so that one pass
+//! runs at a time and a wake-up during a pass makes another. Deadlines (ack wait, request
+//! expiry, heartbeats, pacing) are registered with the [`Scheduler`], whose single task wakes
+//! each consumer when its deadline comes. A wake-up may be early (a consumer keeps an earlier
+//! registration rather than moving it later); a pass with nothing due just registers the next
+//! deadline.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
