@@ -4,7 +4,7 @@
 //!
 //! axum serves anything implementing its `Listener`; [`TlsListener`] is one whose accepted
 //! connections have finished their handshake. Handshakes run in tasks of their own (at most
-//! [`MAX_HANDSHAKES`] at a time, each within the `tls.timeout`), so a client that opens a
+//! `MAX_HANDSHAKES` at a time, each within the `tls.timeout`), so a client that opens a
 //! socket and says nothing holds up no one else.
 
 use std::net::SocketAddr;

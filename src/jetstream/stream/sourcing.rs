@@ -4,7 +4,7 @@
 //! name every round, so the origin may be created after the stream that sources it, or be
 //! deleted and come back; while it is missing the link reports an error in `StreamInfo` and
 //! looks again every second. A round copies what the origin holds past the link's position
-//! (at most [`BATCH`] messages before yielding), then waits on the origin's last-sequence watch.
+//! (at most `BATCH` messages before yielding), then waits on the origin's last-sequence watch.
 //!
 //! - A **mirror** copies messages with their origin sequence and timestamp
 //!   (`StreamStore::append_raw`); sequences it does not copy (deleted in the origin, or outside
