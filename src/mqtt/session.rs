@@ -85,11 +85,13 @@ impl Subscriptions {
         }
     }
 
-    pub fn values(&self) -> Box<dyn Iterator<Item = &ActiveSubscription> + '_> {
-        match self {
-            Subscriptions::Small(list) => Box::new(list.iter()),
-            Subscriptions::Large(map) => Box::new(map.values()),
-        }
+    /// Every subscription (no allocation: this runs for every stored delivery).
+    pub fn values(&self) -> impl Iterator<Item = &ActiveSubscription> + '_ {
+        let (list, map) = match self {
+            Subscriptions::Small(list) => (list.as_slice(), None),
+            Subscriptions::Large(map) => (&[][..], Some(map)),
+        };
+        list.iter().chain(map.into_iter().flat_map(|map| map.values()))
     }
 }
 

@@ -300,11 +300,10 @@ impl ClientShared {
         &self.abort_writes
     }
 
-    /// When the writer task of a connection that stops it explicitly (see [`WriterStop`])
-    /// finishes.
+    /// Lets the writer task of a connection that stops it explicitly (see [`WriterStop`])
+    /// finish, once it has written what is queued.
     pub fn stop_writer(&self) {
         self.writer_stop.set();
-        self.outbound.wake();
     }
 
     /// What stops this connection's writer task.

@@ -244,9 +244,8 @@ impl Consumer {
                 flush.flush();
             }
             let result = match &route {
-                Some((target, result)) if Arc::ptr_eq(target, &m.target) || ***target == *m.target => {
-                    Arc::clone(result)
-                }
+                // `Arc` equality checks the pointer first: the targets of one pump share theirs.
+                Some((target, result)) if **target == m.target => Arc::clone(result),
                 _ => {
                     let result = self.account.sublist.matches(&m.target);
                     route = Some((&m.target, Arc::clone(&result)));

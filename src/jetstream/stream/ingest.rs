@@ -113,12 +113,8 @@ impl Stream {
         headers: &Bytes,
         payload: &Bytes,
     ) -> Result<(), ApiError> {
-        self.ingest_unacknowledged(&Message::internal(subject, None, Some(headers), payload))
-    }
-
-    /// Stores a message nobody waits for (written lazily by the store); `Err` when refused.
-    pub(crate) fn ingest_unacknowledged(&self, msg: &Message<'_>) -> Result<(), ApiError> {
-        self.try_ingest(msg, &mut None).map(|_| ())
+        // No completion: the store writes it lazily (its position is the message itself).
+        self.try_ingest(&Message::internal(subject, None, Some(headers), payload), &mut None).map(|_| ())
     }
 
     /// Returns `Some((seq, duplicate))` when the ack is to be sent now, `None` when the store's

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::config::SyncPolicy;
 use crate::core::backend::Incoming;
@@ -70,8 +70,8 @@ impl Op {
         matches!(self, Op::Write { .. } | Op::Msg { .. } | Op::Notify { .. })
     }
 
-    /// A message nobody waits for (no publish ack, a sourced copy, an MQTT session record):
-    /// written lazily, like consumer records.
+    /// A message nobody waits for (published without a reply, a sourced copy): written
+    /// lazily, like consumer records.
     fn is_unacknowledged(&self) -> bool {
         matches!(self, Op::Msg { done: None, .. })
     }
@@ -92,10 +92,9 @@ pub(crate) const LAZY_DELAY: Duration = Duration::from_millis(10);
 const LAZY_BUFFER: usize = 4096;
 
 /// Acknowledged messages one fsync-before-ack batch writes at most; the rest go into the next
-/// batch.
-/// Publishers that keep a window of acks in flight send in bursts: one fsync for a whole
-/// window leaves them idle while it runs and the disk idle while they turn the acks into new
-/// messages. Halves of a window of 256 ping-pong instead (async publish +25%, measured), at
+/// batch. Publishers that keep a window of acks in flight send in bursts: one fsync for a
+/// whole window leaves them idle while it runs and the disk idle while they turn the acks into
+/// new messages. Halves of a window of 256 ping-pong instead (async publish +25%, measured), at
 /// the cost of at most one more fsync per 128 messages.
 pub const MAX_SYNC_BATCH_MSGS: usize = 128;
 
@@ -236,11 +235,7 @@ impl Channel {
         }
         if q.ops.get(before..).unwrap_or_default().iter().all(Op::is_unacknowledged) {
             // Nobody waits for these: they join the next batch, or go out within LAZY_DELAY.
-            if q.scheduled == Scheduled::No {
-                q.scheduled = Scheduled::Lazy;
-                drop(q);
-                self.writer.schedule_lazy(Arc::clone(self));
-            }
+            self.schedule_lazily(q);
             return Ok(());
         }
         let was = std::mem::replace(&mut q.scheduled, Scheduled::Now);
@@ -282,12 +277,18 @@ impl Channel {
                 appended
             }
         };
+        self.schedule_lazily(q);
+        Ok(appended)
+    }
+
+    /// Puts this channel on its writer's lazy list unless it is on a list already (its queue
+    /// lock `q` is released first).
+    fn schedule_lazily(self: &Arc<Self>, mut q: MutexGuard<'_, Queue>) {
         if q.scheduled == Scheduled::No {
             q.scheduled = Scheduled::Lazy;
             drop(q);
             self.writer.schedule_lazy(Arc::clone(self));
         }
-        Ok(appended)
     }
 
     /// Replaces the bytes of a queued, not yet written `Write` at `(file, offset)` of the same
@@ -503,12 +504,7 @@ impl Channel {
         drop(t);
         self.complete_phase();
         if dirty {
-            let mut q = self.queue.lock();
-            if q.scheduled == Scheduled::No {
-                q.scheduled = Scheduled::Lazy;
-                drop(q);
-                self.writer.schedule_lazy(Arc::clone(self));
-            }
+            self.schedule_lazily(self.queue.lock());
         }
     }
 

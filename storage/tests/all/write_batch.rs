@@ -7,7 +7,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use jetway_storage::{
-    CrashMode, FileStore, Io, NewMessage, SimIo, StreamConfig, StreamStore, SyncPolicy, WriteBatch,
+    CrashMode, Engine, FileStore, Io, NewMessage, SimIo, StreamConfig, StreamStore, SyncPolicy, WriteBatch,
     MAX_SYNC_BATCH_MSGS,
 };
 
@@ -27,6 +27,13 @@ fn config(sync: SyncPolicy) -> StreamConfig {
     c.sync = sync;
     c
 }
+
+/// The stream at `/data/stream` on `fs`.
+fn open(engine: &Engine, fs: SimIo, sync: SyncPolicy) -> FileStore {
+    FileStore::open_with(engine, Arc::new(fs), Path::new(STREAM_DIR), config(sync)).unwrap()
+}
+
+const STREAM_DIR: &str = "/data/stream";
 
 fn append(store: &dyn StreamStore, payload: &str, fired: &Fired) -> u64 {
     let fired = Arc::clone(fired);
@@ -48,11 +55,7 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 fn interval_writes_complete_in_order_on_this_thread_when_the_batch_ends() {
     let sim = sim_root();
     let engine = fast_engine();
-    let io: Arc<dyn Io> = Arc::new(sim.clone());
-    let dir = Path::new("/data/stream");
-    let store =
-        FileStore::open_with(&engine, io, dir, config(SyncPolicy::Interval(Duration::from_secs(3600))))
-            .unwrap();
+    let store = open(&engine, sim.clone(), SyncPolicy::Interval(Duration::from_secs(3600)));
     // The first message creates the block file, which is a storage thread's job.
     let first: Fired = Arc::default();
     append(&store, "m1", &first);
@@ -77,26 +80,14 @@ fn interval_writes_complete_in_order_on_this_thread_when_the_batch_ends() {
     assert_eq!(*fired.lock().unwrap(), (2..=4).map(|s| (s, me)).collect::<Vec<_>>());
     store.stop().unwrap();
     let engine2 = fast_engine();
-    let reopened = FileStore::open_with(
-        &engine2,
-        Arc::new(sim.clone()),
-        dir,
-        config(SyncPolicy::Interval(Duration::from_secs(3600))),
-    )
-    .unwrap();
+    let reopened = open(&engine2, sim.clone(), SyncPolicy::Interval(Duration::from_secs(3600)));
     assert_eq!(reopened.state().msgs, 4);
 }
 
-/// Messages of the stream at `/data/stream` that a power loss now would keep.
+/// Messages of the stream at [`STREAM_DIR`] that a power loss now would keep.
 fn survive_power_loss(sim: &SimIo) -> u64 {
     let engine = fast_engine();
-    let store = FileStore::open_with(
-        &engine,
-        Arc::new(sim.crash(CrashMode::Clean)),
-        Path::new("/data/stream"),
-        config(SyncPolicy::Interval(Duration::from_secs(3600))),
-    )
-    .unwrap();
+    let store = open(&engine, sim.crash(CrashMode::Clean), SyncPolicy::Interval(Duration::from_secs(3600)));
     let msgs = store.state().msgs;
     store.stop().unwrap();
     msgs
@@ -106,14 +97,7 @@ fn survive_power_loss(sim: &SimIo) -> u64 {
 fn inline_writes_still_get_the_periodic_fsync() {
     let sim = sim_root();
     let engine = fast_engine();
-    let dir = Path::new("/data/stream");
-    let store = FileStore::open_with(
-        &engine,
-        Arc::new(sim.clone()),
-        dir,
-        config(SyncPolicy::Interval(Duration::from_millis(20))),
-    )
-    .unwrap();
+    let store = open(&engine, sim.clone(), SyncPolicy::Interval(Duration::from_millis(20)));
     let fired: Fired = Arc::default();
     // A storage thread creates the block and syncs it; then it has nothing left to sync.
     append(&store, "m1", &fired);
@@ -134,13 +118,7 @@ fn inline_writes_still_get_the_periodic_fsync() {
 fn always_policy_writes_go_to_the_storage_threads_even_in_a_batch() {
     let sim = sim_root();
     let engine = fast_engine();
-    let store = FileStore::open_with(
-        &engine,
-        Arc::new(sim.clone()),
-        Path::new("/data/stream"),
-        config(SyncPolicy::Always),
-    )
-    .unwrap();
+    let store = open(&engine, sim.clone(), SyncPolicy::Always);
     let fired: Fired = Arc::default();
     let _batch = WriteBatch::begin();
     append(&store, "durable", &fired);
@@ -149,13 +127,7 @@ fn always_policy_writes_go_to_the_storage_threads_even_in_a_batch() {
     assert_ne!(fired.lock().unwrap()[0].1, std::thread::current().id());
     let crashed = sim.crash(CrashMode::Clean);
     let engine2 = fast_engine();
-    let store2 = FileStore::open_with(
-        &engine2,
-        Arc::new(crashed),
-        Path::new("/data/stream"),
-        config(SyncPolicy::Always),
-    )
-    .unwrap();
+    let store2 = open(&engine2, crashed, SyncPolicy::Always);
     assert_eq!(store2.state().msgs, 1);
 }
 
@@ -184,13 +156,7 @@ fn a_completion_scope_wraps_every_completion_of_a_writer_batch() {
         ..jetway_storage::EngineConfig::default()
     })
     .unwrap();
-    let store = FileStore::open_with(
-        &engine,
-        Arc::new(sim_root()),
-        Path::new("/data/stream"),
-        config(SyncPolicy::Always),
-    )
-    .unwrap();
+    let store = open(&engine, sim_root(), SyncPolicy::Always);
     let inside: Arc<Mutex<Vec<bool>>> = Arc::default();
     for i in 0..50 {
         let inside = Arc::clone(&inside);
@@ -244,13 +210,7 @@ fn an_fsync_batch_takes_at_most_max_sync_batch_msgs_and_the_rest_follow_in_order
     })
     .unwrap();
     let sim = sim_root();
-    let store = FileStore::open_with(
-        &engine,
-        Arc::new(sim.clone()),
-        Path::new("/data/stream"),
-        config(SyncPolicy::Always),
-    )
-    .unwrap();
+    let store = open(&engine, sim.clone(), SyncPolicy::Always);
     let order: Arc<Mutex<Vec<u64>>> = Arc::default();
     let counted = |order: &Arc<Mutex<Vec<u64>>>| {
         let order = Arc::clone(order);
@@ -286,13 +246,7 @@ fn an_fsync_batch_takes_at_most_max_sync_batch_msgs_and_the_rest_follow_in_order
 fn unacknowledged_appends_share_a_lazy_fsync_and_still_reach_the_disk() {
     let sim = sim_root();
     let engine = fast_engine();
-    let store = FileStore::open_with(
-        &engine,
-        Arc::new(sim.clone()),
-        Path::new("/data/stream"),
-        config(SyncPolicy::Always),
-    )
-    .unwrap();
+    let store = open(&engine, sim.clone(), SyncPolicy::Always);
     let fired: Fired = Arc::default();
     // The first append creates the block: a storage thread's job, done at once.
     append(&store, "m0", &fired);
