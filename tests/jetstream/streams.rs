@@ -296,4 +296,17 @@ async fn interest_retention_follows_consumer_filters() {
     let state = s.info().await.unwrap().state.clone();
     assert_eq!((state.consumer_count, state.last_sequence), (1, 4));
     assert_eq!(state.messages, 0, "seq 3 went with the only consumer still needing it; f.z is not stored");
+
+    // Without any consumer nothing is kept; a new one brings interest back.
+    drop(wide);
+    s.delete_consumer("wide").await.unwrap();
+    js.publish("f.a.b", "nobody left".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0);
+    let again = s.create_consumer(filtered("again", &["f.a.*", "f.b"])).await.unwrap();
+    js.publish("f.a.b", "kept".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 1);
+    drop(again);
+    s.delete_consumer("again").await.unwrap();
+    js.publish("f.a.b", "dropped again".into()).await.unwrap().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 0, "the deleted consumer took its interest along");
 }

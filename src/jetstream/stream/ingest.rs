@@ -37,8 +37,32 @@ struct DoneSlot {
 /// Where a publish acknowledgement goes.
 struct AckTarget {
     reply: String,
-    stream: Arc<str>,
-    domain: Option<Arc<str>>,
+    fields: Arc<AckFields>,
+}
+
+/// The JSON fields naming a stream in its pub acks, encoded once per stream: a pub ack is
+/// then one buffer and a number, not a JSON map built per message.
+pub(crate) struct AckFields {
+    /// `"stream":"<name>"`
+    stream: Box<[u8]>,
+    /// `,"domain":"<domain>"` with a domain, else empty (error acks leave it out).
+    domain: Box<[u8]>,
+}
+
+impl AckFields {
+    pub(crate) fn new(stream: &str, domain: Option<&str>) -> AckFields {
+        let field = |name: &str, value: &str| {
+            let mut out = Vec::with_capacity(name.len() + value.len() + 8);
+            out.extend_from_slice(b"\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, value);
+            out
+        };
+        let domain = domain.map(|d| [b",".as_slice(), &field("domain", d)].concat()).unwrap_or_default();
+        AckFields { stream: field("stream", stream).into(), domain: domain.into() }
+    }
 }
 
 fn header<'a>(headers: Option<&'a Bytes>, name: &str) -> Option<&'a str> {
@@ -66,11 +90,7 @@ impl Stream {
     /// Stores a published message and acknowledges it once durable.
     pub(crate) fn ingest(&self, msg: &Message<'_>) {
         let mut done: Option<Done> = msg.reply.filter(|_| !self.config.read().no_ack).map(|r| {
-            let target = AckTarget {
-                reply: r.to_string(),
-                stream: self.name.as_str().into(),
-                domain: self.domain.as_deref().map(Into::into),
-            };
+            let target = AckTarget { reply: r.to_string(), fields: Arc::clone(&self.ack_fields) };
             let account = self.account.clone();
             let stats = self.stats.clone();
             Box::new(move |result: Result<(u64, bool), ApiError>| {
@@ -342,32 +362,58 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// `{"stream":"S","seq":N}` (+ domain, + duplicate), or the error form with `seq: 0`.
+/// `{"stream":"S","domain":"D","seq":N,"duplicate":true}` (domain and duplicate when they
+/// apply; nats-server's field order), or the error form `{"error":{..},"stream":"S","seq":0}`.
 fn ack_body(target: &AckTarget, result: Result<(u64, bool), ApiError>) -> Vec<u8> {
-    let mut body = serde_json::Map::new();
+    let fields = &target.fields;
+    let mut body = Vec::with_capacity(fields.stream.len() + fields.domain.len() + 48);
     match result {
         Ok((seq, duplicate)) => {
-            body.insert("stream".into(), target.stream.as_ref().into());
-            if let Some(d) = &target.domain {
-                body.insert("domain".into(), d.as_ref().into());
-            }
-            body.insert("seq".into(), seq.into());
+            body.push(b'{');
+            body.extend_from_slice(&fields.stream);
+            body.extend_from_slice(&fields.domain);
+            body.extend_from_slice(b",\"seq\":");
+            body.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
             if duplicate {
-                body.insert("duplicate".into(), true.into());
+                body.extend_from_slice(b",\"duplicate\":true");
             }
         }
         Err(e) => {
-            body.insert("error".into(), serde_json::to_value(&e).unwrap_or_default());
-            body.insert("stream".into(), target.stream.as_ref().into());
-            body.insert("seq".into(), 0.into());
+            body.extend_from_slice(b"{\"error\":");
+            // Writing JSON into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut body, &e);
+            body.push(b',');
+            body.extend_from_slice(&fields.stream);
+            body.extend_from_slice(b",\"seq\":0");
         }
     }
-    serde_json::to_vec(&body).unwrap_or_default()
+    body.push(b'}');
+    body
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ack(stream: &str, domain: Option<&str>, result: Result<(u64, bool), ApiError>) -> serde_json::Value {
+        let target = AckTarget { reply: String::new(), fields: Arc::new(AckFields::new(stream, domain)) };
+        let body = ack_body(&target, result);
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)))
+    }
+
+    #[test]
+    fn pub_acks_are_the_json_clients_parse() {
+        assert_eq!(ack("S", None, Ok((7, false))), serde_json::json!({"stream": "S", "seq": 7}));
+        assert_eq!(
+            ack("S", Some("hub"), Ok((u64::MAX, true))),
+            serde_json::json!({"stream": "S", "domain": "hub", "seq": u64::MAX, "duplicate": true})
+        );
+        assert_eq!(ack("we\"ird\\", None, Ok((1, false)))["stream"], "we\"ird\\");
+        let error = ApiError::invalid_ttl();
+        let expected =
+            serde_json::json!({"error": serde_json::to_value(&error).unwrap(), "stream": "S", "seq": 0});
+        assert_eq!(ack("S", Some("hub"), Err(error)), expected);
+    }
 
     #[test]
     fn ttl_forms() {

@@ -5,6 +5,7 @@
 //! consumer per persistent session, tens of thousands of them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -35,12 +36,16 @@ struct Registry {
 pub struct ConsumerInterest {
     filters: Sublist,
     registry: Mutex<Registry>,
+    /// Registrations (consumer and filter pairs) in `registry`: a stream without consumers
+    /// answers every check without a lock or a lookup.
+    registered: AtomicUsize,
 }
 
 impl ConsumerInterest {
     /// Registers `consumer` under `filters` (none: every subject).
     pub fn add(&self, consumer: &Arc<Consumer>, filters: &[String]) {
         let mut registry = self.registry.lock();
+        self.registered.fetch_add(filters.len().max(1), Ordering::Release);
         if filters.is_empty() {
             registry.unfiltered.push(Arc::downgrade(consumer));
             return;
@@ -61,12 +66,16 @@ impl ConsumerInterest {
         let same = |w: &Weak<Consumer>| std::ptr::eq(w.as_ptr(), consumer);
         let mut registry = self.registry.lock();
         if filters.is_empty() {
+            let before = registry.unfiltered.len();
             registry.unfiltered.retain(|w| !same(w));
+            self.registered.fetch_sub(before - registry.unfiltered.len(), Ordering::Release);
             return;
         }
         for filter in filters {
             let Some((sub, users)) = registry.by_filter.get_mut(filter.as_str()) else { continue };
+            let before = users.len();
             users.retain(|w| !same(w));
+            self.registered.fetch_sub(before - users.len(), Ordering::Release);
             if users.is_empty() {
                 self.filters.remove(sub);
                 registry.by_filter.remove(filter.as_str());
@@ -74,8 +83,16 @@ impl ConsumerInterest {
         }
     }
 
+    /// Whether no consumer is registered.
+    fn is_empty(&self) -> bool {
+        self.registered.load(Ordering::Acquire) == 0
+    }
+
     /// Whether any consumer takes `subject`.
     pub fn any(&self, subject: &str) -> bool {
+        if self.is_empty() {
+            return false;
+        }
         if !self.registry.lock().unfiltered.is_empty() {
             return true;
         }
@@ -84,6 +101,9 @@ impl ConsumerInterest {
 
     /// The consumers that take `subject`, each once.
     pub fn interested(&self, subject: &str) -> Vec<Arc<Consumer>> {
+        if self.is_empty() {
+            return Vec::new();
+        }
         let matched = self.filters.matches(subject);
         let registry = self.registry.lock();
         let mut found: Vec<Arc<Consumer>> = registry.unfiltered.iter().filter_map(Weak::upgrade).collect();

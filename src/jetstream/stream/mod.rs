@@ -64,6 +64,8 @@ pub struct Stream {
     pub consumer_log: std::sync::OnceLock<Arc<jetway_storage::SharedConsumerLog>>,
     /// The consumers by the subjects their filters take (interest retention's checks).
     pub interest: interest::ConsumerInterest,
+    /// The stream's and domain's fields of every pub ack, encoded once.
+    ack_fields: Arc<ingest::AckFields>,
 }
 
 #[derive(Default)]
@@ -86,6 +88,7 @@ impl Stream {
         quota: Arc<crate::jetstream::usage::Quota>,
     ) -> Arc<Stream> {
         let last = store.state().last_seq;
+        let ack_fields = Arc::new(ingest::AckFields::new(&config.name, domain.as_deref()));
         let stream = Arc::new(Stream {
             name: config.name.clone(),
             config: RwLock::new(config),
@@ -105,6 +108,7 @@ impl Stream {
             quota,
             consumer_log: std::sync::OnceLock::new(),
             interest: interest::ConsumerInterest::default(),
+            ack_fields,
         });
         stream.rebuild_dedup();
         stream

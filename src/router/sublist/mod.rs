@@ -217,16 +217,19 @@ impl Sublist {
 
     fn lookup(&self, subject: &str, cache_miss: bool) -> Arc<MatchResult> {
         self.matches.fetch_add(1, Ordering::Relaxed);
-        if let Some(hit) = self.cache.read().get(subject) {
-            self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return hit.clone();
+        // A transient subject is used once: probing the cache for it (a hash and a shared
+        // lock per reply) would only ever miss.
+        if cache_miss {
+            if let Some(hit) = self.cache.read().get(subject) {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                return hit.clone();
+            }
         }
         let root = self.root.read();
         let mut result = MatchResult::default();
         let mut groups: HashMap<Arc<str>, Vec<Arc<Subscription>>, RandomState> = HashMap::default();
-        let tokens: Vec<&str> = subject.split('.').collect();
-        if tokens.iter().all(|t| !t.is_empty()) {
-            collect(&root, &tokens, &mut result.plain, &mut groups);
+        if is_valid_subject_shape(subject) {
+            collect(&root, subject, &mut result.plain, &mut groups);
         }
         result.groups = groups
             .into_iter()
@@ -285,24 +288,35 @@ impl Sublist {
     }
 }
 
+/// Whether `subject` has no empty token (nothing can match one that has).
+fn is_valid_subject_shape(subject: &str) -> bool {
+    !subject.is_empty() && !subject.starts_with('.') && !subject.ends_with('.') && !subject.contains("..")
+}
+
+/// Collects what matches `subject` (its remaining tokens) at `level`. The subject is split as
+/// the walk goes: no token list is allocated per lookup.
 fn collect(
     level: &Level,
-    tokens: &[&str],
+    subject: &str,
     plain: &mut Vec<Arc<Subscription>>,
     groups: &mut HashMap<Arc<str>, Vec<Arc<Subscription>>, RandomState>,
 ) {
-    let Some((token, rest)) = tokens.split_first() else {
-        return;
+    let (token, rest) = match subject.split_once('.') {
+        Some((token, rest)) => (token, Some(rest)),
+        None => (subject, None),
     };
     if let Some(fwc) = &level.fwc {
         add_node(fwc, plain, groups);
     }
-    let branches = [level.literal.get(*token), level.pwc.as_deref()];
+    let branches = [level.literal.get(token), level.pwc.as_deref()];
     for node in branches.into_iter().flatten() {
-        if rest.is_empty() {
-            add_node(node, plain, groups);
-        } else if let Some(next) = &node.next {
-            collect(next, rest, plain, groups);
+        match rest {
+            None => add_node(node, plain, groups),
+            Some(rest) => {
+                if let Some(next) = &node.next {
+                    collect(next, rest, plain, groups);
+                }
+            }
         }
     }
 }

@@ -144,6 +144,19 @@ fn removing_queue_members_empties_their_groups_and_keeps_the_rest() {
     assert!(sl.remove(&plain));
 }
 
+#[test]
+fn subjects_with_an_empty_token_match_nothing() {
+    let sl = Sublist::new();
+    for f in [">", "a.>", "a.*", "*.b", "a.b"] {
+        sl.insert(sub(f, None));
+    }
+    assert_eq!(subjects_of(&sl.matches("a.b")), ["*.b", ">", "a.*", "a.>", "a.b"]);
+    for bad in ["", ".", "a.", ".b", "a..b", "a.b."] {
+        assert!(subjects_of(&sl.matches(bad)).is_empty(), "{bad:?}");
+        assert!(subjects_of(&sl.matches_transient(bad)).is_empty(), "{bad:?}");
+    }
+}
+
 proptest! {
     // The trie (with its cache, across removals) agrees with a naive scan of all filters.
     #[test]
@@ -172,6 +185,7 @@ proptest! {
                 .map(|f| f.subject.to_string())
                 .collect();
             expected.sort();
+            prop_assert_eq!(subjects_of(&sl.matches_transient(s)), expected.clone());
             prop_assert_eq!(subjects_of(&sl.matches(s)), expected);
         }
     }
