@@ -4,6 +4,11 @@
 
 use std::collections::HashMap;
 
+/// A node's children. Boxed and absent until a node has one: most nodes are leaves (one per
+/// subject of a stream with many subjects, such as a KV bucket), and a leaf then costs a
+/// pointer, not an empty map.
+type Children<V> = Option<Box<HashMap<Box<str>, Node<V>, foldhash::fast::RandomState>>>;
+
 use crate::{FWC, PWC};
 
 /// Values keyed by literal subject, searchable by filter.
@@ -15,13 +20,31 @@ pub struct SubjectTree<V> {
 
 #[derive(Debug)]
 struct Node<V> {
-    children: HashMap<Box<str>, Node<V>>,
+    children: Children<V>,
     value: Option<V>,
 }
 
 impl<V> Default for Node<V> {
     fn default() -> Self {
-        Node { children: HashMap::new(), value: None }
+        Node { children: None, value: None }
+    }
+}
+
+impl<V> Node<V> {
+    fn child(&self, token: &str) -> Option<&Node<V>> {
+        self.children.as_ref()?.get(token)
+    }
+
+    fn child_mut(&mut self, token: &str) -> Option<&mut Node<V>> {
+        self.children.as_mut()?.get_mut(token)
+    }
+
+    fn children(&self) -> impl Iterator<Item = &Node<V>> {
+        self.children.iter().flat_map(|c| c.values())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.value.is_none() && self.children.is_none()
     }
 }
 
@@ -51,11 +74,12 @@ impl<V> SubjectTree<V> {
     pub fn insert(&mut self, subject: &str, value: V) -> Option<V> {
         let mut node = &mut self.root;
         for token in crate::tokens(subject) {
+            let children = node.children.get_or_insert_with(Box::default);
             // Look up before inserting: allocating the key only for new nodes.
-            if !node.children.contains_key(token) {
-                node.children.insert(token.into(), Node::default());
+            if !children.contains_key(token) {
+                children.insert(token.into(), Node::default());
             }
-            node = node.children.get_mut(token)?;
+            node = children.get_mut(token)?;
         }
         let old = node.value.replace(value);
         if old.is_none() {
@@ -68,7 +92,7 @@ impl<V> SubjectTree<V> {
     pub fn get(&self, subject: &str) -> Option<&V> {
         let mut node = &self.root;
         for token in crate::tokens(subject) {
-            node = node.children.get(token)?;
+            node = node.child(token)?;
         }
         node.value.as_ref()
     }
@@ -87,10 +111,15 @@ impl<V> SubjectTree<V> {
         let Some((first, rest)) = tokens.split_first() else {
             return node.value.take();
         };
-        let child = node.children.get_mut(*first)?;
+        let child = node.child_mut(first)?;
         let old = Self::remove_at(child, rest);
-        if child.value.is_none() && child.children.is_empty() {
-            node.children.remove(*first);
+        if child.is_empty() {
+            if let Some(children) = node.children.as_mut() {
+                children.remove(*first);
+                if children.is_empty() {
+                    node.children = None;
+                }
+            }
         }
         old
     }
@@ -110,17 +139,17 @@ impl<V> SubjectTree<V> {
         };
         match *first {
             FWC => {
-                for child in node.children.values() {
+                for child in node.children() {
                     Self::walk_all(child, f);
                 }
             }
             PWC => {
-                for child in node.children.values() {
+                for child in node.children() {
                     Self::walk(child, rest, f);
                 }
             }
             literal => {
-                if let Some(child) = node.children.get(literal) {
+                if let Some(child) = node.child(literal) {
                     Self::walk(child, rest, f);
                 }
             }
@@ -131,7 +160,7 @@ impl<V> SubjectTree<V> {
         if let Some(v) = &node.value {
             f(v);
         }
-        for child in node.children.values() {
+        for child in node.children() {
             Self::walk_all(child, f);
         }
     }
@@ -174,7 +203,7 @@ mod tests {
         assert_eq!(found(&t, "a.>"), vec![2]);
         assert_eq!(t.remove("a.b"), Some(2));
         assert!(t.is_empty());
-        assert!(t.root.children.is_empty());
+        assert!(t.root.children.is_none(), "empty nodes are pruned up to the root");
     }
 
     #[test]
@@ -193,6 +222,55 @@ mod tests {
                 .map(|(i, _)| i as u32)
                 .collect();
             assert_eq!(found(&t, f), expect, "filter {f}");
+        }
+    }
+
+    fn token() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![
+            proptest::strategy::Just("a".to_string()),
+            proptest::strategy::Just("b".to_string()),
+            "[c-e]{1,2}"
+        ]
+    }
+
+    proptest::proptest! {
+        // Inserts and removals in any order: matches agree with `crate::matches` and nothing
+        // is left behind once every subject is removed.
+        #[test]
+        fn inserts_and_removals_agree_with_matches(
+            subjects in proptest::collection::vec(proptest::collection::vec(token(), 1..4), 1..40),
+            removed in proptest::collection::vec(proptest::sample::select((0..40usize).collect::<Vec<_>>()), 0..40),
+            filters in proptest::collection::vec(
+                proptest::collection::vec(proptest::prop_oneof![3 => token(), 1 => proptest::strategy::Just("*".to_string()), 1 => proptest::strategy::Just(">".to_string())], 1..4),
+                1..10,
+            ),
+        ) {
+            let subjects: Vec<String> = subjects.into_iter().map(|t| t.join(".")).collect();
+            let mut t = SubjectTree::new();
+            let mut live = std::collections::BTreeMap::new();
+            for (i, s) in subjects.iter().enumerate() {
+                t.insert(s, i as u32);
+                live.insert(s.clone(), i as u32);
+            }
+            for r in removed {
+                if let Some(s) = subjects.get(r) {
+                    proptest::prop_assert_eq!(t.remove(s), live.remove(s));
+                }
+            }
+            proptest::prop_assert_eq!(t.len(), live.len());
+            for f in filters {
+                // `>` only as the last token.
+                let end = f.iter().position(|t| t == ">").map_or(f.len(), |i| i + 1);
+                let f = f.iter().take(end).cloned().collect::<Vec<_>>().join(".");
+                let mut expect: Vec<u32> =
+                    live.iter().filter(|(s, _)| crate::matches(&f, s)).map(|(_, v)| *v).collect();
+                expect.sort_unstable();
+                proptest::prop_assert_eq!(found(&t, &f), expect, "filter {}", f);
+            }
+            for s in live.keys() {
+                t.remove(s);
+            }
+            proptest::prop_assert!(t.is_empty() && t.root.children.is_none());
         }
     }
 }

@@ -56,6 +56,10 @@ pub(crate) trait Backend: Send + 'static {
         Ok(())
     }
 
+    /// Drops what is cached in memory longer than it is useful, as of `now` (ns since the
+    /// epoch); the engine's expiry thread calls it on every tick.
+    fn expire_cache(&mut self, _now: i64) {}
+
     /// What was found damaged at open.
     fn lost(&self) -> Option<LostData>;
 

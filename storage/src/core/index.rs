@@ -28,11 +28,13 @@ pub(crate) struct Entry<L> {
     pub loc: L,
 }
 
-/// Sequences of one subject, ascending. Most subjects of a KV bucket hold one message.
+/// Sequences of one subject, ascending. Most subjects of a KV bucket hold one message; the
+/// rare longer list is boxed so that every subject's entry stays two words.
 #[derive(Debug)]
 enum Seqs {
     One(u64),
-    Many(VecDeque<u64>),
+    #[allow(clippy::box_collection)] // the box is the point: see above
+    Many(Box<VecDeque<u64>>),
 }
 
 impl Seqs {
@@ -56,7 +58,7 @@ impl Seqs {
     }
     fn push(&mut self, seq: u64) {
         match self {
-            Seqs::One(s) => *self = Seqs::Many(VecDeque::from([*s, seq])),
+            Seqs::One(s) => *self = Seqs::Many(Box::new(VecDeque::from([*s, seq]))),
             Seqs::Many(v) => v.push_back(seq),
         }
     }

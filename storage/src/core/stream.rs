@@ -159,6 +159,7 @@ impl<B: Backend> Stream<B> {
         if self.closed {
             return Ok(None);
         }
+        self.backend.expire_cache(now);
         let mut next = None;
         if let Some(age) = self.config.max_age {
             let cutoff = now.saturating_sub(nanos(age));

@@ -26,8 +26,12 @@ use crate::message::StoredMessage;
 use crate::state::LostData;
 use crate::traits::Completion;
 
-/// Recent messages kept in memory (always until written, then up to this many bytes).
+/// Recent messages kept in memory (always until written, then up to this many bytes...
 const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// ... and for this long, in ns: a consumer keeping up reads a message within milliseconds of
+/// its store; an idle stream should not hold megabytes (nor the buffers its messages' bytes
+/// share) for the readers that never come.
+const CACHE_AGE: i64 = 2_000_000_000;
 
 /// Bytes read from a block at once when a message is not in memory: the messages after it are
 /// usually read next (a consumer catching up), and one `pread` then serves hundreds of them.
@@ -238,15 +242,22 @@ impl FileBackend {
     }
 
     fn evict_cache(&mut self) {
+        self.evict_cache_while(|bytes, _| bytes > CACHE_BYTES);
+    }
+
+    /// Drops the oldest cached messages while `evict(cached bytes, message)` says so, never
+    /// one not yet written (reads of it are served from here).
+    fn evict_cache_while(&mut self, evict: impl Fn(u64, &StoredMessage) -> bool) {
         let written = self.channel.written_seq.load(Ordering::Acquire);
-        while self.cache_bytes > CACHE_BYTES {
-            match self.cache.front() {
-                Some(m) if m.seq <= written => {
-                    self.cache_bytes -= body_len(m);
-                    self.cache.pop_front();
-                }
-                _ => break,
+        while let Some(m) = self.cache.front() {
+            if m.seq > written || !evict(self.cache_bytes, m) {
+                break;
             }
+            self.cache_bytes -= body_len(m);
+            self.cache.pop_front();
+        }
+        if self.cache.is_empty() && self.cache.capacity() > 0 {
+            self.cache = VecDeque::new();
         }
     }
 
@@ -418,6 +429,11 @@ impl Backend for FileBackend {
 
     fn maintain(&mut self, index: &mut Index<Loc>) -> Result<()> {
         self.run_compactions(index)
+    }
+
+    fn expire_cache(&mut self, now: i64) {
+        let stored_before = now.saturating_sub(CACHE_AGE);
+        self.evict_cache_while(|_, m| m.timestamp < stored_before);
     }
 
     fn lost(&self) -> Option<LostData> {
