@@ -289,7 +289,7 @@ impl JsAccount {
                     write_meta(dir, &meta).map_err(ApiError::stream_general)?;
                     durable(Ok(0));
                 }
-                (None, Some(log)) if log.meta(&name).is_some() => {
+                (None, Some(log)) if log.contains(&name) => {
                     log.set_meta(&name, meta_bytes(&meta)?, Some(durable))
                         .map_err(ApiError::stream_general)?;
                 }

@@ -62,7 +62,21 @@ pub(crate) enum Op {
     /// Fires with `Ok(value)` once everything before it is durable under the channel's policy,
     /// like a message's completion (in order with them).
     Notify { done: Completion, value: u64 },
+    /// Reads `len` bytes of `file` at `offset`, after every write queued before it, and hands
+    /// them to `reply` (dropped uncalled on a poisoned channel).
+    Read { file: u32, offset: u64, len: usize, reply: ReadReply },
+    /// Writes at `offset` of `file` the bytes `build` makes, which may read what earlier
+    /// operations wrote to `source` (a log's compacted image, made from the metas it holds on
+    /// disk rather than in memory).
+    Build { file: u32, offset: u64, source: u32, build: BuildBytes },
 }
+
+/// Where an [`Op::Read`] delivers.
+pub(crate) type ReadReply = Box<dyn FnOnce(std::io::Result<Vec<u8>>) + Send>;
+/// Reads `len` bytes at an offset of an [`Op::Build`]'s source file.
+pub(crate) type ReadSource<'a> = &'a dyn Fn(u64, usize) -> std::io::Result<Vec<u8>>;
+/// Makes an [`Op::Build`]'s bytes.
+pub(crate) type BuildBytes = Box<dyn FnOnce(ReadSource<'_>) -> std::io::Result<Vec<u8>> + Send>;
 
 impl Op {
     /// Whether a thread's batch may perform this operation itself (see `write_batch`).
@@ -138,6 +152,20 @@ struct Target {
 struct Prefilled {
     data_end: u64,
     zeros_end: u64,
+}
+
+/// `len` bytes of open `file` at `offset`; an error if the file ends before.
+fn read_exact(t: &Target, file: u32, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+    let f = t.files.get(&file).ok_or_else(|| std::io::Error::other("read of an unknown file"))?;
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+        match f.read_at(rest, offset + done as u64)? {
+            0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+            n => done += n,
+        }
+    }
+    Ok(buf)
 }
 
 /// The queue of one store, bound to one writer thread.
@@ -456,6 +484,16 @@ impl Channel {
             }
             Op::Barrier(done) => t.barriers.push(done),
             Op::Notify { done, value } => t.done.push((done, value)),
+            Op::Read { file, offset, len, reply } => {
+                self.flush_pending(t)?;
+                reply(read_exact(t, file, offset, len));
+            }
+            Op::Build { file, offset, source, build } => {
+                self.flush_pending(t)?;
+                let bytes = build(&|at, len| read_exact(t, source, at, len))?;
+                Self::buffer(t, file, offset).extend_from_slice(&bytes);
+                self.prefill_after(t, file, offset + bytes.len() as u64)?;
+            }
         }
         Ok(())
     }

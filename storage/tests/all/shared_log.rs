@@ -159,6 +159,57 @@ fn compaction_keeps_states_exact_and_bounds_the_file() {
     assert_restored(&open(&engine, dir.path()), &expected);
 }
 
+/// Metas live on disk only: each compaction copies every consumer's latest meta from the file
+/// it replaces, and reads and restarts find them, whatever was added, replaced or removed
+/// between compactions.
+#[test]
+fn compactions_carry_every_latest_meta_from_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = fast_engine();
+    let log = open(&engine, dir.path()).log;
+    log.set_compact_min(0);
+    let meta_of =
+        |name: &str, version: usize| format!("{name} v{version} {}", "x".repeat(name.len() * 7)).into_bytes();
+    let mut metas: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut handles = Vec::new();
+    for round in 0..4 {
+        for i in 0..20 {
+            let name = format!("r{round}-c{i}");
+            handles.push(log.add(&name, meta_of(&name, 0), AckPolicy::Explicit, None).unwrap());
+            metas.insert(name, meta_of(&format!("r{round}-c{i}"), 0));
+        }
+        for (n, (name, meta)) in metas.iter_mut().enumerate() {
+            if n % 3 == round % 3 {
+                *meta = meta_of(name, round + 1);
+                log.set_meta(name, meta.clone(), None).unwrap();
+            }
+        }
+        let gone: Vec<String> = metas.keys().filter(|n| n.ends_with("-c7")).cloned().collect();
+        for name in gone {
+            log.remove(&name, None).unwrap();
+            metas.remove(&name);
+        }
+        let before = log_len(dir.path());
+        log.compact().unwrap();
+        log.sync().unwrap();
+        assert_ne!(log_len(dir.path()), before, "round {round} compacted");
+        for (name, meta) in &metas {
+            assert_eq!(log.meta(name).as_ref(), Some(meta), "{name} after compaction {round}");
+        }
+    }
+    // Records appended after the last compaction land where the log expects them.
+    handles[0].update_delivered(1, 1, 1, 0).unwrap();
+    log.stop().unwrap();
+    let opened = open(&engine, dir.path());
+    let restored: BTreeMap<String, Vec<u8>> =
+        opened.consumers.iter().map(|c| (c.name.clone(), c.meta.clone())).collect();
+    assert_eq!(restored, metas);
+    assert_eq!(
+        opened.consumers.iter().find(|c| c.name == "r0-c0").unwrap().consumer.state().delivered.stream_seq,
+        1
+    );
+}
+
 #[test]
 fn a_log_too_long_for_its_consumers_is_compacted_at_open() {
     let dir = tempfile::tempdir().unwrap();

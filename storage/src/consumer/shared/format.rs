@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::consumer::codec::{self, Update};
-use crate::file::record::{decode, encode_with, kind, u64_at, Record, MIN_RECORD_LEN};
+use crate::file::record::{decode, encode_with, kind, u64_at, Record, MIN_RECORD_LEN, RECORD_HEADER_LEN};
 use crate::traits::{AckPolicy, ConsumerState};
 
 /// First bytes of the header record's body.
@@ -77,9 +77,23 @@ pub(super) fn encode_header(out: &mut Vec<u8>, next_id: u64) {
     });
 }
 
-/// Length of an add record (the caller keeps `name` within u16 bytes).
-pub(super) fn add_len(name: &str, meta: &[u8]) -> usize {
-    MIN_RECORD_LEN + ADD_FIXED + name.len() + meta.len()
+/// Length of an add record with `meta_len` bytes of meta (the caller keeps `name` within u16
+/// bytes).
+pub(super) fn add_len(name: &str, meta_len: usize) -> usize {
+    MIN_RECORD_LEN + ADD_FIXED + name.len() + meta_len
+}
+
+/// Where an add record's meta starts, from the record's start.
+pub(super) fn add_meta_offset(name: &str) -> usize {
+    RECORD_HEADER_LEN + ADD_FIXED + name.len()
+}
+
+/// Where a meta record's meta starts, from the record's start.
+pub(super) const META_OFFSET: usize = RECORD_HEADER_LEN + 8;
+
+/// Length of a meta record.
+pub(super) fn meta_len(meta_len: usize) -> usize {
+    MIN_RECORD_LEN + 8 + meta_len
 }
 
 /// Appends an add record.
@@ -138,6 +152,8 @@ pub(super) struct Replayed {
     pub name: String,
     pub policy: AckPolicy,
     pub meta: Vec<u8>,
+    /// Where `meta` is in the replayed bytes.
+    pub meta_at: usize,
     pub state: ConsumerState,
 }
 
@@ -165,7 +181,14 @@ pub(super) struct Replay {
 }
 
 impl Replay {
-    fn apply(&mut self, names: &mut HashMap<String, u64>, rec: LogRecord<'_>, first: bool) -> Option<()> {
+    /// Applies `rec`, which borrows from `data` (the whole log).
+    fn apply(
+        &mut self,
+        data: &[u8],
+        names: &mut HashMap<String, u64>,
+        rec: LogRecord<'_>,
+        first: bool,
+    ) -> Option<()> {
         if first != matches!(rec, LogRecord::Header { .. }) {
             return None;
         }
@@ -180,12 +203,17 @@ impl Replay {
                     name: name.to_string(),
                     policy,
                     meta: meta.to_vec(),
+                    meta_at: offset_in(data, meta),
                     state: Default::default(),
                 };
                 self.consumers.insert(id, c);
                 self.next_id = self.next_id.max(id.saturating_add(1));
             }
-            LogRecord::Meta { id, meta } => self.consumers.get_mut(&id)?.meta = meta.to_vec(),
+            LogRecord::Meta { id, meta } => {
+                let c = self.consumers.get_mut(&id)?;
+                c.meta = meta.to_vec();
+                c.meta_at = offset_in(data, meta);
+            }
             LogRecord::Removed { id } => {
                 let c = self.consumers.remove(&id)?;
                 names.remove(&c.name);
@@ -199,6 +227,11 @@ impl Replay {
     }
 }
 
+/// Where `part`, a slice of `data`, starts in it.
+fn offset_in(data: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(data.as_ptr() as usize)
+}
+
 /// Replays a log's bytes; never panics.
 pub(super) fn replay(data: &[u8]) -> Replay {
     let mut r = Replay { consumers: BTreeMap::new(), next_id: 1, valid: 0, end: End::Clean };
@@ -210,7 +243,7 @@ pub(super) fn replay(data: &[u8]) -> Replay {
                 .get(..len)
                 .and_then(|rec| rec.get(body))
                 .and_then(|body| LogRecord::decode(kind, body))
-                .and_then(|rec| r.apply(&mut names, rec, r.valid == 0))
+                .and_then(|rec| r.apply(data, &mut names, rec, r.valid == 0))
                 .map(|()| len),
             Ok(_) => None,
             Err(_) => {
@@ -256,7 +289,12 @@ mod tests {
     fn records_round_trip() {
         let mut out = Vec::new();
         encode_add(&mut out, 7, AckPolicy::All, "sess-ü", b"{\"x\":1}");
-        assert_eq!(out.len(), add_len("sess-ü", b"{\"x\":1}"));
+        assert_eq!(out.len(), add_len("sess-ü", 7));
+        let at = add_meta_offset("sess-ü");
+        assert_eq!(&out[at..at + 7], b"{\"x\":1}");
+        let mut meta = Vec::new();
+        encode_meta(&mut meta, 7, b"m");
+        assert_eq!((meta.len(), &meta[META_OFFSET..META_OFFSET + 1]), (meta_len(1), &b"m"[..]));
         let (Record::Consumer { kind, body }, len) = decode(&out).unwrap() else { panic!() };
         assert_eq!(len, out.len());
         assert_eq!(

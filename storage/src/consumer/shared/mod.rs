@@ -36,7 +36,7 @@ use crate::engine::Engine;
 use crate::error::{Result, StoreError};
 use crate::file::io::{Io, RealIo};
 use crate::file::record::MIN_RECORD_LEN;
-use crate::file::writer::{Channel, Op};
+use crate::file::writer::{BuildBytes, Channel, Op, ReadSource};
 use crate::traits::{AckPolicy, Completion, ConsumerState, ConsumerStore};
 use format::End;
 
@@ -96,10 +96,37 @@ struct SlotState {
     removed: bool,
 }
 
-/// A live consumer as the log keeps it.
+/// A live consumer as the log keeps it. Its meta stays on disk only (it is read back for
+/// compactions and [`SharedConsumerLog::meta`]): a log of one consumer per MQTT session would
+/// otherwise hold every session's consumer config twice.
 struct Entry {
     slot: Arc<Slot>,
-    meta: Vec<u8>,
+    meta: MetaAt,
+}
+
+/// Where a consumer's latest meta is in the current log file.
+#[derive(Clone, Copy)]
+struct MetaAt {
+    offset: u64,
+    len: u32,
+}
+
+impl MetaAt {
+    fn new(offset: u64, len: usize) -> MetaAt {
+        // Records (and so metas) are checked to fit a u32 length before they are queued.
+        MetaAt { offset, len: u32::try_from(len).unwrap_or(u32::MAX) }
+    }
+}
+
+/// One consumer of a compacted image, captured under the log's lock.
+struct ImagePart {
+    id: u64,
+    policy: AckPolicy,
+    name: Arc<str>,
+    /// Its meta in the file being compacted.
+    meta: MetaAt,
+    /// Its full-state record.
+    state: Vec<u8>,
 }
 
 struct Inner {
@@ -165,8 +192,8 @@ fn check_record_len(len: usize) -> Result<()> {
     Ok(())
 }
 
-fn entry_len(name: &str, meta: &[u8], state: &ConsumerState) -> u64 {
-    (format::add_len(name, meta) + format::full_len(state)) as u64
+fn entry_len(name: &str, meta_len: usize, state: &ConsumerState) -> u64 {
+    (format::add_len(name, meta_len) + format::full_len(state)) as u64
 }
 
 impl SharedConsumerLog {
@@ -229,12 +256,13 @@ impl SharedConsumerLog {
         };
         let mut restored = Vec::with_capacity(replay.consumers.len());
         for (id, c) in replay.consumers {
-            inner.live_len += entry_len(&c.name, &c.meta, &c.state);
+            inner.live_len += entry_len(&c.name, c.meta.len(), &c.state);
             let state = Mutex::new(SlotState { state: c.state, removed: false });
             let slot = Arc::new(Slot { id, policy: c.policy, state });
-            inner
-                .consumers
-                .insert(c.name.as_str().into(), Entry { slot: Arc::clone(&slot), meta: c.meta.clone() });
+            inner.consumers.insert(
+                c.name.as_str().into(),
+                Entry { slot: Arc::clone(&slot), meta: MetaAt::new(c.meta_at as u64, c.meta.len()) },
+            );
             restored.push((c.name, c.meta, slot));
         }
         inner.maybe_compact()?;
@@ -258,29 +286,28 @@ impl SharedConsumerLog {
     pub fn add(
         self: &Arc<Self>,
         name: &str,
-        mut meta: Vec<u8>,
+        meta: Vec<u8>,
         policy: AckPolicy,
         done: Option<Completion>,
     ) -> Result<Arc<SharedConsumer>> {
-        // Kept in memory for compactions, per consumer: no spare capacity.
-        meta.shrink_to_fit();
         if name.len() > u16::MAX as usize {
             return Err(invalid(format!("a name of {} bytes is too long", name.len())));
         }
-        check_record_len(format::add_len(name, &meta))?;
+        check_record_len(format::add_len(name, meta.len()))?;
         let mut inner = self.inner.lock();
         inner.writable()?;
         if inner.consumers.contains_key(name) {
             return Err(StoreError::ConsumerExists(name.to_string()));
         }
         let id = inner.next_id;
-        let mut bytes = Vec::with_capacity(format::add_len(name, &meta));
+        let mut bytes = Vec::with_capacity(format::add_len(name, meta.len()));
         format::encode_add(&mut bytes, id, policy, name, &meta);
+        let meta_at = MetaAt::new(inner.log_len + format::add_meta_offset(name) as u64, meta.len());
         inner.append(bytes, done.map(|d| (d, id)))?;
         inner.next_id += 1;
         let slot = Arc::new(Slot { id, policy, state: Mutex::default() });
-        inner.live_len += entry_len(name, &meta, &ConsumerState::default());
-        inner.consumers.insert(name.into(), Entry { slot: Arc::clone(&slot), meta });
+        inner.live_len += entry_len(name, meta.len(), &ConsumerState::default());
+        inner.consumers.insert(name.into(), Entry { slot: Arc::clone(&slot), meta: meta_at });
         inner.maybe_compact()?;
         drop(inner);
         Ok(self.handle(slot))
@@ -292,9 +319,25 @@ impl SharedConsumerLog {
         Some(self.handle(slot))
     }
 
-    /// The meta of consumer `name`.
+    /// The meta of consumer `name`, read back from the log (it waits for the log's writer to
+    /// have written it). `None` when there is no such consumer or the read failed.
     pub fn meta(&self, name: &str) -> Option<Vec<u8>> {
-        self.inner.lock().consumers.get(name).map(|e| e.meta.clone())
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let inner = self.inner.lock();
+            let at = inner.consumers.get(name)?.meta;
+            let reply = Box::new(move |read| {
+                let _ = tx.send(read);
+            });
+            let read = Op::Read { file: inner.file, offset: at.offset, len: at.len as usize, reply };
+            inner.channel.push(read).ok()?;
+        }
+        rx.recv().ok()?.ok()
+    }
+
+    /// Whether consumer `name` is in the log.
+    pub fn contains(&self, name: &str) -> bool {
+        self.inner.lock().consumers.contains_key(name)
     }
 
     /// Number of live consumers.
@@ -308,21 +351,21 @@ impl SharedConsumerLog {
     }
 
     /// Replaces the meta of consumer `name` (one record). `done` as for [`Self::add`].
-    pub fn set_meta(&self, name: &str, mut meta: Vec<u8>, done: Option<Completion>) -> Result<()> {
-        check_record_len(MIN_RECORD_LEN + 8 + meta.len())?;
-        meta.shrink_to_fit();
+    pub fn set_meta(&self, name: &str, meta: Vec<u8>, done: Option<Completion>) -> Result<()> {
+        check_record_len(format::meta_len(meta.len()))?;
         let mut inner = self.inner.lock();
         inner.writable()?;
         let entry =
             inner.consumers.get(name).ok_or_else(|| StoreError::ConsumerNotFound(name.to_string()))?;
         let id = entry.slot.id;
-        let old_len = entry.meta.len() as u64;
-        let mut bytes = Vec::with_capacity(MIN_RECORD_LEN + 8 + meta.len());
+        let old_len = u64::from(entry.meta.len);
+        let mut bytes = Vec::with_capacity(format::meta_len(meta.len()));
         format::encode_meta(&mut bytes, id, &meta);
+        let meta_at = MetaAt::new(inner.log_len + format::META_OFFSET as u64, meta.len());
         inner.append(bytes, done.map(|d| (d, id)))?;
         inner.live_len = (inner.live_len + meta.len() as u64).saturating_sub(old_len);
         if let Some(e) = inner.consumers.get_mut(name) {
-            e.meta = meta;
+            e.meta = meta_at;
         }
         inner.maybe_compact()
     }
@@ -342,7 +385,8 @@ impl SharedConsumerLog {
         if let Some((name, e)) = inner.consumers.remove_entry(name) {
             let mut slot = e.slot.state.lock();
             slot.removed = true;
-            inner.live_len = inner.live_len.saturating_sub(entry_len(&name, &e.meta, &slot.state));
+            inner.live_len =
+                inner.live_len.saturating_sub(entry_len(&name, e.meta.len as usize, &slot.state));
         }
         inner.maybe_compact()
     }
@@ -432,23 +476,50 @@ impl Inner {
     }
 
     /// Replaces the log by its compacted image: `.tmp` file, fsync, rename, folder fsync, all
-    /// queued behind every earlier record.
+    /// queued behind every earlier record. States are taken now, under the lock; the metas are
+    /// copied from the current file by the writer, which has written them by then.
     fn compact(&mut self) -> Result<()> {
-        let mut image = Vec::with_capacity(usize::try_from(self.live_len).unwrap_or(0));
-        format::encode_header(&mut image, self.next_id);
-        for (name, e) in &self.consumers {
-            format::encode_add(&mut image, e.slot.id, e.slot.policy, name, &e.meta);
-            format::encode_full(&mut image, e.slot.id, &e.slot.state.lock().state);
-        }
         let old = self.file;
+        let mut image_len = format::HEADER_LEN as u64;
+        let mut parts = Vec::with_capacity(self.consumers.len());
+        for (name, e) in &mut self.consumers {
+            let mut state = Vec::new();
+            format::encode_full(&mut state, e.slot.id, &e.slot.state.lock().state);
+            let meta_len = e.meta.len as usize;
+            let part_len = format::add_len(name, meta_len) + state.len();
+            parts.push(ImagePart {
+                id: e.slot.id,
+                policy: e.slot.policy,
+                name: Arc::clone(name),
+                meta: e.meta,
+                state,
+            });
+            e.meta = MetaAt::new(image_len + format::add_meta_offset(name) as u64, meta_len);
+            image_len += part_len as u64;
+        }
+        let next_id = self.next_id;
+        let build: BuildBytes = Box::new(move |read: ReadSource<'_>| {
+            let mut image = Vec::with_capacity(usize::try_from(image_len).unwrap_or(0));
+            format::encode_header(&mut image, next_id);
+            for p in parts {
+                let meta = read(p.meta.offset, p.meta.len as usize)?;
+                format::encode_add(&mut image, p.id, p.policy, &p.name, &meta);
+                image.extend_from_slice(&p.state);
+            }
+            if image.len() as u64 != image_len {
+                // Later records would land at wrong offsets: fail the log instead.
+                return Err(std::io::Error::other("compacted consumer log has an unexpected length"));
+            }
+            Ok(image)
+        });
         self.file = self.file.wrapping_add(1);
-        self.log_len = image.len() as u64;
-        self.live_len = self.log_len;
+        self.log_len = image_len;
+        self.live_len = image_len;
         let (tmp, log) = (self.dir.join(TMP), self.dir.join(SHARED_LOG));
         self.queued += 1;
         self.channel.push_all([
             Op::Create { file: self.file, path: tmp.clone() },
-            Op::Write { file: self.file, offset: 0, bytes: image },
+            Op::Build { file: self.file, offset: 0, source: old, build },
             Op::Rename { from: tmp, to: log },
             Op::Close { file: old },
         ])
