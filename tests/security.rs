@@ -169,8 +169,12 @@ async fn bcrypt_passwords_and_no_auth_user_log_clients_in() {
     let seen = raw.expect("PONG\r\n").await;
     assert_eq!(seen.matches("-ERR").count(), 1, "{seen:?}");
     assert!(seen.contains("Permissions Violation for Publish to \"other\""), "{seen:?}");
-    let users: Vec<_> =
-        server.core().clients().iter().filter_map(|c| c.identity.lock().user.clone()).collect();
+    let users: Vec<_> = server
+        .core()
+        .clients()
+        .iter()
+        .filter_map(|c| c.identity.lock().user.as_deref().map(String::from))
+        .collect();
     assert!(users.contains(&"guest".to_string()), "{users:?}");
 }
 
@@ -453,8 +457,12 @@ async fn verify_and_map_logs_the_certificate_user_in() {
     let mut sub = alice.subscribe("alice.inbox").await.expect("sub");
     alice.publish("alice.inbox", "hi".into()).await.expect("pub");
     assert_eq!(&next_msg(&mut sub).await.payload[..], b"hi");
-    let users: Vec<_> =
-        server.core().clients().iter().filter_map(|c| c.identity.lock().user.clone()).collect();
+    let users: Vec<_> = server
+        .core()
+        .clients()
+        .iter()
+        .filter_map(|c| c.identity.lock().user.as_deref().map(String::from))
+        .collect();
     assert_eq!(users, vec!["CN=alice,O=Jetway Development".to_string()]);
     let (cert, key) = pki.client_files("mallory", jetway::certs::Validity::days(1));
     let refused = server.tls_client(server.tls_options(&pki).add_client_certificate(cert, key)).await;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::response::{self, go_duration, rfc3339, uptime, Params, RequestError};
-use crate::nats::client::ClientShared;
+use crate::nats::client::{shown, ClientShared};
 use crate::router::{Sink, Subscription};
 use crate::server::Core;
 
@@ -145,7 +145,7 @@ impl ConnInfo {
             cid: client.id,
             kind: "Client",
             conn_type: client.type_name(),
-            mqtt_client: client.is_mqtt().then(|| identity.name.clone()).flatten(),
+            mqtt_client: client.is_mqtt().then(|| identity.name.as_deref().map(str::to_owned)).flatten(),
             ip: client.addr.ip().to_string(),
             port: client.addr.port(),
             start: rfc3339(client.started),
@@ -161,14 +161,14 @@ impl ConnInfo {
             in_bytes: c.in_bytes.load(Ordering::Relaxed),
             out_bytes: c.out_bytes.load(Ordering::Relaxed),
             subscriptions: if stop.is_some() { closed_subs.len() } else { client.num_subs() },
-            name: identity.name.filter(|s| !s.is_empty()),
-            lang: identity.lang.filter(|s| !s.is_empty()),
-            version: identity.version.filter(|s| !s.is_empty()),
+            name: shown(identity.name),
+            lang: shown(identity.lang),
+            version: shown(identity.version),
             authorized_user: None,
             account: identity.account.map(|a| a.to_string()),
             subscriptions_list: None,
             subscriptions_list_detail: None,
-            user: identity.user.filter(|s| !s.is_empty()),
+            user: shown(identity.user),
             closed_subs,
             times: Times { start: client.started, last, stop, rtt_nanos: rtt.map_or(0, |d| d.as_nanos()) },
         }

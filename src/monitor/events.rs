@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::accountz::MsgBytes;
 use super::connz::ConnInfo;
 use super::response::rfc3339;
-use crate::nats::client::ClientShared;
+use crate::nats::client::{shown, ClientShared};
 use crate::router::Message;
 use crate::server::{Core, NATS_COMPAT_VERSION};
 
@@ -155,17 +155,16 @@ fn server_info(core: &Core, now: SystemTime) -> ServerInfo<'_> {
 
 fn client_info(core: &Core, client: &ClientShared, stop: Option<SystemTime>) -> ClientInfo {
     let identity = client.identity.lock().clone();
-    let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
     ClientInfo {
         start: rfc3339(client.started),
         stop: stop.map(rfc3339),
         host: client.addr.ip().to_string(),
         id: client.id,
         acc: identity.account.map(|a| a.to_string()).unwrap_or_default(),
-        user: non_empty(identity.user),
-        name: non_empty(identity.name),
-        lang: non_empty(identity.lang),
-        ver: non_empty(identity.version),
+        user: shown(identity.user),
+        name: shown(identity.name),
+        lang: shown(identity.lang),
+        ver: shown(identity.version),
         rtt: client.rtt().map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         server: core.server_name.clone(),
         kind: "Client",

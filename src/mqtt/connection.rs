@@ -326,9 +326,9 @@ impl Connection {
         let account = login.account.clone();
         {
             let mut identity = client.identity.lock();
-            identity.name = Some(client_id.clone());
+            identity.name = Some(client_id.as_str().into());
             identity.lang = Some(if v5 { "mqtt5" } else { "mqtt3.1.1" }.into());
-            identity.user = connect.username.as_ref().map(ToString::to_string);
+            identity.user = connect.username.as_ref().map(|u| u.as_str().into());
             identity.account = Some(login.account.name.clone());
         }
 

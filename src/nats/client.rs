@@ -69,12 +69,19 @@ pub struct ClientCounters {
 /// Identity details filled in from `CONNECT`, for monitoring.
 #[derive(Debug, Default, Clone)]
 pub struct ClientIdentity {
-    pub name: Option<String>,
-    pub lang: Option<String>,
-    pub version: Option<String>,
-    pub user: Option<String>,
+    // Boxed strings, not `String`s: two words each keep `ClientShared` within a smaller
+    // allocation size (one per connection, one per idle MQTT session).
+    pub name: Option<Box<str>>,
+    pub lang: Option<Box<str>>,
+    pub version: Option<Box<str>>,
+    pub user: Option<Box<str>>,
     /// The account joined at CONNECT; `None` until then.
     pub account: Option<Arc<str>>,
+}
+
+/// An identity field as monitoring shows it: absent when empty.
+pub fn shown(field: Option<Box<str>>) -> Option<String> {
+    field.filter(|s| !s.is_empty()).map(String::from)
 }
 
 /// What ends a connection's writer task (once everything queued before it is written).
@@ -110,7 +117,7 @@ pub struct ClientShared {
     subs: Mutex<HashMap<Bytes, Arc<Subscription>, RandomState>>,
     /// What [`ClientShared::take_subs`] removed at the end, for the closed-connection record
     /// (`/connz?state=closed&subs=1`).
-    subs_at_close: Mutex<Vec<Arc<Subscription>>>,
+    subs_at_close: Mutex<Box<[Arc<Subscription>]>>,
     close_reason: Mutex<Option<CloseReason>>,
     closing: Latch,
     /// Cancelled when pending output must be dropped rather than flushed (slow consumer).
@@ -141,7 +148,7 @@ impl ClientShared {
             permissions: OnceLock::new(),
             server_stats,
             subs: Mutex::new(HashMap::default()),
-            subs_at_close: Mutex::new(Vec::new()),
+            subs_at_close: Mutex::new(Box::default()),
             close_reason: Mutex::new(None),
             closing: Latch::new(),
             abort_writes: Latch::new(),
@@ -339,7 +346,12 @@ impl ClientShared {
     /// [`ClientShared::subs_at_close`].
     pub fn take_subs(&self) -> Vec<Arc<Subscription>> {
         let taken: Vec<_> = self.subs.lock().drain().map(|(_, s)| s).collect();
-        self.subs_at_close.lock().extend(taken.iter().cloned());
+        let mut at_close = self.subs_at_close.lock();
+        // A boxed slice (two words, not three): it is filled once, as the connection ends.
+        let mut all = std::mem::take(&mut *at_close).into_vec();
+        all.extend(taken.iter().cloned());
+        *at_close = all.into_boxed_slice();
+        drop(at_close);
         taken
     }
 
@@ -389,4 +401,16 @@ impl ClientShared {
 
 fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection (and every idle MQTT session) holds one `Arc<ClientShared>`: it must
+    /// stay within the allocator's 640-byte size class (the next one is 768).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn client_shared_fits_a_640_byte_allocation() {
+        let arc_counts = 2 * std::mem::size_of::<usize>();
+        assert!(std::mem::size_of::<super::ClientShared>() + arc_counts <= 640);
+    }
 }

@@ -373,10 +373,10 @@ impl Session {
         self.parser.limits.headers = headers;
         {
             let mut id = self.client.identity.lock();
-            id.name = opts.name.clone();
-            id.lang = opts.lang.clone();
-            id.version = opts.version.clone();
-            id.user = login.user_name().map(str::to_string).or_else(|| opts.user.clone());
+            id.name = opts.name.as_deref().map(Into::into);
+            id.lang = opts.lang.as_deref().map(Into::into);
+            id.version = opts.version.as_deref().map(Into::into);
+            id.user = login.user_name().or(opts.user.as_deref()).map(Into::into);
             id.account = Some(self.account.name.clone());
         }
         self.opts = opts;
