@@ -194,7 +194,13 @@ impl<B: Backend> Stream<B> {
     }
 
     pub fn load_next(&self, filters: &[&str], start: u64) -> Result<StoredMessage> {
-        let seq = self.index.next_match(&Filter::new(filters), start).ok_or(StoreError::NotFound)?;
+        let filter = Filter::new(filters);
+        if let Filter::All = filter {
+            // One lookup finds both the sequence and its entry (a consumer reading along).
+            let (seq, entry) = self.index.msgs.range(start..).next().ok_or(StoreError::NotFound)?;
+            return self.backend.load(*seq, entry);
+        }
+        let seq = self.index.next_match(&filter, start).ok_or(StoreError::NotFound)?;
         self.load(seq)
     }
 

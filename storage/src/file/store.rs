@@ -262,8 +262,19 @@ impl FileBackend {
     }
 
     fn cached(&self, seq: u64) -> Option<&StoredMessage> {
-        let i = self.cache.partition_point(|m| m.seq < seq);
-        self.cache.get(i).filter(|m| m.seq == seq)
+        self.cache.get(self.cache_index(seq)).filter(|m| m.seq == seq)
+    }
+
+    /// Where `seq` is (or would go) in the cache. Its sequences are usually consecutive, so
+    /// the distance from the first is tried before a binary search (a consumer reading
+    /// along loads every message through here).
+    fn cache_index(&self, seq: u64) -> usize {
+        let first = self.cache.front().map_or(seq, |m| m.seq);
+        let guess = seq.checked_sub(first).and_then(|d| usize::try_from(d).ok());
+        match guess {
+            Some(i) if self.cache.get(i).is_some_and(|m| m.seq == seq) => i,
+            _ => self.cache.partition_point(|m| m.seq < seq),
+        }
     }
 
     /// The bytes of the record at `loc`, from the read-ahead buffer or read with the ones after
@@ -376,7 +387,7 @@ impl Backend for FileBackend {
     fn removed(&mut self, seq: u64, loc: Loc, erase: bool, first_after: u64) -> Result<()> {
         self.release(loc);
         if erase {
-            let i = self.cache.partition_point(|m| m.seq < seq);
+            let i = self.cache_index(seq);
             if self.cache.get(i).is_some_and(|m| m.seq == seq) {
                 if let Some(m) = self.cache.remove(i) {
                     self.cache_bytes -= body_len(&m);
