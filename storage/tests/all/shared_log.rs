@@ -189,6 +189,7 @@ fn compactions_carry_every_latest_meta_from_the_disk() {
             log.remove(&name, None).unwrap();
             metas.remove(&name);
         }
+        log.sync().unwrap();
         let before = log_len(dir.path());
         log.compact().unwrap();
         log.sync().unwrap();
