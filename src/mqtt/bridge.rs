@@ -191,7 +191,8 @@ pub struct Outlet {
     /// Correlation data of this client's requests, by response subject, for responses from
     /// NATS clients that do not copy the header back.
     correlations: Mutex<VecDeque<(String, Bytes)>>,
-    /// QoS 1/2 deliveries dropped because the connection's queue was full.
+    /// QoS 1/2 deliveries dropped: the connection's queues were full (it is then closed as a
+    /// slow consumer), or the client's maximum packet size refused them.
     pub dropped: AtomicU64,
     /// The gateway's traffic counters (monitoring).
     stats: Arc<super::stats::MqttStats>,
@@ -203,7 +204,7 @@ impl Outlet {
         version: ProtocolVersion,
         client_max_packet: Option<usize>,
         topic_alias_maximum: u16,
-        queue_capacity: usize,
+        queue_bytes: usize,
         stats: Arc<super::stats::MqttStats>,
     ) -> Outlet {
         Outlet {
@@ -211,11 +212,19 @@ impl Outlet {
             version,
             client_max_packet,
             aliases: Mutex::new(OutboundAliases::new(topic_alias_maximum)),
-            deliveries: DeliveryQueue::new(queue_capacity),
+            deliveries: DeliveryQueue::new(queue_bytes),
             correlations: Mutex::new(VecDeque::new()),
             dropped: AtomicU64::new(0),
             stats,
         }
+    }
+
+    /// A QoS 1/2 message for this client does not fit its queues: it is lost for a session
+    /// whose messages are not stored, so the connection is closed as a slow consumer (as NATS
+    /// does) rather than left running without it.
+    pub fn slow_consumer(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.client.close_slow_consumer("MQTT QoS 1/2 queue full");
     }
 
     /// Encodes any packet into the outbound queue and wakes the writer.
@@ -327,6 +336,13 @@ impl Outlet {
     }
 }
 
+/// What a queued delivery counts for against the connection's slow-consumer limit.
+pub fn queued_bytes(topic: &str, headers: Option<&Bytes>, payload: &Bytes) -> usize {
+    /// The packet's fixed part and the queue's bookkeeping.
+    const OVERHEAD: usize = 64;
+    topic.len() + headers.map_or(0, Bytes::len) + payload.len() + OVERHEAD
+}
+
 /// The router sink of a session's consumer deliveries (`$MQTT.sub.<hash>`).
 pub struct StoredHandler {
     pub outlet: Arc<Outlet>,
@@ -343,7 +359,8 @@ impl InternalHandler for StoredHandler {
             payload: msg.payload.clone(),
             ack_subject: reply.to_owned(),
         };
-        if self.outlet.deliveries.try_push(QosDelivery::Stored(stored)).is_err() {
+        let bytes = queued_bytes(&stored.subject, stored.headers.as_ref(), &stored.payload);
+        if self.outlet.deliveries.try_push(QosDelivery::Stored(stored), bytes).is_err() {
             // Not acknowledged: the consumer sends it again after its ack wait.
             tracing::debug!(cid = self.outlet.client.id, "QoS 1/2 delivery queue full: redelivered later");
         }
@@ -389,9 +406,11 @@ impl InternalHandler for SubscriptionHandler {
         );
         if publish.qos == QoS::AtMostOnce {
             self.outlet.send_publish(publish);
-        } else if self.outlet.deliveries.try_push(QosDelivery::Routed(Box::new(publish))).is_err() {
-            self.outlet.dropped.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(cid = self.outlet.client.id, "QoS 1/2 delivery queue full: message dropped");
+        } else {
+            let bytes = queued_bytes(publish.topic.as_str(), None, &publish.payload);
+            if self.outlet.deliveries.try_push(QosDelivery::Routed(Box::new(publish)), bytes).is_err() {
+                self.outlet.slow_consumer();
+            }
         }
     }
 }

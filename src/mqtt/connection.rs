@@ -53,18 +53,28 @@ enum End {
 }
 
 /// Runs an MQTT connection until it closes.
+///
+/// Reading and writing are two futures of one task (joined, not spawned): an idle connection
+/// (the common case for MQTT) then costs one task, and a connection's setup one spawn.
 pub async fn serve<R, W>(mqtt: Arc<MqttServer>, client: Arc<ClientShared>, reader: R, writer: W)
 where
     R: AsyncRead + Send + 'static,
     W: AsyncWrite + Send + 'static,
 {
     let core = mqtt.core.clone();
-    let write_task = tokio::spawn(crate::nats::connection::write_loop(
+    let writing = crate::nats::connection::write_loop(
         client.clone(),
         writer,
         core.config.write_deadline,
         WriterStop::Explicit,
-    ));
+    );
+    tokio::join!(read_side(&mqtt, &client, reader), writing);
+    core.unregister(&client);
+}
+
+/// CONNECT, then the session until the connection ends; then the writer is told to finish.
+async fn read_side<R: AsyncRead>(mqtt: &Arc<MqttServer>, client: &Arc<ClientShared>, reader: R) {
+    let core = &mqtt.core;
     tokio::pin!(reader);
     let mut buf = BytesMut::new();
     let mut decoder = Decoder::new(core.config.max_payload as usize + PACKET_OVERHEAD);
@@ -81,7 +91,7 @@ where
             Ok(Ok(_)) => Err(CloseReason::ProtocolViolation),
             Ok(Err(ReadEnd::Refused(e))) => {
                 tracing::debug!(cid = client.id, error = %e, "MQTT CONNECT refused");
-                react(&client, e.reaction, &e.to_string());
+                react(client, e.reaction, &e.to_string());
                 Err(CloseReason::ProtocolViolation)
             }
             Ok(Err(ReadEnd::Eof)) => Err(CloseReason::ClientClosed),
@@ -93,15 +103,13 @@ where
         // The connected life is boxed: the wait for CONNECT above then costs nothing while
         // the connection lives, and the task's own future stays small.
         Ok(connect) => {
-            let session = Box::pin(connected(&mqtt, &client, connect, &mut reader, &mut buf, &mut decoder));
+            let session = Box::pin(connected(mqtt, client, connect, &mut reader, &mut buf, &mut decoder));
             session.await
         }
         Err(reason) => reason,
     };
     client.close(reason);
     client.stop_writer();
-    let _ = write_task.await;
-    core.unregister(&client);
 }
 
 /// CONNECT accepted or refused, then the session until the connection ends.
@@ -237,6 +245,11 @@ fn assigned_client_id() -> String {
     id
 }
 
+/// What a message waiting for the client's receive maximum counts for.
+fn waiting_size(message: &OutgoingMessage) -> usize {
+    super::bridge::queued_bytes(message.publish.topic.as_str(), None, &message.publish.payload)
+}
+
 /// What [`Connection::handle`] did with a packet.
 enum Handled {
     Done(Option<End>),
@@ -271,8 +284,10 @@ struct Connection {
     client_receive_max: usize,
     /// The receive maximum announced to the client.
     receive_max: usize,
-    /// Outgoing QoS 1/2 messages waiting beyond the in-flight window.
-    waiting_max: usize,
+    /// Bytes of the outgoing QoS 1/2 messages waiting beyond the client's receive maximum, and
+    /// how many they may take (the slow-consumer limit, like the delivery queue's).
+    waiting_bytes: usize,
+    max_queued_bytes: usize,
 }
 
 impl Connection {
@@ -373,12 +388,13 @@ impl Connection {
         let queue = core.config.mqtt.max_ack_pending.max(1) as usize;
         let client_max_packet = connect.properties.maximum_packet_size.map(|m| m as usize);
         let alias_max = if v5 { connect.properties.topic_alias_maximum.unwrap_or(0) } else { 0 };
+        let max_queued_bytes = usize::try_from(core.config.max_pending).unwrap_or(usize::MAX);
         let outlet = Arc::new(Outlet::new(
             client.clone(),
             version,
             client_max_packet,
             alias_max,
-            queue,
+            max_queued_bytes,
             mqtt.stats.clone(),
         ));
         let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
@@ -400,7 +416,8 @@ impl Connection {
             stored_route: None,
             client_receive_max,
             receive_max,
-            waiting_max: queue,
+            waiting_bytes: 0,
+            max_queued_bytes,
         };
         // Counted in the account by `try_connection_opened` above.
 
@@ -656,8 +673,11 @@ impl Connection {
                 self.protocol_error(ReasonCode::TopicNameInvalid, "character not supported for MQTT topics"),
             );
         }
+        // MQTT 5 announces a receive maximum and enforces it; 3.1.1 has none, and its clients
+        // keep as many QoS 1/2 publishes in flight as they like.
         let in_flight = self.pending_acks.len() + self.session.incoming_qos2.len();
-        if publish.qos != QoS::AtMostOnce && in_flight >= self.receive_max {
+        let v5 = self.version == ProtocolVersion::V5;
+        if v5 && publish.qos != QoS::AtMostOnce && in_flight >= self.receive_max {
             return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded, "receive maximum exceeded"));
         }
         if self.publish_denied(&publish) {
@@ -749,20 +769,27 @@ impl Connection {
     }
 
     /// A QoS 1/2 delivery from a subscription: sent now if the client's receive maximum
-    /// allows, else queued (bounded; dropped when the queue is full).
+    /// allows, else queued (bounded by bytes, see [`Outlet::slow_consumer`]).
     fn enqueue_outgoing(&mut self, message: OutgoingMessage) {
         if self.session.inflight.len() < self.client_receive_max {
             self.send_outgoing(message);
-        } else if self.session.waiting.len() < self.waiting_max {
-            self.session.waiting.push_back(message);
-        } else {
-            // A stored message stays unacknowledged: its consumer sends it again later.
-            self.outlet.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
         }
+        let bytes = waiting_size(&message);
+        if self.session.waiting.is_empty()
+            || self.waiting_bytes.saturating_add(bytes) <= self.max_queued_bytes
+        {
+            self.waiting_bytes += bytes;
+            self.session.waiting.push_back(message);
+        } else if message.delivery.is_none() {
+            self.outlet.slow_consumer();
+        }
+        // Else a stored message: it stays unacknowledged and its consumer sends it again later.
     }
 
     fn send_outgoing(&mut self, mut message: OutgoingMessage) {
         let Some(packet_id) = self.session.next_packet_id() else {
+            self.waiting_bytes += waiting_size(&message);
             self.session.waiting.push_front(message);
             return;
         };
@@ -782,6 +809,7 @@ impl Connection {
     fn pump_waiting(&mut self) {
         while self.session.inflight.len() < self.client_receive_max {
             let Some(message) = self.session.waiting.pop_front() else { break };
+            self.waiting_bytes = self.waiting_bytes.saturating_sub(waiting_size(&message));
             self.send_outgoing(message);
         }
     }

@@ -183,12 +183,17 @@ impl ClientShared {
             // The server-wide counters are added once per batch by the publisher's FlushSet.
             Ok(wake) => wake,
             Err(_) => {
-                if self.close(CloseReason::SlowConsumerPendingBytes) {
-                    self.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(cid = self.id, "slow consumer: pending bytes over limit");
-                }
+                self.close_slow_consumer("pending bytes over limit");
                 Pushed::default()
             }
+        }
+    }
+
+    /// Closes the connection as a slow consumer (counted once, when this closes it).
+    pub fn close_slow_consumer(&self, why: &str) {
+        if self.close(CloseReason::SlowConsumerPendingBytes) {
+            self.server_stats.slow_consumers.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(cid = self.id, why, "slow consumer");
         }
     }
 
