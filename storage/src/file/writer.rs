@@ -91,6 +91,34 @@ impl Op {
     }
 }
 
+/// Capacity of the buffer that coalesces a batch's writes.
+const WRITE_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    /// The last write buffer this thread used, emptied, for its next batch: allocating and
+    /// freeing 64 KiB per batch would have the allocator hand the pages back to the OS and
+    /// fault them in again. One per thread that writes (storage threads, and runtime threads
+    /// writing their own batches), not one per store.
+    static SPARE_WRITE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for a batch.
+fn take_write_buffer() -> Vec<u8> {
+    let mut buf = SPARE_WRITE_BUFFER.try_with(std::cell::Cell::take).unwrap_or_default();
+    buf.reserve(WRITE_BUFFER);
+    buf
+}
+
+/// Keeps an emptied buffer for this thread's next batch (one that grew past the usual size is
+/// let go).
+fn give_back_write_buffer(buf: Vec<u8>) {
+    if buf.capacity() <= WRITE_BUFFER {
+        let _ = SPARE_WRITE_BUFFER.try_with(|spare| spare.set(buf));
+    }
+}
+/// What prefills write from (the zero page backs it: it costs no memory).
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
 /// A prefilled file gets zeros once its data passes this: a stream that holds a few small
 /// messages (a KV bucket, an idle MQTT stream) costs no more disk than its data.
 const PREFILL_START: u64 = 4 * 1024;
@@ -354,10 +382,12 @@ impl Channel {
     }
 
     fn flush_pending(&self, t: &mut Target) -> std::io::Result<()> {
-        if let Some((file, offset, bytes)) = t.pending.take() {
+        if let Some((file, offset, mut bytes)) = t.pending.take() {
             let f = t.files.get(&file).ok_or_else(|| std::io::Error::other("write to unknown file"))?;
             f.write_at(&bytes, offset)?;
             t.dirty.insert(file);
+            bytes.clear();
+            give_back_write_buffer(bytes);
         }
         Ok(())
     }
@@ -368,7 +398,7 @@ impl Channel {
             // The caller flushed already when this is not contiguous.
             t.pending = None;
         }
-        &mut t.pending.get_or_insert_with(|| (file, offset, Vec::with_capacity(64 * 1024))).2
+        &mut t.pending.get_or_insert_with(|| (file, offset, take_write_buffer())).2
     }
 
     /// Notes that a prefilled `file` now holds data up to `end`; past its zeros, writes the
@@ -386,7 +416,14 @@ impl Channel {
         // The data first: the zeros must start where the file's data ends.
         self.flush_pending(t)?;
         let f = t.files.get(&file).ok_or_else(|| std::io::Error::other("prefill of an unknown file"))?;
-        f.write_at(&vec![0u8; (to - from) as usize], from)?;
+        // From one static block of zeros: a fresh zeroed buffer of up to 1 MiB per prefill
+        // would be allocated, faulted in and handed back each time.
+        let mut at = from;
+        while at < to {
+            let len = usize::try_from(to - at).unwrap_or(usize::MAX).min(ZEROS.len());
+            f.write_at(ZEROS.get(..len).unwrap_or_default(), at)?;
+            at += len as u64;
+        }
         Ok(())
     }
 
