@@ -2,8 +2,9 @@
 //! handle until the connection ends, then the session's end: will, session save or delete.
 //!
 //! The writer is the NATS connections' writer (`crate::nats::connection::write_loop`) over the
-//! connection's [`crate::nats::outbound::Outbound`]; it stops on a token of this task, so a
-//! last DISCONNECT with a reason is written before the socket closes.
+//! connection's [`crate::nats::outbound::Outbound`], joined with the reader in the same task; it
+//! stops when the reader says so, so a last DISCONNECT with a reason is written before the
+//! socket closes.
 //!
 //! Acknowledgements of QoS 1/2 PUBLISHes wait for their store operations: each PUBLISH queues
 //! its PUBACK/PUBREC with the store's future, and the task sends them in packet order as they
