@@ -20,6 +20,9 @@ impl InternalHandler for FilterEntry {
     fn deliver(&self, _msg: &Message<'_>) {}
 }
 
+/// The sink of every filter's sublist entry: one for all, as it is never called.
+static FILTER_SINK: std::sync::LazyLock<Arc<FilterEntry>> = std::sync::LazyLock::new(|| Arc::new(FilterEntry));
+
 /// A filter's sublist entry and the consumers using the filter.
 type FilterUsers = (Arc<Subscription>, Vec<Weak<Consumer>>);
 
@@ -51,13 +54,15 @@ impl ConsumerInterest {
             return;
         }
         for filter in filters {
-            let entry = registry.by_filter.entry(filter.as_str().into()).or_insert_with(|| {
-                let sub =
-                    Subscription::new(filter.as_str().into(), None, Sink::Internal(Arc::new(FilterEntry)));
-                self.filters.insert(sub.clone());
-                (sub, Vec::new())
-            });
-            entry.1.push(Arc::downgrade(consumer));
+            if let Some((_, users)) = registry.by_filter.get_mut(filter.as_str()) {
+                users.push(Arc::downgrade(consumer));
+                continue;
+            }
+            let sink: Arc<FilterEntry> = Arc::clone(&FILTER_SINK);
+            let sub = Subscription::new(filter.as_str().into(), None, Sink::Internal(sink));
+            self.filters.insert(sub.clone());
+            // Keyed by the entry's own copy of the filter: no second one.
+            registry.by_filter.insert(Arc::clone(&sub.subject), (sub, vec![Arc::downgrade(consumer)]));
         }
     }
 
