@@ -693,6 +693,37 @@ async fn unacknowledged_qos1_is_resent_with_dup_after_reconnect() {
     assert_eq!(again.get(1..), first.get(1..), "same packet otherwise");
 }
 
+/// MQTT 5 clients are held to the receive maximum the CONNACK announced (`max_ack_pending`):
+/// one QoS 1 publish too many gets DISCONNECT 0x93. (3.1.1 has no receive maximum: see
+/// `a_burst_beyond_max_ack_pending_reaches_a_clean_qos1_subscriber_whole`.)
+#[tokio::test]
+async fn an_mqtt5_client_past_the_receive_maximum_is_disconnected_with_0x93() {
+    let server = TestServer::start_with(|c| {
+        c.mqtt.port = -1;
+        c.mqtt.max_ack_pending = 2;
+    })
+    .await;
+    let mut raw =
+        Raw::mqtt_connect(server.mqtt_addr(), raw_connect(ProtocolVersion::V5, "eager", true), false).await;
+    let mut burst = BytesMut::new();
+    for id in 1..=3u16 {
+        let mut p = RawPublish::new("eager/x", "m");
+        p.qos = RawQoS::AtLeastOnce;
+        p.packet_id = id;
+        Packet::Publish(p).encode(ProtocolVersion::V5, &mut burst).unwrap();
+    }
+    // In one write, so that all three are in flight at once.
+    raw.send(&burst).await;
+    let got = raw.closed().await;
+    let mut rest = got.as_slice();
+    let mut codes = Vec::new();
+    while let Some(len) = whole_packet_len(rest) {
+        codes.push(disconnect_code(&rest[..len]));
+        rest = &rest[len..];
+    }
+    assert_eq!(codes.last(), Some(&Some(0x93)), "ends with DISCONNECT 0x93: {got:?}");
+}
+
 #[tokio::test]
 async fn keep_alive_expiry_closes_the_connection() {
     let server = TestServer::start_mqtt().await;

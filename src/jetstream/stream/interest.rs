@@ -21,7 +21,8 @@ impl InternalHandler for FilterEntry {
 }
 
 /// The sink of every filter's sublist entry: one for all, as it is never called.
-static FILTER_SINK: std::sync::LazyLock<Arc<FilterEntry>> = std::sync::LazyLock::new(|| Arc::new(FilterEntry));
+static FILTER_SINK: std::sync::LazyLock<Arc<FilterEntry>> =
+    std::sync::LazyLock::new(|| Arc::new(FilterEntry));
 
 /// A filter's sublist entry and the consumers using the filter.
 type FilterUsers = (Arc<Subscription>, Vec<Weak<Consumer>>);
