@@ -82,11 +82,13 @@ async fn read_side<R: AsyncRead>(mqtt: &Arc<MqttServer>, client: &Arc<ClientShar
     // The first packet is read in a block of its own: what it leaves behind (a packet is
     // hundreds of bytes) must not stay in this future while the session runs.
     let connect = {
-        let first = tokio::time::timeout(
+        // Boxed too: the wait for CONNECT (a timer and a read) would otherwise size the task
+        // for the connection's whole life.
+        let waiting = Box::pin(tokio::time::timeout(
             core.config.authorization.timeout.max(Duration::from_secs(1)),
             read_packet(&mut reader, &mut buf, &mut decoder),
-        )
-        .await;
+        ));
+        let first = waiting.await;
         match first {
             Ok(Ok(Packet::Connect(connect))) => Ok(connect),
             Ok(Ok(_)) => Err(CloseReason::ProtocolViolation),

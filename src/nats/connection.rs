@@ -105,23 +105,21 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
             }
             continue;
         }
-        for chunk in &chunks {
-            let write = tokio::select! {
-                w = tokio::time::timeout(deadline, writer.write_all(chunk)) => w,
-                _ = client.abort_writes().wait() => break 'run,
-            };
-            match write {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    client.close(CloseReason::WriteError);
-                    break 'run;
+        // Boxed, one allocation per batch: the write's timer and futures then take no room
+        // in the task while it waits for output (most connections, most of the time).
+        let writing = Box::pin(write_batch(writer.as_mut(), &chunks, deadline, &client));
+        match writing.await {
+            BatchWritten::All => {}
+            BatchWritten::Aborted => break 'run,
+            BatchWritten::Failed => {
+                client.close(CloseReason::WriteError);
+                break 'run;
+            }
+            BatchWritten::DeadlinePassed => {
+                if client.close(CloseReason::SlowConsumerWriteDeadline) {
+                    tracing::debug!(cid = client.id, "slow consumer: write deadline exceeded");
                 }
-                Err(_) => {
-                    if client.close(CloseReason::SlowConsumerWriteDeadline) {
-                        tracing::debug!(cid = client.id, "slow consumer: write deadline exceeded");
-                    }
-                    break 'run;
-                }
+                break 'run;
             }
         }
         client.touch();
@@ -133,6 +131,37 @@ pub(crate) async fn write_loop<W: AsyncWrite + Send>(
     client.clear_direct_writer();
     client.outbound.close();
     let _ = tokio::time::timeout(deadline, writer.shutdown()).await;
+}
+
+/// How [`write_batch`] ended.
+enum BatchWritten {
+    All,
+    /// Pending output is to be dropped (`abort_writes`).
+    Aborted,
+    Failed,
+    /// A chunk took longer than the write deadline.
+    DeadlinePassed,
+}
+
+/// Writes `chunks` in order, each within `deadline`, unless the client's writes are aborted.
+async fn write_batch<W: AsyncWrite>(
+    mut writer: std::pin::Pin<&mut W>,
+    chunks: &VecDeque<BytesMut>,
+    deadline: Duration,
+    client: &ClientShared,
+) -> BatchWritten {
+    for chunk in chunks {
+        let write = tokio::select! {
+            w = tokio::time::timeout(deadline, writer.write_all(chunk)) => w,
+            _ = client.abort_writes().wait() => return BatchWritten::Aborted,
+        };
+        match write {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return BatchWritten::Failed,
+            Err(_) => return BatchWritten::DeadlinePassed,
+        }
+    }
+    BatchWritten::All
 }
 
 struct Session {
@@ -564,5 +593,29 @@ impl Session {
             self.account.sublist.remove(&sub);
         }
         self.l1.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::nats::client::{ClientShared, WriterStop};
+
+    /// Every connection's task holds its writer while it waits for output: the timer and the
+    /// write of a batch are boxed per batch so that they do not size it (392 bytes before).
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn the_idle_writer_stays_small() {
+        let stats = Arc::new(crate::stats::ServerStats::default());
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let client = Arc::new(ClientShared::new(1, addr, 1024, stats));
+        let writer = super::write_loop(
+            client,
+            tokio::io::sink(),
+            std::time::Duration::from_secs(1),
+            WriterStop::Explicit,
+        );
+        assert!(std::mem::size_of_val(&writer) <= 320, "{} bytes", std::mem::size_of_val(&writer));
     }
 }
