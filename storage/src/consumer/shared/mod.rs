@@ -319,8 +319,9 @@ impl SharedConsumerLog {
         Some(self.handle(slot))
     }
 
-    /// The meta of consumer `name`, read back from the log (it waits for the log's writer to
-    /// have written it). `None` when there is no such consumer or the read failed.
+    /// The meta of consumer `name`, read back from the log. Blocks until the log's writer
+    /// thread has written it and read it back (not for async contexts; [`Self::contains`]
+    /// answers from memory). `None` when there is no such consumer or the read failed.
     pub fn meta(&self, name: &str) -> Option<Vec<u8>> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         {
