@@ -452,6 +452,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
             tracing::info!("Listening for MQTT clients on {scheme}://{}", display_addr(addr));
             core.monitor.attach_mqtt(gateway, addr);
             tokio::spawn(crate::mqtt::listener::accept_loop(gateway.clone(), listener));
+            tokio::spawn(crate::mqtt::keep_alive::sweep(Arc::downgrade(gateway)));
             Some(addr)
         }
         None => None,

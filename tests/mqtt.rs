@@ -736,6 +736,30 @@ async fn keep_alive_expiry_closes_the_connection() {
     assert_eq!(disconnect_code(&got), Some(0x8D), "DISCONNECT keep alive timeout: {got:?}");
 }
 
+/// Packets keep a connection alive past its keep alive for as long as they come; silence then
+/// closes it (the gateway's sweeper watches every connection's last packet).
+#[tokio::test]
+async fn packets_within_the_keep_alive_keep_the_connection() {
+    let server = TestServer::start_mqtt().await;
+    let mut c = raw_connect(ProtocolVersion::V5, "pinger", true);
+    c.keep_alive = 1;
+    let mut raw = Raw::mqtt_connect(server.mqtt_addr(), c, false).await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        raw.send(&[0xC0, 0x00]).await;
+        assert_eq!(raw.read_packet().await, vec![0xD0, 0x00], "PINGRESP");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let silent = std::time::Instant::now();
+    let got = raw.closed().await;
+    assert!(
+        silent.elapsed() >= Duration::from_millis(1000),
+        "closed {:?} into the silence",
+        silent.elapsed()
+    );
+    assert_eq!(disconnect_code(&got), Some(0x8D), "DISCONNECT keep alive timeout: {got:?}");
+}
+
 #[tokio::test]
 async fn connect_refusals_use_the_right_codes() {
     let server = TestServer::start_mqtt().await;

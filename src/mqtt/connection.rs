@@ -277,7 +277,6 @@ struct Connection {
     session: SessionState,
     /// Boxed: most clients set none, and its properties are hundreds of bytes.
     will: Option<Box<Will>>,
-    keep_alive: Option<Duration>,
     in_aliases: InboundAliases,
     /// Acknowledgements in packet order, each sent once its store operation completed.
     pending_acks: VecDeque<PendingAck>,
@@ -355,6 +354,7 @@ impl Connection {
             client: client.clone(),
             finished: Latch::new(),
             gauges: Default::default(),
+            keep_alive: super::keep_alive::KeepAlive::new(connect.keep_alive),
         });
         if let Some(old) = mqtt.claim(&account.name, &client_id, live.clone()) {
             tracing::debug!(cid = client.id, old = old.client.id, client_id, "MQTT session taken over");
@@ -400,7 +400,6 @@ impl Connection {
             max_queued_bytes,
             mqtt.stats.clone(),
         ));
-        let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_secs(u64::from(connect.keep_alive)));
         let client_receive_max = usize::from(connect.properties.receive_maximum.unwrap_or(u16::MAX));
         let receive_max = queue.min(usize::from(u16::MAX));
         session.client_id = client_id.clone();
@@ -413,7 +412,6 @@ impl Connection {
             live,
             session,
             will: connect.will.map(Box::new),
-            keep_alive,
             in_aliases: InboundAliases::default(),
             pending_acks: VecDeque::new(),
             stored_route: None,
@@ -506,11 +504,8 @@ impl Connection {
         buf: &mut BytesMut,
         decoder: &mut Decoder,
     ) -> End {
-        // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
-        let grace = self.keep_alive.map(|k| k + k / 2);
-        let far = Duration::from_secs(86_400 * 365);
-        let keep_alive = tokio::time::sleep(grace.unwrap_or(far));
-        tokio::pin!(keep_alive);
+        // Keep alive ([MQTT-3.1.2-24]) is watched by the gateway's sweeper (`keep_alive`),
+        // which closes a silent connection: it ends through `closing` below.
         let client = Arc::clone(&self.client);
         let closing = client.closing();
         loop {
@@ -548,9 +543,7 @@ impl Connection {
                 }
             }
             if got_packet {
-                if let Some(grace) = grace {
-                    keep_alive.as_mut().reset(tokio::time::Instant::now() + grace);
-                }
+                self.live.keep_alive.packet_received();
             }
             if buf.is_empty() {
                 // Every packet decoded: wait without a read buffer (see `read_into`).
@@ -575,10 +568,6 @@ impl Connection {
                     if let Some(end) = self.send_ack(packet, result) {
                         return end;
                     }
-                }
-                _ = &mut keep_alive => {
-                    tracing::debug!(cid = self.client.id, "MQTT keep alive expired");
-                    return End::Closed(CloseReason::KeepAliveTimeout);
                 }
                 _ = closing.wait() => {
                     return End::Closed(self.client.close_reason().unwrap_or(CloseReason::ServerShutdown));

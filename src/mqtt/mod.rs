@@ -42,6 +42,7 @@ pub mod bridge;
 pub mod connection;
 pub mod delivery_queue;
 pub mod jetstream_store;
+pub mod keep_alive;
 pub mod listener;
 pub mod retained;
 pub mod session;
@@ -76,6 +77,8 @@ pub struct LiveConnection {
     pub finished: crate::latch::Latch,
     /// The session's sizes for monitoring, refreshed by the connection task.
     pub gauges: stats::SessionGauges,
+    /// When the connection last sent a packet, for the keep-alive sweeper.
+    pub keep_alive: keep_alive::KeepAlive,
 }
 
 /// State of the gateway shared by every MQTT connection.
@@ -135,6 +138,23 @@ impl MqttServer {
             will.cancel();
         }
         self.live.lock().insert(key, conn)
+    }
+
+    /// Closes every connection silent for longer than its keep alive allows (see
+    /// [`keep_alive`]); `now` on [`keep_alive::now_ms`]'s clock.
+    pub fn close_silent(&self, now: u64) {
+        let silent: Vec<Arc<ClientShared>> = self
+            .live
+            .lock()
+            .values()
+            .filter(|c| c.keep_alive.expired(now))
+            .map(|c| c.client.clone())
+            .collect();
+        for client in silent {
+            if client.close(CloseReason::KeepAliveTimeout) {
+                tracing::debug!(cid = client.id, "MQTT keep alive expired");
+            }
+        }
     }
 
     /// Forgets `conn` as the live connection of `client_id`, unless it was taken over.
