@@ -22,10 +22,14 @@ pub enum AliasError {
     Unknown(u16),
 }
 
+/// An alias table, allocated by its first alias: most connections never use one, and every
+/// idle MQTT session would carry two empty maps.
+type Table<K, V> = Option<Box<HashMap<K, V, RandomState>>>;
+
 /// The aliases a client set on this connection (they never outlive it).
 #[derive(Debug, Default)]
 pub struct InboundAliases {
-    topics: HashMap<u16, MqttStr, RandomState>,
+    topics: Table<u16, MqttStr>,
 }
 
 impl InboundAliases {
@@ -38,9 +42,10 @@ impl InboundAliases {
             return Err(AliasError::OverMaximum(alias));
         }
         if publish.topic.is_empty() {
-            publish.topic = self.topics.get(&alias).cloned().ok_or(AliasError::Unknown(alias))?;
+            let known = self.topics.as_ref().and_then(|t| t.get(&alias));
+            publish.topic = known.cloned().ok_or(AliasError::Unknown(alias))?;
         } else {
-            self.topics.insert(alias, publish.topic.clone());
+            self.topics.get_or_insert_with(Box::default).insert(alias, publish.topic.clone());
         }
         Ok(())
     }
@@ -50,7 +55,7 @@ impl InboundAliases {
 #[derive(Debug, Default)]
 pub struct OutboundAliases {
     maximum: u16,
-    by_topic: HashMap<MqttStr, u16, RandomState>,
+    by_topic: Table<MqttStr, u16>,
 }
 
 /// What [`OutboundAliases::apply`] did, so that a PUBLISH that is then dropped can be undone.
@@ -63,7 +68,7 @@ pub enum Applied {
 
 impl OutboundAliases {
     pub fn new(maximum: u16) -> OutboundAliases {
-        OutboundAliases { maximum, by_topic: HashMap::default() }
+        OutboundAliases { maximum, by_topic: None }
     }
 
     /// Rewrites `publish` to use an alias when the client accepts them.
@@ -71,25 +76,26 @@ impl OutboundAliases {
         if self.maximum == 0 {
             return Applied::None;
         }
-        if let Some(&alias) = self.by_topic.get(&publish.topic) {
+        let by_topic = self.by_topic.get_or_insert_with(Box::default);
+        if let Some(&alias) = by_topic.get(&publish.topic) {
             publish.properties.topic_alias = Some(alias);
             publish.topic = MqttStr::default();
             return Applied::Reused;
         }
-        let next = self.by_topic.len() + 1;
+        let next = by_topic.len() + 1;
         let Ok(alias) = u16::try_from(next) else { return Applied::None };
         if alias > self.maximum {
             return Applied::None;
         }
-        self.by_topic.insert(publish.topic.clone(), alias);
+        by_topic.insert(publish.topic.clone(), alias);
         publish.properties.topic_alias = Some(alias);
         Applied::New(alias)
     }
 
     /// Forgets an alias whose defining PUBLISH was never sent.
     pub fn undo(&mut self, applied: Applied) {
-        if let Applied::New(alias) = applied {
-            self.by_topic.retain(|_, a| *a != alias);
+        if let (Applied::New(alias), Some(by_topic)) = (applied, &mut self.by_topic) {
+            by_topic.retain(|_, a| *a != alias);
         }
     }
 }
@@ -114,6 +120,16 @@ mod tests {
         let mut s = Publish::new("t", "z");
         s.properties.topic_alias = Some(INBOUND_MAXIMUM + 1);
         assert_eq!(aliases.resolve(&mut s), Err(AliasError::OverMaximum(INBOUND_MAXIMUM + 1)));
+    }
+
+    #[test]
+    fn tables_are_allocated_by_their_first_alias_only() {
+        let mut inbound = InboundAliases::default();
+        inbound.resolve(&mut Publish::new("a", "x")).unwrap();
+        assert!(inbound.topics.is_none(), "a PUBLISH without alias");
+        let mut none = OutboundAliases::new(0);
+        assert_eq!(none.apply(&mut Publish::new("a", "x")), Applied::None);
+        assert!(none.by_topic.is_none(), "a client that takes no aliases");
     }
 
     #[test]

@@ -1194,3 +1194,17 @@ async fn next_ack(pending: &mut VecDeque<PendingAck>) -> (Packet, Result<(), Sto
         None => (Packet::PingResp, Ok(())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every idle MQTT session holds one boxed `Connection` and one `Arc<Outlet>`: they must
+    /// stay within the allocator's 320- and 224-byte size classes.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn connection_state_fits_its_size_classes() {
+        let connection = std::mem::size_of::<super::Connection>();
+        let outlet = std::mem::size_of::<super::super::bridge::Outlet>() + 2 * std::mem::size_of::<usize>();
+        assert!(connection <= 320, "Connection {connection} bytes");
+        assert!(outlet <= 224, "Arc<Outlet> {outlet} bytes");
+    }
+}
