@@ -281,6 +281,33 @@ async fn mqtt_streams_hold_sessions_messages_and_retained_in_nats_server_layout(
     server.shutdown().await;
 }
 
+/// A persistent session whose record is already durable and unchanged (3.1.1: it never
+/// expires) is not written again when its client disconnects; the session is still there.
+#[tokio::test]
+async fn an_unchanged_session_record_is_not_rewritten_at_disconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let js = js_of(&server).await;
+    let persistent = |o: &mut rumqttc::MqttOptions| {
+        o.set_clean_session(false);
+    };
+    let mut sub = v4_with(addr, "steady", persistent).await;
+    sub.subscribe("steady/+", rumqttc::QoS::AtLeastOnce).await;
+    let mut sess = js.get_stream("$MQTT_sess").await.unwrap();
+    let written = sess.info().await.unwrap().state.last_sequence;
+    sub.client.disconnect().await.unwrap();
+    drop(sub);
+    // Reconnecting waits for the old connection's cleanup (session saved or not).
+    let mut again = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "steady", false), true).await;
+    assert_eq!(sess.info().await.unwrap().state.last_sequence, written, "no second record");
+    again.send(&[0xE0, 0x00]).await; // DISCONNECT
+    let _ = again.closed().await;
+    // A reconnect without changes does not write one either, and the session stays.
+    let _again = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "steady", false), true).await;
+    assert_eq!(sess.info().await.unwrap().state.last_sequence, written);
+}
+
 #[tokio::test]
 async fn user_stream_captures_mqtt_publishes_and_replays_them_from_a_start_time() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,12 +145,17 @@ fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }
 
-/// Waits for a session record written by `Connection::save_session`.
-async fn record_saved(saved: Option<StoreFuture<()>>, client_id: &str) {
-    if let Some(saved) = saved {
-        if let Err(e) = saved.await {
-            tracing::warn!(client_id, error = %e, "MQTT session record not stored");
-        }
+/// Waits for a session record written by `Connection::save_session`; true once it is durable.
+async fn record_saved(saved: Option<StoreFuture<()>>, client_id: &str) -> bool {
+    match saved {
+        Some(saved) => match saved.await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(client_id, error = %e, "MQTT session record not stored");
+                false
+            }
+        },
+        None => false,
     }
 }
 
@@ -290,6 +295,10 @@ struct Connection {
     /// how many they may take (the slow-consumer limit, like the delivery queue's).
     waiting_bytes: usize,
     max_queued_bytes: usize,
+    /// The durable session record is what `save_session` would write now: the session never
+    /// expires (its record has no deadline to move) and its subscriptions did not change since
+    /// that record. The end of the connection then writes none.
+    record_current: bool,
 }
 
 impl Connection {
@@ -419,6 +428,7 @@ impl Connection {
             receive_max,
             waiting_bytes: 0,
             max_queued_bytes,
+            record_current: false,
         };
         // Counted in the account by `try_connection_opened` above.
 
@@ -476,9 +486,12 @@ impl Connection {
 
     /// Re-creates a resumed session's subscriptions and resends what was in flight.
     async fn restore(&mut self, record: SessionRecord) {
+        let never_expires = record.expires_at.is_none() && self.session.expiry == u32::MAX;
+        let mut all_restored = true;
         for stored in record.subscriptions {
-            let _ = self.add_subscription(stored);
+            all_restored &= self.add_subscription(stored).is_ok();
         }
+        self.record_current = never_expires && all_restored;
         let store = &self.mqtt.store;
         let (account, id) = (&self.account.name, &self.session.client_id);
         if let Ok(ids) = store.incoming_qos2(account, id).await {
@@ -616,6 +629,7 @@ impl Connection {
             Packet::PingReq => self.outlet.send(&Packet::PingResp),
             Packet::Disconnect(disconnect) => {
                 if let Some(expiry) = disconnect.properties.session_expiry_interval {
+                    self.record_current &= expiry == self.session.expiry;
                     self.session.expiry = expiry;
                     self.session.persistent = expiry > 0;
                 }
@@ -990,7 +1004,8 @@ impl Connection {
         // persistent session survives a crash.
         let saved = self.save_session();
         self.sync_consumer(false).await;
-        record_saved(saved, &self.session.client_id).await;
+        self.record_current =
+            record_saved(saved, &self.session.client_id).await && self.session.expiry == u32::MAX;
         self.outlet.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -1098,7 +1113,8 @@ impl Connection {
         }
         let saved = self.save_session();
         self.sync_consumer(false).await;
-        record_saved(saved, &self.session.client_id).await;
+        self.record_current =
+            record_saved(saved, &self.session.client_id).await && self.session.expiry == u32::MAX;
         self.outlet.send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
@@ -1158,9 +1174,12 @@ impl Connection {
             super::will::publish(&self.mqtt, self.account.clone(), &self.session.client_id, *will, delay);
         }
         if self.session.persistent {
-            // Durable before the session is released to a client taking it over.
-            let saved = self.save_session();
-            record_saved(saved, &self.session.client_id).await;
+            // Durable before the session is released to a client taking it over (unless the
+            // durable record is this session already).
+            if !self.record_current {
+                let saved = self.save_session();
+                record_saved(saved, &self.session.client_id).await;
+            }
             if self.session.expiry != u32::MAX {
                 let expiry = Duration::from_secs(u64::from(self.session.expiry));
                 super::expire_later(
