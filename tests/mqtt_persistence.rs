@@ -449,6 +449,47 @@ fn stream_dir(dir: &Path, name: &str) -> std::path::PathBuf {
     panic!("no folder for stream {name} under {}", dir.display())
 }
 
+/// A session resumed without changes re-creates its consumer with the same config: nothing is
+/// written to the consumer log (it was one config record per reconnect), and it still gets what
+/// was queued while it was away.
+#[tokio::test]
+async fn resuming_an_unchanged_session_writes_no_consumer_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let persistent = |o: &mut rumqttc::MqttOptions| {
+        o.set_clean_session(false);
+    };
+    let mut sub = v4_with(addr, "resumer", persistent).await;
+    sub.subscribe("resumer/+", rumqttc::QoS::AtLeastOnce).await;
+    sub.client.disconnect().await.unwrap();
+    drop(sub);
+    let log = stream_dir(dir.path(), "$MQTT_msgs").join("consumers.log");
+    // Written lazily: wait until the log has settled.
+    let settled = |log: &Path| {
+        let mut last = 0;
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(20));
+            let len = std::fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+            if len == last && len > 0 {
+                return len;
+            }
+            last = len;
+        }
+        last
+    };
+    let before = settled(&log);
+    for _ in 0..3 {
+        let again = Raw::mqtt_connect(addr, raw_connect(ProtocolVersion::V4, "resumer", false), true).await;
+        drop(again);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(settled(&log), before, "reconnects wrote to the consumer log");
+    publish_qos1(addr, "resumer/x", "queued", false).await;
+    let mut back = v4_with(addr, "resumer", persistent).await;
+    assert_eq!(&back.next_publish().await.payload[..], b"queued");
+}
+
 /// Session consumers keep their config and state in one group-committed log in the
 /// `$MQTT_msgs` folder (no folder per session), and come back from it after a restart; a
 /// session ended by a clean CONNECT leaves it for good.

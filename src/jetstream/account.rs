@@ -283,15 +283,24 @@ impl JsAccount {
             let mut update = config_with_name(&config, &name);
             update.pause_until = existing.config().pause_until;
             update.check_update(&existing.config())?;
+            // The same config again (a client re-creating its consumer at every start, an MQTT
+            // session resumed) writes nothing.
+            let unchanged = update == existing.config();
             let meta = Meta { config: update.clone(), created: existing.created };
             match (&existing.dir, stream.consumer_log.get()) {
                 (Some(dir), _) => {
-                    write_meta(dir, &meta).map_err(ApiError::stream_general)?;
+                    if !unchanged {
+                        write_meta(dir, &meta).map_err(ApiError::stream_general)?;
+                    }
                     durable(Ok(0));
                 }
                 (None, Some(log)) if log.contains(&name) => {
-                    log.set_meta(&name, meta_bytes(&meta)?, Some(durable))
-                        .map_err(ApiError::stream_general)?;
+                    let queued = if unchanged {
+                        log.when_durable(durable)
+                    } else {
+                        log.set_meta(&name, meta_bytes(&meta)?, Some(durable))
+                    };
+                    queued.map_err(ApiError::stream_general)?;
                 }
                 // Memory consumers keep nothing on disk.
                 (None, _) => durable(Ok(0)),

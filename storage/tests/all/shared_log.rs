@@ -272,6 +272,40 @@ fn add_completions_fire_in_order_and_only_once_durable() {
     assert!(images > 40);
 }
 
+/// `when_durable` writes nothing and fires once everything queued before it is on disk.
+#[test]
+fn when_durable_fires_after_the_earlier_records_are_on_disk() {
+    let sim = sim_root();
+    let engine = fast_engine();
+    let dir = Path::new("/data/stream");
+    let log =
+        SharedConsumerLog::open_with(&engine, Arc::new(sim.clone()), dir, SyncPolicy::Always).unwrap().log;
+    log.sync().unwrap();
+    let (tx, rx) = mpsc::channel();
+    for i in 0..20u64 {
+        log.add(&format!("c{i}"), vec![1; 10], AckPolicy::Explicit, None).unwrap();
+    }
+    let before = sim.crash(CrashMode::Clean);
+    let (tx2, sim2) = (tx.clone(), sim.clone());
+    log.when_durable(Box::new(move |r| tx2.send((r.unwrap(), sim2.crash(CrashMode::Clean))).unwrap()))
+        .unwrap();
+    let (value, image) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(value, 0);
+    let opened = SharedConsumerLog::open_with(&engine, Arc::new(image), dir, SyncPolicy::Always).unwrap();
+    assert_eq!(opened.consumers.len(), 20, "every earlier add is durable when it fires");
+    // It wrote nothing: the file holds what the adds wrote.
+    log.sync().unwrap();
+    let after = sim.crash(CrashMode::Clean);
+    let len = |io: &SimIo| io.read_all(&dir.join("consumers.log")).unwrap().len();
+    assert!(len(&before) <= len(&after));
+    let (tx3, sim3) = (tx, sim.clone());
+    let written = len(&after);
+    log.when_durable(Box::new(move |r| tx3.send((r.unwrap(), sim3.crash(CrashMode::Clean))).unwrap()))
+        .unwrap();
+    let (_, image) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(len(&image), written, "a second wait with nothing new writes nothing");
+}
+
 #[test]
 fn removing_a_consumer_closes_its_handles_and_frees_its_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -336,6 +336,15 @@ impl SharedConsumerLog {
         rx.recv().ok()?.ok()
     }
 
+    /// Fires `done` (with `Ok(0)`) once every record queued so far is durable, writing nothing
+    /// itself: for a caller that found nothing to change but must not answer before what it
+    /// relies on is on disk.
+    pub fn when_durable(&self, done: Completion) -> Result<()> {
+        let inner = self.inner.lock();
+        inner.writable()?;
+        inner.channel.push(Op::Notify { done, value: 0 })
+    }
+
     /// Whether consumer `name` is in the log.
     pub fn contains(&self, name: &str) -> bool {
         self.inner.lock().consumers.contains_key(name)
