@@ -52,6 +52,12 @@ const CORRELATIONS_MAX: usize = 1024;
 
 /// The NATS header block for `publish`, or `None` when it needs none.
 pub fn to_nats_headers(publish: &Publish) -> Option<Bytes> {
+    let headers = nats_header_map(publish);
+    (!headers.is_empty()).then(|| headers.encode())
+}
+
+/// The NATS headers of an MQTT PUBLISH, not yet encoded (a caller adding its own encodes once).
+pub fn nats_header_map(publish: &Publish) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if publish.qos != QoS::AtMostOnce {
         headers.append(HDR_PUB, (publish.qos as u8).to_string());
@@ -79,7 +85,7 @@ pub fn to_nats_headers(publish: &Publish) -> Option<Bytes> {
             headers.append(name.as_str(), value.as_str());
         }
     }
-    (!headers.is_empty()).then(|| headers.encode())
+    headers
 }
 
 fn header_name_ok(name: &str) -> bool {

@@ -656,9 +656,7 @@ impl SessionStore for JetStreamStore {
         if !streams.msgs.has_interest(&stored_subject) {
             return None;
         }
-        let mut headers = super::bridge::to_nats_headers(publish)
-            .and_then(|raw| HeaderMap::decode(&raw).ok())
-            .unwrap_or_default();
+        let mut headers = super::bridge::nats_header_map(publish);
         if let Some(id) = client_id {
             headers.append(HDR_CLIENT, hash8(id));
         }
