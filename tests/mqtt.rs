@@ -308,6 +308,29 @@ async fn qos_0_1_2_round_trip_between_mqtt_clients() {
     }
 }
 
+/// A clean-session QoS 1 subscriber to `<prefix>/+`, and a publisher (returned too: it must
+/// stay connected) that has published `n` QoS 1 messages `payload(i)` to `<prefix>/x` with up
+/// to 200 in flight.
+async fn qos1_burst(
+    server: &TestServer,
+    prefix: &str,
+    n: usize,
+    payload: impl Fn(usize) -> String,
+) -> (V4, V4) {
+    let addr = server.mqtt_addr();
+    let mut sub = v4(addr, &format!("{prefix}-sub")).await;
+    sub.subscribe(&format!("{prefix}/+"), rumqttc::QoS::AtLeastOnce).await;
+    let publisher = v4_with(addr, &format!("{prefix}-pub"), |o| {
+        o.set_inflight(200);
+    })
+    .await;
+    let topic = format!("{prefix}/x");
+    for i in 0..n {
+        publisher.client.publish(&topic, rumqttc::QoS::AtLeastOnce, false, payload(i)).await.unwrap();
+    }
+    (sub, publisher)
+}
+
 /// A clean-session QoS 1 subscriber whose connection falls behind a burst still gets every
 /// message its publisher had acknowledged. Its queue was bounded by `max_ack_pending` messages
 /// and dropped the rest silently: a benchmark lost a few dozen PUBACKed messages in some runs.
@@ -318,17 +341,8 @@ async fn a_burst_beyond_max_ack_pending_reaches_a_clean_qos1_subscriber_whole() 
         c.mqtt.max_ack_pending = 4;
     })
     .await;
-    let addr = server.mqtt_addr();
-    let mut sub = v4(addr, "burst-sub").await;
-    sub.subscribe("burst/+", rumqttc::QoS::AtLeastOnce).await;
-    let publisher = v4_with(addr, "burst-pub", |o| {
-        o.set_inflight(200);
-    })
-    .await;
     const N: usize = 500;
-    for i in 0..N {
-        publisher.client.publish("burst/x", rumqttc::QoS::AtLeastOnce, false, i.to_string()).await.unwrap();
-    }
+    let (mut sub, _publisher) = qos1_burst(&server, "burst", N, |i| i.to_string()).await;
     let mut got = std::collections::BTreeSet::new();
     while got.len() < N {
         let p = sub.next_publish().await;
@@ -345,21 +359,8 @@ async fn a_clean_qos1_subscriber_over_the_pending_limit_is_closed_not_left_short
         c.max_pending = 4096;
     })
     .await;
-    let addr = server.mqtt_addr();
-    let mut sub = v4(addr, "slow-sub").await;
-    sub.subscribe("slow/+", rumqttc::QoS::AtLeastOnce).await;
-    let publisher = v4_with(addr, "slow-pub", |o| {
-        o.set_inflight(200);
-    })
-    .await;
     const N: usize = 500;
-    for i in 0..N {
-        publisher
-            .client
-            .publish("slow/x", rumqttc::QoS::AtLeastOnce, false, format!("{i:0>100}"))
-            .await
-            .unwrap();
-    }
+    let (mut sub, _publisher) = qos1_burst(&server, "slow", N, |i| format!("{i:0>100}")).await;
     let mut got = std::collections::BTreeSet::new();
     let closed = loop {
         match tokio::time::timeout(WAIT, sub.events.recv()).await.expect("neither all messages nor a close") {

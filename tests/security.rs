@@ -48,6 +48,16 @@ async fn user_client(server: &TestServer, user: &str, pass: &str) -> async_nats:
         .expect("user connects")
 }
 
+/// The user names of the server's connected clients.
+fn user_names(server: &TestServer) -> Vec<String> {
+    server
+        .core()
+        .clients()
+        .iter()
+        .filter_map(|c| c.identity.lock().user.as_deref().map(String::from))
+        .collect()
+}
+
 async fn next_msg(sub: &mut async_nats::Subscriber) -> async_nats::Message {
     tokio::time::timeout(WAIT, sub.next()).await.expect("message in time").expect("subscription open")
 }
@@ -169,12 +179,7 @@ async fn bcrypt_passwords_and_no_auth_user_log_clients_in() {
     let seen = raw.expect("PONG\r\n").await;
     assert_eq!(seen.matches("-ERR").count(), 1, "{seen:?}");
     assert!(seen.contains("Permissions Violation for Publish to \"other\""), "{seen:?}");
-    let users: Vec<_> = server
-        .core()
-        .clients()
-        .iter()
-        .filter_map(|c| c.identity.lock().user.as_deref().map(String::from))
-        .collect();
+    let users = user_names(&server);
     assert!(users.contains(&"guest".to_string()), "{users:?}");
 }
 
@@ -457,12 +462,7 @@ async fn verify_and_map_logs_the_certificate_user_in() {
     let mut sub = alice.subscribe("alice.inbox").await.expect("sub");
     alice.publish("alice.inbox", "hi".into()).await.expect("pub");
     assert_eq!(&next_msg(&mut sub).await.payload[..], b"hi");
-    let users: Vec<_> = server
-        .core()
-        .clients()
-        .iter()
-        .filter_map(|c| c.identity.lock().user.as_deref().map(String::from))
-        .collect();
+    let users = user_names(&server);
     assert_eq!(users, vec!["CN=alice,O=Jetway Development".to_string()]);
     let (cert, key) = pki.client_files("mallory", jetway::certs::Validity::days(1));
     let refused = server.tls_client(server.tls_options(&pki).add_client_certificate(cert, key)).await;

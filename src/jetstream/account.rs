@@ -280,17 +280,18 @@ impl JsAccount {
             if action == "create" && existing.config() != config_with_name(&config, &name) {
                 return Err(ApiError::consumer_already_exists());
             }
+            let current = existing.config();
             let mut update = config_with_name(&config, &name);
-            update.pause_until = existing.config().pause_until;
-            update.check_update(&existing.config())?;
+            update.pause_until = current.pause_until.clone();
+            update.check_update(&current)?;
             // The same config again (a client re-creating its consumer at every start, an MQTT
             // session resumed) writes nothing.
-            let unchanged = update == existing.config();
-            let meta = Meta { config: update.clone(), created: existing.created };
+            let unchanged = update == current;
+            let meta = || Meta { config: update.clone(), created: existing.created };
             match (&existing.dir, stream.consumer_log.get()) {
                 (Some(dir), _) => {
                     if !unchanged {
-                        write_meta(dir, &meta).map_err(ApiError::stream_general)?;
+                        write_meta(dir, &meta()).map_err(ApiError::stream_general)?;
                     }
                     durable(Ok(0));
                 }
@@ -298,7 +299,7 @@ impl JsAccount {
                     let queued = if unchanged {
                         log.when_durable(durable)
                     } else {
-                        log.set_meta(&name, meta_bytes(&meta)?, Some(durable))
+                        log.set_meta(&name, meta_bytes(&meta())?, Some(durable))
                     };
                     queued.map_err(ApiError::stream_general)?;
                 }

@@ -999,13 +999,7 @@ impl Connection {
                 Err(code) => codes.push(code),
             }
         }
-        // The record and the consumer are written side by side (different files, their
-        // fsyncs overlap); the SUBACK waits for both: an acknowledged subscription of a
-        // persistent session survives a crash.
-        let saved = self.save_session();
-        self.sync_consumer(false).await;
-        self.record_current =
-            record_saved(saved, &self.session.client_id).await && self.session.expiry == u32::MAX;
+        self.persist_subscriptions().await;
         self.outlet.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -1111,15 +1105,23 @@ impl Connection {
                 None => codes.push(ReasonCode::NoSubscriptionExisted),
             }
         }
-        let saved = self.save_session();
-        self.sync_consumer(false).await;
-        self.record_current =
-            record_saved(saved, &self.session.client_id).await && self.session.expiry == u32::MAX;
+        self.persist_subscriptions().await;
         self.outlet.send(&Packet::UnsubAck(UnsubAck {
             packet_id: unsubscribe.packet_id,
             properties: Properties::default(),
             codes,
         }));
+    }
+
+    /// Makes the session's changed subscriptions durable before the SUBACK/UNSUBACK: the
+    /// session record and the consumer are written side by side (different files, their fsyncs
+    /// overlap) and both awaited, so an acknowledged subscription of a persistent session
+    /// survives a crash.
+    async fn persist_subscriptions(&mut self) {
+        let saved = self.save_session();
+        self.sync_consumer(false).await;
+        self.record_current =
+            record_saved(saved, &self.session.client_id).await && self.session.expiry == u32::MAX;
     }
 
     /// Persists the session's subscriptions (persistent sessions only). Ordered at call time;

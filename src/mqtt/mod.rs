@@ -73,7 +73,7 @@ type SessionKey = (String, String);
 /// A connected client id, as seen by a connection that wants to take it over.
 pub struct LiveConnection {
     pub client: Arc<ClientShared>,
-    /// Cancelled once the connection finished its cleanup (session saved, will handled).
+    /// Set once the connection finished its cleanup (session saved, will handled).
     pub finished: crate::latch::Latch,
     /// The session's sizes for monitoring, refreshed by the connection task.
     pub gauges: stats::SessionGauges,

@@ -5,7 +5,7 @@
 //! consumer per persistent session, tens of thousands of them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -36,20 +36,29 @@ struct Registry {
 }
 
 /// The consumers of one stream by the subjects their filters take.
-#[derive(Default)]
 pub struct ConsumerInterest {
     filters: Sublist,
     registry: Mutex<Registry>,
-    /// Registrations (consumer and filter pairs) in `registry`: a stream without consumers
-    /// answers every check without a lock or a lookup.
-    registered: AtomicUsize,
+    /// Whether `registry` holds no consumer, refreshed under its lock: a stream without
+    /// consumers answers every check without a lock or a lookup.
+    empty: AtomicBool,
+}
+
+impl Default for ConsumerInterest {
+    fn default() -> Self {
+        ConsumerInterest {
+            filters: Sublist::default(),
+            registry: Mutex::default(),
+            empty: AtomicBool::new(true),
+        }
+    }
 }
 
 impl ConsumerInterest {
     /// Registers `consumer` under `filters` (none: every subject).
     pub fn add(&self, consumer: &Arc<Consumer>, filters: &[String]) {
         let mut registry = self.registry.lock();
-        self.registered.fetch_add(filters.len().max(1), Ordering::Release);
+        self.empty.store(false, Ordering::Release);
         if filters.is_empty() {
             registry.unfiltered.push(Arc::downgrade(consumer));
             return;
@@ -72,26 +81,23 @@ impl ConsumerInterest {
         let same = |w: &Weak<Consumer>| std::ptr::eq(w.as_ptr(), consumer);
         let mut registry = self.registry.lock();
         if filters.is_empty() {
-            let before = registry.unfiltered.len();
             registry.unfiltered.retain(|w| !same(w));
-            self.registered.fetch_sub(before - registry.unfiltered.len(), Ordering::Release);
-            return;
         }
         for filter in filters {
             let Some((sub, users)) = registry.by_filter.get_mut(filter.as_str()) else { continue };
-            let before = users.len();
             users.retain(|w| !same(w));
-            self.registered.fetch_sub(before - users.len(), Ordering::Release);
             if users.is_empty() {
                 self.filters.remove(sub);
                 registry.by_filter.remove(filter.as_str());
             }
         }
+        // A filter's entry goes with its last user, so no entries means no consumers.
+        self.empty.store(registry.unfiltered.is_empty() && registry.by_filter.is_empty(), Ordering::Release);
     }
 
     /// Whether no consumer is registered.
     fn is_empty(&self) -> bool {
-        self.registered.load(Ordering::Acquire) == 0
+        self.empty.load(Ordering::Acquire)
     }
 
     /// Whether any consumer takes `subject`.

@@ -22,6 +22,17 @@ pub trait IoFile: Send + Sync {
     }
     /// Truncates or extends.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reads at `offset` until `buf` is full or the file ends; returns the bytes read.
+    fn read_full_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+            match self.read_at(rest, offset + done as u64)? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// File-system operations. Names (create, rename, remove) become durable only once
@@ -47,14 +58,7 @@ pub trait Io: Send + Sync {
         let f = self.open(path, false)?;
         let len = usize::try_from(f.len()?).map_err(|_| io::Error::other("file too large"))?;
         let mut buf = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            let n = f.read_at(buf.get_mut(done..).unwrap_or_default(), done as u64)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
+        let done = f.read_full_at(&mut buf, 0)?;
         buf.truncate(done);
         Ok(buf)
     }

@@ -287,14 +287,7 @@ impl FileBackend {
         }
         let reader = self.reader(loc.block)?;
         let mut buf = vec![0u8; len.max(READ_AHEAD)];
-        let mut done = 0;
-        while done < buf.len() {
-            let n = reader.read_at(buf.get_mut(done..).unwrap_or_default(), loc.offset + done as u64)?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
+        let done = reader.read_full_at(&mut buf, loc.offset)?;
         if done < len {
             return Err(StoreError::Corrupt(format!(
                 "the record at {} of block {} is past its end",

@@ -116,6 +116,7 @@ fn give_back_write_buffer(buf: Vec<u8>) {
         let _ = SPARE_WRITE_BUFFER.try_with(|spare| spare.set(buf));
     }
 }
+
 /// What prefills write from (the zero page backs it: it costs no memory).
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -186,12 +187,8 @@ struct Prefilled {
 fn read_exact(t: &Target, file: u32, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
     let f = t.files.get(&file).ok_or_else(|| std::io::Error::other("read of an unknown file"))?;
     let mut buf = vec![0u8; len];
-    let mut done = 0;
-    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
-        match f.read_at(rest, offset + done as u64)? {
-            0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
-            n => done += n,
-        }
+    if f.read_full_at(&mut buf, offset)? < len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
     }
     Ok(buf)
 }

@@ -23,6 +23,11 @@ fn log_len(dir: &Path) -> u64 {
     std::fs::metadata(dir.join("consumers.log")).unwrap().len()
 }
 
+/// The log in `dir` on the simulated file system `io` (fsync before every completion).
+fn open_sim(engine: &Engine, io: &SimIo, dir: &Path) -> OpenedLog {
+    SharedConsumerLog::open_with(engine, Arc::new(io.clone()), dir, SyncPolicy::Always).unwrap()
+}
+
 /// A root with a durable `/data` folder.
 pub fn sim_root() -> SimIo {
     let sim = SimIo::new();
@@ -239,8 +244,7 @@ fn add_completions_fire_in_order_and_only_once_durable() {
     let sim = sim_root();
     let engine = fast_engine();
     let dir = Path::new("/data/stream");
-    let log =
-        SharedConsumerLog::open_with(&engine, Arc::new(sim.clone()), dir, SyncPolicy::Always).unwrap().log;
+    let log = open_sim(&engine, &sim, dir).log;
     let (tx, rx) = mpsc::channel();
     let n = 300u64;
     for i in 0..n {
@@ -261,8 +265,7 @@ fn add_completions_fire_in_order_and_only_once_durable() {
     assert_eq!(fired.iter().map(|(id, _)| *id).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
     let mut images = 0;
     for (id, image) in fired.iter().step_by(7) {
-        let opened =
-            SharedConsumerLog::open_with(&engine, Arc::new(image.clone()), dir, SyncPolicy::Always).unwrap();
+        let opened = open_sim(&engine, image, dir);
         assert!(opened.consumers.len() as u64 >= *id, "consumer {id} completed but is not on disk");
         for (i, c) in opened.consumers.iter().enumerate() {
             assert_eq!((c.name.clone(), c.consumer.id()), (format!("c{i}"), i as u64 + 1));
@@ -278,8 +281,7 @@ fn when_durable_fires_after_the_earlier_records_are_on_disk() {
     let sim = sim_root();
     let engine = fast_engine();
     let dir = Path::new("/data/stream");
-    let log =
-        SharedConsumerLog::open_with(&engine, Arc::new(sim.clone()), dir, SyncPolicy::Always).unwrap().log;
+    let log = open_sim(&engine, &sim, dir).log;
     log.sync().unwrap();
     let (tx, rx) = mpsc::channel();
     for i in 0..20u64 {
@@ -291,7 +293,7 @@ fn when_durable_fires_after_the_earlier_records_are_on_disk() {
         .unwrap();
     let (value, image) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert_eq!(value, 0);
-    let opened = SharedConsumerLog::open_with(&engine, Arc::new(image), dir, SyncPolicy::Always).unwrap();
+    let opened = open_sim(&engine, &image, dir);
     assert_eq!(opened.consumers.len(), 20, "every earlier add is durable when it fires");
     // It wrote nothing: the file holds what the adds wrote.
     log.sync().unwrap();
