@@ -1,5 +1,6 @@
 //! What a store needs to know about its stream: limits, discard policy, durability.
 
+use crate::engine::Affinity;
 use std::time::Duration;
 
 /// When to drop messages once a limit is reached.
@@ -53,6 +54,8 @@ pub struct StreamConfig {
     pub block_size: u64,
     /// The sequence of the first message of a new, empty stream.
     pub first_seq: u64,
+    /// The writer thread of a file store (see [`Affinity`]).
+    pub affinity: Affinity,
 }
 
 /// Default block size of a file store: 8 MiB.
@@ -72,6 +75,7 @@ impl Default for StreamConfig {
             sync: SyncPolicy::Always,
             block_size: DEFAULT_BLOCK_SIZE,
             first_seq: 1,
+            affinity: Affinity::Any,
         }
     }
 }

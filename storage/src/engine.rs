@@ -113,10 +113,40 @@ pub(crate) struct Shared {
     next_writer: std::sync::atomic::AtomicUsize,
 }
 
+/// Which writer thread a new store's writes go to.
+///
+/// Stores opened with the same key share a writer: writes to them that are queued together
+/// (say, a record in one and a record in the other, both awaited) then go out in the same
+/// batch, with one wake-up of one thread and their fsyncs back to back, instead of waking two
+/// threads and waiting for the later of two batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Affinity {
+    /// The next writer in turn (spreads independent stores over the threads).
+    #[default]
+    Any,
+    /// The writer of every store opened with this key.
+    Key(u64),
+}
+
+impl Affinity {
+    /// The affinity of every store opened with `name`.
+    pub fn named(name: &str) -> Affinity {
+        // FNV-1a: stable, and the names are few and short.
+        let hash = name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        Affinity::Key(hash)
+    }
+}
+
 impl Shared {
-    /// The writer thread for a new store (round robin).
-    pub fn writer(&self) -> Option<Arc<Writer>> {
-        let n = self.next_writer.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// The writer thread for a new store.
+    pub fn writer(&self, affinity: Affinity) -> Option<Arc<Writer>> {
+        let n = match affinity {
+            Affinity::Any => self.next_writer.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            // Truncation is fine: only the remainder matters.
+            Affinity::Key(key) => key as usize,
+        };
         self.writers.get(n % self.writers.len().max(1)).cloned()
     }
 
@@ -235,5 +265,68 @@ mod sync_stats_tests {
         assert!(snap.count >= 1);
         assert_eq!(snap.buckets.len(), SYNC_BUCKETS_US.len() + 1);
         assert_eq!(snap.buckets.iter().sum::<u64>(), snap.count);
+    }
+}
+
+#[cfg(test)]
+mod affinity_tests {
+    use super::*;
+    use crate::{AckPolicy, FileStore, NewMessage, SharedConsumerLog, StreamConfig, StreamStore, SyncPolicy};
+
+    fn engine(writers: usize) -> Engine {
+        Engine::new(EngineConfig { writer_threads: writers, ..EngineConfig::default() }).unwrap()
+    }
+
+    /// fsyncs per writer thread.
+    fn fsyncs(engine: &Engine) -> Vec<u64> {
+        engine
+            .shared
+            .writers
+            .iter()
+            .map(|w| {
+                let mut snap = SyncSnapshot::default();
+                w.stats.add_to(&mut snap);
+                snap.count
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_key_always_names_the_same_writer_and_any_takes_turns() {
+        let engine = engine(4);
+        let key = Affinity::named("sessions");
+        let first = engine.shared.writer(key).unwrap();
+        let mut turns = Vec::new();
+        for _ in 0..8 {
+            assert!(Arc::ptr_eq(&first, &engine.shared.writer(key).unwrap()));
+            turns.push(engine.shared.writer(Affinity::Any).unwrap());
+        }
+        for (i, w) in turns.iter().enumerate() {
+            assert!(Arc::ptr_eq(w, &turns[(i + 4) % 8]), "round robin over the 4 writers");
+            assert!(!Arc::ptr_eq(w, &turns[(i + 1) % 8]));
+        }
+        assert_eq!(Affinity::named("sessions"), key);
+        assert_ne!(Affinity::named("other"), key);
+    }
+
+    #[test]
+    fn a_store_and_a_log_with_one_affinity_are_synced_by_one_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(4);
+        let affinity = Affinity::named("together");
+        let config = StreamConfig { affinity, ..StreamConfig::named("s") };
+        let store = FileStore::open(&engine, &dir.path().join("s"), config).unwrap();
+        let opened =
+            SharedConsumerLog::open_beside(&engine, &dir.path().join("log"), SyncPolicy::Always, affinity)
+                .unwrap();
+        let before = fsyncs(&engine);
+        for i in 0..3 {
+            store.append(NewMessage::new("a", "x"), None).unwrap();
+            opened.log.add(&format!("c{i}"), b"{}".to_vec(), AckPolicy::Explicit, None).unwrap();
+            store.sync().unwrap();
+            opened.log.sync().unwrap();
+        }
+        let grown: Vec<u64> = fsyncs(&engine).iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(grown.iter().filter(|n| **n > 0).count(), 1, "fsyncs per writer: {grown:?}");
     }
 }

@@ -183,7 +183,7 @@ pub use consumer::{
     SharedConsumerLog,
 };
 pub use core::Store;
-pub use engine::{CompletionScope, Engine, EngineConfig, SyncSnapshot, SYNC_BUCKETS_US};
+pub use engine::{Affinity, CompletionScope, Engine, EngineConfig, SyncSnapshot, SYNC_BUCKETS_US};
 pub use error::{Result, StoreError};
 pub use file::io::{Io, IoFile, RealIo};
 pub use file::sim::{CrashMode, SimIo};

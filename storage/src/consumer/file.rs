@@ -11,6 +11,7 @@
 //! (u64) then per entry stream seq and count (2 x u64). All little-endian (see
 //! `consumer::codec`, shared with the shared log).
 
+use crate::engine::Affinity;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -108,7 +109,7 @@ impl FileConsumerStore {
         } else {
             (ConsumerState::default(), 0, 0)
         };
-        let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
+        let writer = engine.shared.writer(Affinity::Any).ok_or(StoreError::Closed)?;
         let channel = Channel::new(writer, io, dir.to_path_buf(), sync, 0);
         if valid == 0 {
             channel.push(Op::Create { file: 1, path: log })?;

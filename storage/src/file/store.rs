@@ -107,7 +107,7 @@ impl Store<FileBackend> {
     ) -> Result<FileStore> {
         crate::file::io::ensure_dir(&*io, dir)?;
         let rec = recover(&*io, dir, config.first_seq)?;
-        let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
+        let writer = engine.shared.writer(config.affinity).ok_or(StoreError::Closed)?;
         // Prefilled only where fsyncs are frequent enough for their cost to matter.
         let prefill_cap = if config.sync == SyncPolicy::Always { config.block_size.max(1024) } else { 0 };
         let channel = Channel::new(writer, Arc::clone(&io), dir.to_path_buf(), config.sync, prefill_cap);

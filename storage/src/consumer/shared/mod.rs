@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 
 use crate::config::SyncPolicy;
 use crate::consumer::codec::Update;
-use crate::engine::Engine;
+use crate::engine::{Affinity, Engine};
 use crate::error::{Result, StoreError};
 use crate::file::io::{Io, RealIo};
 use crate::file::record::MIN_RECORD_LEN;
@@ -199,12 +199,33 @@ fn entry_len(name: &str, meta_len: usize, state: &ConsumerState) -> u64 {
 impl SharedConsumerLog {
     /// Opens (or creates) the log in folder `dir` on the real file system.
     pub fn open(engine: &Engine, dir: &Path, sync: SyncPolicy) -> Result<OpenedLog> {
-        Self::open_with(engine, Arc::new(RealIo), dir, sync)
+        Self::open_on(engine, Arc::new(RealIo), dir, sync, Affinity::Any)
+    }
+
+    /// Opens (or creates) the log in folder `dir`, written by the writer thread `affinity`
+    /// names (see [`Affinity`]).
+    pub fn open_beside(
+        engine: &Engine,
+        dir: &Path,
+        sync: SyncPolicy,
+        affinity: Affinity,
+    ) -> Result<OpenedLog> {
+        Self::open_on(engine, Arc::new(RealIo), dir, sync, affinity)
     }
 
     /// Opens (or creates) the log in folder `dir` through `io`. A torn tail is cut off; at
     /// damage replay stops, the file is saved aside and cut there (see [`LogDamage`]).
     pub fn open_with(engine: &Engine, io: Arc<dyn Io>, dir: &Path, sync: SyncPolicy) -> Result<OpenedLog> {
+        Self::open_on(engine, io, dir, sync, Affinity::Any)
+    }
+
+    fn open_on(
+        engine: &Engine,
+        io: Arc<dyn Io>,
+        dir: &Path,
+        sync: SyncPolicy,
+        affinity: Affinity,
+    ) -> Result<OpenedLog> {
         crate::file::io::ensure_dir(&*io, dir)?;
         let (path, tmp) = (dir.join(SHARED_LOG), dir.join(TMP));
         if io.exists(&tmp) {
@@ -229,7 +250,7 @@ impl SharedConsumerLog {
             f.sync_data()?;
         }
         drop(data);
-        let writer = engine.shared.writer().ok_or(StoreError::Closed)?;
+        let writer = engine.shared.writer(affinity).ok_or(StoreError::Closed)?;
         let channel = Channel::new(writer, io, dir.to_path_buf(), sync, 0);
         let mut log_len = valid;
         if valid == 0 {
