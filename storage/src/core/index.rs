@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use jetway_subject::{is_literal, matches_any, SubjectTree};
 
+use super::seq_map::SeqMap;
 use crate::state::SubjectState;
 use crate::usage::UsageCounter;
 
@@ -106,7 +107,7 @@ type Hasher = foldhash::fast::RandomState;
 /// Messages by sequence, sequences by subject, totals and TTL deadlines.
 #[derive(Debug)]
 pub(crate) struct Index<L> {
-    pub msgs: BTreeMap<u64, Entry<L>>,
+    pub msgs: SeqMap<Entry<L>>,
     subjects: HashMap<Arc<str>, Seqs, Hasher>,
     /// The same subjects, for wildcard filters.
     tree: SubjectTree<Arc<str>>,
@@ -150,7 +151,7 @@ impl<'a> Filter<'a> {
 impl<L> Index<L> {
     pub fn new(first_seq: u64) -> Self {
         Index {
-            msgs: BTreeMap::new(),
+            msgs: SeqMap::new(),
             subjects: HashMap::with_hasher(Hasher::default()),
             tree: SubjectTree::new(),
             ttl: BTreeSet::new(),

@@ -2,6 +2,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod index;
+pub(crate) mod seq_map;
 mod store;
 pub(crate) mod stream;
 
