@@ -31,12 +31,15 @@ pub struct NewMessage<'a> {
     pub payload: Bytes,
     /// Per-message time to live (nats `Nats-TTL`); `None` means only stream limits apply.
     pub ttl: Option<Duration>,
+    /// When it arrived (ns since the epoch), if the caller read the clock already; else the
+    /// store does. Either way a stream's timestamps never go back.
+    pub received: Option<i64>,
 }
 
 impl<'a> NewMessage<'a> {
     /// A message with a payload and nothing else.
     pub fn new(subject: &'a str, payload: impl Into<Bytes>) -> Self {
-        NewMessage { subject, headers: None, payload: payload.into(), ttl: None }
+        NewMessage { subject, headers: None, payload: payload.into(), ttl: None, received: None }
     }
 
     /// The same message with headers.

@@ -86,7 +86,7 @@ pub fn restore(store: &dyn StreamStore, input: &mut dyn Read) -> Result<()> {
         store.compact(first)?;
     }
     for (seq, ts, subject, headers, payload) in msgs {
-        let msg = NewMessage { subject: &subject, headers, payload, ttl: None };
+        let msg = NewMessage { subject: &subject, headers, payload, ttl: None, received: None };
         store.append_raw(seq, ts, msg, None)?;
     }
     store.skip_to(last)?;

@@ -21,17 +21,85 @@ const MAX_HEADER_SIZE: usize = 65_535;
 /// What receives the outcome of a store: `Ok((seq, duplicate))` or the error.
 pub(crate) type Done = Box<dyn FnOnce(Result<(u64, bool), ApiError>) + Send>;
 
-/// The `done` of one append, shared with the store's completion.
-///
-/// A memory store completes inside `append`, while the ingest lock is held: its outcome is then
-/// parked here and delivered after the lock is released, because delivering it (publishing an
-/// ack) may come back into this very stream.
-struct DoneSlot {
+/// What became of the completion of the append this thread is doing (see [`append_here`]).
+enum Parked {
+    /// Nothing yet: the store keeps the completion (the usual case for a file store).
+    Nothing,
+    /// The store completed inside `append`: the outcome waits for the caller.
+    Outcome(Done, Result<(u64, bool), ApiError>),
+    /// The store dropped the completion without calling it (it refused the append).
+    Unfired(Done),
+}
+
+thread_local! {
+    /// The append in progress on this thread: its number, and what became of its completion.
+    ///
+    /// A memory store completes inside `append`, while the ingest lock is held: the outcome is
+    /// parked here and delivered once the lock is released, because delivering it (publishing
+    /// an ack) may come back into this very stream. A completion fired on a storage thread, or
+    /// later on this one, finds no append of its number here and delivers at once: the common
+    /// case costs no shared slot and no lock.
+    static APPENDING: std::cell::RefCell<Option<(u64, Parked)>> = const { std::cell::RefCell::new(None) };
+    /// The number of the next append on this thread.
+    static NEXT_APPEND: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The `done` of one append, carried by the store's completion.
+struct PendingAck {
+    /// The number of the append on its thread.
+    append: u64,
     done: Option<Done>,
-    /// `append` has returned: the completion may deliver directly.
-    returned: bool,
-    /// An outcome that arrived before `append` returned.
-    parked: Option<Result<(u64, bool), ApiError>>,
+    _inflight: InflightGuard,
+}
+
+impl PendingAck {
+    fn complete(mut self, outcome: Result<(u64, bool), ApiError>) {
+        let Some(done) = self.done.take() else { return };
+        let unparked = APPENDING.with(|a| match &mut *a.borrow_mut() {
+            Some((n, parked @ Parked::Nothing)) if *n == self.append => {
+                *parked = Parked::Outcome(done, outcome);
+                None
+            }
+            _ => Some((done, outcome)),
+        });
+        // Released before delivering: the ack may come back into a stream on this thread.
+        drop(self);
+        if let Some((done, outcome)) = unparked {
+            done(outcome);
+        }
+    }
+}
+
+impl Drop for PendingAck {
+    /// A completion dropped unfired during its own append: the caller reports the refusal.
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = APPENDING.try_with(|a| {
+                if let Ok(mut a) = a.try_borrow_mut() {
+                    if let Some((n, parked @ Parked::Nothing)) = &mut *a {
+                        if *n == self.append {
+                            *parked = Parked::Unfired(done);
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Runs `append` as this thread's append in progress, with the number its completion gets;
+/// returns its result and what became of the completion meanwhile. Nests (an ack delivered
+/// into a stream appends again).
+fn append_here<T>(append: impl FnOnce(u64) -> T) -> (T, Parked) {
+    let number = NEXT_APPEND.with(|n| {
+        let number = n.get();
+        n.set(number.wrapping_add(1));
+        number
+    });
+    let outer = APPENDING.with(|a| a.borrow_mut().replace((number, Parked::Nothing)));
+    let result = append(number);
+    let mine = APPENDING.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer));
+    (result, mine.map_or(Parked::Nothing, |(_, parked)| parked))
 }
 
 /// Where a publish acknowledgement goes.
@@ -229,45 +297,39 @@ impl Stream {
         }
 
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        let guard = InflightGuard(self.inflight.clone());
-        // Shared with the completion so that a refused append still reports through `done`.
-        let slot =
-            Arc::new(parking_lot::Mutex::new(DoneSlot { done: done.take(), returned: false, parked: None }));
-        let completion = slot.lock().done.is_some().then(|| {
-            let slot = slot.clone();
-            Box::new(move |result: Result<u64, StoreError>| {
-                let _guard = guard;
-                let outcome = result.map(|seq| (seq, false)).map_err(store_error);
-                let mut s = slot.lock();
-                if !s.returned {
-                    s.parked = Some(outcome);
-                    return;
-                }
-                let taken = s.done.take();
-                drop(s);
-                if let Some(done) = taken {
-                    done(outcome);
-                }
-            }) as jetway_storage::Completion
-        });
+        let inflight = InflightGuard(self.inflight.clone());
         // Republished copies say which sequence preceded this one on its subject.
         let previous_on_subject = match &config.republish {
             Some(_) => self.store.load_last(msg.subject).map(|m| m.seq).unwrap_or(0),
             None => 0,
         };
-        let new =
-            NewMessage { subject: msg.subject, headers: headers.cloned(), payload: msg.payload.clone(), ttl };
-        let appended = self.store.append(new, completion);
-        let parked = {
-            let mut s = slot.lock();
-            s.returned = true;
-            s.parked.take().and_then(|outcome| s.done.take().map(|d| (d, outcome)))
+        let new = NewMessage {
+            subject: msg.subject,
+            headers: headers.cloned(),
+            payload: msg.payload.clone(),
+            ttl,
+            received: Some(now),
+        };
+        let waiting = done.take();
+        let (appended, parked) = append_here(|append| {
+            let completion = waiting.map(|done| {
+                let pending = PendingAck { append, done: Some(done), _inflight: inflight };
+                Box::new(move |result: Result<u64, StoreError>| {
+                    pending.complete(result.map(|seq| (seq, false)).map_err(store_error));
+                }) as jetway_storage::Completion
+            });
+            self.store.append(new, completion)
+        });
+        let (parked, unfired) = match parked {
+            Parked::Nothing => (None, None),
+            Parked::Outcome(done, outcome) => (Some((done, outcome)), None),
+            Parked::Unfired(done) => (None, Some(done)),
         };
         let seq = match appended {
             Ok(seq) => seq,
             Err(e) => {
                 // Refused: the caller reports the error through `done`.
-                *done = parked.map(|(d, _)| d).or_else(|| slot.lock().done.take());
+                *done = parked.map(|(d, _)| d).or(unfired);
                 return Err(store_error(e));
             }
         };

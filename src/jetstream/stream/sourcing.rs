@@ -352,7 +352,13 @@ impl LinkTask {
     /// A mirror keeps the origin's sequence and time.
     fn store_mirrored(&self, target: &Stream, msg: StoredMessage, next: &mut u64) -> Result<(), ApiError> {
         let subject = map_subject(&self.link.config, &msg.subject);
-        let new = NewMessage { subject: &subject, headers: msg.headers, payload: msg.payload, ttl: None };
+        let new = NewMessage {
+            subject: &subject,
+            headers: msg.headers,
+            payload: msg.payload,
+            ttl: None,
+            received: None,
+        };
         match target.store.append_raw(msg.seq, msg.timestamp, new, None) {
             Ok(()) => Ok(()),
             Err(StoreError::InvalidSequence(_)) => {

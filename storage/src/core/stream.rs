@@ -70,7 +70,7 @@ impl<B: Backend> Stream<B> {
         let size = stored_size(msg.subject, msg.headers.as_ref(), &msg.payload);
         self.admit(&msg, size)?;
         let seq = self.index.last_seq + 1;
-        let timestamp = now_nanos().max(self.index.last_ts);
+        let timestamp = msg.received.unwrap_or_else(now_nanos).max(self.index.last_ts);
         self.store_at(seq, timestamp, msg, size, done)?;
         Ok(seq)
     }
