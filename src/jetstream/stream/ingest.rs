@@ -456,6 +456,73 @@ fn ack_body(target: &AckTarget, result: Result<(u64, bool), ApiError>) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+
+    type Seen = Arc<Mutex<Vec<Result<(u64, bool), ApiError>>>>;
+
+    /// A pending ack recording what it delivers, and the in-flight count it holds.
+    fn pending(append: u64, inflight: &Arc<AtomicUsize>) -> (PendingAck, Seen) {
+        let seen: Seen = Arc::default();
+        let sink = seen.clone();
+        inflight.fetch_add(1, Ordering::AcqRel);
+        let done: Done = Box::new(move |outcome| sink.lock().unwrap().push(outcome));
+        (PendingAck { append, done: Some(done), _inflight: InflightGuard(inflight.clone()) }, seen)
+    }
+
+    #[test]
+    fn an_ack_completed_inside_its_append_waits_for_the_caller() {
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let mut seen = None;
+        let ((), parked) = append_here(|n| {
+            let (ack, s) = pending(n, &inflight);
+            ack.complete(Ok((5, false)));
+            seen = Some(s);
+        });
+        let seen = seen.unwrap();
+        assert!(seen.lock().unwrap().is_empty(), "not delivered while appending");
+        let Parked::Outcome(done, outcome) = parked else { panic!("the outcome is parked") };
+        assert_eq!(inflight.load(Ordering::Acquire), 0);
+        done(outcome);
+        assert!(matches!(seen.lock().unwrap().as_slice(), [Ok((5, false))]));
+    }
+
+    #[test]
+    fn an_ack_completed_later_or_elsewhere_is_delivered_at_once() {
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let mut kept = None;
+        let ((), parked) = append_here(|n| kept = Some(pending(n, &inflight)));
+        assert!(matches!(parked, Parked::Nothing));
+        let (ack, seen) = kept.unwrap();
+        // Fired during a later append on this thread: not that append's, so not parked.
+        let ((), later) = append_here(|_| ack.complete(Ok((9, true))));
+        assert!(matches!(later, Parked::Nothing));
+        assert!(matches!(seen.lock().unwrap().as_slice(), [Ok((9, true))]));
+        // And from another thread.
+        let mut kept = None;
+        let _ = append_here(|n| kept = Some(pending(n, &inflight)));
+        let (ack, seen) = kept.unwrap();
+        std::thread::spawn(move || ack.complete(Ok((10, false)))).join().unwrap();
+        assert!(matches!(seen.lock().unwrap().as_slice(), [Ok((10, false))]));
+        assert_eq!(inflight.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn an_ack_dropped_unfired_in_its_append_returns_to_the_caller_and_nesting_keeps_both() {
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let mut inner = None;
+        let ((), outer) = append_here(|n| {
+            let (outer_ack, _) = pending(n, &inflight);
+            // An append nested in this one (an ack delivered into a stream) completes its own.
+            let ((), parked) = append_here(|m| pending(m, &inflight).0.complete(Ok((2, false))));
+            inner = parked.into();
+            drop(outer_ack);
+        });
+        let inner = inner.unwrap();
+        assert!(matches!(inner, Parked::Outcome(_, Ok((2, false)))));
+        assert!(matches!(outer, Parked::Unfired(_)), "the refused append's done comes back");
+        assert_eq!(inflight.load(Ordering::Acquire), 0);
+    }
 
     fn ack(stream: &str, domain: Option<&str>, result: Result<(u64, bool), ApiError>) -> serde_json::Value {
         let target = AckTarget { reply: String::new(), fields: Arc::new(AckFields::new(stream, domain)) };
