@@ -165,6 +165,14 @@ impl<V> SeqMap<V> {
                 chunk.slots.insert(i, Slot { seq, value: Some(value) });
                 chunk.live += 1;
                 self.len += 1;
+                if chunk.slots.len() > 2 * CHUNK {
+                    // Inserts below the end keep landing here (a descending fill): split, so
+                    // that each costs a chunk's shift at most, not the map's.
+                    let upper = chunk.slots.split_off(CHUNK);
+                    let upper_live = upper.iter().filter(|s| s.value.is_some()).count();
+                    chunk.live -= upper_live;
+                    self.chunks.insert(c + 1, Chunk { slots: upper, live: upper_live });
+                }
                 None
             }
         }
@@ -361,6 +369,19 @@ mod tests {
             assert_eq!(map.get(&seq).is_some(), seq % 3 == 0, "{seq}");
         }
         assert_eq!(map.len(), kept + CHUNK);
+    }
+
+    #[test]
+    fn a_descending_fill_splits_its_chunk() {
+        let mut map = SeqMap::new();
+        let n = 5 * CHUNK as u64;
+        map.insert(n + 1, n + 1);
+        for seq in (1..=n).rev() {
+            map.insert(seq, seq);
+        }
+        assert!(map.chunks.iter().all(|c| c.slots.len() <= 2 * CHUNK && c.live == c.slots.len()));
+        assert!(map.iter().map(|(k, v)| (*k, *v)).eq((1..=n + 1).map(|s| (s, s))));
+        assert_eq!(map.get(&(n / 2)), Some(&(n / 2)));
     }
 
     #[test]
