@@ -22,7 +22,7 @@ use crate::account::grants::ConnectionPermissions;
 use crate::account::imports::SERVICE_REPLY_PREFIX;
 use crate::account::permissions::PublishCache;
 use crate::account::Account;
-use crate::router::deliver::ReplyScope;
+use crate::router::deliver::DeliveryScope;
 use crate::router::{FlushSet, MatchResult, Message, Sink, Subscription};
 use crate::server::Core;
 
@@ -256,7 +256,7 @@ impl Session {
                             // Declared first, dropped last: the acks the batch's writes complete
                             // are written to their sockets directly when it ends, not by waking
                             // this client's writer task for bytes `end_batch` sends anyway.
-                            let _replies = ReplyScope::begin(&self.core.stats);
+                            let _replies = DeliveryScope::begin(&self.core.stats);
                             let _writes = jetway_storage::WriteBatch::begin();
                             self.process(&mut buf)
                         };

@@ -200,33 +200,42 @@ pub fn publish_routed(
     msg: &Message<'_>,
 ) -> usize {
     let result = account.sublist.matches(route);
-    let mut flush = FlushSet::waking(stats.clone());
-    deliver(&account.sublist, &result, msg, &mut flush)
+    deliver_in_scope(account, stats, &result, msg)
+}
+
+/// Delivers into the thread's open [`DeliveryScope`], else waking the receivers at once.
+fn deliver_in_scope(
+    account: &crate::account::Account,
+    stats: &Arc<ServerStats>,
+    result: &MatchResult,
+    msg: &Message<'_>,
+) -> usize {
+    let batched = DELIVERY_BATCH.with(|batch| {
+        let mut batch = batch.try_borrow_mut().ok()?;
+        let flush = batch.as_mut()?;
+        Some(deliver(&account.sublist, result, msg, flush))
+    });
+    batched.unwrap_or_else(|| {
+        let mut flush = FlushSet::waking(stats.clone());
+        deliver(&account.sublist, result, msg, &mut flush)
+    })
 }
 
 /// Publishes a reply (a publish ack, an API response) into `account`. Reply subjects are
-/// usually unique inboxes, so the lookup bypasses the match cache. Inside a [`ReplyBatch`] the
-/// receivers are written to when the batch ends.
+/// usually unique inboxes, so the lookup bypasses the match cache. Inside a [`DeliveryScope`]
+/// the receivers are written to when the scope ends.
 pub fn publish_reply(
     account: &crate::account::Account,
     stats: &Arc<ServerStats>,
     msg: &Message<'_>,
 ) -> usize {
     let result = account.sublist.matches_transient(msg.subject);
-    let batched = REPLY_BATCH.with(|batch| {
-        let mut batch = batch.try_borrow_mut().ok()?;
-        let flush = batch.as_mut()?;
-        Some(deliver(&account.sublist, &result, msg, flush))
-    });
-    batched.unwrap_or_else(|| {
-        let mut flush = FlushSet::waking(stats.clone());
-        deliver(&account.sublist, &result, msg, &mut flush)
-    })
+    deliver_in_scope(account, stats, &result, msg)
 }
 
 thread_local! {
-    /// The receivers of replies made on this thread inside a [`ReplyBatch`].
-    static REPLY_BATCH: std::cell::RefCell<Option<FlushSet>> = const { std::cell::RefCell::new(None) };
+    /// The receivers of what is published on this thread inside a [`DeliveryScope`].
+    static DELIVERY_BATCH: std::cell::RefCell<Option<FlushSet>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The storage threads' completion scope: the publish acks a batch of completions queues are
@@ -239,22 +248,24 @@ pub struct ReplyBatch {
 
 impl jetway_storage::CompletionScope for ReplyBatch {
     fn run(&self, complete: &mut dyn FnMut()) {
-        let _replies = ReplyScope::begin(&self.stats);
+        let _deliveries = DeliveryScope::begin(&self.stats);
         complete();
     }
 }
 
-/// While it lives, replies made on this thread ([`publish_reply`]) are queued and written
-/// directly to their clients' sockets when it ends, instead of each waking its client's
-/// writer task. A scope begun inside another is a no-op: the outer one flushes.
+/// While it lives, what is published on this thread ([`publish`], [`publish_reply`]: publish
+/// acks, an MQTT connection's PUBLISHes) is queued and written directly to the receivers'
+/// sockets when it ends, once per receiver, instead of each message waking its receiver's
+/// writer task. A scope begun inside another is a no-op: the outer one flushes. Never held
+/// across an `.await` (it is the thread's, not the task's).
 #[must_use]
-pub struct ReplyScope {
+pub struct DeliveryScope {
     outermost: bool,
 }
 
-impl ReplyScope {
-    pub fn begin(stats: &Arc<ServerStats>) -> ReplyScope {
-        let outermost = REPLY_BATCH.with(|batch| {
+impl DeliveryScope {
+    pub fn begin(stats: &Arc<ServerStats>) -> DeliveryScope {
+        let outermost = DELIVERY_BATCH.with(|batch| {
             let mut batch = batch.borrow_mut();
             if batch.is_some() {
                 return false;
@@ -262,16 +273,16 @@ impl ReplyScope {
             *batch = Some(FlushSet::new(stats.clone()));
             true
         });
-        ReplyScope { outermost }
+        DeliveryScope { outermost }
     }
 }
 
-impl Drop for ReplyScope {
+impl Drop for DeliveryScope {
     fn drop(&mut self) {
         if !self.outermost {
             return;
         }
-        if let Some(mut flush) = REPLY_BATCH.with(|batch| batch.borrow_mut().take()) {
+        if let Some(mut flush) = DELIVERY_BATCH.with(|batch| batch.borrow_mut().take()) {
             flush.flush();
         }
     }
@@ -284,7 +295,7 @@ mod tests {
 
     use bytes::Bytes;
 
-    use super::{publish_reply, ReplyScope};
+    use super::{publish, publish_reply, DeliveryScope};
     use crate::account::Account;
     use crate::nats::client::ClientShared;
     use crate::router::{Message, Sink, Subscription};
@@ -293,6 +304,28 @@ mod tests {
     /// Whether the client's writer task was woken (within a few milliseconds).
     async fn writer_woken(client: &ClientShared) -> bool {
         tokio::time::timeout(Duration::from_millis(20), client.outbound.wait()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn publishes_in_a_scope_reach_their_receivers_when_it_ends() {
+        let stats = Arc::new(ServerStats::default());
+        let account = Account::new("A");
+        let client = Arc::new(ClientShared::new(1, "127.0.0.1:1".parse().unwrap(), 1 << 20, stats.clone()));
+        let sink = Sink::Client { client: client.clone(), sid: Bytes::from_static(b"1") };
+        account.sublist.insert(Subscription::new("sensors.>".into(), None, sink));
+        let payload = Bytes::from_static(b"21.5");
+        let msg = Message::internal("sensors.t1", None, None, &payload);
+        let scope = DeliveryScope::begin(&stats);
+        for _ in 0..3 {
+            assert_eq!(publish(&account, &stats, &msg), 1);
+        }
+        assert!(!writer_woken(&client).await, "an MQTT read's PUBLISHes are queued until its scope ends");
+        drop(scope);
+        assert!(writer_woken(&client).await);
+        let mut chunks = std::collections::VecDeque::new();
+        client.outbound.take(&mut chunks);
+        let bytes: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(bytes.windows(4).filter(|w| w == b"21.5").count(), 3, "all three, in one batch");
     }
 
     #[tokio::test]
@@ -316,9 +349,9 @@ mod tests {
         assert!(writer_woken(&client).await);
         assert!(taken(&client) > 0);
 
-        let outer = ReplyScope::begin(&stats);
+        let outer = DeliveryScope::begin(&stats);
         {
-            let _inner = ReplyScope::begin(&stats);
+            let _inner = DeliveryScope::begin(&stats);
             assert_eq!(publish_reply(&account, &stats, &reply), 1);
         }
         assert_eq!(publish_reply(&account, &stats, &reply), 1);
