@@ -55,12 +55,18 @@ struct PendingAck {
 impl PendingAck {
     fn complete(mut self, outcome: Result<(u64, bool), ApiError>) {
         let Some(done) = self.done.take() else { return };
-        let unparked = APPENDING.with(|a| match &mut *a.borrow_mut() {
-            Some((n, parked @ Parked::Nothing)) if *n == self.append => {
-                *parked = Parked::Outcome(done, outcome);
-                None
+        // Parked if this is the completion of the append in progress on this thread.
+        let mut unparked = Some((done, outcome));
+        let _ = APPENDING.try_with(|a| {
+            if let Ok(mut a) = a.try_borrow_mut() {
+                if let Some((n, parked @ Parked::Nothing)) = &mut *a {
+                    if *n == self.append {
+                        if let Some((done, outcome)) = unparked.take() {
+                            *parked = Parked::Outcome(done, outcome);
+                        }
+                    }
+                }
             }
-            _ => Some((done, outcome)),
         });
         // Released before delivering: the ack may come back into a stream on this thread.
         drop(self);
