@@ -4,9 +4,10 @@
 //! # API
 //!
 //! - [`Engine`]: the shared threads (writer threads doing group commit, one expiry thread).
-//!   Create one per server; every store is opened on it. A [`CompletionScope`] may wrap each
-//!   writer batch's completions; [`WriteBatch`] lets a thread perform its own `Interval`/`Never`
-//!   writes.
+//!   Create one per server; every store is opened on it, on the next writer in turn or, with
+//!   an [`Affinity`] key, on the writer every store with that key shares (stores written and
+//!   awaited together then share batches). A [`CompletionScope`] may wrap each writer batch's
+//!   completions; [`WriteBatch`] lets a thread perform its own `Interval`/`Never` writes.
 //! - [`StreamStore`] (trait), implemented by [`MemStore`] and [`FileStore`]: `append` returns
 //!   the sequence at once (the message is readable immediately) and reports durability later
 //!   through a [`Completion`]; loads by sequence, last-by-subject and next-matching-filter;
@@ -28,7 +29,8 @@
 //! - `config.rs`, `message.rs`, `state.rs`, `error.rs`, `traits.rs`: the vocabulary;
 //!   `usage.rs`: byte totals shared by stores.
 //! - `core/`: what every store shares: `index.rs` (messages by sequence, sequences by subject,
-//!   TTL deadlines), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
+//!   TTL deadlines), `seq_map.rs` (the by-sequence map: chunks of slots, appends at the end,
+//!   tombstones compacted per chunk), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
 //!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
 //!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit, lazy
