@@ -528,8 +528,9 @@ impl Connection {
             let mut only_qos0 = true;
             loop {
                 // The read's packets are handled under one delivery scope: the subscribers of
-                // its PUBLISHes are written to once each when the scope ends, from this task,
-                // not woken per message. The scope ends before any await (it is the thread's).
+                // its PUBLISHes are flushed once each when the scope ends (an MQTT subscriber's
+                // task is woken once per read, not per message). The scope ends before any
+                // await (it is the thread's).
                 let handled = {
                     let _deliveries = DeliveryScope::begin(&self.mqtt.core.stats);
                     loop {
