@@ -808,9 +808,12 @@ impl Connection {
             return;
         }
         let bytes = waiting_size(&message);
-        if self.session.waiting.is_empty()
-            || self.waiting_bytes.saturating_add(bytes) <= self.max_queued_bytes
-        {
+        if super::delivery_queue::fits(
+            self.session.waiting.is_empty(),
+            self.waiting_bytes,
+            bytes,
+            self.max_queued_bytes,
+        ) {
             self.waiting_bytes += bytes;
             self.session.waiting.push_back(message);
         } else if message.delivery.is_none() {
@@ -1140,9 +1143,9 @@ impl Connection {
     }
 
     /// Makes the session's changed subscriptions durable before the SUBACK/UNSUBACK: the
-    /// session record and the consumer are written side by side (different files, their fsyncs
-    /// overlap) and both awaited, so an acknowledged subscription of a persistent session
-    /// survives a crash.
+    /// session record and the consumer are queued together (their stores share a writer
+    /// thread, so one batch writes and fsyncs both) and both awaited, so an acknowledged
+    /// subscription of a persistent session survives a crash.
     async fn persist_subscriptions(&mut self) {
         let saved = self.save_session();
         self.sync_consumer(false).await;

@@ -29,6 +29,12 @@ pub struct DeliveryQueue<T> {
     max_bytes: usize,
 }
 
+/// Whether `bytes` more fit a queue holding `held` bytes (`empty`: nothing) within `max`: an
+/// empty queue takes one item of any size, so a message larger than the limit still moves.
+pub fn fits(empty: bool, held: usize, bytes: usize, max: usize) -> bool {
+    empty || held.saturating_add(bytes) <= max
+}
+
 impl<T> DeliveryQueue<T> {
     /// A queue that holds at most `max_bytes` (and always at least one item).
     pub fn new(max_bytes: usize) -> Self {
@@ -43,7 +49,7 @@ impl<T> DeliveryQueue<T> {
     pub fn try_push(&self, item: T, bytes: usize) -> Result<(), T> {
         {
             let mut items = self.items.lock();
-            if !items.queue.is_empty() && items.bytes.saturating_add(bytes) > self.max_bytes {
+            if !fits(items.queue.is_empty(), items.bytes, bytes, self.max_bytes) {
                 return Err(item);
             }
             items.bytes += bytes;

@@ -256,7 +256,7 @@ impl Session {
                             // Declared first, dropped last: the acks the batch's writes complete
                             // are written to their sockets directly when it ends, not by waking
                             // this client's writer task for bytes `end_batch` sends anyway.
-                            let _replies = DeliveryScope::begin(&self.core.stats);
+                            let _deliveries = DeliveryScope::begin(&self.core.stats);
                             let _writes = jetway_storage::WriteBatch::begin();
                             self.process(&mut buf)
                         };

@@ -254,9 +254,9 @@ impl jetway_storage::CompletionScope for ReplyBatch {
 }
 
 /// While it lives, what is published on this thread ([`publish`], [`publish_reply`]: publish
-/// acks, an MQTT connection's PUBLISHes) is queued and written directly to the receivers'
-/// sockets when it ends, once per receiver, instead of each message waking its receiver's
-/// writer task. A scope begun inside another is a no-op: the outer one flushes. Never held
+/// acks, an MQTT connection's PUBLISHes) is queued and flushed when it ends, once per
+/// receiver (written to its socket directly where the receiver allows that, else its writer
+/// task woken once), instead of each message waking its receiver's writer task. A scope begun inside another is a no-op: the outer one flushes. Never held
 /// across an `.await` (it is the thread's, not the task's).
 #[must_use]
 pub struct DeliveryScope {

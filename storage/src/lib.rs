@@ -30,8 +30,9 @@
 //!   `usage.rs`: byte totals shared by stores.
 //! - `core/`: what every store shares: `index.rs` (messages by sequence, sequences by subject,
 //!   TTL deadlines), `seq_map.rs` (the by-sequence map: chunks of slots, appends at the end,
-//!   tombstones compacted per chunk), `stream.rs` (sequences, limits, discard, purge, reads), `backend.rs` (what a
-//!   backend provides), `store.rs` (the locked, `StreamStore`-implementing wrapper).
+//!   tombstones compacted per chunk), `stream.rs` (sequences, limits, discard, purge, reads),
+//!   `backend.rs` (what a backend provides), `store.rs` (the locked, `StreamStore`-implementing
+//!   wrapper).
 //! - `mem/`: the memory backend. `file/`: the file backend: `record.rs` and `block.rs` (the
 //!   format), `recovery.rs` (open), `writer.rs` (storage threads, group commit, lazy
 //!   records, prefill), `write_batch.rs` (writes done by the thread that made them, for

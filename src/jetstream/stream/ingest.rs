@@ -55,22 +55,10 @@ struct PendingAck {
 impl PendingAck {
     fn complete(mut self, outcome: Result<(u64, bool), ApiError>) {
         let Some(done) = self.done.take() else { return };
-        // Parked if this is the completion of the append in progress on this thread.
-        let mut unparked = Some((done, outcome));
-        let _ = APPENDING.try_with(|a| {
-            if let Ok(mut a) = a.try_borrow_mut() {
-                if let Some((n, parked @ Parked::Nothing)) = &mut *a {
-                    if *n == self.append {
-                        if let Some((done, outcome)) = unparked.take() {
-                            *parked = Parked::Outcome(done, outcome);
-                        }
-                    }
-                }
-            }
-        });
+        let append = self.append;
         // Released before delivering: the ack may come back into a stream on this thread.
         drop(self);
-        if let Some((done, outcome)) = unparked {
+        if let Some(Parked::Outcome(done, outcome)) = park(append, Parked::Outcome(done, outcome)) {
             done(outcome);
         }
     }
@@ -80,17 +68,25 @@ impl Drop for PendingAck {
     /// A completion dropped unfired during its own append: the caller reports the refusal.
     fn drop(&mut self) {
         if let Some(done) = self.done.take() {
-            let _ = APPENDING.try_with(|a| {
-                if let Ok(mut a) = a.try_borrow_mut() {
-                    if let Some((n, parked @ Parked::Nothing)) = &mut *a {
-                        if *n == self.append {
-                            *parked = Parked::Unfired(done);
-                        }
-                    }
-                }
-            });
+            park(self.append, Parked::Unfired(done));
         }
     }
+}
+
+/// Parks `what` for append `append` if that append is in progress on this thread; else hands
+/// it back.
+fn park(append: u64, what: Parked) -> Option<Parked> {
+    let mut what = Some(what);
+    let _ = APPENDING.try_with(|a| {
+        if let Ok(mut a) = a.try_borrow_mut() {
+            if let Some((n, parked @ Parked::Nothing)) = &mut *a {
+                if *n == append {
+                    *parked = what.take().unwrap_or(Parked::Nothing);
+                }
+            }
+        }
+    });
+    what
 }
 
 /// Runs `append` as this thread's append in progress, with the number its completion gets;
@@ -326,16 +322,14 @@ impl Stream {
             });
             self.store.append(new, completion)
         });
-        let (parked, unfired) = match parked {
-            Parked::Nothing => (None, None),
-            Parked::Outcome(done, outcome) => (Some((done, outcome)), None),
-            Parked::Unfired(done) => (None, Some(done)),
-        };
         let seq = match appended {
             Ok(seq) => seq,
             Err(e) => {
                 // Refused: the caller reports the error through `done`.
-                *done = parked.map(|(d, _)| d).or(unfired);
+                *done = match parked {
+                    Parked::Outcome(d, _) | Parked::Unfired(d) => Some(d),
+                    Parked::Nothing => None,
+                };
                 return Err(store_error(e));
             }
         };
@@ -358,13 +352,12 @@ impl Stream {
         if let Some(republish) = &republish {
             self.republish(republish, msg, seq, previous_on_subject, now);
         }
-        if let Some((done, outcome)) = parked {
+        if let Parked::Outcome(done, outcome) = parked {
             done(outcome);
         }
         Ok(None)
     }
 
-    /// True when some consumer's filter matches `subject`.
     /// Whether a consumer's filter takes `subject` (what interest retention keeps).
     pub(crate) fn has_interest(&self, subject: &str) -> bool {
         self.interest.any(subject)

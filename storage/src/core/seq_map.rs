@@ -42,13 +42,7 @@ impl<V> Chunk<V> {
 
     /// The slot holding `seq`, or where it would go.
     fn position(&self, seq: u64) -> Result<usize, usize> {
-        let first = self.first_seq();
-        if let Some(i) = seq.checked_sub(first).and_then(|d| usize::try_from(d).ok()) {
-            if self.slots.get(i).is_some_and(|s| s.seq == seq) {
-                return Ok(i);
-            }
-        }
-        self.slots.binary_search_by_key(&seq, |s| s.seq)
+        find_seq(&self.slots, seq, |s| s.seq)
     }
 
     /// The first slot at or after `seq`.
@@ -65,6 +59,18 @@ impl<V> Chunk<V> {
             self.slots.shrink_to_fit();
         }
     }
+}
+
+/// Where `seq` is in `items` (ascending by `seq_of`), or where it would go. Sequences held
+/// are usually consecutive, so the distance from the first is tried before a binary search.
+pub(crate) fn find_seq<T>(items: &VecDeque<T>, seq: u64, seq_of: impl Fn(&T) -> u64) -> Result<usize, usize> {
+    let first = items.front().map_or(seq, &seq_of);
+    if let Some(i) = seq.checked_sub(first).and_then(|d| usize::try_from(d).ok()) {
+        if items.get(i).is_some_and(|item| seq_of(item) == seq) {
+            return Ok(i);
+        }
+    }
+    items.binary_search_by_key(&seq, seq_of)
 }
 
 /// Entries by sequence (see the module docs).

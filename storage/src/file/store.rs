@@ -265,15 +265,11 @@ impl FileBackend {
         self.cache.get(self.cache_index(seq)).filter(|m| m.seq == seq)
     }
 
-    /// Where `seq` is (or would go) in the cache. Its sequences are usually consecutive, so
-    /// the distance from the first is tried before a binary search (a consumer reading
-    /// along loads every message through here).
+    /// Where `seq` is (or would go) in the cache (a consumer reading along loads every message
+    /// through here).
     fn cache_index(&self, seq: u64) -> usize {
-        let first = self.cache.front().map_or(seq, |m| m.seq);
-        let guess = seq.checked_sub(first).and_then(|d| usize::try_from(d).ok());
-        match guess {
-            Some(i) if self.cache.get(i).is_some_and(|m| m.seq == seq) => i,
-            _ => self.cache.partition_point(|m| m.seq < seq),
+        match crate::core::seq_map::find_seq(&self.cache, seq, |m| m.seq) {
+            Ok(i) | Err(i) => i,
         }
     }
 

@@ -180,8 +180,9 @@ fn compactions_carry_every_latest_meta_from_the_disk() {
     for round in 0..4 {
         for i in 0..20 {
             let name = format!("r{round}-c{i}");
-            handles.push(log.add(&name, meta_of(&name, 0), AckPolicy::Explicit, None).unwrap());
-            metas.insert(name, meta_of(&format!("r{round}-c{i}"), 0));
+            let meta = meta_of(&name, 0);
+            handles.push(log.add(&name, meta.clone(), AckPolicy::Explicit, None).unwrap());
+            metas.insert(name, meta);
         }
         for (n, (name, meta)) in metas.iter_mut().enumerate() {
             if n % 3 == round % 3 {
