@@ -567,3 +567,29 @@ async fn session_consumers_are_acknowledged_without_an_ack_subscription() {
     assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders, "no ack subscription: {err}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_shared_subscription_of_a_persistent_session_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let persistent = |o: &mut rumqttc::v5::MqttOptions| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(3600));
+    };
+    let mut worker = crate::mqtt::v5_with(addr, "shared-worker", persistent).await;
+    worker.subscribe("$share/workers/jobs/+", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await;
+    worker.client.disconnect().await.unwrap();
+    drop(worker);
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    // Reconnects without subscribing: the session brings its shared subscription back.
+    let mut worker = crate::mqtt::v5_with(addr, "shared-worker", persistent).await;
+    publish_qos1(addr, "jobs/1", "first job", false).await;
+    let job = worker.next_publish().await;
+    assert_eq!((&job.topic[..], &job.payload[..]), (&b"jobs/1"[..], &b"first job"[..]));
+    assert_eq!(job.qos, rumqttc::v5::mqttbytes::QoS::AtLeastOnce);
+    server.shutdown().await;
+}
