@@ -1,7 +1,8 @@
 //! Time formatting without a calendar dependency.
 
-/// Formats seconds since the Unix epoch as RFC 3339 UTC with nanoseconds
-/// (`2026-11-27T12:00:00.123456789Z`), the form nats-server's JSON uses.
+/// Formats seconds since the Unix epoch as RFC 3339 UTC with nanoseconds, trailing zeros of
+/// the fraction dropped (`2026-11-27T12:00:00.1234Z`, `2026-11-27T12:00:00Z`): Go's
+/// `RFC3339Nano`, the form nats-server's JSON uses.
 pub fn format_rfc3339(epoch_secs: f64) -> String {
     let secs = epoch_secs.floor() as i64;
     let nanos = ((epoch_secs - secs as f64) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
@@ -13,7 +14,13 @@ pub fn format_rfc3339_parts(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    let mut text =
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}", rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Go's RFC3339Nano: the fraction without trailing zeros, no dot for whole seconds.
+    let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
+    text.truncate(trimmed);
+    text.push('Z');
+    text
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -37,9 +44,13 @@ mod tests {
 
     #[test]
     fn formats_known_instants() {
-        assert_eq!(format_rfc3339_parts(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(format_rfc3339_parts(0, 0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339_parts(1_795_782_896, 5), "2026-11-27T12:34:56.000000005Z");
-        assert_eq!(format_rfc3339_parts(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(format_rfc3339_parts(1_795_782_896, 500_000_000), "2026-11-27T12:34:56.5Z");
+        assert_eq!(format_rfc3339_parts(1_795_782_896, 123_450_000), "2026-11-27T12:34:56.12345Z");
+        assert_eq!(format_rfc3339_parts(951_782_400, 0), "2000-02-29T00:00:00Z");
+        // Whole seconds ending in zero keep their digits: only the fraction is trimmed.
+        assert_eq!(format_rfc3339_parts(10, 0), "1970-01-01T00:00:10Z");
     }
 }
 

@@ -58,6 +58,10 @@ fixed_errors! {
     storage_resources_exceeded => 500, 10047, "insufficient storage resources available";
     message_too_large => 400, 10054, "message size exceeds maximum allowed";
     mirror_not_updatable => 400, 10055, "stream mirror configuration can not be updated";
+    mirror_with_sources => 400, 10031, "stream mirrors can not also contain other sources";
+    mirror_with_subjects => 400, 10034, "stream mirrors can not contain subjects";
+    mirror_with_first_seq => 400, 10143, "stream mirrors can not have first sequence configured";
+    mirror_filter_with_transforms => 400, 10150, "mirror with multiple subject transforms cannot also have a single subject filter";
     stream_name_mismatch => 400, 10056, "stream name in subject does not match request";
     stream_name_exists => 400, 10058, "stream name already in use with a different configuration";
     stream_not_found => 404, 10059, "stream not found";
@@ -106,6 +110,7 @@ formatted_errors! {
     wrong_last_msg_id => 400, 10070, "wrong last msg ID: ";
     wrong_last_sequence => 400, 10071, "wrong last sequence: ";
     store_failed => 503, 10077, "";
+    msg_delete_failed => 500, 10057, "";
     purge_failed => 500, 10110, "";
     rollup_failed => 500, 10111, "";
     pedantic => 400, 10157, "pedantic mode: ";

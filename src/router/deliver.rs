@@ -154,9 +154,16 @@ fn deliver_one(sublist: &Sublist, sub: &Arc<Subscription>, msg: &Message<'_>, fl
     if !msg.echo && msg.origin.is_some() && sub.client_id() == msg.origin {
         return false;
     }
-    if let Sink::Client { client, .. } = &sub.sink {
-        if client.permissions.get().is_some_and(|p| !p.on_deliver(msg.subject, msg.reply)) {
-            return false;
+    match &sub.sink {
+        Sink::Client { client, .. } => {
+            if client.permissions.get().is_some_and(|p| !p.on_deliver(msg.subject, msg.reply)) {
+                return false;
+            }
+        }
+        Sink::Internal(handler) => {
+            if !handler.takes(msg) {
+                return false;
+            }
         }
     }
     let Some(last) = sub.claim_delivery() else {

@@ -12,6 +12,13 @@ use crate::nats::client::ClientShared;
 /// Called on the publisher's task: it must not block; hand work to the owner's queue.
 pub trait InternalHandler: Send + Sync {
     fn deliver(&self, msg: &Message<'_>);
+
+    /// Whether this handler takes `msg` at all. A message no subscription takes counts as
+    /// not delivered, so a request nobody serves gets the no-responders status (the JetStream
+    /// API's wildcard subscription leaves a pull request for a missing consumer to it).
+    fn takes(&self, _msg: &Message<'_>) -> bool {
+        true
+    }
 }
 
 /// Where a matching message goes.

@@ -58,3 +58,154 @@ async fn domain_prefixes_the_api_and_is_in_pub_acks() {
     let info = request(&nc, "$JS.hub.API.INFO", "").await;
     assert_eq!(info["domain"], "hub");
 }
+
+#[tokio::test]
+async fn empty_optional_fields_are_left_out_as_nats_server_does() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let info = request(&nc, "$JS.API.INFO", "").await;
+    assert!(info.get("domain").is_none(), "no domain, no field: {info}");
+    request(&nc, "$JS.API.STREAM.CREATE.E", r#"{"name":"E","subjects":["e.>"]}"#).await;
+    let list = request(&nc, "$JS.API.STREAM.LIST", "").await;
+    assert!(list.get("missing").is_none(), "{list}");
+    let list = request(&nc, "$JS.API.CONSUMER.LIST.E", "").await;
+    assert!(list.get("missing").is_none(), "{list}");
+    let info = request(&nc, "$JS.API.STREAM.INFO.E", r#"{"deleted_details":true}"#).await;
+    assert!(info["state"].get("deleted").is_none(), "nothing deleted: {info}");
+}
+
+#[tokio::test]
+async fn times_are_written_as_go_writes_them() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.T", r#"{"name":"T","subjects":["t"]}"#).await;
+    let create = r#"{"stream_name":"T","config":{"durable_name":"d","ack_policy":"explicit"}}"#;
+    request(&nc, "$JS.API.CONSUMER.CREATE.T.d", create).await;
+    // RFC 3339 with the fraction's trailing zeros dropped (Go's RFC3339Nano).
+    for (asked, written) in [
+        ("2030-01-01T00:00:00Z", "2030-01-01T00:00:00Z"),
+        ("2030-01-01T00:00:00.5Z", "2030-01-01T00:00:00.5Z"),
+    ] {
+        let paused =
+            request(&nc, "$JS.API.CONSUMER.PAUSE.T.d", &format!(r#"{{"pause_until":"{asked}"}}"#)).await;
+        assert_eq!(paused["pause_until"], written, "{paused}");
+    }
+}
+
+#[tokio::test]
+async fn stream_configs_are_refused_with_nats_server_codes_and_texts() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.O", r#"{"name":"O","subjects":["o"]}"#).await;
+    let cases = [
+        (
+            r#"{"name":"M","subjects":["mo"],"mirror":{"name":"O"}}"#,
+            400,
+            10034,
+            "stream mirrors can not contain subjects",
+        ),
+        (
+            r#"{"name":"M","mirror":{"name":"O"},"sources":[{"name":"O"}]}"#,
+            400,
+            10031,
+            "stream mirrors can not also contain other sources",
+        ),
+        (
+            r#"{"name":"M","mirror":{"name":"O"},"first_seq":5}"#,
+            400,
+            10143,
+            "stream mirrors can not have first sequence configured",
+        ),
+        (
+            r#"{"name":"M","mirror":{"name":"O","filter_subject":"o","subject_transforms":[{"src":"o","dest":"p"}]}}"#,
+            400,
+            10150,
+            "mirror with multiple subject transforms cannot also have a single subject filter",
+        ),
+        (r#"{"name":"M","mirror":{"name":"M"}}"#, 500, 10052, "detected cycle"),
+        (r#"{"name":"M","subjects":["m"],"sources":[{"name":"M"}]}"#, 500, 10052, "detected cycle"),
+        (r#"{"name":"M","subjects":["m"],"max_age":-5}"#, 500, 10052, "max age can not be negative"),
+        (
+            r#"{"name":"M","subjects":["m"],"subject_delete_marker_ttl":500000000}"#,
+            500,
+            10052,
+            "subject delete marker TTL must be at least 1 second",
+        ),
+    ];
+    for (config, code, err_code, description) in cases {
+        let resp = request(&nc, "$JS.API.STREAM.CREATE.M", config).await;
+        assert_eq!(resp["error"]["err_code"], err_code, "{config}: {resp}");
+        assert_eq!(resp["error"]["code"], code, "{config}: {resp}");
+        assert_eq!(resp["error"]["description"], description, "{config}: {resp}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_missing_message_fails_as_each_nats_server_store_does() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    for (name, storage) in [("F", "file"), ("MEM", "memory")] {
+        let config = format!(r#"{{"name":"{name}","subjects":["{name}.x"],"storage":"{storage}"}}"#);
+        request(&nc, &format!("$JS.API.STREAM.CREATE.{name}"), &config).await;
+        for _ in 0..3 {
+            nc.request(format!("{name}.x"), "m".into()).await.unwrap();
+        }
+        let delete = |seq: u64| {
+            let nc = nc.clone();
+            async move {
+                request(&nc, &format!("$JS.API.STREAM.MSG.DELETE.{name}"), &format!(r#"{{"seq":{seq}}}"#))
+                    .await
+            }
+        };
+        assert_eq!(delete(2).await["success"], true);
+        let again = delete(2).await;
+        assert_eq!(
+            (again["error"]["code"].clone(), again["error"]["err_code"].clone()),
+            (400.into(), 10043.into()),
+            "{again}"
+        );
+        assert_eq!(again["error"]["description"], "sequence 2 not found");
+        let (zero, past) = (delete(0).await, delete(99).await);
+        if storage == "file" {
+            assert_eq!(
+                (zero["error"]["err_code"].clone(), zero["error"]["description"].clone()),
+                (10057.into(), "no message found".into()),
+                "{zero}"
+            );
+            assert_eq!(
+                (past["error"]["err_code"].clone(), past["error"]["description"].clone()),
+                (10057.into(), "stream store EOF".into()),
+                "{past}"
+            );
+            assert_eq!(past["error"]["code"], 500);
+            // Below the first message (here: purged) too.
+            request(&nc, &format!("$JS.API.STREAM.PURGE.{name}"), "").await;
+            let below = delete(1).await;
+            assert_eq!(below["error"]["description"], "no message found", "{below}");
+        } else {
+            assert_eq!(zero["error"]["description"], "sequence 0 not found", "{zero}");
+            assert_eq!(past["error"]["description"], "sequence 99 not found", "{past}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn responses_carry_what_nats_server_puts_in_them() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let created = request(&nc, "$JS.API.STREAM.CREATE.R", r#"{"name":"R","subjects":["r"]}"#).await;
+    assert_eq!(created["config"]["duplicate_window"], 120_000_000_000_u64, "{created}");
+    // The cluster block is STREAM.INFO's only (a single server: its name as leader).
+    assert!(created.get("cluster").is_none(), "{created}");
+    let info = request(&nc, "$JS.API.STREAM.INFO.R", "").await;
+    assert!(info["cluster"]["leader"].is_string(), "{info}");
+    let list = request(&nc, "$JS.API.STREAM.LIST", "").await;
+    assert!(list["streams"][0].get("cluster").is_none(), "{list}");
+    let create = r#"{"stream_name":"R","config":{"durable_name":"d","ack_policy":"explicit"}}"#;
+    let consumer = request(&nc, "$JS.API.CONSUMER.CREATE.R.d", create).await;
+    assert!(consumer.get("cluster").is_none(), "{consumer}");
+    assert!(request(&nc, "$JS.API.CONSUMER.INFO.R.d", "").await.get("cluster").is_none());
+    // A stream fed by sources gets no default duplicate window.
+    let sourced = request(&nc, "$JS.API.STREAM.CREATE.SR", r#"{"name":"SR","sources":[{"name":"R"}]}"#).await;
+    assert!(sourced["config"].get("duplicate_window").is_none(), "{sourced}");
+}

@@ -495,3 +495,112 @@ async fn headers_only_delivers_headers_and_the_size() {
     let size = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Size")).map(|v| v.as_str().to_string());
     assert_eq!(size.as_deref(), Some("321"));
 }
+
+#[tokio::test]
+async fn a_no_wait_pull_from_a_paused_consumer_is_answered_no_messages() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    stream_with(&js, "PN", "pn.>", 2).await;
+    let nc = server.client().await;
+    let until = jetway::time::format_nanos(jetway::time::now_nanos() + 60_000_000_000);
+    let create = r#"{"stream_name":"PN","config":{"durable_name":"d","ack_policy":"explicit"}}"#;
+    nc.request("$JS.API.CONSUMER.CREATE.PN.d", create.into()).await.unwrap();
+    nc.request("$JS.API.CONSUMER.PAUSE.PN.d", format!(r#"{{"pause_until":"{until}"}}"#).into())
+        .await
+        .unwrap();
+    // As nats-server: a paused consumer has nothing to send, so a no_wait request ends at once.
+    let reply = tokio::time::timeout(
+        Duration::from_secs(2),
+        nc.request("$JS.API.CONSUMER.MSG.NEXT.PN.d", r#"{"batch":1,"no_wait":true}"#.into()),
+    )
+    .await
+    .expect("a no_wait request is answered")
+    .unwrap();
+    let headers = reply.headers.expect("a status message");
+    assert_eq!(reply.status, Some(async_nats::StatusCode::NOT_FOUND), "{headers:?}");
+    let info = nc.request("$JS.API.CONSUMER.INFO.PN.d", "".into()).await.unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.payload).unwrap();
+    assert_eq!(info["num_waiting"], 0, "the answered request is not kept: {info}");
+}
+
+#[tokio::test]
+async fn num_pending_leaves_out_messages_deleted_inside_the_stream() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    stream_with(&js, "ND", "nd.>", 3).await;
+    let nc = server.client().await;
+    let deleted = nc.request("$JS.API.STREAM.MSG.DELETE.ND", r#"{"seq":2}"#.into()).await.unwrap();
+    assert!(String::from_utf8_lossy(&deleted.payload).contains(r#""success":true"#));
+    let create = r#"{"stream_name":"ND","config":{"durable_name":"d","ack_policy":"explicit"}}"#;
+    let created = nc.request("$JS.API.CONSUMER.CREATE.ND.d", create.into()).await.unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&created.payload).unwrap();
+    assert_eq!(created["num_pending"], 2, "two messages are left: {created}");
+}
+
+/// A pull request and everything that comes back within `wait`.
+async fn pull_replies(
+    nc: &async_nats::Client,
+    subject: &str,
+    body: &str,
+    wait: Duration,
+) -> Vec<async_nats::Message> {
+    let inbox = nc.new_inbox();
+    let mut replies = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply(subject.to_string(), inbox, body.to_string().into()).await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(wait, replies.next()).await {
+        got.push(m);
+    }
+    got
+}
+
+#[tokio::test]
+async fn pull_requests_are_judged_as_nats_server_judges_them() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    stream_with(&js, "PJ", "pj.>", 3).await;
+    let nc = server.client().await;
+    let create = r#"{"stream_name":"PJ","config":{"durable_name":"d","ack_policy":"explicit","max_expires":2000000000}}"#;
+    nc.request("$JS.API.CONSUMER.CREATE.PJ.d", create.into()).await.unwrap();
+    let wait = Duration::from_millis(300);
+    // No expires at all is within any max_expires (only a longer one is refused).
+    let got = pull_replies(&nc, "$JS.API.CONSUMER.MSG.NEXT.PJ.d", r#"{"batch":1}"#, wait).await;
+    assert_eq!(got.len(), 1);
+    assert!(got[0].status.is_none(), "a message, not {:?}", got[0].headers);
+    let got =
+        pull_replies(&nc, "$JS.API.CONSUMER.MSG.NEXT.PJ.d", r#"{"batch":1,"expires":5000000000}"#, wait)
+            .await;
+    assert_eq!(got[0].status, Some(async_nats::StatusCode::from_u16(409).unwrap()));
+    // A message's size for max_bytes counts its ack reply subject too: 5 bytes of subject
+    // and payload do not fit in 10 once the reply is added.
+    let got = pull_replies(
+        &nc,
+        "$JS.API.CONSUMER.MSG.NEXT.PJ.d",
+        r#"{"batch":2,"max_bytes":10,"expires":300000000}"#,
+        wait,
+    )
+    .await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status, Some(async_nats::StatusCode::from_u16(409).unwrap()));
+    assert_eq!(got[0].description.as_deref(), Some("Message Size Exceeds MaxBytes"));
+}
+
+#[tokio::test]
+async fn next_requests_to_a_missing_or_push_consumer_are_answered_as_nats_server_does() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    stream_with(&js, "NX", "nx.>", 1).await;
+    let nc = server.client().await;
+    // Nobody serves a consumer that does not exist: no responders.
+    let missing = nc.request("$JS.API.CONSUMER.MSG.NEXT.NX.nope", "1".into()).await;
+    assert_eq!(missing.unwrap_err().kind(), async_nats::RequestErrorKind::NoResponders);
+    let missing = nc.request("$JS.API.CONSUMER.MSG.NEXT.NOPE.d", "1".into()).await;
+    assert_eq!(missing.unwrap_err().kind(), async_nats::RequestErrorKind::NoResponders);
+    // A push consumer says what it is.
+    let create = r#"{"stream_name":"NX","config":{"durable_name":"p","ack_policy":"explicit","deliver_subject":"push.nx"}}"#;
+    nc.request("$JS.API.CONSUMER.CREATE.NX.p", create.into()).await.unwrap();
+    let got = pull_replies(&nc, "$JS.API.CONSUMER.MSG.NEXT.NX.p", "1", Duration::from_millis(300)).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status, Some(async_nats::StatusCode::from_u16(409).unwrap()));
+    assert_eq!(got[0].description.as_deref(), Some("Consumer is push based"));
+}

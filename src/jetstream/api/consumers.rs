@@ -128,9 +128,7 @@ pub fn list(account: &JsAccount, stream: &str, body: &[u8]) -> ApiResponse {
         let req: PagedRequest = decode_request(body)?;
         let all: Vec<_> = account.stream(stream)?.consumers.read().values().cloned().collect();
         let page: Vec<_> = all.iter().skip(req.offset).take(LIST_LIMIT).map(|c| c.info()).collect();
-        Ok(
-            json!({"total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "consumers": page, "missing": []}),
-        )
+        Ok(json!({"total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "consumers": page}))
     })();
     respond("consumer_list", result)
 }

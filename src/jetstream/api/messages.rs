@@ -9,6 +9,7 @@ use super::{respond, ApiResponse};
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{decode_request, parse_time, response, serialize_b64, time_text};
+use crate::jetstream::stream::config::StorageType;
 use crate::jetstream::stream::Stream;
 
 /// nats-server's `JSApiMsgGetRequest`.
@@ -111,6 +112,18 @@ pub fn delete(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
         }
         match stream.store.remove(req.seq, !req.no_erase) {
             Ok(true) => Ok(json!({"success": true})),
+            // nats-server's file store fails differently outside its range; kept for clients
+            // that compare codes.
+            Ok(false) if config.storage == StorageType::File => {
+                let state = stream.store.state();
+                Err(if req.seq == 0 || req.seq < state.first_seq {
+                    ApiError::msg_delete_failed("no message found")
+                } else if req.seq > state.last_seq {
+                    ApiError::msg_delete_failed("stream store EOF")
+                } else {
+                    ApiError::seq_not_found(req.seq)
+                })
+            }
             Ok(false) => Err(ApiError::seq_not_found(req.seq)),
             Err(e) => Err(ApiError::stream_general(e)),
         }

@@ -72,18 +72,52 @@ struct ApiHandler {
     domain_prefix: Option<String>,
 }
 
+/// `$JS.API.CONSUMER.MSG.NEXT.` — pull requests, which each pull consumer's own subscription
+/// serves.
+const NEXT_PREFIX: &str = "$JS.API.CONSUMER.MSG.NEXT.";
+
+impl ApiHandler {
+    /// `subject` without the domain prefix: `$JS.API.…`.
+    fn api_subject<'a>(&self, subject: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        match &self.domain_prefix {
+            Some(prefix) => subject.strip_prefix(prefix.as_str()).map(|rest| format!("$JS.API{rest}").into()),
+            None => Some(subject.into()),
+        }
+    }
+
+    /// The push consumer a pull request names (`MSG.NEXT.<stream>.<consumer>`), which answers
+    /// it "409 Consumer is push based" as nats-server's does.
+    fn push_consumer(&self, next: &str) -> Option<Arc<crate::jetstream::consumer::Consumer>> {
+        let (stream, consumer) = next.split_once('.')?;
+        let stream = self.account.upgrade()?.stream(stream).ok()?;
+        let consumer = stream.consumers.read().get(consumer).cloned()?;
+        (!consumer.config().is_pull()).then_some(consumer)
+    }
+}
+
 impl InternalHandler for ApiHandler {
-    fn deliver(&self, msg: &Message<'_>) {
-        let subject = match &self.domain_prefix {
-            Some(prefix) => match msg.subject.strip_prefix(prefix.as_str()) {
-                Some(rest) => format!("$JS.API{rest}"),
-                None => return,
+    /// Pull requests are left to the consumers' own subscriptions: one for a consumer that
+    /// does not exist then gets no responders, as from nats-server. Push consumers have no such
+    /// subscription (it would cost every MQTT session one): their requests are taken here.
+    fn takes(&self, msg: &Message<'_>) -> bool {
+        match self.api_subject(msg.subject) {
+            Some(subject) => match subject.strip_prefix(NEXT_PREFIX) {
+                Some(next) => self.push_consumer(next).is_some(),
+                None => true,
             },
-            None => msg.subject.to_string(),
-        };
-        if subject.starts_with("$JS.API.CONSUMER.MSG.NEXT.") {
+            None => false,
+        }
+    }
+
+    fn deliver(&self, msg: &Message<'_>) {
+        let Some(subject) = self.api_subject(msg.subject) else { return };
+        if let Some(next) = subject.strip_prefix(NEXT_PREFIX) {
+            if let (Some(consumer), Some(reply)) = (self.push_consumer(next), msg.reply) {
+                consumer.on_next_request(reply, msg.payload);
+            }
             return;
         }
+        let subject = subject.into_owned();
         let request = ApiRequest {
             account: self.account.clone(),
             subject,

@@ -11,6 +11,7 @@ use crate::jetstream::account::JsAccount;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{decode_request, response};
 use crate::jetstream::stream::config::StreamConfig;
+use crate::jetstream::stream::info::StreamInfoJson;
 use crate::jetstream::{JetStream, API_LEVEL};
 
 /// Page size of `STREAM.NAMES`.
@@ -20,7 +21,7 @@ const LIST_LIMIT: usize = 256;
 
 pub fn account_info(js: &Arc<JetStream>, account: &JsAccount) -> ApiResponse {
     let (memory, storage, streams, consumers) = account.usage();
-    let body = json!({
+    let mut body = json!({
         "memory": memory,
         "storage": storage,
         "reserved_memory": 0,
@@ -37,13 +38,15 @@ pub fn account_info(js: &Arc<JetStream>, account: &JsAccount) -> ApiResponse {
             "storage_max_stream_bytes": -1,
             "max_bytes_required": false,
         },
-        "domain": js.domain,
         "api": {
             "level": API_LEVEL,
             "total": js.api_stats.total.load(Ordering::Relaxed),
             "errors": js.api_stats.errors.load(Ordering::Relaxed),
         },
     });
+    if let Some(domain) = &js.domain {
+        body["domain"] = domain.as_str().into();
+    }
     ApiResponse::json(response("account_info", &body))
 }
 
@@ -64,6 +67,7 @@ fn info_response(kind: &str, account: &JsAccount, name: &str, created: Option<bo
     };
     match stream.info(false, None) {
         Ok(info) => {
+            let info = StreamInfoJson { cluster: None, ..info };
             let mut value = serde_json::to_value(info).unwrap_or_default();
             if let (Some(map), Some(created)) = (value.as_object_mut(), created) {
                 map.insert("did_create".into(), created.into());
@@ -191,9 +195,10 @@ pub fn list(account: &JsAccount, body: &[u8]) -> ApiResponse {
             .skip(req.offset)
             .take(LIST_LIMIT)
             .filter_map(|s| s.info(false, None).ok())
+            .map(|info| StreamInfoJson { cluster: None, ..info })
             .map(|i| serde_json::to_value(i).unwrap_or_default())
             .collect();
-        json!({"total": streams.len(), "offset": req.offset, "limit": LIST_LIMIT, "streams": infos, "missing": []})
+        json!({"total": streams.len(), "offset": req.offset, "limit": LIST_LIMIT, "streams": infos})
     });
     respond("stream_list", result)
 }

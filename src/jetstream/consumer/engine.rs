@@ -11,7 +11,7 @@ use jetway_storage::StoredMessage;
 use super::ack::ack_subject;
 use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
 use super::flow_control;
-use super::pull::pending_headers;
+use super::pull::{pending_headers, Waiting};
 use super::{Consumer, Inner, Pending};
 use crate::jetstream::stream::Stream;
 use crate::router::{deliver, FlushSet, MatchResult, Message};
@@ -73,6 +73,13 @@ impl Consumer {
                     flow.expire(now);
                 }
             }
+            if paused && config.is_pull() {
+                // As nats-server: a paused consumer has nothing to send, so a no_wait
+                // request ends at once, wherever it waits.
+                let (ended, kept) = std::mem::take(&mut inner.waiting).into_iter().partition(|w| w.no_wait);
+                inner.waiting = kept;
+                statuses.extend(ended.into_iter().map(|w: Waiting| no_wait_end(&w)));
+            }
             let mut count = 0;
             loop {
                 if paused || (flow_controlled && inner.flow.as_ref().is_some_and(|f| f.stalled())) {
@@ -98,14 +105,11 @@ impl Consumer {
                     if let Some(w) = inner.waiting.front().filter(|w| w.no_wait && config.is_pull()).cloned()
                     {
                         inner.waiting.pop_front();
-                        let (code, text) =
-                            if w.delivered > 0 { (408, "Request Timeout") } else { (404, "No Messages") };
-                        statuses.push((w.reply.to_string(), code, text.to_string(), Vec::new()));
+                        statuses.push(no_wait_end(&w));
                         continue;
                     }
                     break;
                 };
-                let size = msg.payload.len() + msg.headers.as_ref().map_or(0, Bytes::len) + msg.subject.len();
                 // Paced delivery: `replay_policy: original` keeps the gaps between the messages'
                 // store times; `rate_limit_bps` spaces messages by their size.
                 if let Some(due) = pacing_due(&inner, &config, &msg) {
@@ -117,6 +121,13 @@ impl Consumer {
                         break;
                     }
                 }
+                // Its size as nats-server counts it (for max_bytes and flow control): subject,
+                // ack reply, headers and payload.
+                let reply = self.ack_reply(&inner, stream, &filter_refs, &msg);
+                let size = msg.subject.len()
+                    + reply.len()
+                    + msg.headers.as_ref().map_or(0, Bytes::len)
+                    + msg.payload.len();
                 if config.is_pull() {
                     if let Some(w) = inner.waiting.front_mut() {
                         if w.max_bytes > 0 && size as u64 > w.bytes_left {
@@ -135,16 +146,7 @@ impl Consumer {
                     }
                 }
                 let msg_ts = msg.timestamp;
-                let out_msg = self.record_delivery(
-                    &mut inner,
-                    stream,
-                    &config,
-                    &filter_refs,
-                    msg,
-                    &target,
-                    now,
-                    now_ns,
-                );
+                let out_msg = self.record_delivery(&mut inner, &config, msg, reply, &target, now, now_ns);
                 out.push(out_msg);
                 count += 1;
                 if flow_controlled {
@@ -346,15 +348,22 @@ impl Consumer {
         }
     }
 
-    /// Records a delivery and builds the outgoing message.
+    /// The ack reply subject `msg` gets if it is delivered next (see `record_delivery`).
+    fn ack_reply(&self, inner: &Inner, stream: &Stream, filters: &[&str], msg: &StoredMessage) -> String {
+        let dseq = inner.delivered.consumer_seq + 1;
+        let deliveries = inner.pending.get(&msg.seq).map_or(1, |p| p.deliveries + 1);
+        let pending = self.pending_after(inner, stream, filters, msg.seq);
+        ack_subject(&self.stream_name, &self.name, deliveries, msg.seq, dseq, msg.timestamp, pending)
+    }
+
+    /// Records a delivery and builds the outgoing message; `reply` is its `ack_reply`.
     #[allow(clippy::too_many_arguments)]
     fn record_delivery(
         &self,
         inner: &mut Inner,
-        stream: &Stream,
         config: &ConsumerConfig,
-        filters: &[&str],
         msg: StoredMessage,
+        reply: String,
         target: &Arc<str>,
         now: Instant,
         now_ns: i64,
@@ -390,9 +399,6 @@ impl Consumer {
             tracing::warn!(consumer = %self.name, "can't persist delivery: {e}");
         }
         inner.last_delivery = now_ns;
-        let pending = self.pending_after(inner, stream, filters, msg.seq);
-        let reply =
-            ack_subject(&self.stream_name, &self.name, deliveries, msg.seq, dseq, msg.timestamp, pending);
         let (headers, payload) = if config.headers_only {
             let mut h = msg
                 .headers
@@ -474,6 +480,13 @@ fn heartbeat_headers(inner: &Inner) -> Vec<(&'static str, String)> {
         ("Nats-Last-Consumer", inner.delivered.consumer_seq.to_string()),
         ("Nats-Last-Stream", inner.delivered.stream_seq.to_string()),
     ]
+}
+
+/// The status ending a no_wait request with nothing (more) to send: 404 when it got nothing,
+/// 408 when it got part of its batch.
+fn no_wait_end(w: &Waiting) -> StatusOut {
+    let (code, text) = if w.delivered > 0 { (408, "Request Timeout") } else { (404, "No Messages") };
+    (w.reply.to_string(), code, text.to_string(), Vec::new())
 }
 
 /// Ends requests whose `expires` passed (408 Request Timeout) or whose requester is gone.

@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use super::config::ConsumerConfig;
-use crate::jetstream::stream::info::ClusterInfoJson;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SequenceInfoJson {
@@ -25,7 +24,6 @@ pub struct ConsumerInfoJson {
     pub num_redelivered: u64,
     pub num_waiting: u64,
     pub num_pending: u64,
-    pub cluster: ClusterInfoJson,
     #[serde(skip_serializing_if = "crate::jetstream::json::is_false")]
     pub push_bound: bool,
     #[serde(skip_serializing_if = "crate::jetstream::json::is_false")]

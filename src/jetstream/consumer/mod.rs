@@ -33,7 +33,6 @@ use self::pull::{parse_request, status, Waiting};
 use crate::account::Account;
 use crate::jetstream::json::time_text;
 use crate::jetstream::stream::config::RetentionPolicy;
-use crate::jetstream::stream::info::ClusterInfoJson;
 use crate::jetstream::stream::Stream;
 use crate::router::{deliver, InternalHandler, Message, Sink, Subscription};
 use crate::stats::ServerStats;
@@ -94,7 +93,6 @@ pub struct Consumer {
     pub dir: Option<Box<Path>>,
     account: Arc<Account>,
     stats: Arc<ServerStats>,
-    server_name: String,
     /// This consumer, for waking it from `&self`.
     me: Weak<Consumer>,
     scheduler: Arc<scheduler::Scheduler>,
@@ -172,7 +170,6 @@ impl Consumer {
             dir: dir.map(PathBuf::into_boxed_path),
             account: stream.account.clone(),
             stats: stream.stats.clone(),
-            server_name: stream.server_name.clone(),
             me: me.clone(),
             scheduler: Arc::clone(scheduler),
             delivery: scheduler::DeliveryState::new(),
@@ -382,7 +379,6 @@ impl Consumer {
             num_redelivered: inner.pending.values().filter(|p| p.deliveries > 1).count() as u64,
             num_waiting: inner.waiting.len() as u64,
             num_pending: stream_pending + inner.initial.len() as u64,
-            cluster: ClusterInfoJson { name: None, leader: self.server_name.clone() },
             push_bound,
             paused: inner.paused_until > now,
             pause_remaining: (inner.paused_until - now).max(0),
@@ -399,8 +395,15 @@ impl Consumer {
         if next > state.last_seq {
             return 0;
         }
-        if filters.is_empty() && (next <= state.first_seq || state.num_deleted == 0) {
-            return state.last_seq + 1 - next.max(state.first_seq);
+        if filters.is_empty() {
+            // From the first message on: all of them (sequences deleted inside the stream
+            // hold none); from a later one without such holes: the rest of the range.
+            if next <= state.first_seq {
+                return state.msgs;
+            }
+            if state.num_deleted == 0 {
+                return state.last_seq + 1 - next;
+            }
         }
         let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
         stream.store.num_pending(&refs, next)
@@ -573,7 +576,7 @@ impl Consumer {
     }
 
     /// A pull request arrived (`MSG.NEXT`, or `+NXT`).
-    fn on_next_request(&self, reply: &str, body: &[u8]) {
+    pub(crate) fn on_next_request(&self, reply: &str, body: &[u8]) {
         let config = self.config.read().clone();
         if !config.is_pull() {
             self.send_status(reply, 409, "Consumer is push based", &[]);
@@ -590,7 +593,8 @@ impl Consumer {
             self.send_status(reply, 409, &format!("Exceeded MaxRequestBatch of {}", config.max_batch), &[]);
             return;
         }
-        if config.max_expires > 0 && (req.expires == 0 || req.expires > config.max_expires) {
+        // A request without expires waits as long as it takes, whatever the limit (as nats-server).
+        if config.max_expires > 0 && req.expires > config.max_expires {
             let d = crate::config::units::format_duration(Duration::from_nanos(config.max_expires as u64));
             self.send_status(reply, 409, &format!("Exceeded MaxRequestExpires of {d}"), &[]);
             return;

@@ -254,7 +254,7 @@ impl StreamConfig {
             self.max_msg_size = -1;
         }
         if self.max_age < 0 {
-            return Err(ApiError::stream_invalid_config("max age needs to be >= 0"));
+            return Err(ApiError::stream_invalid_config("max age can not be negative"));
         }
         if self.max_age != 0 && self.max_age < MIN_DURATION {
             return Err(ApiError::stream_invalid_config("max age needs to be >= 100ms"));
@@ -262,7 +262,8 @@ impl StreamConfig {
         if self.duplicate_window < 0 {
             return Err(ApiError::stream_invalid_config("duplicates window can not be negative"));
         }
-        if self.duplicate_window == 0 && self.mirror.is_none() {
+        // As nats-server: mirrors and sourcing streams get no default window.
+        if self.duplicate_window == 0 && self.mirror.is_none() && self.sources.is_empty() {
             self.duplicate_window = DEFAULT_DUPLICATE_WINDOW;
             if self.max_age != 0 && self.max_age < self.duplicate_window {
                 self.duplicate_window = self.max_age;
@@ -296,7 +297,9 @@ impl StreamConfig {
         }
         if self.subject_delete_marker_ttl != 0 {
             if self.subject_delete_marker_ttl < 1_000_000_000 {
-                return Err(ApiError::stream_invalid_config("subject delete marker TTL must be at least 1s"));
+                return Err(ApiError::stream_invalid_config(
+                    "subject delete marker TTL must be at least 1 second",
+                ));
             }
             self.allow_msg_ttl = true;
             self.allow_rollup_hdrs = true;
@@ -306,20 +309,19 @@ impl StreamConfig {
         }
         if let Some(mirror) = &self.mirror {
             if !self.subjects.is_empty() {
-                return Err(ApiError::stream_invalid_config("stream mirrors can not contain subjects"));
+                return Err(ApiError::mirror_with_subjects());
             }
             if !self.sources.is_empty() {
-                return Err(ApiError::stream_invalid_config(
-                    "stream mirrors can not also contain other sources",
-                ));
+                return Err(ApiError::mirror_with_sources());
             }
             if self.first_seq != 0 {
-                return Err(ApiError::stream_invalid_config(
-                    "stream mirrors can not have first sequence configured",
-                ));
+                return Err(ApiError::mirror_with_first_seq());
+            }
+            if !mirror.filter_subject.is_empty() && !mirror.subject_transforms.is_empty() {
+                return Err(ApiError::mirror_filter_with_transforms());
             }
             if mirror.name == self.name {
-                return Err(ApiError::stream_invalid_config("stream mirror can not be the stream itself"));
+                return Err(ApiError::stream_invalid_config("detected cycle"));
             }
             if mirror.external.is_some() {
                 return Err(ApiError::stream_invalid_config(
@@ -329,10 +331,11 @@ impl StreamConfig {
         } else if self.mirror_direct {
             return Err(ApiError::stream_invalid_config("stream has no mirror but does have mirror direct"));
         }
-        if self.sources.iter().any(|s| s.name == self.name || !is_valid_name(&s.name)) {
-            return Err(ApiError::stream_invalid_config(
-                "stream source name is invalid or the stream itself",
-            ));
+        if self.sources.iter().any(|s| s.name == self.name) {
+            return Err(ApiError::stream_invalid_config("detected cycle"));
+        }
+        if self.sources.iter().any(|s| !is_valid_name(&s.name)) {
+            return Err(ApiError::stream_invalid_config("stream source name is invalid"));
         }
         if self.sources.iter().any(|s| s.external.is_some()) {
             return Err(ApiError::stream_invalid_config("external sources are not supported by this server"));

@@ -69,7 +69,10 @@ pub struct StreamInfoJson {
     pub mirror: Option<super::sourcing::StreamSourceInfoJson>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<super::sourcing::StreamSourceInfoJson>,
-    pub cluster: ClusterInfoJson,
+    /// Only `STREAM.INFO` (and `/jsz`) carry it: nats-server leaves it out of create, update
+    /// and list responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfoJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     pub ts: String,

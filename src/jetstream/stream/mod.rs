@@ -197,7 +197,8 @@ impl Stream {
         let state = self.store.state();
         let mut json = StreamStateJson::from_state(&state, self.consumers.read().len());
         if deleted_details {
-            json.deleted = Some(self.store.deleted());
+            // Left out when nothing is deleted, as nats-server does.
+            json.deleted = Some(self.store.deleted()).filter(|d| !d.is_empty());
         }
         if let Some(filter) = subjects_filter {
             let subjects = self.store.subjects_state(filter);
@@ -213,7 +214,7 @@ impl Stream {
             sources,
             created: time_text(self.created),
             state: json,
-            cluster: ClusterInfoJson { name: None, leader: self.server_name.clone() },
+            cluster: Some(ClusterInfoJson { name: None, leader: self.server_name.clone() }),
             domain: self.domain.clone(),
             ts: time_text(crate::time::now_nanos()),
         })
