@@ -44,7 +44,7 @@ async fn fragmented_input_byte_by_byte() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
     let input =
-        b"CONNECT {\"headers\":true}\r\nSUB a.b q 9\r\nHPUB a.b r 12 17\r\nNATS/1.0\r\n\r\nhello\r\nPING\r\n";
+        b"CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB a.b q 9\r\nHPUB a.b r 12 17\r\nNATS/1.0\r\n\r\nhello\r\nPING\r\n";
     c.stream.set_nodelay(true).unwrap();
     for b in input {
         c.send(&[*b]).await;
@@ -59,6 +59,11 @@ async fn verbose_mode_acknowledges_each_op() {
     let mut c = RawClient::connect(server.addr).await;
     c.send(b"CONNECT {\"verbose\":true}\r\nSUB a 1\r\nPUB a 1\r\nx\r\n").await;
     assert_eq!(c.expect("x\r\n").await, "+OK\r\n+OK\r\n+OK\r\nMSG a 1 1\r\nx\r\n");
+    // As nats-server: PING and PONG are not acknowledged, nor is a refused SUB; UNSUB is,
+    // even of an unknown sid.
+    c.send(b"PING\r\nPONG\r\nSUB a..b 2\r\nUNSUB 9\r\nPING\r\n").await;
+    assert_eq!(c.expect("PONG\r\n").await, "PONG\r\n");
+    assert_eq!(c.expect("PONG\r\n").await, "-ERR 'Invalid Subject'\r\n+OK\r\nPONG\r\n");
 }
 
 #[tokio::test]
@@ -90,16 +95,20 @@ async fn control_line_over_max_is_refused_and_closes() {
 async fn invalid_subject_is_an_error_but_keeps_the_connection() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"SUB a..b 1\r\nSUB >.a 2\r\nPING\r\n").await;
+    c.send(b"CONNECT {\"verbose\":false}\r\nSUB a..b 1\r\nSUB >.a 2\r\nPING\r\n").await;
     assert_eq!(c.expect("PONG\r\n").await, "-ERR 'Invalid Subject'\r\n-ERR 'Invalid Subject'\r\nPONG\r\n");
 }
 
 #[tokio::test]
-async fn pedantic_mode_refuses_wildcard_publish() {
+async fn pedantic_mode_reports_a_wildcard_publish() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
+    // nats-server's exact answer: the -ERR, then the publish goes ahead (verbose by default).
     c.send(b"CONNECT {\"pedantic\":true}\r\nSUB a.* 1\r\nPUB a.* 1\r\nx\r\nPUB a.b 1\r\ny\r\nPING\r\n").await;
-    assert_eq!(c.expect("PONG\r\n").await, "-ERR 'Invalid Publish Subject'\r\nMSG a.b 1 1\r\ny\r\nPONG\r\n");
+    assert_eq!(
+        c.expect("PONG\r\n").await,
+        "+OK\r\n+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\nMSG a.* 1 1\r\nx\r\n+OK\r\nMSG a.b 1 1\r\ny\r\nPONG\r\n"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +123,7 @@ async fn no_responders_requires_headers() {
 async fn no_responders_status_goes_to_the_requesters_reply_subscription() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.x.* 5\r\nPUB svc _INBOX.x.1 0\r\n\r\nPING\r\n").await;
+    c.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\nSUB _INBOX.x.* 5\r\nPUB svc _INBOX.x.1 0\r\n\r\nPING\r\n").await;
     let got = c.expect("PONG\r\n").await;
     assert_eq!(got, "HMSG _INBOX.x.1 5 35 35\r\nNATS/1.0 503\r\nNats-Subject: svc\r\n\r\n\r\nPONG\r\n");
 }
@@ -123,7 +132,7 @@ async fn no_responders_status_goes_to_the_requesters_reply_subscription() {
 async fn hpub_without_headers_support_closes() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"CONNECT {}\r\nHPUB a 12 12\r\nNATS/1.0\r\n\r\n\r\n").await;
+    c.send(b"CONNECT {\"verbose\":false}\r\nHPUB a 12 12\r\nNATS/1.0\r\n\r\n\r\n").await;
     assert_eq!(c.expect_closed().await, "");
 }
 
@@ -191,7 +200,7 @@ async fn maximum_connections_exceeded() {
 async fn maximum_subscriptions_exceeded_keeps_the_connection() {
     let server = TestServer::start_with(|c| c.max_subscriptions = 1).await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"SUB a 1\r\nSUB b 2\r\nPING\r\n").await;
+    c.send(b"CONNECT {\"verbose\":false}\r\nSUB a 1\r\nSUB b 2\r\nPING\r\n").await;
     assert_eq!(c.expect("PONG\r\n").await, "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n");
 }
 
@@ -207,7 +216,35 @@ async fn malformed_pub_arguments_close_without_error_text() {
 async fn unsub_with_max_and_plain_unsub() {
     let server = TestServer::start().await;
     let mut c = RawClient::connect(server.addr).await;
-    c.send(b"SUB a 1\r\nUNSUB 1 2\r\nPUB a 1\r\nx\r\nPUB a 1\r\ny\r\nPUB a 1\r\nz\r\nSUB b 2\r\nUNSUB 2\r\nPUB b 1\r\nw\r\nPING\r\n").await;
+    c.send(b"CONNECT {\"verbose\":false}\r\nSUB a 1\r\nUNSUB 1 2\r\nPUB a 1\r\nx\r\nPUB a 1\r\ny\r\nPUB a 1\r\nz\r\nSUB b 2\r\nUNSUB 2\r\nPUB b 1\r\nw\r\nPING\r\n").await;
     assert_eq!(c.expect("PONG\r\n").await, "MSG a 1 1\r\nx\r\nMSG a 1 1\r\ny\r\nPONG\r\n");
     c.expect_silence(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn a_connect_that_leaves_options_out_gets_nats_server_defaults() {
+    let server = TestServer::start().await;
+    let mut c = RawClient::connect(server.addr).await;
+    // nats-server's defaults are verbose and pedantic: each op is acknowledged, and a wildcard
+    // publish is refused with an -ERR (the connection stays).
+    c.send(b"CONNECT {}\r\nSUB a 1\r\nPUB a.* 1\r\nx\r\nPUB a 1\r\ny\r\nPING\r\n").await;
+    assert_eq!(
+        c.expect("PONG\r\n").await,
+        "+OK\r\n+OK\r\n-ERR 'Invalid Publish Subject'\r\n+OK\r\n+OK\r\nMSG a 1 1\r\ny\r\nPONG\r\n"
+    );
+}
+
+#[tokio::test]
+async fn protocol_errors_read_as_nats_server_writes_them() {
+    let server = TestServer::start().await;
+    // A payload longer than announced runs into the next op: "Unknown Protocol Operation".
+    let mut c = RawClient::connect(server.addr).await;
+    c.send(b"CONNECT {\"verbose\":false}\r\nPUB a 5\r\nhi\r\nPING\r\n").await;
+    assert_eq!(c.expect("\r\n").await, "-ERR 'Unknown Protocol Operation'\r\n");
+    let mut c = RawClient::connect(server.addr).await;
+    let mut long = b"CONNECT {\"verbose\":false}\r\nSUB ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 5000));
+    long.extend(b" 1\r\n");
+    c.send(&long).await;
+    assert_eq!(c.expect("\r\n").await, "-ERR 'maximum control line exceeded'\r\n");
 }

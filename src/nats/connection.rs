@@ -208,7 +208,7 @@ impl Session {
             core,
             client,
             parser: Parser::new(limits),
-            opts: ConnectOptions { echo: true, ..ConnectOptions::default() },
+            opts: ConnectOptions::default(),
             connected: false,
             pings_out: 0,
             ping_sent: None,
@@ -301,39 +301,36 @@ impl Session {
                 self.send_err("Authorization Violation");
                 return Next::Close(CloseReason::AuthenticationViolation);
             }
-            let is_pub = matches!(op, ClientOp::Pub { .. });
-            let next = match op {
+            // Verbose mode acknowledges CONNECT, SUB and UNSUB here, as nats-server does;
+            // PUB before its delivery (in on_pub); PING, PONG and a refused SUB never.
+            let (next, acknowledged) = match op {
                 ClientOp::Pub { subject, reply, headers, payload } => {
                     self.on_pub(&subject, reply.as_ref(), headers.as_ref(), &payload);
-                    Next::Continue
+                    (Next::Continue, false)
                 }
-                ClientOp::Sub { subject, queue, sid } => {
-                    self.on_sub(subject, queue, sid);
-                    Next::Continue
-                }
+                ClientOp::Sub { subject, queue, sid } => (Next::Continue, self.on_sub(subject, queue, sid)),
                 ClientOp::Unsub { sid, max_msgs } => {
                     self.on_unsub(&sid, max_msgs);
-                    Next::Continue
+                    (Next::Continue, true)
                 }
                 ClientOp::Ping => {
                     self.client.send_raw(encode::PONG);
-                    Next::Continue
+                    (Next::Continue, false)
                 }
                 ClientOp::Pong => {
                     self.pings_out = 0;
                     if let Some(sent) = self.ping_sent.take() {
                         self.client.set_rtt(sent.elapsed());
                     }
-                    Next::Continue
+                    (Next::Continue, false)
                 }
-                ClientOp::Connect(json) => self.on_connect(&json),
-                ClientOp::Ok | ClientOp::Err => Next::Continue,
+                ClientOp::Connect(json) => (self.on_connect(&json), true),
+                ClientOp::Ok | ClientOp::Err => (Next::Continue, false),
             };
             if let Next::Close(_) = next {
                 return next;
             }
-            // PUB is acknowledged before delivery (in on_pub), like nats-server.
-            if self.opts.verbose && !is_pub {
+            if self.opts.verbose && acknowledged {
                 self.client.send_raw(encode::OK);
             }
         }
@@ -341,14 +338,15 @@ impl Session {
 
     fn parse_error(&self, e: ParseError) -> CloseReason {
         match e {
-            ParseError::UnknownOp => {
+            // A payload running into what follows it reads, as for nats-server's parser, as an
+            // unknown operation.
+            ParseError::UnknownOp | ParseError::BadPayloadTerminator => {
                 self.send_err("Unknown Protocol Operation");
                 CloseReason::ProtocolViolation
             }
             ParseError::MaxControlLine { max, len } => {
-                self.send_err(&format!(
-                    "maximum control line exceeded: max_control_line {max}, buffer len {len}"
-                ));
+                tracing::debug!(cid = self.client.id, max, len, "maximum control line exceeded");
+                self.send_err("maximum control line exceeded");
                 CloseReason::MaxControlLineExceeded
             }
             ParseError::MaxPayload { .. } => {
@@ -430,9 +428,9 @@ impl Session {
             }
             return;
         };
+        // As nats-server: pedantic mode reports a wildcard subject, then publishes anyway.
         if self.opts.pedantic && !jetway_subject::is_valid_literal(subject_str) {
             self.send_err("Invalid Publish Subject");
-            return;
         }
         if let Some(perms) = self.client.permissions.get() {
             if !self.pub_cache.allowed(&perms.rules, subject) && !perms.use_response_grant(subject_str) {
@@ -515,18 +513,19 @@ impl Session {
         result
     }
 
-    fn on_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+    /// Subscribes; false when the subscription was refused (with an -ERR, and no `+OK`).
+    fn on_sub(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) -> bool {
         let (Ok(subject), Ok(queue)) =
             (std::str::from_utf8(&subject), queue.as_deref().map(std::str::from_utf8).transpose())
         else {
             self.send_err("Invalid Subject");
-            return;
+            return false;
         };
         if !jetway_subject::is_valid_filter(subject)
             || queue.is_some_and(|q| !jetway_subject::is_valid_token(q))
         {
             self.send_err("Invalid Subject");
-            return;
+            return false;
         }
         if let Some(perms) = self.client.permissions.get() {
             if !perms.rules.subscribe_allowed(subject, queue) {
@@ -537,13 +536,13 @@ impl Session {
                     }
                     None => format!("Permissions Violation for Subscription to {subject:?}"),
                 });
-                return;
+                return false;
             }
         }
         let max = self.core.config.max_subscriptions as usize;
         if max > 0 && self.client.num_subs() >= max {
             self.send_err("maximum subscriptions exceeded");
-            return;
+            return false;
         }
         let sink = Sink::Client { client: self.client.clone(), sid: sid.clone() };
         let sub = Subscription::new(subject.into(), queue.map(Into::into), sink);
@@ -551,6 +550,7 @@ impl Session {
         if self.client.add_sub(sid, sub.clone()) {
             self.account.sublist.insert(sub);
         }
+        true
     }
 
     fn on_unsub(&mut self, sid: &[u8], max_msgs: Option<u64>) {

@@ -44,8 +44,9 @@ pub struct ServerInfo {
     pub jetway_version: Option<String>,
 }
 
-/// The `CONNECT` body. Unknown fields are ignored (clients send many we do not use).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+/// The `CONNECT` body. Unknown fields are ignored (clients send many we do not use); missing
+/// ones take nats-server's defaults (see `Default`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct ConnectOptions {
     pub verbose: bool,
@@ -58,8 +59,7 @@ pub struct ConnectOptions {
     pub lang: Option<String>,
     pub version: Option<String>,
     pub protocol: u32,
-    /// Receive own publishes; defaults to true.
-    #[serde(default = "yes")]
+    /// Receive own publishes.
     pub echo: bool,
     pub headers: bool,
     pub no_responders: bool,
@@ -68,8 +68,29 @@ pub struct ConnectOptions {
     pub sig: Option<String>,
 }
 
-fn yes() -> bool {
-    true
+impl Default for ConnectOptions {
+    /// nats-server's defaults: verbose, pedantic and echo on. Real clients send all three; a
+    /// hand-typed `CONNECT {}` (and anything before CONNECT) gets `+OK`s and subject checks.
+    fn default() -> Self {
+        ConnectOptions {
+            verbose: true,
+            pedantic: true,
+            tls_required: false,
+            user: None,
+            pass: None,
+            auth_token: None,
+            name: None,
+            lang: None,
+            version: None,
+            protocol: 0,
+            echo: true,
+            headers: false,
+            no_responders: false,
+            jwt: None,
+            nkey: None,
+            sig: None,
+        }
+    }
 }
 
 impl ConnectOptions {
@@ -90,6 +111,8 @@ mod tests {
         assert_eq!(c.lang.as_deref(), Some("rust"));
         let c = ConnectOptions::decode(br#"{"echo":false,"headers":true,"no_responders":true}"#).unwrap();
         assert!(!c.echo && c.headers && c.no_responders);
+        let c = ConnectOptions::decode(b"{}").unwrap();
+        assert!(c.verbose && c.pedantic && c.echo, "nats-server's defaults");
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Default for ParserLimits {
 pub enum ParseError {
     #[error("Unknown Protocol Operation")]
     UnknownOp,
-    #[error("maximum control line exceeded: max_control_line {max}, buffer len {len}")]
+    #[error("maximum control line exceeded")]
     MaxControlLine { max: usize, len: usize },
     #[error("Maximum Payload Violation")]
     MaxPayload { size: usize, max: usize },
