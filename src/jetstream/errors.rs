@@ -106,6 +106,7 @@ formatted_errors! {
     stream_delete => 500, 10050, "";
     stream_general => 500, 10051, "";
     stream_invalid_config => 500, 10052, "";
+    consumer_invalid_policy => 400, 10094, "";
     stream_limits => 500, 10053, "";
     wrong_last_msg_id => 400, 10070, "wrong last msg ID: ";
     wrong_last_sequence => 400, 10071, "wrong last sequence: ";

@@ -209,3 +209,31 @@ async fn responses_carry_what_nats_server_puts_in_them() {
     let sourced = request(&nc, "$JS.API.STREAM.CREATE.SR", r#"{"name":"SR","sources":[{"name":"R"}]}"#).await;
     assert!(sourced["config"].get("duplicate_window").is_none(), "{sourced}");
 }
+
+#[tokio::test]
+async fn consumer_start_positions_are_checked_with_nats_server_texts() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.SP", r#"{"name":"SP","subjects":["sp.>"]}"#).await;
+    let cases = [
+        (r#"{"deliver_policy":"last_per_subject"}"#, "consumer delivery policy is deliver last per subject, but optional filter subject is not set"),
+        (r#"{"deliver_policy":"all","opt_start_seq":3}"#, "consumer delivery policy is deliver all, but optional start sequence is also set"),
+        (r#"{"deliver_policy":"new","opt_start_time":"2026-01-01T00:00:00Z"}"#, "consumer delivery policy is deliver new, but optional start time is also set"),
+        (r#"{"deliver_policy":"by_start_sequence"}"#, "consumer delivery policy is deliver by start sequence, but optional start sequence is not set"),
+        (r#"{"deliver_policy":"by_start_time","opt_start_seq":2,"opt_start_time":"2026-01-01T00:00:00Z"}"#, "consumer delivery policy is deliver by start time, but optional start start sequence is also set"),
+    ];
+    for (config, description) in cases {
+        let body = format!(r#"{{"stream_name":"SP","config":{config}}}"#);
+        let resp = request(&nc, "$JS.API.CONSUMER.CREATE.SP", &body).await;
+        assert_eq!(resp["error"]["err_code"], 10094, "{config}: {resp}");
+        assert_eq!(resp["error"]["code"], 400, "{config}: {resp}");
+        assert_eq!(resp["error"]["description"], description, "{config}");
+    }
+    let ok = request(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.SP",
+        r#"{"stream_name":"SP","config":{"deliver_policy":"last_per_subject","filter_subject":"sp.>"}}"#,
+    )
+    .await;
+    assert!(ok.get("error").is_none(), "{ok}");
+}

@@ -358,8 +358,15 @@ async fn deliver_policies() {
         js.publish(subject, payload.into()).await.unwrap().await.unwrap();
     }
     async fn first_seqs(s: &stream::Stream, policy: DeliverPolicy, n: usize) -> Vec<u64> {
+        // Last-per-subject needs a filter (nats-server refuses it without one).
+        let filter_subject =
+            if policy == DeliverPolicy::LastPerSubject { "dp.*".into() } else { String::new() };
         let c = s
-            .create_consumer(consumer::pull::Config { deliver_policy: policy, ..Default::default() })
+            .create_consumer(consumer::pull::Config {
+                deliver_policy: policy,
+                filter_subject,
+                ..Default::default()
+            })
             .await
             .unwrap();
         let mut batch = c.fetch().max_messages(n).messages().await.unwrap();
@@ -603,4 +610,32 @@ async fn next_requests_to_a_missing_or_push_consumer_are_answered_as_nats_server
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].status, Some(async_nats::StatusCode::from_u16(409).unwrap()));
     assert_eq!(got[0].description.as_deref(), Some("Consumer is push based"));
+}
+
+#[tokio::test]
+async fn terminated_messages_are_announced_with_their_reason_when_given() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let s = stream_with(&js, "TA", "ta.>", 2).await;
+    let nc = server.client().await;
+    let mut advisories = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.TA.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let c = s
+        .create_consumer(consumer::pull::Config { durable_name: Some("t".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let mut batch = c.fetch().max_messages(2).messages().await.unwrap();
+    let first = batch.next().await.unwrap().unwrap();
+    let second = batch.next().await.unwrap().unwrap();
+    first.ack_with(AckKind::Term).await.unwrap();
+    nc.publish(second.reply.clone().unwrap(), "+TERM not wanted".into()).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let m = tokio::time::timeout(Duration::from_secs(2), advisories.next()).await.unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(json["type"], "io.nats.jetstream.advisory.v1.terminated");
+        seen.push((json["stream_seq"].as_u64().unwrap(), json.get("reason").cloned()));
+    }
+    seen.sort_by_key(|(seq, _)| *seq);
+    assert_eq!(seen, [(1, None), (2, Some("not wanted".into()))]);
 }

@@ -240,23 +240,7 @@ impl ConsumerConfig {
                 return Err(ApiError::filter_not_subset());
             }
         }
-        match self.deliver_policy {
-            DeliverPolicy::ByStartSequence if self.opt_start_seq == 0 => {
-                return Err(ApiError::stream_invalid_config("consumer delivery policy is deliver by start sequence, but optional start sequence is not set"));
-            }
-            DeliverPolicy::ByStartTime if self.opt_start_time.is_none() => {
-                return Err(ApiError::stream_invalid_config(
-                    "consumer delivery policy is deliver by start time, but optional start time is not set",
-                ));
-            }
-            DeliverPolicy::ByStartSequence | DeliverPolicy::ByStartTime => {}
-            _ if self.opt_start_seq != 0 || self.opt_start_time.is_some() => {
-                return Err(ApiError::stream_invalid_config(
-                    "consumer delivery policy is not by start sequence or time, but optional start is set",
-                ));
-            }
-            _ => {}
-        }
+        self.check_start_position()?;
         if stream.retention == RetentionPolicy::WorkQueue {
             if self.is_pull() && self.ack_policy != AckPolicy::Explicit {
                 return Err(ApiError::pull_requires_ack_on_workqueue());
@@ -287,6 +271,45 @@ impl ConsumerConfig {
             return Err(ApiError::stream_invalid_config("priority groups are not supported by this server"));
         }
         Ok(self)
+    }
+
+    /// The delivery policy and its optional start agree (nats-server's rules and texts).
+    fn check_start_position(&self) -> Result<(), ApiError> {
+        let bad_start = |policy: &str, start: &str| {
+            Err(ApiError::consumer_invalid_policy(format!(
+                "consumer delivery policy is deliver {policy}, but optional start {start} is also set"
+            )))
+        };
+        let not_set = |policy: &str, what: &str| {
+            Err(ApiError::consumer_invalid_policy(format!(
+                "consumer delivery policy is deliver {policy}, but optional {what} is not set"
+            )))
+        };
+        let (seq, time) = (self.opt_start_seq != 0, self.opt_start_time.is_some());
+        let policy = match self.deliver_policy {
+            DeliverPolicy::All => "all",
+            DeliverPolicy::Last => "last",
+            DeliverPolicy::LastPerSubject => "last per subject",
+            DeliverPolicy::New => "new",
+            DeliverPolicy::ByStartSequence if !seq => return not_set("by start sequence", "start sequence"),
+            DeliverPolicy::ByStartSequence if time => return bad_start("by start sequence", "time"),
+            DeliverPolicy::ByStartTime if !time => return not_set("by start time", "start time"),
+            DeliverPolicy::ByStartTime if seq => return bad_start("by start time", "start sequence"),
+            DeliverPolicy::ByStartSequence | DeliverPolicy::ByStartTime => return Ok(()),
+        };
+        if seq {
+            return bad_start(policy, "sequence");
+        }
+        if time {
+            return bad_start(policy, "time");
+        }
+        if self.deliver_policy == DeliverPolicy::LastPerSubject
+            && self.filter_subject.is_empty()
+            && self.filter_subjects.is_empty()
+        {
+            return not_set(policy, "filter subject");
+        }
+        Ok(())
     }
 
     /// Checks an update of an existing consumer (fields nats-server does not let change).

@@ -497,11 +497,14 @@ impl Consumer {
                 "nak",
                 serde_json::json!({"stream_seq": r.stream_seq, "consumer_seq": r.consumer_seq, "deliveries": r.deliveries}),
             ),
-            AckKind::Term(reason) => self.advisory(
-                "CONSUMER.MSG_TERMINATED",
-                "terminated",
-                serde_json::json!({"stream_seq": r.stream_seq, "consumer_seq": r.consumer_seq, "deliveries": r.deliveries, "reason": reason.clone().unwrap_or_default()}),
-            ),
+            AckKind::Term(reason) => {
+                let mut extra = serde_json::json!({"stream_seq": r.stream_seq, "consumer_seq": r.consumer_seq, "deliveries": r.deliveries});
+                // Only a given reason is written (nats-server leaves an empty one out).
+                if let Some(reason) = reason.as_ref().filter(|r| !r.is_empty()) {
+                    extra["reason"] = reason.as_str().into();
+                }
+                self.advisory("CONSUMER.MSG_TERMINATED", "terminated", extra);
+            }
             AckKind::Next(body) => {
                 if let Some(reply) = msg.reply {
                     self.on_next_request(reply, body);
