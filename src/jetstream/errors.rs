@@ -92,7 +92,6 @@ fixed_errors! {
     empty_filter => 400, 10139, "consumer filter in FilterSubjects cannot be empty";
     consumer_already_exists => 400, 10148, "consumer already exists";
     consumer_does_not_exist => 400, 10149, "consumer does not exist";
-    wrong_last_sequence_constant => 400, 10164, "wrong last sequence";
     invalid_ttl => 400, 10165, "invalid per-message TTL";
     ttl_disabled => 400, 10166, "per-message TTL is disabled";
     too_many_requests => 429, 10167, "too many requests";

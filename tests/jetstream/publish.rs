@@ -164,3 +164,47 @@ async fn a_memory_stream_capturing_its_own_ack_inbox_does_not_deadlock() {
         tokio::time::timeout(Duration::from_secs(5), s.info()).await.expect("stream still answers").unwrap();
     assert_eq!(info.state.messages, 2, "the message and its ack, captured on ackbox.1");
 }
+
+#[tokio::test]
+async fn expected_values_are_read_as_nats_server_reads_them() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    js.create_stream(stream::Config { name: "X".into(), subjects: vec!["x.*".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let nc = server.client().await;
+    let publish = |subject: &'static str, header: &'static str, value: &'static str| {
+        let nc = nc.clone();
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            if !header.is_empty() {
+                headers.insert(header, value);
+            }
+            let reply = nc.request_with_headers(subject, headers, "m".into()).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&reply.payload).unwrap()
+        }
+    };
+    publish("x.a", "Nats-Msg-Id", "first").await;
+    // The last message's id is that of the last message: none, once one came without.
+    publish("x.a", "", "").await;
+    let ack = publish("x.a", "Nats-Expected-Last-Msg-Id", "first").await;
+    assert_eq!(ack["error"]["description"], "wrong last msg ID: ", "{ack}");
+    // An unreadable number is a mismatch reported with the actual value.
+    let ack = publish("x.a", "Nats-Expected-Last-Sequence", "abc").await;
+    assert_eq!(
+        (ack["error"]["err_code"].clone(), ack["error"]["description"].clone()),
+        (10071.into(), "wrong last sequence: 2".into()),
+        "{ack}"
+    );
+    let ack = publish("x.a", "Nats-Expected-Last-Subject-Sequence", "abc").await;
+    assert_eq!(ack["error"]["err_code"], 10071, "{ack}");
+    // A stream denying deletes says so as nats-server does.
+    let nc2 = server.client().await;
+    let create = r#"{"name":"ND","subjects":["nd"],"deny_delete":true}"#;
+    nc2.request("$JS.API.STREAM.CREATE.ND", create.into()).await.unwrap();
+    nc2.request("nd", "m".into()).await.unwrap();
+    let reply = nc2.request("$JS.API.STREAM.MSG.DELETE.ND", r#"{"seq":1}"#.into()).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(reply["error"]["err_code"], 10057, "{reply}");
+    assert_eq!(reply["error"]["description"], "message delete not permitted");
+}

@@ -108,7 +108,7 @@ pub fn delete(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
             return Err(ApiError::stream_sealed());
         }
         if config.deny_delete {
-            return Err(ApiError::stream_general("message delete not permitted"));
+            return Err(ApiError::msg_delete_failed("message delete not permitted"));
         }
         match stream.store.remove(req.seq, !req.no_erase) {
             Ok(true) => Ok(json!({"success": true})),

@@ -251,7 +251,8 @@ impl Stream {
 
         let mut ingest = self.ingest.lock();
         if let Some(text) = header(headers, "Nats-Expected-Last-Subject-Sequence") {
-            let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
+            // Unreadable numbers never match (nats-server reads them as the largest u64).
+            let expected: u64 = text.parse().unwrap_or(u64::MAX);
             let subject =
                 header(headers, "Nats-Expected-Last-Subject-Sequence-Subject").unwrap_or(msg.subject);
             let last = self.store.load_last(subject).map(|m| m.seq).unwrap_or(0);
@@ -262,7 +263,7 @@ impl Stream {
             return Err(ApiError::expected_last_subject_seq_missing());
         }
         if let Some(text) = header(headers, "Nats-Expected-Last-Sequence") {
-            let expected: u64 = text.parse().map_err(|_| ApiError::wrong_last_sequence_constant())?;
+            let expected: u64 = text.parse().unwrap_or(u64::MAX);
             let last_seq = self.store.state().last_seq;
             if last_seq != expected {
                 return Err(ApiError::wrong_last_sequence(last_seq));
@@ -291,8 +292,8 @@ impl Stream {
             self.store.skip_to(seq).map_err(store_error)?;
             if let Some(id) = msg_id {
                 ingest.dedup.record(id, seq, now);
-                ingest.last_msg_id = Some(id.to_string());
             }
+            ingest.last_msg_id = msg_id.map(str::to_string);
             drop(ingest);
             self.notify_stored_seq(seq);
             return Ok(Some((seq, false)));
@@ -335,8 +336,9 @@ impl Stream {
         };
         if let Some(id) = msg_id {
             ingest.dedup.record(id, seq, now);
-            ingest.last_msg_id = Some(id.to_string());
         }
+        // The last message's id, none when it had none (as nats-server's `lmsgId`).
+        ingest.last_msg_id = msg_id.map(str::to_string);
         if let Some(kind) = rollup {
             let filter = (kind == "sub").then(|| msg.subject.to_string());
             let purged = self.store.purge(&PurgeOptions { filter, upto_seq: Some(seq), keep: None });

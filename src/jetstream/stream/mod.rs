@@ -248,7 +248,10 @@ impl Stream {
         }
         for (id, seq, ts) in found.into_iter().rev() {
             ingest.dedup.record(&id, seq, ts);
-            ingest.last_msg_id = Some(id);
+            // Only the last message's id counts for `Nats-Expected-Last-Msg-Id`.
+            if seq == state.last_seq {
+                ingest.last_msg_id = Some(id);
+            }
         }
     }
 
