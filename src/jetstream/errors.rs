@@ -69,20 +69,26 @@ fixed_errors! {
     subjects_overlap => 400, 10065, "subjects overlap with an existing stream";
     replicas_not_supported => 500, 10074, "replicas > 1 not supported in non-clustered mode";
     not_enabled => 503, 10076, "JetStream not enabled";
+    deliver_to_wildcards => 400, 10079, "consumer deliver subject has wildcards";
     push_max_waiting => 400, 10080, "consumer in push mode can not set max waiting";
+    deliver_cycle => 400, 10081, "consumer deliver subject forms a cycle";
     small_heartbeat => 400, 10083, "consumer idle heartbeat needs to be >= 100ms";
     pull_requires_ack_on_workqueue => 400, 10084, "consumer in pull mode requires explicit ack policy on workqueue stream";
     pull_with_rate_limit => 400, 10086, "consumer in pull mode can not have rate limit set";
     heartbeat_requires_push => 400, 10088, "consumer idle heartbeat requires a push based consumer";
-    filter_not_subset => 400, 10093, "consumer filter subject is not a valid subset of the interest subjects";
+    flow_control_requires_push => 400, 10089, "consumer flow control requires a push based consumer";
     header_too_large => 400, 10097, "header size exceeds maximum allowed of 64k";
     workqueue_requires_explicit_ack => 400, 10098, "workqueue stream requires explicit ack";
     workqueue_multiple_unfiltered => 400, 10099, "multiple non-filtered consumers not allowed on workqueue stream";
     workqueue_consumer_not_unique => 400, 10100, "filtered consumer not unique on workqueue stream";
     workqueue_not_deliver_all => 400, 10101, "consumer must be deliver all on workqueue stream";
     consumer_existing_active => 400, 10105, "consumer already exists and is still active";
+    consumer_description_too_long => 400, 10107, "consumer description is too long, maximum allowed is 4096";
     flow_control_needs_heartbeats => 400, 10108, "consumer with flow control also needs heartbeats";
     stream_sealed => 400, 10109, "invalid operation on sealed stream";
+    invalid_deliver_subject => 400, 10112, "invalid push consumer deliver subject";
+    max_request_expires_too_small => 400, 10115, "consumer max request expires needs to be >= 1ms";
+    max_deliver_backoff => 400, 10116, "max deliver is required to be > length of backoff values";
     info_max_subjects => 500, 10117, "subject details would exceed maximum allowed";
     consumer_replicas_exceed_stream => 400, 10126, "consumer config replica count exceeds parent stream";
     create_filter_mismatch => 400, 10131, "Consumer create request did not match filtered subject from create subject";
@@ -95,6 +101,8 @@ fixed_errors! {
     invalid_ttl => 400, 10165, "invalid per-message TTL";
     ttl_disabled => 400, 10166, "per-message TTL is disabled";
     too_many_requests => 429, 10167, "too many requests";
+    ack_wait_negative => 400, 10183, "consumer ack wait needs to be positive";
+    backoff_negative => 400, 10184, "consumer backoff needs to be positive";
     expected_last_subject_seq_missing => 400, 10193, "missing sequence for expected last sequence per subject";
 }
 
@@ -106,6 +114,8 @@ formatted_errors! {
     stream_general => 500, 10051, "";
     stream_invalid_config => 500, 10052, "";
     consumer_invalid_policy => 400, 10094, "";
+    invalid_sampling => 400, 10095, "failed to parse consumer sampling configuration: ";
+    max_ack_pending_excess => 400, 10121, "consumer max ack pending exceeds system limit of ";
     stream_limits => 500, 10053, "";
     wrong_last_msg_id => 400, 10070, "wrong last msg ID: ";
     wrong_last_sequence => 400, 10071, "wrong last sequence: ";

@@ -237,3 +237,79 @@ async fn consumer_start_positions_are_checked_with_nats_server_texts() {
     .await;
     assert!(ok.get("error").is_none(), "{ok}");
 }
+
+#[tokio::test]
+async fn consumer_configs_are_refused_with_nats_server_codes_and_texts() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.CC", r#"{"name":"CC","subjects":["cc.>"]}"#).await;
+    let cases = [
+        (
+            r#"{"durable_name":"d","deliver_subject":"cc.loop"}"#,
+            10081,
+            "consumer deliver subject forms a cycle",
+        ),
+        (
+            r#"{"durable_name":"d","deliver_subject":"out.*"}"#,
+            10079,
+            "consumer deliver subject has wildcards",
+        ),
+        (
+            r#"{"durable_name":"d","deliver_subject":"out..x"}"#,
+            10112,
+            "invalid push consumer deliver subject",
+        ),
+        (
+            r#"{"durable_name":"d","flow_control":true}"#,
+            10089,
+            "consumer flow control requires a push based consumer",
+        ),
+        (
+            r#"{"durable_name":"d","max_expires":10}"#,
+            10115,
+            "consumer max request expires needs to be >= 1ms",
+        ),
+        (
+            r#"{"durable_name":"d","backoff":[1000000000,2000000000],"max_deliver":1}"#,
+            10116,
+            "max deliver is required to be > length of backoff values",
+        ),
+        (r#"{"durable_name":"d","backoff":[-1]}"#, 10184, "consumer backoff needs to be positive"),
+        (r#"{"durable_name":"d","ack_wait":-1}"#, 10183, "consumer ack wait needs to be positive"),
+        (
+            r#"{"durable_name":"d","sample_freq":"abc"}"#,
+            10095,
+            r#"failed to parse consumer sampling configuration: strconv.Atoi: parsing "abc": invalid syntax"#,
+        ),
+    ];
+    for (config, err_code, description) in cases {
+        let body = format!(r#"{{"stream_name":"CC","config":{config}}}"#);
+        let resp = request(&nc, "$JS.API.CONSUMER.CREATE.CC.d", &body).await;
+        assert_eq!(resp["error"]["err_code"], err_code, "{config}: {resp}");
+        assert_eq!(resp["error"]["code"], 400, "{config}: {resp}");
+        assert_eq!(resp["error"]["description"], description, "{config}");
+    }
+    let resp =
+        request(&nc, "$JS.API.CONSUMER.CREATE.CC", r#"{"stream_name":"CC","config":{"name":"a.b"}}"#).await;
+    assert_eq!(
+        resp["error"]["description"], r"consumer name can not contain '.', '*', '>', '\', '/'",
+        "{resp}"
+    );
+    // Accepted as nats-server accepts them: as many backoff steps as deliveries, a filter the
+    // stream does not (yet) cover, out-of-range limits read as unset.
+    for (name, config) in [
+        ("b1", r#"{"durable_name":"b1","backoff":[1000000000],"max_deliver":1}"#),
+        ("f1", r#"{"durable_name":"f1","filter_subject":"elsewhere.>"}"#),
+        ("n1", r#"{"durable_name":"n1","inactive_threshold":-1,"max_batch":-1,"max_waiting":-5}"#),
+        ("p1", r#"{"durable_name":"p1","deliver_subject":"out.p1","max_batch":5}"#),
+    ] {
+        let body = format!(r#"{{"stream_name":"CC","config":{config}}}"#);
+        let resp = request(&nc, &format!("$JS.API.CONSUMER.CREATE.CC.{name}"), &body).await;
+        assert!(resp.get("error").is_none(), "{config}: {resp}");
+        if name == "n1" {
+            assert!(resp["config"].get("inactive_threshold").is_none(), "{resp}");
+            assert!(resp["config"].get("max_batch").is_none(), "{resp}");
+            assert_eq!(resp["config"]["max_waiting"], 512, "{resp}");
+        }
+    }
+}

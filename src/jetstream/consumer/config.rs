@@ -140,32 +140,53 @@ impl ConsumerConfig {
     /// Fills defaults and checks the config against its stream (nats-server
     /// `setConsumerConfigDefaults` and `checkConsumerCfg`).
     pub fn normalize(mut self, stream: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
+        if !self.name.is_empty() && !is_valid_name(&self.name) {
+            return Err(ApiError::stream_invalid_config(
+                "consumer name can not contain '.', '*', '>', '\\', '/'",
+            ));
+        }
         if !self.durable_name.is_empty() && !is_valid_name(&self.durable_name) {
             return Err(ApiError::stream_invalid_config(
-                "consumer durable name can not contain '.', '*', '>'",
+                "consumer durable name can not contain '.', '*', '>', '\\', '/'",
             ));
-        }
-        if !self.name.is_empty() && !is_valid_name(&self.name) {
-            return Err(ApiError::stream_invalid_config("consumer name can not contain '.', '*', '>'"));
         }
         if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
-            return Err(ApiError::stream_invalid_config(
-                "consumer description is too long, maximum allowed is 4096",
-            ));
+            return Err(ApiError::consumer_description_too_long());
         }
+        // Out-of-range limits fall back to "unset", as nats-server does outside pedantic mode.
+        self.max_waiting = self.max_waiting.max(0);
+        self.max_ack_pending = self.max_ack_pending.max(-1);
+        self.max_batch = self.max_batch.max(0);
+        self.max_expires = self.max_expires.max(0);
+        self.max_bytes = self.max_bytes.max(0);
+        self.idle_heartbeat = self.idle_heartbeat.max(0);
+        self.inactive_threshold = self.inactive_threshold.max(0);
         if self.ack_policy != AckPolicy::None && self.ack_wait == 0 {
             self.ack_wait = DEFAULT_ACK_WAIT;
         }
         if let Some(first) = self.backoff.first() {
             self.ack_wait = *first;
         }
+        if self.backoff.iter().any(|b| *b < 0) {
+            return Err(ApiError::backoff_negative());
+        }
+        if self.ack_wait < 0 {
+            return Err(ApiError::ack_wait_negative());
+        }
         if self.max_deliver == 0 || self.max_deliver < -1 {
             self.max_deliver = -1;
         }
-        if self.max_deliver > 0 && !self.backoff.is_empty() && self.max_deliver <= self.backoff.len() as i64 {
-            return Err(ApiError::stream_invalid_config(
-                "max deliver is required to be > length of backoff values",
-            ));
+        if self.max_deliver > 0 && self.backoff.len() as i64 > self.max_deliver {
+            return Err(ApiError::max_deliver_backoff());
+        }
+        if !self.sample_freq.is_empty() {
+            let number = self.sample_freq.strip_suffix('%').unwrap_or(&self.sample_freq);
+            if !number.parse::<i64>().is_ok_and(|n| n >= 0) {
+                // Go's words for the parse failure, which nats-server passes on.
+                return Err(ApiError::invalid_sampling(format!(
+                    "strconv.Atoi: parsing {number:?}: invalid syntax"
+                )));
+            }
         }
         if self.ack_policy != AckPolicy::None && self.max_ack_pending == 0 {
             self.max_ack_pending = if stream.consumer_limits.max_ack_pending > 0 {
@@ -177,7 +198,7 @@ impl ConsumerConfig {
         if stream.consumer_limits.max_ack_pending > 0
             && self.max_ack_pending > stream.consumer_limits.max_ack_pending
         {
-            return Err(ApiError::stream_invalid_config("consumer max ack pending exceeds system limit"));
+            return Err(ApiError::max_ack_pending_excess(stream.consumer_limits.max_ack_pending));
         }
         if self.is_pull() {
             if self.max_waiting == 0 {
@@ -190,29 +211,26 @@ impl ConsumerConfig {
                 return Err(ApiError::heartbeat_requires_push());
             }
             if self.flow_control {
-                return Err(ApiError::stream_invalid_config(
-                    "consumer in pull mode can not have flow control set",
-                ));
+                return Err(ApiError::flow_control_requires_push());
+            }
+            if self.max_expires != 0 && self.max_expires < 1_000_000 {
+                return Err(ApiError::max_request_expires_too_small());
             }
         } else {
+            if !jetway_subject::is_valid_filter(&self.deliver_subject) {
+                return Err(ApiError::invalid_deliver_subject());
+            }
+            if !jetway_subject::is_valid_literal(&self.deliver_subject) {
+                return Err(ApiError::deliver_to_wildcards());
+            }
+            if stream.subjects.iter().any(|s| jetway_subject::matches(s, &self.deliver_subject)) {
+                return Err(ApiError::deliver_cycle());
+            }
             if self.max_waiting != 0 {
                 return Err(ApiError::push_max_waiting());
             }
-            if !jetway_subject::is_valid_literal(&self.deliver_subject) {
-                return Err(ApiError::stream_invalid_config(
-                    "consumer deliver subject is not a valid subject",
-                ));
-            }
-            if stream.subjects.iter().any(|s| jetway_subject::matches(s, &self.deliver_subject)) {
-                return Err(ApiError::stream_invalid_config("consumer deliver subject forms a cycle"));
-            }
             if self.flow_control && self.idle_heartbeat == 0 {
                 return Err(ApiError::flow_control_needs_heartbeats());
-            }
-            if self.max_batch != 0 || self.max_expires != 0 || self.max_bytes != 0 {
-                return Err(ApiError::stream_invalid_config(
-                    "consumer in push mode can not set max request fields",
-                ));
             }
         }
         if self.idle_heartbeat != 0 && self.idle_heartbeat < 100_000_000 {
@@ -233,11 +251,6 @@ impl ConsumerConfig {
             }
             if filters.iter().skip(i + 1).any(|g| jetway_subject::filters_overlap(f, g)) {
                 return Err(ApiError::overlapping_filters());
-            }
-            let covered = stream.subjects.is_empty()
-                || stream.subjects.iter().any(|s| jetway_subject::filters_overlap(s, f));
-            if !covered {
-                return Err(ApiError::filter_not_subset());
             }
         }
         self.check_start_position()?;
