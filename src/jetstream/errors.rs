@@ -110,6 +110,8 @@ formatted_errors! {
     invalid_json => 400, 10025, "invalid JSON: ";
     sequence_not_found => 400, 10043, "sequence ";
     stream_create => 500, 10049, "";
+    transform_invalid_source => 400, 10155, "stream transform source: ";
+    transform_invalid_destination => 400, 10156, "stream transform: ";
     stream_delete => 500, 10050, "";
     stream_general => 500, 10051, "";
     stream_invalid_config => 500, 10052, "";

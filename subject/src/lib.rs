@@ -10,10 +10,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod matching;
+pub mod transform;
 mod tree;
 mod validate;
 
 pub use matching::{filter_is_subset, filters_overlap, matches, matches_any};
+pub use transform::{validate_mapping, Transform, TransformError};
 pub use tree::SubjectTree;
 pub use validate::{
     is_literal, is_valid_filter, is_valid_literal, is_valid_token, validate_filter, validate_literal,

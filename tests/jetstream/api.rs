@@ -313,3 +313,48 @@ async fn consumer_configs_are_refused_with_nats_server_codes_and_texts() {
         }
     }
 }
+
+#[tokio::test]
+async fn subject_mappings_are_checked_with_nats_server_texts() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.O", r#"{"name":"O","subjects":["o.*"]}"#).await;
+    let cases = [
+        (
+            r#"{"name":"T","subjects":["t.*"],"subject_transform":{"src":"t.*","dest":"g.{{wildcard(2)}}"}}"#,
+            400,
+            10156,
+            "stream transform: invalid mapping destination: wildcard index out of range in {{wildcard(2)}}: [2]",
+        ),
+        (
+            r#"{"name":"T","subjects":["t.*"],"subject_transform":{"src":"t..x","dest":"g"}}"#,
+            400,
+            10155,
+            "stream transform source: invalid subject t..x",
+        ),
+        (
+            r#"{"name":"T","subjects":["t.*"],"subject_transform":{"src":"t.*","dest":"g.{{nope(1)}}"}}"#,
+            400,
+            10156,
+            "stream transform: invalid mapping destination: unknown function in {{nope(1)}}",
+        ),
+        (
+            r#"{"name":"T","subjects":["t.*"],"republish":{"src":"t.*","dest":"r.*"}}"#,
+            500,
+            10052,
+            "stream configuration for republish with transform from 't.*' to 'r.*' not valid",
+        ),
+        (
+            r#"{"name":"T","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"s.$2"}]}]}"#,
+            500,
+            10049,
+            "subject transform from 'o.*' to 's.$2' for the source: invalid mapping destination: wildcard index out of range in $2: [2]",
+        ),
+    ];
+    for (config, code, err_code, description) in cases {
+        let resp = request(&nc, "$JS.API.STREAM.CREATE.T", config).await;
+        assert_eq!(resp["error"]["err_code"], err_code, "{config}: {resp}");
+        assert_eq!(resp["error"]["code"], code, "{config}: {resp}");
+        assert_eq!(resp["error"]["description"], description, "{config}");
+    }
+}

@@ -310,3 +310,72 @@ async fn interest_retention_follows_consumer_filters() {
     js.publish("f.a.b", "dropped again".into()).await.unwrap().await.unwrap();
     assert_eq!(s.info().await.unwrap().state.messages, 0, "the deleted consumer took its interest along");
 }
+
+/// The subject of the message a stream holds at `seq`.
+async fn stored_subject(nc: &async_nats::Client, stream: &str, seq: u64) -> String {
+    let reply = nc
+        .request(format!("$JS.API.STREAM.MSG.GET.{stream}"), format!(r#"{{"seq":{seq}}}"#).into())
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    json["message"]["subject"].as_str().unwrap_or_else(|| panic!("no message {seq}: {json}")).to_string()
+}
+
+#[tokio::test]
+async fn subject_transforms_map_with_nats_server_functions() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let create = |name: &str, config: &str| {
+        let nc = nc.clone();
+        let (subject, config) = (format!("$JS.API.STREAM.CREATE.{name}"), config.to_string());
+        async move {
+            let reply = nc.request(subject, config.into()).await.unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+            assert!(json.get("error").is_none(), "{json}");
+        }
+    };
+    // The stream's own transform maps what it stores; a subject its source does not match
+    // is kept.
+    create(
+        "TR",
+        r#"{"name":"TR","subjects":["orders.*.*","other"],
+            "subject_transform":{"src":"orders.*.*","dest":"byregion.{{wildcard(2)}}.$1.{{split(1,-)}}"}}"#,
+    )
+    .await;
+    nc.request("orders.a-b.eu", "m".into()).await.unwrap();
+    nc.request("other", "m".into()).await.unwrap();
+    assert_eq!(stored_subject(&nc, "TR", 1).await, "byregion.eu.a-b.a.b");
+    assert_eq!(stored_subject(&nc, "TR", 2).await, "other");
+    // Republish and source transforms use the same mappings.
+    let mut republished = nc.subscribe("copy.>").await.unwrap();
+    nc.flush().await.unwrap();
+    create(
+        "RP",
+        r#"{"name":"RP","subjects":["rp.*"],"republish":{"src":"rp.*","dest":"copy.{{wildcard(1)}}.{{partition(4,1)}}"}}"#,
+    )
+    .await;
+    create(
+        "SRC",
+        r#"{"name":"SRC","sources":[{"name":"RP","subject_transforms":[{"src":"rp.*","dest":"sourced.$1"}]}]}"#,
+    )
+    .await;
+    nc.request("rp.key", "m".into()).await.unwrap();
+    let copy =
+        tokio::time::timeout(std::time::Duration::from_secs(2), futures::StreamExt::next(&mut republished))
+            .await
+            .unwrap()
+            .unwrap();
+    // nats-server's partition: FNV-1a of the token, modulo the buckets (fnv1a32("key") % 4 = 0).
+    assert_eq!(copy.subject.as_str(), "copy.key.0");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let reply = nc.request("$JS.API.STREAM.MSG.GET.SRC", r#"{"seq":1}"#.into()).await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        if let Some(subject) = json["message"]["subject"].as_str() {
+            assert_eq!(subject, "sourced.key");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not sourced: {json}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -223,6 +223,40 @@ pub fn is_valid_name(name: &str) -> bool {
             .any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | b'.' | b'*' | b'>' | b'\\' | b'/'))
 }
 
+/// A mirror's or source's filter and transforms, with nats-server's words for them (it checks
+/// them when it creates the stream: error 10049).
+fn check_source_mappings(link: &StreamSource, what: &str) -> Result<(), ApiError> {
+    let bad_filter = |f: &str| !f.is_empty() && jetway_subject::validate_filter(f).is_err();
+    if link.subject_transforms.is_empty() {
+        if bad_filter(&link.filter_subject) {
+            let sep = if what == "mirror" { "" } else { ":" };
+            return Err(ApiError::stream_create(format!(
+                "subject filter '{}' for the {what}{sep} invalid subject",
+                link.filter_subject
+            )));
+        }
+        return Ok(());
+    }
+    for t in &link.subject_transforms {
+        if bad_filter(&t.src) {
+            return Err(ApiError::stream_create(if what == "mirror" {
+                format!("invalid subject transform source '{}' for the mirror: invalid subject", t.src)
+            } else {
+                format!("subject filter '{}' for the source: invalid subject", t.src)
+            }));
+        }
+        if !t.dest.is_empty() {
+            if let Err(e) = jetway_subject::Transform::new(&t.src, &t.dest) {
+                return Err(ApiError::stream_create(format!(
+                    "subject transform from '{}' to '{}' for the {what}: {e}",
+                    t.src, t.dest
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl StreamConfig {
     /// Fills defaults and checks the config as nats-server's `checkStreamCfg` does.
     pub fn normalize(mut self) -> Result<StreamConfig, ApiError> {
@@ -356,22 +390,34 @@ impl StreamConfig {
                 return Err(ApiError::stream_invalid_config("duplicate subjects detected"));
             }
         }
+        if let Some(t) = &self.subject_transform {
+            if !t.src.is_empty() && jetway_subject::validate_filter(&t.src).is_err() {
+                return Err(ApiError::transform_invalid_source(format!("invalid subject {}", t.src)));
+            }
+            jetway_subject::validate_mapping(&t.src, &t.dest)
+                .map_err(ApiError::transform_invalid_destination)?;
+        }
         if let Some(rp) = &mut self.republish {
             if rp.src.is_empty() {
                 rp.src = ">".into();
-            }
-            if jetway_subject::validate_filter(&rp.src).is_err()
-                || jetway_subject::validate_filter(&rp.dest).is_err()
-            {
-                return Err(ApiError::stream_invalid_config(
-                    "stream republish source or destination is not valid",
-                ));
             }
             if self.subjects.iter().any(|s| jetway_subject::filters_overlap(s, &rp.dest)) {
                 return Err(ApiError::stream_invalid_config(
                     "stream configuration for republish destination forms a cycle",
                 ));
             }
+            if jetway_subject::Transform::new(&rp.src, &rp.dest).is_err() {
+                return Err(ApiError::stream_invalid_config(format!(
+                    "stream configuration for republish with transform from '{}' to '{}' not valid",
+                    rp.src, rp.dest
+                )));
+            }
+        }
+        if let Some(mirror) = &self.mirror {
+            check_source_mappings(mirror, "mirror")?;
+        }
+        for source in &self.sources {
+            check_source_mappings(source, "source")?;
         }
         Ok(self)
     }

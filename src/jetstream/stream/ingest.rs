@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use jetway_protocols::nats::headers::find_raw;
 use jetway_storage::{NewMessage, PurgeOptions, StoreError};
+use jetway_subject::Transform;
 
 use super::config::RetentionPolicy;
 use super::{InflightGuard, Stream, MAX_INFLIGHT};
@@ -214,6 +215,20 @@ impl Stream {
         msg: &Message<'_>,
         done: &mut Option<Done>,
     ) -> Result<Option<(u64, bool)>, ApiError> {
+        // The stream's subject transform maps what arrives before anything else looks at it
+        // (as nats-server's input transform: a subject its source does not match is kept).
+        let mapped = match &self.transforms.read().input {
+            Some(t) if t.matches(msg.subject) => Some(t.apply(msg.subject)),
+            _ => None,
+        };
+        let mapped_msg;
+        let msg = match &mapped {
+            Some(subject) => {
+                mapped_msg = Message { subject, ..*msg };
+                &mapped_msg
+            }
+            None => msg,
+        };
         // Held for the whole write path: updates are rare, publishes are not.
         let config = self.config.read();
         if config.sealed {
@@ -366,10 +381,10 @@ impl Stream {
     }
 
     fn republish(&self, rp: &super::config::RePublish, msg: &Message<'_>, seq: u64, previous: u64, now: i64) {
-        if !jetway_subject::matches(&rp.src, msg.subject) {
-            return;
-        }
-        let dest = transform_subject(&rp.src, &rp.dest, msg.subject);
+        let dest = match &self.transforms.read().republish {
+            Some(t) if t.matches(msg.subject) => t.apply(msg.subject),
+            _ => return,
+        };
         let mut h = match msg.headers.and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok()) {
             Some(h) => h,
             None => jetway_protocols::nats::HeaderMap::new(),
@@ -395,27 +410,27 @@ impl Stream {
     }
 }
 
-/// Maps `subject` (matched by `src`) onto `dest`: each wildcard of `dest` takes the tokens the
-/// corresponding wildcard of `src` matched, in order.
-pub(super) fn transform_subject(src: &str, dest: &str, subject: &str) -> String {
-    let mut captured: Vec<String> = Vec::new();
-    let src_tokens: Vec<&str> = src.split('.').collect();
-    let subj_tokens: Vec<&str> = subject.split('.').collect();
-    for (i, t) in src_tokens.iter().enumerate() {
-        match *t {
-            "*" => captured.push(subj_tokens.get(i).copied().unwrap_or_default().to_string()),
-            ">" => captured.push(subj_tokens.get(i..).map(|r| r.join(".")).unwrap_or_default()),
-            _ => {}
+/// A stream's subject mappings, compiled from its config (which was checked: a mapping that
+/// fails to compile here is left out).
+#[derive(Default)]
+pub(crate) struct Transforms {
+    /// `subject_transform`: applied to every message the stream stores, as it arrives.
+    input: Option<Transform>,
+    /// `republish`: where a stored message is published again.
+    republish: Option<Transform>,
+}
+
+impl Transforms {
+    pub(crate) fn of(config: &super::config::StreamConfig) -> Transforms {
+        Transforms {
+            input: config
+                .subject_transform
+                .as_ref()
+                .filter(|t| !t.dest.is_empty())
+                .and_then(|t| Transform::new(&t.src, &t.dest).ok()),
+            republish: config.republish.as_ref().and_then(|rp| Transform::new(&rp.src, &rp.dest).ok()),
         }
     }
-    let mut next = captured.into_iter();
-    dest.split('.')
-        .map(|t| match t {
-            "*" | ">" => next.next().unwrap_or_else(|| t.to_string()),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(".")
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -552,12 +567,5 @@ mod tests {
         assert_eq!(parse_ttl("never").ok(), Some(None));
         assert!(parse_ttl("500ms").is_err());
         assert!(parse_ttl("x").is_err());
-    }
-
-    #[test]
-    fn subject_transform_maps_wildcards_in_order() {
-        assert_eq!(transform_subject("orders.>", "repub.>", "orders.eu.1"), "repub.eu.1");
-        assert_eq!(transform_subject("a.*.c", "x.*", "a.b.c"), "x.b");
-        assert_eq!(transform_subject(">", "copy", "a.b"), "copy");
     }
 }

@@ -66,6 +66,8 @@ pub struct Stream {
     pub interest: interest::ConsumerInterest,
     /// The stream's and domain's fields of every pub ack, encoded once.
     ack_fields: Arc<ingest::AckFields>,
+    /// The config's subject transform and republish mapping, compiled.
+    transforms: RwLock<ingest::Transforms>,
 }
 
 #[derive(Default)]
@@ -89,6 +91,7 @@ impl Stream {
     ) -> Arc<Stream> {
         let last = store.state().last_seq;
         let ack_fields = Arc::new(ingest::AckFields::new(&config.name, domain.as_deref()));
+        let transforms = RwLock::new(ingest::Transforms::of(&config));
         let stream = Arc::new(Stream {
             name: config.name.clone(),
             config: RwLock::new(config),
@@ -109,6 +112,7 @@ impl Stream {
             consumer_log: std::sync::OnceLock::new(),
             interest: interest::ConsumerInterest::default(),
             ack_fields,
+            transforms,
         });
         stream.rebuild_dedup();
         stream
@@ -148,6 +152,7 @@ impl Stream {
     ) -> Result<(), ApiError> {
         self.store.update_config(config.store_config(sync)).map_err(ApiError::stream_general)?;
         let resubscribe = self.config.read().subjects != config.subjects;
+        *self.transforms.write() = ingest::Transforms::of(&config);
         *self.config.write() = config;
         if resubscribe {
             self.unsubscribe();

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use jetway_protocols::nats::headers::find_raw;
 use jetway_protocols::nats::HeaderMap;
 use jetway_storage::{NewMessage, StoreError, StoredMessage};
+use jetway_subject::Transform;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -58,6 +59,8 @@ pub struct Sourcing {
 /// One mirror or source and what `StreamInfo` shows of it.
 struct Link {
     config: StreamSource,
+    /// The config's subject transforms, compiled (checked with the stream's config).
+    mappings: Vec<Transform>,
     /// First token of the `Nats-Stream-Source` header.
     key: String,
     lag: AtomicU64,
@@ -89,7 +92,24 @@ impl Link {
         } else {
             format!("{}:{}", config.name, filters.join(","))
         };
-        Link { config, key, lag: AtomicU64::new(0), last_contact: AtomicI64::new(0), error: Mutex::new(None) }
+        let mappings =
+            config.subject_transforms.iter().filter_map(|t| Transform::new(&t.src, &t.dest).ok()).collect();
+        Link {
+            config,
+            mappings,
+            key,
+            lag: AtomicU64::new(0),
+            last_contact: AtomicI64::new(0),
+            error: Mutex::new(None),
+        }
+    }
+
+    /// The subject a message gets in the sourcing stream: by the first transform matching it.
+    fn map_subject(&self, subject: &str) -> String {
+        match self.mappings.iter().find(|t| t.matches(subject)) {
+            Some(t) => t.apply(subject),
+            None => subject.to_string(),
+        }
     }
 
     fn info(&self) -> StreamSourceInfoJson {
@@ -119,20 +139,6 @@ fn link_filters(config: &StreamSource) -> Vec<String> {
     } else {
         vec![config.filter_subject.clone()]
     }
-}
-
-/// The subject a message gets in the sourcing stream: the first transform matching it.
-fn map_subject(config: &StreamSource, subject: &str) -> String {
-    for t in &config.subject_transforms {
-        let src = if t.src.is_empty() { ">" } else { t.src.as_str() };
-        if jetway_subject::matches(src, subject) {
-            if t.dest.is_empty() {
-                return subject.to_string();
-            }
-            return super::ingest::transform_subject(src, &t.dest, subject);
-        }
-    }
-    subject.to_string()
 }
 
 /// Splits a `Nats-Stream-Source` value into its key and origin sequence.
@@ -351,7 +357,7 @@ impl LinkTask {
 
     /// A mirror keeps the origin's sequence and time.
     fn store_mirrored(&self, target: &Stream, msg: StoredMessage, next: &mut u64) -> Result<(), ApiError> {
-        let subject = map_subject(&self.link.config, &msg.subject);
+        let subject = self.link.map_subject(&msg.subject);
         let new = NewMessage {
             subject: &subject,
             headers: msg.headers,
@@ -373,7 +379,7 @@ impl LinkTask {
     /// A source appends through the write path, with the `Nats-Stream-Source` header.
     fn store_sourced(&self, target: &Stream, msg: StoredMessage) -> Result<(), ApiError> {
         let config = &self.link.config;
-        let subject = map_subject(config, &msg.subject);
+        let subject = self.link.map_subject(&msg.subject);
         let mut headers =
             msg.headers.as_deref().and_then(|raw| HeaderMap::decode(raw).ok()).unwrap_or_default();
         let expected: Vec<String> = headers
@@ -421,11 +427,15 @@ mod tests {
         assert_eq!(plain.key, "O");
         let transformed = StreamSource {
             name: "O".into(),
-            subject_transforms: vec![SubjectTransform { src: "a.*".into(), dest: "b.*".into() }],
+            subject_transforms: vec![SubjectTransform {
+                src: "a.*".into(),
+                dest: "b.{{wildcard(1)}}".into(),
+            }],
             ..StreamSource::default()
         };
-        assert_eq!(Link::new(transformed.clone()).key, "O:a.*");
-        assert_eq!(map_subject(&transformed, "a.x"), "b.x");
-        assert_eq!(map_subject(&transformed, "c.x"), "c.x");
+        let link = Link::new(transformed);
+        assert_eq!(link.key, "O:a.*");
+        assert_eq!(link.map_subject("a.x"), "b.x");
+        assert_eq!(link.map_subject("c.x"), "c.x");
     }
 }
