@@ -68,6 +68,7 @@ fixed_errors! {
     expected_stream_mismatch => 400, 10060, "expected stream does not match";
     subjects_overlap => 400, 10065, "subjects overlap with an existing stream";
     replicas_not_supported => 500, 10074, "replicas > 1 not supported in non-clustered mode";
+    replicas_negative => 400, 10133, "replicas count cannot be negative";
     not_enabled => 503, 10076, "JetStream not enabled";
     deliver_to_wildcards => 400, 10079, "consumer deliver subject has wildcards";
     push_max_waiting => 400, 10080, "consumer in push mode can not set max waiting";

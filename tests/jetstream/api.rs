@@ -125,6 +125,53 @@ async fn stream_configs_are_refused_with_nats_server_codes_and_texts() {
         (r#"{"name":"M","mirror":{"name":"M"}}"#, 500, 10052, "detected cycle"),
         (r#"{"name":"M","subjects":["m"],"sources":[{"name":"M"}]}"#, 500, 10052, "detected cycle"),
         (r#"{"name":"M","subjects":["m"],"max_age":-5}"#, 500, 10052, "max age can not be negative"),
+        (r#"{"name":"M","subjects":["m","m"]}"#, 500, 10052, r#"subject "m" overlaps with "m""#),
+        (r#"{"name":"M","subjects":["m.>","m.x"]}"#, 500, 10052, r#"subject "m.>" overlaps with "m.x""#),
+        (r#"{"name":"M","subjects":["m..x"]}"#, 500, 10052, "invalid subject"),
+        (r#"{"name":"M","subjects":[">"]}"#, 500, 10052, "capturing all subjects requires no-ack to be true"),
+        (
+            r#"{"name":"M","subjects":["$SYS.x"]}"#,
+            500,
+            10052,
+            "subjects that overlap with system api require no-ack to be true",
+        ),
+        (
+            r#"{"name":"M","subjects":["$JSC.x"]}"#,
+            500,
+            10052,
+            "subjects that overlap with jetstream api require no-ack to be true",
+        ),
+        (
+            r#"{"name":"M","subjects":["m"],"discard_new_per_subject":true,"max_msgs_per_subject":2}"#,
+            500,
+            10052,
+            "discard new per subject requires discard new policy to be set",
+        ),
+        (
+            r#"{"name":"M","subjects":["m"],"discard":"new","discard_new_per_subject":true}"#,
+            500,
+            10052,
+            "discard new per subject requires max msgs per subject > 0",
+        ),
+        (r#"{"name":"M","subjects":["m"],"num_replicas":6}"#, 500, 10052, "maximum replicas is 5"),
+        (
+            r#"{"name":"M","subjects":["m"],"num_replicas":-1}"#,
+            400,
+            10133,
+            "replicas count cannot be negative",
+        ),
+        (
+            r#"{"name":"M","subjects":["m"],"compression":"zstd"}"#,
+            400,
+            10025,
+            "invalid JSON: unknown compression algorithm",
+        ),
+        (
+            r#"{"name":"M","subjects":["m"],"duplicate_window":50000000}"#,
+            500,
+            10052,
+            "duplicates window needs to be >= 100ms",
+        ),
         (
             r#"{"name":"M","subjects":["m"],"subject_delete_marker_ttl":500000000}"#,
             500,
@@ -357,4 +404,33 @@ async fn subject_mappings_are_checked_with_nats_server_texts() {
         assert_eq!(resp["error"]["code"], code, "{config}: {resp}");
         assert_eq!(resp["error"]["description"], description, "{config}");
     }
+}
+
+#[tokio::test]
+async fn stream_names_and_metadata_are_bounded_as_by_nats_server() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let long = "x".repeat(256);
+    let resp = request(
+        &nc,
+        &format!("$JS.API.STREAM.CREATE.{long}"),
+        &format!(r#"{{"name":"{long}","subjects":["l"]}}"#),
+    )
+    .await;
+    assert_eq!(resp["error"]["description"], "stream name is too long, maximum allowed is 255", "{resp}");
+    let big = "v".repeat(128 * 1024);
+    let resp = request(
+        &nc,
+        "$JS.API.STREAM.CREATE.MD",
+        &format!(r#"{{"name":"MD","subjects":["md"],"metadata":{{"k":"{big}"}}}}"#),
+    )
+    .await;
+    assert_eq!(
+        resp["error"]["description"], "stream metadata exceeds maximum size of 131072 bytes",
+        "{resp}"
+    );
+    let resp =
+        request(&nc, "$JS.API.STREAM.CREATE.EV", r#"{"name":"EV","subjects":["$JS.EVENT.ADVISORY.>"]}"#)
+            .await;
+    assert!(resp.get("error").is_none(), "advisories may be captured: {resp}");
 }

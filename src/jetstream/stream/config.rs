@@ -215,9 +215,19 @@ impl Default for StreamConfig {
 
 /// Names of streams and consumers: non-empty, at most 255 bytes, none of
 /// space, tab, CR, LF, FF, `.`, `*`, `>`, `\` or `/` (nats-server `isValidAssetName`).
+/// Largest total of metadata keys and values (nats-server's `JSMaxMetadataLen`).
+const MAX_METADATA_LEN: usize = 128 * 1024;
+
 pub fn is_valid_name(name: &str) -> bool {
+    has_valid_name_chars(name) && name.len() <= MAX_NAME_LEN
+}
+
+/// Longest stream or consumer name (nats-server's `JSMaxNameLen`).
+const MAX_NAME_LEN: usize = 255;
+
+/// Not empty, and none of the characters nats-server refuses in a name.
+fn has_valid_name_chars(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 255
         && !name
             .bytes()
             .any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0c | b'.' | b'*' | b'>' | b'\\' | b'/'))
@@ -260,22 +270,43 @@ fn check_source_mappings(link: &StreamSource, what: &str) -> Result<(), ApiError
 impl StreamConfig {
     /// Fills defaults and checks the config as nats-server's `checkStreamCfg` does.
     pub fn normalize(mut self) -> Result<StreamConfig, ApiError> {
-        if !is_valid_name(&self.name) {
-            return Err(ApiError::stream_invalid_config("invalid stream name"));
+        if !has_valid_name_chars(&self.name) {
+            return Err(ApiError::stream_invalid_config(
+                "stream name is required and can not contain '.', '*', '>', '\\', '/'",
+            ));
+        }
+        if self.name.len() > MAX_NAME_LEN {
+            return Err(ApiError::stream_invalid_config("stream name is too long, maximum allowed is 255"));
         }
         if self.description.as_ref().is_some_and(|d| d.len() > 4096) {
             return Err(ApiError::stream_invalid_config(
                 "stream description is too long, maximum allowed is 4096",
             ));
         }
+        let metadata_len: usize = self.metadata.iter().flatten().map(|(k, v)| k.len() + v.len()).sum();
+        if metadata_len > MAX_METADATA_LEN {
+            return Err(ApiError::stream_invalid_config(format!(
+                "stream metadata exceeds maximum size of {MAX_METADATA_LEN} bytes"
+            )));
+        }
+        if self.compression.is_empty() {
+            self.compression = "none".into();
+        }
+        if self.compression != "none" && self.compression != "s2" {
+            // nats-server reads the compression while decoding the request.
+            return Err(ApiError::invalid_json("unknown compression algorithm"));
+        }
         if self.num_replicas == 0 {
             self.num_replicas = 1;
         }
+        if self.num_replicas > 5 {
+            return Err(ApiError::stream_invalid_config("maximum replicas is 5"));
+        }
+        if self.num_replicas < 0 {
+            return Err(ApiError::replicas_negative());
+        }
         if self.num_replicas > 1 {
             return Err(ApiError::replicas_not_supported());
-        }
-        if self.num_replicas < 0 || self.num_replicas > 5 {
-            return Err(ApiError::stream_invalid_config("replicas > 5 not supported"));
         }
         for v in
             [&mut self.max_consumers, &mut self.max_msgs, &mut self.max_bytes, &mut self.max_msgs_per_subject]
@@ -305,19 +336,20 @@ impl StreamConfig {
         } else if self.max_age != 0 && self.duplicate_window > self.max_age {
             return Err(ApiError::stream_invalid_config("duplicates window can not be larger then max age"));
         }
-        if self.discard_new_per_subject && (self.discard != Discard::New || self.max_msgs_per_subject <= 0) {
-            return Err(ApiError::stream_invalid_config(
-                "discard new per subject requires discard new policy to be set and max messages per subject > 0",
-            ));
+        if self.duplicate_window > 0 && self.duplicate_window < MIN_DURATION {
+            return Err(ApiError::stream_invalid_config("duplicates window needs to be >= 100ms"));
         }
-        if self.compression.is_empty() {
-            self.compression = "none".into();
-        }
-        if self.compression != "none" && self.compression != "s2" {
-            return Err(ApiError::stream_invalid_config(format!(
-                "unknown compression {:?}",
-                self.compression
-            )));
+        if self.discard_new_per_subject {
+            if self.discard != Discard::New {
+                return Err(ApiError::stream_invalid_config(
+                    "discard new per subject requires discard new policy to be set",
+                ));
+            }
+            if self.max_msgs_per_subject <= 0 {
+                return Err(ApiError::stream_invalid_config(
+                    "discard new per subject requires max msgs per subject > 0",
+                ));
+            }
         }
         if self.allow_msg_counter || self.allow_atomic || self.allow_msg_schedules || self.allow_batched {
             return Err(ApiError::stream_invalid_config(
@@ -377,17 +409,43 @@ impl StreamConfig {
         if self.subjects.is_empty() && self.mirror.is_none() && self.sources.is_empty() {
             self.subjects = vec![self.name.clone()];
         }
+        // nats-server's checks, in its order and words.
         for (i, subject) in self.subjects.iter().enumerate() {
             if jetway_subject::validate_filter(subject).is_err() {
-                return Err(ApiError::stream_invalid_config(format!("invalid subject {subject:?}")));
+                return Err(ApiError::stream_invalid_config("invalid subject"));
             }
-            if jetway_subject::filters_overlap(subject, "$JS.API.>") && !self.no_ack {
+            if self.subjects.iter().take(i).any(|earlier| earlier == subject) {
+                return Err(ApiError::stream_invalid_config("duplicate subjects detected"));
+            }
+            if subject == ">" && !self.no_ack {
                 return Err(ApiError::stream_invalid_config(
-                    "subjects that overlap with jetstream api require no-ack to be true",
+                    "capturing all subjects requires no-ack to be true",
                 ));
             }
-            if self.subjects.iter().skip(i + 1).any(|other| jetway_subject::filters_overlap(subject, other)) {
-                return Err(ApiError::stream_invalid_config("duplicate subjects detected"));
+            if !self.no_ack {
+                let api = ["$JS.>", "$JSC.>", "$NRG.>"]
+                    .iter()
+                    .any(|ns| jetway_subject::filters_overlap(subject, ns))
+                    && !jetway_subject::filter_is_subset(subject, "$JS.EVENT.>");
+                if api {
+                    return Err(ApiError::stream_invalid_config(
+                        "subjects that overlap with jetstream api require no-ack to be true",
+                    ));
+                }
+                if jetway_subject::filters_overlap(subject, "$SYS.>")
+                    && !jetway_subject::filter_is_subset(subject, "$SYS.ACCOUNT.>")
+                {
+                    return Err(ApiError::stream_invalid_config(
+                        "subjects that overlap with system api require no-ack to be true",
+                    ));
+                }
+            }
+            if let Some(other) =
+                self.subjects.iter().skip(i + 1).find(|other| jetway_subject::filters_overlap(other, subject))
+            {
+                return Err(ApiError::stream_invalid_config(format!(
+                    "subject {subject:?} overlaps with {other:?}"
+                )));
             }
         }
         if let Some(t) = &self.subject_transform {
