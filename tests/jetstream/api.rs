@@ -37,6 +37,10 @@ async fn unknown_request_fields_are_refused_with_10025() {
     assert_eq!(resp["type"], "io.nats.jetstream.api.v1.stream_create_response");
     assert_eq!(resp["error"]["err_code"], 10025);
     assert_eq!(resp["error"]["code"], 400);
+    assert_eq!(resp["error"]["description"], r#"invalid JSON: json: unknown field "colour""#, "Go's words");
+    let create = r#"{"stream_name":"U","config":{"durable_name":"d","colour":"red"}}"#;
+    let resp = request(&nc, "$JS.API.CONSUMER.CREATE.U.d", create).await;
+    assert_eq!(resp["error"]["description"], r#"invalid JSON: json: unknown field "colour""#);
     let resp = request(&nc, "$JS.API.STREAM.CREATE.X", r#"{"name":"Y"}"#).await;
     assert_eq!(resp["error"]["err_code"], 10056, "name in subject must match");
 }
@@ -323,6 +327,11 @@ async fn consumer_configs_are_refused_with_nats_server_codes_and_texts() {
         ),
         (r#"{"durable_name":"d","backoff":[-1]}"#, 10184, "consumer backoff needs to be positive"),
         (r#"{"durable_name":"d","ack_wait":-1}"#, 10183, "consumer ack wait needs to be positive"),
+        (
+            r#"{"durable_name":"d","ack_policy":"none","deliver_subject":"out.d","max_ack_pending":5}"#,
+            10082,
+            "consumer requires ack policy for max ack pending",
+        ),
         (
             r#"{"durable_name":"d","sample_freq":"abc"}"#,
             10095,

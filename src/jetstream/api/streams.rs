@@ -57,7 +57,7 @@ fn decode_config(body: &[u8]) -> Result<StreamConfig, ApiError> {
     if let Some(map) = config.as_object_mut() {
         map.remove("pedantic");
     }
-    serde_json::from_value(config).map_err(ApiError::invalid_json)
+    serde_json::from_value(config).map_err(|e| crate::jetstream::json::invalid_field(&e))
 }
 
 fn info_response(kind: &str, account: &JsAccount, name: &str, created: Option<bool>) -> ApiResponse {

@@ -229,6 +229,9 @@ impl ConsumerConfig {
             if self.max_waiting != 0 {
                 return Err(ApiError::push_max_waiting());
             }
+            if self.max_ack_pending > 0 && self.ack_policy == AckPolicy::None {
+                return Err(ApiError::max_pending_needs_ack_policy());
+            }
             if self.flow_control && self.idle_heartbeat == 0 {
                 return Err(ApiError::flow_control_needs_heartbeats());
             }

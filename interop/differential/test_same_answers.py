@@ -1,0 +1,237 @@
+"""The same input to the server under test and to nats-server must get the same answer: raw
+protocol exchanges, JetStream API errors (code, err_code, description) and pull statuses.
+
+Cases with answers that may legitimately differ (a random queue member, server ids, times)
+are left out or normalised; what Jetway deliberately does differently is listed in the README.
+"""
+
+import asyncio
+import json
+import re
+import socket
+import time
+
+import nats
+import pytest
+
+# ---- raw protocol -------------------------------------------------------------------------
+
+RAW_CASES = {
+    "ping": [b'CONNECT {"verbose":false}\r\n', b"PING\r\n"],
+    "verbose": [b'CONNECT {"verbose":true}\r\n', b"PING\r\n", b"SUB a 1\r\n", b"PUB a 2\r\nhi\r\n", b"UNSUB 1\r\n", b"PING\r\n"],
+    "defaults": [b"CONNECT {}\r\n", b"SUB a 1\r\n", b"PUB a.* 1\r\nx\r\n", b"PUB a 1\r\ny\r\n", b"PONG\r\n", b"PING\r\n"],
+    "before connect": [b"PUB a 1\r\nx\r\n", b"PING\r\n"],
+    "bad connect json": [b"CONNECT {nope\r\n", b"PING\r\n"],
+    "unknown op": [b"CONNECT {}\r\n", b"FOO bar\r\n", b"PING\r\n"],
+    "pub bad size": [b"CONNECT {}\r\n", b"PUB a x\r\nhi\r\n", b"PING\r\n"],
+    "pub long payload": [b"CONNECT {}\r\n", b"PUB a 5\r\nhi\r\n", b"PING\r\n"],
+    "sub bad subject": [b"CONNECT {}\r\n", b"SUB a..b 1\r\n", b"PING\r\n"],
+    "sub missing sid": [b"CONNECT {}\r\n", b"SUB a\r\n", b"PING\r\n"],
+    "unsub unknown": [b"CONNECT {}\r\n", b"UNSUB 99\r\n", b"PING\r\n"],
+    "unsub max": [b"CONNECT {}\r\n", b"SUB a 1\r\n", b"UNSUB 1 2\r\n"] + [b"PUB a 1\r\nx\r\n"] * 3 + [b"PING\r\n"],
+    "hpub": [b'CONNECT {"headers":true}\r\n', b"SUB h 1\r\n", b"HPUB h 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", b"PING\r\n"],
+    "hpub bad header size": [b'CONNECT {"headers":true}\r\n', b"HPUB h 20 14\r\nNATS/1.0\r\n\r\nhi\r\n", b"PING\r\n"],
+    "hpub without headers": [b"CONNECT {}\r\n", b"HPUB h 12 14\r\nNATS/1.0\r\n\r\nhi\r\n", b"PING\r\n"],
+    "max payload": [b"CONNECT {}\r\n", b"PUB a 99999999\r\n"],
+    "echo off": [b'CONNECT {"echo":false}\r\n', b"SUB e 1\r\n", b"PUB e 1\r\nx\r\n", b"PING\r\n"],
+    "reply": [b"CONNECT {}\r\n", b"SUB r 1\r\n", b"PUB r inbox.1 1\r\nx\r\n", b"PING\r\n"],
+    "no responders": [b'CONNECT {"headers":true,"no_responders":true}\r\n', b"SUB inbox.* 1\r\n", b"PUB nobody inbox.1 1\r\nx\r\n", b"PING\r\n"],
+    "no responders without headers": [b'CONNECT {"no_responders":true}\r\n', b"PING\r\n"],
+    "lower case and tabs": [b"connect {}\r\n", b"sub\ta\t1\r\n", b"pub a 1\r\nx\r\n", b"ping\r\n"],
+    "long control line": [b"CONNECT {}\r\n", b"SUB " + b"a" * 5000 + b" 1\r\n", b"PING\r\n"],
+}
+
+INFO_LINE = re.compile(rb"INFO \{.*?\} ?\r\n")
+
+
+def _exchange(port: int, chunks) -> bytes:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+    sock.settimeout(0.4)
+    out = b""
+    try:
+        for chunk in chunks:
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                out += b"<send failed>"
+                break
+            time.sleep(0.03)
+        deadline = time.time() + 0.6
+        while time.time() < deadline:
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                out += b"<closed>"
+                break
+            if not data:
+                out += b"<closed>"
+                break
+            out += data
+    finally:
+        sock.close()
+    return INFO_LINE.sub(b"INFO\r\n", out)
+
+
+@pytest.mark.parametrize("name", sorted(RAW_CASES))
+def test_raw_exchange(server, reference, name):
+    chunks = RAW_CASES[name]
+    assert _exchange(server.port, chunks) == _exchange(reference.port, chunks)
+
+
+# ---- JetStream API ------------------------------------------------------------------------
+
+STREAM_CONFIGS = [
+    {"name": "OK1", "subjects": ["ok1.>"]},
+    {"name": "DUP", "subjects": ["dup", "dup"]},
+    {"name": "OVL", "subjects": ["ovl.>", "ovl.x"]},
+    {"name": "BADSUBJ", "subjects": ["b..c"]},
+    {"name": "ALL", "subjects": [">"]},
+    {"name": "API", "subjects": ["$JS.API.x"]},
+    {"name": "SYS", "subjects": ["$SYS.x"]},
+    {"name": "DNPS", "subjects": ["dnps"], "discard": "new", "discard_new_per_subject": True},
+    {"name": "DNPS2", "subjects": ["dnps2"], "discard_new_per_subject": True, "max_msgs_per_subject": 2},
+    {"name": "R6", "subjects": ["r6"], "num_replicas": 6},
+    {"name": "RNEG", "subjects": ["rneg"], "num_replicas": -1},
+    {"name": "ZSTD", "subjects": ["zstd"], "compression": "zstd"},
+    {"name": "DW", "subjects": ["dw"], "duplicate_window": 50000000},
+    {"name": "AGE", "subjects": ["age"], "max_age": -5},
+    {"name": "DWAGE", "subjects": ["dwage"], "duplicate_window": 2000000000, "max_age": 1000000000},
+    {"name": "UNKNOWN", "subjects": ["unknown"], "bogus": 1},
+    {"name": "ROLLUP", "subjects": ["rollup"], "allow_rollup_hdrs": True, "deny_purge": True},
+    {"name": "MSUBJ", "subjects": ["msubj"], "mirror": {"name": "OK1"}},
+    {"name": "MSRC", "mirror": {"name": "OK1"}, "sources": [{"name": "OK1"}]},
+    {"name": "MSEQ", "mirror": {"name": "OK1"}, "first_seq": 5},
+    {"name": "MSELF", "mirror": {"name": "MSELF"}},
+    {"name": "TRF", "subjects": ["trf.*"], "subject_transform": {"src": "trf.*", "dest": "g.{{wildcard(2)}}"}},
+    {"name": "TRF2", "subjects": ["trf2.*"], "subject_transform": {"src": "trf2.*", "dest": "g.{{nope(1)}}"}},
+    {"name": "RPC", "subjects": ["rpc.*"], "republish": {"src": "rpc.*", "dest": "rpc.x"}},
+]
+
+CONSUMER_CONFIGS = [
+    {"durable_name": "lps", "deliver_policy": "last_per_subject"},
+    {"durable_name": "alls", "deliver_policy": "all", "opt_start_seq": 3},
+    {"durable_name": "bss", "deliver_policy": "by_start_sequence"},
+    {"durable_name": "cyc", "deliver_subject": "ok1.loop"},
+    {"durable_name": "wild", "deliver_subject": "out.*"},
+    {"durable_name": "fcp", "flow_control": True},
+    {"durable_name": "hbp", "idle_heartbeat": 1000000000},
+    {"durable_name": "mexp", "max_expires": 10},
+    {"durable_name": "bo", "backoff": [1000000000, 2000000000], "max_deliver": 1},
+    {"durable_name": "bo1", "backoff": [1000000000], "max_deliver": 1},
+    {"durable_name": "negaw", "ack_wait": -1},
+    {"durable_name": "samp", "sample_freq": "abc"},
+    {"durable_name": "rl", "rate_limit_bps": 100},
+    {"durable_name": "pmw", "deliver_subject": "pmw.out", "max_waiting": 5},
+    {"durable_name": "anmap", "ack_policy": "none", "deliver_subject": "anmap.out", "max_ack_pending": 5},
+    {"durable_name": "unk", "bogus": 1},
+    {"name": "bad.name"},
+]
+
+
+def _error(reply: dict):
+    error = reply.get("error")
+    return None if error is None else (error.get("code"), error.get("err_code"), error.get("description"))
+
+
+async def _api_answers(url: str):
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+    try:
+        for config in STREAM_CONFIGS:
+            reply = await nc.request(f"$JS.API.STREAM.CREATE.{config['name']}", json.dumps(config).encode(), timeout=2)
+            answers.append(("stream " + config["name"], _error(json.loads(reply.data))))
+        for config in CONSUMER_CONFIGS:
+            body = json.dumps({"stream_name": "OK1", "config": config}).encode()
+            reply = await nc.request("$JS.API.CONSUMER.CREATE.OK1", body, timeout=2) if "name" in config else await nc.request(
+                f"$JS.API.CONSUMER.CREATE.OK1.{config['durable_name']}", body, timeout=2
+            )
+            answers.append(("consumer " + json.dumps(config), _error(json.loads(reply.data))))
+        for seq in (1, 1, 0, 99):
+            if seq == 1 and not answers[-1][0].startswith("delete"):
+                await nc.request("ok1.a", b"m", timeout=2)
+            reply = await nc.request("$JS.API.STREAM.MSG.DELETE.OK1", json.dumps({"seq": seq}).encode(), timeout=2)
+            answers.append((f"delete {seq}", _error(json.loads(reply.data))))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_jetstream_api_errors(server, reference):
+    ours, theirs = await _api_answers(server.url), await _api_answers(reference.url)
+    assert [a for a in ours if a not in theirs] == [], f"reference said: {[t for t in theirs if t not in ours]}"
+
+
+async def _pull_statuses(url: str):
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+    try:
+        await nc.request("$JS.API.STREAM.CREATE.P", json.dumps({"name": "P", "subjects": ["p.>"]}).encode(), timeout=2)
+        for i in range(3):
+            await nc.request(f"p.{i}", b"m", timeout=2)
+        config = {"durable_name": "c", "ack_policy": "explicit", "max_batch": 3, "max_expires": 2000000000, "max_bytes": 1000}
+        await nc.request("$JS.API.CONSUMER.CREATE.P.c", json.dumps({"stream_name": "P", "config": config}).encode(), timeout=2)
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        for request in [
+            {"batch": 5},
+            {"batch": 1, "expires": 5000000000},
+            {"batch": 1, "max_bytes": 5000},
+            {"batch": 2, "max_bytes": 10, "expires": 300000000},
+            {"batch": 1, "expires": 1000000000, "idle_heartbeat": 2000000000},
+            b"{nope",
+        ]:
+            body = request if isinstance(request, bytes) else json.dumps(request).encode()
+            await nc.publish("$JS.API.CONSUMER.MSG.NEXT.P.c", body, reply=inbox)
+            got = []
+            try:
+                while True:
+                    msg = await sub.next_msg(timeout=0.6)
+                    status = (msg.headers or {}).get("Status")
+                    description = (msg.headers or {}).get("Description", "")
+                    # Go's and Rust's JSON parsers word a syntax error differently.
+                    got.append((status, description.split(" - ")[0] if status == "400" else description))
+                    if status:
+                        break
+            except nats.errors.TimeoutError:
+                pass
+            answers.append((str(request), got))
+        for name in ("nope", "push"):
+            if name == "push":
+                push = {"durable_name": "push", "deliver_subject": "push.out"}
+                await nc.request("$JS.API.CONSUMER.CREATE.P.push", json.dumps({"stream_name": "P", "config": push}).encode(), timeout=2)
+            try:
+                reply = await nc.request(f"$JS.API.CONSUMER.MSG.NEXT.P.{name}", b"1", timeout=1)
+                answers.append((name, (reply.headers or {}).get("Status"), (reply.headers or {}).get("Description")))
+            except nats.errors.NoRespondersError:
+                answers.append((name, "no responders"))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_pull_request_statuses(server, reference):
+    assert await _pull_statuses(server.url) == await _pull_statuses(reference.url)
+
+
+async def _transformed(url: str):
+    nc = await nats.connect(url, allow_reconnect=False)
+    try:
+        sub = await nc.subscribe("copy.>")
+        config = {"name": "RP", "subjects": ["rp.*"], "republish": {"src": "rp.*", "dest": "copy.{{wildcard(1)}}.{{partition(4,1)}}"}}
+        await nc.request("$JS.API.STREAM.CREATE.RP", json.dumps(config).encode(), timeout=2)
+        config = {"name": "TR", "subjects": ["orders.*.*"], "subject_transform": {"src": "orders.*.*", "dest": "by.{{wildcard(2)}}.$1.{{split(1,-)}}.{{sliceFromLeft(2,2)}}"}}
+        await nc.request("$JS.API.STREAM.CREATE.TR", json.dumps(config).encode(), timeout=2)
+        for key in ("key", "abc", "order-17", "z"):
+            await nc.request("rp." + key, b"m", timeout=2)
+        await nc.request("orders.a-b.europe", b"m", timeout=2)
+        copies = [(await sub.next_msg(timeout=2)).subject for _ in range(4)]
+        reply = await nc.request("$JS.API.STREAM.MSG.GET.TR", json.dumps({"seq": 1}).encode(), timeout=2)
+        return copies, json.loads(reply.data)["message"]["subject"]
+    finally:
+        await nc.close()
+
+
+async def test_subject_mappings(server, reference):
+    assert await _transformed(server.url) == await _transformed(reference.url)
