@@ -11,6 +11,15 @@ async fn request(nc: &async_nats::Client, subject: &str, body: &str) -> Value {
     serde_json::from_slice(&reply.payload).unwrap()
 }
 
+/// Asserts a refusal as nats-server words it: `code`, `err_code` and `description`.
+async fn assert_refused(nc: &async_nats::Client, subject: &str, body: &str, expected: (u16, u16, &str)) {
+    let resp = request(nc, subject, body).await;
+    let error = &resp["error"];
+    let got = (error["code"].as_u64(), error["err_code"].as_u64(), error["description"].as_str());
+    let (code, err_code, description) = expected;
+    assert_eq!(got, (Some(code.into()), Some(err_code.into()), Some(description)), "{body}: {resp}");
+}
+
 #[tokio::test]
 async fn account_info_reports_usage_limits_and_api_level() {
     let server = TestServer::start().await;
@@ -184,10 +193,7 @@ async fn stream_configs_are_refused_with_nats_server_codes_and_texts() {
         ),
     ];
     for (config, code, err_code, description) in cases {
-        let resp = request(&nc, "$JS.API.STREAM.CREATE.M", config).await;
-        assert_eq!(resp["error"]["err_code"], err_code, "{config}: {resp}");
-        assert_eq!(resp["error"]["code"], code, "{config}: {resp}");
-        assert_eq!(resp["error"]["description"], description, "{config}: {resp}");
+        assert_refused(&nc, "$JS.API.STREAM.CREATE.M", config, (code, err_code, description)).await;
     }
 }
 
@@ -340,10 +346,7 @@ async fn consumer_configs_are_refused_with_nats_server_codes_and_texts() {
     ];
     for (config, err_code, description) in cases {
         let body = format!(r#"{{"stream_name":"CC","config":{config}}}"#);
-        let resp = request(&nc, "$JS.API.CONSUMER.CREATE.CC.d", &body).await;
-        assert_eq!(resp["error"]["err_code"], err_code, "{config}: {resp}");
-        assert_eq!(resp["error"]["code"], 400, "{config}: {resp}");
-        assert_eq!(resp["error"]["description"], description, "{config}");
+        assert_refused(&nc, "$JS.API.CONSUMER.CREATE.CC.d", &body, (400, err_code, description)).await;
     }
     let resp =
         request(&nc, "$JS.API.CONSUMER.CREATE.CC", r#"{"stream_name":"CC","config":{"name":"a.b"}}"#).await;
@@ -408,10 +411,7 @@ async fn subject_mappings_are_checked_with_nats_server_texts() {
         ),
     ];
     for (config, code, err_code, description) in cases {
-        let resp = request(&nc, "$JS.API.STREAM.CREATE.T", config).await;
-        assert_eq!(resp["error"]["err_code"], err_code, "{config}: {resp}");
-        assert_eq!(resp["error"]["code"], code, "{config}: {resp}");
-        assert_eq!(resp["error"]["description"], description, "{config}");
+        assert_refused(&nc, "$JS.API.STREAM.CREATE.T", config, (code, err_code, description)).await;
     }
 }
 

@@ -57,7 +57,11 @@ fn the_active_block_is_prefilled_and_sealed_blocks_are_cut_to_their_data() {
     let (sealed, active) = files.split_at(files.len() - 1);
     for (name, len) in sealed {
         assert!(*len <= 64 * 1024, "{name} is {len} bytes");
-        assert_eq!(trailing_zeros(&dir.path().join(name)), 0, "{name} ends with its last record");
+        // A block ends in its last record's 8-byte checksum, whose last bytes may be zeros
+        // (1 block in 256 ends in one, which failed this test now and then): only a longer run
+        // is prefill left behind.
+        let zeros = trailing_zeros(&dir.path().join(name));
+        assert!(zeros < 8, "{name} ends with its last record, not {zeros} zeros");
     }
     let active_path = dir.path().join(&active[0].0);
     assert!(trailing_zeros(&active_path) > 1000, "the active block has zeros ahead of its data");
@@ -81,7 +85,8 @@ fn a_small_stream_costs_no_zeros() {
     fill(&store, 3);
     let files = blocks(dir.path());
     assert_eq!(files.len(), 1);
-    assert_eq!(trailing_zeros(&dir.path().join(&files[0].0)), 0, "{files:?}");
+    // Only what a checksum may end in (see above), no prefill.
+    assert!(trailing_zeros(&dir.path().join(&files[0].0)) < 8, "{files:?}");
     store.stop().unwrap();
 }
 
