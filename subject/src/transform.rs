@@ -161,8 +161,8 @@ impl Transform {
                 Placeholder::None if token == ">" => Part::Rest,
                 Placeholder::None => Part::Literal(token.into()),
                 Placeholder::Random(n) => Part::Random(n),
-                Placeholder::Partition(buckets, from) if !wildcarded => {
-                    let _ = from; // a literal source has no tokens to pick
+                // A literal source has no tokens to pick: the whole subject is hashed.
+                Placeholder::Partition(buckets, _) if !wildcarded => {
                     Part::Partition { buckets, from: Vec::new() }
                 }
                 _ if !wildcarded => return Err(refuse(DestinationError::IndexOutOfRange)),
@@ -174,10 +174,7 @@ impl Transform {
                     }
                     Part::Partition { buckets, from: from.into_iter().map(star).collect() }
                 }
-                Placeholder::IndexInt(build, n, arg) if out_of_range(n) => {
-                    let _ = (build, arg);
-                    return Err(range_error(token, n));
-                }
+                Placeholder::IndexInt(_, n, _) if out_of_range(n) => return Err(range_error(token, n)),
                 Placeholder::IndexInt(build, n, arg) => build(star(n), arg),
                 Placeholder::Split(n, _) if out_of_range(n) => return Err(range_error(token, n)),
                 Placeholder::Split(n, delimiter) => Part::Split { from: star(n), delimiter },
