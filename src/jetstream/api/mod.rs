@@ -91,7 +91,7 @@ impl ApiHandler {
         let (stream, consumer) = next.split_once('.')?;
         let stream = self.account.upgrade()?.stream(stream).ok()?;
         let consumer = stream.consumers.read().get(consumer).cloned()?;
-        (!consumer.config().is_pull()).then_some(consumer)
+        (!consumer.is_pull()).then_some(consumer)
     }
 }
 

@@ -227,6 +227,11 @@ impl Consumer {
         self.config.read().clone()
     }
 
+    /// Whether this is a pull consumer (without copying its config).
+    pub fn is_pull(&self) -> bool {
+        self.config.read().is_pull()
+    }
+
     /// Applies an update already checked with `check_update`.
     pub fn update_config(self: &Arc<Self>, config: ConsumerConfig) {
         {
