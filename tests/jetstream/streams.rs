@@ -379,3 +379,46 @@ async fn subject_transforms_map_with_nats_server_functions() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A message a consumer gave up on (its deliveries ran out unacknowledged) is not
+/// acknowledged: an interest stream keeps it for that consumer, and the consumer's ack floor
+/// stays below it, as nats-server does.
+#[tokio::test]
+async fn interest_retention_keeps_what_a_consumer_gave_up_on() {
+    use async_nats::jetstream::consumer::{pull, AckPolicy};
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let mut s = js
+        .create_stream(stream::Config {
+            name: "GIVE".into(),
+            subjects: vec!["give.>".into()],
+            retention: RetentionPolicy::Interest,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let quitter = s
+        .create_consumer(pull::Config {
+            durable_name: Some("quitter".into()),
+            ack_policy: AckPolicy::Explicit,
+            max_deliver: 1,
+            ack_wait: std::time::Duration::from_millis(200),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let steady = s
+        .create_consumer(pull::Config { durable_name: Some("steady".into()), ..Default::default() })
+        .await
+        .unwrap();
+    js.publish("give.1", "m".into()).await.unwrap().await.unwrap();
+    let mut once = quitter.fetch().max_messages(1).messages().await.unwrap();
+    once.try_next().await.unwrap().unwrap(); // never acknowledged
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let mut batch = steady.fetch().max_messages(1).messages().await.unwrap();
+    batch.try_next().await.unwrap().unwrap().double_ack().await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, 1, "the quitter never acknowledged it");
+    let mut quitter = quitter;
+    let info = quitter.info().await.unwrap().clone();
+    assert_eq!((info.ack_floor.stream_sequence, info.num_ack_pending), (0, 0), "{info:?}");
+}

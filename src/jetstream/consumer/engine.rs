@@ -61,6 +61,14 @@ impl Consumer {
         {
             let mut inner = self.inner.lock();
             self.expire_pending(&mut inner, &config, now, &mut max_delivered);
+            // Messages given up on leave with the stream's (limits, purges).
+            if let Some(&oldest) = inner.abandoned.keys().next() {
+                let first = stream.store.state().first_seq;
+                if oldest < first {
+                    inner.abandoned = inner.abandoned.split_off(&first);
+                    self.update_ack_floor(&mut inner);
+                }
+            }
             if config.is_pull() {
                 expire_requests(&mut inner, &self.account, now, &mut statuses);
             }
@@ -290,9 +298,11 @@ impl Consumer {
             inner.deadlines.remove(&(deadline, seq));
             let Some(p) = inner.pending.get(&seq).copied() else { continue };
             if config.max_deliver > 0 && p.deliveries >= config.max_deliver as u64 {
+                // Given up on, not acknowledged (the store keeps it as delivered: after a
+                // restart it is given up on again once its ack wait passes).
                 inner.pending.remove(&seq);
+                inner.abandoned.insert(seq, p.dseq);
                 max_delivered.push((seq, p.deliveries));
-                let _ = self.store.update_acks(p.dseq, seq);
                 self.update_ack_floor(inner);
                 continue;
             }

@@ -62,6 +62,10 @@ struct Inner {
     pending: BTreeMap<u64, Pending>,
     /// (deadline, stream seq) of every pending message, for the redelivery timer.
     deadlines: BTreeSet<(Instant, u64)>,
+    /// Messages whose deliveries ran out unacknowledged (stream seq → consumer seq): not
+    /// acknowledged, so interest retention keeps them for this consumer and the ack floor
+    /// stays below them (as nats-server does); dropped once the stream no longer holds them.
+    abandoned: BTreeMap<u64, u64>,
     /// Pending messages due for redelivery, in stream order.
     redeliver: BTreeSet<u64>,
     waiting: VecDeque<Waiting>,
@@ -124,6 +128,7 @@ impl Consumer {
             ack_floor: SequencePair::default(),
             pending: BTreeMap::new(),
             deadlines: BTreeSet::new(),
+            abandoned: BTreeMap::new(),
             redeliver: BTreeSet::new(),
             waiting: VecDeque::new(),
             initial: VecDeque::new(),
@@ -252,7 +257,10 @@ impl Consumer {
     /// Whether this consumer no longer needs message `seq` (interest retention).
     pub fn has_acked(&self, seq: u64) -> bool {
         let inner = self.inner.lock();
-        seq <= inner.ack_floor.stream_seq || (seq < inner.next_seq && !inner.pending.contains_key(&seq))
+        seq <= inner.ack_floor.stream_seq
+            || (seq < inner.next_seq
+                && !inner.pending.contains_key(&seq)
+                && !inner.abandoned.contains_key(&seq))
     }
 
     /// Makes every pending message due for redelivery now (an MQTT session resumed: its
@@ -462,7 +470,9 @@ impl Consumer {
             match &kind {
                 AckKind::Ack | AckKind::Next(_) | AckKind::Term(_) => {
                     if ack_policy == AckPolicy::All {
-                        let seqs: Vec<u64> = inner.pending.range(..=r.stream_seq).map(|(s, _)| *s).collect();
+                        let pending = inner.pending.range(..=r.stream_seq).map(|(s, _)| *s);
+                        let abandoned = inner.abandoned.range(..=r.stream_seq).map(|(s, _)| *s);
+                        let seqs: Vec<u64> = pending.chain(abandoned).collect();
                         for s in seqs {
                             self.ack_one(&mut inner, s);
                             acked.push(s);
@@ -531,23 +541,34 @@ impl Consumer {
     }
 
     /// Removes one pending message; true when it was pending.
+    /// Acknowledges a pending message, or a late ack of one whose deliveries ran out.
     fn ack_one(&self, inner: &mut Inner, sseq: u64) -> bool {
-        let Some(p) = inner.pending.remove(&sseq) else { return false };
-        inner.deadlines.remove(&(p.deadline, sseq));
-        inner.redeliver.remove(&sseq);
-        if let Err(e) = self.store.update_acks(p.dseq, sseq) {
+        let dseq = match inner.pending.remove(&sseq) {
+            Some(p) => {
+                inner.deadlines.remove(&(p.deadline, sseq));
+                inner.redeliver.remove(&sseq);
+                p.dseq
+            }
+            None => match inner.abandoned.remove(&sseq) {
+                Some(dseq) => dseq,
+                None => return false,
+            },
+        };
+        if let Err(e) = self.store.update_acks(dseq, sseq) {
             tracing::warn!(consumer = %self.name, "can't persist ack: {e}");
         }
         true
     }
 
+    /// Just below the first message not acknowledged (pending or given up on); everything
+    /// delivered when there is none.
     fn update_ack_floor(&self, inner: &mut Inner) {
-        match inner.pending.iter().next() {
-            Some((sseq, p)) => {
-                inner.ack_floor = SequencePair {
-                    consumer_seq: p.dseq.saturating_sub(1),
-                    stream_seq: sseq.saturating_sub(1),
-                };
+        let pending = inner.pending.iter().next().map(|(sseq, p)| (*sseq, p.dseq));
+        let abandoned = inner.abandoned.iter().next().map(|(sseq, dseq)| (*sseq, *dseq));
+        match pending.into_iter().chain(abandoned).min() {
+            Some((sseq, dseq)) => {
+                inner.ack_floor =
+                    SequencePair { consumer_seq: dseq.saturating_sub(1), stream_seq: sseq.saturating_sub(1) };
             }
             None => inner.ack_floor = inner.delivered,
         }
