@@ -235,3 +235,40 @@ async def _transformed(url: str):
 
 async def test_subject_mappings(server, reference):
     assert await _transformed(server.url) == await _transformed(reference.url)
+
+
+async def _given_up(url: str):
+    """Two consumers on an interest stream; one lets its only delivery run out."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    try:
+        async def request(subject, body):
+            reply = await nc.request(subject, body if isinstance(body, bytes) else json.dumps(body).encode(), timeout=2)
+            return json.loads(reply.data)
+
+        await request("$JS.API.STREAM.CREATE.GU", {"name": "GU", "subjects": ["gu.>"], "retention": "interest"})
+        quitter = {"durable_name": "q", "ack_policy": "explicit", "max_deliver": 1, "ack_wait": 300000000}
+        await request("$JS.API.CONSUMER.CREATE.GU.q", {"stream_name": "GU", "config": quitter})
+        await request("$JS.API.CONSUMER.CREATE.GU.s", {"stream_name": "GU", "config": {"durable_name": "s", "ack_policy": "explicit"}})
+        await nc.request("gu.x", b"m", timeout=2)
+
+        async def fetch(consumer):
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.GU.{consumer}", b'{"batch":1,"expires":500000000}', reply=inbox)
+            msg = await sub.next_msg(timeout=1)
+            await sub.unsubscribe()
+            return msg
+
+        await fetch("q")
+        await asyncio.sleep(0.8)
+        await nc.request((await fetch("s")).reply, b"+ACK", timeout=2)
+        await asyncio.sleep(0.2)
+        state = (await request("$JS.API.STREAM.INFO.GU", b""))["state"]
+        info = await request("$JS.API.CONSUMER.INFO.GU.q", b"")
+        return state["messages"], info["ack_floor"]["stream_seq"], info["num_ack_pending"]
+    finally:
+        await nc.close()
+
+
+async def test_given_up_messages_stay_in_interest_streams(server, reference):
+    assert await _given_up(server.url) == await _given_up(reference.url)
