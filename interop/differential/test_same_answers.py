@@ -272,3 +272,82 @@ async def _given_up(url: str):
 
 async def test_given_up_messages_stay_in_interest_streams(server, reference):
     assert await _given_up(server.url) == await _given_up(reference.url)
+
+
+async def _publish_acks(url: str):
+    """Pub acks for every expected-* header, rollups, TTLs and limits, then the stream's state."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+    try:
+        config = {"name": "PA", "subjects": ["pa.>"], "allow_rollup_hdrs": True, "max_msgs_per_subject": 3, "allow_msg_ttl": True, "max_msg_size": 100}
+        await nc.request("$JS.API.STREAM.CREATE.PA", json.dumps(config).encode(), timeout=2)
+        for subject, payload, headers in [
+            ("pa.a", b"x", None),
+            ("pa.a", b"x", {"Nats-Msg-Id": "1"}),
+            ("pa.a", b"x", {"Nats-Msg-Id": "1"}),
+            ("pa.a", b"x", {"Nats-Expected-Stream": "X"}),
+            ("pa.a", b"x", {"Nats-Expected-Last-Sequence": "1"}),
+            ("pa.a", b"x", {"Nats-Expected-Last-Sequence": "2"}),
+            ("pa.a", b"x", {"Nats-Expected-Last-Sequence": "abc"}),
+            ("pa.b", b"x", {"Nats-Expected-Last-Subject-Sequence": "5"}),
+            ("pa.b", b"x", {"Nats-Expected-Last-Subject-Sequence": "0"}),
+            ("pa.a", b"x", {"Nats-Expected-Last-Msg-Id": "1"}),
+            ("pa.a", b"x", {"Nats-Rollup": "nope"}),
+            ("pa.a", b"x", {"Nats-Rollup": "sub"}),
+            ("pa.t", b"x", {"Nats-TTL": "xx"}),
+            ("pa.t", b"x", {"Nats-TTL": "500ms"}),
+            ("pa.t", b"x", {"Nats-TTL": "1s"}),
+            ("pa.a", b"x" * 200, None),
+        ]:
+            reply = await nc.request(subject, payload, timeout=2, headers=headers)
+            answers.append((subject, headers, json.loads(reply.data)))
+        reply = await nc.request("$JS.API.STREAM.INFO.PA", b"", timeout=2)
+        state = json.loads(reply.data)["state"]
+        answers.append({k: state.get(k) for k in ("messages", "first_seq", "last_seq", "num_subjects", "num_deleted")})
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_publish_acks(server, reference):
+    assert await _publish_acks(server.url) == await _publish_acks(reference.url)
+
+
+async def _key_value(url: str):
+    """A KV bucket through nats.py's own API: values, revisions, errors, history, keys."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    js = nc.jetstream()
+    answers = []
+
+    async def attempt(name, call):
+        try:
+            answers.append((name, await call))
+        except Exception as e:  # the error's type is the answer
+            answers.append((name, type(e).__name__))
+
+    try:
+        kv = await js.create_key_value(bucket="DIFF", history=5)
+        await attempt("put", kv.put("k", b"v1"))
+        await attempt("put again", kv.put("k", b"v2"))
+        await attempt("update wrong", kv.update("k", b"x", last=1))
+        await attempt("update right", kv.update("k", b"v3", last=2))
+        await attempt("create existing", kv.create("k", b"y"))
+        await kv.delete("k")
+        await attempt("get deleted", kv.get("k"))
+        await attempt("create after delete", kv.create("k", b"again"))
+        history = await kv.history("k")
+        answers.append(("history", [(h.value, h.revision, str(h.operation)) for h in history]))
+        await kv.put("a.b", b"1")
+        await kv.put("a.c", b"2")
+        await kv.purge("a.b")
+        await attempt("keys", kv.keys())
+        await attempt("get purged", kv.get("a.b"))
+        status = await kv.status()
+        answers.append(("status", (status.values, status.history)))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_key_value(server, reference):
+    assert await _key_value(server.url) == await _key_value(reference.url)
