@@ -351,3 +351,54 @@ async def _key_value(url: str):
 
 async def test_key_value(server, reference):
     assert await _key_value(server.url) == await _key_value(reference.url)
+
+
+async def _no_wait(url: str):
+    """no_wait pulls: behind a waiting request, with expires and nothing, with expires and a
+    message arriving."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def replies(sub, wait):
+        got = []
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=wait)
+                headers = msg.headers or {}
+                got.append(None if msg.subject.startswith("_INBOX") else msg.subject)
+                got.append((headers.get("Status"), headers.get("Description")))
+        except nats.errors.TimeoutError:
+            pass
+        return got
+
+    async def pull(body):
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.NW.c", json.dumps(body).encode(), reply=inbox)
+        return sub
+
+    try:
+        await nc.request("$JS.API.STREAM.CREATE.NW", json.dumps({"name": "NW", "subjects": ["nw.>"]}).encode(), timeout=2)
+        config = {"durable_name": "c", "ack_policy": "explicit"}
+        await nc.request("$JS.API.CONSUMER.CREATE.NW.c", json.dumps({"stream_name": "NW", "config": config}).encode(), timeout=2)
+        for _ in range(2):
+            await nc.request("nw.x", b"m", timeout=2)
+        answers.append(await replies(await pull({"batch": 5, "no_wait": True}), 0.5))
+        await nc.request("nw.x", b"m", timeout=2)
+        lingering = await pull({"batch": 5, "expires": 1000000000})
+        await asyncio.sleep(0.2)
+        answers.append(await replies(await pull({"batch": 1, "no_wait": True}), 0.5))
+        await lingering.unsubscribe()
+        await asyncio.sleep(1.0)
+        answers.append(await replies(await pull({"batch": 1, "no_wait": True, "expires": 300000000}), 0.8))
+        waiting = await pull({"batch": 2, "no_wait": True, "expires": 800000000})
+        await asyncio.sleep(0.1)
+        await nc.request("nw.y", b"m", timeout=2)
+        answers.append(await replies(waiting, 1.2))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_no_wait_pulls(server, reference):
+    assert await _no_wait(server.url) == await _no_wait(reference.url)

@@ -639,3 +639,65 @@ async fn terminated_messages_are_announced_with_their_reason_when_given() {
     seen.sort_by_key(|(seq, _)| *seq);
     assert_eq!(seen, [(1, None), (2, Some("not wanted".into()))]);
 }
+
+/// `no_wait` as nats-server reads it: without `expires` a request ends at once with
+/// `404 No Messages` when nothing is left (even queued behind a waiting request, and after
+/// delivering part of its batch); with `expires` it waits for messages like any request but
+/// ends with `404` as soon as it got some and nothing more is there, or `408` at expiry.
+#[tokio::test]
+async fn no_wait_requests_end_as_on_nats_server() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    stream_with(&js, "NW", "nw.>", 2).await;
+    let nc = server.client().await;
+    let create = r#"{"stream_name":"NW","config":{"durable_name":"d","ack_policy":"explicit"}}"#;
+    nc.request("$JS.API.CONSUMER.CREATE.NW.d", create.into()).await.unwrap();
+    let next = "$JS.API.CONSUMER.MSG.NEXT.NW.d";
+    let status = |m: &async_nats::Message| m.status.map(|s| s.as_u16());
+    let quick = Duration::from_millis(400);
+
+    // Part of a batch, then the end: 404, not 408.
+    let got = pull_replies(&nc, next, r#"{"batch":5,"no_wait":true}"#, quick).await;
+    let statuses: Vec<_> = got.iter().map(status).collect();
+    assert_eq!(statuses, [None, None, Some(404)], "{got:?}");
+
+    // A waiting request holds the rest of the stream; a no_wait one behind it ends at once.
+    let inbox = nc.new_inbox();
+    let mut lingering = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply(next, inbox, r#"{"batch":5,"expires":5000000000}"#.into()).await.unwrap();
+    nc.flush().await.unwrap();
+    let got = pull_replies(&nc, next, r#"{"batch":1,"no_wait":true}"#, quick).await;
+    assert_eq!(got.iter().map(status).collect::<Vec<_>>(), [Some(404)], "{got:?}");
+
+    // With expires it waits: a message published meanwhile is delivered, then the request ends.
+    let inbox = nc.new_inbox();
+    let mut waiting = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply(next, inbox, r#"{"batch":2,"no_wait":true,"expires":2000000000}"#.into())
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The lingering request is first in line: let it take one message.
+    js.publish("nw.late", "for the lingering request".into()).await.unwrap().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), lingering.next()).await.unwrap().unwrap();
+    assert!(first.status.is_none(), "{first:?}");
+    drop(lingering); // its interest gone, the lingering request is dropped
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    js.publish("nw.later", "for the no_wait request".into()).await.unwrap().await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(2), waiting.next()).await.unwrap().unwrap();
+    assert_eq!((m.subject.as_str(), status(&m)), ("nw.later", None), "{m:?}");
+    let end = tokio::time::timeout(Duration::from_secs(2), waiting.next()).await.unwrap().unwrap();
+    assert_eq!(status(&end), Some(404), "{end:?}");
+
+    // With expires and nothing coming: 408 when it expires, not an early 404.
+    let started = std::time::Instant::now();
+    let got = pull_replies(
+        &nc,
+        next,
+        r#"{"batch":1,"no_wait":true,"expires":300000000}"#,
+        Duration::from_millis(800),
+    )
+    .await;
+    assert_eq!(got.iter().map(status).collect::<Vec<_>>(), [Some(408)], "{got:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}

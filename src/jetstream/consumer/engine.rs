@@ -11,7 +11,7 @@ use jetway_storage::StoredMessage;
 use super::ack::ack_subject;
 use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
 use super::flow_control;
-use super::pull::{pending_headers, Waiting};
+use super::pull::pending_headers;
 use super::{Consumer, Inner, Pending};
 use crate::jetstream::stream::Stream;
 use crate::router::{deliver, FlushSet, MatchResult, Message};
@@ -82,11 +82,8 @@ impl Consumer {
                 }
             }
             if paused && config.is_pull() {
-                // As nats-server: a paused consumer has nothing to send, so a no_wait
-                // request ends at once, wherever it waits.
-                let (ended, kept) = std::mem::take(&mut inner.waiting).into_iter().partition(|w| w.no_wait);
-                inner.waiting = kept;
-                statuses.extend(ended.into_iter().map(|w: Waiting| no_wait_end(&w)));
+                // A paused consumer has nothing to send.
+                end_no_wait_requests(&mut inner, &mut statuses);
             }
             let mut count = 0;
             loop {
@@ -109,12 +106,8 @@ impl Consumer {
                     }
                 };
                 let Some(msg) = self.next_message(&mut inner, stream, &config, &filter_refs) else {
-                    // Nothing to send: a no_wait request ends now.
-                    if let Some(w) = inner.waiting.front().filter(|w| w.no_wait && config.is_pull()).cloned()
-                    {
-                        inner.waiting.pop_front();
-                        statuses.push(no_wait_end(&w));
-                        continue;
+                    if config.is_pull() {
+                        end_no_wait_requests(&mut inner, &mut statuses);
                     }
                     break;
                 };
@@ -492,11 +485,17 @@ fn heartbeat_headers(inner: &Inner) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The status ending a no_wait request with nothing (more) to send: 404 when it got nothing,
-/// 408 when it got part of its batch.
-fn no_wait_end(w: &Waiting) -> StatusOut {
-    let (code, text) = if w.delivered > 0 { (408, "Request Timeout") } else { (404, "No Messages") };
-    (w.reply.to_string(), code, text.to_string(), Vec::new())
+/// Nothing (more) to send: every no_wait request without `expires`, or that already got part
+/// of its batch, ends with `404 No Messages` (nats-server's rule); one with `expires` that got
+/// nothing yet waits like any request (`408` when it expires).
+fn end_no_wait_requests(inner: &mut Inner, statuses: &mut Vec<StatusOut>) {
+    inner.waiting.retain(|w| {
+        let ends = w.no_wait && (w.expires.is_none() || w.delivered > 0);
+        if ends {
+            statuses.push((w.reply.to_string(), 404, "No Messages".to_string(), Vec::new()));
+        }
+        !ends
+    });
 }
 
 /// Ends requests whose `expires` passed (408 Request Timeout) or whose requester is gone.
