@@ -395,6 +395,18 @@ async def _no_wait(url: str):
         await asyncio.sleep(0.1)
         await nc.request("nw.y", b"m", timeout=2)
         answers.append(await replies(waiting, 1.2))
+        # Waiting requests claim more than is pending (max_ack_pending holds it back).
+        config = {"durable_name": "held", "ack_policy": "explicit", "max_ack_pending": 1}
+        await nc.request("$JS.API.CONSUMER.CREATE.NW.held", json.dumps({"stream_name": "NW", "config": config}).encode(), timeout=2)
+        inbox = nc.new_inbox()
+        claim = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.NW.held", b'{"batch":5,"expires":3000000000}', reply=inbox)
+        await claim.next_msg(timeout=1)
+        for body in (b'{"batch":1,"no_wait":true}', b'{"batch":1,"no_wait":true,"expires":300000000}'):
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish("$JS.API.CONSUMER.MSG.NEXT.NW.held", body, reply=inbox)
+            answers.append(await replies(sub, 0.5))
     finally:
         await nc.close()
     return answers

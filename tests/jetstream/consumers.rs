@@ -701,3 +701,28 @@ async fn no_wait_requests_end_as_on_nats_server() {
     assert_eq!(got.iter().map(status).collect::<Vec<_>>(), [Some(408)], "{got:?}");
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
+
+/// A no_wait pull that could not be served because waiting requests already claim more than
+/// is pending gets `408 Requests Pending` at once, as from nats-server.
+#[tokio::test]
+async fn a_no_wait_pull_behind_larger_claims_is_told_requests_pending() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    stream_with(&js, "RQ", "rq.>", 3).await;
+    let nc = server.client().await;
+    let create =
+        r#"{"stream_name":"RQ","config":{"durable_name":"c","ack_policy":"explicit","max_ack_pending":1}}"#;
+    nc.request("$JS.API.CONSUMER.CREATE.RQ.c", create.into()).await.unwrap();
+    let next = "$JS.API.CONSUMER.MSG.NEXT.RQ.c";
+    // One delivered (and not acknowledged: max_ack_pending holds the other two); the request
+    // still claims four.
+    let inbox = nc.new_inbox();
+    let mut claim = nc.subscribe(inbox.clone()).await.unwrap();
+    nc.publish_with_reply(next, inbox, r#"{"batch":5,"expires":3000000000}"#.into()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), claim.next()).await.unwrap().unwrap();
+    for body in [r#"{"batch":1,"no_wait":true}"#, r#"{"batch":1,"no_wait":true,"expires":300000000}"#] {
+        let got = pull_replies(&nc, next, body, Duration::from_millis(200)).await;
+        let got: Vec<_> = got.iter().map(|m| (m.status.map(|s| s.as_u16()), m.description.clone())).collect();
+        assert_eq!(got, [(Some(408), Some("Requests Pending".to_string()))], "{body}");
+    }
+}

@@ -637,8 +637,21 @@ impl Consumer {
             );
             return;
         }
+        // As nats-server: a no_wait request that waiting requests would leave nothing for is
+        // told so at once.
+        let stream_pending =
+            if req.no_wait { self.stream.upgrade().map_or(0, |s| self.num_pending(&s)) } else { 0 };
         {
             let mut inner = self.inner.lock();
+            if req.no_wait {
+                let pending = stream_pending + inner.redeliver.len() as u64;
+                let claimed: u64 = inner.waiting.iter().map(|w| w.remaining).sum();
+                if pending > 0 && pending < claimed {
+                    drop(inner);
+                    self.send_status(reply, 408, "Requests Pending", &[]);
+                    return;
+                }
+            }
             if inner.waiting.len() as i64 >= config.max_waiting {
                 drop(inner);
                 if req.idle_heartbeat == 0 {
