@@ -414,3 +414,39 @@ async def _no_wait(url: str):
 
 async def test_no_wait_pulls(server, reference):
     assert await _no_wait(server.url) == await _no_wait(reference.url)
+
+
+async def _consumer_actions(url: str):
+    """CONSUMER.CREATE with actions, updates the rules refuse, subject forms."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def create(subject, body):
+        reply = await nc.request(subject, json.dumps(body).encode(), timeout=2)
+        answers.append((subject, json.dumps(body), _error(json.loads(reply.data))))
+
+    try:
+        await nc.request("$JS.API.STREAM.CREATE.AC", json.dumps({"name": "AC", "subjects": ["ac.>"]}).encode(), timeout=2)
+        base = {"durable_name": "d", "ack_policy": "explicit"}
+        for action, config in [
+            ("create", base),
+            ("create", base),
+            ("create", dict(base, description="x")),
+            ("update", dict(base, deliver_policy="last")),
+            ("", dict(base, max_ack_pending=5)),
+            ("", dict(base, deliver_subject="ac2.x")),
+            ("", dict(base, ack_policy="none")),
+            ("bogus", base),
+        ]:
+            await create("$JS.API.CONSUMER.CREATE.AC.d", {"stream_name": "AC", "config": config, "action": action})
+        await create("$JS.API.CONSUMER.CREATE.AC.e", {"stream_name": "AC", "config": {"durable_name": "e"}, "action": "update"})
+        await create("$JS.API.CONSUMER.CREATE.AC.f.ac.x", {"stream_name": "AC", "config": {"name": "f", "filter_subject": "ac.y"}})
+        await create("$JS.API.CONSUMER.CREATE.AC.g.ac.x", {"stream_name": "AC", "config": {"name": "g", "filter_subjects": ["ac.x", "ac.z"]}})
+        await create("$JS.API.CONSUMER.CREATE.XX.g", {"stream_name": "AC", "config": {"name": "g"}})
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_consumer_actions_and_updates(server, reference):
+    assert await _consumer_actions(server.url) == await _consumer_actions(reference.url)

@@ -111,6 +111,7 @@ fixed_errors! {
 formatted_errors! {
     invalid_json => 400, 10025, "invalid JSON: ";
     sequence_not_found => 400, 10043, "sequence ";
+    consumer_create => 500, 10012, "";
     stream_create => 500, 10049, "";
     transform_invalid_source => 400, 10155, "stream transform source: ";
     transform_invalid_destination => 400, 10156, "stream transform: ";

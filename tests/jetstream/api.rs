@@ -443,3 +443,40 @@ async fn stream_names_and_metadata_are_bounded_as_by_nats_server() {
             .await;
     assert!(resp.get("error").is_none(), "advisories may be captured: {resp}");
 }
+
+#[tokio::test]
+async fn consumer_updates_are_refused_with_nats_server_codes_and_texts() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.UP", r#"{"name":"UP","subjects":["up.>"]}"#).await;
+    let create = r#"{"stream_name":"UP","config":{"durable_name":"d","ack_policy":"explicit"}}"#;
+    assert!(request(&nc, "$JS.API.CONSUMER.CREATE.UP.d", create).await.get("error").is_none());
+    let cases = [
+        (
+            r#"{"durable_name":"d","ack_policy":"explicit","deliver_policy":"last"}"#,
+            500,
+            10012,
+            "deliver policy can not be updated",
+        ),
+        (
+            r#"{"durable_name":"d","ack_policy":"explicit","deliver_subject":"out.d"}"#,
+            500,
+            10012,
+            "can not update pull consumer to push based",
+        ),
+        (r#"{"durable_name":"d","ack_policy":"none"}"#, 500, 10012, "ack policy can not be updated"),
+    ];
+    for (config, code, err_code, description) in cases {
+        let body = format!(r#"{{"stream_name":"UP","config":{config}}}"#);
+        assert_refused(&nc, "$JS.API.CONSUMER.CREATE.UP.d", &body, (code, err_code, description)).await;
+    }
+    let body =
+        r#"{"stream_name":"UP","config":{"durable_name":"d","ack_policy":"explicit"},"action":"bogus"}"#;
+    assert_refused(
+        &nc,
+        "$JS.API.CONSUMER.CREATE.UP.d",
+        body,
+        (400, 10025, r#"invalid JSON: unknown consumer action: "bogus""#),
+    )
+    .await;
+}

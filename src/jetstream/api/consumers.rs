@@ -35,7 +35,12 @@ pub fn create(
     legacy_durable: bool,
 ) -> ApiResponse {
     const KIND: &str = "consumer_create";
-    let req: CreateRequest = match crate::jetstream::json::decode_json(body) {
+    let req: CreateRequest = match crate::jetstream::json::decode_json::<CreateRequest>(body) {
+        // nats-server reads the action while decoding: an unknown one is invalid JSON.
+        Ok(r) if !["", "create", "update"].contains(&r.action.as_str()) => {
+            let e = ApiError::invalid_json(format!("unknown consumer action: {:?}", r.action));
+            return ApiResponse::error(KIND, &e);
+        }
         Ok(r) => r,
         Err(e) => return ApiResponse::error(KIND, &e),
     };

@@ -330,33 +330,40 @@ impl ConsumerConfig {
 
     /// Checks an update of an existing consumer (fields nats-server does not let change).
     pub fn check_update(&self, old: &ConsumerConfig) -> Result<(), ApiError> {
-        let changed = |what: &str| Err(ApiError::stream_invalid_config(format!("{what} can not be updated")));
+        // nats-server's order and words (`checkNewConsumerConfig`, error 10012).
+        let refuse = |text: &str| Err(ApiError::consumer_create(text));
         if self.deliver_policy != old.deliver_policy {
-            return changed("deliver policy");
-        }
-        if self.opt_start_seq != old.opt_start_seq || self.opt_start_time != old.opt_start_time {
-            return changed("start sequence or start time");
-        }
-        if self.ack_policy != old.ack_policy {
-            return changed("ack policy");
-        }
-        if self.replay_policy != old.replay_policy {
-            return changed("replay policy");
-        }
-        if self.idle_heartbeat != old.idle_heartbeat {
-            return changed("heartbeat");
-        }
-        if self.flow_control != old.flow_control {
-            return changed("flow control");
-        }
-        if self.max_waiting != old.max_waiting {
-            return changed("max waiting");
-        }
-        if self.is_pull() != old.is_pull() {
-            return changed("consumer type");
+            return refuse("deliver policy can not be updated");
         }
         if self.mem_storage != old.mem_storage {
-            return changed("storage");
+            return refuse("storage type can not be updated");
+        }
+        if self.opt_start_seq != old.opt_start_seq {
+            return refuse("start sequence can not be updated");
+        }
+        if self.opt_start_time != old.opt_start_time {
+            return refuse("start time can not be updated");
+        }
+        if self.ack_policy != old.ack_policy {
+            return refuse("ack policy can not be updated");
+        }
+        if self.replay_policy != old.replay_policy {
+            return refuse("replay policy can not be updated");
+        }
+        if self.idle_heartbeat != old.idle_heartbeat {
+            return refuse("heart beats can not be updated");
+        }
+        if self.flow_control != old.flow_control {
+            return refuse("flow control can not be updated");
+        }
+        if old.is_pull() && !self.is_pull() {
+            return refuse("can not update pull consumer to push based");
+        }
+        if !old.is_pull() && self.is_pull() {
+            return refuse("can not update push consumer to pull based");
+        }
+        if self.max_waiting != old.max_waiting {
+            return refuse("max waiting can not be updated");
         }
         Ok(())
     }
