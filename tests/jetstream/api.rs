@@ -480,3 +480,33 @@ async fn consumer_updates_are_refused_with_nats_server_codes_and_texts() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn stream_info_paging_and_message_get_options_follow_nats_server() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    request(&nc, "$JS.API.STREAM.CREATE.PG", r#"{"name":"PG","subjects":["pg.>"]}"#).await;
+    for i in 0..3 {
+        nc.request(format!("pg.{i}"), "m".into()).await.unwrap();
+    }
+    // The paging fields are always there; a filter matching nothing gives no subjects map.
+    for body in ["", r#"{"subjects_filter":"nope.>"}"#] {
+        let info = request(&nc, "$JS.API.STREAM.INFO.PG", body).await;
+        assert_eq!(
+            (info["total"].clone(), info["offset"].clone(), info["limit"].clone()),
+            (0.into(), 0.into(), 0.into()),
+            "{info}"
+        );
+        assert!(info["state"].get("subjects").is_none(), "{info}");
+    }
+    let info = request(&nc, "$JS.API.STREAM.INFO.PG", r#"{"subjects_filter":"pg.*"}"#).await;
+    assert_eq!((info["total"].clone(), info["limit"].clone()), (3.into(), 100_000.into()), "{info}");
+    // seq, last_by_subj and start_time exclude each other; next_by_subj filters seq or time.
+    for body in
+        [r#"{"seq":1,"last_by_subj":"pg.1"}"#, r#"{"last_by_subj":"pg.1","next_by_subj":"pg.1"}"#, r#"{}"#]
+    {
+        assert_refused(&nc, "$JS.API.STREAM.MSG.GET.PG", body, (400, 10003, "bad request")).await;
+    }
+    let next = request(&nc, "$JS.API.STREAM.MSG.GET.PG", r#"{"seq":2,"next_by_subj":"pg.2"}"#).await;
+    assert_eq!(next["message"]["seq"], 3, "{next}");
+}

@@ -70,7 +70,12 @@ pub fn get(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
     if req.batch != 0 || req.max_bytes != 0 || !req.multi_last.is_empty() {
         return ApiResponse::error(KIND, &ApiError::bad_request());
     }
-    if req.seq == 0 && req.last_by_subj.is_none() && req.next_by_subj.is_none() && req.start_time.is_none() {
+    // nats-server's rule: seq, last_by_subj and start_time exclude each other; next_by_subj
+    // may go with seq or start_time (as a filter), not with last_by_subj; one is needed.
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let (seq, last, next, time) =
+        (req.seq > 0, given(&req.last_by_subj), given(&req.next_by_subj), req.start_time.is_some());
+    if (seq && last) || !(seq || last || next || time) || (seq && time) || (time && last) || (last && next) {
         return ApiResponse::error(KIND, &ApiError::bad_request());
     }
     let stream = match account.stream(name) {

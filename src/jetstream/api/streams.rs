@@ -18,6 +18,8 @@ use crate::jetstream::{JetStream, API_LEVEL};
 const NAMES_LIMIT: usize = 1024;
 /// Page size of `STREAM.LIST`.
 const LIST_LIMIT: usize = 256;
+/// Most subjects one `STREAM.INFO` lists (nats-server's `JSMaxSubjectDetails`).
+const SUBJECT_DETAILS_LIMIT: usize = 100_000;
 
 pub fn account_info(js: &Arc<JetStream>, account: &JsAccount) -> ApiResponse {
     let (memory, storage, streams, consumers) = account.usage();
@@ -144,19 +146,19 @@ pub fn info(account: &JsAccount, name: &str, body: &[u8]) -> ApiResponse {
     };
     match stream.info(req.deleted_details, req.subjects_filter.as_deref()) {
         Ok(mut info) => {
-            // Paging of the subjects map, as nats-server does for large maps.
-            let mut total = 0;
-            if let Some(subjects) = info.state.subjects.take() {
-                total = subjects.len();
-                info.state.subjects = Some(subjects.into_iter().skip(req.offset).take(100_000).collect());
+            // Paging of the subjects map, as nats-server does: the paging fields are always
+            // there, and all zero unless some subjects matched (then without the empty map).
+            let (mut total, mut offset, mut limit) = (0, 0, 0);
+            if let Some(subjects) = info.state.subjects.take().filter(|s| !s.is_empty()) {
+                (total, offset, limit) = (subjects.len(), req.offset, SUBJECT_DETAILS_LIMIT);
+                info.state.subjects =
+                    Some(subjects.into_iter().skip(req.offset).take(SUBJECT_DETAILS_LIMIT).collect());
             }
             let mut value = serde_json::to_value(info).unwrap_or_default();
-            if req.subjects_filter.is_some() {
-                if let Some(map) = value.as_object_mut() {
-                    map.insert("total".into(), total.into());
-                    map.insert("offset".into(), req.offset.into());
-                    map.insert("limit".into(), 100_000.into());
-                }
+            if let Some(map) = value.as_object_mut() {
+                map.insert("total".into(), total.into());
+                map.insert("offset".into(), offset.into());
+                map.insert("limit".into(), limit.into());
             }
             ApiResponse::json(response(KIND, &value))
         }
