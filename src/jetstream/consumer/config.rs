@@ -331,40 +331,22 @@ impl ConsumerConfig {
     /// Checks an update of an existing consumer (fields nats-server does not let change).
     pub fn check_update(&self, old: &ConsumerConfig) -> Result<(), ApiError> {
         // nats-server's order and words (`checkNewConsumerConfig`, error 10012).
-        let refuse = |text: &str| Err(ApiError::consumer_create(text));
-        if self.deliver_policy != old.deliver_policy {
-            return refuse("deliver policy can not be updated");
+        let refusals = [
+            (self.deliver_policy != old.deliver_policy, "deliver policy can not be updated"),
+            (self.mem_storage != old.mem_storage, "storage type can not be updated"),
+            (self.opt_start_seq != old.opt_start_seq, "start sequence can not be updated"),
+            (self.opt_start_time != old.opt_start_time, "start time can not be updated"),
+            (self.ack_policy != old.ack_policy, "ack policy can not be updated"),
+            (self.replay_policy != old.replay_policy, "replay policy can not be updated"),
+            (self.idle_heartbeat != old.idle_heartbeat, "heart beats can not be updated"),
+            (self.flow_control != old.flow_control, "flow control can not be updated"),
+            (old.is_pull() && !self.is_pull(), "can not update pull consumer to push based"),
+            (!old.is_pull() && self.is_pull(), "can not update push consumer to pull based"),
+            (self.max_waiting != old.max_waiting, "max waiting can not be updated"),
+        ];
+        match refusals.iter().find(|(refused, _)| *refused) {
+            Some((_, text)) => Err(ApiError::consumer_create(*text)),
+            None => Ok(()),
         }
-        if self.mem_storage != old.mem_storage {
-            return refuse("storage type can not be updated");
-        }
-        if self.opt_start_seq != old.opt_start_seq {
-            return refuse("start sequence can not be updated");
-        }
-        if self.opt_start_time != old.opt_start_time {
-            return refuse("start time can not be updated");
-        }
-        if self.ack_policy != old.ack_policy {
-            return refuse("ack policy can not be updated");
-        }
-        if self.replay_policy != old.replay_policy {
-            return refuse("replay policy can not be updated");
-        }
-        if self.idle_heartbeat != old.idle_heartbeat {
-            return refuse("heart beats can not be updated");
-        }
-        if self.flow_control != old.flow_control {
-            return refuse("flow control can not be updated");
-        }
-        if old.is_pull() && !self.is_pull() {
-            return refuse("can not update pull consumer to push based");
-        }
-        if !old.is_pull() && self.is_pull() {
-            return refuse("can not update push consumer to pull based");
-        }
-        if self.max_waiting != old.max_waiting {
-            return refuse("max waiting can not be updated");
-        }
-        Ok(())
     }
 }

@@ -638,14 +638,16 @@ impl Consumer {
             return;
         }
         // As nats-server: a no_wait request that waiting requests would leave nothing for is
-        // told so at once.
+        // told so at once. Counting what is pending costs a look at the stream, so only when
+        // requests are waiting (a plain fetch finds none).
+        let claimed: u64 =
+            if req.no_wait { self.inner.lock().waiting.iter().map(|w| w.remaining).sum() } else { 0 };
         let stream_pending =
-            if req.no_wait { self.stream.upgrade().map_or(0, |s| self.num_pending(&s)) } else { 0 };
+            if claimed > 0 { self.stream.upgrade().map_or(0, |s| self.num_pending(&s)) } else { 0 };
         {
             let mut inner = self.inner.lock();
-            if req.no_wait {
+            if claimed > 0 {
                 let pending = stream_pending + inner.redeliver.len() as u64;
-                let claimed: u64 = inner.waiting.iter().map(|w| w.remaining).sum();
                 if pending > 0 && pending < claimed {
                     drop(inner);
                     self.send_status(reply, 408, "Requests Pending", &[]);

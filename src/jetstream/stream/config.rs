@@ -213,17 +213,16 @@ impl Default for StreamConfig {
     }
 }
 
-/// Names of streams and consumers: non-empty, at most 255 bytes, none of
-/// space, tab, CR, LF, FF, `.`, `*`, `>`, `\` or `/` (nats-server `isValidAssetName`).
+/// Longest stream or consumer name (nats-server's `JSMaxNameLen`).
+const MAX_NAME_LEN: usize = 255;
 /// Largest total of metadata keys and values (nats-server's `JSMaxMetadataLen`).
 const MAX_METADATA_LEN: usize = 128 * 1024;
 
+/// Names of streams and consumers: non-empty, at most 255 bytes, none of
+/// space, tab, CR, LF, FF, `.`, `*`, `>`, `\` or `/` (nats-server `isValidAssetName`).
 pub fn is_valid_name(name: &str) -> bool {
     has_valid_name_chars(name) && name.len() <= MAX_NAME_LEN
 }
-
-/// Longest stream or consumer name (nats-server's `JSMaxNameLen`).
-const MAX_NAME_LEN: usize = 255;
 
 /// Not empty, and none of the characters nats-server refuses in a name.
 fn has_valid_name_chars(name: &str) -> bool {

@@ -215,11 +215,17 @@ impl Stream {
         msg: &Message<'_>,
         done: &mut Option<Done>,
     ) -> Result<Option<(u64, bool)>, ApiError> {
+        // Held for the whole write path: updates are rare, publishes are not.
+        let config = self.config.read();
         // The stream's subject transform maps what arrives before anything else looks at it
         // (as nats-server's input transform: a subject its source does not match is kept).
-        let mapped = match &self.transforms.read().input {
-            Some(t) if t.matches(msg.subject) => Some(t.apply(msg.subject)),
-            _ => None,
+        // Its lock is taken only by streams that have one.
+        let mapped = match config.subject_transform {
+            Some(_) => match &self.transforms.read().input {
+                Some(t) if t.matches(msg.subject) => Some(t.apply(msg.subject)),
+                _ => None,
+            },
+            None => None,
         };
         let mapped_msg;
         let msg = match &mapped {
@@ -229,8 +235,6 @@ impl Stream {
             }
             None => msg,
         };
-        // Held for the whole write path: updates are rare, publishes are not.
-        let config = self.config.read();
         if config.sealed {
             return Err(ApiError::stream_sealed());
         }
