@@ -450,3 +450,137 @@ async def _consumer_actions(url: str):
 
 async def test_consumer_actions_and_updates(server, reference):
     assert await _consumer_actions(server.url) == await _consumer_actions(reference.url)
+
+
+async def _priority_groups(url: str):
+    """Priority groups: config rules, request checks, pinning (ids, 423s, unpin, timeout),
+    overflow thresholds, prioritized order, and waiting requests taking turns."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def api(subject, body):
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        reply = await nc.request(subject, payload, timeout=2)
+        return json.loads(reply.data)
+
+    async def pull(consumer, body, inbox):
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.P.{consumer}", payload, reply=inbox)
+
+    async def drain(sub, wait=0.4):
+        got = []
+        try:
+            while True:
+                m = await sub.next_msg(timeout=wait)
+                headers = dict(m.headers or {})
+                if headers.get("Nats-Pin-Id"):
+                    headers["Nats-Pin-Id"] = "<pin>"  # random, but present
+                got.append((m.subject if not headers.get("Status") else "status", m.data.decode(), sorted(headers.items())))
+        except nats.errors.TimeoutError:
+            pass
+        return got
+
+    advisories = []
+
+    async def on_advisory(m):
+        body = json.loads(m.data)
+        for key in ("id", "timestamp", "server", "domain"):
+            body.pop(key, None)
+        if body.get("pinned_id"):
+            body["pinned_id"] = "<pin>"
+        advisories.append((m.subject, json.dumps(body, sort_keys=True)))
+
+    try:
+        await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.PINNED.>", cb=on_advisory)
+        await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.>", cb=on_advisory)
+        await api("$JS.API.STREAM.CREATE.P", {"name": "P", "subjects": ["p.>"]})
+        for name, extra in [
+            ("nogroup", {"priority_policy": "overflow"}),
+            ("emptygroup", {"priority_policy": "overflow", "priority_groups": [""]}),
+            ("badgroup", {"priority_policy": "overflow", "priority_groups": ["a.b"]}),
+            ("longgroup", {"priority_policy": "overflow", "priority_groups": ["a" * 17]}),
+            ("push", {"priority_policy": "overflow", "priority_groups": ["A"], "deliver_subject": "dd"}),
+            ("groupsnone", {"priority_policy": "none", "priority_groups": ["A"]}),
+            ("ttlnone", {"priority_timeout": 1000000000}),
+            ("bogus", {"priority_policy": "bogus", "priority_groups": ["A"]}),
+            ("pinneddefault", {"priority_policy": "pinned_client", "priority_groups": ["A"], "priority_timeout": -5}),
+            ("overflow", {"priority_policy": "overflow", "priority_groups": ["A", "B"]}),
+            ("none", {"priority_policy": "none"}),
+        ]:
+            r = await api(f"$JS.API.CONSUMER.CREATE.P.{name}", {"stream_name": "P", "config": dict(durable_name=name, ack_policy="explicit", **extra)})
+            config = r.get("config", {})
+            answers.append((name, _error(r), [config.get(k) for k in ("priority_policy", "priority_groups", "priority_timeout")], r.get("priority_groups")))
+
+        await api("$JS.API.CONSUMER.CREATE.P.pin", {"stream_name": "P", "config": {"durable_name": "pin", "ack_policy": "explicit", "priority_policy": "pinned_client", "priority_groups": ["A"], "priority_timeout": 1000000000}})
+        for i in range(4):
+            await nc.request(f"p.{i}", f"m{i}".encode(), timeout=2)
+        first = nc.new_inbox()
+        first_sub = await nc.subscribe(first)
+        for name, body in [
+            ("no group", {"batch": 1, "expires": 300000000}),
+            ("unknown group", {"batch": 1, "group": "Z", "expires": 300000000}),
+            ("min_pending", {"batch": 1, "group": "A", "min_pending": 1}),
+            ("priority 10", {"batch": 1, "group": "A", "priority": 10}),
+            ("plain", b"1"),
+        ]:
+            await pull("pin", body, first)
+            answers.append(("pin " + name, await drain(first_sub)))
+        await pull("pin", {"batch": 2, "group": "A", "expires": 300000000}, first)
+        answers.append(("pinned", await drain(first_sub)))
+        info = await api("$JS.API.CONSUMER.INFO.P.pin", b"")
+        pin = info["priority_groups"][0].get("pinned_client_id")
+        answers.append(("info pinned", bool(pin), info["priority_groups"][0]["pinned_ts"] != "0001-01-01T00:00:00Z"))
+        other = nc.new_inbox()
+        other_sub = await nc.subscribe(other)
+        await pull("pin", {"batch": 1, "group": "A", "expires": 300000000, "id": "wrong"}, other)
+        answers.append(("wrong pin", await drain(other_sub)))
+        for body in [{"group": "Z"}, {}, b"", {"group": "a.b"}]:
+            answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.P.pin", body)))
+        answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.P.nope", {"group": "A"})))
+        answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.X.nope", {"group": "A"})))
+        answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.P.pin", {"group": "A"})))
+        answers.append(("info unpinned", (await api("$JS.API.CONSUMER.INFO.P.pin", b"")).get("priority_groups")))
+        await nc.request("p.4", b"m4", timeout=2)
+        await pull("pin", {"batch": 1, "group": "A", "expires": 300000000, "id": pin}, first)
+        answers.append(("old pin", await drain(first_sub)))
+        await pull("pin", {"batch": 1, "group": "A", "expires": 300000000}, other)
+        answers.append(("new pin", await drain(other_sub)))
+        await asyncio.sleep(1.3)  # the pin's timeout passes
+        info = await api("$JS.API.CONSUMER.INFO.P.pin", b"")
+        answers.append(("after timeout", [g.get("pinned_client_id") for g in info["priority_groups"]]))
+
+        a, b, c = nc.new_inbox(), nc.new_inbox(), nc.new_inbox()
+        a_sub, b_sub, c_sub = await nc.subscribe(a), await nc.subscribe(b), await nc.subscribe(c)
+        await api("$JS.API.CONSUMER.CREATE.P.of", {"stream_name": "P", "config": {"durable_name": "of", "ack_policy": "explicit", "priority_policy": "overflow", "priority_groups": ["A"]}})
+        for threshold in [{"min_pending": 100}, {"min_pending": 4}, {"min_ack_pending": 2}, {"id": "x"}]:
+            await pull("of", dict(batch=3, group="A", expires=300000000, **threshold), a)
+            answers.append(("overflow", threshold, await drain(a_sub)))
+
+        await api("$JS.API.CONSUMER.CREATE.P.pr", {"stream_name": "P", "config": {"durable_name": "pr", "ack_policy": "none", "deliver_policy": "new", "priority_policy": "prioritized", "priority_groups": ["A"]}})
+        for inbox, rank in [(a, 5), (b, 1), (c, 1)]:
+            await pull("pr", {"batch": 2, "group": "A", "expires": 500000000, "priority": rank}, inbox)
+        await nc.flush()
+        await asyncio.sleep(0.05)
+        for i in range(5):
+            await nc.publish(f"p.pr{i}", b"x")
+        await nc.flush()
+        answers.append(("prioritized", [[m[0] for m in await drain(s)] for s in (a_sub, b_sub, c_sub)]))
+
+        await api("$JS.API.CONSUMER.CREATE.P.rr", {"stream_name": "P", "config": {"durable_name": "rr", "ack_policy": "none", "deliver_policy": "new"}})
+        for inbox in (a, b):
+            await pull("rr", {"batch": 3, "expires": 500000000}, inbox)
+        await nc.flush()
+        await asyncio.sleep(0.05)
+        for i in range(4):
+            await nc.publish(f"p.rr{i}", b"x")
+        await nc.flush()
+        answers.append(("turns", [[m[0] for m in await drain(s, 0.7)] for s in (a_sub, b_sub)]))
+        await asyncio.sleep(0.2)
+        answers.append(("advisories", sorted(advisories)))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_priority_groups(server, reference):
+    assert await _priority_groups(server.url) == await _priority_groups(reference.url)

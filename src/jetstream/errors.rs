@@ -106,6 +106,13 @@ fixed_errors! {
     ack_wait_negative => 400, 10183, "consumer ack wait needs to be positive";
     backoff_negative => 400, 10184, "consumer backoff needs to be positive";
     expected_last_subject_seq_missing => 400, 10193, "missing sequence for expected last sequence per subject";
+    priority_policy_without_group => 400, 10159, "Setting PriorityPolicy requires at least one PriorityGroup to be set";
+    invalid_priority_group => 400, 10160, "Provided priority group does not exist for this consumer";
+    empty_group_name => 400, 10161, "Group name cannot be an empty string";
+    invalid_group_name => 400, 10162, "Valid priority group name must match A-Z, a-z, 0-9, -_/=)+ and may not exceed 16 characters";
+    push_with_priority_group => 400, 10178, "priority groups can not be used with push consumers";
+    priority_groups_without_policy => 400, 10196, "consumer can not have priority groups when policy is none";
+    pinned_ttl_without_policy => 400, 10197, "PinnedTTL cannot be set when PriorityPolicy is none";
 }
 
 formatted_errors! {

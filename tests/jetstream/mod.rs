@@ -6,6 +6,7 @@ mod consumers;
 mod direct;
 mod flow_control;
 mod kv_objects;
+mod priority_groups;
 mod publish;
 mod restart;
 mod snapshot;

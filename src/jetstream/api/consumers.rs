@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::{respond, ApiResponse, PagedRequest};
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::consumer::config::ConsumerConfig;
+use crate::jetstream::consumer::priority::is_valid_group_name;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{decode_request, parse_time, response, time_text};
@@ -159,6 +160,40 @@ pub fn pause(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiR
         }))
     })();
     respond("consumer_pause", result)
+}
+
+/// `$JS.API.CONSUMER.UNPIN.<stream>.<consumer>` body (unknown fields are ignored, as by
+/// nats-server for this request).
+#[derive(Deserialize, Default)]
+struct UnpinRequest {
+    #[serde(default)]
+    group: String,
+}
+
+/// Takes the pin from a `pinned_client` consumer's group: its next request is pinned instead.
+/// nats-server's checks, in its order: the body, the group's name, the stream, the consumer,
+/// the group.
+pub fn unpin(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiResponse {
+    let result = (|| {
+        if body.trim_ascii().is_empty() {
+            return Err(ApiError::invalid_json("unexpected end of JSON input"));
+        }
+        let req: UnpinRequest =
+            serde_json::from_slice(body).map_err(|e| crate::jetstream::json::invalid_field(&e))?;
+        if req.group.is_empty() {
+            return Err(ApiError::invalid_json("consumer group not specified"));
+        }
+        if !is_valid_group_name(&req.group) {
+            return Err(ApiError::invalid_group_name());
+        }
+        let consumer = find(account, stream, name)?;
+        if !consumer.config().priority_groups.contains(&req.group) {
+            return Err(ApiError::invalid_priority_group());
+        }
+        consumer.unpin(&req.group);
+        Ok(json!({}))
+    })();
+    respond("consumer_unpin", result)
 }
 
 /// `$JS.EVENT.ADVISORY.CONSUMER.<CREATED|DELETED>.<stream>.<consumer>`.

@@ -210,6 +210,7 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
         ["CONSUMER", "NAMES", stream] => consumers::names(account, stream, &req.payload),
         ["CONSUMER", "LIST", stream] => consumers::list(account, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumers::pause(account, stream, name, &req.payload),
+        ["CONSUMER", "UNPIN", stream, name] => consumers::unpin(account, stream, name, &req.payload),
         _ => ApiResponse::error("error", &ApiError::bad_request()),
     }
 }

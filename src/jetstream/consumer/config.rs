@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::priority::PriorityPolicy;
+use super::priority::{is_valid_group_name, DEFAULT_PINNED_TTL};
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{is_false, is_zero_i64, is_zero_u64};
 use crate::jetstream::stream::config::{is_valid_name, RetentionPolicy, StreamConfig};
@@ -111,8 +113,8 @@ pub struct ConsumerConfig {
     pub pause_until: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub priority_groups: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub priority_policy: Option<String>,
+    #[serde(skip_serializing_if = "PriorityPolicy::is_none")]
+    pub priority_policy: PriorityPolicy,
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub priority_timeout: i64,
 }
@@ -281,12 +283,40 @@ impl ConsumerConfig {
                 DEFAULT_INACTIVE_THRESHOLD
             };
         }
-        if self.priority_policy.as_deref().is_some_and(|p| p != "none" && !p.is_empty())
-            || !self.priority_groups.is_empty()
-        {
-            return Err(ApiError::stream_invalid_config("priority groups are not supported by this server"));
-        }
+        self.check_priority_groups()?;
         Ok(self)
+    }
+
+    /// Priority groups: defaults and nats-server's rules, in its order.
+    fn check_priority_groups(&mut self) -> Result<(), ApiError> {
+        self.priority_timeout = self.priority_timeout.max(0);
+        if self.priority_policy == PriorityPolicy::PinnedClient && self.priority_timeout == 0 {
+            self.priority_timeout = DEFAULT_PINNED_TTL;
+        }
+        if self.priority_policy.is_none() {
+            if !self.priority_groups.is_empty() {
+                return Err(ApiError::priority_groups_without_policy());
+            }
+            if self.priority_timeout > 0 {
+                return Err(ApiError::pinned_ttl_without_policy());
+            }
+            return Ok(());
+        }
+        if !self.is_pull() {
+            return Err(ApiError::push_with_priority_group());
+        }
+        if self.priority_groups.is_empty() {
+            return Err(ApiError::priority_policy_without_group());
+        }
+        for group in &self.priority_groups {
+            if group.is_empty() {
+                return Err(ApiError::empty_group_name());
+            }
+            if !is_valid_group_name(group) {
+                return Err(ApiError::invalid_group_name());
+            }
+        }
+        Ok(())
     }
 
     /// The delivery policy and its optional start agree (nats-server's rules and texts).

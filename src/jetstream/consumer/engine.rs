@@ -11,7 +11,8 @@ use jetway_storage::StoredMessage;
 use super::ack::ack_subject;
 use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
 use super::flow_control;
-use super::pull::pending_headers;
+use super::priority::{self, Choice, Pin, PriorityPolicy};
+use super::pull::{pending_headers, Waiting};
 use super::{Consumer, Inner, Pending};
 use crate::jetstream::stream::Stream;
 use crate::router::{deliver, FlushSet, MatchResult, Message};
@@ -56,6 +57,10 @@ impl Consumer {
         let mut more = false;
         let mut flow_request: Option<String> = None;
         let flow_controlled = config.flow_control && !config.is_pull();
+        let policy = config.priority_policy;
+        // (group, pin id) of pins given, groups of pins that timed out: advisories.
+        let mut pinned: Vec<(String, String)> = Vec::new();
+        let mut unpinned: Vec<String> = Vec::new();
         let delete;
         let next_wake;
         {
@@ -71,6 +76,10 @@ impl Consumer {
             }
             if config.is_pull() {
                 expire_requests(&mut inner, &self.account, now, &mut statuses);
+                if inner.pin.as_ref().is_some_and(|p| p.expires <= now) {
+                    // The pinned client stopped pulling: the next request of the group gets the pin.
+                    unpinned.extend(inner.pin.take().map(|p| p.group));
+                }
             }
             let paused = inner.paused_until > now_ns;
             let push_target = (!config.is_pull() && !paused)
@@ -94,14 +103,14 @@ impl Consumer {
                     more = true;
                     break;
                 }
-                let target = if config.is_pull() {
-                    match inner.waiting.front() {
-                        Some(w) => w.reply.clone(),
-                        None => break,
+                let push_to = if config.is_pull() {
+                    if inner.waiting.is_empty() {
+                        break;
                     }
+                    None
                 } else {
                     match &push_target {
-                        Some(s) => Arc::clone(s),
+                        Some(s) => Some(Arc::clone(s)),
                         None => break,
                     }
                 };
@@ -122,6 +131,56 @@ impl Consumer {
                         break;
                     }
                 }
+                // The request it goes to: the first waiting one, unless a priority group
+                // says otherwise (nats-server picks after the message, as here).
+                let mut newly_pinned = false;
+                let target = match push_to {
+                    Some(target) => target,
+                    None => {
+                        let wants_pending = policy == PriorityPolicy::Overflow
+                            && inner.waiting.iter().any(|w| w.priority.min_pending > 0);
+                        let pending = if wants_pending {
+                            self.pending_after(&inner, stream, &filter_refs, msg.seq) + 1
+                        } else {
+                            0
+                        };
+                        let mut refused = Vec::new();
+                        let Inner { waiting, pin, pending: awaiting_ack, .. } = &mut *inner;
+                        let choice = priority::choose(
+                            waiting,
+                            policy,
+                            pin,
+                            pending,
+                            awaiting_ack.len() as u64,
+                            |w| new_pin(w, &config, now, now_ns),
+                            &mut refused,
+                        );
+                        for w in refused {
+                            statuses.push((
+                                w.reply.to_string(),
+                                423,
+                                "Nats-Wrong-Pin-Id".into(),
+                                pending_headers(&w),
+                            ));
+                        }
+                        let front = inner.waiting.front().map(|w| Arc::clone(&w.reply));
+                        match (choice, front) {
+                            (Choice::Deliver { newly_pinned: n }, Some(front)) => {
+                                if n {
+                                    newly_pinned = true;
+                                    if let Some(p) = inner.pin.as_ref() {
+                                        pinned.push((p.group.clone(), p.id.clone()));
+                                    }
+                                }
+                                front
+                            }
+                            _ => {
+                                self.unpick(&mut inner, &msg);
+                                break;
+                            }
+                        }
+                    }
+                };
                 // Its size as nats-server counts it (for max_bytes and flow control): subject,
                 // ack reply, headers and payload.
                 let reply = self.ack_reply(&inner, stream, &filter_refs, &msg);
@@ -134,8 +193,12 @@ impl Consumer {
                         if w.max_bytes > 0 && size as u64 > w.bytes_left {
                             let w = w.clone();
                             inner.waiting.pop_front();
-                            // Undo the pick: the message stays for the next request.
+                            // Undo the pick: the message stays for the next request, and a pin
+                            // just given to this request is taken back.
                             self.unpick(&mut inner, &msg);
+                            if newly_pinned {
+                                inner.pin = None;
+                            }
                             statuses.push((
                                 w.reply.to_string(),
                                 409,
@@ -147,7 +210,11 @@ impl Consumer {
                     }
                 }
                 let msg_ts = msg.timestamp;
-                let out_msg = self.record_delivery(&mut inner, &config, msg, reply, &target, now, now_ns);
+                let mut out_msg = self.record_delivery(&mut inner, &config, msg, reply, &target, now, now_ns);
+                if policy == PriorityPolicy::PinnedClient {
+                    let id = inner.pin.as_ref().map_or("", |p| p.id.as_str());
+                    out_msg.headers = Some(priority::with_pin_id(out_msg.headers.as_ref(), id));
+                }
                 out.push(out_msg);
                 count += 1;
                 if flow_controlled {
@@ -166,15 +233,17 @@ impl Consumer {
                     }
                 }
                 if config.is_pull() {
-                    if let Some(w) = inner.waiting.front_mut() {
-                        w.remaining -= 1;
-                        w.delivered += 1;
-                        w.bytes_left = w.bytes_left.saturating_sub(size as u64);
-                        w.next_heartbeat = w.heartbeat.map(|h| now + h);
-                        if w.remaining == 0 || (w.max_bytes > 0 && w.bytes_left == 0) {
-                            inner.waiting.pop_front();
+                    let done = match inner.waiting.front_mut() {
+                        Some(w) => {
+                            w.remaining -= 1;
+                            w.delivered += 1;
+                            w.bytes_left = w.bytes_left.saturating_sub(size as u64);
+                            w.next_heartbeat = w.heartbeat.map(|h| now + h);
+                            w.remaining == 0 || (w.max_bytes > 0 && w.bytes_left == 0)
                         }
-                    }
+                        None => false,
+                    };
+                    priority::after_delivery(&mut inner.waiting, policy, done);
                 }
                 if config.replay_policy == ReplayPolicy::Original || config.rate_limit_bps > 0 {
                     let wait = if config.rate_limit_bps > 0 {
@@ -229,6 +298,12 @@ impl Consumer {
                     || !inner.initial.is_empty()
                     || stream.store.state().last_seq >= inner.next_seq);
             next_wake = self.next_wake(&inner, &config, now, waits_for_interest);
+        }
+        for (group, id) in pinned {
+            self.pinned_advisory(&group, &id);
+        }
+        for group in unpinned {
+            self.unpinned_advisory(&group, "timeout");
         }
         for (seq, deliveries) in max_delivered {
             self.advisory(
@@ -459,6 +534,7 @@ impl Consumer {
             consider(w.next_heartbeat);
         }
         consider(inner.next_heartbeat);
+        consider(inner.pin.as_ref().map(|p| p.expires));
         consider(inner.flow.as_ref().and_then(|f| f.deadline()));
         if inner.paused_until > 0 {
             let now_ns = crate::time::now_nanos();
@@ -475,6 +551,16 @@ impl Consumer {
             consider(Some(now + INTEREST_RECHECK));
         }
         wake
+    }
+}
+
+/// A pin for the request `w` (of a `pinned_client` consumer), lasting `priority_timeout`.
+fn new_pin(w: &Waiting, config: &ConsumerConfig, now: Instant, now_ns: i64) -> Pin {
+    Pin {
+        id: crate::jetstream::new_id(),
+        group: w.priority.group.as_deref().unwrap_or_default().to_string(),
+        since_ns: now_ns,
+        expires: now + super::pinned_ttl(config),
     }
 }
 

@@ -30,5 +30,18 @@ pub struct ConsumerInfoJson {
     pub paused: bool,
     #[serde(skip_serializing_if = "crate::jetstream::json::is_zero_i64")]
     pub pause_remaining: i64,
+    /// The first priority group's state (nats-server reports one), when there are groups.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<PriorityGroupJson>,
     pub ts: String,
+}
+
+/// A priority group and the client pinned to it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PriorityGroupJson {
+    pub group: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_client_id: Option<String>,
+    /// When the client was pinned; Go's zero time while none is (as nats-server writes it).
+    pub pinned_ts: String,
 }

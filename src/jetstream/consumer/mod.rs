@@ -13,6 +13,7 @@ pub mod config;
 mod engine;
 mod flow_control;
 pub mod info;
+pub mod priority;
 pub mod pull;
 pub mod scheduler;
 
@@ -28,7 +29,7 @@ use parking_lot::{Mutex, RwLock};
 
 use self::ack::{parse_ack, parse_ack_subject, AckKind};
 use self::config::{AckPolicy, ConsumerConfig, DeliverPolicy};
-use self::info::{ConsumerInfoJson, SequenceInfoJson};
+use self::info::{ConsumerInfoJson, PriorityGroupJson, SequenceInfoJson};
 use self::pull::{parse_request, status, Waiting};
 use crate::account::Account;
 use crate::jetstream::json::time_text;
@@ -82,6 +83,8 @@ struct Inner {
     paced: Option<Box<Paced>>,
     /// Push consumers with `flow_control`, once they delivered.
     flow: Option<Box<flow_control::FlowControl>>,
+    /// The pinned client of a `pinned_client` consumer, while one is pinned.
+    pin: Option<Box<priority::Pin>>,
 }
 
 /// One consumer.
@@ -137,6 +140,7 @@ impl Consumer {
             last_activity: now,
             next_heartbeat: None,
             flow: None,
+            pin: None,
             paused_until: config
                 .pause_until
                 .as_deref()
@@ -248,8 +252,17 @@ impl Consumer {
             }
             *filters = new;
         }
-        self.inner.lock().paused_until =
-            config.pause_until.as_deref().and_then(crate::jetstream::json::parse_time).unwrap_or(0);
+        {
+            let mut inner = self.inner.lock();
+            inner.paused_until =
+                config.pause_until.as_deref().and_then(crate::jetstream::json::parse_time).unwrap_or(0);
+            // A pin belongs to a pinned_client consumer's group; it does not outlive them.
+            let still_pinned = config.priority_policy == priority::PriorityPolicy::PinnedClient
+                && inner.pin.as_ref().is_some_and(|p| config.priority_groups.contains(&p.group));
+            if !still_pinned {
+                inner.pin = None;
+            }
+        }
         *self.config.write() = config;
         self.wake_up();
     }
@@ -395,6 +408,16 @@ impl Consumer {
             push_bound,
             paused: inner.paused_until > now,
             pause_remaining: (inner.paused_until - now).max(0),
+            priority_groups: config
+                .priority_groups
+                .first()
+                .map(|group| PriorityGroupJson {
+                    group: group.clone(),
+                    pinned_client_id: inner.pin.as_ref().map(|p| p.id.clone()),
+                    pinned_ts: time_text(inner.pin.as_ref().map_or(0, |p| p.since_ns)),
+                })
+                .into_iter()
+                .collect(),
             ts: time_text(now),
             config,
         }
@@ -443,6 +466,28 @@ impl Consumer {
         let subject = format!("$JS.EVENT.ADVISORY.{kind}.{}.{}", self.stream_name, self.name);
         let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         deliver::publish(&self.account, &self.stats, &Message::internal(&subject, None, None, &payload));
+    }
+
+    /// `$JS.API.CONSUMER.UNPIN`: the pinned client loses its pin, and the next request of
+    /// the group is pinned. The advisory goes out even when nobody was pinned (as from
+    /// nats-server).
+    pub fn unpin(&self, group: &str) {
+        self.inner.lock().pin = None;
+        self.unpinned_advisory(group, "admin");
+        self.wake_up();
+    }
+
+    /// `$JS.EVENT.ADVISORY.CONSUMER.PINNED.<stream>.<consumer>`.
+    fn pinned_advisory(&self, group: &str, id: &str) {
+        let extra = serde_json::json!({"account": &*self.account.name, "group": group, "pinned_id": id});
+        self.advisory("CONSUMER.PINNED", "consumer_group_pinned", extra);
+    }
+
+    /// `$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.<stream>.<consumer>`; `reason` is `admin` or
+    /// `timeout`.
+    fn unpinned_advisory(&self, group: &str, reason: &str) {
+        let extra = serde_json::json!({"account": &*self.account.name, "group": group, "reason": reason});
+        self.advisory("CONSUMER.UNPINNED", "consumer_group_unpinned", extra);
     }
 
     /// An ack arrived on `$JS.ACK.…`.
@@ -637,6 +682,11 @@ impl Consumer {
             );
             return;
         }
+        let policy = config.priority_policy;
+        if let Err(why) = priority::check_request(policy, &config.priority_groups, &req) {
+            self.send_status(reply, 400, why, &[]);
+            return;
+        }
         // As nats-server: a no_wait request that waiting requests would leave nothing for is
         // told so at once. Counting what is pending costs a look at the stream, so only when
         // requests are waiting (a plain fetch finds none).
@@ -646,6 +696,17 @@ impl Consumer {
             if claimed > 0 { self.stream.upgrade().map_or(0, |s| self.num_pending(&s)) } else { 0 };
         {
             let mut inner = self.inner.lock();
+            // The pinned client keeps its pin by pulling; another pin is refused.
+            if let (Some(pin), Some(id)) = (inner.pin.as_mut(), req.id.as_deref().filter(|id| !id.is_empty()))
+            {
+                if pin.id == id {
+                    pin.expires = Instant::now() + pinned_ttl(&config);
+                } else {
+                    drop(inner);
+                    self.send_status(reply, 423, "Nats-Pin-Id mismatch", &[]);
+                    return;
+                }
+            }
             if claimed > 0 {
                 let pending = stream_pending + inner.redeliver.len() as u64;
                 if pending > 0 && pending < claimed {
@@ -662,10 +723,15 @@ impl Consumer {
                 return;
             }
             inner.last_activity = Instant::now();
-            inner.waiting.push_back(Waiting::new(reply.into(), &req, Instant::now()));
+            priority::enqueue(&mut inner.waiting, policy, Waiting::new(reply.into(), &req, Instant::now()));
         }
         self.wake_up();
     }
+}
+
+/// How long a pinned client keeps its pin without pulling.
+fn pinned_ttl(config: &ConsumerConfig) -> Duration {
+    Duration::from_nanos(u64::try_from(config.priority_timeout).unwrap_or(0))
 }
 
 /// Generates a random name for an ephemeral consumer (8 base-62 characters, like nats-server's

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::priority::RequestPriority;
+
 /// A request body: empty (batch 1), a bare integer batch, or JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -17,12 +19,16 @@ pub struct PullRequestJson {
     pub no_wait: bool,
     /// Nanoseconds.
     pub idle_heartbeat: i64,
-    // Priority-group fields are accepted and ignored (no priority policy is supported).
+    /// Priority groups (see `priority`).
     pub group: Option<String>,
     pub min_pending: i64,
     pub min_ack_pending: i64,
     pub id: Option<String>,
     pub priority: i64,
+    /// The request was a JSON object (not empty or a bare batch size): only such requests
+    /// take part in priority groups, as in nats-server.
+    #[serde(skip)]
+    pub json: bool,
 }
 
 /// Parses a request body; `Err` carries the 400 description.
@@ -37,6 +43,7 @@ pub fn parse_request(body: &[u8]) -> Result<PullRequestJson, String> {
     }
     let mut req: PullRequestJson = crate::jetstream::json::decode_json(text.as_bytes())
         .map_err(|e| format!("Bad Request - {}", e.description))?;
+    req.json = true;
     if req.batch <= 0 {
         req.batch = 1;
     }
@@ -65,6 +72,8 @@ pub struct Waiting {
     pub next_heartbeat: Option<Instant>,
     /// Messages delivered to it so far.
     pub delivered: u64,
+    /// Its part in the consumer's priority group, if any.
+    pub priority: RequestPriority,
 }
 
 impl Waiting {
@@ -84,6 +93,7 @@ impl Waiting {
             heartbeat,
             next_heartbeat: heartbeat.map(|h| now + h),
             delivered: 0,
+            priority: RequestPriority::of(req),
         }
     }
 }
