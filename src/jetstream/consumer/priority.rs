@@ -166,6 +166,9 @@ pub fn enqueue(waiting: &mut VecDeque<Waiting>, policy: PriorityPolicy, request:
 /// (of its rank, under `prioritized`), so that waiting requests take turns message by message
 /// as in nats-server; a finished one (`done`) leaves.
 pub fn after_delivery(waiting: &mut VecDeque<Waiting>, policy: PriorityPolicy, done: bool) {
+    if !done && waiting.len() < 2 {
+        return; // alone: it stays where it is
+    }
     let Some(front) = waiting.pop_front() else { return };
     if !done {
         enqueue(waiting, policy, front);
