@@ -142,7 +142,7 @@ async fn max_deliver_stops_redelivery_and_sends_the_advisory() {
     nc.flush().await.unwrap();
     let js = js(&server).await;
     let s = stream_with(&js, "M", "m.>", 1).await;
-    let c = s
+    let mut c = s
         .create_consumer(consumer::pull::Config {
             durable_name: Some("d".into()),
             ack_wait: Duration::from_millis(200),
@@ -164,6 +164,9 @@ async fn max_deliver_stops_redelivery_and_sends_the_advisory() {
         tokio::time::timeout(Duration::from_millis(600), msgs.next()).await.is_err(),
         "no third delivery"
     );
+    // Given up, it still counts as redelivered (nats-server keeps its delivery count).
+    let info = c.info().await.unwrap();
+    assert_eq!((info.num_redelivered, info.num_ack_pending), (1, 0));
 }
 
 #[tokio::test]

@@ -33,6 +33,19 @@ async fn until_waiting(consumer: &mut async_nats::jetstream::consumer::PullConsu
     panic!("{n} pull requests never waited");
 }
 
+/// Sends pull requests (inbox, body) to `consumer` of stream `P`, each once the one before waits.
+async fn pull_in_order<const N: usize>(
+    client: &async_nats::Client,
+    consumer: &mut async_nats::jetstream::consumer::PullConsumer,
+    requests: [(&'static str, String); N],
+) {
+    let next = format!("$JS.API.CONSUMER.MSG.NEXT.P.{}", consumer.cached_info().name);
+    for (i, (inbox, body)) in requests.into_iter().enumerate() {
+        client.publish_with_reply(next.clone(), inbox, body.into()).await.unwrap();
+        until_waiting(consumer, i + 1).await;
+    }
+}
+
 /// The payloads arriving on `sub` within `wait`, status messages left out.
 async fn payloads(sub: &mut async_nats::Subscriber, wait: Duration) -> Vec<String> {
     let mut got = Vec::new();
@@ -44,6 +57,17 @@ async fn payloads(sub: &mut async_nats::Subscriber, wait: Duration) -> Vec<Strin
     got
 }
 
+/// A durable pull consumer with explicit acks and `policy` over the group `A`.
+fn in_group_a(name: &str, policy: PriorityPolicy) -> pull::Config {
+    pull::Config {
+        durable_name: Some(name.into()),
+        ack_policy: AckPolicy::Explicit,
+        priority_policy: policy,
+        priority_groups: vec!["A".into()],
+        ..Default::default()
+    }
+}
+
 #[tokio::test]
 async fn a_pinned_client_gets_every_message_until_it_is_unpinned() {
     let server = TestServer::start().await;
@@ -51,12 +75,8 @@ async fn a_pinned_client_gets_every_message_until_it_is_unpinned() {
     let s = stream(&js).await;
     let consumer = s
         .create_consumer(pull::Config {
-            durable_name: Some("pin".into()),
-            ack_policy: AckPolicy::Explicit,
-            priority_policy: PriorityPolicy::PinnedClient,
-            priority_groups: vec!["A".into()],
             priority_timeout: Duration::from_secs(30),
-            ..Default::default()
+            ..in_group_a("pin", PriorityPolicy::PinnedClient)
         })
         .await
         .unwrap();
@@ -109,16 +129,7 @@ async fn an_overflow_request_waits_for_its_minimum_pending() {
     let server = TestServer::start().await;
     let js = js(&server).await;
     let s = stream(&js).await;
-    let consumer = s
-        .create_consumer(pull::Config {
-            durable_name: Some("of".into()),
-            ack_policy: AckPolicy::Explicit,
-            priority_policy: PriorityPolicy::Overflow,
-            priority_groups: vec!["A".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let consumer = s.create_consumer(in_group_a("of", PriorityPolicy::Overflow)).await.unwrap();
     publish(&js, 2).await;
     let standby = || {
         consumer
@@ -160,22 +171,16 @@ async fn prioritized_requests_are_served_lowest_priority_first() {
     let s = stream(&js).await;
     let mut consumer = s
         .create_consumer(pull::Config {
-            durable_name: Some("pr".into()),
             deliver_policy: DeliverPolicy::New,
-            priority_policy: PriorityPolicy::Prioritized,
-            priority_groups: vec!["A".into()],
-            ..Default::default()
+            ack_policy: AckPolicy::None,
+            ..in_group_a("pr", PriorityPolicy::Prioritized)
         })
         .await
         .unwrap();
     let mut low = client.subscribe("low").await.unwrap();
     let mut high = client.subscribe("high").await.unwrap();
-    let next = "$JS.API.CONSUMER.MSG.NEXT.P.pr";
     let request = |p: u8| format!(r#"{{"batch":2,"expires":2000000000,"group":"A","priority":{p}}}"#);
-    client.publish_with_reply(next, "low", request(5).into()).await.unwrap();
-    until_waiting(&mut consumer, 1).await;
-    client.publish_with_reply(next, "high", request(1).into()).await.unwrap();
-    until_waiting(&mut consumer, 2).await;
+    pull_in_order(&client, &mut consumer, [("low", request(5)), ("high", request(1))]).await;
     publish(&js, 3).await;
     assert_eq!(payloads(&mut high, Duration::from_millis(300)).await, ["m0", "m1"]);
     assert_eq!(payloads(&mut low, Duration::from_millis(300)).await, ["m2"]);
@@ -197,12 +202,8 @@ async fn waiting_pull_requests_take_turns_message_by_message() {
         .unwrap();
     let mut a = client.subscribe("a").await.unwrap();
     let mut b = client.subscribe("b").await.unwrap();
-    let next = "$JS.API.CONSUMER.MSG.NEXT.P.rr";
-    let request = r#"{"batch":3,"expires":2000000000}"#;
-    client.publish_with_reply(next, "a", request.into()).await.unwrap();
-    until_waiting(&mut consumer, 1).await;
-    client.publish_with_reply(next, "b", request.into()).await.unwrap();
-    until_waiting(&mut consumer, 2).await;
+    let request = r#"{"batch":3,"expires":2000000000}"#.to_string();
+    pull_in_order(&client, &mut consumer, [("a", request.clone()), ("b", request)]).await;
     publish(&js, 4).await;
     // As from nats-server: not a whole batch to the first request, but one message each in turn.
     assert_eq!(payloads(&mut a, Duration::from_millis(300)).await, ["m0", "m2"]);
@@ -232,15 +233,7 @@ async fn priority_configs_are_checked_as_by_nats_server() {
         assert_eq!(err_code(&err), Some(code), "{config:?}: {err:?}");
     }
     // A pinned consumer without a timeout gets nats-server's two minutes.
-    let mut consumer = s
-        .create_consumer(pull::Config {
-            durable_name: Some("pin".into()),
-            priority_policy: PriorityPolicy::PinnedClient,
-            priority_groups: vec!["A".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut consumer = s.create_consumer(in_group_a("pin", PriorityPolicy::PinnedClient)).await.unwrap();
     let info = consumer.info().await.unwrap();
     assert_eq!(info.config.priority_timeout, Duration::from_secs(120));
     assert_eq!(

@@ -402,7 +402,10 @@ impl Consumer {
                 last_active: active(inner.last_ack),
             },
             num_ack_pending: inner.pending.len() as u64,
-            num_redelivered: inner.pending.values().filter(|p| p.deliveries > 1).count() as u64,
+            // Given-up messages count too, as in nats-server (whose delivery counts outlive
+            // them): with `max_deliver` above 1 each of them was redelivered.
+            num_redelivered: inner.pending.values().filter(|p| p.deliveries > 1).count() as u64
+                + if config.max_deliver > 1 { inner.abandoned.len() as u64 } else { 0 },
             num_waiting: inner.waiting.len() as u64,
             num_pending: stream_pending + inner.initial.len() as u64,
             push_bound,
