@@ -30,6 +30,16 @@ const MAX_PER_PUMP: usize = 1024;
 /// A status message on its way out: (reply subject, code, text, headers).
 type StatusOut = (String, u16, String, Vec<(&'static str, String)>);
 
+/// What [`Consumer::choose_request`] found.
+struct ChosenRequest {
+    /// The request's reply subject, `None` when no request may take the message.
+    target: Option<Arc<str>>,
+    /// (group, pin id) of a pin just given to it.
+    pinned: Option<(String, String)>,
+    /// Requests refused on the way (`423`, holding a stale pin).
+    refused: Vec<StatusOut>,
+}
+
 /// One message on its way out (published after the lock is released).
 struct Outgoing {
     /// Where the message is routed: the deliver subject or the pull request's inbox.
@@ -133,48 +143,16 @@ impl Consumer {
                 }
                 // The request it goes to: the first waiting one, unless a priority group
                 // says otherwise (nats-server picks after the message, as here).
-                let mut newly_pinned = false;
-                let target = match push_to {
-                    Some(target) => target,
+                let (target, newly_pinned) = match push_to {
+                    Some(target) => (target, false),
                     None => {
-                        let wants_pending = policy == PriorityPolicy::Overflow
-                            && inner.waiting.iter().any(|w| w.priority.min_pending > 0);
-                        let pending = if wants_pending {
-                            self.pending_after(&inner, stream, &filter_refs, msg.seq) + 1
-                        } else {
-                            0
-                        };
-                        let mut refused = Vec::new();
-                        let Inner { waiting, pin, pending: awaiting_ack, .. } = &mut *inner;
-                        let choice = priority::choose(
-                            waiting,
-                            policy,
-                            pin,
-                            pending,
-                            awaiting_ack.len() as u64,
-                            |w| new_pin(w, &config, now, now_ns),
-                            &mut refused,
-                        );
-                        for w in refused {
-                            statuses.push((
-                                w.reply.to_string(),
-                                423,
-                                "Nats-Wrong-Pin-Id".into(),
-                                pending_headers(&w),
-                            ));
-                        }
-                        let front = inner.waiting.front().map(|w| Arc::clone(&w.reply));
-                        match (choice, front) {
-                            (Choice::Deliver { newly_pinned: n }, Some(front)) => {
-                                if n {
-                                    newly_pinned = true;
-                                    if let Some(p) = inner.pin.as_ref() {
-                                        pinned.push((p.group.clone(), p.id.clone()));
-                                    }
-                                }
-                                front
-                            }
-                            _ => {
+                        let chosen =
+                            self.choose_request(&mut inner, &config, stream, &filter_refs, &msg, (now, now_ns));
+                        statuses.extend(chosen.refused);
+                        pinned.extend(chosen.pinned.clone());
+                        match chosen.target {
+                            Some(target) => (target, chosen.pinned.is_some()),
+                            None => {
                                 self.unpick(&mut inner, &msg);
                                 break;
                             }
@@ -348,6 +326,49 @@ impl Consumer {
             stream.remove_consumer(&self.name);
         }
         (next_wake, more)
+    }
+
+    /// The pull request `msg` goes to: brought to the front of the waiting queue by the
+    /// consumer's priority policy (see `priority::choose`); `None` when no request may take it.
+    fn choose_request(
+        &self,
+        inner: &mut Inner,
+        config: &ConsumerConfig,
+        stream: &Stream,
+        filters: &[&str],
+        msg: &StoredMessage,
+        (now, now_ns): (Instant, i64),
+    ) -> ChosenRequest {
+        let policy = config.priority_policy;
+        // Overflow thresholds count what is pending, this message included (a look at the
+        // stream, so only when a request has one).
+        let wants_pending =
+            policy == PriorityPolicy::Overflow && inner.waiting.iter().any(|w| w.priority.min_pending > 0);
+        let pending = if wants_pending { self.pending_after(inner, stream, filters, msg.seq) + 1 } else { 0 };
+        let mut refused = Vec::new();
+        let Inner { waiting, pin, pending: awaiting_ack, .. } = inner;
+        let choice = priority::choose(
+            waiting,
+            policy,
+            pin,
+            pending,
+            awaiting_ack.len() as u64,
+            |w| new_pin(w, config, now, now_ns),
+            &mut refused,
+        );
+        let refused = refused
+            .into_iter()
+            .map(|w| (w.reply.to_string(), 423, "Nats-Wrong-Pin-Id".to_string(), pending_headers(&w)))
+            .collect();
+        let target = inner.waiting.front().map(|w| Arc::clone(&w.reply));
+        match (choice, target) {
+            (Choice::Deliver { newly_pinned }, Some(target)) => ChosenRequest {
+                target: Some(target),
+                pinned: newly_pinned.then(|| inner.pin.as_ref().map(|p| (p.group.clone(), p.id.clone()))).flatten(),
+                refused,
+            },
+            _ => ChosenRequest { target: None, pinned: None, refused },
+        }
     }
 
     /// Moves pending messages whose ack wait ran out to the redelivery set, or drops them after
