@@ -584,3 +584,45 @@ async def _priority_groups(url: str):
 
 async def test_priority_groups(server, reference):
     assert await _priority_groups(server.url) == await _priority_groups(reference.url)
+
+
+async def _delete_markers(url: str):
+    """Subject delete markers: config rules, the markers left when a subject's last message
+    ages out or its TTL runs out, and the markers' own expiry."""
+    import base64
+
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def api(subject, body):
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return json.loads((await nc.request(subject, payload, timeout=2)).data)
+
+    async def last(subject):
+        reply = await api("$JS.API.STREAM.MSG.GET.D", {"last_by_subj": subject})
+        m = reply.get("message")
+        return _error(reply) if not m else (m["seq"], base64.b64decode(m.get("hdrs", "")).decode(), m.get("data"))
+
+    async def state():
+        info = await api("$JS.API.STREAM.INFO.D", b"")
+        return [info["state"].get(k) for k in ("messages", "first_seq", "last_seq", "num_subjects")]
+
+    try:
+        r = await api("$JS.API.STREAM.CREATE.D", {"name": "D", "subjects": ["d.>"], "max_age": 1500000000, "subject_delete_marker_ttl": 1000000000})
+        answers.append([r["config"].get(k) for k in ("allow_msg_ttl", "allow_rollup_hdrs", "subject_delete_marker_ttl")])
+        for name, ttl in [("E", 500000000), ("F", -1)]:
+            answers.append(_error(await api(f"$JS.API.STREAM.CREATE.{name}", {"name": name, "subjects": [name.lower() + ".>"], "subject_delete_marker_ttl": ttl})))
+        for subject, headers in [("d.a", None), ("d.b", None), ("d.b", None), ("d.c", {"Nats-TTL": "1s"}), ("d.e", {"KV-Operation": "PURGE"})]:
+            answers.append(json.loads((await nc.request(subject, b"x", headers=headers, timeout=2)).data))
+        await asyncio.sleep(2.2)  # all aged out or past their TTL; the TTL's marker too
+        answers.append(await state())
+        answers.append([await last(s) for s in ("d.a", "d.b", "d.c", "d.e")])
+        await asyncio.sleep(2.0)  # the markers' TTL passes
+        answers.append(await state())
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_subject_delete_markers(server, reference):
+    assert await _delete_markers(server.url) == await _delete_markers(reference.url)

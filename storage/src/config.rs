@@ -56,6 +56,11 @@ pub struct StreamConfig {
     pub first_seq: u64,
     /// The writer thread of a file store (see [`Affinity`]).
     pub affinity: Affinity,
+    /// Subject delete markers (nats-server's `subject_delete_marker_ttl`): when the last
+    /// message of a subject expires (`max_age` or its own TTL), an empty marker message with
+    /// this TTL takes its place, so readers of the subject (a Key-Value watcher) learn that it
+    /// went. `None`: expired messages just go.
+    pub delete_marker_ttl: Option<Duration>,
 }
 
 /// Default block size of a file store: 8 MiB.
@@ -76,6 +81,7 @@ impl Default for StreamConfig {
             block_size: DEFAULT_BLOCK_SIZE,
             first_seq: 1,
             affinity: Affinity::Any,
+            delete_marker_ttl: None,
         }
     }
 }

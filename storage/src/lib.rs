@@ -195,6 +195,7 @@ pub use mem::{MemBackend, MemStore};
 pub use message::{now_nanos, stored_size, NewMessage, StoredMessage, MSG_OVERHEAD};
 pub use state::{LostData, StreamState, SubjectState};
 pub use traits::{
-    AckPolicy, Completion, ConsumerState, ConsumerStore, PendingAck, PurgeOptions, SequencePair, StreamStore,
+    AckPolicy, Completion, ConsumerState, ConsumerStore, MarkerListener, PendingAck, PurgeOptions,
+    SequencePair, StreamStore,
 };
 pub use usage::UsageCounter;

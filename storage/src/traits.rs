@@ -15,6 +15,11 @@ use crate::state::{StreamState, SubjectState};
 /// the store; the server forwards it to a oneshot channel.
 pub type Completion = Box<dyn FnOnce(Result<u64, StoreError>) + Send>;
 
+/// Told of each delete marker expiry appended (its sequence and subject), after the store's
+/// lock is released (see [`StreamConfig::delete_marker_ttl`]): the server wakes the readers of
+/// the subject as for any new message.
+pub type MarkerListener = Arc<dyn Fn(u64, &str) + Send + Sync>;
+
 /// What `purge` removes. All fields empty: everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgeOptions {
@@ -89,6 +94,9 @@ pub trait StreamStore: Send + Sync {
 
     /// Applies new limits (enforcing them at once).
     fn update_config(&self, config: StreamConfig) -> Result<()>;
+
+    /// Sets who hears of the delete markers expiry appends.
+    fn on_delete_marker(&self, listener: MarkerListener);
 
     /// Blocks until everything accepted so far is durable (fsynced for a file store).
     fn sync(&self) -> Result<()>;

@@ -76,3 +76,52 @@ async fn object_store_put_get_list_delete_5_mib() {
     store.delete("big.bin").await.unwrap();
     assert!(store.get("big.bin").await.is_err());
 }
+
+/// A bucket with `limit_markers` (nats-server 2.11's subject delete markers): a key that ages
+/// out or whose TTL runs out is seen by watchers as purged, and a key TTL below the marker's
+/// is raised to it.
+#[tokio::test]
+async fn expired_keys_leave_markers_that_watchers_see_as_purges() {
+    let server = TestServer::start().await;
+    let js = js(&server).await;
+    let kv = js
+        .create_key_value(kv::Config {
+            bucket: "m".into(),
+            // Two per key: with one, nats-server leaves key TTLs as they are.
+            history: 2,
+            max_age: Duration::from_secs(1),
+            limit_markers: Some(Duration::from_secs(2)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut watch = kv.watch_all().await.unwrap();
+    kv.put("aged", "v".into()).await.unwrap();
+    let started = std::time::Instant::now();
+    kv.create_with_ttl("short", "v".into(), Duration::from_secs(1)).await.unwrap();
+    let stream = js.get_stream("KV_m").await.unwrap();
+    let short = stream.get_last_raw_message_by_subject("$KV.m.short").await.unwrap();
+    assert_eq!(short.headers.get("Nats-TTL").map(|v| v.as_str()), Some("2"), "raised to the markers' TTL");
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let entry =
+            tokio::time::timeout(Duration::from_secs(6), watch.next()).await.unwrap().unwrap().unwrap();
+        seen.push((entry.key, entry.operation, started.elapsed()));
+    }
+    let ops: Vec<_> = seen.iter().map(|(k, op, _)| (k.as_str(), *op)).collect();
+    assert_eq!(
+        ops,
+        [
+            ("aged", kv::Operation::Put),
+            ("short", kv::Operation::Put),
+            ("aged", kv::Operation::Purge),
+            ("short", kv::Operation::Purge)
+        ]
+    );
+    assert!(seen[2].2 >= Duration::from_millis(900), "aged out early: {seen:?}");
+    assert!(kv.get("aged").await.unwrap().is_none());
+    let marker = stream.get_last_raw_message_by_subject("$KV.m.aged").await.unwrap();
+    let headers = marker.headers;
+    assert_eq!(headers.get("Nats-Marker-Reason").map(|v| v.as_str()), Some("MaxAge"));
+    assert_eq!(headers.get("Nats-TTL").map(|v| v.as_str()), Some("2s"));
+}

@@ -146,8 +146,14 @@ impl Consumer {
                 let (target, newly_pinned) = match push_to {
                     Some(target) => (target, false),
                     None => {
-                        let chosen =
-                            self.choose_request(&mut inner, &config, stream, &filter_refs, &msg, (now, now_ns));
+                        let chosen = self.choose_request(
+                            &mut inner,
+                            &config,
+                            stream,
+                            &filter_refs,
+                            &msg,
+                            (now, now_ns),
+                        );
                         statuses.extend(chosen.refused);
                         pinned.extend(chosen.pinned.clone());
                         match chosen.target {
@@ -364,7 +370,9 @@ impl Consumer {
         match (choice, target) {
             (Choice::Deliver { newly_pinned }, Some(target)) => ChosenRequest {
                 target: Some(target),
-                pinned: newly_pinned.then(|| inner.pin.as_ref().map(|p| (p.group.clone(), p.id.clone()))).flatten(),
+                pinned: newly_pinned
+                    .then(|| inner.pin.as_ref().map(|p| (p.group.clone(), p.id.clone())))
+                    .flatten(),
                 refused,
             },
             _ => ChosenRequest { target: None, pinned: None, refused },

@@ -360,6 +360,9 @@ impl StreamConfig {
                 "async persist mode is not supported by this server",
             ));
         }
+        if self.subject_delete_marker_ttl < 0 {
+            return Err(ApiError::stream_invalid_config("subject delete marker TTL must not be negative"));
+        }
         if self.subject_delete_marker_ttl != 0 {
             if self.subject_delete_marker_ttl < 1_000_000_000 {
                 return Err(ApiError::stream_invalid_config(
@@ -511,6 +514,14 @@ impl StreamConfig {
         Ok(())
     }
 
+    /// `subject_delete_marker_ttl` in the whole seconds nats-server uses, if set.
+    pub fn delete_marker_ttl(&self) -> Option<Duration> {
+        u64::try_from(self.subject_delete_marker_ttl / 1_000_000_000)
+            .ok()
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+    }
+
     /// The limits the store enforces.
     pub fn store_config(&self, sync: jetway_storage::SyncPolicy) -> jetway_storage::StreamConfig {
         let positive = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
@@ -528,6 +539,7 @@ impl StreamConfig {
             discard_new_per_subject: self.discard_new_per_subject,
             sync,
             first_seq: self.first_seq.max(1),
+            delete_marker_ttl: self.delete_marker_ttl(),
             ..jetway_storage::StreamConfig::default()
         }
     }

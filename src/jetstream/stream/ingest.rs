@@ -244,11 +244,25 @@ impl Stream {
                 return Err(ApiError::expected_stream_mismatch());
             }
         }
-        let ttl = match header(headers, "Nats-TTL") {
+        let mut ttl = match header(headers, "Nats-TTL") {
             Some(_) if !config.allow_msg_ttl => return Err(ApiError::ttl_disabled()),
             Some(text) => parse_ttl(text)?,
             None => None,
         };
+        // As nats-server: with delete markers, a message lives at least as long as a marker
+        // (or the marker left by an older message of its subject could be missed), unless the
+        // subject keeps one message anyway; its header then says so, in seconds.
+        let mut raised_headers = None;
+        if let (Some(given), Some(floor)) = (ttl, config.delete_marker_ttl()) {
+            if given < floor && config.max_msgs_per_subject != 1 {
+                ttl = Some(floor);
+                let mut map = headers
+                    .and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok())
+                    .unwrap_or_default();
+                map.insert("Nats-TTL", floor.as_secs().to_string());
+                raised_headers = Some(map.encode());
+            }
+        }
         if headers.is_some_and(|h| h.len() > MAX_HEADER_SIZE) {
             return Err(ApiError::header_too_large());
         }
@@ -327,7 +341,7 @@ impl Stream {
         };
         let new = NewMessage {
             subject: msg.subject,
-            headers: headers.cloned(),
+            headers: raised_headers.or_else(|| headers.cloned()),
             payload: msg.payload.clone(),
             ttl,
             received: Some(now),

@@ -115,6 +115,14 @@ impl Stream {
             transforms,
         });
         stream.rebuild_dedup();
+        // Delete markers the store appends when a subject's last message expires are new
+        // messages: their readers are woken as for any other.
+        let appended_to = Arc::downgrade(&stream);
+        stream.store.on_delete_marker(Arc::new(move |seq, subject| {
+            if let Some(stream) = appended_to.upgrade() {
+                stream.notify_appended(seq, subject);
+            }
+        }));
         stream
     }
 

@@ -44,13 +44,33 @@ impl<B: Backend> Store<B> {
     /// Removes messages past `max_age` or their TTL as of `now` (ns since the epoch). The
     /// engine's expiry thread calls this; tests may call it with a chosen time.
     pub fn expire_at(&self, now: i64) -> Result<Option<i64>> {
-        self.stream().expire(now)
+        let next = self.stream().expire(now);
+        report_markers(&self.inner);
+        next
+    }
+}
+
+/// Tells the marker listener of the delete markers expiry appended, outside the lock.
+fn report_markers<B: Backend>(stream: &Mutex<Stream<B>>) {
+    let (markers, listener) = {
+        let mut stream = stream.lock();
+        if stream.markers.is_empty() {
+            return;
+        }
+        (std::mem::take(&mut stream.markers), stream.marker_listener.clone())
+    };
+    if let Some(listener) = listener {
+        for (seq, subject) in markers {
+            listener(seq, &subject);
+        }
     }
 }
 
 impl<B: Backend> Expirable for Mutex<Stream<B>> {
     fn expire_due(&self, now: i64) -> Option<i64> {
-        self.lock().expire(now).ok().flatten()
+        let next = self.lock().expire(now).ok().flatten();
+        report_markers(self);
+        next
     }
 }
 
@@ -118,7 +138,13 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn update_config(&self, config: StreamConfig) -> Result<()> {
-        self.stream().update_config(config)
+        let updated = self.stream().update_config(config);
+        report_markers(&self.inner);
+        updated
+    }
+
+    fn on_delete_marker(&self, listener: crate::traits::MarkerListener) {
+        self.inner.lock().marker_listener = Some(listener);
     }
 
     fn track_usage(&self, usage: Option<Arc<crate::usage::UsageCounter>>) {

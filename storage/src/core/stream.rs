@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::config::{DiscardPolicy, StreamConfig};
 use crate::core::backend::{Backend, Incoming};
@@ -17,11 +20,14 @@ pub(crate) struct Stream<B: Backend> {
     pub index: Index<B::Loc>,
     pub backend: B,
     pub closed: bool,
+    /// Delete markers appended by expiry and not yet reported to `marker_listener`.
+    pub markers: Vec<(u64, Arc<str>)>,
+    pub marker_listener: Option<crate::traits::MarkerListener>,
 }
 
 impl<B: Backend> Stream<B> {
     pub fn new(config: StreamConfig, index: Index<B::Loc>, backend: B) -> Self {
-        Stream { config, index, backend, closed: false }
+        Stream { config, index, backend, closed: false, markers: Vec::new(), marker_listener: None }
     }
 
     /// Backend housekeeping; errors surface through the next write (the store is poisoned).
@@ -169,7 +175,7 @@ impl<B: Backend> Stream<B> {
                     break;
                 }
                 let seq = *seq;
-                self.remove_msg(seq, false)?;
+                self.expire_msg(seq, now)?;
             }
         }
         while let Some((deadline, seq)) = self.index.next_ttl() {
@@ -177,9 +183,41 @@ impl<B: Backend> Stream<B> {
                 next = Some(next.map_or(deadline, |n: i64| n.min(deadline)));
                 break;
             }
-            self.remove_msg(seq, false)?;
+            self.expire_msg(seq, now)?;
         }
         Ok(next)
+    }
+
+    /// Removes an expired message; with delete markers on, the last message of its subject
+    /// (unless it is a marker itself) makes way for a marker, as in nats-server (which
+    /// publishes the marker with `Nats-Rollup: sub`, removing the expired message).
+    fn expire_msg(&mut self, seq: u64, now: i64) -> Result<()> {
+        let marker = match (self.config.delete_marker_ttl, self.index.msgs.get(&seq)) {
+            (Some(ttl), Some(entry)) if self.index.subject_count(&entry.subject) == 1 => {
+                let subject = Arc::clone(&entry.subject);
+                let is_marker =
+                    self.load(seq).is_ok_and(|m| m.headers.as_deref().is_some_and(is_delete_marker));
+                (!is_marker).then_some((subject, ttl))
+            }
+            _ => None,
+        };
+        self.remove_msg(seq, false)?;
+        if let Some((subject, ttl)) = marker {
+            let message = NewMessage {
+                subject: &subject,
+                headers: Some(delete_marker_headers(ttl)),
+                payload: Bytes::new(),
+                ttl: Some(ttl),
+                received: Some(now),
+            };
+            // A marker refused by a limit is left out, like any message the limits refuse.
+            match self.append(message, None) {
+                Ok(marker_seq) => self.markers.push((marker_seq, subject)),
+                Err(StoreError::Closed) => return Err(StoreError::Closed),
+                Err(_) => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn load(&self, seq: u64) -> Result<StoredMessage> {
@@ -326,4 +364,27 @@ impl<B: Backend> Stream<B> {
         self.enforce_totals()?;
         self.expire(now_nanos()).map(|_| ())
     }
+}
+
+/// Headers of a subject delete marker: nats-server's reason, the marker's TTL in Go's
+/// duration words, and a subject roll-up (what the marker stands for).
+fn delete_marker_headers(ttl: Duration) -> Bytes {
+    let secs = ttl.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let ttl_text = if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    };
+    Bytes::from(format!(
+        "NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {ttl_text}\r\nNats-Rollup: sub\r\n\r\n"
+    ))
+}
+
+/// Whether raw headers mark a deletion already: a delete marker, or a Key-Value purge.
+fn is_delete_marker(headers: &[u8]) -> bool {
+    let has = |needle: &[u8]| headers.windows(needle.len()).any(|w| w == needle);
+    has(b"\r\nNats-Marker-Reason:") || has(b"\r\nKV-Operation: PURGE\r\n")
 }

@@ -1,12 +1,13 @@
 //! Every behaviour test, run against MemStore and FileStore (and, where it matters, across a
 //! reopen of the file store).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use bytes::Bytes;
 use jetway_storage::{
-    snapshot, DiscardPolicy, NewMessage, PurgeOptions, StoreError, StreamConfig, SubjectState, UsageCounter,
+    snapshot, DiscardPolicy, NewMessage, PurgeOptions, StoreError, StreamConfig, StreamStore, SubjectState,
+    UsageCounter,
 };
 
 use crate::common::{cfg, payload, put, File, Kind, Mem};
@@ -45,6 +46,8 @@ conformance!(
     max_msg_size_is_enforced,
     max_age_expires_in_the_background,
     ttl_expires_a_single_message,
+    delete_markers_replace_the_last_message_of_a_subject,
+    delete_markers_expire_without_leaving_markers,
     update_config_enforces_new_limits_at_once,
     append_raw_and_skip_to_leave_gaps,
     first_seq_config_starts_there,
@@ -350,6 +353,60 @@ fn ttl_expires_a_single_message(k: &dyn Kind) {
     put(&*s, "a", "forever");
     wait_until("ttl", || s.state().msgs == 1);
     assert_eq!(payload(&*s, 2), "forever");
+}
+
+/// The (sequence, subject) of each delete marker a store reported.
+type Heard = Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+
+/// A store with delete markers (61 s, so that they stay) whose listener records what it hears.
+fn with_markers(k: &dyn Kind, max_age: Option<Duration>) -> (Box<dyn StreamStore>, Heard) {
+    let s = k.open(cfg(|c| {
+        c.max_age = max_age;
+        c.delete_marker_ttl = Some(Duration::from_secs(61));
+    }));
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    s.on_delete_marker(Arc::new(move |seq, subject| {
+        if let Ok(mut log) = log.lock() {
+            log.push((seq, subject.to_string()));
+        }
+    }));
+    (s, heard)
+}
+
+fn delete_markers_replace_the_last_message_of_a_subject(k: &dyn Kind) {
+    let (s, heard) = with_markers(k, None);
+    let short = Duration::from_millis(50);
+    s.append(NewMessage::new("a", "1").with_ttl(short), None).unwrap();
+    put(&*s, "b", "kept");
+    s.append(NewMessage::new("b", "3").with_ttl(short), None).unwrap();
+    let purge = Bytes::from_static(b"NATS/1.0\r\nKV-Operation: PURGE\r\n\r\n");
+    s.append(NewMessage { headers: Some(purge), ..NewMessage::new("c", "").with_ttl(short) }, None).unwrap();
+    // 1 (last of a) makes way for a marker; 3 (b still has 2) and 4 (a purge already) just go.
+    wait_until("expiry", || s.state().first_seq == 2 && s.state().msgs == 2);
+    let marker = s.load(5).unwrap();
+    assert_eq!(&*marker.subject, "a");
+    assert_eq!(
+        marker.headers.as_deref(),
+        Some(&b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1m1s\r\nNats-Rollup: sub\r\n\r\n"[..])
+    );
+    assert!(marker.payload.is_empty());
+    assert_eq!(payload(&*s, 2), "kept");
+    assert_eq!(s.state().last_seq, 5);
+    wait_until("the listener", || {
+        heard.lock().map(|h| h.clone()).unwrap_or_default() == [(5, "a".to_string())]
+    });
+}
+
+fn delete_markers_expire_without_leaving_markers(k: &dyn Kind) {
+    let (s, heard) = with_markers(k, Some(Duration::from_millis(100)));
+    put(&*s, "x", "1");
+    // The message ages out and a marker takes its place; the marker ages out in turn.
+    wait_until("the marker", || heard.lock().map(|h| h.len()).unwrap_or(0) == 1);
+    wait_until("the marker's expiry", || s.state().msgs == 0);
+    assert_eq!(s.state().last_seq, 2);
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(heard.lock().map(|h| h.len()).unwrap_or(0), 1);
 }
 
 fn update_config_enforces_new_limits_at_once(k: &dyn Kind) {
