@@ -170,6 +170,43 @@ async fn max_deliver_stops_redelivery_and_sends_the_advisory() {
 }
 
 #[tokio::test]
+async fn sampled_acks_are_reported_with_their_latency() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let mut metrics = nc.subscribe("$JS.EVENT.METRIC.CONSUMER.ACK.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let js = js(&server).await;
+    let s = stream_with(&js, "SF", "sf.>", 2).await;
+    let config = |name: &str, sample_frequency| consumer::pull::Config {
+        durable_name: Some(name.into()),
+        ack_policy: AckPolicy::Explicit,
+        sample_frequency,
+        ..Default::default()
+    };
+    for (name, sample_frequency) in [("unsampled", 0), ("sampled", 100)] {
+        let c = s.create_consumer(config(name, sample_frequency)).await.unwrap();
+        let mut batch = c.fetch().max_messages(1).messages().await.unwrap();
+        let m = batch.next().await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m.double_ack().await.unwrap();
+    }
+    let event = tokio::time::timeout(Duration::from_secs(2), metrics.next()).await.unwrap().unwrap();
+    assert_eq!(&*event.subject, "$JS.EVENT.METRIC.CONSUMER.ACK.SF.sampled");
+    let json: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(json["type"], "io.nats.jetstream.metric.v1.consumer_ack");
+    assert_eq!(
+        (json["stream_seq"].as_u64(), json["consumer_seq"].as_u64(), json["deliveries"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    let ack_time = json["ack_time"].as_i64().unwrap_or(0);
+    assert!((50_000_000..2_000_000_000).contains(&ack_time), "ack_time {ack_time}");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), metrics.next()).await.is_err(),
+        "one event only"
+    );
+}
+
+#[tokio::test]
 async fn an_idle_push_consumer_with_a_subscriber_does_not_wake_until_a_message_comes() {
     let server = TestServer::start().await;
     let nc = server.client().await;

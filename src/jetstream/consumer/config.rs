@@ -128,6 +128,14 @@ impl ConsumerConfig {
         !self.durable_name.is_empty()
     }
 
+    /// How long the `deliveries`-th delivery of a message waits for its ack: its `backoff`
+    /// step (the last one past the end), else `ack_wait`.
+    pub fn ack_wait_after(&self, deliveries: u64) -> std::time::Duration {
+        let step = self.backoff.get((deliveries as usize).saturating_sub(1)).or(self.backoff.last());
+        let nanos = step.copied().unwrap_or(self.ack_wait);
+        std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(0))
+    }
+
     /// Every filter (empty: the whole stream).
     pub fn filters(&self) -> Vec<String> {
         if !self.filter_subjects.is_empty() {

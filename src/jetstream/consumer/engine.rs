@@ -475,7 +475,6 @@ impl Consumer {
         now: Instant,
         now_ns: i64,
     ) -> Outgoing {
-        let ack_wait = Duration::from_nanos(u64::try_from(config.ack_wait).unwrap_or(0));
         inner.delivered.consumer_seq += 1;
         let dseq = inner.delivered.consumer_seq;
         let deliveries = match inner.pending.get(&msg.seq).copied() {
@@ -492,13 +491,7 @@ impl Consumer {
         if config.ack_policy == AckPolicy::None {
             inner.ack_floor = inner.delivered;
         } else {
-            let backoff = config
-                .backoff
-                .get((deliveries as usize).saturating_sub(1))
-                .or(config.backoff.last())
-                .copied();
-            let wait = backoff.map_or(ack_wait, |ns| Duration::from_nanos(u64::try_from(ns).unwrap_or(0)));
-            let deadline = now + wait;
+            let deadline = now + config.ack_wait_after(deliveries);
             inner.pending.insert(msg.seq, Pending { dseq, deliveries, deadline });
             inner.deadlines.insert((deadline, msg.seq));
         }

@@ -456,8 +456,15 @@ impl Consumer {
 
     /// An advisory on `$JS.EVENT.ADVISORY.<kind>`.
     fn advisory(&self, kind: &str, type_name: &str, extra: serde_json::Value) {
+        let subject = format!("$JS.EVENT.ADVISORY.{kind}.{}.{}", self.stream_name, self.name);
+        self.event(subject, &format!("io.nats.jetstream.advisory.v1.{type_name}"), extra);
+    }
+
+    /// An event about this consumer on `subject`: its `type`, an id, the time, the stream and
+    /// consumer names, and `extra`'s fields.
+    fn event(&self, subject: String, type_name: &str, extra: serde_json::Value) {
         let mut body = serde_json::json!({
-            "type": format!("io.nats.jetstream.advisory.v1.{type_name}"),
+            "type": type_name,
             "id": crate::jetstream::new_id(),
             "timestamp": time_text(crate::time::now_nanos()),
             "stream": self.stream_name,
@@ -466,7 +473,6 @@ impl Consumer {
         if let (Some(map), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
             map.extend(extra);
         }
-        let subject = format!("$JS.EVENT.ADVISORY.{kind}.{}.{}", self.stream_name, self.name);
         let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         deliver::publish(&self.account, &self.stats, &Message::internal(&subject, None, None, &payload));
     }
@@ -503,11 +509,17 @@ impl Consumer {
     fn on_ack(&self, msg: &Message<'_>) {
         let Some(r) = parse_ack_subject(msg.subject) else { return };
         let kind = parse_ack(msg.payload);
-        // Only what an ack needs (a whole config clone per ack showed in profiles).
-        let (ack_policy, ack_wait, max_ack_pending) = {
+        // Only what an ack needs (a whole config clone per ack showed in profiles); the config
+        // itself only when acks are sampled.
+        let (ack_policy, ack_wait, max_ack_pending, sampled) = {
             let config = self.config.read();
-            (config.ack_policy, config.ack_wait, config.max_ack_pending)
+            let sampled = (config.ack_policy == AckPolicy::Explicit
+                && matches!(kind, AckKind::Ack | AckKind::Next(_))
+                && sampling_hits(&config.sample_freq))
+            .then(|| config.clone());
+            (config.ack_policy, config.ack_wait, config.max_ack_pending, sampled)
         };
+        let mut ack_time: Option<i64> = None;
         let now = Instant::now();
         let mut acked: Vec<u64> = Vec::new();
         let was_limited;
@@ -517,6 +529,12 @@ impl Consumer {
             was_limited = max_ack_pending > 0 && inner.pending.len() as i64 >= max_ack_pending;
             match &kind {
                 AckKind::Ack | AckKind::Next(_) | AckKind::Term(_) => {
+                    if let (Some(config), Some(p)) = (&sampled, inner.pending.get(&r.stream_seq)) {
+                        // Delivered when its ack wait started (a progress report restarts it).
+                        let since = p.deadline.checked_sub(config.ack_wait_after(p.deliveries));
+                        ack_time =
+                            Some(since.map_or(0, |t| now.saturating_duration_since(t).as_nanos() as i64));
+                    }
                     if ack_policy == AckPolicy::All {
                         let pending = inner.pending.range(..=r.stream_seq).map(|(s, _)| *s);
                         let abandoned = inner.abandoned.range(..=r.stream_seq).map(|(s, _)| *s);
@@ -574,6 +592,16 @@ impl Consumer {
                 }
             }
             _ => {}
+        }
+        if let Some(ack_time) = ack_time {
+            let subject = format!("$JS.EVENT.METRIC.CONSUMER.ACK.{}.{}", self.stream_name, self.name);
+            let extra = serde_json::json!({
+                "consumer_seq": r.consumer_seq,
+                "stream_seq": r.stream_seq,
+                "ack_time": ack_time,
+                "deliveries": r.deliveries,
+            });
+            self.event(subject, "io.nats.jetstream.metric.v1.consumer_ack", extra);
         }
         self.apply_retention(&acked);
         // AckSync: the ack itself asked for a confirmation.
@@ -730,6 +758,16 @@ impl Consumer {
         }
         self.wake_up();
     }
+}
+
+/// Whether this ack is sampled (`sample_freq`: a percentage, `%` optional), as nats-server
+/// draws it.
+fn sampling_hits(sample_freq: &str) -> bool {
+    if sample_freq.is_empty() {
+        return false;
+    }
+    let percent = sample_freq.trim_end_matches('%').parse::<i64>().unwrap_or(0);
+    percent >= 100 || (percent > 0 && rand::random_range(0..100) <= percent)
 }
 
 /// How long a pinned client keeps its pin without pulling.
