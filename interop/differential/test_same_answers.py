@@ -626,3 +626,45 @@ async def _delete_markers(url: str):
 
 async def test_subject_delete_markers(server, reference):
     assert await _delete_markers(server.url) == await _delete_markers(reference.url)
+
+
+async def _ack_samples(url: str):
+    """Ack sampling (`sample_freq`): which acks are sampled, and the metric's fields."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers, events = [], []
+
+    async def on_metric(m):
+        body = json.loads(m.data)
+        for key in ("id", "timestamp", "domain"):
+            body.pop(key, None)
+        body["ack_time"] = body["ack_time"] > 40_000_000  # the ack came 50 ms after delivery
+        events.append((m.subject, body))
+
+    try:
+        await nc.subscribe("$JS.EVENT.METRIC.>", cb=on_metric)
+        await nc.request("$JS.API.STREAM.CREATE.S", json.dumps({"name": "S", "subjects": ["s.>"]}).encode(), timeout=2)
+        for i in range(2):
+            await nc.request(f"s.{i}", b"x", timeout=2)
+        for name, freq, policy, ack in [("a", "100%", "explicit", b"+ACK"), ("b", "100", "explicit", b"+NXT"), ("c", "50x", "explicit", None),
+                                        ("d", "100%", "explicit", b"+TERM"), ("e", "100%", "explicit", b"-NAK"), ("f", "100%", "all", b"+ACK")]:
+            config = {"durable_name": name, "ack_policy": policy, "sample_freq": freq}
+            reply = json.loads((await nc.request(f"$JS.API.CONSUMER.CREATE.S.{name}", json.dumps({"stream_name": "S", "config": config}).encode(), timeout=2)).data)
+            answers.append((name, _error(reply)))
+            if "error" in reply:
+                continue
+            inbox = nc.new_inbox()
+            sub = await nc.subscribe(inbox)
+            await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.S.{name}", b'{"batch":1,"expires":500000000}', reply=inbox)
+            m = await sub.next_msg(timeout=1)
+            await asyncio.sleep(0.05)
+            await nc.publish(m.reply, ack)
+            await nc.flush()
+            await asyncio.sleep(0.1)
+        answers.append(("events", events))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_ack_samples(server, reference):
+    assert await _ack_samples(server.url) == await _ack_samples(reference.url)
