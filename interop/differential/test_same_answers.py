@@ -153,6 +153,10 @@ async def _api_answers(url: str):
                 await nc.request("ok1.a", b"m", timeout=2)
             reply = await nc.request("$JS.API.STREAM.MSG.DELETE.OK1", json.dumps({"seq": seq}).encode(), timeout=2)
             answers.append((f"delete {seq}", _error(json.loads(reply.data))))
+        # Cluster operations on a server that is not clustered (the response type too).
+        for subject in ("STREAM.LEADER.STEPDOWN.OK1", "CONSUMER.LEADER.STEPDOWN.OK1.x", "STREAM.PEER.REMOVE.OK1"):
+            reply = json.loads((await nc.request(f"$JS.API.{subject}", b"", timeout=2)).data)
+            answers.append((subject, reply.get("type"), _error(reply)))
     finally:
         await nc.close()
     return answers

@@ -70,6 +70,7 @@ fixed_errors! {
     replicas_not_supported => 500, 10074, "replicas > 1 not supported in non-clustered mode";
     replicas_negative => 400, 10133, "replicas count cannot be negative";
     not_enabled => 503, 10076, "JetStream not enabled";
+    cluster_required => 503, 10010, "JetStream clustering support required";
     deliver_to_wildcards => 400, 10079, "consumer deliver subject has wildcards";
     push_max_waiting => 400, 10080, "consumer in push mode can not set max waiting";
     deliver_cycle => 400, 10081, "consumer deliver subject forms a cycle";

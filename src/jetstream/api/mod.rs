@@ -211,8 +211,17 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
         ["CONSUMER", "LIST", stream] => consumers::list(account, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumers::pause(account, stream, name, &req.payload),
         ["CONSUMER", "UNPIN", stream, name] => consumers::unpin(account, stream, name, &req.payload),
+        // Cluster operations: refused as by a nats-server that is not clustered.
+        ["STREAM", "LEADER", "STEPDOWN", _] => cluster_required("stream_leader_stepdown"),
+        ["CONSUMER", "LEADER", "STEPDOWN", _, _] => cluster_required("consumer_leader_stepdown"),
+        ["STREAM", "PEER", "REMOVE", _] => cluster_required("stream_remove_peer"),
         _ => ApiResponse::error("error", &ApiError::bad_request()),
     }
+}
+
+/// The answer to a cluster operation on a server that is not clustered.
+fn cluster_required(kind: &str) -> ApiResponse {
+    ApiResponse::error(kind, &ApiError::cluster_required())
 }
 
 /// A handler's outcome as a response of `kind`: its JSON body, or the error.
