@@ -52,13 +52,14 @@ if [[ "$mode" != reference ]] && ! command -v chromium >/dev/null 2>&1; then
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends chromium >/dev/null; }
 fi
 
-# The mosquitto suite needs the mosquitto CLI clients (Debian/Ubuntu package).
-if ! command -v mosquitto_pub >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# The mosquitto suite needs the mosquitto CLI clients, and the differential suite Debian's
+# mosquitto broker as the MQTT reference (started by the tests on a random port, by PID).
+if { ! command -v mosquitto_pub >/dev/null 2>&1 || [[ ! -x /usr/sbin/mosquitto ]]; } && command -v apt-get >/dev/null 2>&1; then
   sudo_cmd=""
   [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo_cmd="sudo"
-  $sudo_cmd apt-get install -y mosquitto-clients >/dev/null 2>&1 \
-    || { $sudo_cmd apt-get update >/dev/null 2>&1 && $sudo_cmd apt-get install -y mosquitto-clients >/dev/null 2>&1; } \
-    || { echo "run.sh: could not install mosquitto-clients (needed by the mosquitto suite)" >&2; exit 1; }
+  $sudo_cmd apt-get install -y mosquitto mosquitto-clients >/dev/null 2>&1 \
+    || { $sudo_cmd apt-get update >/dev/null 2>&1 && $sudo_cmd apt-get install -y mosquitto mosquitto-clients >/dev/null 2>&1; } \
+    || { echo "run.sh: could not install mosquitto and mosquitto-clients (needed by the mosquitto and differential suites)" >&2; exit 1; }
 fi
 
 case "$mode" in

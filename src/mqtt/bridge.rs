@@ -88,6 +88,25 @@ pub fn nats_header_map(publish: &Publish) -> HeaderMap {
     headers
 }
 
+/// A stored message's MQTT 5 expiry interval ran out while it waited: it must not be sent on
+/// ([MQTT-3.3.2-5]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Expired;
+
+/// What is left of a stored message's expiry interval (`Nmqtt-Expiry`, seconds) after it
+/// waited from `stored_ns` to `now_ns`: what it is sent on with ([MQTT-3.3.2-6]); `None` when
+/// it has no expiry.
+pub fn expiry_left(headers: Option<&HeaderMap>, stored_ns: i64, now_ns: i64) -> Result<Option<u32>, Expired> {
+    let Some(expiry) = headers.and_then(|h| h.get(HDR_EXPIRY)).and_then(|v| v.parse::<u64>().ok()) else {
+        return Ok(None);
+    };
+    let waited = u64::try_from(now_ns.saturating_sub(stored_ns)).unwrap_or(0) / 1_000_000_000;
+    match expiry.checked_sub(waited).filter(|left| *left > 0) {
+        Some(left) => Ok(Some(u32::try_from(left).unwrap_or(u32::MAX))),
+        None => Err(Expired),
+    }
+}
+
 fn header_name_ok(name: &str) -> bool {
     !name.is_empty() && !name.starts_with("Nmqtt-") && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
 }
@@ -424,6 +443,19 @@ impl InternalHandler for SubscriptionHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_messages_expire_and_carry_what_is_left() {
+        let mut headers = HeaderMap::new();
+        headers.append(HDR_EXPIRY, "10");
+        let second = 1_000_000_000;
+        assert_eq!(expiry_left(None, 0, 50 * second), Ok(None));
+        assert_eq!(expiry_left(Some(&headers), 5 * second, 5 * second), Ok(Some(10)));
+        assert_eq!(expiry_left(Some(&headers), 0, 4 * second + 1), Ok(Some(6)));
+        assert_eq!(expiry_left(Some(&headers), 0, 10 * second), Err(Expired));
+        // A clock that went back does not lengthen it.
+        assert_eq!(expiry_left(Some(&headers), 9 * second, 0), Ok(Some(10)));
+    }
 
     #[test]
     fn properties_round_trip_through_headers() {

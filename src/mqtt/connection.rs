@@ -872,6 +872,13 @@ impl Connection {
         let headers =
             message.headers.as_ref().and_then(|raw| jetway_protocols::nats::HeaderMap::decode(raw).ok());
         let header = |name: &str| headers.as_ref().and_then(|h| h.get(name).map(str::to_owned));
+        // A message whose MQTT 5 expiry ran out while it waited for this session is dropped.
+        let Ok(expiry_left) =
+            super::bridge::expiry_left(headers.as_ref(), r.timestamp, crate::time::now_nanos())
+        else {
+            self.ack_stored(&delivery);
+            return;
+        };
         let from_self = header(super::jetstream_store::HDR_CLIENT)
             .is_some_and(|h| h == super::jetstream_store::hash8(&self.session.client_id));
         let topic = jetway_protocols::mqtt::topic::subject_to_topic(&message.subject).into_owned();
@@ -905,6 +912,9 @@ impl Connection {
             retain_as_published,
             &identifiers,
         );
+        if publish.properties.message_expiry_interval.is_some() {
+            publish.properties.message_expiry_interval = expiry_left;
+        }
         if publish.qos == QoS::AtMostOnce {
             self.outlet.send_publish(publish);
             self.ack_stored(&delivery);

@@ -41,6 +41,8 @@ pub struct AckRef {
     pub deliveries: u64,
     pub stream_seq: u64,
     pub consumer_seq: u64,
+    /// When the message was stored (ns since the epoch; 0 if the token is not a number).
+    pub timestamp: i64,
 }
 
 /// Parses the tokens after `$JS.ACK.<stream>.<consumer>.`.
@@ -60,7 +62,8 @@ pub fn parse_ack_subject(subject: &str) -> Option<AckRef> {
     // v1 has 9 tokens; v2 (11+) inserts domain and account hash after `$JS.ACK`.
     let base = if count == 9 { 4 } else { 6 };
     let num = |i: usize| tokens.get(base + i).and_then(|t| t.parse::<u64>().ok());
-    Some(AckRef { deliveries: num(0)?, stream_seq: num(1)?, consumer_seq: num(2)? })
+    let timestamp = tokens.get(base + 3).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+    Some(AckRef { deliveries: num(0)?, stream_seq: num(1)?, consumer_seq: num(2)?, timestamp })
 }
 
 /// What an ack message asks for.
@@ -129,7 +132,10 @@ mod tests {
             format!("$JS.ACK.KV_b.c1.1.{}.3.-4.0", u64::MAX)
         );
         assert_eq!(s, "$JS.ACK.S.C.2.10.7.123.5");
-        assert_eq!(parse_ack_subject(&s), Some(AckRef { deliveries: 2, stream_seq: 10, consumer_seq: 7 }));
+        assert_eq!(
+            parse_ack_subject(&s),
+            Some(AckRef { deliveries: 2, stream_seq: 10, consumer_seq: 7, timestamp: 123 })
+        );
         assert_eq!(parse_ack_subject("$JS.ACK.S.C.x"), None);
     }
 

@@ -1,0 +1,385 @@
+"""The same MQTT exchanges against the server under test and against mosquitto (Debian's,
+the broker MQTT users compare with) must be observed the same way: what each subscriber
+receives (topic, payload, QoS, retain flag, MQTT 5 properties), session-present flags,
+SUBACK codes, wills, takeovers.
+
+Both brokers get the same scenario, each scenario a function of (host, port) returning what a
+client could see; ids, timings and broker-chosen values are left out. What Jetway deliberately
+does differently from mosquitto is not asserted here (listed in the README).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from harness.server import ServerProcess
+
+WAIT_S = 3.0
+QUIET_S = 0.4  # how long "nothing more arrives" is watched for
+
+
+def _mosquitto_binary() -> str:
+    binary = os.environ.get("MOSQUITTO_BIN") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.access(binary, os.X_OK):
+        pytest.skip(f"no mosquitto broker at {binary} (run through interop/run.sh, which installs it)")
+    return binary
+
+
+class Mosquitto:
+    """mosquitto on a free loopback port, in-memory (persistence false), stopped by its PID."""
+
+    def __init__(self, binary):
+        self.workdir = tempfile.mkdtemp(prefix="mosquitto-")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.mqtt_port = s.getsockname()[1]
+        self.mqtt_host = "127.0.0.1"
+        conf = os.path.join(self.workdir, "mosquitto.conf")
+        with open(conf, "w", encoding="utf-8") as f:
+            f.write(f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.log = open(os.path.join(self.workdir, "log"), "wb")
+        self.proc = subprocess.Popen([binary, "-c", conf], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection((self.mqtt_host, self.mqtt_port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("mosquitto did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mosquitto():
+    broker = Mosquitto(_mosquitto_binary())
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def jetway():
+    binary = os.environ.get("JETWAY_BIN", "")
+    if not binary:
+        pytest.skip("JETWAY_BIN is not set")
+    srv = ServerProcess(binary, mqtt=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+# ---- a recording client --------------------------------------------------------------------
+
+V4, V5 = mqtt.MQTTv311, mqtt.MQTTv5
+
+
+def _props(kind, **values):
+    props = Properties(kind)
+    for name, value in values.items():
+        setattr(props, name, value)
+    return props
+
+
+def _seen_properties(props):
+    """The MQTT 5 properties a subscriber sees, broker-chosen ones left out."""
+    if props is None:
+        return None
+    seen = {}
+    for name in ("ResponseTopic", "CorrelationData", "UserProperty", "ContentType", "PayloadFormatIndicator", "SubscriptionIdentifier"):
+        if hasattr(props, name):
+            value = getattr(props, name)
+            seen[name] = sorted(value) if isinstance(value, list) else value
+    return seen or None
+
+
+class Recorder:
+    """A paho client that records what it receives: (topic, payload, qos, retain[, props])."""
+
+    def __init__(self, broker, name, version=V4, clean=True, will=None, expiry=None, run="", record=None):
+        self.client_id = f"{name}-{run}"
+        kwargs = {"client_id": self.client_id, "protocol": version}
+        if version == V4:
+            kwargs["clean_session"] = clean
+        self.version = version
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, **kwargs)
+        self.received = []
+        self.disconnects = []
+        record = record or self._record
+        self.c.on_message = lambda _c, _u, m: self.received.append(record(m))
+        self.c.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(str(rc))
+        self._connack = []
+        self.c.on_connect = lambda _c, _u, flags, rc, _p: self._connack.append((flags.session_present, str(rc)))
+        self._subacks = []
+        self.c.on_subscribe = lambda _c, _u, _mid, codes, _p: self._subacks.append([str(c) for c in codes])
+        if will:
+            self.c.will_set(*will)
+        connect = {}
+        if version == V5:
+            connect["clean_start"] = clean
+            if expiry is not None:
+                connect["properties"] = _props(PacketTypes.CONNECT, SessionExpiryInterval=expiry)
+        self.c.connect(broker.mqtt_host, broker.mqtt_port, keepalive=30, **connect)
+        self.c.loop_start()
+        self.connack = self._wait(self._connack)
+
+    def _record(self, m):
+        entry = [m.topic, m.payload.decode(errors="replace"), m.qos, bool(m.retain)]
+        if self.version == V5:
+            entry.append(_seen_properties(getattr(m, "properties", None)))
+        return tuple(entry)
+
+    @staticmethod
+    def _wait(items):
+        deadline = time.time() + WAIT_S
+        while not items and time.time() < deadline:
+            time.sleep(0.01)
+        return items.pop(0) if items else "timeout"
+
+    def subscribe(self, topic, qos=0, options=None, properties=None):
+        if options is not None:
+            self.c.subscribe(topic, options=options, properties=properties)
+        else:
+            self.c.subscribe(topic, qos)
+        return self._wait(self._subacks)
+
+    def publish(self, topic, payload, qos=0, retain=False, properties=None):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        info.wait_for_publish(timeout=WAIT_S)
+
+    def settle(self, count=None):
+        """What arrived: waits for `count` messages, then for quiet."""
+        deadline = time.time() + WAIT_S
+        while count is not None and len(self.received) < count and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(QUIET_S)
+        got, self.received = self.received, []
+        return got
+
+    def close(self, clean=True):
+        if clean:
+            self.c.disconnect()
+        else:
+            # Gone without DISCONNECT: the socket just closes (a will is due).
+            self.c.socket().close()
+        self.c.loop_stop()
+
+
+def _scenario_retained(broker, version, run):
+    pub = Recorder(broker, "pub", version, run=run)
+    out = []
+    pub.publish(f"r/{run}/a", "keep", qos=1, retain=True)
+    pub.publish(f"r/{run}/b", "keep too", qos=0, retain=True)
+    sub = Recorder(broker, "sub", version, run=run)
+    out.append(sub.subscribe(f"r/{run}/#", 1))
+    out.append(sorted(sub.settle(2)))
+    pub.publish(f"r/{run}/a", "live", qos=1, retain=True)
+    out.append(sub.settle(1))  # a live message to an existing subscriber is not flagged retained
+    pub.publish(f"r/{run}/a", "", qos=1, retain=True)  # clears the retained message
+    out.append(sub.settle(1))
+    late = Recorder(broker, "late", version, run=run)
+    late.subscribe(f"r/{run}/+", 1)
+    out.append(sorted(late.settle(1)))
+    for c in (pub, sub, late):
+        c.close()
+    return out
+
+
+def _scenario_qos_levels(broker, version, run):
+    out = []
+    pub = Recorder(broker, "pub", version, run=run)
+    for sub_qos in (0, 1, 2):
+        sub = Recorder(broker, f"sub{sub_qos}", version, run=run)
+        out.append(sub.subscribe(f"q/{run}/{sub_qos}", sub_qos))
+        for pub_qos in (0, 1, 2):
+            pub.publish(f"q/{run}/{sub_qos}", f"at {pub_qos}", qos=pub_qos)
+        out.append(sorted(sub.settle(3)))
+        sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_overlapping_subscriptions(broker, version, run):
+    sub = Recorder(broker, "sub", version, run=run)
+    out = [sub.subscribe(f"o/{run}/#", 1), sub.subscribe(f"o/{run}/+", 2)]
+    pub = Recorder(broker, "pub", version, run=run)
+    pub.publish(f"o/{run}/x", "one", qos=2)
+    out.append(sorted(sub.settle(1)))
+    sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_wills(broker, version, run):
+    watcher = Recorder(broker, "watch", version, run=run)
+    watcher.subscribe(f"w/{run}/#", 1)
+    out = []
+    for how in ("abrupt", "clean"):
+        dying = Recorder(broker, f"dying-{how}", version, will=(f"w/{run}/{how}", f"{how} will", 1, False), run=run)
+        dying.close(clean=(how == "clean"))
+        out.append((how, watcher.settle(1 if how == "abrupt" else None)))
+    watcher.close()
+    return out
+
+
+def _scenario_takeover(broker, version, run):
+    first = Recorder(broker, "same", version, clean=False, expiry=300, run=run)
+    first.subscribe(f"t/{run}", 1)
+    second = Recorder(broker, "same", version, clean=False, expiry=300, run=run)
+    time.sleep(QUIET_S)
+    out = [second.connack, len(first.disconnects) > 0]
+    pub = Recorder(broker, "pub", version, run=run)
+    pub.publish(f"t/{run}", "to the new one", qos=1)
+    out.append(second.settle(1))
+    out.append(first.settle())
+    for c in (second, pub):
+        c.close()
+    # Clean the session up.
+    Recorder(broker, "same", version, clean=True, expiry=0, run=run).close()
+    return out
+
+
+def _scenario_persistent_session(broker, version, run):
+    sub = Recorder(broker, "persist", version, clean=False, expiry=300, run=run)
+    out = [sub.connack, sub.subscribe(f"p/{run}/#", 1)]
+    sub.close()
+    pub = Recorder(broker, "pub", version, run=run)
+    for i in range(3):
+        pub.publish(f"p/{run}/{i}", f"queued {i}", qos=1)
+    pub.publish(f"p/{run}/x", "qos 0 while away", qos=0)
+    back = Recorder(broker, "persist", version, clean=False, expiry=300, run=run)
+    out.append(back.connack)
+    out.append(back.settle(3))
+    back.close()
+    fresh = Recorder(broker, "persist", version, clean=True, expiry=0, run=run)
+    out.append(fresh.connack)
+    fresh.close()
+    pub.close()
+    return out
+
+
+def _scenario_dollar_topics(broker, version, run):
+    sub = Recorder(broker, "hash", version, run=run)
+    out = [sub.subscribe("#", 0)]
+    pub = Recorder(broker, "pub", version, run=run)
+    pub.publish(f"$dollar/{run}", "hidden from #", qos=0)
+    pub.publish(f"plain/{run}", "seen by #", qos=0)
+    out.append([m for m in sub.settle(1) if run in m[0]])
+    sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_v5_properties(broker, version, run):
+    sub = Recorder(broker, "sub", V5, run=run)
+    out = [sub.subscribe(f"v5/{run}/#", options=mqtt.SubscribeOptions(qos=1), properties=_props(PacketTypes.SUBSCRIBE, SubscriptionIdentifier=7))]
+    pub = Recorder(broker, "pub", V5, run=run)
+    props = _props(
+        PacketTypes.PUBLISH,
+        ResponseTopic=f"v5/{run}/reply",
+        CorrelationData=b"corr",
+        UserProperty=[("k", "v"), ("k", "w")],
+        ContentType="text/plain",
+        PayloadFormatIndicator=1,
+    )
+    pub.publish(f"v5/{run}/req", "with properties", qos=1, properties=props)
+    out.append(sub.settle(1))
+    sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_v5_subscription_options(broker, version, run):
+    me = Recorder(broker, "me", V5, run=run)
+    out = [
+        me.subscribe(f"so/{run}/nolocal", options=mqtt.SubscribeOptions(qos=1, noLocal=True)),
+        me.subscribe(f"so/{run}/rap", options=mqtt.SubscribeOptions(qos=1, retainAsPublished=True)),
+    ]
+    me.publish(f"so/{run}/nolocal", "from myself", qos=1)
+    other = Recorder(broker, "other", V5, run=run)
+    other.publish(f"so/{run}/nolocal", "from another", qos=1)
+    other.publish(f"so/{run}/rap", "retained live", qos=1, retain=True)
+    out.append(sorted(me.settle(2)))
+    for handling in (0, 1, 2):
+        # retain handling: 0 always, 1 only for a new subscription, 2 never.
+        late = Recorder(broker, f"late{handling}", V5, run=run)
+        for _ in range(2):
+            late.subscribe(f"so/{run}/rap", options=mqtt.SubscribeOptions(qos=1, retainHandling=handling))
+        out.append((handling, late.settle()))
+        late.close()
+    other.publish(f"so/{run}/rap", "", qos=1, retain=True)
+    for c in (me, other):
+        c.close()
+    return out
+
+
+def _scenario_v5_message_expiry(broker, version, run):
+    sub = Recorder(broker, "away", V5, clean=False, expiry=300, run=run)
+    sub.subscribe(f"me/{run}/#", 1)
+    sub.close()
+    pub = Recorder(broker, "pub", V5, run=run)
+    pub.publish(f"me/{run}/short", "expires", qos=1, properties=_props(PacketTypes.PUBLISH, MessageExpiryInterval=1))
+    pub.publish(f"me/{run}/long", "stays", qos=1, properties=_props(PacketTypes.PUBLISH, MessageExpiryInterval=60))
+    time.sleep(2.2)
+    # The expired one is not sent; the other carries what is left of its interval.
+    back = Recorder(
+        broker, "away", V5, clean=False, expiry=300, run=run,
+        record=lambda m: (m.topic, m.payload.decode(), 50 < getattr(m.properties, "MessageExpiryInterval", 0) < 60),
+    )
+    out = [back.settle(1)]
+    back.close()
+    Recorder(broker, "away", V5, clean=True, expiry=0, run=run).close()
+    pub.close()
+    return out
+
+
+SCENARIOS = {
+    "retained": (_scenario_retained, (V4, V5)),
+    "qos levels": (_scenario_qos_levels, (V4, V5)),
+    # MQTT 3.1.1 lets a broker send a copy per matching subscription (Jetway, like nats-server)
+    # or one at the highest QoS (mosquitto): only MQTT 5 is compared.
+    "overlapping subscriptions": (_scenario_overlapping_subscriptions, (V5,)),
+    "wills": (_scenario_wills, (V4, V5)),
+    "takeover": (_scenario_takeover, (V4, V5)),
+    "persistent session": (_scenario_persistent_session, (V4, V5)),
+    "dollar topics": (_scenario_dollar_topics, (V4, V5)),
+    "v5 properties": (_scenario_v5_properties, (V5,)),
+    "v5 subscription options": (_scenario_v5_subscription_options, (V5,)),
+    "v5 message expiry": (_scenario_v5_message_expiry, (V5,)),
+}
+
+CASES = [(name, version) for name, (_, versions) in SCENARIOS.items() for version in versions]
+
+
+@pytest.mark.parametrize("name,version", CASES, ids=[f"{n} v{'5' if v == V5 else '3.1.1'}" for n, v in CASES])
+def test_mqtt_same_observations(jetway, mosquitto, name, version):
+    scenario = SCENARIOS[name][0]
+    run = uuid.uuid4().hex[:8]
+    ours = scenario(jetway, version, run)
+    theirs = scenario(mosquitto, version, run)
+    assert ours == theirs
