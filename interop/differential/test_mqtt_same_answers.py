@@ -121,8 +121,9 @@ def _seen_properties(props):
 class Recorder:
     """A paho client that records what it receives: (topic, payload, qos, retain[, props])."""
 
-    def __init__(self, broker, name, version=V4, clean=True, will=None, expiry=None, run="", record=None):
-        self.client_id = f"{name}-{run}"
+    def __init__(self, broker, name, version=V4, clean=True, will=None, expiry=None, run="", record=None,
+                 will_props=None, connect_props=None, client_id=None):
+        self.client_id = f"{name}-{run}" if client_id is None else client_id
         kwargs = {"client_id": self.client_id, "protocol": version}
         if version == V4:
             kwargs["clean_session"] = clean
@@ -137,13 +138,18 @@ class Recorder:
         self.c.on_connect = lambda _c, _u, flags, rc, _p: self._connack.append((flags.session_present, str(rc)))
         self._subacks = []
         self.c.on_subscribe = lambda _c, _u, _mid, codes, _p: self._subacks.append([str(c) for c in codes])
+        self._unsubacks = []
+        self.c.on_unsubscribe = lambda _c, _u, _mid, codes, _p: self._unsubacks.append([str(c) for c in codes])
         if will:
-            self.c.will_set(*will)
+            self.c.will_set(*will, properties=will_props)
         connect = {}
         if version == V5:
             connect["clean_start"] = clean
+            values = dict(connect_props or {})
             if expiry is not None:
-                connect["properties"] = _props(PacketTypes.CONNECT, SessionExpiryInterval=expiry)
+                values["SessionExpiryInterval"] = expiry
+            if values:
+                connect["properties"] = _props(PacketTypes.CONNECT, **values)
         self.c.connect(broker.mqtt_host, broker.mqtt_port, keepalive=30, **connect)
         self.c.loop_start()
         self.connack = self._wait(self._connack)
@@ -167,6 +173,10 @@ class Recorder:
         else:
             self.c.subscribe(topic, qos)
         return self._wait(self._subacks)
+
+    def unsubscribe(self, topic):
+        self.c.unsubscribe(topic)
+        return self._wait(self._unsubacks)
 
     def publish(self, topic, payload, qos=0, retain=False, properties=None):
         info = self.c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
@@ -358,6 +368,99 @@ def _scenario_v5_message_expiry(broker, version, run):
     return out
 
 
+def _scenario_will_extras(broker, version, run):
+    watcher = Recorder(broker, "watch", version, run=run)
+    watcher.subscribe(f"wx/{run}/#", 1)
+    out = []
+    # A retained will stays for later subscribers, at the will's QoS.
+    dying = Recorder(broker, "dying", version, will=(f"wx/{run}/retained", "retained will", 1, True), run=run)
+    dying.close(clean=False)
+    out.append(watcher.settle(1))
+    late = Recorder(broker, "late", version, run=run)
+    late.subscribe(f"wx/{run}/retained", 1)
+    out.append(late.settle(1))
+    late.close()
+    Recorder(broker, "clear", version, run=run).publish(f"wx/{run}/retained", "", qos=1, retain=True)
+    if version == V5:
+        # Will delay: a client back within the delay cancels its will; one that stays away
+        # gets it published after the delay.
+        for name, back in (("returns", True), ("stays-away", False)):
+            will = (f"wx/{run}/{name}", f"{name} will", 1, False)
+            props = _props(PacketTypes.WILLMESSAGE, WillDelayInterval=1)
+            dying = Recorder(broker, name, V5, clean=False, expiry=60, will=will, will_props=props, run=run)
+            dying.close(clean=False)
+            time.sleep(0.3)
+            out.append((name, "before the delay", watcher.settle()))
+            if back:
+                Recorder(broker, name, V5, clean=False, expiry=60, run=run).close()
+            time.sleep(1.2)
+            out.append((name, "after the delay", watcher.settle(0 if back else 1)))
+            Recorder(broker, name, V5, clean=True, expiry=0, run=run).close()
+    watcher.close()
+    return out
+
+
+def _scenario_session_expiry(broker, version, run):
+    out = []
+    for expiry in (1, 60):
+        first = Recorder(broker, f"exp{expiry}", V5, clean=False, expiry=expiry, run=run)
+        first.subscribe(f"se/{run}", 1)
+        first.close()
+        time.sleep(2.0 if expiry == 1 else 0.2)
+        back = Recorder(broker, f"exp{expiry}", V5, clean=False, expiry=expiry, run=run)
+        out.append((expiry, back.connack))
+        back.close()
+        Recorder(broker, f"exp{expiry}", V5, clean=True, expiry=0, run=run).close()
+    return out
+
+
+def _scenario_unsubscribe(broker, version, run):
+    sub = Recorder(broker, "sub", version, run=run)
+    out = [sub.subscribe(f"u/{run}", 1), sub.unsubscribe(f"u/{run}"), sub.unsubscribe(f"u/{run}/never")]
+    pub = Recorder(broker, "pub", version, run=run)
+    pub.publish(f"u/{run}", "after unsubscribe", qos=1)
+    out.append(sub.settle())
+    sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_client_ids(broker, version, run):
+    out = []
+    for clean in (True, False):
+        try:
+            c = Recorder(broker, "", version, clean=clean, expiry=0 if clean else 60, client_id="")
+            out.append((clean, c.connack))
+            c.close()
+        except Exception as e:  # a refused CONNECT closes the connection
+            out.append((clean, type(e).__name__))
+    return out
+
+
+def _scenario_v5_topic_alias(broker, version, run):
+    sub = Recorder(broker, "sub", V5, run=run)
+    sub.subscribe(f"ta/{run}/#", 1)
+    pub = Recorder(broker, "pub", V5, run=run)
+    pub.publish(f"ta/{run}/aliased", "first", qos=1, properties=_props(PacketTypes.PUBLISH, TopicAlias=1))
+    pub.publish("", "by alias", qos=1, properties=_props(PacketTypes.PUBLISH, TopicAlias=1))
+    out = [[m[:4] for m in sub.settle(2)]]
+    sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_v5_maximum_packet_size(broker, version, run):
+    small = Recorder(broker, "small", V5, run=run, connect_props={"MaximumPacketSize": 200})
+    small.subscribe(f"mp/{run}", 1)
+    pub = Recorder(broker, "pub", V5, run=run)
+    pub.publish(f"mp/{run}", "x" * 500, qos=1)
+    pub.publish(f"mp/{run}", "fits", qos=1)
+    out = [[m[:4] for m in small.settle(1)]]
+    small.close()
+    pub.close()
+    return out
+
+
 SCENARIOS = {
     "retained": (_scenario_retained, (V4, V5)),
     "qos levels": (_scenario_qos_levels, (V4, V5)),
@@ -371,6 +474,12 @@ SCENARIOS = {
     "v5 properties": (_scenario_v5_properties, (V5,)),
     "v5 subscription options": (_scenario_v5_subscription_options, (V5,)),
     "v5 message expiry": (_scenario_v5_message_expiry, (V5,)),
+    "will extras": (_scenario_will_extras, (V4, V5)),
+    "v5 session expiry": (_scenario_session_expiry, (V5,)),
+    "unsubscribe": (_scenario_unsubscribe, (V4, V5)),
+    "client ids": (_scenario_client_ids, (V4, V5)),
+    "v5 topic alias": (_scenario_v5_topic_alias, (V5,)),
+    "v5 maximum packet size": (_scenario_v5_maximum_packet_size, (V5,)),
 }
 
 CASES = [(name, version) for name, (_, versions) in SCENARIOS.items() for version in versions]
