@@ -495,6 +495,73 @@ def _scenario_v5_identifiers_of_overlaps(broker, version, run):
     return out
 
 
+def _raw_packet(kind, flags, body):
+    length, encoded = len(body), b""
+    while True:
+        digit, length = length % 128, length // 128
+        encoded += bytes([digit | (0x80 if length else 0)])
+        if not length:
+            return bytes([(kind << 4) | flags]) + encoded + body
+
+
+def _raw_str(text):
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _raw_read(sock, count):
+    """The first byte of each of the next `count` packets (their type and flags)."""
+    kinds = []
+    sock.settimeout(WAIT_S)
+    buffer = b""
+    while len(kinds) < count:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buffer += chunk
+        while len(buffer) >= 2:
+            length, shift, at = 0, 0, 1
+            while at < len(buffer):
+                length |= (buffer[at] & 0x7F) << shift
+                shift += 7
+                at += 1
+                if not buffer[at - 1] & 0x80:
+                    break
+            if len(buffer) < at + length:
+                break
+            kinds.append(buffer[0])
+            buffer = buffer[at + length:]
+    return kinds
+
+
+def _scenario_qos2_exactly_once(broker, version, run):
+    """A QoS 2 PUBLISH sent again (DUP) before PUBREL is delivered once; after PUBCOMP the same
+    packet id carries a new message."""
+    sub = Recorder(broker, "sub", version, run=run)
+    sub.subscribe(f"x2/{run}", 2)
+    sock = socket.create_connection((broker.mqtt_host, broker.mqtt_port), timeout=WAIT_S)
+    level = 5 if version == V5 else 4
+    props = b"\x00" if level == 5 else b""
+    sock.sendall(_raw_packet(1, 0, _raw_str("MQTT") + bytes([level, 0x02]) + (30).to_bytes(2, "big") + props + _raw_str(f"raw-{run}")))
+    out = [[hex(k) for k in _raw_read(sock, 1)]]
+    publish = lambda dup, payload: _raw_packet(3, (0x08 if dup else 0) | 0x04, _raw_str(f"x2/{run}") + (1).to_bytes(2, "big") + props + payload)
+    reply = lambda kind: _raw_packet(kind, 0x02 if kind == 6 else 0, (1).to_bytes(2, "big"))
+    sock.sendall(publish(False, b"once"))
+    out.append([hex(k) for k in _raw_read(sock, 1)])  # PUBREC
+    sock.sendall(publish(True, b"once"))
+    out.append([hex(k) for k in _raw_read(sock, 1)])  # PUBREC again, no second delivery
+    sock.sendall(reply(6))  # PUBREL
+    out.append([hex(k) for k in _raw_read(sock, 1)])  # PUBCOMP
+    sock.sendall(publish(False, b"again"))
+    out.append([hex(k) for k in _raw_read(sock, 1)])
+    sock.sendall(reply(6))
+    out.append([hex(k) for k in _raw_read(sock, 1)])
+    out.append([m[:3] for m in sub.settle(2)])
+    sock.close()
+    sub.close()
+    return out
+
+
 SCENARIOS = {
     "retained": (_scenario_retained, (V4, V5)),
     "qos levels": (_scenario_qos_levels, (V4, V5)),
@@ -516,6 +583,7 @@ SCENARIOS = {
     "v5 maximum packet size": (_scenario_v5_maximum_packet_size, (V5,)),
     "v5 retained extras": (_scenario_v5_retained_extras, (V5,)),
     "v5 identifiers of overlaps": (_scenario_v5_identifiers_of_overlaps, (V5,)),
+    "qos 2 exactly once": (_scenario_qos2_exactly_once, (V4, V5)),
 }
 
 CASES = [(name, version) for name, (_, versions) in SCENARIOS.items() for version in versions]
