@@ -672,3 +672,45 @@ async def _ack_samples(url: str):
 
 async def test_ack_samples(server, reference):
     assert await _ack_samples(server.url) == await _ack_samples(reference.url)
+
+
+async def _push_interest(url: str):
+    """Which subscribers bind a push consumer (`push_bound`, and whether it delivers): the
+    `deliver_group`'s queue subscribers, or plain subscribers when it has no group."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def api(subject, body):
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return json.loads((await nc.request(subject, payload, timeout=2)).data)
+
+    async def bound(name):
+        await nc.flush()
+        await asyncio.sleep(0.1)
+        return (await api(f"$JS.API.CONSUMER.INFO.PB.{name}", b"")).get("push_bound", False)
+
+    try:
+        await api("$JS.API.STREAM.CREATE.PB", {"name": "PB", "subjects": ["pb.>"]})
+        for name, group, subscribers in [("grouped", "G", [None, "G"]), ("plain", "", ["Q", None])]:
+            config = {"durable_name": name, "deliver_subject": f"out.{name}", "ack_policy": "none"}
+            if group:
+                config["deliver_group"] = group
+            await api(f"$JS.API.CONSUMER.CREATE.PB.{name}", {"stream_name": "PB", "config": config})
+            answers.append((name, "no subscriber", await bound(name)))
+            for queue in subscribers:
+                sub = await nc.subscribe(f"out.{name}", queue=queue or "")
+                answers.append((name, queue, await bound(name)))
+                await nc.request(f"pb.{name}", f"to {queue}".encode(), timeout=2)
+                try:
+                    m = await sub.next_msg(timeout=0.5)
+                    answers.append((name, queue, "received", m.data.decode()))
+                except nats.errors.TimeoutError:
+                    answers.append((name, queue, "nothing"))
+                await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_push_consumer_interest(server, reference):
+    assert await _push_interest(server.url) == await _push_interest(reference.url)

@@ -94,7 +94,7 @@ impl Consumer {
             let paused = inner.paused_until > now_ns;
             let push_target = (!config.is_pull() && !paused)
                 .then(|| Arc::<str>::from(config.deliver_subject.as_str()))
-                .filter(|s| !self.account.sublist.matches(s).is_empty());
+                .filter(|_| self.has_push_interest(&config));
             if flow_controlled {
                 if let Some(flow) = inner.flow.as_mut() {
                     flow.expire(now);

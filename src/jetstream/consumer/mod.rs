@@ -384,8 +384,7 @@ impl Consumer {
         let stream_pending = self.stream.upgrade().map_or(0, |s| self.num_pending(&s));
         let inner = self.inner.lock();
         let now = crate::time::now_nanos();
-        let push_bound =
-            !config.is_pull() && !self.account.sublist.matches(&config.deliver_subject).is_empty();
+        let push_bound = !config.is_pull() && self.has_push_interest(&config);
         let active = |t: i64| (t > 0).then(|| time_text(t));
         ConsumerInfoJson {
             stream_name: self.stream_name.clone(),
@@ -475,6 +474,18 @@ impl Consumer {
         }
         let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         deliver::publish(&self.account, &self.stats, &Message::internal(&subject, None, None, &payload));
+    }
+
+    /// Whether a push consumer has someone to deliver to, as nats-server counts it: queue
+    /// subscribers of its `deliver_group` on the deliver subject, or plain subscribers when it
+    /// has no group. Until then it delivers nothing (and is not `push_bound`).
+    pub(crate) fn has_push_interest(&self, config: &ConsumerConfig) -> bool {
+        let result = self.account.sublist.matches(&config.deliver_subject);
+        if config.deliver_group.is_empty() {
+            !result.plain.is_empty()
+        } else {
+            result.groups.iter().any(|g| *g.name == *config.deliver_group && !g.members.is_empty())
+        }
     }
 
     /// `$JS.API.CONSUMER.UNPIN`: the pinned client loses its pin, and the next request of
