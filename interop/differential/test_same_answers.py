@@ -714,3 +714,31 @@ async def _push_interest(url: str):
 
 async def test_push_consumer_interest(server, reference):
     assert await _push_interest(server.url) == await _push_interest(reference.url)
+
+
+async def _stream_bytes(url: str):
+    """Bytes as streams count them (file and memory), and how many messages `max_bytes` keeps."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def api(subject, body):
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return json.loads((await nc.request(subject, payload, timeout=2)).data)
+
+    try:
+        for name, extra in [("BF", {}), ("BM", {"storage": "memory"}), ("BL", {"max_bytes": 200}), ("BLM", {"storage": "memory", "max_bytes": 200})]:
+            await api(f"$JS.API.STREAM.CREATE.{name}", dict(name=name, subjects=[name.lower() + ".>"], **extra))
+            for i in range(6):
+                headers = {"H": "v"} if i % 2 else None
+                await nc.request(f"{name.lower()}.{i}", b"x" * (i * 7), headers=headers, timeout=2)
+            state = (await api(f"$JS.API.STREAM.INFO.{name}", b""))["state"]
+            answers.append((name, state["messages"], state["bytes"], state["first_seq"]))
+        info = await api("$JS.API.INFO", b"")
+        answers.append(("account", info["memory"], info["storage"]))
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_stream_bytes(server, reference):
+    assert await _stream_bytes(server.url) == await _stream_bytes(reference.url)

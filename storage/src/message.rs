@@ -55,13 +55,32 @@ impl<'a> NewMessage<'a> {
     }
 }
 
-/// Fixed per-message overhead counted in `bytes`: the size of a record's fixed fields on disk.
-pub const MSG_OVERHEAD: u64 = crate::file::record::MSG_FIXED_LEN as u64;
+/// How a store counts a message's bytes (`StreamState::bytes`, `max_bytes`, account usage):
+/// nats-server's formulas, so that the same messages report the same sizes and fill the same
+/// limits as there, whatever Jetway's own records take on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeModel {
+    /// nats-server's file store: a 22-byte record head, the subject, a 4-byte header length
+    /// and the headers when there are any, the payload, an 8-byte checksum.
+    File,
+    /// nats-server's memory store: subject, headers and payload plus 16 (sequence and time).
+    Memory,
+}
 
-/// The size a message counts for in `StreamState::bytes` and `max_bytes`, the same in every
-/// store: subject + headers + payload + [`MSG_OVERHEAD`] (which is its record size on disk).
+/// The size a message counts for under `model`.
+pub fn stored_size_in(model: SizeModel, subject: &str, headers: Option<&[u8]>, payload_len: usize) -> u64 {
+    let (subject, headers, payload) =
+        (subject.len() as u64, headers.map_or(0, |h| h.len() as u64), payload_len as u64);
+    match model {
+        SizeModel::File if headers == 0 => 22 + subject + payload + 8,
+        SizeModel::File => 22 + subject + 4 + headers + payload + 8,
+        SizeModel::Memory => subject + headers + payload + 16,
+    }
+}
+
+/// The size a message counts for in a file store (see [`SizeModel::File`]).
 pub fn stored_size(subject: &str, headers: Option<&Bytes>, payload: &Bytes) -> u64 {
-    subject.len() as u64 + headers.map_or(0, |h| h.len() as u64) + payload.len() as u64 + MSG_OVERHEAD
+    stored_size_in(SizeModel::File, subject, headers.map(|h| &h[..]), payload.len())
 }
 
 /// Wall-clock time in nanoseconds since the Unix epoch.
@@ -74,4 +93,19 @@ pub fn now_nanos() -> i64 {
 /// A duration in nanoseconds, saturating.
 pub fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_counted_as_nats_server_counts_them() {
+        // What nats-server 2.15 reports for the same messages (`bytes` in StreamInfo).
+        assert_eq!(stored_size_in(SizeModel::File, "o.0", None, 1), 34);
+        assert_eq!(stored_size_in(SizeModel::File, "o.2", Some(b"NATS/1.0\r\nH: v\r\n\r\n"), 1), 56);
+        assert_eq!(stored_size_in(SizeModel::Memory, "o.0", None, 1), 20);
+        assert_eq!(stored_size_in(SizeModel::Memory, "o.2", Some(b"NATS/1.0\r\nH: v\r\n\r\n"), 1), 38);
+        assert_eq!(stored_size("o.0", None, &Bytes::from_static(b"x")), 34);
+    }
 }

@@ -317,7 +317,17 @@ impl Stream {
         }
 
         // Storage limits (server, then account): two atomic loads, see `jetstream::usage`.
-        self.quota.admit(jetway_storage::stored_size(msg.subject, headers, msg.payload))?;
+        let size_model = match config.storage {
+            super::config::StorageType::Memory => jetway_storage::SizeModel::Memory,
+            super::config::StorageType::File => jetway_storage::SizeModel::File,
+        };
+        let size = jetway_storage::stored_size_in(
+            size_model,
+            msg.subject,
+            headers.map(|h| &h[..]),
+            msg.payload.len(),
+        );
+        self.quota.admit(size)?;
 
         // Interest retention with nobody interested: the sequence is used, nothing is stored.
         if config.retention == RetentionPolicy::Interest && !self.has_interest(msg.subject) {

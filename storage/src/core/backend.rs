@@ -26,6 +26,9 @@ pub(crate) trait Backend: Send + 'static {
     /// Where one message's bytes are.
     type Loc: Send + Sync;
 
+    /// How this store counts a message's bytes.
+    const SIZE: crate::message::SizeModel;
+
     /// Fails when nothing may be written any more (poisoned or closed).
     fn writable(&self) -> Result<()>;
 

@@ -10,7 +10,7 @@ use crate::config::{DiscardPolicy, StreamConfig};
 use crate::core::backend::{Backend, Incoming};
 use crate::core::index::{Entry, Filter, Index};
 use crate::error::{Result, StoreError};
-use crate::message::{nanos, now_nanos, stored_size, NewMessage, StoredMessage};
+use crate::message::{nanos, now_nanos, stored_size_in, NewMessage, StoredMessage};
 use crate::state::{StreamState, SubjectState};
 use crate::traits::{Completion, PurgeOptions};
 
@@ -73,7 +73,7 @@ impl<B: Backend> Stream<B> {
 
     pub fn append(&mut self, msg: NewMessage<'_>, done: Option<Completion>) -> Result<u64> {
         self.writable()?;
-        let size = stored_size(msg.subject, msg.headers.as_ref(), &msg.payload);
+        let size = stored_size_in(B::SIZE, msg.subject, msg.headers.as_deref(), msg.payload.len());
         self.admit(&msg, size)?;
         let seq = self.index.last_seq + 1;
         let timestamp = msg.received.unwrap_or_else(now_nanos).max(self.index.last_ts);
@@ -92,7 +92,7 @@ impl<B: Backend> Stream<B> {
         if seq <= self.index.last_seq {
             return Err(StoreError::InvalidSequence(seq));
         }
-        let size = stored_size(msg.subject, msg.headers.as_ref(), &msg.payload);
+        let size = stored_size_in(B::SIZE, msg.subject, msg.headers.as_deref(), msg.payload.len());
         self.admit(&msg, size)?;
         self.store_at(seq, timestamp, msg, size, done)
     }

@@ -17,6 +17,7 @@ use crate::file::block::{block_path, parse_block_name, BlockHeader, BLOCK_HEADER
 use crate::file::io::Io;
 use crate::file::record::{decode, Record};
 use crate::file::{BlockMeta, Loc};
+use crate::message::{stored_size_in, SizeModel};
 use crate::state::LostData;
 
 /// Most lost sequences listed individually.
@@ -66,7 +67,7 @@ impl Replay {
 
     fn apply(&mut self, block: u32, offset: u64, data: &[u8], rec: Record, len: usize) {
         match rec {
-            Record::Msg { seq, timestamp, expires, subject, .. } => {
+            Record::Msg { seq, timestamp, expires, subject, headers, payload } => {
                 if let Some(start) = self.open_gap.take() {
                     if seq > start {
                         self.gaps.push((start, seq - 1));
@@ -78,10 +79,12 @@ impl Replay {
                 }
                 self.drop_msg(seq);
                 let subject = std::str::from_utf8(data.get(subject).unwrap_or_default()).unwrap_or_default();
+                let headers = headers.and_then(|h| data.get(h));
+                let size = stored_size_in(SizeModel::File, subject, headers, payload.len());
                 let entry = Entry {
                     subject: self.index.intern(subject),
                     timestamp,
-                    size: len as u64,
+                    size,
                     expires,
                     loc: Loc { block, offset, len: len as u32 },
                 };

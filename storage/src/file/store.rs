@@ -323,6 +323,7 @@ impl FileBackend {
 
 impl Backend for FileBackend {
     type Loc = Loc;
+    const SIZE: crate::message::SizeModel = crate::message::SizeModel::File;
 
     fn writable(&self) -> Result<()> {
         self.channel.writable(self.stopped)

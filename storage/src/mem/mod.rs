@@ -22,6 +22,7 @@ pub struct MemBackend {
 
 impl Backend for MemBackend {
     type Loc = (Option<Bytes>, Bytes);
+    const SIZE: crate::message::SizeModel = crate::message::SizeModel::Memory;
 
     fn writable(&self) -> Result<()> {
         Ok(())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jetway_storage::{
-    Engine, EngineConfig, FileStore, Io, MemStore, NewMessage, RealIo, StreamConfig, StreamStore,
+    Engine, EngineConfig, FileStore, Io, MemStore, NewMessage, RealIo, SizeModel, StreamConfig, StreamStore,
 };
 
 /// A kind of store the conformance suite runs against.
@@ -14,6 +14,12 @@ pub trait Kind {
     fn open(&self, config: StreamConfig) -> Box<dyn StreamStore>;
     /// The same stream after a restart (a memory store just keeps going).
     fn reopen(&self, store: Box<dyn StreamStore>, config: StreamConfig) -> Box<dyn StreamStore>;
+    /// How this kind of store counts a message's bytes.
+    fn size_model(&self) -> SizeModel;
+    /// The bytes a message counts for in this kind of store.
+    fn size_of(&self, subject: &str, payload: &str) -> u64 {
+        jetway_storage::stored_size_in(self.size_model(), subject, None, payload.len())
+    }
 }
 
 pub fn fast_engine() -> Engine {
@@ -43,6 +49,9 @@ impl Kind for Mem {
         store.update_config(config).unwrap();
         store
     }
+    fn size_model(&self) -> SizeModel {
+        SizeModel::Memory
+    }
 }
 
 pub struct File {
@@ -68,6 +77,9 @@ impl Kind for File {
         store.stop().unwrap();
         drop(store);
         self.open(config)
+    }
+    fn size_model(&self) -> SizeModel {
+        SizeModel::File
     }
 }
 
