@@ -129,7 +129,8 @@
 //!
 //! - 1 message: seq (u64), timestamp ns (i64), TTL deadline ns or 0 (i64), subject length
 //!   (u16), headers length (u32), payload length (u32), subject, headers, payload. L = 50 +
-//!   lengths; this L is also the size a message counts for in `bytes` and `max_bytes`.
+//!   lengths. What a message counts for in `bytes` and `max_bytes` is not L but
+//!   nats-server's file store formula (see `SizeModel`), so limits behave as there.
 //! - 2 tombstone: seq (u64): that message was removed.
 //! - 3 floor: seq (u64): every message below it was removed.
 //! - 4 truncate: seq (u64): every message above it was removed; the last sequence is seq.
