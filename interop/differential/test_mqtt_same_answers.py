@@ -562,6 +562,36 @@ def _scenario_qos2_exactly_once(broker, version, run):
     return out
 
 
+def _scenario_keep_alive(broker, version, run):
+    """A client silent for 1.5 times its keep alive is disconnected, and its will published."""
+    watcher = Recorder(broker, "watch", version, run=run)
+    watcher.subscribe(f"ka/{run}", 1)
+    sock = socket.create_connection((broker.mqtt_host, broker.mqtt_port), timeout=WAIT_S)
+    level = 5 if version == V5 else 4
+    props = b"\x00" if level == 5 else b""
+    flags = 0x02 | 0x04 | (1 << 3)  # clean, will flag, will QoS 1
+    body = _raw_str("MQTT") + bytes([level, flags]) + (1).to_bytes(2, "big") + props + _raw_str(f"silent-{run}")
+    body += props + _raw_str(f"ka/{run}") + _raw_str("gone quiet")
+    sock.sendall(_raw_packet(1, 0, body))
+    out = [[hex(k) for k in _raw_read(sock, 1)]]
+    started = time.time()
+    # MQTT says 1.5 times the keep alive; mosquitto checks on a coarse timer (about 5 s for
+    # a 1 s keep alive), Jetway within a quarter second: only "not early, not never" is compared.
+    sock.settimeout(9)
+    closed_after = None
+    try:
+        while sock.recv(4096):
+            pass
+        closed_after = time.time() - started
+    except OSError:
+        pass
+    out.append(closed_after is not None and 1.4 <= closed_after <= 8.0)
+    out.append([m[:4] for m in watcher.settle(1)])
+    sock.close()
+    watcher.close()
+    return out
+
+
 SCENARIOS = {
     "retained": (_scenario_retained, (V4, V5)),
     "qos levels": (_scenario_qos_levels, (V4, V5)),
@@ -584,6 +614,7 @@ SCENARIOS = {
     "v5 retained extras": (_scenario_v5_retained_extras, (V5,)),
     "v5 identifiers of overlaps": (_scenario_v5_identifiers_of_overlaps, (V5,)),
     "qos 2 exactly once": (_scenario_qos2_exactly_once, (V4, V5)),
+    "keep alive": (_scenario_keep_alive, (V4, V5)),
 }
 
 CASES = [(name, version) for name, (_, versions) in SCENARIOS.items() for version in versions]
