@@ -279,9 +279,11 @@ def _scenario_persistent_session(broker, version, run):
     out = [sub.connack, sub.subscribe(f"p/{run}/#", 1)]
     sub.close()
     pub = Recorder(broker, "pub", version, run=run)
+    # The QoS 0 one first: the PUBACKs that follow prove the broker has routed it before the
+    # session comes back (a QoS 0 publish is "done" for the client once written).
+    pub.publish(f"p/{run}/x", "qos 0 while away", qos=0)
     for i in range(3):
         pub.publish(f"p/{run}/{i}", f"queued {i}", qos=1)
-    pub.publish(f"p/{run}/x", "qos 0 while away", qos=0)
     back = Recorder(broker, "persist", version, clean=False, expiry=300, run=run)
     out.append(back.connack)
     out.append(back.settle(3))

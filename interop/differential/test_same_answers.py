@@ -742,3 +742,51 @@ async def _stream_bytes(url: str):
 
 async def test_stream_bytes(server, reference):
     assert await _stream_bytes(server.url) == await _stream_bytes(reference.url)
+
+
+async def _pause_advisories(url: str):
+    """Consumer pause advisories: paused at create, the pause running out, PAUSE and resume."""
+    import datetime
+
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers, advisories = [], []
+
+    async def on_advisory(m):
+        body = json.loads(m.data)
+        for key in ("id", "timestamp", "domain"):
+            body.pop(key, None)
+        if not body.get("pause_until", "").startswith("0001"):
+            body["pause_until"] = "<a time>"
+        advisories.append((m.subject, body))
+
+    async def api(subject, body):
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return json.loads((await nc.request(subject, payload, timeout=2)).data)
+
+    def later(seconds):
+        at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    async def seen(what, wait=0.2):
+        await asyncio.sleep(wait)
+        answers.append((what, list(advisories)))
+        advisories.clear()
+
+    try:
+        await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.>", cb=on_advisory)
+        await api("$JS.API.STREAM.CREATE.PA", {"name": "PA", "subjects": ["pa.>"]})
+        await api("$JS.API.CONSUMER.CREATE.PA.c", {"stream_name": "PA", "config": {"durable_name": "c", "pause_until": later(0.8)}})
+        await seen("created paused")
+        await seen("pause ran out", 1.0)
+        await api("$JS.API.CONSUMER.PAUSE.PA.c", {"pause_until": later(30)})
+        await seen("paused")
+        for what in ("resumed", "resumed again"):
+            await api("$JS.API.CONSUMER.PAUSE.PA.c", {})
+            await seen(what)
+    finally:
+        await nc.close()
+    return answers
+
+
+async def test_pause_advisories(server, reference):
+    assert await _pause_advisories(server.url) == await _pause_advisories(reference.url)

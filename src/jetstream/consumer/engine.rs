@@ -71,6 +71,7 @@ impl Consumer {
         // (group, pin id) of pins given, groups of pins that timed out: advisories.
         let mut pinned: Vec<(String, String)> = Vec::new();
         let mut unpinned: Vec<String> = Vec::new();
+        let mut resumed_from: Option<i64> = None;
         let delete;
         let next_wake;
         {
@@ -92,6 +93,11 @@ impl Consumer {
                 }
             }
             let paused = inner.paused_until > now_ns;
+            if !paused && inner.pause_pending_end {
+                // The pause ran out: announced once, as nats-server's resume timer does.
+                inner.pause_pending_end = false;
+                resumed_from = Some(inner.paused_until);
+            }
             let push_target = (!config.is_pull() && !paused)
                 .then(|| Arc::<str>::from(config.deliver_subject.as_str()))
                 .filter(|_| self.has_push_interest(&config));
@@ -282,6 +288,9 @@ impl Consumer {
                     || !inner.initial.is_empty()
                     || stream.store.state().last_seq >= inner.next_seq);
             next_wake = self.next_wake(&inner, &config, now, waits_for_interest);
+        }
+        if let Some(until) = resumed_from {
+            self.pause_advisory(until);
         }
         for (group, id) in pinned {
             self.pinned_advisory(&group, &id);

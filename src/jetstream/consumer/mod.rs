@@ -77,6 +77,8 @@ struct Inner {
     last_activity: Instant,
     next_heartbeat: Option<Instant>,
     paused_until: i64,
+    /// A pause is in force whose end has not been announced yet (the pause advisory).
+    pause_pending_end: bool,
     /// Paced consumers (`replay_policy: original`, `rate_limit_bps`) once they sent a message.
     /// This and `flow` are boxed: most consumers use neither, and every consumer (one per
     /// persistent MQTT session) would carry their room.
@@ -141,6 +143,7 @@ impl Consumer {
             next_heartbeat: None,
             flow: None,
             pin: None,
+            pause_pending_end: false,
             paused_until: config
                 .pause_until
                 .as_deref()
@@ -187,6 +190,13 @@ impl Consumer {
         });
         stream.interest.add(&consumer, &consumer.filters.read());
         consumer.subscribe();
+        let paused_until = consumer.inner.lock().paused_until;
+        if paused_until > crate::time::now_nanos() {
+            consumer.inner.lock().pause_pending_end = true;
+            if !restored {
+                consumer.pause_advisory(paused_until);
+            }
+        }
         consumer.wake_up();
         consumer
     }
@@ -289,9 +299,26 @@ impl Consumer {
 
     /// Pauses until `until` (ns since the epoch; 0 resumes).
     pub fn pause(&self, until: i64) {
-        self.inner.lock().paused_until = until;
+        let changed = {
+            let mut inner = self.inner.lock();
+            let changed = inner.paused_until != until;
+            inner.paused_until = until;
+            inner.pause_pending_end = until > crate::time::now_nanos();
+            changed
+        };
         self.config.write().pause_until = (until > 0).then(|| time_text(until));
+        if changed {
+            self.pause_advisory(until);
+        }
         self.wake_up();
+    }
+
+    /// `$JS.EVENT.ADVISORY.CONSUMER.PAUSE.<stream>.<consumer>`: paused until `until` (ns; 0
+    /// for no pause), or resumed when that has passed.
+    fn pause_advisory(&self, until: i64) {
+        let paused = until > crate::time::now_nanos();
+        let extra = serde_json::json!({"paused": paused, "pause_until": time_text(until)});
+        self.advisory("CONSUMER.PAUSE", "consumer_pause", extra);
     }
 
     pub fn paused_until(&self) -> i64 {
