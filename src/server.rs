@@ -176,6 +176,11 @@ impl Core {
         tracing::debug!(cid = client.id, reason = ?client.close_reason(), "client connection closed");
     }
 
+    /// The connected client with this id.
+    pub fn client(&self, id: u64) -> Option<Arc<ClientShared>> {
+        self.clients.lock().get(&id).cloned()
+    }
+
     pub fn clients(&self) -> Vec<Arc<ClientShared>> {
         self.clients.lock().values().cloned().collect()
     }
@@ -401,6 +406,9 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
         core.jetstream = Some(js);
     }
     let core = Arc::new(core);
+    if let Some(js) = &core.jetstream {
+        let _ = js.core.set(Arc::downgrade(&core));
+    }
 
     let nats_listener = bind(&core.config.host, core.config.port, 4222).await?;
     let nats_addr = nats_listener

@@ -790,3 +790,36 @@ async def _pause_advisories(url: str):
 
 async def test_pause_advisories(server, reference):
     assert await _pause_advisories(server.url) == await _pause_advisories(reference.url)
+
+
+async def _api_audit(url: str):
+    """API audit advisories: one per API request, with the client, the request and the answer
+    (the client's fields compared by name; `rtt` left out, measured at different times)."""
+    nc = await nats.connect(url, allow_reconnect=False, name="auditor")
+    advisories = []
+
+    async def on_audit(m):
+        body = json.loads(m.data)
+        for key in ("id", "timestamp", "server"):
+            body.pop(key, None)
+        body["client"] = sorted(k for k in (body.get("client") or {}) if k != "rtt")
+        response = json.loads(body["response"])
+        body["response"] = (response.get("type"), response.get("error"))
+        advisories.append((m.subject, body))
+
+    try:
+        await nc.subscribe("$JS.EVENT.ADVISORY.API", cb=on_audit)
+        await nc.flush()
+        await nc.request("$JS.API.STREAM.CREATE.AU", json.dumps({"name": "AU", "subjects": ["au.>"], "allow_direct": True}).encode(), timeout=2)
+        await nc.request("$JS.API.STREAM.INFO.NOPE", b"", timeout=2)
+        await nc.request("au.1", b"x", timeout=2)
+        await nc.request("$JS.API.DIRECT.GET.AU", b'{"seq":1}', timeout=2)
+        await nc.request("$JS.API.INFO", b"", timeout=2)
+        await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+    return advisories
+
+
+async def test_api_audit(server, reference):
+    assert await _api_audit(server.url) == await _api_audit(reference.url)

@@ -82,6 +82,8 @@ pub struct JetStream {
     /// `JsAccount.streams` lock.
     pub(crate) reservations: Mutex<()>,
     accounts: Mutex<HashMap<String, Arc<JsAccount>>>,
+    /// The server, for what advisories say about the clients that asked (set once it runs).
+    pub(crate) core: std::sync::OnceLock<std::sync::Weak<crate::server::Core>>,
 }
 
 impl JetStream {
@@ -129,6 +131,7 @@ impl JetStream {
             usage,
             reservations: Mutex::new(()),
             accounts: Mutex::new(HashMap::new()),
+            core: std::sync::OnceLock::new(),
         }))
     }
 

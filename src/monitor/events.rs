@@ -36,7 +36,7 @@ struct ServerInfo<'a> {
 
 /// The client (nats-server's `ClientInfo`, the fields that apply).
 #[derive(Debug, Serialize)]
-struct ClientInfo {
+pub(crate) struct ClientInfo {
     start: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop: Option<String>,
@@ -153,7 +153,7 @@ fn server_info(core: &Core, now: SystemTime) -> ServerInfo<'_> {
     }
 }
 
-fn client_info(core: &Core, client: &ClientShared, stop: Option<SystemTime>) -> ClientInfo {
+pub(crate) fn client_info(core: &Core, client: &ClientShared, stop: Option<SystemTime>) -> ClientInfo {
     let identity = client.identity.lock().clone();
     ClientInfo {
         start: rfc3339(client.started),

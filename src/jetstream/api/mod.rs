@@ -36,6 +36,8 @@ pub struct ApiRequest {
     pub reply: Option<String>,
     pub headers: Option<Bytes>,
     pub payload: Bytes,
+    /// The connection that asked, if a client did.
+    pub client: Option<u64>,
 }
 
 /// A response: the body to publish, and whether it is an error (for the API counters).
@@ -124,6 +126,7 @@ impl InternalHandler for ApiHandler {
             reply: msg.reply.map(str::to_string),
             headers: msg.headers.cloned(),
             payload: msg.payload.clone(),
+            client: msg.origin,
         };
         if let Err(TrySendError::Full(_)) = self.queue.try_send(request) {
             tracing::warn!("JetStream API queue limit reached, dropping request");
@@ -169,10 +172,46 @@ fn serve(js: Weak<JetStream>, rx: Receiver<ApiRequest>) {
                 &Message::internal(&reply, None, headers.as_ref(), body),
             );
         }
+        audit(&js, &account, &request, &response);
         if let Some(after) = response.after {
             after();
         }
     }
+}
+
+/// nats-server's API audit advisory on `$JS.EVENT.ADVISORY.API`: who asked what and the
+/// answer, built only when someone listens. Direct gets are not audited (nor by nats-server).
+fn audit(js: &JetStream, account: &JsAccount, request: &ApiRequest, response: &ApiResponse) {
+    const SUBJECT: &str = "$JS.EVENT.ADVISORY.API";
+    if request.subject.starts_with("$JS.API.DIRECT.GET")
+        || account.account.sublist.matches(SUBJECT).is_empty()
+    {
+        return;
+    }
+    let core = js.core.get().and_then(std::sync::Weak::upgrade);
+    let client = match (&core, request.client) {
+        (Some(core), Some(id)) => {
+            core.client(id).map(|c| crate::monitor::events::client_info(core, &c, None))
+        }
+        _ => None,
+    };
+    let mut body = serde_json::json!({
+        "type": "io.nats.jetstream.advisory.v1.api_audit",
+        "id": crate::jetstream::new_id(),
+        "timestamp": super::json::time_text(crate::time::now_nanos()),
+        "server": js.server_name,
+        "client": client,
+        "subject": request.subject,
+        "response": String::from_utf8_lossy(&response.body),
+    });
+    if !request.payload.is_empty() {
+        body["request"] = String::from_utf8_lossy(&request.payload).into();
+    }
+    if let Some(domain) = &js.domain {
+        body["domain"] = domain.as_str().into();
+    }
+    let payload = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    deliver::publish(&account.account, &js.stats, &Message::internal(SUBJECT, None, None, &payload));
 }
 
 fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> ApiResponse {
