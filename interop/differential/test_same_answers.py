@@ -130,6 +130,12 @@ CONSUMER_CONFIGS = [
 ]
 
 
+async def _api(nc, subject, body):
+    """A JetStream API request (`body` as JSON unless it is bytes) and its decoded answer."""
+    payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return json.loads((await nc.request(subject, payload, timeout=2)).data)
+
+
 def _error(reply: dict):
     error = reply.get("error")
     return None if error is None else (error.get("code"), error.get("err_code"), error.get("description"))
@@ -462,11 +468,6 @@ async def _priority_groups(url: str):
     nc = await nats.connect(url, allow_reconnect=False)
     answers = []
 
-    async def api(subject, body):
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        reply = await nc.request(subject, payload, timeout=2)
-        return json.loads(reply.data)
-
     async def pull(consumer, body, inbox):
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.P.{consumer}", payload, reply=inbox)
@@ -497,7 +498,7 @@ async def _priority_groups(url: str):
     try:
         await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.PINNED.>", cb=on_advisory)
         await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.UNPINNED.>", cb=on_advisory)
-        await api("$JS.API.STREAM.CREATE.P", {"name": "P", "subjects": ["p.>"]})
+        await _api(nc, "$JS.API.STREAM.CREATE.P", {"name": "P", "subjects": ["p.>"]})
         for name, extra in [
             ("nogroup", {"priority_policy": "overflow"}),
             ("emptygroup", {"priority_policy": "overflow", "priority_groups": [""]}),
@@ -511,11 +512,11 @@ async def _priority_groups(url: str):
             ("overflow", {"priority_policy": "overflow", "priority_groups": ["A", "B"]}),
             ("none", {"priority_policy": "none"}),
         ]:
-            r = await api(f"$JS.API.CONSUMER.CREATE.P.{name}", {"stream_name": "P", "config": dict(durable_name=name, ack_policy="explicit", **extra)})
+            r = await _api(nc, f"$JS.API.CONSUMER.CREATE.P.{name}", {"stream_name": "P", "config": dict(durable_name=name, ack_policy="explicit", **extra)})
             config = r.get("config", {})
             answers.append((name, _error(r), [config.get(k) for k in ("priority_policy", "priority_groups", "priority_timeout")], r.get("priority_groups")))
 
-        await api("$JS.API.CONSUMER.CREATE.P.pin", {"stream_name": "P", "config": {"durable_name": "pin", "ack_policy": "explicit", "priority_policy": "pinned_client", "priority_groups": ["A"], "priority_timeout": 1000000000}})
+        await _api(nc, "$JS.API.CONSUMER.CREATE.P.pin", {"stream_name": "P", "config": {"durable_name": "pin", "ack_policy": "explicit", "priority_policy": "pinned_client", "priority_groups": ["A"], "priority_timeout": 1000000000}})
         for i in range(4):
             await nc.request(f"p.{i}", f"m{i}".encode(), timeout=2)
         first = nc.new_inbox()
@@ -531,7 +532,7 @@ async def _priority_groups(url: str):
             answers.append(("pin " + name, await drain(first_sub)))
         await pull("pin", {"batch": 2, "group": "A", "expires": 300000000}, first)
         answers.append(("pinned", await drain(first_sub)))
-        info = await api("$JS.API.CONSUMER.INFO.P.pin", b"")
+        info = await _api(nc, "$JS.API.CONSUMER.INFO.P.pin", b"")
         pin = info["priority_groups"][0].get("pinned_client_id")
         answers.append(("info pinned", bool(pin), info["priority_groups"][0]["pinned_ts"] != "0001-01-01T00:00:00Z"))
         other = nc.new_inbox()
@@ -539,28 +540,28 @@ async def _priority_groups(url: str):
         await pull("pin", {"batch": 1, "group": "A", "expires": 300000000, "id": "wrong"}, other)
         answers.append(("wrong pin", await drain(other_sub)))
         for body in [{"group": "Z"}, {}, b"", {"group": "a.b"}]:
-            answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.P.pin", body)))
-        answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.P.nope", {"group": "A"})))
-        answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.X.nope", {"group": "A"})))
-        answers.append(("unpin", await api("$JS.API.CONSUMER.UNPIN.P.pin", {"group": "A"})))
-        answers.append(("info unpinned", (await api("$JS.API.CONSUMER.INFO.P.pin", b"")).get("priority_groups")))
+            answers.append(("unpin", await _api(nc, "$JS.API.CONSUMER.UNPIN.P.pin", body)))
+        answers.append(("unpin", await _api(nc, "$JS.API.CONSUMER.UNPIN.P.nope", {"group": "A"})))
+        answers.append(("unpin", await _api(nc, "$JS.API.CONSUMER.UNPIN.X.nope", {"group": "A"})))
+        answers.append(("unpin", await _api(nc, "$JS.API.CONSUMER.UNPIN.P.pin", {"group": "A"})))
+        answers.append(("info unpinned", (await _api(nc, "$JS.API.CONSUMER.INFO.P.pin", b"")).get("priority_groups")))
         await nc.request("p.4", b"m4", timeout=2)
         await pull("pin", {"batch": 1, "group": "A", "expires": 300000000, "id": pin}, first)
         answers.append(("old pin", await drain(first_sub)))
         await pull("pin", {"batch": 1, "group": "A", "expires": 300000000}, other)
         answers.append(("new pin", await drain(other_sub)))
         await asyncio.sleep(1.3)  # the pin's timeout passes
-        info = await api("$JS.API.CONSUMER.INFO.P.pin", b"")
+        info = await _api(nc, "$JS.API.CONSUMER.INFO.P.pin", b"")
         answers.append(("after timeout", [g.get("pinned_client_id") for g in info["priority_groups"]]))
 
         a, b, c = nc.new_inbox(), nc.new_inbox(), nc.new_inbox()
         a_sub, b_sub, c_sub = await nc.subscribe(a), await nc.subscribe(b), await nc.subscribe(c)
-        await api("$JS.API.CONSUMER.CREATE.P.of", {"stream_name": "P", "config": {"durable_name": "of", "ack_policy": "explicit", "priority_policy": "overflow", "priority_groups": ["A"]}})
+        await _api(nc, "$JS.API.CONSUMER.CREATE.P.of", {"stream_name": "P", "config": {"durable_name": "of", "ack_policy": "explicit", "priority_policy": "overflow", "priority_groups": ["A"]}})
         for threshold in [{"min_pending": 100}, {"min_pending": 4}, {"min_ack_pending": 2}, {"id": "x"}]:
             await pull("of", dict(batch=3, group="A", expires=300000000, **threshold), a)
             answers.append(("overflow", threshold, await drain(a_sub)))
 
-        await api("$JS.API.CONSUMER.CREATE.P.pr", {"stream_name": "P", "config": {"durable_name": "pr", "ack_policy": "none", "deliver_policy": "new", "priority_policy": "prioritized", "priority_groups": ["A"]}})
+        await _api(nc, "$JS.API.CONSUMER.CREATE.P.pr", {"stream_name": "P", "config": {"durable_name": "pr", "ack_policy": "none", "deliver_policy": "new", "priority_policy": "prioritized", "priority_groups": ["A"]}})
         for inbox, rank in [(a, 5), (b, 1), (c, 1)]:
             await pull("pr", {"batch": 2, "group": "A", "expires": 500000000, "priority": rank}, inbox)
         await nc.flush()
@@ -570,7 +571,7 @@ async def _priority_groups(url: str):
         await nc.flush()
         answers.append(("prioritized", [[m[0] for m in await drain(s)] for s in (a_sub, b_sub, c_sub)]))
 
-        await api("$JS.API.CONSUMER.CREATE.P.rr", {"stream_name": "P", "config": {"durable_name": "rr", "ack_policy": "none", "deliver_policy": "new"}})
+        await _api(nc, "$JS.API.CONSUMER.CREATE.P.rr", {"stream_name": "P", "config": {"durable_name": "rr", "ack_policy": "none", "deliver_policy": "new"}})
         for inbox in (a, b):
             await pull("rr", {"batch": 3, "expires": 500000000}, inbox)
         await nc.flush()
@@ -598,24 +599,21 @@ async def _delete_markers(url: str):
     nc = await nats.connect(url, allow_reconnect=False)
     answers = []
 
-    async def api(subject, body):
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return json.loads((await nc.request(subject, payload, timeout=2)).data)
 
     async def last(subject):
-        reply = await api("$JS.API.STREAM.MSG.GET.D", {"last_by_subj": subject})
+        reply = await _api(nc, "$JS.API.STREAM.MSG.GET.D", {"last_by_subj": subject})
         m = reply.get("message")
         return _error(reply) if not m else (m["seq"], base64.b64decode(m.get("hdrs", "")).decode(), m.get("data"))
 
     async def state():
-        info = await api("$JS.API.STREAM.INFO.D", b"")
+        info = await _api(nc, "$JS.API.STREAM.INFO.D", b"")
         return [info["state"].get(k) for k in ("messages", "first_seq", "last_seq", "num_subjects")]
 
     try:
-        r = await api("$JS.API.STREAM.CREATE.D", {"name": "D", "subjects": ["d.>"], "max_age": 1500000000, "subject_delete_marker_ttl": 1000000000})
+        r = await _api(nc, "$JS.API.STREAM.CREATE.D", {"name": "D", "subjects": ["d.>"], "max_age": 1500000000, "subject_delete_marker_ttl": 1000000000})
         answers.append([r["config"].get(k) for k in ("allow_msg_ttl", "allow_rollup_hdrs", "subject_delete_marker_ttl")])
         for name, ttl in [("E", 500000000), ("F", -1)]:
-            answers.append(_error(await api(f"$JS.API.STREAM.CREATE.{name}", {"name": name, "subjects": [name.lower() + ".>"], "subject_delete_marker_ttl": ttl})))
+            answers.append(_error(await _api(nc, f"$JS.API.STREAM.CREATE.{name}", {"name": name, "subjects": [name.lower() + ".>"], "subject_delete_marker_ttl": ttl})))
         for subject, headers in [("d.a", None), ("d.b", None), ("d.b", None), ("d.c", {"Nats-TTL": "1s"}), ("d.e", {"KV-Operation": "PURGE"})]:
             answers.append(json.loads((await nc.request(subject, b"x", headers=headers, timeout=2)).data))
         await asyncio.sleep(2.2)  # all aged out or past their TTL; the TTL's marker too
@@ -680,22 +678,19 @@ async def _push_interest(url: str):
     nc = await nats.connect(url, allow_reconnect=False)
     answers = []
 
-    async def api(subject, body):
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return json.loads((await nc.request(subject, payload, timeout=2)).data)
 
     async def bound(name):
         await nc.flush()
         await asyncio.sleep(0.1)
-        return (await api(f"$JS.API.CONSUMER.INFO.PB.{name}", b"")).get("push_bound", False)
+        return (await _api(nc, f"$JS.API.CONSUMER.INFO.PB.{name}", b"")).get("push_bound", False)
 
     try:
-        await api("$JS.API.STREAM.CREATE.PB", {"name": "PB", "subjects": ["pb.>"]})
+        await _api(nc, "$JS.API.STREAM.CREATE.PB", {"name": "PB", "subjects": ["pb.>"]})
         for name, group, subscribers in [("grouped", "G", [None, "G"]), ("plain", "", ["Q", None])]:
             config = {"durable_name": name, "deliver_subject": f"out.{name}", "ack_policy": "none"}
             if group:
                 config["deliver_group"] = group
-            await api(f"$JS.API.CONSUMER.CREATE.PB.{name}", {"stream_name": "PB", "config": config})
+            await _api(nc, f"$JS.API.CONSUMER.CREATE.PB.{name}", {"stream_name": "PB", "config": config})
             answers.append((name, "no subscriber", await bound(name)))
             for queue in subscribers:
                 sub = await nc.subscribe(f"out.{name}", queue=queue or "")
@@ -721,19 +716,16 @@ async def _stream_bytes(url: str):
     nc = await nats.connect(url, allow_reconnect=False)
     answers = []
 
-    async def api(subject, body):
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return json.loads((await nc.request(subject, payload, timeout=2)).data)
 
     try:
         for name, extra in [("BF", {}), ("BM", {"storage": "memory"}), ("BL", {"max_bytes": 200}), ("BLM", {"storage": "memory", "max_bytes": 200})]:
-            await api(f"$JS.API.STREAM.CREATE.{name}", dict(name=name, subjects=[name.lower() + ".>"], **extra))
+            await _api(nc, f"$JS.API.STREAM.CREATE.{name}", dict(name=name, subjects=[name.lower() + ".>"], **extra))
             for i in range(6):
                 headers = {"H": "v"} if i % 2 else None
                 await nc.request(f"{name.lower()}.{i}", b"x" * (i * 7), headers=headers, timeout=2)
-            state = (await api(f"$JS.API.STREAM.INFO.{name}", b""))["state"]
+            state = (await _api(nc, f"$JS.API.STREAM.INFO.{name}", b""))["state"]
             answers.append((name, state["messages"], state["bytes"], state["first_seq"]))
-        info = await api("$JS.API.INFO", b"")
+        info = await _api(nc, "$JS.API.INFO", b"")
         answers.append(("account", info["memory"], info["storage"]))
     finally:
         await nc.close()
@@ -759,9 +751,6 @@ async def _pause_advisories(url: str):
             body["pause_until"] = "<a time>"
         advisories.append((m.subject, body))
 
-    async def api(subject, body):
-        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return json.loads((await nc.request(subject, payload, timeout=2)).data)
 
     def later(seconds):
         at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
@@ -774,14 +763,14 @@ async def _pause_advisories(url: str):
 
     try:
         await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.PAUSE.>", cb=on_advisory)
-        await api("$JS.API.STREAM.CREATE.PA", {"name": "PA", "subjects": ["pa.>"]})
-        await api("$JS.API.CONSUMER.CREATE.PA.c", {"stream_name": "PA", "config": {"durable_name": "c", "pause_until": later(0.8)}})
+        await _api(nc, "$JS.API.STREAM.CREATE.PA", {"name": "PA", "subjects": ["pa.>"]})
+        await _api(nc, "$JS.API.CONSUMER.CREATE.PA.c", {"stream_name": "PA", "config": {"durable_name": "c", "pause_until": later(0.8)}})
         await seen("created paused")
         await seen("pause ran out", 1.0)
-        await api("$JS.API.CONSUMER.PAUSE.PA.c", {"pause_until": later(30)})
+        await _api(nc, "$JS.API.CONSUMER.PAUSE.PA.c", {"pause_until": later(30)})
         await seen("paused")
         for what in ("resumed", "resumed again"):
-            await api("$JS.API.CONSUMER.PAUSE.PA.c", {})
+            await _api(nc, "$JS.API.CONSUMER.PAUSE.PA.c", {})
             await seen(what)
     finally:
         await nc.close()
