@@ -347,6 +347,18 @@ async fn connz_reports_rtt_and_authorized_user_when_asked() {
 }
 
 #[tokio::test]
+async fn a_new_connection_has_an_rtt_estimate_before_any_ping() {
+    // nats-server estimates the RTT from accept to CONNECT, so /connz (and advisories) have one
+    // at once rather than after the first ping interval (2 minutes by default).
+    let (server, http) = monitored().await;
+    let nc = named_client(&server, "fresh").await;
+    nc.flush().await.unwrap();
+    let v = get_json(http, "/connz").await;
+    let rtt = &v["connections"][0]["rtt"];
+    assert!(rtt.as_str().is_some_and(|r| r.ends_with('s')), "{v}");
+}
+
+#[tokio::test]
 async fn subsz_reports_stats_and_lists_subscriptions_with_test_filter_and_paging() {
     let (server, http) = monitored().await;
     let nc = named_client(&server, "subs").await;

@@ -391,6 +391,12 @@ impl Session {
             if let Some(perms) = login.permissions() {
                 let _ = self.client.permissions.set(Box::new(ConnectionPermissions::new(perms.clone())));
             }
+            // A first RTT estimate, as nats-server makes: from accept to CONNECT (server PINGs
+            // measure it properly later).
+            if self.client.rtt().is_none() {
+                let since_accept = std::time::SystemTime::now().duration_since(self.client.started);
+                self.client.set_rtt(since_accept.unwrap_or_default());
+            }
         }
         let headers = opts.headers && !self.core.config.no_header_support;
         if opts.no_responders && !headers {
