@@ -35,7 +35,7 @@ pub struct StreamConfig {
     pub name: String,
     /// Maximum number of messages kept.
     pub max_msgs: Option<u64>,
-    /// Maximum total bytes kept (see [`crate::message::stored_size`]).
+    /// Maximum total bytes kept (see [`crate::message::stored_size_in`]).
     pub max_bytes: Option<u64>,
     /// Maximum age of a message.
     pub max_age: Option<Duration>,

@@ -193,7 +193,7 @@ pub use file::io::{Io, IoFile, RealIo};
 pub use file::sim::{CrashMode, SimIo};
 pub use file::{FileBackend, FileStore, WriteBatch, MAX_SYNC_BATCH_MSGS};
 pub use mem::{MemBackend, MemStore};
-pub use message::{now_nanos, stored_size, stored_size_in, NewMessage, SizeModel, StoredMessage};
+pub use message::{now_nanos, stored_size_in, NewMessage, SizeModel, StoredMessage};
 pub use state::{LostData, StreamState, SubjectState};
 pub use traits::{
     AckPolicy, Completion, ConsumerState, ConsumerStore, MarkerListener, PendingAck, PurgeOptions,

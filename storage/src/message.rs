@@ -78,11 +78,6 @@ pub fn stored_size_in(model: SizeModel, subject: &str, headers: Option<&[u8]>, p
     }
 }
 
-/// The size a message counts for in a file store (see [`SizeModel::File`]).
-pub fn stored_size(subject: &str, headers: Option<&Bytes>, payload: &Bytes) -> u64 {
-    stored_size_in(SizeModel::File, subject, headers.map(|h| &h[..]), payload.len())
-}
-
 /// Wall-clock time in nanoseconds since the Unix epoch.
 pub fn now_nanos() -> i64 {
     SystemTime::now()
@@ -106,6 +101,5 @@ mod tests {
         assert_eq!(stored_size_in(SizeModel::File, "o.2", Some(b"NATS/1.0\r\nH: v\r\n\r\n"), 1), 56);
         assert_eq!(stored_size_in(SizeModel::Memory, "o.0", None, 1), 20);
         assert_eq!(stored_size_in(SizeModel::Memory, "o.2", Some(b"NATS/1.0\r\nH: v\r\n\r\n"), 1), 38);
-        assert_eq!(stored_size("o.0", None, &Bytes::from_static(b"x")), 34);
     }
 }

@@ -5,7 +5,7 @@
 pub struct StreamState {
     /// Number of messages stored.
     pub msgs: u64,
-    /// Bytes stored (sum of [`crate::message::stored_size`]).
+    /// Bytes stored (sum of [`crate::message::stored_size_in`]).
     pub bytes: u64,
     /// Sequence of the first message; `last_seq + 1` when empty (0 for a fresh stream).
     pub first_seq: u64,

@@ -161,9 +161,10 @@ impl Consumer {
                             (now, now_ns),
                         );
                         statuses.extend(chosen.refused);
-                        pinned.extend(chosen.pinned.clone());
+                        let newly_pinned = chosen.pinned.is_some();
+                        pinned.extend(chosen.pinned);
                         match chosen.target {
-                            Some(target) => (target, chosen.pinned.is_some()),
+                            Some(target) => (target, newly_pinned),
                             None => {
                                 self.unpick(&mut inner, &msg);
                                 break;

@@ -190,12 +190,13 @@ impl Consumer {
         });
         stream.interest.add(&consumer, &consumer.filters.read());
         consumer.subscribe();
-        let paused_until = consumer.inner.lock().paused_until;
-        if paused_until > crate::time::now_nanos() {
-            consumer.inner.lock().pause_pending_end = true;
-            if !restored {
-                consumer.pause_advisory(paused_until);
-            }
+        let paused_until = {
+            let mut inner = consumer.inner.lock();
+            inner.pause_pending_end = inner.paused_until > crate::time::now_nanos();
+            inner.pause_pending_end.then_some(inner.paused_until)
+        };
+        if let (Some(until), false) = (paused_until, restored) {
+            consumer.pause_advisory(until);
         }
         consumer.wake_up();
         consumer

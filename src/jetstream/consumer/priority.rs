@@ -184,9 +184,6 @@ pub enum Choice {
     Nobody,
 }
 
-/// A request refused while choosing (`423 Nats-Wrong-Pin-Id`: it holds a stale pin).
-pub type Refused = Waiting;
-
 /// Brings the request the next message goes to to the front of `waiting`, passing over (to
 /// the back) the ones that may not take it, and removing those holding a stale pin
 /// (returned in `refused`). `pending` counts the messages pending including the one about to
@@ -199,7 +196,7 @@ pub fn choose(
     pending: u64,
     ack_pending: u64,
     new_pin: impl FnOnce(&Waiting) -> Pin,
-    refused: &mut Vec<Refused>,
+    refused: &mut Vec<Waiting>,
 ) -> Choice {
     let mut new_pin = Some(new_pin);
     let mut passed_over = 0;

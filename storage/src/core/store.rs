@@ -44,22 +44,19 @@ impl<B: Backend> Store<B> {
     /// Removes messages past `max_age` or their TTL as of `now` (ns since the epoch). The
     /// engine's expiry thread calls this; tests may call it with a chosen time.
     pub fn expire_at(&self, now: i64) -> Result<Option<i64>> {
-        let next = self.stream().expire(now);
-        report_markers(&self.inner);
+        let (next, markers) = {
+            let mut stream = self.stream();
+            (stream.expire(now), stream.take_markers())
+        };
+        report_markers(markers);
         next
     }
 }
 
-/// Tells the marker listener of the delete markers expiry appended, outside the lock.
-fn report_markers<B: Backend>(stream: &Mutex<Stream<B>>) {
-    let (markers, listener) = {
-        let mut stream = stream.lock();
-        if stream.markers.is_empty() {
-            return;
-        }
-        (std::mem::take(&mut stream.markers), stream.marker_listener.clone())
-    };
-    if let Some(listener) = listener {
+/// Tells the marker listener of the delete markers expiry appended (taken under the lock,
+/// told outside it).
+fn report_markers(markers: Option<crate::core::stream::NewMarkers>) {
+    if let Some((markers, listener)) = markers {
         for (seq, subject) in markers {
             listener(seq, &subject);
         }
@@ -68,8 +65,11 @@ fn report_markers<B: Backend>(stream: &Mutex<Stream<B>>) {
 
 impl<B: Backend> Expirable for Mutex<Stream<B>> {
     fn expire_due(&self, now: i64) -> Option<i64> {
-        let next = self.lock().expire(now).ok().flatten();
-        report_markers(self);
+        let (next, markers) = {
+            let mut stream = self.lock();
+            (stream.expire(now).ok().flatten(), stream.take_markers())
+        };
+        report_markers(markers);
         next
     }
 }
@@ -138,8 +138,11 @@ impl<B: Backend> StreamStore for Store<B> {
     }
 
     fn update_config(&self, config: StreamConfig) -> Result<()> {
-        let updated = self.stream().update_config(config);
-        report_markers(&self.inner);
+        let (updated, markers) = {
+            let mut stream = self.stream();
+            (stream.update_config(config), stream.take_markers())
+        };
+        report_markers(markers);
         updated
     }
 

@@ -14,6 +14,9 @@ use crate::message::{nanos, now_nanos, stored_size_in, NewMessage, StoredMessage
 use crate::state::{StreamState, SubjectState};
 use crate::traits::{Completion, PurgeOptions};
 
+/// Delete markers appended by expiry (sequence, subject) and who is to hear of them.
+pub(crate) type NewMarkers = (Vec<(u64, Arc<str>)>, crate::traits::MarkerListener);
+
 /// A stream: its index plus the backend that keeps the bytes.
 pub(crate) struct Stream<B: Backend> {
     pub config: StreamConfig,
@@ -28,6 +31,16 @@ pub(crate) struct Stream<B: Backend> {
 impl<B: Backend> Stream<B> {
     pub fn new(config: StreamConfig, index: Index<B::Loc>, backend: B) -> Self {
         Stream { config, index, backend, closed: false, markers: Vec::new(), marker_listener: None }
+    }
+
+    /// The delete markers expiry appended since the last call, with who is to hear of them
+    /// (`None` when there are none or nobody listens).
+    pub fn take_markers(&mut self) -> Option<NewMarkers> {
+        if self.markers.is_empty() {
+            return None;
+        }
+        let markers = std::mem::take(&mut self.markers);
+        self.marker_listener.clone().map(|listener| (markers, listener))
     }
 
     /// Backend housekeeping; errors surface through the next write (the store is poisoned).
