@@ -568,8 +568,19 @@ async fn session_consumers_are_acknowledged_without_an_ack_subscription() {
     server.shutdown().await;
 }
 
+/// The consumer names on `$MQTT_msgs` of shared subscription groups (`shr_<hash>`).
+async fn group_consumers(js: &jetstream::Context) -> Vec<String> {
+    let stream = js.get_stream("$MQTT_msgs").await.unwrap();
+    let names: Vec<String> = stream.consumer_names().map(|n| n.unwrap()).collect().await;
+    names.into_iter().filter(|n| n.starts_with("shr_")).collect()
+}
+
+/// Regression: QoS 1 messages for a shared subscription whose only member (a persistent
+/// session) was offline were dropped; mosquitto queues them for the session. They now wait in
+/// the group's consumer, also across a restart, and the subscription comes back with the
+/// session.
 #[tokio::test]
-async fn a_shared_subscription_of_a_persistent_session_survives_a_restart() {
+async fn shared_subscription_messages_wait_for_an_offline_member_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let addr = mqtt_addr(&server);
@@ -577,19 +588,77 @@ async fn a_shared_subscription_of_a_persistent_session_survives_a_restart() {
         o.set_clean_start(false);
         o.set_session_expiry_interval(Some(3600));
     };
-    let mut worker = crate::mqtt::v5_with(addr, "shared-worker", persistent).await;
-    worker.subscribe("$share/workers/jobs/+", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await;
+    let mut worker = crate::mqtt::v5_with(addr, "away-worker", persistent).await;
+    worker.subscribe("$share/workers/tasks/+", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await;
     worker.client.disconnect().await.unwrap();
     drop(worker);
+    publish_qos1(addr, "tasks/1", "while away", false).await;
     server.shutdown().await;
 
     let server = start(dir.path()).await;
     let addr = mqtt_addr(&server);
+    publish_qos1(addr, "tasks/2", "after the restart", false).await;
     // Reconnects without subscribing: the session brings its shared subscription back.
-    let mut worker = crate::mqtt::v5_with(addr, "shared-worker", persistent).await;
-    publish_qos1(addr, "jobs/1", "first job", false).await;
-    let job = worker.next_publish().await;
-    assert_eq!((&job.topic[..], &job.payload[..]), (&b"jobs/1"[..], &b"first job"[..]));
-    assert_eq!(job.qos, rumqttc::v5::mqttbytes::QoS::AtLeastOnce);
+    let mut worker = crate::mqtt::v5_with(addr, "away-worker", persistent).await;
+    for want in ["while away", "after the restart"] {
+        let task = worker.next_publish().await;
+        assert_eq!(&task.payload[..], want.as_bytes());
+        assert_eq!(task.qos, rumqttc::v5::mqttbytes::QoS::AtLeastOnce);
+    }
+    publish_qos1(addr, "tasks/3", "once back", false).await;
+    let task = worker.next_publish().await;
+    assert_eq!((&task.topic[..], &task.payload[..]), (&b"tasks/3"[..], &b"once back"[..]));
+    server.shutdown().await;
+}
+
+/// QoS 1 messages of a shared subscription reach one member each (a clean and a persistent
+/// session here); the group's consumer ends with its last member, and nothing is stored for
+/// it after that.
+#[tokio::test]
+async fn a_shared_group_delivers_each_message_once_and_ends_with_its_last_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let q1 = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+    let mut clean = crate::mqtt::v5_with(addr, "clean-member", |_| {}).await;
+    let mut kept = crate::mqtt::v5_with(addr, "kept-member", |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(3600));
+    })
+    .await;
+    clean.subscribe("$share/g/spread/#", q1).await;
+    kept.subscribe("$share/g/spread/#", q1).await;
+    let js = js_of(&server).await;
+    assert_eq!(group_consumers(&js).await.len(), 1, "one consumer for the group");
+
+    let mut publisher = v4(addr, "spreader").await;
+    for i in 0..20 {
+        publisher.client.publish(format!("spread/{i}"), rumqttc::QoS::AtLeastOnce, false, "x").await.unwrap();
+    }
+    for _ in 0..20 {
+        publisher.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)))).await;
+    }
+    let mut topics: Vec<String> = Vec::new();
+    for member in [&mut clean, &mut kept] {
+        let got = member.publishes_within(Duration::from_millis(600)).await;
+        assert!(!got.is_empty(), "both members get messages");
+        topics.extend(got.iter().map(|p| String::from_utf8_lossy(&p.topic).into_owned()));
+    }
+    topics.sort();
+    let mut want: Vec<String> = (0..20).map(|i| format!("spread/{i}")).collect();
+    want.sort();
+    assert_eq!(topics, want, "each message once");
+
+    // The clean session's end leaves the persistent one; its unsubscribe ends the group.
+    clean.client.disconnect().await.unwrap();
+    kept.client.unsubscribe("$share/g/spread/#").await.unwrap();
+    kept.wait_for(|e| {
+        matches!(e, rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::UnsubAck(_)))
+    })
+    .await;
+    assert_eq!(group_consumers(&js).await, Vec::<String>::new());
+    publish_qos1(addr, "spread/late", "nobody", false).await;
+    let msgs = js.get_stream("$MQTT_msgs").await.unwrap().info().await.unwrap().state.messages;
+    assert_eq!(msgs, 0, "nothing stored for an ended group");
     server.shutdown().await;
 }

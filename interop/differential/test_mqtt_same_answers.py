@@ -295,6 +295,39 @@ def _scenario_persistent_session(broker, version, run):
     return out
 
 
+def _scenario_v5_shared_subscriptions(broker, version, run):
+    shared = f"$share/g{run}/sh/{run}/#"
+    # Alone in its group and offline, a persistent session's QoS 1 messages wait for it.
+    away = Recorder(broker, "away", version, clean=False, expiry=300, run=run)
+    out = [away.subscribe(shared, 1)]
+    away.close()
+    pub = Recorder(broker, "pub", version, run=run)
+    for i in range(3):
+        pub.publish(f"sh/{run}/{i}", f"queued {i}", qos=1)
+    back = Recorder(broker, "away", version, clean=False, expiry=300, run=run)
+    out += [back.connack, back.settle(3)]
+    # With a second member, each message reaches one of the two, once.
+    other = Recorder(broker, "other", version, run=run)
+    out.append(other.subscribe(shared, 1))
+    for i in range(10):
+        pub.publish(f"sh/{run}/{i}", f"spread {i}", qos=1)
+    deadline = time.time() + WAIT_S
+    while len(back.received) + len(other.received) < 10 and time.time() < deadline:
+        time.sleep(0.01)
+    out.append(sorted(back.settle() + other.settle()))
+    # The last member leaves: nothing is kept for the group any more.
+    other.close()
+    out.append(back.unsubscribe(shared))
+    back.close()
+    pub.publish(f"sh/{run}/late", "for nobody", qos=1)
+    again = Recorder(broker, "away", version, clean=False, expiry=300, run=run)
+    out += [again.connack, again.settle()]
+    again.close()
+    Recorder(broker, "away", version, clean=True, expiry=0, run=run).close()
+    pub.close()
+    return out
+
+
 def _scenario_dollar_topics(broker, version, run):
     sub = Recorder(broker, "hash", version, run=run)
     out = [sub.subscribe("#", 0)]
@@ -605,6 +638,7 @@ SCENARIOS = {
     "persistent session": (_scenario_persistent_session, (V4, V5)),
     "dollar topics": (_scenario_dollar_topics, (V4, V5)),
     "v5 properties": (_scenario_v5_properties, (V5,)),
+    "v5 shared subscriptions": (_scenario_v5_shared_subscriptions, (V5,)),
     "v5 subscription options": (_scenario_v5_subscription_options, (V5,)),
     "v5 message expiry": (_scenario_v5_message_expiry, (V5,)),
     "will extras": (_scenario_will_extras, (V4, V5)),

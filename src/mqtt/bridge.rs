@@ -326,6 +326,9 @@ pub struct StoredMessage {
     pub payload: Bytes,
     /// The consumer's `$JS.ACK.…` subject.
     pub ack_subject: String,
+    /// From the group consumer of this shared subscription (its filter, `$share/…`); `None`:
+    /// from the session's consumer.
+    pub share: Option<Arc<str>>,
 }
 
 impl Outlet {
@@ -368,9 +371,12 @@ pub fn queued_bytes(topic: &str, headers: Option<&Bytes>, payload: &Bytes) -> us
     topic.len() + headers.map_or(0, Bytes::len) + payload.len() + OVERHEAD
 }
 
-/// The router sink of a session's consumer deliveries (`$MQTT.sub.<hash>`).
+/// The router sink of a session's consumer deliveries (`$MQTT.sub.<hash>`), or of a shared
+/// subscription group's (`$MQTT.shr.<hash>`, a queue subscription of each member).
 pub struct StoredHandler {
     pub outlet: Arc<Outlet>,
+    /// The shared subscription's filter (`$share/…`) for a group's deliveries.
+    pub share: Option<Arc<str>>,
 }
 
 impl InternalHandler for StoredHandler {
@@ -383,6 +389,7 @@ impl InternalHandler for StoredHandler {
             headers: msg.headers.cloned(),
             payload: msg.payload.clone(),
             ack_subject: reply.to_owned(),
+            share: self.share.clone(),
         };
         let bytes = queued_bytes(&stored.subject, stored.headers.as_ref(), &stored.payload);
         if self.outlet.deliveries.try_push(QosDelivery::Stored(stored), bytes).is_err() {

@@ -146,6 +146,15 @@ fn unbox<T>(boxed: Box<T>) -> T {
     *boxed
 }
 
+/// Waits for the store to have made a session a member of shared subscription groups.
+async fn await_joins(cid: u64, joined: Vec<StoreFuture<()>>) {
+    for join in joined {
+        if let Err(e) = join.await {
+            tracing::warn!(cid, error = %e, "MQTT shared subscription group not stored");
+        }
+    }
+}
+
 /// Waits for a session record written by `Connection::save_session`; true once it is durable.
 async fn record_saved(saved: Option<StoreFuture<()>>, client_id: &str) -> bool {
     match saved {
@@ -458,7 +467,7 @@ impl Connection {
             conn.restore(record).await;
         }
         if conn.delivers_stored() {
-            let handler = Arc::new(StoredHandler { outlet: conn.outlet.clone() });
+            let handler = Arc::new(StoredHandler { outlet: conn.outlet.clone(), share: None });
             let subject = super::jetstream_store::deliver_subject(&conn.session.client_id);
             let route = Subscription::new(subject.into(), None, Sink::Internal(handler));
             conn.account.sublist.insert(route.clone());
@@ -489,9 +498,16 @@ impl Connection {
     async fn restore(&mut self, record: SessionRecord) {
         let never_expires = record.expires_at.is_none() && self.session.expiry == u32::MAX;
         let mut all_restored = true;
+        let mut joined = Vec::new();
         for stored in record.subscriptions {
-            all_restored &= self.add_subscription(stored).is_ok();
+            // A record from before shared subscriptions were marked is written again.
+            all_restored &= stored.shared == self.is_shared(&stored.filter);
+            match self.add_subscription(stored) {
+                Ok((_, join)) => joined.extend(join),
+                Err(_) => all_restored = false,
+            }
         }
+        await_joins(self.client.id, joined).await;
         self.record_current = never_expires && all_restored;
         let store = &self.mqtt.store;
         let (account, id) = (&self.account.name, &self.session.client_id);
@@ -857,7 +873,7 @@ impl Connection {
             return;
         };
         let delivery = StoredDelivery { ack_subject: message.ack_subject.clone(), stream_seq: r.stream_seq };
-        let same = |m: &OutgoingMessage| m.delivery.as_ref().is_some_and(|d| d.stream_seq == r.stream_seq);
+        let same = |m: &OutgoingMessage| m.delivery.as_ref().is_some_and(|d| d.same_as(&delivery));
         if let Some(inflight) = self.session.inflight.iter_mut().find(|m| same(m)) {
             inflight.delivery = Some(delivery);
             let mut publish = inflight.publish.clone();
@@ -885,18 +901,30 @@ impl Connection {
         let mut granted: Option<QoS> = None;
         let mut retain_as_published = false;
         let mut identifiers = Vec::new();
-        for sub in self.session.subscriptions.values() {
-            let options = &sub.stored.options;
-            if options.qos == QoS::AtMostOnce
-                || self.is_shared(&sub.stored.filter)
-                || (options.no_local && from_self)
-                || !super::retained::filter_matches(&sub.stored.filter, &topic)
-            {
-                continue;
+        match &message.share {
+            // A shared subscription's delivery is for that subscription alone, at its QoS.
+            Some(filter) => {
+                if let Some(sub) = self.session.subscriptions.get(filter.as_ref()) {
+                    granted = Some(sub.stored.options.qos);
+                    retain_as_published = sub.stored.options.retain_as_published;
+                    identifiers.extend(sub.stored.identifier);
+                }
             }
-            granted = Some(granted.map_or(options.qos, |g| g.max(options.qos)));
-            retain_as_published |= options.retain_as_published;
-            identifiers.extend(sub.stored.identifier);
+            None => {
+                for sub in self.session.subscriptions.values() {
+                    let options = &sub.stored.options;
+                    if options.qos == QoS::AtMostOnce
+                        || self.is_shared(&sub.stored.filter)
+                        || (options.no_local && from_self)
+                        || !super::retained::filter_matches(&sub.stored.filter, &topic)
+                    {
+                        continue;
+                    }
+                    granted = Some(granted.map_or(options.qos, |g| g.max(options.qos)));
+                    retain_as_published |= options.retain_as_published;
+                    identifiers.extend(sub.stored.identifier);
+                }
+            }
         }
         let Some(granted) = granted else {
             self.ack_stored(&delivery);
@@ -1018,14 +1046,19 @@ impl Connection {
         let identifier = subscribe.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(subscribe.filters.len());
         let mut retained_for = Vec::new();
+        let mut joined = Vec::new();
         for entry in subscribe.filters {
-            let stored =
-                StoredSubscription { filter: entry.filter.to_string(), options: entry.options, identifier };
+            let shared = self.is_shared(entry.filter.as_str());
+            let stored = StoredSubscription {
+                filter: entry.filter.to_string(),
+                options: entry.options,
+                identifier,
+                shared,
+            };
             match self.add_subscription(stored) {
-                Ok(is_new) => {
+                Ok((is_new, join)) => {
+                    joined.extend(join);
                     codes.push(ReasonCode::granted(entry.options.qos));
-                    let shared = SharedSubscription::parse(entry.filter.as_str()).is_some()
-                        && self.version == ProtocolVersion::V5;
                     let wanted = match entry.options.retain_handling {
                         jetway_protocols::mqtt::RetainHandling::OnSubscribe => true,
                         jetway_protocols::mqtt::RetainHandling::OnNewSubscribe => is_new,
@@ -1039,6 +1072,7 @@ impl Connection {
             }
         }
         self.persist_subscriptions().await;
+        await_joins(self.client.id, joined).await;
         self.outlet.send(&Packet::SubAck(SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
@@ -1071,8 +1105,14 @@ impl Connection {
         }
     }
 
-    /// Adds (or replaces) a subscription in the router. `Ok(true)` when it is new.
-    fn add_subscription(&mut self, stored: StoredSubscription) -> Result<bool, ReasonCode> {
+    /// Adds (or replaces) a subscription in the router. `Ok((true, _))` when it is new; with
+    /// the store's joining of a shared subscription's group, to await before the SUBACK.
+    fn add_subscription(
+        &mut self,
+        mut stored: StoredSubscription,
+    ) -> Result<(bool, Option<StoreFuture<()>>), ReasonCode> {
+        // Known from the client's version (a record from before the flag has it unset).
+        stored.shared = self.is_shared(&stored.filter);
         let (group, inner) = match SharedSubscription::parse(&stored.filter) {
             Some(Ok(shared)) if self.version == ProtocolVersion::V5 => {
                 (Some(shared.group.to_owned()), shared.filter.to_owned())
@@ -1110,13 +1150,29 @@ impl Connection {
             retain_as_published: stored.options.retain_as_published,
             identifier: stored.identifier,
             dollar_topics: filter_matches_dollar_topics(&inner),
-            stored: self.delivers_stored() && !self.is_shared(&stored.filter),
+            // Shared subscriptions of every session take them from their group's consumer.
+            stored: if group.is_some() { self.mqtt.store.delivers_stored() } else { self.delivers_stored() },
         });
-        let queue: Option<Arc<str>> = group.map(Into::into);
-        let routes: Vec<_> = std::iter::once(subject)
-            .chain(parent)
-            .map(|s| Subscription::new(s.into(), queue.clone(), Sink::Internal(handler.clone())))
+        let filters: Vec<String> = std::iter::once(subject).chain(parent).collect();
+        let queue: Option<Arc<str>> = group.as_deref().map(Into::into);
+        let mut routes: Vec<_> = filters
+            .iter()
+            .map(|s| Subscription::new(s.as_str().into(), queue.clone(), Sink::Internal(handler.clone())))
             .collect();
+        // A shared subscription's QoS 1/2 messages come from its group's consumer, through a
+        // queue subscription of the members on the group's deliver subject.
+        let share = group
+            .filter(|_| self.mqtt.store.delivers_stored())
+            .map(|group| super::jetstream_store::SharedGroup::new(&group, &inner));
+        if let Some(share) = &share {
+            let handler =
+                StoredHandler { outlet: self.outlet.clone(), share: Some(stored.filter.as_str().into()) };
+            routes.push(Subscription::new(
+                share.deliver_subject().into(),
+                Some(share.queue().into()),
+                Sink::Internal(Arc::new(handler)),
+            ));
+        }
         for route in &routes {
             self.account.sublist.insert(route.clone());
         }
@@ -1124,7 +1180,22 @@ impl Connection {
         if let Some(old) = &old {
             self.remove_routes(old);
         }
-        Ok(old.is_none())
+        // Joined once the route is in place: joining wakes the group's consumer.
+        let join = share.map(|share| {
+            self.mqtt.store.join_shared(&self.account.name, &self.session.client_id, &share, filters)
+        });
+        Ok((old.is_none(), join))
+    }
+
+    /// The session no longer holds `subscription`: if it is shared, it leaves the group.
+    fn leave_shared(&self, subscription: &StoredSubscription) {
+        if !subscription.shared || !self.mqtt.store.delivers_stored() {
+            return;
+        }
+        if let Some(Ok(shared)) = SharedSubscription::parse(&subscription.filter) {
+            let group = super::jetstream_store::SharedGroup::new(shared.group, shared.filter);
+            self.mqtt.store.leave_shared(&self.account.name, &self.session.client_id, &group);
+        }
     }
 
     fn remove_routes(&self, subscription: &ActiveSubscription) {
@@ -1139,6 +1210,7 @@ impl Connection {
             match self.session.subscriptions.remove(filter.as_str()) {
                 Some(old) => {
                     self.remove_routes(&old);
+                    self.leave_shared(&old.stored);
                     codes.push(ReasonCode::Success);
                 }
                 None => codes.push(ReasonCode::NoSubscriptionExisted),

@@ -29,6 +29,12 @@
 //!   `mqtt.max_ack_pending`. Filters that overlap are reduced (a filter contained in another
 //!   is dropped); if two still overlap partially the consumer takes every message and the
 //!   gateway acks those no subscription wants.
+//! - **Shared subscriptions** (MQTT 5, which nats-server lacks) have one durable consumer per
+//!   group, `shr_<hash8(group/filter)>`, delivering to `$MQTT.shr.<hash8>` with that hash as
+//!   its `deliver_group`: each connected member holds a queue subscription there, so a message
+//!   goes to one member, and waits in the stream while none is connected. The group lives while
+//!   a session holds the subscription (counted here, from the session records at the account's
+//!   first CONNECT); the last member's unsubscribe or session end removes the consumer.
 //! - **Pipelined stores**: every write goes through the stream's write path with a
 //!   completion (`Stream::ingest_with`); a PUBACK/PUBREC waits for its own store only.
 //! - **QoS 2 keys** use the client id's hash, not the raw client id (which may hold characters
@@ -61,7 +67,7 @@
 //! Deletions (purges, consumer removal) are applied at call time and are not awaited for
 //! durability; appends are.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -100,6 +106,10 @@ const QOS2IN_PREFIX: &str = "$MQTT.qos2.in.";
 const OUT_PREFIX: &str = "$MQTT.out.pubrel.";
 /// Where a session's consumer delivers: `$MQTT.sub.<hash8>`.
 const DELIVER_PREFIX: &str = "$MQTT.sub.";
+/// Where a shared subscription's group consumer delivers: `$MQTT.shr.<hash8>`.
+const SHARED_DELIVER_PREFIX: &str = "$MQTT.shr.";
+/// The name of a shared subscription's group consumer: `shr_<hash8>`.
+const SHARED_CONSUMER_PREFIX: &str = "shr_";
 const HDR_RTOPIC: &str = "Nmqtt-RTopic";
 const HDR_RFLAGS: &str = "Nmqtt-RFlags";
 const HDR_RORIGIN: &str = "Nmqtt-ROrigin";
@@ -146,6 +156,41 @@ pub fn deliver_subject(client_id: &str) -> String {
     format!("{DELIVER_PREFIX}{}", hash8(client_id))
 }
 
+/// The group of an MQTT 5 shared subscription `$share/<group>/<filter>` in the JetStream
+/// store: a durable consumer on `$MQTT_msgs` named `shr_<hash>` (hash: `hash8` of
+/// `<group>/<filter>`) takes the group's QoS 1/2 messages and delivers each to one connected
+/// member, through the members' queue subscriptions on `$MQTT.shr.<hash>` (queue `<hash>`).
+/// While no member is connected the messages wait in the stream for the consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedGroup {
+    hash: String,
+}
+
+impl SharedGroup {
+    pub fn new(group: &str, filter: &str) -> SharedGroup {
+        // A group name holds no `/`, so `<group>/<filter>` names one pair.
+        SharedGroup { hash: hash8(&format!("{group}/{filter}")) }
+    }
+
+    /// Where the group's consumer delivers.
+    pub fn deliver_subject(&self) -> String {
+        format!("{SHARED_DELIVER_PREFIX}{}", self.hash)
+    }
+
+    /// The queue group of the members' subscriptions on [`SharedGroup::deliver_subject`].
+    pub fn queue(&self) -> &str {
+        &self.hash
+    }
+
+    fn consumer_name(&self) -> String {
+        format!("{SHARED_CONSUMER_PREFIX}{}", self.hash)
+    }
+}
+
+/// The sessions holding each shared subscription group of one account (by group hash),
+/// connected or not: the group's consumer lives while one does.
+type GroupMembers = HashMap<String, HashSet<String>>;
+
 /// The MQTT streams of one account.
 struct Streams {
     js_account: Arc<JsAccount>,
@@ -164,6 +209,8 @@ pub struct JetStreamStore {
     ack_wait: Duration,
     max_ack_pending: i64,
     accounts: Mutex<HashMap<String, Arc<Streams>>>,
+    /// Shared subscription groups by account (see [`SharedGroup`]).
+    groups: Mutex<HashMap<String, GroupMembers>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -262,6 +309,9 @@ struct SubJson {
     rh: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<u32>,
+    /// An MQTT 5 shared subscription.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    sh: bool,
 }
 
 fn nanos(t: SystemTime) -> i64 {
@@ -275,7 +325,7 @@ fn from_nanos(ns: i64) -> SystemTime {
 fn encode_session(origin: &str, record: &SessionRecord) -> Vec<u8> {
     let mut subs = BTreeMap::new();
     for s in &record.subscriptions {
-        if SharedSubscription::parse(&s.filter).is_some() {
+        if s.shared {
             continue;
         }
         if let Ok((subject, _)) = filter_to_subjects(&s.filter) {
@@ -298,6 +348,7 @@ fn encode_session(origin: &str, record: &SessionRecord) -> Vec<u8> {
                     rap: s.options.retain_as_published,
                     rh: s.options.retain_handling as u8,
                     id: s.identifier,
+                    sh: s.shared,
                 })
                 .collect(),
             expires: record.expires_at.map(nanos),
@@ -345,6 +396,7 @@ fn decode_session(client_id: &str, payload: &[u8]) -> Result<Option<SessionRecor
                     filter: s.filter,
                     options: options(s.qos, s.nl, s.rap, s.rh),
                     identifier: s.id,
+                    shared: s.sh,
                 })
                 .collect(),
             ext.expires.map(from_nanos),
@@ -356,6 +408,7 @@ fn decode_session(client_id: &str, payload: &[u8]) -> Result<Option<SessionRecor
                     filter: subject_filter_to_topic(&subject),
                     options: options(qos, false, false, 0),
                     identifier: None,
+                    shared: false,
                 })
                 .collect(),
             None,
@@ -442,6 +495,7 @@ impl JetStreamStore {
             ack_wait,
             max_ack_pending: i64::from(max_ack_pending.max(1)),
             accounts: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -492,6 +546,9 @@ impl SessionStore for JetStreamStore {
         }
         match self.create_streams(account) {
             Ok(streams) => {
+                let members = shared_members(&streams.sess, SystemTime::now());
+                end_unheld_groups(&streams.msgs, &members);
+                self.groups.lock().insert(account.name.to_string(), members);
                 accounts.insert(account.name.to_string(), streams);
                 done(())
             }
@@ -520,6 +577,15 @@ impl SessionStore for JetStreamStore {
         let streams = try_streams!(self, account);
         let hash = hash8(client_id);
         streams.msgs.remove_consumer(&hash);
+        if let Some(members) = self.groups.lock().get_mut(account) {
+            members.retain(|group, holders| {
+                let held = !holders.remove(client_id) || !holders.is_empty();
+                if !held {
+                    streams.msgs.remove_consumer(&format!("{SHARED_CONSUMER_PREFIX}{group}"));
+                }
+                held
+            });
+        }
         purge(&streams.sess, format!("{SESS_PREFIX}{hash}"));
         purge(&streams.qos2in, format!("{QOS2IN_PREFIX}{hash}.*"));
         purge(&streams.out, format!("{OUT_PREFIX}{hash}.*"));
@@ -669,9 +735,11 @@ impl SessionStore for JetStreamStore {
         Some(write(&streams.msgs, &stored_subject, headers, publish.payload.clone()))
     }
 
-    fn ack_stored(&self, account: &str, client_id: &str, delivery: &StoredDelivery) {
+    fn ack_stored(&self, account: &str, _client_id: &str, delivery: &StoredDelivery) {
         let Ok(streams) = self.streams(account) else { return };
-        let consumer = streams.msgs.consumers.read().get(hash8(client_id).as_str()).cloned();
+        // The session's consumer or a shared subscription's: the one that delivered it.
+        let Some(name) = delivery.consumer() else { return };
+        let consumer = streams.msgs.consumers.read().get(name).cloned();
         if let Some(consumer) = consumer {
             consumer.ack_directly(&delivery.ack_subject);
         }
@@ -691,7 +759,9 @@ impl SessionStore for JetStreamStore {
             streams.msgs.remove_consumer(&hash);
             return done(());
         }
-        let config = session_consumer_config(&hash, filters, durable, self.ack_wait, self.max_ack_pending);
+        let deliver = Deliver { subject: format!("{DELIVER_PREFIX}{hash}"), group: String::new() };
+        let config =
+            push_consumer_config(&hash, deliver, filters, durable, self.ack_wait, self.max_ack_pending);
         // The SUBACK waits for the consumer's config to be on disk: a group commit shared with
         // every other session being set up, awaited without blocking the connection's thread.
         let (on_disk, written) = completion();
@@ -719,6 +789,88 @@ impl SessionStore for JetStreamStore {
             Err(e) => fail(unavailable(e)),
         }
     }
+
+    fn join_shared(
+        &self,
+        account: &str,
+        client_id: &str,
+        group: &SharedGroup,
+        filters: Vec<String>,
+    ) -> StoreFuture<()> {
+        let streams = try_streams!(self, account);
+        let name = group.consumer_name();
+        let deliver = Deliver { subject: group.deliver_subject(), group: group.queue().to_owned() };
+        let config = push_consumer_config(&name, deliver, filters, true, self.ack_wait, self.max_ack_pending);
+        let (on_disk, written) = completion();
+        let (consumer, written) =
+            match streams.js_account.create_consumer_then(&streams.msgs, config, "", on_disk) {
+                Ok(consumer) => (consumer, Some(written)),
+                // Created with other MQTT settings (ack wait) that may not change: kept.
+                Err(e) => match streams.msgs.consumers.read().get(&name).cloned() {
+                    Some(existing) => (existing, None),
+                    None => return fail(unavailable(e)),
+                },
+            };
+        self.groups
+            .lock()
+            .entry(account.to_owned())
+            .or_default()
+            .entry(group.hash.clone())
+            .or_default()
+            .insert(client_id.to_owned());
+        // A member is here: what waited for one goes out.
+        consumer.wake_up();
+        written.map_or_else(|| done(()), durable_then)
+    }
+
+    fn leave_shared(&self, account: &str, client_id: &str, group: &SharedGroup) {
+        // Taken first: `open_account` locks `accounts`, then `groups`.
+        let Ok(streams) = self.streams(account) else { return };
+        let mut groups = self.groups.lock();
+        let Some(members) = groups.get_mut(account) else { return };
+        let Some(holders) = members.get_mut(&group.hash) else { return };
+        holders.remove(client_id);
+        if holders.is_empty() {
+            members.remove(&group.hash);
+            streams.msgs.remove_consumer(&group.consumer_name());
+        }
+    }
+}
+
+/// Who holds each shared subscription group, from the session records (the connected and the
+/// offline sessions; a record past its expiry holds nothing).
+fn shared_members(sess: &Stream, now: SystemTime) -> GroupMembers {
+    let mut members = GroupMembers::new();
+    for subject in sess.store.subjects_state(&format!("{SESS_PREFIX}*")).into_keys() {
+        let Ok(msg) = sess.store.load_last(&subject) else { continue };
+        let Ok(json) = serde_json::from_slice::<SessionJson>(&msg.payload) else { continue };
+        let Some(ext) = json.jetway else { continue };
+        if ext.expires.is_some_and(|at| from_nanos(at) <= now) {
+            continue;
+        }
+        for sub in ext.subs.iter().filter(|s| s.sh) {
+            if let Some(Ok(shared)) = SharedSubscription::parse(&sub.filter) {
+                let group = SharedGroup::new(shared.group, shared.filter);
+                members.entry(group.hash).or_default().insert(json.id.clone());
+            }
+        }
+    }
+    members
+}
+
+/// Removes the group consumers no session holds (left behind by a crash between a session's
+/// end and its group's).
+fn end_unheld_groups(msgs: &Stream, members: &GroupMembers) {
+    let unheld: Vec<String> = msgs
+        .consumers
+        .read()
+        .keys()
+        .filter(|name| name.strip_prefix(SHARED_CONSUMER_PREFIX).is_some_and(|h| !members.contains_key(h)))
+        .cloned()
+        .collect();
+    for name in unheld {
+        msgs.remove_consumer(&name);
+    }
 }
 
 type Written = tokio::sync::oneshot::Receiver<Result<u64, jetway_storage::StoreError>>;
@@ -742,9 +894,17 @@ fn durable_then(rx: Written) -> StoreFuture<()> {
     })
 }
 
-/// The session consumer on `$MQTT_msgs` for session `hash` and its QoS 1/2 `filters`.
-fn session_consumer_config(
-    hash: &str,
+/// Where a consumer on `$MQTT_msgs` delivers: the subject, and the queue group (empty: none).
+struct Deliver {
+    subject: String,
+    group: String,
+}
+
+/// A consumer on `$MQTT_msgs` named `name` for QoS 1/2 `filters`: a session's (`<hash8>`) or
+/// a shared subscription group's (`shr_<hash8>`).
+fn push_consumer_config(
+    name: &str,
+    deliver: Deliver,
     filters: Vec<String>,
     durable: bool,
     ack_wait: Duration,
@@ -753,9 +913,10 @@ fn session_consumer_config(
     let filters: Vec<String> =
         consumer_filters(filters).into_iter().map(|f| format!("{MSGS_PREFIX}{f}")).collect();
     let mut config = ConsumerConfig {
-        name: hash.to_owned(),
-        durable_name: if durable { hash.to_owned() } else { String::new() },
-        deliver_subject: format!("{DELIVER_PREFIX}{hash}"),
+        name: name.to_owned(),
+        durable_name: if durable { name.to_owned() } else { String::new() },
+        deliver_subject: deliver.subject,
+        deliver_group: deliver.group,
         deliver_policy: DeliverPolicy::New,
         ack_policy: AckPolicy::Explicit,
         ack_wait: i64::try_from(ack_wait.as_nanos()).unwrap_or(i64::MAX),
@@ -804,6 +965,7 @@ mod tests {
                     retain_handling: RetainHandling::Never,
                 },
                 identifier: Some(7),
+                shared: false,
             }],
             expires_at: None,
         };

@@ -46,9 +46,13 @@ impl Subscriptions {
     }
 
     pub fn contains_key(&self, filter: &str) -> bool {
+        self.get(filter).is_some()
+    }
+
+    pub fn get(&self, filter: &str) -> Option<&ActiveSubscription> {
         match self {
-            Subscriptions::Small(list) => list.iter().any(|s| s.stored.filter == filter),
-            Subscriptions::Large(map) => map.contains_key(filter),
+            Subscriptions::Small(list) => list.iter().find(|s| s.stored.filter == filter),
+            Subscriptions::Large(map) => map.get(filter),
         }
     }
 
@@ -158,7 +162,7 @@ mod tests {
     fn subscription(filter: &str, qos: QoS) -> ActiveSubscription {
         let options = jetway_protocols::mqtt::SubscriptionOptions::new(qos);
         ActiveSubscription {
-            stored: StoredSubscription { filter: filter.into(), options, identifier: None },
+            stored: StoredSubscription { filter: filter.into(), options, identifier: None, shared: false },
             routes: Vec::new(),
         }
     }

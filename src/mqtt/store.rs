@@ -62,6 +62,9 @@ pub struct StoredSubscription {
     pub options: SubscriptionOptions,
     /// MQTT 5 subscription identifier, delivered with every matching PUBLISH.
     pub identifier: Option<u32>,
+    /// An MQTT 5 shared subscription (`$share/<group>/<filter>`); for an MQTT 3.1.1 client
+    /// such a filter is a plain topic filter.
+    pub shared: bool,
 }
 
 /// A persistent session (nats-server's `mqttPersistedSession`, keyed by client id).
@@ -106,6 +109,19 @@ pub struct StoredDelivery {
     /// The consumer's `$JS.ACK.…` reply subject: an empty message to it acknowledges.
     pub ack_subject: String,
     pub stream_seq: u64,
+}
+
+impl StoredDelivery {
+    /// The consumer that delivered it (`$JS.ACK.<stream>.<consumer>.…`): the session's own, or
+    /// a shared subscription group's.
+    pub fn consumer(&self) -> Option<&str> {
+        self.ack_subject.split('.').nth(3)
+    }
+
+    /// Whether `other` delivers the same message from the same consumer (a redelivery).
+    pub fn same_as(&self, other: &StoredDelivery) -> bool {
+        self.stream_seq == other.stream_seq && self.consumer() == other.consumer()
+    }
 }
 
 /// What the MQTT gateway persists. Keys are scoped by account name: client ids and topics of
@@ -188,6 +204,27 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> StoreFuture<()> {
         done(())
     }
+
+    /// Makes `client_id` a member of the shared subscription `$share/<group>/<filter>`
+    /// (`filters`: its NATS subject filters), whose QoS 1/2 messages are then stored for the
+    /// group (one delivery per message, to one member) and kept while no member is connected,
+    /// as long as one session holds the subscription. The connection's route on
+    /// [`super::jetstream_store::SharedGroup`] must be in place first: joining wakes the
+    /// group's consumer. Resolves once the group is durable. Only called by stores that
+    /// deliver stored messages.
+    fn join_shared(
+        &self,
+        _account: &str,
+        _client_id: &str,
+        _group: &super::jetstream_store::SharedGroup,
+        _filters: Vec<String>,
+    ) -> StoreFuture<()> {
+        done(())
+    }
+
+    /// `client_id` unsubscribed from the shared subscription: the last member to leave ends
+    /// the group (its undelivered messages go with it).
+    fn leave_shared(&self, _account: &str, _client_id: &str, _group: &super::jetstream_store::SharedGroup) {}
 }
 
 fn done<T: Send + 'static>(value: T) -> StoreFuture<T> {
