@@ -662,3 +662,40 @@ async fn a_shared_group_delivers_each_message_once_and_ends_with_its_last_member
     assert_eq!(msgs, 0, "nothing stored for an ended group");
     server.shutdown().await;
 }
+
+/// Regression: a session that expired while the server was down (or after a restart) kept its
+/// record and its consumer, which held every QoS 1 message for it, until its client came back
+/// (maybe never). The account's first CONNECT after a restart schedules the expiry of every
+/// offline session again.
+#[tokio::test]
+async fn sessions_expire_after_a_restart_without_their_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    for (id, expiry) in [("short-lived", 1), ("long-lived", 3600)] {
+        let mut connect = raw_connect(ProtocolVersion::V5, id, false);
+        connect.properties.session_expiry_interval = Some(expiry);
+        let mut raw = Raw::mqtt_connect(addr, connect, false).await;
+        raw.send_packet(ProtocolVersion::V5, subscribe_packet("expiring/t", RawQoS::AtLeastOnce)).await;
+        assert_eq!(raw.read_packet().await.first(), Some(&0x90), "SUBACK");
+        drop(raw);
+    }
+    server.shutdown().await;
+
+    let server = start(dir.path()).await;
+    // Any MQTT client opens the account's store.
+    publish_qos1(mqtt_addr(&server), "expiring/t", "kept for long-lived only", false).await;
+    let js = js_of(&server).await;
+    let msgs = js.get_stream("$MQTT_msgs").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while msgs.consumer_info(hash8("short-lived")).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the expired session kept its consumer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sess = js.get_stream("$MQTT_sess").await.unwrap();
+    let record = |id: &str| format!("$MQTT.sess.{}", hash8(id));
+    assert!(sess.get_last_raw_message_by_subject(&record("short-lived")).await.is_err(), "record gone");
+    assert!(sess.get_last_raw_message_by_subject(&record("long-lived")).await.is_ok(), "record kept");
+    assert!(msgs.consumer_info(hash8("long-lived")).await.is_ok(), "consumer kept");
+    server.shutdown().await;
+}

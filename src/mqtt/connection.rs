@@ -391,6 +391,11 @@ impl Connection {
         if let Err(e) = store.open_account(&account).await {
             return Self::unavailable(mqtt, client, version, &account, &client_id, &live, e);
         }
+        // After a start: the offline sessions' ends (a connected one's is checked and skipped).
+        for (id, ends) in store.take_expiring(&account.name) {
+            let after = ends.duration_since(SystemTime::now()).unwrap_or_default();
+            super::expire_later(mqtt, account.name.to_string(), id, after);
+        }
         let mut restored = None;
         if connect.clean_start {
             if let Err(e) = store.delete_session(&account.name, &client_id).await {

@@ -211,6 +211,9 @@ pub struct JetStreamStore {
     accounts: Mutex<HashMap<String, Arc<Streams>>>,
     /// Shared subscription groups by account (see [`SharedGroup`]).
     groups: Mutex<HashMap<String, GroupMembers>>,
+    /// The sessions with an expiry found when an account was opened, until the gateway takes
+    /// them ([`SessionStore::take_expiring`]).
+    expiring: Mutex<HashMap<String, Vec<(String, SystemTime)>>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -496,6 +499,7 @@ impl JetStreamStore {
             max_ack_pending: i64::from(max_ack_pending.max(1)),
             accounts: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
+            expiring: Mutex::new(HashMap::new()),
         }
     }
 
@@ -546,9 +550,10 @@ impl SessionStore for JetStreamStore {
         }
         match self.create_streams(account) {
             Ok(streams) => {
-                let members = shared_members(&streams.sess, SystemTime::now());
-                end_unheld_groups(&streams.msgs, &members);
-                self.groups.lock().insert(account.name.to_string(), members);
+                let scan = scan_sessions(&streams.sess, SystemTime::now());
+                end_unheld_groups(&streams.msgs, &scan.members);
+                self.groups.lock().insert(account.name.to_string(), scan.members);
+                self.expiring.lock().insert(account.name.to_string(), scan.expiring);
                 accounts.insert(account.name.to_string(), streams);
                 done(())
             }
@@ -823,6 +828,10 @@ impl SessionStore for JetStreamStore {
         written.map_or_else(|| done(()), durable_then)
     }
 
+    fn take_expiring(&self, account: &str) -> Vec<(String, SystemTime)> {
+        self.expiring.lock().remove(account).unwrap_or_default()
+    }
+
     fn leave_shared(&self, account: &str, client_id: &str, group: &SharedGroup) {
         // Taken first: `open_account` locks `accounts`, then `groups`.
         let Ok(streams) = self.streams(account) else { return };
@@ -837,16 +846,26 @@ impl SessionStore for JetStreamStore {
     }
 }
 
-/// Who holds each shared subscription group, from the session records (the connected and the
-/// offline sessions; a record past its expiry holds nothing).
-fn shared_members(sess: &Stream, now: SystemTime) -> GroupMembers {
+/// What the session records of an account say when it is opened (after a start).
+struct SessionScan {
+    /// Who holds each shared subscription group (a record past its expiry holds nothing).
+    members: GroupMembers,
+    /// Every session with an expiry, and when it ends.
+    expiring: Vec<(String, SystemTime)>,
+}
+
+fn scan_sessions(sess: &Stream, now: SystemTime) -> SessionScan {
     let mut members = GroupMembers::new();
+    let mut expiring = Vec::new();
     for subject in sess.store.subjects_state(&format!("{SESS_PREFIX}*")).into_keys() {
         let Ok(msg) = sess.store.load_last(&subject) else { continue };
         let Ok(json) = serde_json::from_slice::<SessionJson>(&msg.payload) else { continue };
         let Some(ext) = json.jetway else { continue };
-        if ext.expires.is_some_and(|at| from_nanos(at) <= now) {
-            continue;
+        if let Some(at) = ext.expires.map(from_nanos) {
+            expiring.push((json.id.clone(), at));
+            if at <= now {
+                continue;
+            }
         }
         for sub in ext.subs.iter().filter(|s| s.sh) {
             if let Some(Ok(shared)) = SharedSubscription::parse(&sub.filter) {
@@ -855,7 +874,7 @@ fn shared_members(sess: &Stream, now: SystemTime) -> GroupMembers {
             }
         }
     }
-    members
+    SessionScan { members, expiring }
 }
 
 /// Removes the group consumers no session holds (left behind by a crash between a session's

@@ -166,6 +166,12 @@ pub trait SessionStore: Send + Sync + 'static {
         done(())
     }
 
+    /// The sessions with an expiry (client id, end) that the account's opening found in the
+    /// store, once: the gateway schedules their end, which a restart had forgotten.
+    fn take_expiring(&self, _account: &str) -> Vec<(String, std::time::SystemTime)> {
+        Vec::new()
+    }
+
     /// Whether QoS 1/2 messages are stored ([`SessionStore::store_message`]) and delivered to
     /// sessions through their consumer ([`SessionStore::sync_consumer`]) instead of straight
     /// from the router.
