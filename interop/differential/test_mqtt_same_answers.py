@@ -122,9 +122,9 @@ class Recorder:
     """A paho client that records what it receives: (topic, payload, qos, retain[, props])."""
 
     def __init__(self, broker, name, version=V4, clean=True, will=None, expiry=None, run="", record=None,
-                 will_props=None, connect_props=None, client_id=None):
+                 will_props=None, connect_props=None, client_id=None, manual_ack=False):
         self.client_id = f"{name}-{run}" if client_id is None else client_id
-        kwargs = {"client_id": self.client_id, "protocol": version}
+        kwargs = {"client_id": self.client_id, "protocol": version, "manual_ack": manual_ack}
         if version == V4:
             kwargs["clean_session"] = clean
         self.version = version
@@ -132,7 +132,13 @@ class Recorder:
         self.received = []
         self.disconnects = []
         record = record or self._record
-        self.c.on_message = lambda _c, _u, m: self.received.append(record(m))
+        self.unacked = []  # (mid, qos) of what arrived, with manual_ack
+
+        def on_message(_c, _u, m):
+            self.received.append(record(m))
+            self.unacked.append((m.mid, m.qos))
+
+        self.c.on_message = on_message
         self.c.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(str(rc))
         self._connack = []
         self.c.on_connect = lambda _c, _u, flags, rc, _p: self._connack.append((flags.session_present, str(rc)))
@@ -190,6 +196,12 @@ class Recorder:
         time.sleep(QUIET_S)
         got, self.received = self.received, []
         return got
+
+    def ack_all(self):
+        """Acknowledges (manual_ack) everything received so far."""
+        unacked, self.unacked = self.unacked, []
+        for mid, qos in unacked:
+            self.c.ack(mid, qos)
 
     def close(self, clean=True):
         if clean:
@@ -324,6 +336,50 @@ def _scenario_v5_shared_subscriptions(broker, version, run):
     out += [again.connack, again.settle()]
     again.close()
     Recorder(broker, "away", version, clean=True, expiry=0, run=run).close()
+    pub.close()
+    return out
+
+
+def _scenario_v5_receive_maximum(broker, version, run):
+    """A client's receive maximum bounds the QoS 1 messages in flight to it; the rest wait."""
+    sub = Recorder(broker, "slow", version, run=run, manual_ack=True, connect_props={"ReceiveMaximum": 2})
+    out = [sub.subscribe(f"rm/{run}/#", 1)]
+    pub = Recorder(broker, "pub", version, run=run)
+    for i in range(5):
+        pub.publish(f"rm/{run}/{i}", f"m{i}", qos=1)
+    out.append([m[:3] for m in sub.settle(2)])  # no more before an acknowledgement
+    # The rest as acknowledgements come, in order. (mosquitto 2.0.11 then sends three for two
+    # acknowledgements, one over the maximum; Jetway keeps to it, so only the order is compared.)
+    rest = []
+    deadline = time.time() + WAIT_S
+    while len(rest) < 3 and time.time() < deadline:
+        sub.ack_all()
+        rest += sub.settle(1)
+    out.append([m[:3] for m in rest])
+    sub.close()
+    pub.close()
+    return out
+
+
+def _scenario_inflight_resent(broker, version, run):
+    """What a persistent session had not acknowledged is sent again, with DUP, when it comes
+    back: the QoS 1 PUBLISH; not the QoS 2 one, which paho answered with PUBREC at once (only
+    its PUBCOMP waits for the application), so only its PUBREL comes again."""
+    with_dup = lambda m: (m.topic, m.payload.decode(), m.qos, bool(m.dup))
+    sub = Recorder(broker, "inflight", version, clean=False, expiry=300, run=run, manual_ack=True, record=with_dup)
+    out = [sub.subscribe(f"if/{run}/#", 2)]
+    pub = Recorder(broker, "pub", version, run=run)
+    pub.publish(f"if/{run}/1", "at least once", qos=1)
+    pub.publish(f"if/{run}/2", "exactly once", qos=2)
+    out.append(sorted(sub.settle(2)))
+    sub.close()
+    back = Recorder(broker, "inflight", version, clean=False, expiry=300, run=run, record=with_dup)
+    out += [back.connack, sorted(back.settle(2))]
+    back.close()
+    again = Recorder(broker, "inflight", version, clean=False, expiry=300, run=run, record=with_dup)
+    out += [again.connack, again.settle()]  # acknowledged: nothing more
+    again.close()
+    Recorder(broker, "inflight", version, clean=True, expiry=0, run=run).close()
     pub.close()
     return out
 
@@ -546,27 +602,98 @@ def _raw_str(text):
 
 def _raw_read(sock, count):
     """The first byte of each of the next `count` packets (their type and flags)."""
-    kinds = []
-    sock.settimeout(WAIT_S)
-    buffer = b""
-    while len(kinds) < count:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        buffer += chunk
-        while len(buffer) >= 2:
-            length, shift, at = 0, 0, 1
-            while at < len(buffer):
-                length |= (buffer[at] & 0x7F) << shift
-                shift += 7
-                at += 1
-                if not buffer[at - 1] & 0x80:
-                    break
-            if len(buffer) < at + length:
+    return [first for first, _ in RawConnection(sock).packets(count)]
+
+
+class RawConnection:
+    """Packets read off a raw socket, one at a time (what a read brings beyond is kept)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buffer = b""
+
+    def packets(self, count, wait=WAIT_S):
+        """The next `count` packets: (first byte, body); fewer if the connection ends or none
+        comes for `wait` seconds."""
+        packets = []
+        self.sock.settimeout(wait)
+        while len(packets) < count:
+            packet = self._take()
+            if packet is not None:
+                packets.append(packet)
+                continue
+            try:
+                chunk = self.sock.recv(4096)
+            except socket.timeout:
                 break
-            kinds.append(buffer[0])
-            buffer = buffer[at + length:]
-    return kinds
+            if not chunk:
+                break
+            self.buffer += chunk
+        return packets
+
+    def kinds(self, count, wait=WAIT_S):
+        return [hex(first) for first, _ in self.packets(count, wait)]
+
+    def _take(self):
+        length, shift, at = 0, 0, 1
+        while at < len(self.buffer):
+            length |= (self.buffer[at] & 0x7F) << shift
+            shift += 7
+            at += 1
+            if not self.buffer[at - 1] & 0x80:
+                break
+        else:
+            return None
+        if len(self.buffer) < at + length:
+            return None
+        packet = (self.buffer[0], self.buffer[at:at + length])
+        self.buffer = self.buffer[at + length:]
+        return packet
+
+
+def _raw_connect(broker, version, client_id, clean, expiry=None):
+    """A raw MQTT connection, CONNACK read: (connection, [CONNACK first byte, session present])."""
+    sock = socket.create_connection((broker.mqtt_host, broker.mqtt_port), timeout=WAIT_S)
+    level = 5 if version == V5 else 4
+    props = b""
+    if level == 5:
+        inner = b"" if expiry is None else b"\x11" + expiry.to_bytes(4, "big")
+        props = bytes([len(inner)]) + inner
+    flags = 0x02 if clean else 0x00
+    sock.sendall(_raw_packet(1, 0, _raw_str("MQTT") + bytes([level, flags]) + (30).to_bytes(2, "big") + props + _raw_str(client_id)))
+    conn = RawConnection(sock)
+    connack = conn.packets(1)
+    return conn, [(hex(first), bool(body[0] & 1)) for first, body in connack]
+
+
+def _scenario_pubrel_resent(broker, version, run):
+    """A QoS 2 delivery to a persistent session that left after PUBREC (PUBREL sent, no PUBCOMP)
+    gets its PUBREL again, and not the PUBLISH, when the session comes back."""
+    props = b"\x00" if version == V5 else b""
+    expiry = 300 if version == V5 else None
+    conn, out = _raw_connect(broker, version, f"rel-{run}", clean=False, expiry=expiry)
+    conn.sock.sendall(_raw_packet(8, 0x02, (1).to_bytes(2, "big") + props + _raw_str(f"rel/{run}") + b"\x02"))
+    out.append(conn.kinds(1))  # SUBACK
+    pub = Recorder(broker, "pub", version, run=run)
+    pub.publish(f"rel/{run}", "twice acknowledged", qos=2)
+    [(first, body)] = conn.packets(1) or [(0, b"\x00\x00\x00\x00")]
+    topic_len = int.from_bytes(body[:2], "big")
+    packet_id = body[2 + topic_len:4 + topic_len]
+    out.append(hex(first))  # PUBLISH, QoS 2
+    conn.sock.sendall(_raw_packet(5, 0, packet_id))  # PUBREC
+    out.append(conn.kinds(1))  # PUBREL
+    conn.sock.close()  # gone before PUBCOMP
+    time.sleep(QUIET_S)
+    conn, connack = _raw_connect(broker, version, f"rel-{run}", clean=False, expiry=expiry)
+    out.append(connack)
+    out.append([(hex(k), b[:2] == packet_id) for k, b in conn.packets(1)])  # PUBREL again
+    conn.sock.sendall(_raw_packet(7, 0, packet_id))  # PUBCOMP
+    out.append(conn.kinds(1, wait=QUIET_S))  # nothing more
+    conn.sock.close()
+    conn, _ = _raw_connect(broker, version, f"rel-{run}", clean=True)
+    conn.sock.close()
+    pub.close()
+    return out
 
 
 def _scenario_qos2_exactly_once(broker, version, run):
@@ -639,6 +766,9 @@ SCENARIOS = {
     "dollar topics": (_scenario_dollar_topics, (V4, V5)),
     "v5 properties": (_scenario_v5_properties, (V5,)),
     "v5 shared subscriptions": (_scenario_v5_shared_subscriptions, (V5,)),
+    "v5 receive maximum": (_scenario_v5_receive_maximum, (V5,)),
+    "in-flight resent": (_scenario_inflight_resent, (V4, V5)),
+    "pubrel resent": (_scenario_pubrel_resent, (V4, V5)),
     "v5 subscription options": (_scenario_v5_subscription_options, (V5,)),
     "v5 message expiry": (_scenario_v5_message_expiry, (V5,)),
     "will extras": (_scenario_will_extras, (V4, V5)),
