@@ -696,6 +696,68 @@ def _scenario_pubrel_resent(broker, version, run):
     return out
 
 
+def _reaction(conn):
+    """What a broker answers until it closes the connection or goes quiet: each packet's
+    first byte, with the reason codes of a SUBACK/UNSUBACK and of a DISCONNECT."""
+    seen = []
+    for first, body in conn.packets(8, wait=1.0):
+        kind = first >> 4
+        if kind in (9, 11):  # SUBACK, UNSUBACK: packet id, [properties], codes
+            seen.append((hex(first), body[-1]))
+        elif kind == 14:
+            seen.append((hex(first), body[0] if body else 0))
+        else:
+            seen.append((hex(first),))
+    try:
+        conn.sock.settimeout(0.2)
+        closed = conn.sock.recv(1) == b""
+    except socket.timeout:
+        closed = False
+    except OSError:
+        closed = True
+    return seen, closed
+
+
+BAD_PACKETS = {
+    # name: (fixed header byte, packet id or topic, what follows the MQTT 5 properties)
+    "filter # not last": (0x82, lambda: (1).to_bytes(2, "big"), lambda: _raw_str("a/#/b") + b"\x01"),
+    "filter + inside a level": (0x82, lambda: (1).to_bytes(2, "big"), lambda: _raw_str("a/b+") + b"\x01"),
+    "subscribe reserved flags": (0x80, lambda: (1).to_bytes(2, "big"), lambda: _raw_str("a/b") + b"\x01"),
+    "subscribe option bits reserved": (0x82, lambda: (1).to_bytes(2, "big"), lambda: _raw_str("a/b") + b"\xc1"),
+    "subscribe qos 3": (0x82, lambda: (1).to_bytes(2, "big"), lambda: _raw_str("a/b") + b"\x03"),
+    # mosquitto calls this one a malformed packet (0x81) but a PUBLISH's packet id 0 a protocol
+    # error (0x82); Jetway says 0x82 for both: the packet parses, the value is not allowed.
+    "subscribe packet id 0": (0x82, lambda: (0).to_bytes(2, "big"), lambda: _raw_str("a/b") + b"\x01"),
+    "publish wildcard topic": (0x30, lambda: _raw_str("a/+"), lambda: b"x"),
+    "publish qos 3": (0x36, lambda: _raw_str("a/b") + (1).to_bytes(2, "big"), lambda: b"x"),
+    "publish qos 1 packet id 0": (0x32, lambda: _raw_str("a/b") + (0).to_bytes(2, "big"), lambda: b"x"),
+    "unsubscribe empty filter": (0xA2, lambda: (1).to_bytes(2, "big"), lambda: _raw_str("")),
+    # The spec lets the server send DISCONNECT 0x82 first (Jetway does) or just close (mosquitto).
+    "second connect": (0x10, lambda: _raw_str("MQTT"), None),
+}
+# What differs only in the reason code, as explained above: the close is compared.
+CODES_DIFFER = {"subscribe packet id 0", "second connect"}
+
+
+def _scenario_bad_packets(broker, version, run):
+    """Malformed or forbidden packets after CONNECT: how each broker reacts (codes, close)."""
+    out = []
+    for name, (first, head, payload) in BAD_PACKETS.items():
+        conn, connack = _raw_connect(broker, version, f"bad-{run}", clean=True)
+        if payload is None:  # a whole second CONNECT
+            level = 5 if version == V5 else 4
+            props = b"\x00" if level == 5 else b""
+            packet = _raw_packet(1, 0, _raw_str("MQTT") + bytes([level, 2]) + (30).to_bytes(2, "big") + props + _raw_str(f"bad-{run}"))
+        else:
+            props = b"\x00" if version == V5 else b""
+            packet = bytes([first]) + _raw_packet(0, 0, head() + props + payload())[1:]
+        conn.sock.sendall(packet)
+        seen, closed = _reaction(conn)
+        out.append((name, connack, closed if name in CODES_DIFFER else (seen, closed)))
+        conn.sock.close()
+    return out
+
+
 def _scenario_qos2_exactly_once(broker, version, run):
     """A QoS 2 PUBLISH sent again (DUP) before PUBREL is delivered once; after PUBCOMP the same
     packet id carries a new message."""
@@ -769,6 +831,7 @@ SCENARIOS = {
     "v5 receive maximum": (_scenario_v5_receive_maximum, (V5,)),
     "in-flight resent": (_scenario_inflight_resent, (V4, V5)),
     "pubrel resent": (_scenario_pubrel_resent, (V4, V5)),
+    "bad packets": (_scenario_bad_packets, (V4, V5)),
     "v5 subscription options": (_scenario_v5_subscription_options, (V5,)),
     "v5 message expiry": (_scenario_v5_message_expiry, (V5,)),
     "will extras": (_scenario_will_extras, (V4, V5)),

@@ -147,8 +147,12 @@ impl ErrorKind {
             UnsupportedProtocolVersion(_) => ReasonCode::UnsupportedProtocolVersion,
             EmptyClientIdWithoutCleanSession => ReasonCode::ClientIdentifierNotValid,
             EmptyUsername => ReasonCode::BadUserNameOrPassword,
-            InvalidTopicName(_) => ReasonCode::TopicNameInvalid,
-            InvalidTopicFilter(_) => ReasonCode::TopicFilterInvalid,
+            // 0x90 and 0x8F are for names and filters that are well formed but not accepted
+            // (the gateway's own refusals); breaking the topic rules is an error of the packet,
+            // as mosquitto answers: a name with a wildcard a protocol error, a filter that
+            // does not parse (wildcards out of place, empty, a bad `$share/`) a malformed packet.
+            InvalidTopicName(_) => ReasonCode::ProtocolError,
+            InvalidTopicFilter(_) => ReasonCode::MalformedPacket,
             TopicAliasZero => ReasonCode::TopicAliasInvalid,
             PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
         }

@@ -132,7 +132,7 @@ fn will_topic_must_be_a_valid_topic_name() {
         new(),
         &connect_v5(0x02 | 0x04, &[], &will),
         ErrorKind::InvalidTopicName(TopicError::Empty),
-        v5_connack(ReasonCode::TopicNameInvalid),
+        v5_connack(ReasonCode::ProtocolError),
     );
 }
 
@@ -364,7 +364,7 @@ fn publish_topics_may_not_hold_wildcards() {
         connected(V5),
         &publish_v5(b"a/#", &[]),
         ErrorKind::InvalidTopicName(TopicError::WildcardInTopicName),
-        Reaction::Disconnect(ReasonCode::TopicNameInvalid),
+        Reaction::Disconnect(ReasonCode::ProtocolError),
     );
 }
 
@@ -482,7 +482,7 @@ fn topic_filters_must_follow_the_wildcard_rules() {
             connected(V5),
             &frame(0xA2, &cat(&[&[0, 1, 0], &s(filter)])),
             ErrorKind::InvalidTopicFilter(err),
-            Reaction::Disconnect(ReasonCode::TopicFilterInvalid),
+            Reaction::Disconnect(ReasonCode::MalformedPacket),
         );
     }
 }
@@ -493,7 +493,7 @@ fn shared_subscriptions_are_checked_on_v5_and_literal_on_v4() {
         connected(V5),
         &frame(0x82, &cat(&[&[0, 1, 0], &s(b"$share/g"), &[1]])),
         ErrorKind::InvalidTopicFilter(TopicError::InvalidSharedSubscription),
-        Reaction::Disconnect(ReasonCode::TopicFilterInvalid),
+        Reaction::Disconnect(ReasonCode::MalformedPacket),
     );
     check(
         connected(V5),
