@@ -715,8 +715,6 @@ async def _stream_bytes(url: str):
     """Bytes as streams count them (file and memory), and how many messages `max_bytes` keeps."""
     nc = await nats.connect(url, allow_reconnect=False)
     answers = []
-
-
     try:
         for name, extra in [("BF", {}), ("BM", {"storage": "memory"}), ("BL", {"max_bytes": 200}), ("BLM", {"storage": "memory", "max_bytes": 200})]:
             await _api(nc, f"$JS.API.STREAM.CREATE.{name}", dict(name=name, subjects=[name.lower() + ".>"], **extra))
@@ -812,3 +810,144 @@ async def _api_audit(url: str):
 
 async def test_api_audit(server, reference):
     assert await _api_audit(server.url) == await _api_audit(reference.url)
+
+
+# Fields that differ between servers or runs for the same history (times, ids, cluster).
+VOLATILE = {"created", "ts", "first_ts", "last_ts", "last_active", "pause_remaining", "time", "cluster", "leader_since", "server_id", "timestamp", "id"}
+
+
+# Metadata that names the server (its version and API level), not the stream or consumer.
+SERVER_METADATA = {"_nats.ver", "_nats.level"}
+
+
+def _stable(value):
+    """`value` without volatile fields and without the metadata naming the server."""
+    if isinstance(value, dict):
+        return {
+            k: ({m: v for m, v in (v or {}).items() if m not in SERVER_METADATA} if k == "metadata" else _stable(v))
+            for k, v in value.items()
+            if k not in VOLATILE
+        }
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+async def _recorded(url: str, steps):
+    """Runs `steps(nc, ask, answers)` on a connection to `url`: `ask(subject, body)` makes a
+    JetStream API request and records its stable answer in `answers`, which is returned."""
+    nc = await nats.connect(url, allow_reconnect=False)
+    answers = []
+
+    async def ask(subject, body=b""):
+        answers.append((subject, _stable(await _api(nc, subject, body))))
+
+    try:
+        await steps(nc, ask, answers)
+    finally:
+        await nc.close()
+    return answers
+
+
+def _assert_same_answers(ours, theirs):
+    for mine, reference_answer in zip(ours, theirs):
+        assert mine == reference_answer
+    assert len(ours) == len(theirs)
+
+
+async def _stream_lifecycle(url: str):
+    return await _recorded(url, _stream_steps)
+
+
+async def _stream_steps(nc, ask, answers):
+    """A stream's answers through its life: per-subject limits, message gets, deletes, purges
+    with filter/keep/seq, updates the rules allow and refuse, listing, direct gets."""
+    await ask("$JS.API.STREAM.CREATE.LC", {"name": "LC", "subjects": ["lc.>"], "max_msgs_per_subject": 3, "allow_direct": True})
+    for subject in ["lc.a"] * 4 + ["lc.b"] * 2 + ["lc.c"]:
+        await nc.request(subject, subject.encode(), timeout=2)
+    await ask("$JS.API.STREAM.INFO.LC", {"subjects_filter": ">"})
+    for request in ({"seq": 1}, {"seq": 99}, {"last_by_subj": "lc.a"}, {"next_by_subj": "lc.b", "seq": 1}, {"last_by_subj": "lc.zz"}):
+        await ask("$JS.API.STREAM.MSG.GET.LC", request)
+    await ask("$JS.API.STREAM.MSG.DELETE.LC", {"seq": 5, "no_erase": True})
+    await ask("$JS.API.STREAM.MSG.DELETE.LC", {"seq": 5})
+    await ask("$JS.API.STREAM.INFO.LC", {"deleted_details": True})
+    await ask("$JS.API.STREAM.PURGE.LC", {"filter": "lc.a", "keep": 1})
+    await ask("$JS.API.STREAM.PURGE.LC", {"seq": 7})
+    await ask("$JS.API.STREAM.INFO.LC", {"subjects_filter": ">", "deleted_details": True})
+    base = {"name": "LC", "subjects": ["lc.>"], "max_msgs_per_subject": 3, "allow_direct": True}
+    for change in (
+        {"storage": "memory"},
+        {"retention": "workqueue"},
+        {"subjects": ["lc.>", "lc2.>"]},
+        {"max_msgs_per_subject": 1},
+        {"name": "OTHER"},
+        {"mirror": {"name": "X"}},
+        {"deny_delete": True},
+    ):
+        await ask("$JS.API.STREAM.UPDATE.LC", {**base, **change})
+    await ask("$JS.API.STREAM.CREATE.LC2", {"name": "LC2", "subjects": ["lc2.x"]})
+    await ask("$JS.API.STREAM.CREATE.LC3", {"name": "LC3", "subjects": ["lc3.>"]})
+    await ask("$JS.API.STREAM.NAMES", {"subject": "lc3.q"})
+    await ask("$JS.API.STREAM.MSG.DELETE.LC", {"seq": 7})
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    for request in ({"multi_last": ["lc.*"], "batch": 5}, {"seq": 1, "batch": 2}, {"last_by_subj": "lc.nope"}):
+        await nc.publish("$JS.API.DIRECT.GET.LC", json.dumps(request).encode(), reply=inbox)
+        got = []
+        try:
+            while True:
+                m = await sub.next_msg(timeout=0.5)
+                headers = {k: v for k, v in (m.headers or {}).items() if k != "Nats-Time-Stamp"}
+                got.append((m.subject == inbox, headers, m.data.decode()))
+                if not m.data and (m.headers or {}).get("Status"):
+                    break
+        except nats.errors.TimeoutError:
+            pass
+        answers.append(("direct", request, got))
+
+
+async def test_stream_lifecycle(server, reference):
+    _assert_same_answers(await _stream_lifecycle(server.url), await _stream_lifecycle(reference.url))
+
+
+async def _consumer_lifecycle(url: str):
+    return await _recorded(url, _consumer_steps)
+
+
+async def _consumer_steps(nc, ask, _answers):
+    """Consumers' answers through their life: creates of each kind, info after deliveries and
+    acknowledgements (the start of a last-per-subject one), updates the rules allow and refuse,
+    listing with paging, deletion."""
+    await _api(nc, "$JS.API.STREAM.CREATE.CL", {"name": "CL", "subjects": ["cl.>"]})
+    for i in range(6):
+        await nc.request(f"cl.{i % 3}", f"m{i}".encode(), timeout=2)
+    configs = [
+        {"durable_name": "pull", "ack_policy": "explicit", "filter_subject": "cl.1", "metadata": {"team": "a"}},
+        {"durable_name": "push", "deliver_subject": "clout.push", "deliver_group": "g", "ack_policy": "none"},
+        {"durable_name": "paused", "ack_policy": "explicit", "pause_until": "2099-01-01T00:00:00Z"},
+        {"durable_name": "over", "ack_policy": "explicit", "priority_policy": "overflow", "priority_groups": ["A"]},
+        {"durable_name": "multi", "ack_policy": "all", "filter_subjects": ["cl.0", "cl.2"], "deliver_policy": "last_per_subject"},
+    ]
+    for config in configs:
+        await ask(f"$JS.API.CONSUMER.CREATE.CL.{config['durable_name']}", {"stream_name": "CL", "config": config})
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish("$JS.API.CONSUMER.MSG.NEXT.CL.pull", json.dumps({"batch": 2, "expires": 500000000}).encode(), reply=inbox)
+    first = await sub.next_msg(timeout=2)
+    await first.ack()
+    await nc.flush()
+    await asyncio.sleep(0.1)
+    await ask("$JS.API.CONSUMER.INFO.CL.pull")
+    base = configs[0]
+    for change in ({"max_ack_pending": 5}, {"filter_subject": "cl.2"}, {"ack_policy": "all"}, {"deliver_subject": "x"}, {"metadata": {"team": "b"}}):
+        await ask("$JS.API.CONSUMER.CREATE.CL.pull", {"stream_name": "CL", "config": {**base, **change}, "action": "update"})
+    await ask("$JS.API.CONSUMER.CREATE.CL.pull", {"stream_name": "CL", "config": base, "action": "create"})
+    await ask("$JS.API.CONSUMER.NAMES.CL", {"offset": 1})
+    await ask("$JS.API.CONSUMER.LIST.CL", {"offset": 3})
+    await ask("$JS.API.CONSUMER.DELETE.CL.multi")
+    await ask("$JS.API.CONSUMER.INFO.CL.multi")
+    await ask("$JS.API.CONSUMER.DELETE.CL.multi")
+
+
+async def test_consumer_lifecycle(server, reference):
+    _assert_same_answers(await _consumer_lifecycle(server.url), await _consumer_lifecycle(reference.url))

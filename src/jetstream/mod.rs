@@ -26,6 +26,7 @@ pub mod limits;
 pub mod not_enabled;
 pub mod stream;
 pub mod usage;
+pub mod versioning;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

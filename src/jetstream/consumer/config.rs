@@ -150,6 +150,7 @@ impl ConsumerConfig {
     /// Fills defaults and checks the config against its stream (nats-server
     /// `setConsumerConfigDefaults` and `checkConsumerCfg`).
     pub fn normalize(mut self, stream: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
+        crate::jetstream::versioning::strip(&mut self.metadata);
         if !self.name.is_empty() && !is_valid_name(&self.name) {
             return Err(ApiError::stream_invalid_config(
                 "consumer name can not contain '.', '*', '>', '\\', '/'",

@@ -164,10 +164,12 @@ impl Consumer {
             }
         } else {
             Self::set_start_position(&mut inner, stream, &config, &filters);
-            if inner.next_seq > 1 {
-                // Positions before the start count as delivered and acknowledged.
-                inner.delivered.stream_seq = inner.next_seq - 1;
-                inner.ack_floor.stream_seq = inner.next_seq - 1;
+            // Positions before the start count as delivered and acknowledged; with the last
+            // message per subject, the start is the first of those (as nats-server reports it).
+            let start = inner.initial.front().copied().unwrap_or(inner.next_seq);
+            if start > 1 {
+                inner.delivered.stream_seq = start - 1;
+                inner.ack_floor.stream_seq = start - 1;
             }
         }
         let consumer = Arc::new_cyclic(|me| Consumer {
@@ -449,7 +451,7 @@ impl Consumer {
                 .into_iter()
                 .collect(),
             ts: time_text(now),
-            config,
+            config: crate::jetstream::versioning::consumer_answer(config),
         }
     }
 

@@ -282,6 +282,7 @@ impl StreamConfig {
                 "stream description is too long, maximum allowed is 4096",
             ));
         }
+        crate::jetstream::versioning::strip(&mut self.metadata);
         let metadata_len: usize = self.metadata.iter().flatten().map(|(k, v)| k.len() + v.len()).sum();
         if metadata_len > MAX_METADATA_LEN {
             return Err(ApiError::stream_invalid_config(format!(

@@ -222,7 +222,7 @@ impl Stream {
         }
         let (mirror, sources) = self.source_infos();
         Ok(StreamInfoJson {
-            config: self.config(),
+            config: crate::jetstream::versioning::stream_answer(self.config()),
             mirror,
             sources,
             created: time_text(self.created),
