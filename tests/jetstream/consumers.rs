@@ -169,6 +169,45 @@ async fn max_deliver_stops_redelivery_and_sends_the_advisory() {
     assert_eq!((info.num_redelivered, info.num_ack_pending), (1, 0));
 }
 
+/// Regression: a message NAKed at its last allowed delivery was delivered once more. As from
+/// nats-server, it is given up on when its next delivery is due (the advisory says so), and
+/// stays pending until then with its first delivery's consumer sequence as the ack floor.
+#[tokio::test]
+async fn a_nak_at_the_last_delivery_gives_the_message_up() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let mut advisories = nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>").await.unwrap();
+    nc.flush().await.unwrap();
+    let js = js(&server).await;
+    let s = stream_with(&js, "MN", "mn.>", 1).await;
+    let mut c = s
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("d".into()),
+            max_deliver: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for expected in 1..=2 {
+        let mut batch = c.fetch().max_messages(1).expires(Duration::from_secs(2)).messages().await.unwrap();
+        let m = batch.next().await.unwrap().unwrap();
+        assert_eq!(m.info().unwrap().delivered, expected);
+        m.ack_with(AckKind::Nak(None)).await.unwrap();
+    }
+    nc.flush().await.unwrap();
+    let info = c.info().await.unwrap();
+    assert_eq!(info.num_ack_pending, 1, "pending until its next delivery is due");
+    assert_eq!((info.ack_floor.consumer_sequence, info.ack_floor.stream_sequence), (0, 0));
+    let mut batch = c.fetch().max_messages(1).expires(Duration::from_millis(500)).messages().await.unwrap();
+    assert!(batch.next().await.is_none(), "no third delivery");
+    let advisory = tokio::time::timeout(Duration::from_secs(3), advisories.next()).await.unwrap().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&advisory.payload).unwrap();
+    assert_eq!((json["stream_seq"].as_u64(), json["deliveries"].as_u64()), (Some(1), Some(2)));
+    let info = c.info().await.unwrap();
+    assert_eq!((info.num_ack_pending, info.num_redelivered), (0, 1));
+    assert_eq!((info.ack_floor.consumer_sequence, info.ack_floor.stream_sequence), (0, 0));
+}
+
 #[tokio::test]
 async fn sampled_acks_are_reported_with_their_latency() {
     let server = TestServer::start().await;

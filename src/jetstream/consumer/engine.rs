@@ -130,7 +130,9 @@ impl Consumer {
                         None => break,
                     }
                 };
-                let Some(msg) = self.next_message(&mut inner, stream, &config, &filter_refs) else {
+                let Some(msg) =
+                    self.next_message(&mut inner, stream, &config, &filter_refs, &mut max_delivered)
+                else {
                     if config.is_pull() {
                         end_no_wait_requests(&mut inner, &mut statuses);
                     }
@@ -389,8 +391,8 @@ impl Consumer {
         }
     }
 
-    /// Moves pending messages whose ack wait ran out to the redelivery set, or drops them after
-    /// `max_deliver` deliveries.
+    /// Moves pending messages whose ack wait (or NAK delay) ran out to the redelivery set, or
+    /// gives them up after `max_deliver` deliveries.
     fn expire_pending(
         &self,
         inner: &mut Inner,
@@ -403,30 +405,51 @@ impl Consumer {
                 break;
             }
             inner.deadlines.remove(&(deadline, seq));
-            let Some(p) = inner.pending.get(&seq).copied() else { continue };
-            if config.max_deliver > 0 && p.deliveries >= config.max_deliver as u64 {
-                // Given up on, not acknowledged (the store keeps it as delivered: after a
-                // restart it is given up on again once its ack wait passes).
-                inner.pending.remove(&seq);
-                inner.abandoned.insert(seq, p.dseq);
-                max_delivered.push((seq, p.deliveries));
-                self.update_ack_floor(inner);
-                continue;
+            if !self.give_up_if_delivered_out(inner, config, seq, max_delivered)
+                && inner.pending.contains_key(&seq)
+            {
+                inner.redeliver.insert(seq);
             }
-            inner.redeliver.insert(seq);
         }
     }
 
-    /// The next message to deliver: a redelivery first, then new messages.
+    /// Gives up on pending message `seq` if it had its `max_deliver` deliveries: it leaves the
+    /// pending set unacknowledged (the store keeps it as delivered: after a restart it is given
+    /// up on again once its ack wait passes). True when it was.
+    fn give_up_if_delivered_out(
+        &self,
+        inner: &mut Inner,
+        config: &ConsumerConfig,
+        seq: u64,
+        max_delivered: &mut Vec<(u64, u64)>,
+    ) -> bool {
+        let Some(p) = inner.pending.get(&seq).copied() else { return false };
+        if config.max_deliver <= 0 || p.deliveries < config.max_deliver as u64 {
+            return false;
+        }
+        inner.pending.remove(&seq);
+        inner.deadlines.remove(&(p.deadline, seq));
+        inner.abandoned.insert(seq, p.dseq);
+        max_delivered.push((seq, p.deliveries));
+        self.update_ack_floor(inner);
+        true
+    }
+
+    /// The next message to deliver: a redelivery first, then new messages. A redelivery asked
+    /// for after the last allowed delivery (a NAK) is given up on when it would go out, as
+    /// nats-server does: until then it stays pending.
     fn next_message(
         &self,
         inner: &mut Inner,
         stream: &Stream,
         config: &ConsumerConfig,
         filters: &[&str],
+        max_delivered: &mut Vec<(u64, u64)>,
     ) -> Option<StoredMessage> {
         while let Some(seq) = inner.redeliver.pop_first() {
-            if !inner.pending.contains_key(&seq) {
+            if !inner.pending.contains_key(&seq)
+                || self.give_up_if_delivered_out(inner, config, seq, max_delivered)
+            {
                 continue;
             }
             match stream.store.load(seq) {
@@ -487,12 +510,14 @@ impl Consumer {
     ) -> Outgoing {
         inner.delivered.consumer_seq += 1;
         let dseq = inner.delivered.consumer_seq;
-        let deliveries = match inner.pending.get(&msg.seq).copied() {
+        // A redelivery keeps the consumer sequence of the first delivery in its pending record
+        // (the ack floor counts from it), as nats-server does; its ack subject has the new one.
+        let (deliveries, pending_dseq) = match inner.pending.get(&msg.seq).copied() {
             Some(p) => {
                 inner.deadlines.remove(&(p.deadline, msg.seq));
-                p.deliveries + 1
+                (p.deliveries + 1, p.dseq)
             }
-            None => 1,
+            None => (1, dseq),
         };
         if deliveries == 1 {
             inner.next_seq = inner.next_seq.max(msg.seq + 1);
@@ -502,7 +527,7 @@ impl Consumer {
             inner.ack_floor = inner.delivered;
         } else {
             let deadline = now + config.ack_wait_after(deliveries);
-            inner.pending.insert(msg.seq, Pending { dseq, deliveries, deadline });
+            inner.pending.insert(msg.seq, Pending { dseq: pending_dseq, deliveries, deadline });
             inner.deadlines.insert((deadline, msg.seq));
         }
         if let Err(e) = self.store.update_delivered(dseq, msg.seq, deliveries, now_ns) {

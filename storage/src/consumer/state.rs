@@ -8,7 +8,14 @@ pub(crate) fn delivered(st: &mut ConsumerState, policy: AckPolicy, dseq: u64, ss
         if dc > 1 {
             st.redelivered.insert(sseq, dc - 1);
         }
-        st.pending.insert(sseq, PendingAck { consumer_seq: dseq, timestamp: ts });
+        match st.pending.get_mut(&sseq) {
+            // A redelivery keeps the first delivery's consumer sequence (the ack floor counts
+            // from it), as nats-server's store does.
+            Some(p) if dc > 1 => p.timestamp = ts,
+            _ => {
+                st.pending.insert(sseq, PendingAck { consumer_seq: dseq, timestamp: ts });
+            }
+        }
     }
     st.delivered.consumer_seq = st.delivered.consumer_seq.max(dseq);
     st.delivered.stream_seq = st.delivered.stream_seq.max(sseq);
@@ -63,12 +70,13 @@ mod tests {
     }
 
     #[test]
-    fn redelivery_is_counted() {
+    fn redelivery_is_counted_and_keeps_the_first_consumer_sequence() {
         let mut st = ConsumerState::default();
         delivered(&mut st, AckPolicy::Explicit, 1, 5, 1, 0);
         delivered(&mut st, AckPolicy::Explicit, 2, 5, 3, 9);
         assert_eq!(st.redelivered.get(&5), Some(&2));
-        assert_eq!(st.pending[&5].consumer_seq, 2);
+        assert_eq!((st.pending[&5].consumer_seq, st.pending[&5].timestamp), (1, 9));
+        assert_eq!(st.delivered.consumer_seq, 2);
         acked(&mut st, AckPolicy::All, 2, 5);
         assert!(st.redelivered.is_empty());
     }

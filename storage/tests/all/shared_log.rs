@@ -507,7 +507,8 @@ fn shared_log_format_is_stable() {
     );
     let alpha = opened.consumers[0].consumer.state();
     assert_eq!(alpha.pending.keys().copied().collect::<Vec<_>>(), vec![10]);
-    assert_eq!((alpha.pending[&10].consumer_seq, alpha.redelivered[&10]), (3, 1));
+    // A redelivery keeps the first delivery's consumer sequence (as nats-server's store).
+    assert_eq!((alpha.pending[&10].consumer_seq, alpha.redelivered[&10]), (1, 1));
     assert_eq!((alpha.delivered.consumer_seq, alpha.delivered.stream_seq), (3, 11));
     let beta = opened.consumers[1].consumer.state();
     assert_eq!((beta.pending[&5].timestamp, beta.redelivered[&5]), (-1, 4));
