@@ -16,6 +16,21 @@ def _reference_binary() -> str:
     return binary
 
 
+@pytest.fixture(scope="session")
+def reference_binary():
+    """The reference nats-server binary (for suites that start it with their own config)."""
+    return _reference_binary()
+
+
+@pytest.fixture(scope="session")
+def jetway_binary():
+    """The binary under test (`JETWAY_BIN`)."""
+    binary = os.environ.get("JETWAY_BIN", "")
+    if not binary:
+        pytest.skip("JETWAY_BIN is not set")
+    return binary
+
+
 @pytest.fixture(scope="module")
 def reference():
     srv = ServerProcess(_reference_binary(), kind=KIND_NATS_SERVER)

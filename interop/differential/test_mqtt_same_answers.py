@@ -82,11 +82,8 @@ def mosquitto():
 
 
 @pytest.fixture(scope="module")
-def jetway():
-    binary = os.environ.get("JETWAY_BIN", "")
-    if not binary:
-        pytest.skip("JETWAY_BIN is not set")
-    srv = ServerProcess(binary, mqtt=True)
+def jetway(jetway_binary):
+    srv = ServerProcess(jetway_binary, mqtt=True)
     srv.start()
     try:
         yield srv

@@ -1,0 +1,120 @@
+"""Users and permissions, configured the same way (one nats-server `.conf`) on the server under
+test and on nats-server: the same connections doing the same things must see the same protocol
+answers (`-ERR` texts, closes, which messages arrive)."""
+
+import re
+import socket
+import time
+
+import pytest
+
+from harness.server import KIND_NATS_SERVER, ServerProcess
+
+AUTH_CONF = """
+authorization {
+  users = [
+    {user: "pub", password: "p", permissions: {publish: {allow: ["a.>"], deny: ["a.secret"]}, subscribe: {deny: [">"]}}}
+    {user: "sub", password: "s", permissions: {publish: {deny: [">"]}, subscribe: {allow: ["a.*", "b.>"], deny: ["b.hidden"]}, allow_responses: true}}
+    {user: "queue", password: "q", permissions: {subscribe: {allow: ["jobs workers", "plain"]}, publish: {allow: ["jobs", "plain"]}}}
+    {user: "free", password: "f"}
+  ]
+}
+"""
+
+INFO_LINE = re.compile(rb"INFO \{.*?\} ?\r\n")
+
+
+def _connect(user, password):
+    return b'CONNECT {"verbose":false,"pedantic":false,"user":"%s","pass":"%s"}\r\n' % (user.encode(), password.encode())
+
+
+# Each case: steps of (connection, bytes); a connection opens at its first step.
+CASES = {
+    "publish allowed and denied": [
+        ("pub", _connect("pub", "p")),
+        ("pub", b"PUB a.x 1\r\nx\r\nPUB a.secret 1\r\nx\r\nPUB b 1\r\nx\r\nSUB a.x 1\r\nPING\r\n"),
+    ],
+    "subscribe allowed and denied": [
+        ("sub", _connect("sub", "s")),
+        ("sub", b"SUB a.x 1\r\nSUB a.x.y 2\r\nSUB b.hidden 3\r\nSUB b.> 4\r\nSUB b.* 5\r\nPUB a.x 1\r\nx\r\nPING\r\n"),
+        ("free", _connect("free", "f")),
+        ("free", b"PUB b.hidden 6\r\nhidden\r\nPUB b.shown 5\r\nshown\r\nPING\r\n"),
+        ("sub", b"PING\r\n"),
+    ],
+    "queue permissions": [
+        ("q", _connect("queue", "q")),
+        ("q", b"SUB jobs workers 1\r\nSUB jobs others 2\r\nSUB jobs 3\r\nSUB plain 4\r\nSUB plain any 5\r\nPING\r\n"),
+        ("q", b"PUB jobs 2\r\nj1\r\nPUB plain 2\r\np1\r\nPING\r\n"),
+    ],
+    "responses allowed once": [
+        ("sub", _connect("sub", "s")),
+        ("sub", b"SUB b.req 1\r\nPING\r\n"),
+        ("free", _connect("free", "f")),
+        ("free", b"SUB rep.1 9\r\nPUB b.req rep.1 3\r\nreq\r\nPING\r\n"),
+        ("sub", b"PUB rep.1 3\r\none\r\nPUB rep.1 3\r\ntwo\r\nPUB rep.2 5\r\nother\r\nPING\r\n"),
+        ("free", b"PING\r\n"),
+    ],
+    "wrong password": [("pub", _connect("pub", "nope")), ("pub", b"PING\r\n")],
+    "no credentials": [("anon", b"CONNECT {}\r\n"), ("anon", b"PING\r\n")],
+    "user without password": [("pub", b'CONNECT {"user":"pub"}\r\n'), ("pub", b"PING\r\n")],
+}
+
+
+def _run(port, steps):
+    """What each connection received, in order, after every step ran."""
+    socks, out = {}, {}
+    try:
+        for name, data in steps:
+            if name not in socks:
+                s = socket.create_connection(("127.0.0.1", port), timeout=2)
+                s.settimeout(0.05)
+                socks[name], out[name] = s, b""
+            try:
+                socks[name].sendall(data)
+            except OSError:
+                out[name] += b"<send failed>"
+            time.sleep(0.15)
+            for other, s in socks.items():
+                out[other] += _drain(s)
+        time.sleep(0.3)
+        for other, s in socks.items():
+            out[other] += _drain(s)
+    finally:
+        for s in socks.values():
+            s.close()
+    return {name: INFO_LINE.sub(b"INFO\r\n", data) for name, data in out.items()}
+
+
+def _drain(sock):
+    got = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            return got
+        except OSError:
+            return got + b"<closed>"
+        if not data:
+            return got + b"<closed>"
+        got += data
+
+
+@pytest.fixture(scope="module")
+def servers(jetway_binary, reference_binary):
+    ours = ServerProcess(jetway_binary, conf=AUTH_CONF)
+    theirs = ServerProcess(reference_binary, kind=KIND_NATS_SERVER, conf=AUTH_CONF)
+    ours.start()
+    try:
+        theirs.start()
+        try:
+            yield ours, theirs
+        finally:
+            theirs.stop()
+    finally:
+        ours.stop()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_answers_with_permissions(servers, name):
+    ours, theirs = servers
+    assert _run(ours.port, CASES[name]) == _run(theirs.port, CASES[name])
