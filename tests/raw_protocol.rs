@@ -188,6 +188,38 @@ async fn answered_pings_keep_the_connection() {
     }
 }
 
+/// As from nats-server: a first PING about 2 s after CONNECT (2 s plus up to a fifth), which
+/// measures the RTT, even with the default two-minute interval.
+#[tokio::test]
+async fn the_first_ping_comes_two_seconds_after_connect() {
+    let server = TestServer::start().await;
+    let mut c = RawClient::connect(server.addr).await;
+    c.send(b"CONNECT {\"verbose\":false}\r\n").await;
+    let connected = std::time::Instant::now();
+    c.expect("PING\r\n").await;
+    let after = connected.elapsed();
+    assert!(after >= Duration::from_millis(1900) && after < Duration::from_millis(2700), "{after:?}");
+}
+
+/// As from nats-server: once its RTT is measured, a client that keeps talking is not PINGed.
+#[tokio::test]
+async fn a_talking_client_is_pinged_only_for_its_rtt() {
+    let server = TestServer::start_with(|c| c.ping_interval = Duration::from_millis(200)).await;
+    let mut c = RawClient::connect(server.addr).await;
+    c.send(b"CONNECT {\"verbose\":false}\r\n").await;
+    let mut pings = 0;
+    for _ in 0..15 {
+        c.send(b"PING\r\n").await;
+        let new = c.expect("PONG\r\n").await.matches("PING\r\n").count();
+        for _ in 0..new {
+            c.send(b"PONG\r\n").await;
+        }
+        pings += new;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pings, 1, "only the PING that measures the RTT");
+}
+
 #[tokio::test]
 async fn maximum_connections_exceeded() {
     let server = TestServer::start_with(|c| c.max_connections = 1).await;

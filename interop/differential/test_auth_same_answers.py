@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.server import KIND_NATS_SERVER, ServerProcess
+from harness.server import KIND_NATS_SERVER, ServerError, ServerProcess
 
 AUTH_CONF = """
 authorization {
@@ -21,7 +21,35 @@ authorization {
 }
 """
 
+ACCOUNTS_CONF = """
+accounts {
+  A: {
+    users: [{user: "a", password: "a"}]
+    exports: [{stream: "events.>"}, {service: "svc.>"}, {stream: "private.>", accounts: ["C"]}]
+  }
+  B: {
+    users: [{user: "b", password: "b"}]
+    imports: [
+      {stream: {account: "A", subject: "events.>"}, prefix: "fromA"}
+      {service: {account: "A", subject: "svc.echo"}, to: "echo"}
+    ]
+  }
+  C: {
+    users: [{user: "c", password: "c"}]
+    imports: [{stream: {account: "A", subject: "private.>"}}]
+  }
+}
+"""
+
+# B imports a stream that A exports to C only: a configuration error for both servers.
+UNAUTHORIZED_IMPORT_CONF = ACCOUNTS_CONF.replace(
+    '{service: {account: "A", subject: "svc.echo"}, to: "echo"}',
+    '{service: {account: "A", subject: "svc.echo"}, to: "echo"}\n      {stream: {account: "A", subject: "private.>"}}',
+)
+
 INFO_LINE = re.compile(rb"INFO \{.*?\} ?\r\n")
+# The reply subject a service import gives a request is random (`_R_.<random>.<random>`).
+SERVICE_REPLY = re.compile(rb"_R_\.[A-Za-z0-9.]+")
 
 
 def _connect(user, password):
@@ -60,6 +88,33 @@ CASES = {
 }
 
 
+ACCOUNT_CASES = {
+    "stream import with prefix": [
+        ("b", _connect("b", "b")),
+        ("b", b"SUB fromA.events.> 1\r\nSUB events.> 2\r\nPING\r\n"),
+        ("a", _connect("a", "a")),
+        ("a", b"SUB events.> 7\r\nPUB events.x 2\r\nhi\r\nPING\r\n"),
+        ("b", b"PUB events.y 5\r\nlocal\r\nPING\r\n"),
+    ],
+    "service import": [
+        ("a", _connect("a", "a")),
+        ("a", b"SUB svc.echo 1\r\nPING\r\n"),
+        ("b", _connect("b", "b")),
+        ("b", b"SUB inbox.1 5\r\nPUB echo inbox.1 4\r\nping\r\nPING\r\n"),
+    ],
+    "stream export to listed accounts": [
+        ("c", _connect("c", "c")),
+        ("c", b"SUB private.> 1\r\nPING\r\n"),
+        ("b", _connect("b", "b")),
+        ("b", b"SUB private.> 1\r\nPING\r\n"),
+        ("a", _connect("a", "a")),
+        ("a", b"PUB private.x 6\r\nsecret\r\nPING\r\n"),
+        ("c", b"PING\r\n"),
+        ("b", b"PING\r\n"),
+    ],
+}
+
+
 def _run(port, steps):
     """What each connection received, in order, after every step ran."""
     socks, out = {}, {}
@@ -82,7 +137,14 @@ def _run(port, steps):
     finally:
         for s in socks.values():
             s.close()
-    return {name: INFO_LINE.sub(b"INFO\r\n", data) for name, data in out.items()}
+    return {name: _normal(data) for name, data in out.items()}
+
+
+def _normal(data):
+    """Without what differs by design: INFO contents, random service reply subjects, and the
+    server's first PING (about 2 s after CONNECT on both, so a case may end either side of it)."""
+    data = INFO_LINE.sub(b"INFO\r\n", data)
+    return SERVICE_REPLY.sub(b"_R_", data).replace(b"PING\r\n", b"")
 
 
 def _drain(sock):
@@ -112,6 +174,36 @@ def servers(jetway_binary, reference_binary):
             theirs.stop()
     finally:
         ours.stop()
+
+
+@pytest.fixture(scope="module")
+def account_servers(jetway_binary, reference_binary):
+    ours = ServerProcess(jetway_binary, conf=ACCOUNTS_CONF)
+    theirs = ServerProcess(reference_binary, kind=KIND_NATS_SERVER, conf=ACCOUNTS_CONF)
+    ours.start()
+    try:
+        theirs.start()
+        try:
+            yield ours, theirs
+        finally:
+            theirs.stop()
+    finally:
+        ours.stop()
+
+
+@pytest.mark.parametrize("name", sorted(ACCOUNT_CASES))
+def test_same_answers_across_accounts(account_servers, name):
+    ours, theirs = account_servers
+    assert _run(ours.port, ACCOUNT_CASES[name]) == _run(theirs.port, ACCOUNT_CASES[name])
+
+
+def test_an_unauthorized_import_stops_both_servers(jetway_binary, reference_binary):
+    assert UNAUTHORIZED_IMPORT_CONF != ACCOUNTS_CONF
+    for binary, kind in ((jetway_binary, None), (reference_binary, KIND_NATS_SERVER)):
+        server = ServerProcess(binary, kind=kind, conf=UNAUTHORIZED_IMPORT_CONF)
+        with pytest.raises(ServerError):
+            server.start()
+        server.stop()
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -81,6 +81,8 @@ def server_command(
             f.write(conf)
         if kind == KIND_JETWAY:
             cmd += [] if monitor else ["-m", "0"]
+            # MQTT is on by default (port 1883): off unless asked for (the config places it).
+            cmd += [] if mqtt else ["--mqtt_port", "0"]
             cmd += ["-sd", store_dir, "-c", path]
         else:
             cmd += ["-js", "-sd", store_dir, "-c", path]

@@ -3,8 +3,8 @@
 //! The reader half parses ops out of a `BytesMut` and applies them; the writer half (its own
 //! task) drains the outbound queue. A read batch is processed completely before the writers it
 //! touched are woken (see [`FlushSet`]). Deadlines: `auth_timeout` until `CONNECT` when
-//! authentication is required, a PING every `ping_interval` with at most `ping_max` unanswered,
-//! and `write_deadline` on every write.
+//! authentication is required, PINGs as nats-server sends them (see [`super::ping`]) with at
+//! most `ping_max` unanswered, and `write_deadline` on every write.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -175,6 +175,7 @@ struct Session {
     opts: ConnectOptions,
     connected: bool,
     pings_out: u32,
+    ping: super::ping::PingSchedule,
     /// When the oldest unanswered server PING was sent, to measure RTT on its PONG.
     ping_sent: Option<tokio::time::Instant>,
     /// Per-connection match cache in front of the sublist's, valid for one generation.
@@ -200,6 +201,8 @@ impl Session {
             headers: false,
         };
         let stats = core.stats.clone();
+        let ping_interval = core.config.ping_interval.max(Duration::from_millis(10));
+        let ping = super::ping::PingSchedule::new(ping_interval, tokio::time::Instant::now());
         // Counted in its account at CONNECT, once the account is known.
         let account = core.accounts.global().clone();
         Session {
@@ -211,6 +214,7 @@ impl Session {
             opts: ConnectOptions::default(),
             connected: false,
             pings_out: 0,
+            ping,
             ping_sent: None,
             l1: HashMap::default(),
             l1_generation: 0,
@@ -238,9 +242,8 @@ impl Session {
         let auth_required = self.core.auth.required();
         let auth_deadline = tokio::time::sleep(self.core.config.authorization.timeout);
         tokio::pin!(auth_deadline);
-        let ping_interval = self.core.config.ping_interval.max(Duration::from_millis(10));
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ping = tokio::time::sleep_until(self.ping.due());
+        tokio::pin!(ping);
         loop {
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(READ_CHUNK);
@@ -250,6 +253,7 @@ impl Session {
                     Ok(0) => return CloseReason::ClientClosed,
                     Ok(_) => {
                         self.client.touch();
+                        self.ping.received(tokio::time::Instant::now());
                         let next = {
                             // Stream writes that need no fsync are done by this task when the
                             // batch ends, not handed to a storage thread (see `WriteBatch`).
@@ -261,6 +265,9 @@ impl Session {
                             self.process(&mut buf)
                         };
                         self.end_batch();
+                        if ping.deadline() != self.ping.due() {
+                            ping.as_mut().reset(self.ping.due()); // CONNECT moved it
+                        }
                         self.flush.wait_stalled().await;
                         if let Next::Close(reason) = next {
                             return reason;
@@ -268,15 +275,19 @@ impl Session {
                     }
                     Err(_) => return CloseReason::ReadError,
                 },
-                _ = ping.tick() => {
-                    if self.pings_out + 1 > self.core.config.ping_max {
-                        self.send_err("Stale Connection");
-                        self.core.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
-                        return CloseReason::StaleConnection;
+                _ = &mut ping => {
+                    let now = tokio::time::Instant::now();
+                    if self.ping.ping_now(now, self.client.rtt().is_some()) {
+                        if self.pings_out + 1 > self.core.config.ping_max {
+                            self.send_err("Stale Connection");
+                            self.core.stats.stale_connections.fetch_add(1, Ordering::Relaxed);
+                            return CloseReason::StaleConnection;
+                        }
+                        self.pings_out += 1;
+                        self.ping_sent.get_or_insert(now);
+                        self.client.send_raw(encode::PING);
                     }
-                    self.pings_out += 1;
-                    self.ping_sent.get_or_insert_with(tokio::time::Instant::now);
-                    self.client.send_raw(encode::PING);
+                    ping.as_mut().reset(self.ping.due());
                 }
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
                     self.send_err("Authentication Timeout");
@@ -415,6 +426,7 @@ impl Session {
         self.opts = opts;
         if !self.connected {
             crate::monitor::events::client_connected(&self.core, &self.client);
+            self.ping.connected(tokio::time::Instant::now(), rand::random::<f64>());
         }
         self.connected = true;
         Next::Continue

@@ -6,9 +6,11 @@
 //! - [`client`]: what other tasks see of a connection ([`client::ClientShared`]): its outbound
 //!   queue, subscriptions, counters and close signal.
 //! - [`outbound`]: the outbound byte queue with its pending-bytes bound.
+//! - [`ping`]: when the server PINGs a client (nats-server's rules).
 
 pub mod client;
 pub mod connection;
 pub mod direct;
 pub mod listener;
 pub mod outbound;
+pub mod ping;
