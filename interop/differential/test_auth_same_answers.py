@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness.server import KIND_NATS_SERVER, ServerError, ServerProcess
+from harness.server import KIND_NATS_SERVER, ServerError, ServerProcess, started_pair
 
 AUTH_CONF = """
 authorization {
@@ -163,32 +163,14 @@ def _drain(sock):
 
 @pytest.fixture(scope="module")
 def servers(jetway_binary, reference_binary):
-    ours = ServerProcess(jetway_binary, conf=AUTH_CONF)
-    theirs = ServerProcess(reference_binary, kind=KIND_NATS_SERVER, conf=AUTH_CONF)
-    ours.start()
-    try:
-        theirs.start()
-        try:
-            yield ours, theirs
-        finally:
-            theirs.stop()
-    finally:
-        ours.stop()
+    with started_pair(jetway_binary, reference_binary, conf=AUTH_CONF) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
 def account_servers(jetway_binary, reference_binary):
-    ours = ServerProcess(jetway_binary, conf=ACCOUNTS_CONF)
-    theirs = ServerProcess(reference_binary, kind=KIND_NATS_SERVER, conf=ACCOUNTS_CONF)
-    ours.start()
-    try:
-        theirs.start()
-        try:
-            yield ours, theirs
-        finally:
-            theirs.stop()
-    finally:
-        ours.stop()
+    with started_pair(jetway_binary, reference_binary, conf=ACCOUNTS_CONF) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize("name", sorted(ACCOUNT_CASES))

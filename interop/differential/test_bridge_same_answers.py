@@ -10,7 +10,7 @@ import nats
 import paho.mqtt.client as mqtt
 import pytest
 
-from harness.server import KIND_NATS_SERVER, ServerProcess
+from harness.server import started_pair
 
 WAIT_S = 3.0
 
@@ -24,17 +24,8 @@ DEVIATING_HEADERS = {"Nmqtt-Pub", "Nmqtt-Retained"}
 
 @pytest.fixture(scope="module")
 def servers(jetway_binary, reference_binary):
-    ours = ServerProcess(jetway_binary, mqtt=True)
-    theirs = ServerProcess(reference_binary, kind=KIND_NATS_SERVER, mqtt=True)
-    ours.start()
-    try:
-        theirs.start()
-        try:
-            yield ours, theirs
-        finally:
-            theirs.stop()
-    finally:
-        ours.stop()
+    with started_pair(jetway_binary, reference_binary, mqtt=True) as pair:
+        yield pair
 
 
 def _mqtt(server, name):

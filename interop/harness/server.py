@@ -10,6 +10,7 @@ command is built per server kind.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -284,3 +285,20 @@ def server_version(binary: str) -> str:
         return (out.stdout or out.stderr).decode("utf-8", "replace").strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
+
+
+@contextlib.contextmanager
+def started_pair(binary: str, reference_binary: str, **options):
+    """The server under test and the reference nats-server, started with the same `options`
+    (`conf`, `mqtt`, ...), as (ours, theirs); both stopped at the end."""
+    ours = ServerProcess(binary, **options)
+    theirs = ServerProcess(reference_binary, kind=KIND_NATS_SERVER, **options)
+    ours.start()
+    try:
+        theirs.start()
+        try:
+            yield ours, theirs
+        finally:
+            theirs.stop()
+    finally:
+        ours.stop()
