@@ -10,6 +10,8 @@ pub struct ServerStats {
     pub out_bytes: AtomicU64,
     pub slow_consumers: AtomicU64,
     pub stale_connections: AtomicU64,
+    /// Producers made to wait for a client's full outbound queue (fast-producer stalls).
+    pub stalls: AtomicU64,
     pub total_connections: AtomicU64,
     /// Delivery passes of JetStream consumers (each wake-up of one): idle consumers must not
     /// add to it.

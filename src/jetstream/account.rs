@@ -35,6 +35,8 @@ pub struct JsAccount {
     limits: RwLock<super::account_limits::AccountLimits>,
     /// Bytes stored per storage type, checked on every publish.
     quotas: ByStorage<Arc<Quota>>,
+    /// This account's `$JS.API` requests and errors (`/jsz` account details).
+    pub api_stats: super::ApiStats,
 }
 
 /// Writes `meta.json` durably: temp file, fsync, rename, fsync the folder.
@@ -69,7 +71,14 @@ impl JsAccount {
             me: me.clone(),
             limits: RwLock::default(),
             quotas,
+            api_stats: super::ApiStats::default(),
         })
+    }
+
+    /// What the account's limits reserve (memory, storage); `None` where unlimited.
+    pub fn reservations(&self) -> (Option<u64>, Option<u64>) {
+        let limits = self.limits.read();
+        (limits.max_memory, limits.max_storage)
     }
 
     pub fn set_limits(&self, limits: super::account_limits::AccountLimits) {

@@ -55,6 +55,20 @@ fn with_versioning(metadata: &mut Option<BTreeMap<String, String>>, required: u3
     map.insert(SERVER_LEVEL.into(), API_LEVEL.to_string());
 }
 
+/// A stream config as nats-server stores it (and `/jsz` shows it): with its required level only.
+pub fn stream_stored(mut config: StreamConfig) -> StreamConfig {
+    let required = stream_required_level(&config);
+    config.metadata.get_or_insert_with(BTreeMap::new).insert(REQUIRED_LEVEL.into(), required.to_string());
+    config
+}
+
+/// A consumer config as nats-server stores it (and `/jsz` shows it).
+pub fn consumer_stored(mut config: ConsumerConfig) -> ConsumerConfig {
+    let required = consumer_required_level(&config);
+    config.metadata.get_or_insert_with(BTreeMap::new).insert(REQUIRED_LEVEL.into(), required.to_string());
+    config
+}
+
 /// A stream config as an API response shows it.
 pub fn stream_answer(mut config: StreamConfig) -> StreamConfig {
     let required = stream_required_level(&config);

@@ -85,9 +85,20 @@ struct AccountStat {
     leafnodes: usize,
     total_conns: usize,
     num_subscriptions: u64,
-    sent: MsgBytes,
-    received: MsgBytes,
+    sent: DataStats,
+    received: DataStats,
     slow_consumers: u64,
+}
+
+/// nats-server's `DataStats` as `/accstatz` shows it: the totals, and what of them crossed
+/// routes, gateways and leaf nodes (nothing: Jetway has none of them).
+#[derive(Debug, Default, Serialize)]
+struct DataStats {
+    #[serde(flatten)]
+    total: MsgBytes,
+    gateways: MsgBytes,
+    routes: MsgBytes,
+    leafs: MsgBytes,
 }
 
 /// `{msgs, bytes}`, as in nats-server's `DataStats`.
@@ -142,8 +153,8 @@ fn account_stat(account: &Account, clients: &[Arc<crate::nats::client::ClientSha
         leafnodes: 0,
         total_conns: conns,
         num_subscriptions: account.sublist.count(),
-        sent,
-        received,
+        sent: DataStats { total: sent, ..DataStats::default() },
+        received: DataStats { total: received, ..DataStats::default() },
         slow_consumers: 0,
     }
 }

@@ -59,6 +59,9 @@ pub struct ConnInfo {
     pub authorized_user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The account's name tag (its name here, there are no JWT accounts), with `auth=1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_tag: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscriptions_list: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,10 @@ pub struct ConnInfo {
     /// Kept for filtering and sorting; shown only when asked for (`auth=1`), as nats-server does.
     #[serde(skip)]
     pub user: Option<String>,
+    /// The connection's account, for filtering; shown (as `account`) only with `auth=1` and when
+    /// it is not the global account, as nats-server does.
+    #[serde(skip)]
+    pub account_name: Option<String>,
     /// A closed connection's subscriptions at close, shown with `subs=1` / `subs=detail`.
     #[serde(skip)]
     closed_subs: Vec<SubDetail>,
@@ -165,7 +172,9 @@ impl ConnInfo {
             lang: shown(identity.lang),
             version: shown(identity.version),
             authorized_user: None,
-            account: identity.account.map(|a| a.to_string()),
+            account: None,
+            name_tag: None,
+            account_name: identity.account.map(|a| a.to_string()),
             subscriptions_list: None,
             subscriptions_list_detail: None,
             user: shown(identity.user),
@@ -303,7 +312,7 @@ fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
     let keep = |c: &ConnInfo| {
         (cid == 0 || c.cid == cid)
             && user.is_none_or(|u| c.user.as_deref() == Some(u))
-            && account.is_none_or(|a| c.account.as_deref() == Some(a))
+            && account.is_none_or(|a| c.account_name.as_deref() == Some(a))
             && mqtt_client.is_none_or(|m| c.mqtt_client.as_deref() == Some(m))
     };
 
@@ -352,6 +361,9 @@ fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
     if auth {
         for c in &mut conns {
             c.authorized_user = c.user.clone();
+            c.account = c.account_name.clone().filter(|a| a != crate::account::GLOBAL_ACCOUNT);
+            // nats-server names the global account's tag for open connections only.
+            c.name_tag = if c.stop.is_some() { c.account.clone() } else { c.account_name.clone() };
         }
     }
     sort.sort(&mut conns, now);

@@ -41,27 +41,15 @@ fn render(core: &Core, params: &Params) -> Result<Value, response::RequestError>
     } else {
         Vec::new()
     };
-    let sync_always = matches!(core.config.jetstream.sync_interval, SyncInterval::Always);
-    let sync_interval = match core.config.jetstream.sync_interval {
-        SyncInterval::Always => 0,
-        SyncInterval::Every(d) => d.as_nanos() as u64,
-    };
+    let (reserved_memory, reserved_storage) = server_reservations(js);
     let mut body = json!({
         "server_id": core.server_id,
         "now": now,
-        "config": {
-            "max_memory": js.limits.max_memory,
-            "max_storage": js.limits.max_storage,
-            "store_dir": js.store_dir.display().to_string(),
-            "sync_interval": sync_interval,
-            "sync_always": sync_always,
-            "domain": js.domain,
-            "compress_ok": false,
-        },
+        "config": config_block(core, js),
         "memory": totals.memory,
         "storage": totals.storage,
-        "reserved_memory": 0,
-        "reserved_storage": 0,
+        "reserved_memory": reserved_memory,
+        "reserved_storage": reserved_storage,
         "accounts": js.accounts().len(),
         "ha_assets": 0,
         "api": {
@@ -79,6 +67,33 @@ fn render(core: &Core, params: &Params) -> Result<Value, response::RequestError>
         body["account_details"] = Value::Array(details);
     }
     Ok(body)
+}
+
+/// nats-server's `JetStreamConfig` as `/jsz` and `/varz` show it (fields that are false,
+/// zero or empty are left out, as it does; `strict` because unknown API fields are refused).
+pub(super) fn config_block(core: &Core, js: &JetStream) -> Value {
+    let mut config = json!({
+        "max_memory": js.limits.max_memory,
+        "max_storage": js.limits.max_storage,
+        "store_dir": js.store_dir.display().to_string(),
+        "strict": true,
+    });
+    match core.config.jetstream.sync_interval {
+        SyncInterval::Always => config["sync_always"] = true.into(),
+        SyncInterval::Every(d) => config["sync_interval"] = (d.as_nanos() as u64).into(),
+    }
+    if let Some(domain) = &js.domain {
+        config["domain"] = domain.as_str().into();
+    }
+    config
+}
+
+/// What accounts' limits reserve across the server (memory, storage).
+pub(super) fn server_reservations(js: &JetStream) -> (u64, u64) {
+    js.accounts()
+        .iter()
+        .map(|a| a.reservations())
+        .fold((0, 0), |(m, s), (am, as_)| (m + am.unwrap_or(0), s + as_.unwrap_or(0)))
 }
 
 #[derive(Default)]
@@ -114,14 +129,23 @@ fn account_detail(
     consumers: bool,
     config: bool,
 ) -> Value {
-    let (memory, storage, num_streams, num_consumers) = account.usage();
+    let (memory, storage, _, _) = account.usage();
+    // Unlimited shows as the largest number, as nats-server's -1 does once unsigned.
+    let (reserved_memory, reserved_storage) = account.reservations();
     let mut detail = json!({
         "name": account.account.name.as_ref(),
         "id": account.account.name.as_ref(),
         "memory": memory,
         "storage": storage,
-        "streams": num_streams,
-        "consumers": num_consumers,
+        "reserved_memory": reserved_memory.unwrap_or(u64::MAX),
+        "reserved_storage": reserved_storage.unwrap_or(u64::MAX),
+        "accounts": 0,
+        "ha_assets": 0,
+        "api": {
+            "level": 0,
+            "total": account.api_stats.total.load(Ordering::Relaxed),
+            "errors": account.api_stats.errors.load(Ordering::Relaxed),
+        },
     });
     if streams {
         let list: Vec<Value> = account
@@ -136,7 +160,9 @@ fn account_detail(
                     "cluster": info.cluster,
                 });
                 if config {
-                    v["config"] = serde_json::to_value(&info.config).unwrap_or_default();
+                    // The stored config: its required API level, not the server's own keys.
+                    let stored = crate::jetstream::versioning::stream_stored(s.config());
+                    v["config"] = serde_json::to_value(&stored).unwrap_or_default();
                 }
                 if consumers {
                     let list: Vec<Value> = s
@@ -145,15 +171,19 @@ fn account_detail(
                         .values()
                         .map(|c| {
                             let mut ci = serde_json::to_value(c.info()).unwrap_or_default();
-                            if !config {
-                                if let Some(map) = ci.as_object_mut() {
-                                    map.remove("config");
-                                }
+                            if config {
+                                let stored = crate::jetstream::versioning::consumer_stored(c.config());
+                                ci["config"] = serde_json::to_value(&stored).unwrap_or_default();
+                            } else if let Some(map) = ci.as_object_mut() {
+                                map.remove("config");
                             }
                             ci
                         })
                         .collect();
-                    v["consumer_detail"] = Value::Array(list);
+                    // Left out when there are none, as nats-server does.
+                    if !list.is_empty() {
+                        v["consumer_detail"] = Value::Array(list);
+                    }
                 }
                 v
             })

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +61,8 @@ pub struct MonitorState {
     /// The MQTT gateway and its listener's address, when MQTT is enabled. Weak: the gateway
     /// holds the core, which holds this.
     mqtt: parking_lot::Mutex<Option<(Weak<MqttServer>, SocketAddr)>>,
+    /// Requests served per endpoint (`/varz` `http_req_stats`).
+    http_requests: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl MonitorState {
@@ -72,6 +75,7 @@ impl MonitorState {
             http_addr: parking_lot::Mutex::new(None),
             https_addr: parking_lot::Mutex::new(None),
             mqtt: parking_lot::Mutex::new(None),
+            http_requests: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -93,6 +97,11 @@ impl MonitorState {
 
     pub fn https_addr(&self) -> Option<SocketAddr> {
         *self.https_addr.lock()
+    }
+
+    /// Requests served so far by endpoint path.
+    fn http_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        self.http_requests.lock().clone()
     }
 
     fn next_event_seq(&self) -> u64 {
@@ -145,12 +154,27 @@ fn endpoints(core: Arc<Core>) -> axum::Router {
         .route("/subsz", get(subsz::subsz))
         .route("/subscriptionsz", get(subsz::subsz))
         .route("/routez", get(routez::routez))
+        .route("/gatewayz", get(routez::gatewayz))
+        .route("/leafz", get(routez::leafz))
         .route("/accountz", get(accountz::accountz))
         .route("/accstatz", get(accountz::accstatz))
         .route("/healthz", get(healthz::healthz))
         .route("/jsz", get(jsz::jsz))
         .route("/metrics", get(metrics::metrics))
         .route("/mqttz", get(mqttz::mqttz))
+        // Counted before the handler runs, so `/varz` includes the request asking.
+        .route_layer(axum::middleware::from_fn_with_state(core.clone(), count_request))
         .fallback(response::not_found)
         .with_state(core)
+}
+
+/// Counts a request to an endpoint (a route layer: only paths of routes get here, so unknown
+/// paths do not grow the map).
+async fn count_request(
+    State(core): State<Arc<Core>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    *core.monitor.http_requests.lock().entry(request.uri().path().to_owned()).or_default() += 1;
+    next.run(request).await
 }

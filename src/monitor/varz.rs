@@ -36,10 +36,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         "go": "rust",
         "host": info.host,
         "port": info.port,
-        "auth_required": core.auth.required(),
-        "tls_required": false,
         "max_connections": c.max_connections,
-        "max_subscriptions": c.max_subscriptions,
         "ping_interval": duration_nanos(c.ping_interval),
         "ping_max": c.ping_max,
         "http_host": c.http_host,
@@ -91,9 +88,21 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         // No reload yet: the configuration was loaded when the server started.
         "config_load_time": rfc3339(core.started),
         "system_account": &*core.system_account.name,
+        "stalled_clients": s.stalls.load(Ordering::Relaxed),
+        "http_req_stats": core.monitor.http_requests(),
     });
     if let (Some(fields), serde_json::Value::Object(more)) = (body.as_object_mut(), runtime) {
         fields.extend(more);
+        // Left out when false or zero, as nats-server does.
+        if core.auth.required() {
+            fields.insert("auth_required".into(), true.into());
+        }
+        if info.tls_required {
+            fields.insert("tls_required".into(), true.into());
+        }
+        if c.max_subscriptions > 0 {
+            fields.insert("max_subscriptions".into(), c.max_subscriptions.into());
+        }
     }
     response::ok(&body)
 }
@@ -145,33 +154,29 @@ fn duration_nanos(d: std::time::Duration) -> u64 {
 /// The `jetstream` block of `/varz`: config, usage and limits.
 fn jetstream_block(core: &Core) -> serde_json::Value {
     let Some(js) = &core.jetstream else { return serde_json::json!({}) };
-    let (mut memory, mut storage, mut streams, mut consumers) = (0, 0, 0, 0);
+    let (reserved_memory, reserved_storage) = super::jsz::server_reservations(js);
+    let (mut memory, mut storage) = (0, 0);
     for account in js.accounts() {
-        let (m, s, n, c) = account.usage();
+        let (m, s, _, _) = account.usage();
         memory += m;
         storage += s;
-        streams += n;
-        consumers += c;
     }
     serde_json::json!({
-        "config": {
-            "max_memory": js.limits.max_memory,
-            "max_storage": js.limits.max_storage,
-            "store_dir": js.store_dir.display().to_string(),
-            "domain": js.domain,
-        },
+        "config": super::jsz::config_block(core, js),
         "stats": {
             "memory": memory,
             "storage": storage,
+            "reserved_memory": reserved_memory,
+            "reserved_storage": reserved_storage,
             "accounts": js.accounts().len(),
+            "ha_assets": 0,
             "api": {
                 "level": crate::jetstream::API_LEVEL,
                 "total": js.api_stats.total.load(std::sync::atomic::Ordering::Relaxed),
                 "errors": js.api_stats.errors.load(std::sync::atomic::Ordering::Relaxed),
             },
         },
-        "streams": streams,
-        "consumers": consumers,
-        "limits": {"max_memory": js.limits.max_memory, "max_storage": js.limits.max_storage},
+        // nats-server's API limits (max request batch, ...): none are configurable here.
+        "limits": {},
     })
 }

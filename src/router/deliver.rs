@@ -99,6 +99,7 @@ impl FlushSet {
             if ttl.is_zero() {
                 break;
             }
+            self.stats.stalls.fetch_add(1, Ordering::Relaxed);
             let _ = tokio::time::timeout(ttl, client.outbound.below_stall_threshold()).await;
         }
     }

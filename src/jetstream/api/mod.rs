@@ -159,9 +159,11 @@ fn serve(js: Weak<JetStream>, rx: Receiver<ApiRequest>) {
         let Some(reply) = request.reply.clone() else { continue };
         let _runtime = js.runtime.enter();
         js.count_request();
+        account.api_stats.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let response = dispatch(&js, &account, &request);
         if response.error {
             js.count_error();
+            account.api_stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let msg = Message::internal(&reply, None, response.headers.as_ref(), &response.body);
         deliver::publish_reply(&account.account, &js.stats, &msg);
