@@ -50,6 +50,22 @@ async fn info_announces_tls_required_in_plain_text_before_the_handshake() {
     assert_eq!((info["tls_required"].clone(), info["tls_verify"].clone()), (true.into(), true.into()));
 }
 
+/// Regression: `/varz` said `tls_required: false` whatever the TLS configuration.
+#[tokio::test]
+async fn varz_says_tls_is_required() {
+    let pki = TestPki::new();
+    let server = TestServer::start_tls(&pki, |c| c.http_port = -1).await;
+    let http = server.handle.as_ref().and_then(|h| h.http_addr).expect("monitor listening");
+    let varz = crate::monitor::get_json(http, "/varz").await;
+    assert_eq!(varz["tls_required"], true);
+    let plain = TestServer::start_with(|c| c.http_port = -1).await;
+    let http = plain.handle.as_ref().and_then(|h| h.http_addr).expect("monitor listening");
+    assert!(
+        crate::monitor::get_json(http, "/varz").await.get("tls_required").is_none(),
+        "left out when false"
+    );
+}
+
 #[tokio::test]
 async fn a_client_trusting_the_ca_pubs_and_subs_over_tls() {
     let pki = TestPki::new();
