@@ -1065,3 +1065,47 @@ async def _sourcing(url: str):
 
 async def test_sourcing(server, reference):
     _assert_same_answers(await _sourcing(server.url), await _sourcing(reference.url))
+
+
+async def _push_status_steps(nc, ask, answers):
+    """A push consumer with idle heartbeats and flow control: the status messages it sends
+    (code, description, the headers clients read) while idle, and around a burst."""
+    await _api(nc, "$JS.API.STREAM.CREATE.PS", {"name": "PS", "subjects": ["ps.>"]})
+    seen = []
+
+    async def on_msg(m):
+        headers = dict(m.headers or {})
+        status = headers.get("Status")
+        if status:
+            # Which headers come, and the values that do not depend on timing.
+            kept = {k: v for k, v in headers.items() if k in ("Status", "Description", "Nats-Last-Consumer", "Nats-Last-Stream")}
+            seen.append(("status", kept, sorted(headers), m.reply is not None and m.reply != ""))
+            if status == "100" and m.reply:
+                await nc.publish(m.reply, b"")  # answer a flow control request
+        else:
+            seen.append(("message", m.subject, m.data.decode()))
+
+    await nc.subscribe("psout.deliver", cb=on_msg)
+    await nc.flush()
+    config = {"durable_name": "hb", "deliver_subject": "psout.deliver", "ack_policy": "none", "idle_heartbeat": 500000000, "flow_control": True}
+    await ask("$JS.API.CONSUMER.CREATE.PS.hb", {"stream_name": "PS", "config": config})
+    await asyncio.sleep(1.2)  # idle: heartbeats
+    heartbeats = [s for s in seen if s[0] == "status"]
+    answers.append(("idle", heartbeats[:1], len(heartbeats) >= 1))
+    seen.clear()
+    for i in range(3):
+        await nc.publish(f"ps.{i}", b"x" * 10)
+    await nc.flush()
+    await asyncio.sleep(0.3)
+    answers.append(("burst", [s for s in seen if s[0] == "message"]))
+    await asyncio.sleep(0.8)
+    after = [s for s in seen if s[0] == "status" and s[1].get("Description") == "Idle Heartbeat"]
+    answers.append(("heartbeat after messages", after[:1]))
+
+
+async def _push_statuses(url: str):
+    return await _recorded(url, _push_status_steps)
+
+
+async def test_push_statuses(server, reference):
+    _assert_same_answers(await _push_statuses(server.url), await _push_statuses(reference.url))
