@@ -1109,3 +1109,61 @@ async def _push_statuses(url: str):
 
 async def test_push_statuses(server, reference):
     _assert_same_answers(await _push_statuses(server.url), await _push_statuses(reference.url))
+
+
+async def _kv_watch_and_objects_steps(nc, ask, answers):
+    """Key-Value watchers (history, updates, deletes, purges, ignore deletes) and an Object
+    Store (put, info, list, get, links, delete) through nats.py's own APIs."""
+    js = nc.jetstream()
+    kv = await js.create_key_value(bucket="WATCHED", history=3)
+    await kv.put("dev.1", b"on")
+    await kv.put("dev.2", b"off")
+    await kv.put("dev.1", b"dim")
+    for include_history, ignore_deletes in ((False, False), (True, False), (False, True)):
+        watcher = await kv.watch("dev.*", include_history=include_history, ignore_deletes=ignore_deletes)
+        seen = []
+        async def drain(count):
+            while len(seen) < count:
+                try:
+                    entry = await watcher.updates(timeout=0.5)
+                except Exception:
+                    return
+                seen.append(None if entry is None else (entry.key, entry.value, entry.revision, str(entry.operation), entry.delta))
+        await drain(4)
+        if not include_history and not ignore_deletes:
+            await kv.delete("dev.2")
+            await kv.put("dev.3", b"new")
+            await kv.purge("dev.1")
+            await drain(len(seen) + 3)
+        await watcher.stop()
+        answers.append((include_history, ignore_deletes, seen))
+    await kv.purge_deletes(olderthan=-1)
+    answers.append(("keys after purge_deletes", sorted(await kv.keys())))
+    status = await kv.status()
+    answers.append(("kv status", status.values, status.history, status.bucket))
+
+    store = await js.create_object_store("FILES")
+    info = await store.put("a.txt", b"a" * 300_000, meta=nats.js.api.ObjectMeta(description="first"))
+    answers.append(("put", info.name, info.size, info.chunks, info.digest, info.deleted, info.description))
+    got = await store.get("a.txt")
+    answers.append(("get", len(got.data), got.info.digest))
+    await store.put("b.txt", b"small")
+    await store.update_meta("b.txt", nats.js.api.ObjectMeta(name="b.txt", description="moved"))
+    answers.append(("list", sorted((o.name, o.size, o.chunks, o.description) for o in await store.list())))
+    await store.delete("a.txt")
+    try:
+        await store.get("a.txt")
+        answers.append(("get deleted", "found"))
+    except Exception as e:
+        answers.append(("get deleted", type(e).__name__))
+    answers.append(("list after delete", sorted(o.name for o in await store.list(ignore_deletes=True))))
+    status = await store.status()
+    answers.append(("object store status", status.bucket, status.size > 0, status.sealed))
+
+
+async def _kv_watch_and_objects(url: str):
+    return await _recorded(url, _kv_watch_and_objects_steps)
+
+
+async def test_kv_watch_and_objects(server, reference):
+    _assert_same_answers(await _kv_watch_and_objects(server.url), await _kv_watch_and_objects(reference.url))
