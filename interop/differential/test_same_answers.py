@@ -1167,3 +1167,60 @@ async def _kv_watch_and_objects(url: str):
 
 async def test_kv_watch_and_objects(server, reference):
     _assert_same_answers(await _kv_watch_and_objects(server.url), await _kv_watch_and_objects(reference.url))
+
+
+async def _ack_kinds_steps(nc, ask, answers):
+    """Each ack kind on a pull consumer (ack, nak, term with a reason, in progress, none; then
+    ack all on another), the consumer's info after them, what comes again, the advisories."""
+    advisories = []
+
+    async def on_advisory(m):
+        body = json.loads(m.data)
+        advisories.append((m.subject, body.get("type"), body.get("stream_seq"), body.get("deliveries"), body.get("reason")))
+
+    await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.*.AK.>", cb=on_advisory)
+    await _api(nc, "$JS.API.STREAM.CREATE.AK", {"name": "AK", "subjects": ["ak.>"]})
+    for i in range(6):
+        await nc.request(f"ak.{i}", f"m{i}".encode(), timeout=2)
+    await _api(nc, "$JS.API.CONSUMER.CREATE.AK.ex", {"stream_name": "AK", "config": {"durable_name": "ex", "ack_policy": "explicit", "ack_wait": 2000000000}})
+    await _api(nc, "$JS.API.CONSUMER.CREATE.AK.all", {"stream_name": "AK", "config": {"durable_name": "all", "ack_policy": "all"}})
+
+    async def fetch(consumer, batch):
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.AK.{consumer}", json.dumps({"batch": batch, "expires": 300000000}).encode(), reply=inbox)
+        got = []
+        try:
+            while True:
+                m = await sub.next_msg(timeout=0.5)
+                if m.data:
+                    got.append(m)
+        except nats.errors.TimeoutError:
+            pass
+        await sub.unsubscribe()
+        return got
+
+    first = await fetch("ex", 5)
+    answers.append(("first", [m.data.decode() for m in first]))
+    for m, ack in zip(first, [b"-NAK", b"+ACK", b"+TERM gone", b"+WPI", None]):
+        if ack is not None:
+            await nc.publish(m.reply, ack)
+    await nc.flush()
+    await asyncio.sleep(0.2)
+    await ask("$JS.API.CONSUMER.INFO.AK.ex")
+    answers.append(("again", [m.data.decode() for m in await fetch("ex", 5)]))
+    await ask("$JS.API.CONSUMER.INFO.AK.ex")
+    batch = await fetch("all", 4)
+    await nc.publish(batch[2].reply, b"+ACK")
+    await nc.flush()
+    await asyncio.sleep(0.2)
+    await ask("$JS.API.CONSUMER.INFO.AK.all")
+    answers.append(("advisories", sorted(advisories, key=str)))
+
+
+async def _ack_kinds(url: str):
+    return await _recorded(url, _ack_kinds_steps)
+
+
+async def test_ack_kinds(server, reference):
+    _assert_same_answers(await _ack_kinds(server.url), await _ack_kinds(reference.url))
