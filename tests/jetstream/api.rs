@@ -20,6 +20,19 @@ async fn assert_refused(nc: &async_nats::Client, subject: &str, body: &str, expe
     assert_eq!(got, (Some(code.into()), Some(err_code.into()), Some(description)), "{body}: {resp}");
 }
 
+/// A `$JS.API` subject no API serves (a newer API, a request missing its name) is a bad
+/// request, in the system response nats-server's dispatcher builds for it.
+#[tokio::test]
+async fn unknown_api_subjects_are_bad_requests() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    for subject in ["$JS.API.FOO", "$JS.API.CONSUMER.RESET.S.C", "$JS.API.STREAM.INFO"] {
+        assert_refused(&nc, subject, "", (400, 10003, "bad request")).await;
+        let resp = request(&nc, subject, "").await;
+        assert_eq!(resp["type"], "io.nats.jetstream.api.v1.system_response", "{subject}");
+    }
+}
+
 #[tokio::test]
 async fn account_info_reports_usage_limits_and_api_level() {
     let server = TestServer::start().await;

@@ -256,7 +256,9 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
         ["STREAM", "LEADER", "STEPDOWN", _] => cluster_required("stream_leader_stepdown"),
         ["CONSUMER", "LEADER", "STEPDOWN", _, _] => cluster_required("consumer_leader_stepdown"),
         ["STREAM", "PEER", "REMOVE", _] => cluster_required("stream_remove_peer"),
-        _ => ApiResponse::error("error", &ApiError::bad_request()),
+        // A subject no API serves: nats-server's dispatcher answers a bad request as a system
+        // response (2.15.1 then drops it, so its clients wait for a timeout; Jetway's get it).
+        _ => ApiResponse::error("system", &ApiError::bad_request()),
     }
 }
 
