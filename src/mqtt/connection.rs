@@ -932,7 +932,11 @@ impl Connection {
             }
         }
         let Some(granted) = granted else {
-            self.ack_stored(&delivery);
+            // Nothing here wants it. A group's message is left to its ack wait (another member
+            // gets it then), not acknowledged for the whole group.
+            if message.share.is_none() {
+                self.ack_stored(&delivery);
+            }
             return;
         };
         let reply = header(super::jetstream_store::HDR_REPLY);
