@@ -797,8 +797,9 @@ def _scenario_keep_alive(broker, version, run):
     out = [[hex(k) for k in _raw_read(sock, 1)]]
     started = time.time()
     # MQTT says 1.5 times the keep alive; mosquitto checks on a coarse timer (about 5 s for
-    # a 1 s keep alive), Jetway within a quarter second: only "not early, not never" is compared.
-    sock.settimeout(9)
+    # a 1 s keep alive, more on a loaded machine: a CI run saw over 8 s), Jetway within a
+    # quarter second: only "not early, not never" is compared.
+    sock.settimeout(16)
     closed_after = None
     try:
         while sock.recv(4096):
@@ -806,7 +807,7 @@ def _scenario_keep_alive(broker, version, run):
         closed_after = time.time() - started
     except OSError:
         pass
-    out.append(closed_after is not None and 1.4 <= closed_after <= 8.0)
+    out.append(closed_after is not None and 1.4 <= closed_after <= 15.0)
     out.append([m[:4] for m in watcher.settle(1)])
     sock.close()
     watcher.close()
