@@ -118,6 +118,7 @@ fixed_errors! {
 
 formatted_errors! {
     invalid_json => 400, 10025, "invalid JSON: ";
+    consumer_invalid_reset => 400, 10204, "invalid reset: ";
     sequence_not_found => 400, 10043, "sequence ";
     consumer_create => 500, 10012, "";
     stream_create => 500, 10049, "";

@@ -33,6 +33,63 @@ async fn unknown_api_subjects_are_bad_requests() {
     }
 }
 
+/// `$JS.API.CONSUMER.RESET` (nats-server 2.14): back to just past the ack floor, then to a
+/// sequence; delivery starts there with the consumer sequence at 1. A policy that does not
+/// allow a sequence refuses it with 10204.
+#[tokio::test]
+async fn a_consumer_reset_moves_where_delivery_starts() {
+    let server = TestServer::start().await;
+    let nc = server.client().await;
+    let js = js(&server).await;
+    let s = js
+        .create_stream(stream::Config {
+            name: "RST".into(),
+            subjects: vec!["rst.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..5 {
+        js.publish(format!("rst.{i}"), "x".into()).await.unwrap().await.unwrap();
+    }
+    let config = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("c".into()),
+        ..Default::default()
+    };
+    let c = s.create_consumer(config).await.unwrap();
+    let mut batch = c.fetch().max_messages(2).messages().await.unwrap();
+    use futures::StreamExt;
+    batch.next().await.unwrap().unwrap().ack().await.unwrap();
+    let floor = request(&nc, "$JS.API.CONSUMER.RESET.RST.c", "").await;
+    assert_eq!(
+        (floor["reset_seq"].as_u64(), floor["num_ack_pending"].as_u64()),
+        (Some(2), Some(0)),
+        "{floor}"
+    );
+    let to_four = request(&nc, "$JS.API.CONSUMER.RESET.RST.c", r#"{"seq":4}"#).await;
+    assert_eq!(to_four["type"], "io.nats.jetstream.api.v1.consumer_reset_response");
+    assert_eq!(
+        (to_four["delivered"]["stream_seq"].as_u64(), to_four["num_pending"].as_u64()),
+        (Some(3), Some(2))
+    );
+    let m = c.fetch().max_messages(1).messages().await.unwrap().next().await.unwrap().unwrap();
+    let info = m.info().unwrap();
+    assert_eq!((info.stream_sequence, info.consumer_sequence, info.delivered), (4, 1, 1));
+    let config = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("new".into()),
+        deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+        ..Default::default()
+    };
+    s.create_consumer(config).await.unwrap();
+    assert_refused(
+        &nc,
+        "$JS.API.CONSUMER.RESET.RST.new",
+        r#"{"seq":2}"#,
+        (400, 10204, "invalid reset: not allowed"),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn account_info_reports_usage_limits_and_api_level() {
     let server = TestServer::start().await;

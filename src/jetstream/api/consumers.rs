@@ -162,6 +162,39 @@ pub fn pause(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiR
     respond("consumer_pause", result)
 }
 
+/// `$JS.API.CONSUMER.RESET.<stream>.<consumer>` body: no body (or no `seq`) resets to just
+/// past the ack floor.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    #[serde(default)]
+    seq: u64,
+}
+
+/// Moves a consumer to a new starting sequence (nats-server 2.14): what it had delivered and
+/// not acknowledged is forgotten, its consumer sequence starts over. The answer is its info and
+/// the sequence it now starts at (`reset_seq`, 0 in a refusal, as nats-server writes it).
+pub fn reset(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiResponse {
+    let result = (|| {
+        let req: ResetRequest = decode_request(body)?;
+        let consumer = find(account, stream, name)?;
+        let seq =
+            consumer.reset((req.seq > 0).then_some(req.seq)).map_err(ApiError::consumer_invalid_reset)?;
+        let mut info = serde_json::to_value(consumer.info()).unwrap_or_default();
+        info["reset_seq"] = seq.into();
+        Ok(info)
+    })();
+    match result {
+        Ok(info) => respond("consumer_reset", Ok(info)),
+        Err(e) => {
+            let raw = crate::jetstream::json::error_response("consumer_reset", &e);
+            let mut body: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+            body["reset_seq"] = 0.into();
+            ApiResponse::raw(None, serde_json::to_vec(&body).unwrap_or(raw).into(), true)
+        }
+    }
+}
+
 /// `$JS.API.CONSUMER.UNPIN.<stream>.<consumer>` body (unknown fields are ignored, as by
 /// nats-server for this request).
 #[derive(Deserialize, Default)]

@@ -252,6 +252,7 @@ fn dispatch(js: &Arc<JetStream>, account: &Arc<JsAccount>, req: &ApiRequest) -> 
         ["CONSUMER", "LIST", stream] => consumers::list(account, stream, &req.payload),
         ["CONSUMER", "PAUSE", stream, name] => consumers::pause(account, stream, name, &req.payload),
         ["CONSUMER", "UNPIN", stream, name] => consumers::unpin(account, stream, name, &req.payload),
+        ["CONSUMER", "RESET", stream, name] => consumers::reset(account, stream, name, &req.payload),
         // Cluster operations: refused as by a nats-server that is not clustered.
         ["STREAM", "LEADER", "STEPDOWN", _] => cluster_required("stream_leader_stepdown"),
         ["CONSUMER", "LEADER", "STEPDOWN", _, _] => cluster_required("consumer_leader_stepdown"),

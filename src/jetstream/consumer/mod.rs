@@ -291,6 +291,60 @@ impl Consumer {
 
     /// Makes every pending message due for redelivery now (an MQTT session resumed: its
     /// client must get what it had not acknowledged without waiting for `ack_wait`).
+    /// `$JS.API.CONSUMER.RESET`: starts over at stream sequence `seq`, or just past the ack
+    /// floor without one, as nats-server 2.14 does: pending and redelivery state is forgotten,
+    /// the consumer sequence starts again at 1. A sequence below what the deliver policy
+    /// allows is refused (the reason, for `invalid reset: <reason>`). Returns the sequence.
+    pub fn reset(&self, seq: Option<u64>) -> Result<u64, &'static str> {
+        let config = self.config();
+        let stream = self.stream.upgrade();
+        let mut inner = self.inner.lock();
+        let seq = match seq {
+            None => inner.ack_floor.stream_seq + 1,
+            Some(seq) => match config.deliver_policy {
+                DeliverPolicy::All => seq,
+                DeliverPolicy::ByStartSequence if seq < config.opt_start_seq => {
+                    return Err("below start seq")
+                }
+                DeliverPolicy::ByStartSequence => seq,
+                DeliverPolicy::ByStartTime => {
+                    let start = config.opt_start_time.as_deref().and_then(crate::jetstream::json::parse_time);
+                    let filters = self.filters.read().clone();
+                    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+                    let first = match (&stream, start) {
+                        (Some(stream), Some(start)) => first_at_or_after(stream, &filters, start),
+                        _ => 0,
+                    };
+                    if seq < first {
+                        return Err("below start time");
+                    }
+                    seq
+                }
+                _ => return Err("not allowed"),
+            },
+        }
+        .max(1);
+        inner.pending.clear();
+        inner.deadlines.clear();
+        inner.redeliver.clear();
+        inner.abandoned.clear();
+        inner.initial.clear();
+        inner.next_seq = seq;
+        inner.delivered = SequencePair { consumer_seq: 0, stream_seq: seq - 1 };
+        inner.ack_floor = inner.delivered;
+        let state = jetway_storage::ConsumerState {
+            delivered: inner.delivered,
+            ack_floor: inner.ack_floor,
+            ..Default::default()
+        };
+        drop(inner);
+        if let Err(e) = self.store.update(&state) {
+            tracing::warn!(consumer = %self.name, "can't persist a reset: {e}");
+        }
+        self.wake_up();
+        Ok(seq)
+    }
+
     pub fn redeliver_pending(&self) {
         {
             let mut inner = self.inner.lock();
