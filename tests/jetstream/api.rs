@@ -26,7 +26,7 @@ async fn assert_refused(nc: &async_nats::Client, subject: &str, body: &str, expe
 async fn unknown_api_subjects_are_bad_requests() {
     let server = TestServer::start().await;
     let nc = server.client().await;
-    for subject in ["$JS.API.FOO", "$JS.API.CONSUMER.RESET.S.C", "$JS.API.STREAM.INFO"] {
+    for subject in ["$JS.API.FOO", "$JS.API.CONSUMER.BOGUS.S.C", "$JS.API.STREAM.INFO"] {
         assert_refused(&nc, subject, "", (400, 10003, "bad request")).await;
         let resp = request(&nc, subject, "").await;
         assert_eq!(resp["type"], "io.nats.jetstream.api.v1.system_response", "{subject}");
