@@ -1251,6 +1251,17 @@ async def _consumer_reset_steps(nc, ask, answers):
     again = await sub.next_msg(timeout=1)
     tokens = again.reply.split(".")
     answers.append(("next", again.subject, tokens[4:7]))  # deliveries, stream seq, consumer seq
+    # What a reset skips on an interest stream goes when nobody else needs it; a work queue
+    # keeps it.
+    for retention in ("interest", "workqueue"):
+        name = f"RS{retention[:3].upper()}"
+        await _api(nc, f"$JS.API.STREAM.CREATE.{name}", {"name": name, "subjects": [f"{name.lower()}.>"], "retention": retention})
+        await _api(nc, f"$JS.API.CONSUMER.CREATE.{name}.c", {"stream_name": name, "config": {"durable_name": "c", "ack_policy": "explicit"}})
+        for i in range(5):
+            await nc.request(f"{name.lower()}.{i}", b"x", timeout=2)
+        await _api(nc, f"$JS.API.CONSUMER.RESET.{name}.c", {"seq": 4})
+        state = (await _api(nc, f"$JS.API.STREAM.INFO.{name}", b""))["state"]
+        answers.append((retention, state["messages"], state["first_seq"]))
 
 
 async def _consumer_reset(url: str):

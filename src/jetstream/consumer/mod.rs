@@ -299,6 +299,7 @@ impl Consumer {
         let config = self.config();
         let stream = self.stream.upgrade();
         let mut inner = self.inner.lock();
+        let old_floor = inner.ack_floor.stream_seq;
         let seq = match seq {
             None => inner.ack_floor.stream_seq + 1,
             Some(seq) => match config.deliver_policy {
@@ -340,6 +341,16 @@ impl Consumer {
         drop(inner);
         if let Err(e) = self.store.update(&state) {
             tracing::warn!(consumer = %self.name, "can't persist a reset: {e}");
+        }
+        // On an interest stream, what the reset skipped may be needed by nobody now (as
+        // nats-server re-checks then); a work queue keeps it.
+        if let Some(stream) = stream.filter(|s| s.retention() == RetentionPolicy::Interest) {
+            let mut next = stream.store.state().first_seq.max(old_floor + 1);
+            while next < seq {
+                let end = seq.min(next.saturating_add(1024));
+                self.apply_retention(&(next..end).collect::<Vec<u64>>());
+                next = end;
+            }
         }
         self.wake_up();
         Ok(seq)
