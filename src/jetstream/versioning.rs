@@ -48,38 +48,41 @@ fn consumer_required_level(config: &ConsumerConfig) -> u32 {
     )
 }
 
-fn with_versioning(metadata: &mut Option<BTreeMap<String, String>>, required: u32) {
+/// Adds the required level (`stored`), or also the server's version and level (an answer).
+fn with_levels(metadata: &mut Option<BTreeMap<String, String>>, required: u32, answer: bool) {
     let map = metadata.get_or_insert_with(BTreeMap::new);
     map.insert(REQUIRED_LEVEL.into(), required.to_string());
-    map.insert(SERVER_VERSION.into(), NATS_COMPAT_VERSION.into());
-    map.insert(SERVER_LEVEL.into(), API_LEVEL.to_string());
+    if answer {
+        map.insert(SERVER_VERSION.into(), NATS_COMPAT_VERSION.into());
+        map.insert(SERVER_LEVEL.into(), API_LEVEL.to_string());
+    }
 }
 
 /// A stream config as nats-server stores it (and `/jsz` shows it): with its required level only.
 pub fn stream_stored(mut config: StreamConfig) -> StreamConfig {
     let required = stream_required_level(&config);
-    config.metadata.get_or_insert_with(BTreeMap::new).insert(REQUIRED_LEVEL.into(), required.to_string());
+    with_levels(&mut config.metadata, required, false);
     config
 }
 
 /// A consumer config as nats-server stores it (and `/jsz` shows it).
 pub fn consumer_stored(mut config: ConsumerConfig) -> ConsumerConfig {
     let required = consumer_required_level(&config);
-    config.metadata.get_or_insert_with(BTreeMap::new).insert(REQUIRED_LEVEL.into(), required.to_string());
+    with_levels(&mut config.metadata, required, false);
     config
 }
 
 /// A stream config as an API response shows it.
 pub fn stream_answer(mut config: StreamConfig) -> StreamConfig {
     let required = stream_required_level(&config);
-    with_versioning(&mut config.metadata, required);
+    with_levels(&mut config.metadata, required, true);
     config
 }
 
 /// A consumer config as an API response shows it.
 pub fn consumer_answer(mut config: ConsumerConfig) -> ConsumerConfig {
     let required = consumer_required_level(&config);
-    with_versioning(&mut config.metadata, required);
+    with_levels(&mut config.metadata, required, true);
     config
 }
 

@@ -183,8 +183,13 @@ impl SharedGroup {
     }
 
     fn consumer_name(&self) -> String {
-        format!("{SHARED_CONSUMER_PREFIX}{}", self.hash)
+        group_consumer_name(&self.hash)
     }
+}
+
+/// The consumer of the shared group with hash `hash`.
+fn group_consumer_name(hash: &str) -> String {
+    format!("{SHARED_CONSUMER_PREFIX}{hash}")
 }
 
 /// The sessions holding each shared subscription group of one account (by group hash),
@@ -540,6 +545,20 @@ impl JetStreamStore {
         let out = ensure(&js_account, stream_config(OUT_STREAM, "$MQTT.out.>"))?;
         Ok(Arc::new(Streams { js_account, sess, msgs, rmsgs, qos2in, out }))
     }
+
+    /// `client_id` no longer holds the shared groups `which` picks (by hash); a group nobody
+    /// holds any more loses its consumer.
+    fn leave_groups(&self, streams: &Streams, account: &str, client_id: &str, which: impl Fn(&str) -> bool) {
+        let mut groups = self.groups.lock();
+        let Some(members) = groups.get_mut(account) else { return };
+        members.retain(|hash, holders| {
+            let ended = which(hash) && holders.remove(client_id) && holders.is_empty();
+            if ended {
+                streams.msgs.remove_consumer(&group_consumer_name(hash));
+            }
+            !ended
+        });
+    }
 }
 
 impl SessionStore for JetStreamStore {
@@ -582,15 +601,7 @@ impl SessionStore for JetStreamStore {
         let streams = try_streams!(self, account);
         let hash = hash8(client_id);
         streams.msgs.remove_consumer(&hash);
-        if let Some(members) = self.groups.lock().get_mut(account) {
-            members.retain(|group, holders| {
-                let held = !holders.remove(client_id) || !holders.is_empty();
-                if !held {
-                    streams.msgs.remove_consumer(&format!("{SHARED_CONSUMER_PREFIX}{group}"));
-                }
-                held
-            });
-        }
+        self.leave_groups(&streams, account, client_id, |_| true);
         purge(&streams.sess, format!("{SESS_PREFIX}{hash}"));
         purge(&streams.qos2in, format!("{QOS2IN_PREFIX}{hash}.*"));
         purge(&streams.out, format!("{OUT_PREFIX}{hash}.*"));
@@ -835,14 +846,7 @@ impl SessionStore for JetStreamStore {
     fn leave_shared(&self, account: &str, client_id: &str, group: &SharedGroup) {
         // Taken first: `open_account` locks `accounts`, then `groups`.
         let Ok(streams) = self.streams(account) else { return };
-        let mut groups = self.groups.lock();
-        let Some(members) = groups.get_mut(account) else { return };
-        let Some(holders) = members.get_mut(&group.hash) else { return };
-        holders.remove(client_id);
-        if holders.is_empty() {
-            members.remove(&group.hash);
-            streams.msgs.remove_consumer(&group.consumer_name());
-        }
+        self.leave_groups(&streams, account, client_id, |hash| hash == group.hash);
     }
 }
 

@@ -175,7 +175,7 @@ struct ResetRequest {
 /// not acknowledged is forgotten, its consumer sequence starts over. The answer is its info and
 /// the sequence it now starts at (`reset_seq`, 0 in a refusal, as nats-server writes it).
 pub fn reset(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiResponse {
-    let result = (|| {
+    let result = (|| -> Result<serde_json::Value, ApiError> {
         let req: ResetRequest = decode_request(body)?;
         let consumer = find(account, stream, name)?;
         let seq =
@@ -187,10 +187,9 @@ pub fn reset(account: &JsAccount, stream: &str, name: &str, body: &[u8]) -> ApiR
     match result {
         Ok(info) => respond("consumer_reset", Ok(info)),
         Err(e) => {
-            let raw = crate::jetstream::json::error_response("consumer_reset", &e);
-            let mut body: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
-            body["reset_seq"] = 0.into();
-            ApiResponse::raw(None, serde_json::to_vec(&body).unwrap_or(raw).into(), true)
+            let body =
+                crate::jetstream::json::response("consumer_reset", &json!({"error": e, "reset_seq": 0}));
+            ApiResponse::raw(None, body.into(), true)
         }
     }
 }
