@@ -796,18 +796,22 @@ def _scenario_keep_alive(broker, version, run):
     sock.sendall(_raw_packet(1, 0, body))
     out = [[hex(k) for k in _raw_read(sock, 1)]]
     started = time.time()
-    # MQTT says 1.5 times the keep alive; mosquitto checks on a coarse timer (about 5 s for
-    # a 1 s keep alive, more on a loaded machine: a CI run saw over 8 s), Jetway within a
-    # quarter second: only "not early, not never" is compared.
-    sock.settimeout(16)
+    # MQTT says 1.5 times the keep alive. mosquitto 2.0 checks keep alives at most every
+    # 6 s of its loop's clock and rounds 1.5 s down to 1 s, so it closes 2 to 9 s after
+    # the last packet, later on a loaded machine (a CI run saw over 15 s); Jetway within a
+    # quarter second (tested in e2e). Only "not early, not never" is compared, and a reset
+    # counts as closed.
+    sock.settimeout(40)
     closed_after = None
     try:
         while sock.recv(4096):
             pass
         closed_after = time.time() - started
-    except OSError:
+    except TimeoutError:
         pass
-    out.append(closed_after is not None and 1.4 <= closed_after <= 15.0)
+    except OSError:
+        closed_after = time.time() - started
+    out.append(closed_after is not None and closed_after >= 1.4)
     out.append([m[:4] for m in watcher.settle(1)])
     sock.close()
     watcher.close()
