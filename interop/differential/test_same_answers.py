@@ -1060,6 +1060,52 @@ async def _sourcing_steps(nc, ask, answers):
         answers.append((name, "held", sorted(held, key=str)))
 
 
+async def _source_checks_steps(nc, _ask, answers):
+    """Mirror and source configs nats-server refuses (or takes), in one account: names,
+    duplicates, filters with transforms, bad and overlapping transforms, message sizes against
+    the origin, external prefixes, cycles through other streams."""
+    configs = [
+        {"name": "O", "subjects": ["o.>"], "max_msg_size": 1024},
+        {"name": "P", "subjects": ["p.>"], "sources": [{"name": "O"}]},
+        {"name": "S1", "sources": [{"name": "O"}, {"name": "O"}]},
+        {"name": "S2", "sources": [{"name": "O", "filter_subject": "o.a"}, {"name": "O", "filter_subject": "o.b"}]},
+        {"name": "S3", "sources": [{"name": "O", "filter_subject": "o.a", "subject_transforms": [{"src": "o.a", "dest": "x"}]}]},
+        {"name": "S4", "sources": [{"name": "O", "subject_transforms": [{"src": "o..a", "dest": "x"}]}]},
+        {"name": "S5", "sources": [{"name": "O", "subject_transforms": [{"src": "o.*", "dest": "x.{{wildcard(2)}}"}]}]},
+        {"name": "S6", "sources": [{"name": "O", "subject_transforms": [{"src": "o.>", "dest": "x.>"}, {"src": "o.a", "dest": "y"}]}]},
+        {"name": "S7", "sources": [{"name": "O", "subject_transforms": [{"src": "o.a", "dest": "x"}, {"src": "o.b", "dest": "y"}]}]},
+        {"name": "S8", "max_msg_size": 512, "sources": [{"name": "O"}]},
+        {"name": "S9", "sources": [{"name": "bad.name"}]},
+        {"name": "S10", "sources": [{"name": "O", "external": {"api": "$JS.x.API", "deliver": "o"}}]},
+        {"name": "S11", "sources": [{"name": "O", "external": {"api": "$JS.x.API", "deliver": "dlv"}}, {"name": "O", "external": {"api": "$JS.y.API", "deliver": "dlv"}}]},
+        {"name": "S12", "sources": [{"name": "O"}, {"name": "X", "external": {"api": "$JS.x.API", "deliver": "o"}}]},
+        {"name": "M1", "mirror": {"name": "O"}, "max_msg_size": 100},
+        {"name": "M2", "mirror": {"name": "bad*"}},
+        {"name": "M3", "mirror": {"name": "O", "subject_transforms": [{"src": "o.>", "dest": "x.>"}, {"src": "o.a", "dest": "y"}]}},
+        {"name": "M4", "mirror": {"name": "O", "subject_transforms": [{"src": "o.*", "dest": "x.{{wildcard(3)}}"}]}},
+        {"name": "M5", "mirror": {"name": "O"}, "subject_delete_marker_ttl": 5_000_000_000},
+        {"name": "M6", "mirror": {"name": "O"}, "first_seq": 5, "subjects": ["m6"]},
+        {"name": "M7", "mirror": {"name": "M7"}},
+        {"name": "C1", "subjects": ["c1"], "sources": [{"name": "C1"}]},
+    ]
+    for config in configs:
+        reply = await _api(nc, f"$JS.API.STREAM.CREATE.{config['name']}", config)
+        answers.append((config["name"], _error(reply)))
+    # A cycle through an existing stream: O sourcing P, which sources O.
+    reply = await _api(nc, "$JS.API.STREAM.UPDATE.O", {"name": "O", "subjects": ["o.>"], "max_msg_size": 1024, "sources": [{"name": "P"}]})
+    answers.append(("cycle through P", _error(reply)))
+    reply = await _api(nc, "$JS.API.STREAM.UPDATE.O", {"name": "O", "subjects": ["o.>"], "max_msg_size": 1024, "sources": [{"name": "P", "filter_subject": "q.>"}]})
+    answers.append(("filtered source of P", _error(reply)))
+
+
+async def _source_checks(url: str):
+    return await _recorded(url, _source_checks_steps)
+
+
+async def test_source_checks(server, reference):
+    _assert_same_answers(await _source_checks(server.url), await _source_checks(reference.url))
+
+
 async def _sourcing(url: str):
     return await _recorded(url, _sourcing_steps)
 

@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
@@ -122,6 +122,11 @@ fn install_one(
         };
         let map = SubjectMap::new(&source.subject, to.as_deref())
             .ok_or_else(|| bad_mapping(to.as_deref().unwrap_or("")))?;
+        importer.imports.write().push(ImportRoute {
+            kind: ImportKind::Stream,
+            exporter: Arc::downgrade(&exporter),
+            map: map.clone(),
+        });
         let handler = Arc::new(StreamImport { target: importer.clone(), map, stats: stats.clone() });
         exporter.sublist.insert(Subscription::new(
             source.subject.as_str().into(),
@@ -133,6 +138,11 @@ fn install_one(
     // Service: the importer's clients request on `to` (default: the exported subject).
     let local = import.to.clone().unwrap_or_else(|| source.subject.clone());
     let map = SubjectMap::new(&local, Some(&source.subject)).ok_or_else(|| bad_mapping(&local))?;
+    importer.imports.write().push(ImportRoute {
+        kind: ImportKind::Service,
+        exporter: Arc::downgrade(&exporter),
+        map: map.clone(),
+    });
     let multiple = export.response_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("singleton"));
     let prefix = format!("{SERVICE_REPLY_PREFIX}{}.", crate::jetstream::new_id());
     let service = Arc::new(ServiceImport {
@@ -149,6 +159,43 @@ fn install_one(
     exporter.sublist.insert(Subscription::new(format!("{prefix}*").into(), None, Sink::Internal(responses)));
     importer.sublist.insert(Subscription::new(local.into(), None, Sink::Internal(service)));
     Ok(())
+}
+
+/// An installed import as its importer keeps it, for questions about where subjects lead.
+pub(crate) struct ImportRoute {
+    kind: ImportKind,
+    exporter: Weak<Account>,
+    /// Service: from the importer's subject to the exporter's. Stream: from the exporter's
+    /// subject to the importer's.
+    map: SubjectMap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImportKind {
+    Stream,
+    Service,
+}
+
+/// Where a request published on `subject` in `account` is served, by the account's service
+/// imports: the exporting account and the subject there (one hop: an exporter's own imports
+/// are not followed).
+pub fn service_target(account: &Account, subject: &str) -> Option<(Arc<Account>, String)> {
+    let imports = account.imports.read();
+    let route = imports
+        .iter()
+        .find(|r| r.kind == ImportKind::Service && jetway_subject::matches(&r.map.from, subject))?;
+    Some((route.exporter.upgrade()?, route.map.apply(subject).into_owned()))
+}
+
+/// The subject under which a message published on `subject` in `exporter` reaches
+/// `account` by one of its stream imports, if one takes it.
+pub fn stream_import_subject(account: &Account, exporter: &Account, subject: &str) -> Option<String> {
+    let imports = account.imports.read();
+    imports
+        .iter()
+        .filter(|r| r.kind == ImportKind::Stream && jetway_subject::matches(&r.map.from, subject))
+        .find(|r| r.exporter.upgrade().is_some_and(|e| std::ptr::eq(&*e, exporter)))
+        .map(|r| r.map.apply(subject).into_owned())
 }
 
 /// Whether `export` offers `kind` `subject` to `importer`.
@@ -317,5 +364,55 @@ mod tests {
         let moved = SubjectMap::new("dev.*.temp", Some("sensors.*")).unwrap_or_else(|| panic!("valid"));
         assert_eq!(moved.apply("dev.d1.temp"), "sensors.d1");
         assert!(SubjectMap::new("a.*", Some("b")).is_none());
+    }
+
+    #[test]
+    fn imports_say_where_requests_go_and_what_messages_arrive_as() {
+        use crate::config::{AccountConfig, AccountsConfig, ExportConfig, ImportConfig, ImportSource};
+        let source = |account: &str, subject: &str| {
+            Some(ImportSource { account: account.into(), subject: subject.into() })
+        };
+        let mut config = AccountsConfig::new();
+        config.insert(
+            "A".into(),
+            AccountConfig {
+                exports: vec![
+                    ExportConfig { service: Some("$JS.API.>".into()), ..Default::default() },
+                    ExportConfig { stream: Some("deliver.b.>".into()), ..Default::default() },
+                ],
+                ..Default::default()
+            },
+        );
+        config.insert(
+            "B".into(),
+            AccountConfig {
+                imports: vec![
+                    ImportConfig {
+                        service: source("A", "$JS.API.>"),
+                        to: Some("$JS.a.API.>".into()),
+                        ..Default::default()
+                    },
+                    ImportConfig { stream: source("A", "deliver.b.>"), ..Default::default() },
+                ],
+                ..Default::default()
+            },
+        );
+        let accounts = Accounts::default();
+        install(&config, &accounts, &Arc::new(ServerStats::default())).unwrap_or_else(|e| panic!("{e}"));
+        let (a, b) = (
+            accounts.get("A").unwrap_or_else(|| panic!("A")),
+            accounts.get("B").unwrap_or_else(|| panic!("B")),
+        );
+        let (exporter, subject) =
+            service_target(&b, "$JS.a.API.CONSUMER.CREATE.ORDERS").unwrap_or_else(|| panic!("served by A"));
+        assert_eq!((exporter.name.as_ref(), subject.as_str()), ("A", "$JS.API.CONSUMER.CREATE.ORDERS"));
+        assert!(
+            service_target(&b, "$JS.API.CONSUMER.CREATE.ORDERS").is_none(),
+            "not imported under that name"
+        );
+        assert!(service_target(&a, "$JS.a.API.INFO").is_none(), "A imports nothing");
+        assert_eq!(stream_import_subject(&b, &a, "deliver.b.S.x").as_deref(), Some("deliver.b.S.x"));
+        assert_eq!(stream_import_subject(&b, &a, "deliver.c.S.x"), None, "not exported");
+        assert_eq!(stream_import_subject(&b, &b, "deliver.b.S.x"), None, "from A only");
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 
+use super::imports::ImportRoute;
 use crate::router::Sublist;
 
 /// Name of the account clients join when no account is configured (nats-server's `$G`).
@@ -22,6 +23,9 @@ pub struct Account {
     connections: AtomicUsize,
     /// `max_connections` of the account block; 0 is unlimited.
     max_connections: AtomicUsize,
+    /// This account's imports, for what asks where a subject leads (JetStream's external
+    /// sources); the messages themselves cross by the imports' subscriptions.
+    pub(crate) imports: RwLock<Vec<ImportRoute>>,
 }
 
 impl Account {
@@ -31,6 +35,7 @@ impl Account {
             sublist: Sublist::new(),
             connections: AtomicUsize::new(0),
             max_connections: AtomicUsize::new(0),
+            imports: RwLock::default(),
         })
     }
 

@@ -111,6 +111,12 @@ impl JsAccount {
         self.streams.read().get(name).cloned().ok_or_else(ApiError::stream_not_found)
     }
 
+    /// The config of stream `name`, if there is one.
+    fn stream_config(&self, name: &str) -> Option<StreamConfig> {
+        let stream = self.streams.read().get(name).cloned();
+        stream.map(|s| s.config())
+    }
+
     pub fn streams(&self) -> Vec<Arc<Stream>> {
         self.streams.read().values().cloned().collect()
     }
@@ -118,7 +124,7 @@ impl JsAccount {
     /// Creates a stream, or returns the existing one when the config is identical.
     /// The bool says whether it was created.
     pub fn create_stream(&self, config: StreamConfig) -> Result<(Arc<Stream>, bool), ApiError> {
-        let config = config.normalize()?;
+        let config = config.normalize_in(&|name| self.stream_config(name))?;
         if config.sealed {
             return Err(ApiError::stream_invalid_config("stream configuration for create can not be sealed"));
         }
@@ -222,7 +228,7 @@ impl JsAccount {
 
     /// Updates a stream's config (nats-server's update rules).
     pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, ApiError> {
-        let config = config.normalize()?;
+        let config = config.normalize_in(&|name| self.stream_config(name))?;
         let stream = self.stream(&config.name)?;
         let old = stream.config();
         config.check_update(&old)?;

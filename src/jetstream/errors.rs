@@ -62,6 +62,14 @@ fixed_errors! {
     mirror_with_subjects => 400, 10034, "stream mirrors can not contain subjects";
     mirror_with_first_seq => 400, 10143, "stream mirrors can not have first sequence configured";
     mirror_filter_with_transforms => 400, 10150, "mirror with multiple subject transforms cannot also have a single subject filter";
+    mirror_max_message_size_too_big => 400, 10030, "stream mirror must have max message size >= source";
+    mirror_invalid_stream_name => 400, 10142, "mirrored stream name is invalid";
+    mirror_overlapping_subject_filters => 400, 10152, "mirror subject filters can not overlap";
+    source_max_message_size_too_big => 400, 10046, "stream source must have max message size >= target";
+    source_duplicate_detected => 400, 10140, "duplicate source configuration detected";
+    source_invalid_stream_name => 400, 10141, "sourced stream name is invalid";
+    source_filter_with_transforms => 400, 10144, "source with multiple subject transforms cannot also have a single subject filter";
+    source_overlapping_subject_filters => 400, 10147, "source filters can not overlap";
     stream_name_mismatch => 400, 10056, "stream name in subject does not match request";
     stream_name_exists => 400, 10058, "stream name already in use with a different configuration";
     stream_not_found => 404, 10059, "stream not found";
@@ -124,6 +132,13 @@ formatted_errors! {
     stream_create => 500, 10049, "";
     transform_invalid_source => 400, 10155, "stream transform source: ";
     transform_invalid_destination => 400, 10156, "stream transform: ";
+    mirror_invalid_transform_source => 400, 10151, "mirror transform source: ";
+    mirror_invalid_transform_destination => 400, 10154, "mirror transform: ";
+    source_invalid_transform_source => 400, 10145, "source transform source: ";
+    source_invalid_transform_destination => 400, 10146, "source transform: ";
+    external_delivery_prefix_invalid => 400, 10024, "stream external delivery prefix ";
+    external_delivery_prefix_overlaps => 400, 10022, "stream external delivery prefix ";
+    external_api_overlap => 400, 10021, "stream external api prefix ";
     stream_delete => 500, 10050, "";
     stream_general => 500, 10051, "";
     stream_invalid_config => 500, 10052, "";

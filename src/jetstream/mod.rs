@@ -183,6 +183,15 @@ impl JetStream {
     }
 }
 
+/// nats-server's `getHash`: sha256 of `name`, its first eight bytes as base-62 digits (the
+/// MQTT gateway's session and message subjects, an external source's identity).
+pub fn short_hash(name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = Sha256::digest(name.as_bytes());
+    digest.iter().take(8).map(|b| char::from(DIGITS[usize::from(b % 62)])).collect()
+}
+
 /// A unique id for advisories and generated names (22 base-62 characters, like a NUID).
 pub fn new_id() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -80,7 +80,6 @@ use jetway_protocols::nats::HeaderMap;
 use jetway_storage::PurgeOptions;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::store::{
     OutgoingMessage, RetainedMessage, SessionRecord, SessionStore, StoreError, StoreFuture, StoredDelivery,
@@ -119,9 +118,7 @@ pub const HDR_CLIENT: &str = "Nmqtt-Client";
 /// On a stored QoS 1/2 message: the reply subject (MQTT 5 response topic).
 pub const HDR_REPLY: &str = "Nmqtt-Reply";
 
-/// nats-server's `getHash`: sha256, then the first eight bytes as base-62 digits.
-///
-/// Needed for every stored QoS 1/2 message, so recent answers are remembered per thread.
+/// nats-server's `getHash` ([`crate::jetstream::short_hash`]), needed for every stored QoS 1/2 message, so recent answers are remembered per thread.
 pub fn hash8(name: &str) -> String {
     /// Names remembered per thread before the memo starts over.
     const MEMO_MAX: usize = 1024;
@@ -129,11 +126,7 @@ pub fn hash8(name: &str) -> String {
         static MEMO: std::cell::RefCell<HashMap<String, String, foldhash::fast::RandomState>> =
             std::cell::RefCell::new(HashMap::default());
     }
-    let compute = || {
-        const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let digest = Sha256::digest(name.as_bytes());
-        digest.iter().take(8).map(|b| char::from(DIGITS[usize::from(b % 62)])).collect::<String>()
-    };
+    let compute = || crate::jetstream::short_hash(name);
     MEMO.try_with(|memo| {
         let mut memo = memo.try_borrow_mut().ok()?;
         if let Some(hash) = memo.get(name) {

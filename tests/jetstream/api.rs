@@ -474,10 +474,17 @@ async fn subject_mappings_are_checked_with_nats_server_texts() {
             "stream configuration for republish with transform from 't.*' to 'r.*' not valid",
         ),
         (
+            // Checked with the config, as nats-server 2.15.1 does (it answers these exactly).
             r#"{"name":"T","sources":[{"name":"O","subject_transforms":[{"src":"o.*","dest":"s.$2"}]}]}"#,
-            500,
-            10049,
-            "subject transform from 'o.*' to 's.$2' for the source: invalid mapping destination: wildcard index out of range in $2: [2]",
+            400,
+            10146,
+            "source transform: invalid mapping destination: wildcard index out of range in $2: [2]",
+        ),
+        (
+            r#"{"name":"T","mirror":{"name":"O","subject_transforms":[{"src":"o.*","dest":"s.$2"}]}}"#,
+            400,
+            10154,
+            "mirror transform: invalid mapping destination: wildcard index out of range in $2: [2]",
         ),
     ];
     for (config, code, err_code, description) in cases {

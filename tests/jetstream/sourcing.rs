@@ -188,3 +188,118 @@ async fn source_created_before_its_origin_starts_when_the_origin_appears() {
     publish(&js, "ny", "hello").await;
     wait_for(&js, "LATE", |i| i.state.messages == 1).await;
 }
+
+/// Account A holds ORDERS and exports what a sourcing stream needs (the consumer-create API
+/// for it, flow control, the delivery subjects); account B imports them, with A's API under
+/// `$JS.a.API`.
+const EXTERNAL_ACCOUNTS: &str = r#"accounts {
+  A: {
+    jetstream: enabled
+    users: [{user: a, password: a}]
+    exports: [
+      {service: "$JS.API.CONSUMER.CREATE.ORDERS"}
+      {service: "$JS.API.CONSUMER.CREATE.ORDERS.>"}
+      {service: "$JS.FC.>"}
+      {stream: "deliver.b.>"}
+    ]
+  }
+  B: {
+    jetstream: enabled
+    users: [{user: b, password: b}]
+    imports: [
+      {service: {account: A, subject: "$JS.API.CONSUMER.CREATE.ORDERS"}, to: "$JS.a.API.CONSUMER.CREATE.ORDERS"}
+      {service: {account: A, subject: "$JS.API.CONSUMER.CREATE.ORDERS.>"}, to: "$JS.a.API.CONSUMER.CREATE.ORDERS.>"}
+      {service: {account: A, subject: "$JS.FC.>"}}
+      {stream: {account: A, subject: "deliver.b.>"}}
+    ]
+  }
+}"#;
+
+#[tokio::test]
+async fn another_accounts_stream_is_sourced_and_mirrored_through_imports_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || async {
+        let loaded =
+            jetway::config::Config::from_conf_str(EXTERNAL_ACCOUNTS, std::path::Path::new("x.conf")).unwrap();
+        let mut config = loaded.config;
+        let test = test_config(dir.path());
+        (config.host, config.port, config.http_port) = (test.host, test.port, test.http_port);
+        (config.mqtt.host, config.mqtt.port) = (test.mqtt.host, test.mqtt.port);
+        config.jetstream.store_dir = test.jetstream.store_dir;
+        jetway::run(config).await.unwrap()
+    };
+    let login = |server: &jetway::ServerHandle, user: &str| {
+        let url = format!("nats://{}", server.nats_addr);
+        let user = user.to_string();
+        async move {
+            let client = async_nats::ConnectOptions::with_user_and_password(user.clone(), user)
+                .connect(url)
+                .await
+                .unwrap();
+            jetstream::new(client)
+        }
+    };
+    let server = start().await;
+    let (a, b) = (login(&server, "a").await, login(&server, "b").await);
+    a.create_stream(stream::Config {
+        name: "ORDERS".into(),
+        subjects: vec!["orders.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for subject in ["orders.a.1", "orders.b.2", "orders.a.3"] {
+        publish(&a, subject, "m").await;
+    }
+    let external =
+        Some(stream::External { api_prefix: "$JS.a.API".into(), delivery_prefix: Some("deliver.b".into()) });
+    let from_a = |filter: &str| stream::Source {
+        name: "ORDERS".into(),
+        filter_subject: Some(filter.to_string()).filter(|f| !f.is_empty()),
+        external: external.clone(),
+        ..Default::default()
+    };
+    b.create_stream(stream::Config {
+        name: "AGG".into(),
+        subjects: vec!["agg".into()],
+        sources: Some(vec![from_a(""), from_a("orders.a.>")]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    b.create_stream(stream::Config { name: "MIR".into(), mirror: Some(from_a("")), ..Default::default() })
+        .await
+        .unwrap();
+    wait_for(&b, "AGG", |i| i.state.messages == 5).await;
+    // async-nats' `SourceInfo` has no `external`: the API's answer, as JSON.
+    let info: serde_json::Value = b.request("STREAM.INFO.AGG", &serde_json::json!({})).await.unwrap();
+    let sources = info["sources"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sources.len(), 2, "{info}");
+    assert!(
+        sources
+            .iter()
+            .all(|s| s["external"] == serde_json::json!({"api": "$JS.a.API", "deliver": "deliver.b"})),
+        "{info}"
+    );
+    wait_for(&b, "MIR", |i| i.state.messages == 3 && i.state.last_sequence == 3).await;
+    let copied = b.get_stream("AGG").await.unwrap().get_raw_message(1).await.unwrap();
+    let header = copied.headers.get("Nats-Stream-Source").map(|v| v.to_string()).unwrap_or_default();
+    // The origin's name and nats-server's hash of the API prefix.
+    assert!(
+        header.starts_with(&format!("ORDERS:{} ", jetway::jetstream::short_hash("$JS.a.API"))),
+        "{header}"
+    );
+    server.shutdown().await;
+
+    let server = start().await;
+    let (a, b) = (login(&server, "a").await, login(&server, "b").await);
+    publish(&a, "orders.a.4", "late").await;
+    wait_for(&b, "AGG", |i| i.state.messages == 7).await;
+    wait_for(&b, "MIR", |i| i.state.messages == 4 && i.state.last_sequence == 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let info = b.get_stream("AGG").await.unwrap().info().await.unwrap().clone();
+    assert_eq!(info.state.messages, 7, "nothing copied twice after the restart");
+    // A's streams stay A's: B has no ORDERS of its own.
+    assert!(b.get_stream("ORDERS").await.is_err());
+    server.shutdown().await;
+}

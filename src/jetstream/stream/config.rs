@@ -268,7 +268,18 @@ fn check_source_mappings(link: &StreamSource, what: &str) -> Result<(), ApiError
 
 impl StreamConfig {
     /// Fills defaults and checks the config as nats-server's `checkStreamCfg` does.
-    pub fn normalize(mut self) -> Result<StreamConfig, ApiError> {
+    /// [`StreamConfig::normalize_in`] for a stream checked on its own (no other streams of
+    /// its account to look at).
+    pub fn normalize(self) -> Result<StreamConfig, ApiError> {
+        self.normalize_in(&|_| None)
+    }
+
+    /// Fills in nats-server's defaults and applies its checks, in its order; `others` finds
+    /// the configs of the account's other streams (for mirrors and sources).
+    pub fn normalize_in(
+        mut self,
+        others: super::source_checks::Lookup<'_>,
+    ) -> Result<StreamConfig, ApiError> {
         if !has_valid_name_chars(&self.name) {
             return Err(ApiError::stream_invalid_config(
                 "stream name is required and can not contain '.', '*', '>', '\\', '/'",
@@ -376,39 +387,10 @@ impl StreamConfig {
         if self.allow_rollup_hdrs && self.deny_purge {
             return Err(ApiError::stream_invalid_config("roll-ups require the purge permission"));
         }
-        if let Some(mirror) = &self.mirror {
-            if !self.subjects.is_empty() {
-                return Err(ApiError::mirror_with_subjects());
-            }
-            if !self.sources.is_empty() {
-                return Err(ApiError::mirror_with_sources());
-            }
-            if self.first_seq != 0 {
-                return Err(ApiError::mirror_with_first_seq());
-            }
-            if !mirror.filter_subject.is_empty() && !mirror.subject_transforms.is_empty() {
-                return Err(ApiError::mirror_filter_with_transforms());
-            }
-            if mirror.name == self.name {
-                return Err(ApiError::stream_invalid_config("detected cycle"));
-            }
-            if mirror.external.is_some() {
-                return Err(ApiError::stream_invalid_config(
-                    "external mirrors are not supported by this server",
-                ));
-            }
-        } else if self.mirror_direct {
+        if self.mirror.is_none() && self.mirror_direct {
             return Err(ApiError::stream_invalid_config("stream has no mirror but does have mirror direct"));
         }
-        if self.sources.iter().any(|s| s.name == self.name) {
-            return Err(ApiError::stream_invalid_config("detected cycle"));
-        }
-        if self.sources.iter().any(|s| !is_valid_name(&s.name)) {
-            return Err(ApiError::stream_invalid_config("stream source name is invalid"));
-        }
-        if self.sources.iter().any(|s| s.external.is_some()) {
-            return Err(ApiError::stream_invalid_config("external sources are not supported by this server"));
-        }
+        super::source_checks::check(&self, others)?;
         if self.subjects.is_empty() && self.mirror.is_none() && self.sources.is_empty() {
             self.subjects = vec![self.name.clone()];
         }

@@ -11,6 +11,7 @@ pub mod dedup;
 pub mod info;
 mod ingest;
 pub mod interest;
+mod source_checks;
 pub mod sourcing;
 
 use std::collections::BTreeMap;

@@ -12,14 +12,25 @@
 //!   numbers. A mirror has no subjects, so clients cannot publish into it. Its position after a
 //!   restart is its own last sequence.
 //! - A **source** appends each message through the stream's normal write path (dedup, limits,
-//!   retention) with a `Nats-Stream-Source` header:
-//!   `<key> <origin seq> <filter> <transform dest> <original subject>`, where `<key>` is the
-//!   origin's name, followed by `:<filters>` when the source is filtered (so two filtered
-//!   sources of one origin keep separate positions). After a restart each source's position is
-//!   recovered from the newest stored message carrying its key. `Nats-Expected-*` headers of
-//!   the origin message are dropped: they were checked when it was first stored.
+//!   retention) with nats-server's `Nats-Stream-Source` header:
+//!   `<origin> <origin seq> <filter> <transform dest> <original subject>`, where `<origin>` is
+//!   the origin's name (with `:<hash of the API prefix>` for an external one), `<filter>` the
+//!   filter or the transforms' sources and `<transform dest>` their destinations (joined by
+//!   form feeds; `>` when absent). The origin, filter and destination identify the source (its
+//!   [`SourceIdentity`]), so two sources of one origin keep separate positions; after a restart
+//!   each source's position is recovered from the newest stored message of its identity.
+//!   `Nats-Expected-*` headers of the origin message are dropped: they were checked when it
+//!   was first stored.
 //!
-//! External mirrors and sources (other accounts or domains) are refused by the config check.
+//! An **external** mirror or source (`external.api`, `external.deliver`) names a stream of
+//! another account on this server, reached as nats-server reaches it: the consumer-create
+//! request nats-server would send on `<api>.CONSUMER.CREATE.<stream>…` must lead, through the
+//! sourcing account's service imports, to `$JS.API` of the account holding the origin (as
+//! with nats-server, the account's own domain prefix `$JS.<domain>.API` does not count: it
+//! serves clients' requests), and the subject it would deliver on,
+//! `<deliver>.S.…` (`.M.` for a mirror), must reach the sourcing account through a stream
+//! import from that account. The messages are then read from the origin's store directly,
+//! like a local origin's. Only one import hop is followed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -35,7 +46,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{StreamSource, SubjectTransform};
+use super::config::{ExternalStream, StreamSource, SubjectTransform};
 use super::Stream;
 use crate::jetstream::account::JsAccount;
 use crate::jetstream::errors::ApiError;
@@ -61,8 +72,11 @@ struct Link {
     config: StreamSource,
     /// The config's subject transforms, compiled (checked with the stream's config).
     mappings: Vec<Transform>,
-    /// First token of the `Nats-Stream-Source` header.
-    key: String,
+    /// What the `Nats-Stream-Source` header says of the source.
+    identity: SourceIdentity,
+    /// The first token of the header Jetway wrote before it wrote nats-server's (the name,
+    /// with `:<filters>` when filtered): positions stored that way are still found.
+    legacy_key: String,
     lag: AtomicU64,
     /// Last time the origin was reached (ns since the epoch; 0: never).
     last_contact: AtomicI64,
@@ -73,6 +87,8 @@ struct Link {
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamSourceInfoJson {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalStream>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub filter_subject: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -87,7 +103,7 @@ pub struct StreamSourceInfoJson {
 impl Link {
     fn new(config: StreamSource) -> Link {
         let filters = link_filters(&config);
-        let key = if filters.is_empty() {
+        let legacy_key = if filters.is_empty() {
             config.name.clone()
         } else {
             format!("{}:{}", config.name, filters.join(","))
@@ -95,9 +111,10 @@ impl Link {
         let mappings =
             config.subject_transforms.iter().filter_map(|t| Transform::new(&t.src, &t.dest).ok()).collect();
         Link {
+            identity: SourceIdentity::of(&config),
             config,
             mappings,
-            key,
+            legacy_key,
             lag: AtomicU64::new(0),
             last_contact: AtomicI64::new(0),
             error: Mutex::new(None),
@@ -116,6 +133,7 @@ impl Link {
         let contact = self.last_contact.load(Ordering::Relaxed);
         StreamSourceInfoJson {
             name: self.config.name.clone(),
+            external: self.config.external.clone(),
             filter_subject: Some(self.config.filter_subject.clone()).filter(|f| !f.is_empty()),
             subject_transforms: self.config.subject_transforms.clone(),
             lag: self.lag.load(Ordering::Relaxed),
@@ -123,6 +141,40 @@ impl Link {
             error: self.error.lock().clone(),
         }
     }
+}
+
+/// Stands for the consumer name in the create subject an external origin is asked on (only
+/// whether an import's subject matches it matters).
+const CONSUMER_TOKEN: &str = "JS_SRC";
+
+/// The account holding an external origin, and the origin's name there: where the consumer
+/// create request nats-server would send for `config` leads, if the subject the consumer
+/// would deliver on also comes back to `account`.
+fn external_origin(
+    account: &Arc<JsAccount>,
+    external: &ExternalStream,
+    config: &StreamSource,
+    mirror: bool,
+) -> Option<(Arc<JsAccount>, String)> {
+    let create = match link_filters(config).as_slice() {
+        [filter] => format!("{}.CONSUMER.CREATE.{}.{CONSUMER_TOKEN}.{filter}", external.api, config.name),
+        _ => format!("{}.CONSUMER.CREATE.{}", external.api, config.name),
+    }
+    .replace("..", ".");
+    // Only imports lead anywhere: nats-server's request does not take the account's own
+    // domain mapping (`$JS.<domain>.API`), which serves clients.
+    let (exporter, served) = crate::account::imports::service_target(&account.account, &create)?;
+    let name = served.strip_prefix("$JS.API.CONSUMER.CREATE.")?.split('.').next()?;
+    let holder = account.js.account(&exporter.name)?;
+    if !Arc::ptr_eq(&holder, account) {
+        let kind = if mirror { "M" } else { "S" };
+        let deliver = if external.deliver.is_empty() { "$JS" } else { external.deliver.as_str() };
+        let subject = format!("{deliver}.{kind}.{}", crate::jetstream::new_id()).replace("..", ".");
+        if crate::account::imports::stream_import_subject(&account.account, &exporter, &subject)? != subject {
+            return None;
+        }
+    }
+    Some((holder, name.to_string()))
 }
 
 /// The origin subjects a link takes: the transforms' sources, else the filter, else all.
@@ -141,13 +193,67 @@ fn link_filters(config: &StreamSource) -> Vec<String> {
     }
 }
 
-/// Splits a `Nats-Stream-Source` value into its key and origin sequence.
-fn parse_source_header(value: &[u8]) -> Option<(&str, u64)> {
+/// Who a source is, as nats-server composes it (its "index name"): the origin (with a hash
+/// of the external API prefix), the filter or transform sources, the transform destinations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceIdentity {
+    origin: String,
+    filter: String,
+    dest: String,
+}
+
+impl SourceIdentity {
+    pub(crate) fn of(config: &StreamSource) -> SourceIdentity {
+        let mut origin = config.name.clone();
+        if let Some(external) = &config.external {
+            origin.push(':');
+            origin.push_str(&crate::jetstream::short_hash(&external.api));
+        }
+        let or_all = |s: &str| if s.is_empty() { ">".to_string() } else { s.to_string() };
+        let (filter, dest) = if config.subject_transforms.is_empty() {
+            (or_all(&config.filter_subject), ">".to_string())
+        } else {
+            let join = |part: fn(&SubjectTransform) -> &str| {
+                config.subject_transforms.iter().map(|t| or_all(part(t))).collect::<Vec<_>>().join("\u{c}")
+            };
+            (join(|t| &t.src), join(|t| &t.dest))
+        };
+        SourceIdentity { origin, filter, dest }
+    }
+
+    /// The `Nats-Stream-Source` value for origin message `seq` first stored on `subject`.
+    fn header(&self, seq: u64, subject: &str) -> String {
+        format!("{} {seq} {} {} {subject}", self.origin, self.filter, self.dest)
+    }
+}
+
+/// A `Nats-Stream-Source` value: its tokens (origin, sequence, filter, destination) split.
+struct SourceHeader<'a> {
+    origin: &'a str,
+    seq: u64,
+    filter: Option<&'a str>,
+    dest: Option<&'a str>,
+}
+
+fn parse_source_header(value: &[u8]) -> Option<SourceHeader<'_>> {
     let text = std::str::from_utf8(value).ok()?;
     let mut tokens = text.split(' ');
-    let key = tokens.next()?;
+    let origin = tokens.next()?;
     let seq = tokens.next()?.parse().ok()?;
-    Some((key, seq))
+    Some(SourceHeader { origin, seq, filter: tokens.next(), dest: tokens.next() })
+}
+
+impl SourceHeader<'_> {
+    /// Whether this message was sourced by `link` (in nats-server's form or Jetway's earlier one).
+    fn is_from(&self, link: &Link) -> bool {
+        let id = &link.identity;
+        let ours = self.origin == id.origin && self.filter == Some(&id.filter) && self.dest == Some(&id.dest);
+        // Jetway's earlier form named a filtered source `<origin>:<filters>` (an unfiltered
+        // one's header was already nats-server's).
+        let earlier =
+            link.config.external.is_none() && link.legacy_key != id.origin && self.origin == link.legacy_key;
+        ours || earlier
+    }
 }
 
 impl Stream {
@@ -166,13 +272,13 @@ impl Stream {
         let links: Vec<Arc<Link>> = configs.into_iter().map(|c| Arc::new(Link::new(c))).collect();
         let recovered = if mirror { HashMap::new() } else { self.recover_source_positions(&links) };
         let cancel = CancellationToken::new();
-        for link in &links {
+        for (i, link) in links.iter().enumerate() {
             let task = LinkTask {
                 target: Arc::downgrade(self),
                 account: account.clone(),
                 link: link.clone(),
                 mirror,
-                next: recovered.get(&link.key).copied(),
+                next: recovered.get(&i).copied(),
             };
             runtime.spawn(task.run(cancel.clone()));
         }
@@ -198,17 +304,20 @@ impl Stream {
         }
     }
 
-    /// Next origin sequence of each source, from the newest message carrying its key.
-    fn recover_source_positions(&self, links: &[Arc<Link>]) -> HashMap<String, u64> {
+    /// Next origin sequence of each source (by its index in `links`), from the newest message
+    /// it sourced.
+    fn recover_source_positions(&self, links: &[Arc<Link>]) -> HashMap<usize, u64> {
         let mut found = HashMap::new();
         let state = self.store.state();
         let mut seq = state.last_seq;
         while seq >= state.first_seq.max(1) && found.len() < links.len() {
             if let Ok(m) = self.store.load(seq) {
                 let value = m.headers.as_deref().and_then(|h| find_raw(h, SOURCE_HEADER));
-                if let Some((key, origin_seq)) = value.and_then(parse_source_header) {
-                    if links.iter().any(|l| l.key == key) && !found.contains_key(key) {
-                        found.insert(key.to_string(), origin_seq + 1);
+                if let Some(header) = value.and_then(parse_source_header) {
+                    for (i, link) in links.iter().enumerate() {
+                        if !found.contains_key(&i) && header.is_from(link) {
+                            found.insert(i, header.seq + 1);
+                        }
                     }
                 }
             }
@@ -242,13 +351,15 @@ impl LinkTask {
     async fn run(mut self, cancel: CancellationToken) {
         loop {
             let Some(target) = self.target.upgrade() else { return };
-            let origin = self.account.upgrade().and_then(|a| a.stream(&self.link.config.name).ok());
-            let Some(origin) = origin else {
-                *self.link.error.lock() = Some(ApiError::stream_not_found());
-                drop(target);
-                tokio::select! {
-                    _ = tokio::time::sleep(RECHECK) => continue,
-                    _ = cancel.cancelled() => return,
+            let origin = match self.origin() {
+                Ok(origin) => origin,
+                Err(error) => {
+                    *self.link.error.lock() = error;
+                    drop(target);
+                    tokio::select! {
+                        _ = tokio::time::sleep(RECHECK) => continue,
+                        _ = cancel.cancelled() => return,
+                    }
                 }
             };
             let mut watch = origin.watch_last_seq();
@@ -271,6 +382,21 @@ impl LinkTask {
                     _ = tokio::time::sleep(RECHECK) => {}
                     _ = cancel.cancelled() => return,
                 },
+            }
+        }
+    }
+
+    /// The origin stream; otherwise what `StreamInfo` reports: the origin's absence, or no
+    /// error while an external origin cannot be reached (nats-server's request to it then
+    /// goes unanswered, and it reports nothing either).
+    fn origin(&self) -> Result<Arc<Stream>, Option<ApiError>> {
+        let account = self.account.upgrade().ok_or(None)?;
+        let config = &self.link.config;
+        match &config.external {
+            None => account.stream(&config.name).map_err(Some),
+            Some(external) => {
+                let (holder, name) = external_origin(&account, external, config, self.mirror).ok_or(None)?;
+                holder.stream(&name).map_err(Some)
             }
         }
     }
@@ -378,7 +504,6 @@ impl LinkTask {
 
     /// A source appends through the write path, with the `Nats-Stream-Source` header.
     fn store_sourced(&self, target: &Stream, msg: StoredMessage) -> Result<(), ApiError> {
-        let config = &self.link.config;
         let subject = self.link.map_subject(&msg.subject);
         let mut headers =
             msg.headers.as_deref().and_then(|raw| HeaderMap::decode(raw).ok()).unwrap_or_default();
@@ -391,22 +516,9 @@ impl LinkTask {
         for name in expected {
             headers.remove(&name);
         }
-        let filter = link_filters(config).join(",");
-        let dest = config.subject_transforms.iter().map(|t| t.dest.as_str()).collect::<Vec<_>>().join(",");
-        let value =
-            format!("{} {} {} {} {}", self.link.key, msg.seq, or_gt(&filter), or_gt(&dest), msg.subject);
-        headers.insert(SOURCE_HEADER, value);
+        headers.insert(SOURCE_HEADER, self.link.identity.header(msg.seq, &msg.subject));
         let headers: Bytes = headers.encode();
         target.ingest_sourced(&subject, &headers, &msg.payload)
-    }
-}
-
-/// Empty header fields are written as `>` so the value keeps its token positions.
-fn or_gt(field: &str) -> &str {
-    if field.is_empty() {
-        ">"
-    } else {
-        field
     }
 }
 
@@ -414,27 +526,58 @@ fn or_gt(field: &str) -> &str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn header_value_round_trips_key_and_sequence() {
-        assert_eq!(parse_source_header(b"ORDERS 42 > > orders.1"), Some(("ORDERS", 42)));
-        assert_eq!(parse_source_header(b"ORDERS:a.* 7 a.* > a.b"), Some(("ORDERS:a.*", 7)));
-        assert_eq!(parse_source_header(b"ORDERS x"), None);
+    fn source(name: &str) -> StreamSource {
+        StreamSource { name: name.into(), ..StreamSource::default() }
+    }
+
+    fn transform(src: &str, dest: &str) -> SubjectTransform {
+        SubjectTransform { src: src.into(), dest: dest.into() }
     }
 
     #[test]
-    fn filtered_links_get_their_own_key_and_mapped_subjects() {
-        let plain = Link::new(StreamSource { name: "O".into(), ..StreamSource::default() });
-        assert_eq!(plain.key, "O");
-        let transformed = StreamSource {
-            name: "O".into(),
-            subject_transforms: vec![SubjectTransform {
-                src: "a.*".into(),
-                dest: "b.{{wildcard(1)}}".into(),
-            }],
-            ..StreamSource::default()
-        };
-        let link = Link::new(transformed);
-        assert_eq!(link.key, "O:a.*");
+    fn headers_are_nats_servers() {
+        let plain = SourceIdentity::of(&source("ORDERS"));
+        assert_eq!(plain.header(42, "orders.1"), "ORDERS 42 > > orders.1");
+        let filtered =
+            SourceIdentity::of(&StreamSource { filter_subject: "orders.*".into(), ..source("ORDERS") });
+        assert_eq!(filtered.header(7, "orders.a"), "ORDERS 7 orders.* > orders.a");
+        let transformed = SourceIdentity::of(&StreamSource {
+            subject_transforms: vec![transform("a.*", "b.{{wildcard(1)}}"), transform("c.>", "")],
+            ..source("O")
+        });
+        assert_eq!(transformed.header(1, "a.x"), "O 1 a.*\u{c}c.> b.{{wildcard(1)}}\u{c}> a.x");
+        // nats-server's getHash of the API prefix (sha256, eight base-62 digits).
+        let external = SourceIdentity::of(&StreamSource {
+            external: Some(ExternalStream { api: "$JS.hub.API".into(), deliver: String::new() }),
+            ..source("ORDERS")
+        });
+        assert_eq!(external.header(3, "o.1"), "ORDERS:bTMUkJQk 3 > > o.1");
+    }
+
+    #[test]
+    fn a_header_names_the_source_that_wrote_it_in_either_form() {
+        let link = |config: StreamSource| Link::new(config);
+        let plain = link(source("O"));
+        let filtered = link(StreamSource { filter_subject: "a.>".into(), ..source("O") });
+        let other_filter = link(StreamSource { filter_subject: "b.>".into(), ..source("O") });
+        let parse =
+            |value: &'static str| parse_source_header(value.as_bytes()).unwrap_or_else(|| panic!("{value}"));
+        let ours = parse("O 5 a.> > a.x");
+        assert_eq!(ours.seq, 5);
+        assert!(ours.is_from(&filtered) && !ours.is_from(&plain) && !ours.is_from(&other_filter));
+        assert!(parse("O 9 > > z").is_from(&plain));
+        // Jetway's earlier form: the filter in the first token.
+        let earlier = parse("O:a.> 6 a.> > a.y");
+        assert!(earlier.is_from(&filtered) && !earlier.is_from(&plain) && !earlier.is_from(&other_filter));
+        assert!(parse_source_header(b"O x").is_none());
+    }
+
+    #[test]
+    fn transformed_links_map_subjects() {
+        let link = Link::new(StreamSource {
+            subject_transforms: vec![transform("a.*", "b.{{wildcard(1)}}")],
+            ..source("O")
+        });
         assert_eq!(link.map_subject("a.x"), "b.x");
         assert_eq!(link.map_subject("c.x"), "c.x");
     }
