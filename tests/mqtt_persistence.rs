@@ -12,7 +12,7 @@ use jetway::server::ServerHandle;
 use jetway_protocols::mqtt::{Ack, Packet, ProtocolVersion, Publish as RawPublish, QoS as RawQoS};
 
 use crate::harness::test_config;
-use crate::mqtt::{raw_connect, v4, v4_with, Raw};
+use crate::mqtt::{raw_connect, v4, v4_with, Raw, V4};
 
 /// A server with MQTT on a random port, its JetStream in `dir` (the same `dir` restarts it).
 async fn start(dir: &Path) -> ServerHandle {
@@ -37,6 +37,14 @@ async fn publish_qos1(addr: std::net::SocketAddr, topic: &str, payload: &str, re
     publisher.client.disconnect().await.unwrap();
 }
 
+/// A 3.1.1 client with a persistent session (clean session 0).
+async fn persistent_v4(addr: std::net::SocketAddr, id: &str) -> V4 {
+    v4_with(addr, id, |o| {
+        o.set_clean_session(false);
+    })
+    .await
+}
+
 /// A QoS 1 SUBSCRIBE for the raw client.
 fn subscribe_packet(filter: &str, qos: RawQoS) -> Packet {
     let filter = filter.to_owned();
@@ -55,10 +63,7 @@ async fn persistent_session_and_queued_qos1_messages_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let addr = mqtt_addr(&server);
-    let mut sub = v4_with(addr, "keeper", |o| {
-        o.set_clean_session(false);
-    })
-    .await;
+    let mut sub = persistent_v4(addr, "keeper").await;
     sub.subscribe("queued/#", rumqttc::QoS::AtLeastOnce).await;
     sub.client.disconnect().await.unwrap();
     drop(sub);
@@ -71,10 +76,7 @@ async fn persistent_session_and_queued_qos1_messages_survive_a_restart() {
 
     let server = start(dir.path()).await;
     let addr = mqtt_addr(&server);
-    let mut sub = v4_with(addr, "keeper", |o| {
-        o.set_clean_session(false);
-    })
-    .await;
+    let mut sub = persistent_v4(addr, "keeper").await;
     let first = sub.next_publish().await;
     let second = sub.next_publish().await;
     assert_eq!((first.topic.as_str(), &first.payload[..]), ("queued/1", &b"one"[..]));
@@ -232,10 +234,7 @@ async fn mqtt_streams_hold_sessions_messages_and_retained_in_nats_server_layout(
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let addr = mqtt_addr(&server);
-    let mut sub = v4_with(addr, "inspect", |o| {
-        o.set_clean_session(false);
-    })
-    .await;
+    let mut sub = persistent_v4(addr, "inspect").await;
     sub.subscribe("layout/+", rumqttc::QoS::AtLeastOnce).await;
     sub.subscribe("other/#", rumqttc::QoS::ExactlyOnce).await;
     sub.client.disconnect().await.unwrap();
@@ -411,6 +410,109 @@ async fn expired_mqtt5_session_loses_its_record_and_consumer() {
     server.shutdown().await;
 }
 
+/// One task ends every offline session: it must wake for a session ending sooner than the
+/// one it waits for, and leave a session whose client came back.
+#[tokio::test]
+async fn offline_sessions_end_in_expiry_order_and_a_resumed_one_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let session = |id: &str, expiry: u32, present: bool| {
+        let mut connect = raw_connect(ProtocolVersion::V5, id, false);
+        connect.properties.session_expiry_interval = Some(expiry);
+        let topic = format!("{id}/t");
+        async move {
+            let mut raw = Raw::mqtt_connect(addr, connect, present).await;
+            raw.send_packet(ProtocolVersion::V5, subscribe_packet(&topic, RawQoS::AtLeastOnce)).await;
+            assert_eq!(raw.read_packet().await.first(), Some(&0x90), "SUBACK");
+            raw
+        }
+    };
+    drop(session("long", 3, false).await);
+    drop(session("short", 1, false).await);
+    drop(session("back", 1, false).await);
+    let back = session("back", 1, true).await;
+    let js = js_of(&server).await;
+    let sess = js.get_stream("$MQTT_sess").await.unwrap();
+    let has_record = |id: &str| {
+        let (sess, subject) = (sess.clone(), format!("$MQTT.sess.{}", hash8(id)));
+        async move { sess.get_last_raw_message_by_subject(&subject).await.is_ok() }
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while has_record("short").await {
+        assert!(tokio::time::Instant::now() < deadline, "the short session never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(has_record("long").await, "the long session ended with the short one");
+    while has_record("long").await {
+        assert!(tokio::time::Instant::now() < deadline, "the long session never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(has_record("back").await, "a resumed session was ended");
+    drop(back);
+    server.shutdown().await;
+}
+
+/// A session with thousands of subscriptions (a gateway device subscribing for each of its
+/// sub-devices): its consumer's filters were compared pair by pair at every SUBSCRIBE, so
+/// subscribing 4,000 topics took minutes of CPU (quadratic in the session's filters each
+/// time). The bound is a guard against that, far above what it takes.
+#[tokio::test]
+async fn a_session_with_thousands_of_subscriptions_subscribes_without_quadratic_work() {
+    const TOPICS: usize = 4000;
+    const PER_SUBSCRIBE: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut sub = persistent_v4(addr, "gateway-device").await;
+    let subscribing = async {
+        for first in (0..TOPICS).step_by(PER_SUBSCRIBE) {
+            let filters = (first..first + PER_SUBSCRIBE)
+                .map(|i| rumqttc::SubscribeFilter::new(format!("dev/{i}/cmd"), rumqttc::QoS::AtLeastOnce));
+            sub.client.subscribe_many(filters).await.unwrap();
+            sub.wait_for(|e| matches!(e, rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), subscribing).await.expect("subscribed in time");
+    for topic in ["dev/0/cmd", &format!("dev/{}/cmd", TOPICS - 1)] {
+        publish_qos1(addr, topic, "go", false).await;
+        let p = sub.next_publish().await;
+        assert_eq!((p.topic.as_str(), p.qos), (topic, rumqttc::QoS::AtLeastOnce));
+    }
+    server.shutdown().await;
+}
+
+/// Subscriptions overlapping in part give the session's consumer filters that overlap in
+/// part, which a consumer may have (only a filter inside another is refused; the filters were
+/// widened to everything before): what matches both comes once (the session's stored messages
+/// come from its one consumer), what matches one comes too, and nothing else.
+#[tokio::test]
+async fn partly_overlapping_subscriptions_of_a_persistent_session_get_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    let addr = mqtt_addr(&server);
+    let mut sub = persistent_v4(addr, "overlapper").await;
+    sub.subscribe("ov/+/x", rumqttc::QoS::AtLeastOnce).await;
+    sub.subscribe("ov/a/+", rumqttc::QoS::AtLeastOnce).await;
+    let js = js_of(&server).await;
+    let consumer =
+        js.get_stream("$MQTT_msgs").await.unwrap().consumer_info(hash8("overlapper")).await.unwrap();
+    let mut filters = consumer.config.filter_subjects.clone();
+    filters.sort();
+    assert_eq!(filters, vec!["$MQTT.msgs.ov.*.x", "$MQTT.msgs.ov.a.*"], "both filters, not everything");
+    for topic in ["ov/a/x", "ov/b/x", "ov/a/y", "ov/b/y"] {
+        publish_qos1(addr, topic, topic, false).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(sub.next_publish().await.topic);
+    }
+    sub.no_publish(Duration::from_millis(300)).await;
+    got.sort();
+    assert_eq!(got, vec!["ov/a/x", "ov/a/y", "ov/b/x"]);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn without_jetstream_the_gateway_keeps_state_in_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -419,10 +521,7 @@ async fn without_jetstream_the_gateway_keeps_state_in_memory() {
     config.jetstream.enabled = false;
     let server = jetway::run(config).await.expect("server starts");
     let addr = mqtt_addr(&server);
-    let mut sub = v4_with(addr, "memory", |o| {
-        o.set_clean_session(false);
-    })
-    .await;
+    let mut sub = persistent_v4(addr, "memory").await;
     sub.subscribe("mem/#", rumqttc::QoS::AtLeastOnce).await;
     publish_qos1(addr, "mem/r", "retained", true).await;
     let p = sub.next_publish().await;
@@ -546,10 +645,7 @@ async fn session_consumers_are_acknowledged_without_an_ack_subscription() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let addr = mqtt_addr(&server);
-    let mut sub = v4_with(addr, "direct-acks", |o| {
-        o.set_clean_session(false);
-    })
-    .await;
+    let mut sub = persistent_v4(addr, "direct-acks").await;
     sub.subscribe("acks/#", rumqttc::QoS::AtLeastOnce).await;
     publish_qos1(addr, "acks/1", "one", false).await;
     assert_eq!(&sub.next_publish().await.payload[..], b"one");

@@ -110,6 +110,14 @@ STREAM_CONFIGS = [
 ]
 
 CONSUMER_CONFIGS = [
+    # Filters overlapping one another, or not; which problem of several is reported first.
+    {"durable_name": "fdup", "filter_subjects": ["ok1.a", "ok1.b", "ok1.a"]},
+    {"durable_name": "fwild", "filter_subjects": ["ok1.b", "ok1.*"]},
+    {"durable_name": "fdeep", "filter_subjects": ["ok1.a.*", "ok1.*.b", "ok1.c"]},
+    {"durable_name": "fok", "filter_subjects": ["ok1.a", "ok1.b.*", "ok1.c.>"]},
+    {"durable_name": "fbad", "filter_subjects": ["ok1.a", "ok1..b", "ok1.a"]},
+    {"durable_name": "fbad2", "filter_subjects": ["ok1.x", "ok1..b", "ok1.y"]},
+    {"durable_name": "fempty", "filter_subjects": ["ok1.a", "", "ok1.a"]},
     {"durable_name": "lps", "deliver_policy": "last_per_subject"},
     {"durable_name": "alls", "deliver_policy": "all", "opt_start_seq": 3},
     {"durable_name": "bss", "deliver_policy": "by_start_sequence"},

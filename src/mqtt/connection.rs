@@ -394,7 +394,7 @@ impl Connection {
         // After a start: the offline sessions' ends (a connected one's is checked and skipped).
         for (id, ends) in store.take_expiring(&account.name) {
             let after = ends.duration_since(SystemTime::now()).unwrap_or_default();
-            super::expire_later(mqtt, account.name.to_string(), id, after);
+            mqtt.expire_later(account.name.to_string(), id, after);
         }
         let mut restored = None;
         if connect.clean_start {
@@ -1304,12 +1304,7 @@ impl Connection {
             }
             if self.session.expiry != u32::MAX {
                 let expiry = Duration::from_secs(u64::from(self.session.expiry));
-                super::expire_later(
-                    &self.mqtt,
-                    self.account.name.to_string(),
-                    self.session.client_id.clone(),
-                    expiry,
-                );
+                self.mqtt.expire_later(self.account.name.to_string(), self.session.client_id.clone(), expiry);
             }
         } else {
             let _ = self.mqtt.store.delete_session(&self.account.name, &self.session.client_id).await;

@@ -444,25 +444,21 @@ fn decode_retained(msg: &jetway_storage::StoredMessage) -> Option<RetainedMessag
 
 // ---- consumer filters ------------------------------------------------------------------
 
-/// The filters of one consumer: duplicates and filters contained in another dropped; if two
-/// still overlap (`a.*` and `*.b`), everything (`>`).
+/// The filters of one consumer: duplicates and filters contained in another dropped (what a
+/// consumer may not have, as with nats-server); filters overlapping in part (`a.*`, `*.b`)
+/// stay, and a message matching both is still delivered once.
+///
+/// A filter set answers for each filter, so a session with thousands of subscriptions costs
+/// thousands of lookups here, not millions of comparisons.
 pub fn consumer_filters(mut filters: Vec<String>) -> Vec<String> {
     filters.sort();
     filters.dedup();
-    let kept: Vec<String> = filters
-        .iter()
-        .filter(|f| !filters.iter().any(|g| g != *f && jetway_subject::filter_is_subset(f, g)))
-        .cloned()
-        .collect();
-    let overlapping = kept
-        .iter()
-        .enumerate()
-        .any(|(i, f)| kept.iter().skip(i + 1).any(|g| jetway_subject::filters_overlap(f, g)));
-    if overlapping {
-        vec![">".to_owned()]
-    } else {
-        kept
+    if filters.iter().all(|f| jetway_subject::is_literal(f)) {
+        // Distinct subjects: none contains another.
+        return filters;
     }
+    let all: jetway_subject::FilterSet = filters.iter().collect();
+    filters.iter().filter(|f| !all.contained_in_another(f)).cloned().collect()
 }
 
 /// The account's streams, or the method returns the store's failure.
@@ -961,11 +957,12 @@ mod tests {
     }
 
     #[test]
-    fn consumer_filters_drop_contained_and_widen_partial_overlaps() {
+    fn consumer_filters_drop_duplicates_and_contained_ones_and_keep_partial_overlaps() {
         let f = |v: &[&str]| consumer_filters(v.iter().map(|s| s.to_string()).collect());
         assert_eq!(f(&["a.>", "a.b", "a", "a"]), vec!["a", "a.>"]);
-        assert_eq!(f(&["a.*", "*.b"]), vec![">"]);
-        assert_eq!(f(&["x", "y.z"]), vec!["x", "y.z"]);
+        assert_eq!(f(&["a.*", "*.b"]), vec!["*.b", "a.*"]);
+        assert_eq!(f(&["x", "y.z", "x"]), vec!["x", "y.z"]);
+        assert_eq!(f(&["a.*.c", "a.>", ">"]), vec![">"]);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`session`]: the connected session: subscriptions, packet ids, QoS 1/2 in flight.
 //! - [`bridge`]: MQTT PUBLISH → router message (headers for MQTT-only facts); router
 //!   deliveries → PUBLISH in the subscriber's outbound queue (an internal router sink).
+//! - [`expiry`]: the ends of offline sessions (one task for all); [`keep_alive`]: silent
+//!   connections closed (one sweeper for all).
 //! - [`will`], [`alias`], [`retained`]: will messages, MQTT 5 topic aliases, retained
 //!   messages.
 //! - [`stats`]: what monitoring reads (counters by QoS, session gauges, session listings).
@@ -41,6 +43,7 @@ pub mod alias;
 pub mod bridge;
 pub mod connection;
 pub mod delivery_queue;
+pub mod expiry;
 pub mod jetstream_store;
 pub mod keep_alive;
 pub mod listener;
@@ -52,7 +55,7 @@ pub mod will;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use foldhash::fast::RandomState;
 use jetway_protocols::mqtt::Publish;
@@ -90,6 +93,8 @@ pub struct MqttServer {
     live: Mutex<HashMap<SessionKey, Arc<LiveConnection>, RandomState>>,
     /// Delayed wills, cancelled when their client id connects again.
     pub(crate) pending_wills: Mutex<HashMap<SessionKey, CancellationToken, RandomState>>,
+    /// When offline sessions end.
+    expiries: expiry::Expiries,
 }
 
 impl MqttServer {
@@ -122,6 +127,7 @@ impl MqttServer {
             stats: Arc::default(),
             live: Mutex::new(HashMap::default()),
             pending_wills: Mutex::new(HashMap::default()),
+            expiries: expiry::Expiries::default(),
         })
     }
 
@@ -205,29 +211,6 @@ impl MqttServer {
         // Nobody waits for a will's stores: fire and forget (ordered at call time).
         drop(self.publish(account, None, None, publish));
     }
-}
-
-/// Ends the session of `client_id` once it expired, unless a client resumed it meanwhile
-/// (a resumed session's record carries a later expiry, or none). Sessions expiring more than a
-/// year ahead are checked at their next CONNECT only.
-pub(crate) fn expire_later(mqtt: &Arc<MqttServer>, account: String, client_id: String, after: Duration) {
-    const LONGEST: Duration = Duration::from_secs(86_400 * 365);
-    if after > LONGEST {
-        return;
-    }
-    let mqtt = mqtt.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(after + Duration::from_millis(10)).await;
-        if mqtt.live.lock().contains_key(&(account.clone(), client_id.clone())) {
-            return;
-        }
-        if let Ok(Some(record)) = mqtt.store.load_session(&account, &client_id).await {
-            if record.expires_at.is_some_and(|at| at <= SystemTime::now()) {
-                tracing::debug!(client_id, "MQTT session expired");
-                let _ = mqtt.store.delete_session(&account, &client_id).await;
-            }
-        }
-    });
 }
 
 /// Both store operations, as one (each was ordered when it was called).

@@ -253,17 +253,20 @@ impl ConsumerConfig {
         if !self.filter_subject.is_empty() && !self.filter_subjects.is_empty() {
             return Err(ApiError::duplicate_filter_subjects());
         }
+        // nats-server's order: any empty filter; then, filter by filter, an invalid one or
+        // one whose subjects another filter takes too (filters may overlap in part: `a.*`
+        // and `*.b` are allowed).
+        if self.filter_subjects.iter().any(String::is_empty) {
+            return Err(ApiError::empty_filter());
+        }
         let filters = self.filters();
-        for (i, f) in filters.iter().enumerate() {
-            if f.is_empty() {
-                return Err(ApiError::empty_filter());
-            }
+        // From a set, not every pair: an MQTT session's consumer has a filter per subscription.
+        let others = Containment::of(&filters);
+        for f in &filters {
             if jetway_subject::validate_filter(f).is_err() {
-                return Err(ApiError::stream_invalid_config(format!(
-                    "consumer filter subject {f:?} is not valid"
-                )));
+                return Err(ApiError::stream_invalid_config("invalid subject"));
             }
-            if filters.iter().skip(i + 1).any(|g| jetway_subject::filters_overlap(f, g)) {
+            if others.contained_in_another(f) {
                 return Err(ApiError::overlapping_filters());
             }
         }
@@ -386,6 +389,34 @@ impl ConsumerConfig {
         match refusals.iter().find(|(refused, _)| *refused) {
             Some((_, text)) => Err(ApiError::consumer_create(*text)),
             None => Ok(()),
+        }
+    }
+}
+/// Which of a consumer's filters take nothing another of them does not.
+enum Containment<'a> {
+    /// Only subjects: one is in another when they are the same.
+    Subjects(std::collections::HashMap<&'a str, usize>),
+    Filters(jetway_subject::FilterSet),
+}
+
+impl<'a> Containment<'a> {
+    fn of(filters: &'a [String]) -> Containment<'a> {
+        if filters.iter().all(|f| jetway_subject::is_literal(f)) {
+            let mut counts = std::collections::HashMap::new();
+            for f in filters {
+                *counts.entry(f.as_str()).or_insert(0) += 1;
+            }
+            Containment::Subjects(counts)
+        } else {
+            Containment::Filters(filters.iter().collect())
+        }
+    }
+
+    /// Whether another filter takes every subject `filter` (one of them) takes.
+    fn contained_in_another(&self, filter: &str) -> bool {
+        match self {
+            Containment::Subjects(counts) => counts.get(filter).is_some_and(|n| *n > 1),
+            Containment::Filters(set) => set.contained_in_another(filter),
         }
     }
 }

@@ -89,6 +89,15 @@ struct Inner {
     pin: Option<Box<priority::Pin>>,
 }
 
+/// The filters of `old` not in `new`, and those of `new` not in `old`.
+fn filter_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
+    let in_old: std::collections::HashSet<&str> = old.iter().map(String::as_str).collect();
+    let in_new: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
+    let removed = old.iter().filter(|f| !in_new.contains(f.as_str())).cloned().collect();
+    let added = new.iter().filter(|f| !in_old.contains(f.as_str())).cloned().collect();
+    (removed, added)
+}
+
 /// One consumer.
 pub struct Consumer {
     pub name: String,
@@ -260,8 +269,16 @@ impl Consumer {
             let mut filters = self.filters.write();
             let new = config.filters();
             if let Some(stream) = self.stream.upgrade().filter(|_| *filters != new) {
-                stream.interest.remove(self, &filters);
-                stream.interest.add(self, &new);
+                if filters.is_empty() || new.is_empty() {
+                    stream.interest.remove(self, &filters);
+                    stream.interest.add(self, &new);
+                } else {
+                    // Only what changed: an MQTT session's consumer gains one filter per
+                    // SUBSCRIBE among thousands it keeps.
+                    let (removed, added) = filter_changes(&filters, &new);
+                    stream.interest.remove(self, &removed);
+                    stream.interest.add(self, &added);
+                }
             }
             *filters = new;
         }
