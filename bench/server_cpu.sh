@@ -8,12 +8,18 @@
 #   bench/server_cpu.sh mqtt-sessions jetway|mosquitto
 #                                                    N=4000 persistent MQTT sessions set up
 #                                                    (64 at a time, one QoS 1 subscription each)
+#   bench/server_cpu.sh mqtt-subscriptions jetway|nats|mosquitto
+#                                                    one persistent MQTT session subscribing
+#                                                    N=4000 topics, PER=1 per SUBSCRIBE (an
+#                                                    operation is a SUBSCRIBE packet); prints
+#                                                    the workload's JSON too (SUBACK times of
+#                                                    the first and last tenth)
 #
 # Environment: N (operations), JETWAY_BIN, NATS_SERVER_BIN, MOSQUITTO_BIN, BENCH_BIN,
 # JETWAY_SYNC (Jetway's sync_interval for mqtt-sessions; default: fsync before ack).
 # Loopback only; the server it started is stopped by its PID.
 set -euo pipefail
-mode=${1:?mode: js-w1 | mqtt-sessions}
+mode=${1:?mode: js-w1 | mqtt-sessions | mqtt-subscriptions}
 server=${2:?server: jetway | nats | mosquitto}
 root=$(cd "$(dirname "$0")/.." && pwd)
 jetway_bin=${JETWAY_BIN:-$root/target/release/jetway}
@@ -32,14 +38,20 @@ case "$mode/$server" in
   js-w1/nats)
     "$nats_bin" -a 127.0.0.1 -p "$port" -js -sd "$work/store" >"$work/log" 2>&1 &
     ;;
-  mqtt-sessions/jetway)
+  mqtt-sessions/jetway|mqtt-subscriptions/jetway)
     printf '[mqtt]\nhost = "127.0.0.1"\nport = %s\n' "$port" >"$work/c.toml"
     [[ -n "${JETWAY_SYNC:-}" ]] && printf '[jetstream]\nsync_interval = "%s"\n' "$JETWAY_SYNC" >>"$work/c.toml"
     "$jetway_bin" -a 127.0.0.1 -p -1 -m 0 -sd "$work/store" -c "$work/c.toml" >"$work/log" 2>&1 &
     ;;
-  mqtt-sessions/mosquitto)
+  mqtt-sessions/mosquitto|mqtt-subscriptions/mosquitto)
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" >"$work/m.conf"
     "$mosquitto_bin" -c "$work/m.conf" >"$work/log" 2>&1 &
+    ;;
+  mqtt-subscriptions/nats)
+    # nats-server's MQTT makes a consumer per QoS 1 subscription, and caps a stream at
+    # 1,000 consumers by default.
+    printf 'server_name: bench\njetstream {\n  store_dir: "%s"\n  limits {\n    default_max_consumers: 100000\n  }\n}\nmqtt {\n  listen: "127.0.0.1:%s"\n}\n' "$work/store" "$port" >"$work/n.conf"
+    "$nats_bin" -a 127.0.0.1 -p -1 -c "$work/n.conf" >"$work/log" 2>&1 &
     ;;
   *) echo "server_cpu.sh: unknown mode/server $mode/$server" >&2; exit 2 ;;
 esac
@@ -61,6 +73,12 @@ case "$mode" in
   mqtt-sessions) n=${N:-4000}
     "$bench_bin" --timeout-secs 120 mqtt-sessions --count "$n" --persistent --host 127.0.0.1 --port "$port" >"$work/out"
     rate=$(python3 -c "import json; print(json.load(open('$work/out'))['sessions_per_s'])") ;;
+  mqtt-subscriptions) topics=${N:-4000} per=${PER:-1}
+    n=$(( (topics + per - 1) / per ))
+    "$bench_bin" --timeout-secs 600 mqtt-subscriptions --topics "$topics" --per-subscribe "$per" --host 127.0.0.1 --port "$port" >"$work/out" ||
+      { cat "$work/out"; exit 1; }
+    cat "$work/out"
+    rate=$(python3 -c "import json; o=json.load(open('$work/out')); print(o['subscribe_packets'] / o['elapsed_s'])") ;;
 esac
 read -r u1 s1 < <(counters | head -1); c1=$(counters | tail -1)
 tick=$(getconf CLK_TCK)

@@ -6,8 +6,8 @@
 //! when the run failed or overran `--timeout-secs`.
 //!
 //! Layout: one file per workload (`pubsub`, `reqrep`, `js_pub`, `js_consume`,
-//! `mqtt_pubsub`, `mqtt_sessions`), `js` for what the JetStream workloads share, `mqtt`
-//! for what the MQTT ones share, `conn` for NATS connection set-up and
+//! `mqtt_pubsub`, `mqtt_sessions`, `mqtt_subscriptions`), `js` for what the JetStream
+//! workloads share, `mqtt` for what the MQTT ones share, `conn` for NATS connection set-up and
 //! event counting, `stats` for the arithmetic. A new workload is a new file, a variant in
 //! [`Workload`], and an arm in [`Workload::run`].
 
@@ -18,6 +18,7 @@ mod js_pub;
 mod mqtt;
 mod mqtt_pubsub;
 mod mqtt_sessions;
+mod mqtt_subscriptions;
 mod pubsub;
 mod reqrep;
 mod stats;
@@ -57,6 +58,8 @@ enum Workload {
     MqttPubsub(mqtt_pubsub::Args),
     /// MQTT sessions with one QoS 1 subscription each: setup rate, then held idle.
     MqttSessions(mqtt_sessions::Args),
+    /// One MQTT session subscribing many topics: SUBACK time as its subscriptions grow.
+    MqttSubscriptions(mqtt_subscriptions::Args),
 }
 
 impl Workload {
@@ -68,6 +71,7 @@ impl Workload {
             Workload::JsConsume(_) => "js-consume",
             Workload::MqttPubsub(_) => "mqtt-pubsub",
             Workload::MqttSessions(_) => "mqtt-sessions",
+            Workload::MqttSubscriptions(_) => "mqtt-subscriptions",
         }
     }
 
@@ -80,6 +84,7 @@ impl Workload {
             Workload::JsConsume(args) => js_consume::run(args, deadline).await,
             Workload::MqttPubsub(args) => mqtt_pubsub::run(args, deadline).await,
             Workload::MqttSessions(args) => mqtt_sessions::run(args, deadline).await,
+            Workload::MqttSubscriptions(args) => mqtt_subscriptions::run(args, deadline).await,
         }
     }
 }
