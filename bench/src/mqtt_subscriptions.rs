@@ -57,7 +57,8 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
                 format!("SUBACK {} of {packets} did not come before the deadline", waits.len() + 1)
             })??;
             if let Event::Incoming(Packet::SubAck(ack)) = event {
-                refused += ack.return_codes.iter().filter(|c| matches!(c, SubscribeReasonCode::Failure)).count();
+                refused +=
+                    ack.return_codes.iter().filter(|c| matches!(c, SubscribeReasonCode::Failure)).count();
                 break;
             }
         }

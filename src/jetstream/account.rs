@@ -423,7 +423,7 @@ impl JsAccount {
         store_snapshot: &[u8],
         consumers: Vec<(String, i64, ConsumerConfig, jetway_storage::ConsumerState)>,
     ) -> Result<Arc<Stream>, ApiError> {
-        let config = config.normalize()?;
+        let config = config.normalize_in(&|name| self.stream_config(name))?;
         let mut streams = self.streams.write();
         if streams.contains_key(&config.name) {
             return Err(ApiError::stream_name_exists());

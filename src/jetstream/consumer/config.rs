@@ -392,7 +392,8 @@ impl ConsumerConfig {
         }
     }
 }
-/// Which of a consumer's filters take nothing another of them does not.
+
+/// Which of a consumer's filters lie inside another of them (take no subject it does not).
 enum Containment<'a> {
     /// Only subjects: one is in another when they are the same.
     Subjects(std::collections::HashMap<&'a str, usize>),
