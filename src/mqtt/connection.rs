@@ -916,12 +916,15 @@ impl Connection {
                 }
             }
             None => {
-                for sub in self.session.subscriptions.values() {
+                // A topic without a subject form matches no filter.
+                let subject = jetway_protocols::mqtt::topic::topic_to_subject(&topic).ok();
+                let matching =
+                    subject.map(|s| self.session.subscriptions.matching(&topic, &s)).unwrap_or_default();
+                for sub in matching {
                     let options = &sub.stored.options;
                     if options.qos == QoS::AtMostOnce
                         || self.is_shared(&sub.stored.filter)
                         || (options.no_local && from_self)
-                        || !super::retained::filter_matches(&sub.stored.filter, &topic)
                     {
                         continue;
                     }

@@ -19,10 +19,49 @@ pub struct ActiveSubscription {
 
 /// A session's subscriptions by filter. Devices hold a handful, so a small list (one
 /// allocation the size of its entries) serves them; past [`Subscriptions::SMALL`] it becomes
-/// a hash map, so a client with thousands of filters does not pay a scan per SUBSCRIBE.
+/// a hash map, so a client with thousands of filters does not pay a scan per SUBSCRIBE, with
+/// an index of their subjects, so a delivered message is not matched against every filter.
 pub enum Subscriptions {
     Small(Vec<ActiveSubscription>),
-    Large(HashMap<String, ActiveSubscription, RandomState>),
+    Large(Box<LargeSubscriptions>),
+}
+
+/// Many subscriptions: by filter, and each filter's subjects (a `#` filter has two) in a
+/// trie whose values are the filters.
+#[derive(Default)]
+pub struct LargeSubscriptions {
+    by_filter: HashMap<String, ActiveSubscription, RandomState>,
+    by_subject: jetway_subject::FilterMap<String>,
+}
+
+impl LargeSubscriptions {
+    fn insert(&mut self, subscription: ActiveSubscription) -> Option<ActiveSubscription> {
+        let filter = subscription.stored.filter.clone();
+        let old = self.by_filter.insert(filter.clone(), subscription);
+        if old.is_none() {
+            for subject in subjects_of(&filter) {
+                self.by_subject.insert(&subject, filter.clone());
+            }
+        }
+        old
+    }
+
+    fn remove(&mut self, filter: &str) -> Option<ActiveSubscription> {
+        let removed = self.by_filter.remove(filter)?;
+        for subject in subjects_of(filter) {
+            self.by_subject.remove(&subject, &removed.stored.filter);
+        }
+        Some(removed)
+    }
+}
+
+/// The NATS filters an MQTT filter stands for (`a/#`: `a.>` and `a`); none for a filter
+/// that has no subject form (such a filter matches nothing).
+fn subjects_of(filter: &str) -> Vec<String> {
+    match jetway_protocols::mqtt::topic::filter_to_subjects(filter) {
+        Ok((subject, parent)) => std::iter::once(subject).chain(parent).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 impl Default for Subscriptions {
@@ -37,7 +76,7 @@ impl Subscriptions {
     pub fn len(&self) -> usize {
         match self {
             Subscriptions::Small(list) => list.len(),
-            Subscriptions::Large(map) => map.len(),
+            Subscriptions::Large(large) => large.by_filter.len(),
         }
     }
 
@@ -52,7 +91,28 @@ impl Subscriptions {
     pub fn get(&self, filter: &str) -> Option<&ActiveSubscription> {
         match self {
             Subscriptions::Small(list) => list.iter().find(|s| s.stored.filter == filter),
-            Subscriptions::Large(map) => map.get(filter),
+            Subscriptions::Large(large) => large.by_filter.get(filter),
+        }
+    }
+
+    /// The subscriptions whose filter matches `topic`, as [`super::retained::filter_matches`]
+    /// says (`subject`: the topic as a NATS subject).
+    pub fn matching(&self, topic: &str, subject: &str) -> Vec<&ActiveSubscription> {
+        match self {
+            Subscriptions::Small(list) => {
+                list.iter().filter(|s| super::retained::filter_matches(&s.stored.filter, topic)).collect()
+            }
+            Subscriptions::Large(large) => {
+                let mut found = Vec::new();
+                large.by_subject.for_each_match(subject, |filter| found.extend(large.by_filter.get(filter)));
+                // Filters starting with a wildcard do not take `$` topics.
+                if topic.starts_with('$') {
+                    found.retain(|s| {
+                        jetway_protocols::mqtt::topic::filter_matches_dollar_topics(&s.stored.filter)
+                    });
+                }
+                found
+            }
         }
     }
 
@@ -69,13 +129,15 @@ impl Subscriptions {
                     list.push(subscription);
                     return None;
                 }
-                let mut map: HashMap<_, _, RandomState> =
-                    mem::take(list).into_iter().map(|s| (s.stored.filter.clone(), s)).collect();
-                map.insert(subscription.stored.filter.clone(), subscription);
-                *self = Subscriptions::Large(map);
+                let mut large = Box::<LargeSubscriptions>::default();
+                for s in mem::take(list) {
+                    large.insert(s);
+                }
+                large.insert(subscription);
+                *self = Subscriptions::Large(large);
                 None
             }
-            Subscriptions::Large(map) => map.insert(subscription.stored.filter.clone(), subscription),
+            Subscriptions::Large(large) => large.insert(subscription),
         }
     }
 
@@ -85,7 +147,7 @@ impl Subscriptions {
                 let at = list.iter().position(|s| s.stored.filter == filter)?;
                 Some(list.remove(at))
             }
-            Subscriptions::Large(map) => map.remove(filter),
+            Subscriptions::Large(large) => large.remove(filter),
         }
     }
 
@@ -93,7 +155,7 @@ impl Subscriptions {
     pub fn values(&self) -> impl Iterator<Item = &ActiveSubscription> + '_ {
         let (list, map) = match self {
             Subscriptions::Small(list) => (list.as_slice(), None),
-            Subscriptions::Large(map) => (&[][..], Some(map)),
+            Subscriptions::Large(large) => (&[][..], Some(&large.by_filter)),
         };
         list.iter().chain(map.into_iter().flat_map(|map| map.values()))
     }
@@ -184,6 +246,42 @@ mod tests {
         assert_eq!(subs.remove("t/3").unwrap().stored.filter, "t/3");
         assert!(subs.remove("t/3").is_none());
         assert_eq!(subs.len(), Subscriptions::SMALL * 2 - 1);
+    }
+
+    #[test]
+    fn matching_subscriptions_are_those_the_filters_match_small_and_large() {
+        let filters = ["a/#", "a/+", "+/b", "#", "$SYS/#", "a/b/c", "a//c", "x", "+", "+/+/c"];
+        let topics = ["a", "a/b", "a/b/c", "x", "y/b", "$SYS/x", "$SYS", "a//c", "q/r/c", "b"];
+        let mut small = Subscriptions::default();
+        let mut large = Subscriptions::default();
+        for filter in filters {
+            small.insert(subscription(filter, QoS::AtLeastOnce));
+            large.insert(subscription(filter, QoS::AtLeastOnce));
+        }
+        for i in 0..Subscriptions::SMALL {
+            large.insert(subscription(&format!("other/{i}"), QoS::AtLeastOnce));
+        }
+        assert!(matches!(small, Subscriptions::Small(_)) && matches!(large, Subscriptions::Large(_)));
+        // A removed filter is no longer found.
+        large.insert(subscription("gone/#", QoS::AtLeastOnce));
+        assert!(large.remove("gone/#").is_some());
+        for topic in topics {
+            let subject = jetway_protocols::mqtt::topic::topic_to_subject(topic).unwrap().into_owned();
+            let names = |subs: &Subscriptions| {
+                let mut names: Vec<String> =
+                    subs.matching(topic, &subject).into_iter().map(|s| s.stored.filter.clone()).collect();
+                names.sort();
+                names
+            };
+            let mut expected: Vec<String> = filters
+                .iter()
+                .filter(|f| crate::mqtt::retained::filter_matches(f, topic))
+                .map(|f| f.to_string())
+                .collect();
+            expected.sort();
+            assert_eq!(names(&small), expected, "{topic}");
+            assert_eq!(names(&large), expected, "{topic}");
+        }
     }
 
     #[test]

@@ -9,12 +9,14 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod filter_map;
 mod filter_set;
 mod matching;
 pub mod transform;
 mod tree;
 mod validate;
 
+pub use filter_map::FilterMap;
 pub use filter_set::FilterSet;
 pub use matching::{filter_is_subset, filters_overlap, matches, matches_any};
 pub use transform::{validate_mapping, Transform, TransformError};

@@ -90,7 +90,8 @@ pub fn is_valid_literal(subject: &str) -> bool {
 /// True when no token is a wildcard. Does not validate.
 #[inline]
 pub fn is_literal(subject: &str) -> bool {
-    !subject.split('.').any(|t| t == PWC || t == FWC)
+    // Most subjects have neither character: one scan of the bytes settles them.
+    !subject.bytes().any(|b| b == b'*' || b == b'>') || !subject.split('.').any(|t| t == PWC || t == FWC)
 }
 
 #[cfg(test)]
@@ -119,5 +120,7 @@ mod tests {
         assert_eq!(validate_literal(">"), Err(SubjectError::Wildcard));
         assert!(is_literal("foo.bar"));
         assert!(!is_literal("foo.*"));
+        assert!(!is_literal("foo.>") && !is_literal("*"));
+        assert!(is_literal("a*.b>") && is_literal("a.*b"), "a wildcard character inside a token");
     }
 }
