@@ -13,7 +13,9 @@
 #                                                    N=4000 topics, PER=1 per SUBSCRIBE (an
 #                                                    operation is a SUBSCRIBE packet); prints
 #                                                    the workload's JSON too (SUBACK times of
-#                                                    the first and last tenth)
+#                                                    the first and last tenth; with PUBLISH=M,
+#                                                    the rate the session then receives M
+#                                                    QoS 1 messages on one of its topics)
 #
 # Environment: N (operations), JETWAY_BIN, NATS_SERVER_BIN, MOSQUITTO_BIN, BENCH_BIN,
 # JETWAY_SYNC (Jetway's sync_interval for mqtt-sessions; default: fsync before ack).
@@ -75,10 +77,10 @@ case "$mode" in
     rate=$(python3 -c "import json; print(json.load(open('$work/out'))['sessions_per_s'])") ;;
   mqtt-subscriptions) topics=${N:-4000} per=${PER:-1}
     n=$(( (topics + per - 1) / per ))
-    "$bench_bin" --timeout-secs 600 mqtt-subscriptions --topics "$topics" --per-subscribe "$per" --host 127.0.0.1 --port "$port" >"$work/out" ||
+    "$bench_bin" --timeout-secs 600 mqtt-subscriptions --topics "$topics" --per-subscribe "$per" --publish "${PUBLISH:-0}" --host 127.0.0.1 --port "$port" >"$work/out" ||
       { cat "$work/out"; exit 1; }
     cat "$work/out"
-    rate=$(python3 -c "import json; o=json.load(open('$work/out')); print(o['subscribe_packets'] / o['elapsed_s'])") ;;
+    rate=$(python3 -c "import json; o=json.load(open('$work/out')); print(o['subscribe_packets'] / max(o['elapsed_s'], 0.001))") ;;
 esac
 read -r u1 s1 < <(counters | head -1); c1=$(counters | tail -1)
 tick=$(getconf CLK_TCK)

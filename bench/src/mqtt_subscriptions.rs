@@ -6,6 +6,11 @@
 //! for its SUBACK). Reported: the whole time, and the mean SUBACK wait of the first and the
 //! last tenth of the packets: a server whose per-SUBSCRIBE work grows with the session's
 //! subscriptions shows a last tenth far slower than the first.
+//!
+//! With `--publish M`, a second client then publishes M QoS 1 messages (20 in flight) to the
+//! last topic subscribed, and the rate at which the session receives them is reported: what
+//! a delivery costs when the receiving session holds many subscriptions (compare with
+//! `--topics 1`).
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,9 @@ pub struct Args {
     /// A clean session instead of a persistent one.
     #[arg(long)]
     clean: bool,
+    /// QoS 1 messages published to the last topic once subscribed (0: none).
+    #[arg(long, default_value_t = 0)]
+    publish: u64,
 }
 
 pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<Value> {
@@ -65,8 +73,52 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         waits.push(sent.elapsed());
     }
     let elapsed = started.elapsed();
-    let _ = client.disconnect().await;
     anyhow::ensure!(refused == 0, "the server refused {refused} of {} subscriptions", args.topics);
+    let delivered_per_s = if args.publish > 0 {
+        let topic = format!("bench/subs/{}/cmd", args.topics - 1);
+        let publisher = format!("bench-subs-pub-{}", std::process::id());
+        let (sender, mut sender_loop) = connect(options(&args.endpoint, &publisher, true, 20), None).await?;
+        // Queued while the publisher's loop turns (the request channel is bounded).
+        let queueing = async {
+            for _ in 0..args.publish {
+                sender.publish(topic.as_str(), QoS::AtLeastOnce, false, vec![b'x'; 128]).await?;
+            }
+            anyhow::Ok(())
+        };
+        let acknowledged = async {
+            let mut acked = 0;
+            while acked < args.publish {
+                if let Event::Incoming(Packet::PubAck(_)) = sender_loop.poll().await? {
+                    acked += 1;
+                }
+            }
+            anyhow::Ok(())
+        };
+        let publishing = async {
+            let (queued, acked) = tokio::join!(queueing, acknowledged);
+            queued.and(acked)
+        };
+        let receiving = async {
+            let started = Instant::now();
+            let mut received = 0;
+            while received < args.publish {
+                if let Event::Incoming(Packet::Publish(_)) = eventloop.poll().await? {
+                    received += 1;
+                }
+            }
+            anyhow::Ok(started.elapsed())
+        };
+        let (published, received) =
+            tokio::time::timeout_at(deadline, async { tokio::join!(publishing, receiving) })
+                .await
+                .context("the messages were not delivered before the deadline")?;
+        published?;
+        let _ = sender.disconnect().await;
+        Some((args.publish as f64 / received?.as_secs_f64()).round())
+    } else {
+        None
+    };
+    let _ = client.disconnect().await;
     let tenth = (waits.len() / 10).max(1);
     let mean_ms = |part: &[Duration]| {
         round3(part.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / part.len().max(1) as f64)
@@ -84,5 +136,7 @@ pub async fn run(args: Args, deadline: tokio::time::Instant) -> anyhow::Result<V
         "first_tenth_suback_ms": first_tenth,
         "last_tenth_suback_ms": last_tenth,
         "refused": refused,
+        "published": args.publish,
+        "delivered_per_s": delivered_per_s,
     }))
 }
