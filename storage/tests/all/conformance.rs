@@ -129,6 +129,11 @@ fn load_next_honours_literal_wildcard_and_multiple_filters(k: &dyn Kind) {
     assert_eq!(s.load_next(&[], 42).unwrap().seq, 42);
     assert!(matches!(s.load_next(&["z"], 1), Err(StoreError::NotFound)));
     assert!(matches!(s.load_next(&["x.*"], 601), Err(StoreError::NotFound)));
+    // Near the end (a caught-up consumer), with a removed message in the way.
+    assert!(s.remove(600, false).unwrap());
+    assert_eq!(s.load_next(&["x.2", "y.1"], 599).unwrap().seq, 601);
+    assert_eq!(s.load_next(&["x.1", "x.2"], 598).unwrap().seq, 599);
+    assert!(matches!(s.load_next(&["x.0", "x.2"], 600), Err(StoreError::NotFound)));
 }
 
 fn remove_leaves_a_gap_counted_as_deleted(k: &dyn Kind) {
@@ -247,6 +252,11 @@ fn subjects_and_filtered_state_count_per_filter(k: &dyn Kind) {
     assert_eq!(s.filtered_state(&["kv.*"], 29), SubjectState { msgs: 2, first: 29, last: 30 });
     assert_eq!(s.num_pending(&["kv.0", "other"], 20), 4);
     assert_eq!(s.num_pending(&[], 20), 12);
+    // A few messages from the end: literal filters against those messages.
+    assert_eq!(s.num_pending(&["kv.0", "other"], 28), 2);
+    assert_eq!(s.filtered_state(&["kv.1"], 27), SubjectState { msgs: 1, first: 29, last: 29 });
+    assert_eq!(s.filtered_state(&["kv.1", "kv.2"], 29), SubjectState { msgs: 2, first: 29, last: 30 });
+    assert_eq!(s.num_pending(&["kv.0"], 31), 0);
 }
 
 fn max_msgs_discard_old_drops_the_oldest(k: &dyn Kind) {
