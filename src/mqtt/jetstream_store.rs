@@ -453,10 +453,6 @@ fn decode_retained(msg: &jetway_storage::StoredMessage) -> Option<RetainedMessag
 pub fn consumer_filters(mut filters: Vec<String>) -> Vec<String> {
     filters.sort();
     filters.dedup();
-    if filters.iter().all(|f| jetway_subject::is_literal(f)) {
-        // Distinct subjects: none contains another.
-        return filters;
-    }
     let all: jetway_subject::FilterSet = filters.iter().collect();
     filters.iter().filter(|f| !all.contained_in_another(f)).cloned().collect()
 }

@@ -83,6 +83,14 @@ impl<V: PartialEq> FilterMap<V> {
         removed
     }
 
+    /// Whether a filter other than `filter` itself (one of its values) takes every subject
+    /// `filter` takes ([`filter_is_subset`](crate::filter_is_subset)). `filter` must be in
+    /// the map.
+    pub fn contained_in_another(&self, filter: &str) -> bool {
+        let tokens: Vec<&str> = filter.split('.').collect();
+        contained(&self.root, &tokens, true)
+    }
+
     /// Calls `visit` with each value whose filter matches the literal `subject`.
     pub fn for_each_match(&self, subject: &str, mut visit: impl FnMut(&V)) {
         let tokens: Vec<&str> = subject.split('.').collect();
@@ -102,6 +110,33 @@ fn walk<V>(node: &Node<V>, tokens: &[&str], visit: &mut impl FnMut(&V)) {
     }
     if let Some(child) = &node.pwc {
         walk(child, rest, visit);
+    }
+}
+
+/// Values under a filter ending at a node (`count` of them), less the one of the filter asked
+/// about when the walk followed its own tokens (`exact`).
+fn others(count: usize, exact: bool) -> bool {
+    count.saturating_sub(usize::from(exact)) > 0
+}
+
+/// Whether a filter of the map takes every subject the one asked about takes. `tokens` are
+/// what is left of that filter; `exact`: the walk so far followed its own tokens (its own
+/// values lie on this path).
+fn contained<V>(node: &Node<V>, tokens: &[&str], exact: bool) -> bool {
+    let Some((&token, rest)) = tokens.split_first() else {
+        return others(node.end.len(), exact);
+    };
+    if others(node.fwc.len(), exact && token == FWC) {
+        return true;
+    }
+    match token {
+        // Only a `>` takes all that a `>` takes.
+        FWC => false,
+        PWC => node.pwc.as_deref().is_some_and(|child| contained(child, rest, exact)),
+        literal => {
+            node.pwc.as_deref().is_some_and(|child| contained(child, rest, false))
+                || node.literal.get(literal).is_some_and(|child| contained(child, rest, exact))
+        }
     }
 }
 
@@ -142,6 +177,7 @@ fn remove_in<V: PartialEq>(node: &mut Node<V>, tokens: &[&str], value: &V) -> bo
 mod tests {
     use super::*;
     use crate::matches;
+    use crate::test_strategies::filter;
     use proptest::prelude::*;
 
     fn found(map: &FilterMap<usize>, subject: &str) -> Vec<usize> {
@@ -169,17 +205,6 @@ mod tests {
             assert!(map.remove(filter, &v));
         }
         assert!(map.is_empty() && map.root.is_empty(), "emptied nodes are pruned");
-    }
-
-    fn filter() -> impl Strategy<Value = String> {
-        let token = prop_oneof![Just("a"), Just("b"), Just("*")];
-        (prop::collection::vec(token, 1..4), any::<bool>()).prop_map(|(tokens, fwc)| {
-            let mut tokens: Vec<&str> = tokens;
-            if fwc {
-                tokens.push(">");
-            }
-            tokens.join(".")
-        })
     }
 
     fn subject() -> impl Strategy<Value = String> {

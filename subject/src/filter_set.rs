@@ -7,22 +7,14 @@
 
 use std::collections::HashMap;
 
-use crate::{FWC, PWC};
+use crate::FilterMap;
 
-/// Filters, as a token trie; a filter may be in the set more than once.
+/// Filters; a filter may be in the set more than once. Plain subjects (most filters) are
+/// counted in a hash map; only filters with wildcards go into the trie.
 #[derive(Debug, Default)]
 pub struct FilterSet {
-    root: Node,
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    literal: HashMap<Box<str>, Node>,
-    pwc: Option<Box<Node>>,
-    /// Filters ending here with `>` (one or more further tokens).
-    fwc: u32,
-    /// Filters ending here.
-    end: u32,
+    subjects: HashMap<Box<str>, u32>,
+    wildcards: FilterMap<()>,
 }
 
 impl FilterSet {
@@ -32,26 +24,28 @@ impl FilterSet {
 
     /// Adds `filter` (a `>` ends it, whatever follows).
     pub fn insert(&mut self, filter: &str) {
-        let mut node = &mut self.root;
-        for token in filter.split('.') {
-            node = match token {
-                FWC => {
-                    node.fwc = node.fwc.saturating_add(1);
-                    return;
-                }
-                PWC => node.pwc.get_or_insert_with(Box::default),
-                literal => node.literal.entry(literal.into()).or_default(),
-            };
+        if crate::is_literal(filter) {
+            let count = self.subjects.entry(filter.into()).or_default();
+            *count = count.saturating_add(1);
+        } else {
+            self.wildcards.insert(filter, ());
         }
-        node.end = node.end.saturating_add(1);
     }
 
     /// Whether a filter of the set other than `filter` itself (one copy of it) takes every
     /// subject `filter` takes ([`filter_is_subset`](crate::filter_is_subset)). `filter` must be
     /// in the set.
     pub fn contained_in_another(&self, filter: &str) -> bool {
-        let tokens: Vec<&str> = filter.split('.').collect();
-        contained(&self.root, &tokens, true)
+        if !crate::is_literal(filter) {
+            // A plain subject takes no filter with a wildcard.
+            return self.wildcards.contained_in_another(filter);
+        }
+        if self.subjects.get(filter).is_some_and(|n| *n > 1) {
+            return true;
+        }
+        let mut taken = false;
+        self.wildcards.for_each_match(filter, |()| taken = true);
+        taken
     }
 }
 
@@ -65,37 +59,11 @@ impl<S: AsRef<str>> FromIterator<S> for FilterSet {
     }
 }
 
-/// Filters ending at `node` (`count` of them), less the one that is the filter asked about
-/// when the walk followed its own tokens (`exact`).
-fn others(count: u32, exact: bool) -> bool {
-    count.saturating_sub(u32::from(exact)) > 0
-}
-
-/// Whether a filter of the set takes every subject the one asked about takes. `tokens` are
-/// what is left of that filter; `exact`: the walk so far followed its own tokens (the set's
-/// copy of it lies on this path).
-fn contained(node: &Node, tokens: &[&str], exact: bool) -> bool {
-    let Some((&token, rest)) = tokens.split_first() else {
-        return others(node.end, exact);
-    };
-    if others(node.fwc, exact && token == FWC) {
-        return true;
-    }
-    match token {
-        // Only a `>` takes all that a `>` takes.
-        FWC => false,
-        PWC => node.pwc.as_deref().is_some_and(|child| contained(child, rest, exact)),
-        literal => {
-            node.pwc.as_deref().is_some_and(|child| contained(child, rest, false))
-                || node.literal.get(literal).is_some_and(|child| contained(child, rest, exact))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::filter_is_subset;
+    use crate::test_strategies::filter;
     use proptest::prelude::*;
 
     /// What the pairwise definition says for filter `f`, number `i` of `filters`.
@@ -116,17 +84,6 @@ mod tests {
         assert!(!all.contained_in_another(">"));
         let alone: FilterSet = ["q.>"].into_iter().collect();
         assert!(!alone.contained_in_another("q.>"));
-    }
-
-    fn filter() -> impl Strategy<Value = String> {
-        let token = prop_oneof![Just("a"), Just("b"), Just("*")];
-        (prop::collection::vec(token, 1..4), any::<bool>()).prop_map(|(tokens, fwc)| {
-            let mut tokens: Vec<&str> = tokens;
-            if fwc {
-                tokens.push(">");
-            }
-            tokens.join(".")
-        })
     }
 
     proptest! {

@@ -12,6 +12,8 @@
 mod filter_map;
 mod filter_set;
 mod matching;
+#[cfg(test)]
+mod test_strategies;
 pub mod transform;
 mod tree;
 mod validate;

@@ -261,7 +261,7 @@ impl ConsumerConfig {
         }
         let filters = self.filters();
         // From a set, not every pair: an MQTT session's consumer has a filter per subscription.
-        let others = Containment::of(&filters);
+        let others: jetway_subject::FilterSet = filters.iter().collect();
         for f in &filters {
             if jetway_subject::validate_filter(f).is_err() {
                 return Err(ApiError::stream_invalid_config("invalid subject"));
@@ -389,35 +389,6 @@ impl ConsumerConfig {
         match refusals.iter().find(|(refused, _)| *refused) {
             Some((_, text)) => Err(ApiError::consumer_create(*text)),
             None => Ok(()),
-        }
-    }
-}
-
-/// Which of a consumer's filters lie inside another of them (take no subject it does not).
-enum Containment<'a> {
-    /// Only subjects: one is in another when they are the same.
-    Subjects(std::collections::HashMap<&'a str, usize>),
-    Filters(jetway_subject::FilterSet),
-}
-
-impl<'a> Containment<'a> {
-    fn of(filters: &'a [String]) -> Containment<'a> {
-        if filters.iter().all(|f| jetway_subject::is_literal(f)) {
-            let mut counts = std::collections::HashMap::new();
-            for f in filters {
-                *counts.entry(f.as_str()).or_insert(0) += 1;
-            }
-            Containment::Subjects(counts)
-        } else {
-            Containment::Filters(filters.iter().collect())
-        }
-    }
-
-    /// Whether another filter takes every subject `filter` (one of them) takes.
-    fn contained_in_another(&self, filter: &str) -> bool {
-        match self {
-            Containment::Subjects(counts) => counts.get(filter).is_some_and(|n| *n > 1),
-            Containment::Filters(set) => set.contained_in_another(filter),
         }
     }
 }
