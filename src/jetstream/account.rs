@@ -650,10 +650,10 @@ impl Stream {
     /// remaining consumer needs are removed, as nats-server does (at most
     /// [`CLEANUP_SCAN_MAX`] looked at).
     fn drop_messages_nobody_needs(&self, filters: &[String], ack_floor: u64) {
-        let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let filter = jetway_storage::SubjectFilter::new(filters);
         let mut seq = ack_floor + 1;
         for _ in 0..CLEANUP_SCAN_MAX {
-            let Ok(msg) = self.store.load_next(&refs, seq) else { break };
+            let Ok(msg) = self.store.load_next(&filter, seq) else { break };
             seq = msg.seq + 1;
             // The removed consumer is out of the interest index already.
             let needed = self.interest.interested(&msg.subject).iter().any(|c| !c.has_acked(msg.seq));

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{bench_dir, confirmed_n, engine, raw_fsync_rate};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use jetway_storage::{FileStore, NewMessage, StreamConfig, StreamStore, SyncPolicy};
+use jetway_storage::{FileStore, NewMessage, StreamConfig, StreamStore, SubjectFilter, SyncPolicy};
 
 fn config(sync: SyncPolicy) -> StreamConfig {
     let mut c = StreamConfig::named("bench");
@@ -140,15 +140,21 @@ fn load_next(c: &mut Criterion) {
     store.sync().unwrap();
     let mut group = c.benchmark_group("load_next");
     group.throughput(Throughput::Elements(1));
-    for (name, filter) in
-        [("literal", "orders.3.created"), ("wildcard", "orders.*.created"), ("sparse_wildcard", "orders.3.*")]
-    {
+    // A session consumer's thousands of filters, one of which the stream holds.
+    let many: Vec<String> =
+        (0..4_000).map(|i| format!("devices.{i}.state")).chain(["orders.3.created".into()]).collect();
+    for (name, filter) in [
+        ("literal", SubjectFilter::one("orders.3.created")),
+        ("wildcard", SubjectFilter::one("orders.*.created")),
+        ("sparse_wildcard", SubjectFilter::one("orders.3.*")),
+        ("many_literals", SubjectFilter::new(&many)),
+    ] {
         let mut next = 1;
         group.bench_function(name, |b| {
             b.iter(|| {
-                let m = match store.load_next(&[filter], next) {
+                let m = match store.load_next(&filter, next) {
                     Ok(m) => m,
-                    Err(_) => store.load_next(&[filter], 1).unwrap(),
+                    Err(_) => store.load_next(&filter, 1).unwrap(),
                 };
                 next = m.seq + 1;
                 m.seq
@@ -209,7 +215,7 @@ fn million_subjects(c: &mut Criterion) {
     group.bench_function("load_next_literal", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            store.load_next(&[&keys[i]], 1).unwrap().seq
+            store.load_next(&SubjectFilter::one(&keys[i]), 1).unwrap().seq
         });
     });
     group.bench_function("overwrite_with_per_subject_limit", |b| {

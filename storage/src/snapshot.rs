@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 
 use crate::error::{Result, StoreError};
 use crate::file::record::{decode, encode_msg, u64_at, Record};
+use crate::filter::SubjectFilter;
 use crate::message::NewMessage;
 use crate::traits::StreamStore;
 
@@ -25,8 +26,9 @@ pub fn write(store: &dyn StreamStore, out: &mut dyn Write) -> Result<()> {
     buf.extend_from_slice(&state.last_seq.to_le_bytes());
     let mut count = 0u64;
     let mut next = state.first_seq;
+    let all = SubjectFilter::all();
     loop {
-        let msg = match store.load_next(&[], next) {
+        let msg = match store.load_next(&all, next) {
             Ok(m) if m.seq <= state.last_seq => m,
             Ok(_) | Err(StoreError::NotFound) => break,
             Err(e) => return Err(e),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::StreamConfig;
 use crate::error::{Result, StoreError};
+use crate::filter::SubjectFilter;
 use crate::message::{NewMessage, StoredMessage};
 use crate::state::{StreamState, SubjectState};
 
@@ -58,9 +59,8 @@ pub trait StreamStore: Send + Sync {
     /// The newest message whose subject matches `filter`.
     fn load_last(&self, filter: &str) -> Result<StoredMessage>;
 
-    /// The first message at or after `start` whose subject matches any of `filters` (no
-    /// filters, or `>`, means every message).
-    fn load_next(&self, filters: &[&str], start: u64) -> Result<StoredMessage>;
+    /// The first message at or after `start` whose subject matches `filter`.
+    fn load_next(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMessage>;
 
     /// Removes one message; with `erase` its bytes are also overwritten on disk.
     /// Returns whether it existed.
@@ -84,12 +84,12 @@ pub trait StreamStore: Send + Sync {
     /// Per-subject count and range of the subjects matching `filter`.
     fn subjects_state(&self, filter: &str) -> BTreeMap<Arc<str>, SubjectState>;
 
-    /// Count and range of the messages at or after `start` matching any of `filters`.
-    fn filtered_state(&self, filters: &[&str], start: u64) -> SubjectState;
+    /// Count and range of the messages at or after `start` matching `filter`.
+    fn filtered_state(&self, filter: &SubjectFilter, start: u64) -> SubjectState;
 
-    /// Number of messages at or after `start` matching any of `filters` (consumer pending).
-    fn num_pending(&self, filters: &[&str], start: u64) -> u64 {
-        self.filtered_state(filters, start).msgs
+    /// Number of messages at or after `start` matching `filter` (consumer pending).
+    fn num_pending(&self, filter: &SubjectFilter, start: u64) -> u64 {
+        self.filtered_state(filter, start).msgs
     }
 
     /// Applies new limits (enforcing them at once).

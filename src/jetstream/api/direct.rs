@@ -19,7 +19,7 @@
 
 use bytes::Bytes;
 use jetway_protocols::nats::HeaderMap;
-use jetway_storage::StoredMessage;
+use jetway_storage::{StoredMessage, SubjectFilter};
 
 use super::messages::{lookup, GetRequest};
 use super::ApiResponse;
@@ -128,7 +128,7 @@ pub fn get(account: &JsAccount, name: &str, subject: Option<&str>, body: &[u8]) 
 
 /// `batch` messages from the start position.
 fn batch(stream: &Stream, req: &GetRequest) -> ApiResponse {
-    let filters: Vec<&str> = req.next_by_subj.as_deref().into_iter().collect();
+    let filter = req.next_by_subj.as_deref().map_or_else(SubjectFilter::all, SubjectFilter::one);
     let mut next = match req.start_time.as_deref() {
         Some(t) => match parse_time(t) {
             Some(ts) => stream.first_seq_at(ts),
@@ -146,14 +146,14 @@ fn batch(stream: &Stream, req: &GetRequest) -> ApiResponse {
     let mut pending = 0u64;
     let mut messages = Vec::new();
     while messages.len() < max_msgs {
-        let Ok(m) = stream.store.load_next(&filters, next) else { break };
+        let Ok(m) = stream.store.load_next(&filter, next) else { break };
         let size = (m.subject.len() + m.headers.as_ref().map_or(0, Bytes::len) + m.payload.len()) as u64;
         if !messages.is_empty() && sent_bytes + size > max_bytes {
             break;
         }
         sent_bytes += size;
         next = m.seq + 1;
-        pending = stream.store.num_pending(&filters, next);
+        pending = stream.store.num_pending(&filter, next);
         let seq = m.seq;
         let batch_headers =
             [("Nats-Num-Pending", pending.to_string()), ("Nats-Last-Sequence", last_sent.to_string())];
@@ -234,7 +234,8 @@ fn multi_last(stream: &Stream, req: &GetRequest) -> ApiResponse {
 fn last_at_or_below(stream: &Stream, subject: &str, first: u64, up_to: u64) -> Option<u64> {
     let mut found = None;
     let mut next = first;
-    while let Ok(m) = stream.store.load_next(&[subject], next) {
+    let filter = SubjectFilter::one(subject);
+    while let Ok(m) = stream.store.load_next(&filter, next) {
         if m.seq > up_to {
             break;
         }

@@ -1,7 +1,7 @@
 //! `STREAM.MSG.GET` and `STREAM.MSG.DELETE` (and the lookup `DIRECT.GET` shares).
 
 use bytes::Bytes;
-use jetway_storage::StoredMessage;
+use jetway_storage::{StoredMessage, SubjectFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -53,10 +53,10 @@ pub(super) fn lookup(stream: &Stream, req: &GetRequest) -> Result<StoredMessage,
         None => req.seq,
     };
     if let Some(subject) = &req.next_by_subj {
-        return stream.store.load_next(&[subject.as_str()], start.max(1)).map_err(not_found);
+        return stream.store.load_next(&SubjectFilter::one(subject), start.max(1)).map_err(not_found);
     }
     if req.start_time.is_some() {
-        return stream.store.load_next(&[], start).map_err(not_found);
+        return stream.store.load_next(&SubjectFilter::all(), start).map_err(not_found);
     }
     stream.store.load(req.seq).map_err(not_found)
 }

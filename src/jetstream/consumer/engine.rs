@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use jetway_storage::StoredMessage;
+use jetway_storage::{StoredMessage, SubjectFilter};
 
 use super::ack::ack_subject;
 use super::config::{AckPolicy, ConsumerConfig, ReplayPolicy};
@@ -57,8 +57,7 @@ impl Consumer {
     pub(super) fn pump(self: &Arc<Self>, stream: &Arc<Stream>) -> (Option<Instant>, bool) {
         self.stats.consumer_pumps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let config = self.config();
-        let filters: Vec<String> = self.filters.read().clone();
-        let filter_refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let filter = Arc::clone(&self.filter.read());
         let now = Instant::now();
         let now_ns = crate::time::now_nanos();
         let mut out: Vec<Outgoing> = Vec::new();
@@ -130,8 +129,7 @@ impl Consumer {
                         None => break,
                     }
                 };
-                let Some(msg) =
-                    self.next_message(&mut inner, stream, &config, &filter_refs, &mut max_delivered)
+                let Some(msg) = self.next_message(&mut inner, stream, &config, &filter, &mut max_delivered)
                 else {
                     if config.is_pull() {
                         end_no_wait_requests(&mut inner, &mut statuses);
@@ -154,14 +152,8 @@ impl Consumer {
                 let (target, newly_pinned) = match push_to {
                     Some(target) => (target, false),
                     None => {
-                        let chosen = self.choose_request(
-                            &mut inner,
-                            &config,
-                            stream,
-                            &filter_refs,
-                            &msg,
-                            (now, now_ns),
-                        );
+                        let chosen =
+                            self.choose_request(&mut inner, &config, stream, &filter, &msg, (now, now_ns));
                         statuses.extend(chosen.refused);
                         let newly_pinned = chosen.pinned.is_some();
                         pinned.extend(chosen.pinned);
@@ -176,7 +168,7 @@ impl Consumer {
                 };
                 // Its size as nats-server counts it (for max_bytes and flow control): subject,
                 // ack reply, headers and payload.
-                let reply = self.ack_reply(&inner, stream, &filter_refs, &msg);
+                let reply = self.ack_reply(&inner, stream, &filter, &msg);
                 let size = msg.subject.len()
                     + reply.len()
                     + msg.headers.as_ref().map_or(0, Bytes::len)
@@ -353,7 +345,7 @@ impl Consumer {
         inner: &mut Inner,
         config: &ConsumerConfig,
         stream: &Stream,
-        filters: &[&str],
+        filter: &SubjectFilter,
         msg: &StoredMessage,
         (now, now_ns): (Instant, i64),
     ) -> ChosenRequest {
@@ -362,7 +354,7 @@ impl Consumer {
         // stream, so only when a request has one).
         let wants_pending =
             policy == PriorityPolicy::Overflow && inner.waiting.iter().any(|w| w.priority.min_pending > 0);
-        let pending = if wants_pending { self.pending_after(inner, stream, filters, msg.seq) + 1 } else { 0 };
+        let pending = if wants_pending { self.pending_after(inner, stream, filter, msg.seq) + 1 } else { 0 };
         let mut refused = Vec::new();
         let Inner { waiting, pin, pending: awaiting_ack, .. } = inner;
         let choice = priority::choose(
@@ -443,7 +435,7 @@ impl Consumer {
         inner: &mut Inner,
         stream: &Stream,
         config: &ConsumerConfig,
-        filters: &[&str],
+        filter: &SubjectFilter,
         max_delivered: &mut Vec<(u64, u64)>,
     ) -> Option<StoredMessage> {
         while let Some(seq) = inner.redeliver.pop_first() {
@@ -473,7 +465,7 @@ impl Consumer {
                 return Some(m);
             }
         }
-        let m = stream.store.load_next(filters, inner.next_seq).ok()?;
+        let m = stream.store.load_next(filter, inner.next_seq).ok()?;
         Some(m)
     }
 
@@ -489,10 +481,16 @@ impl Consumer {
     }
 
     /// The ack reply subject `msg` gets if it is delivered next (see `record_delivery`).
-    fn ack_reply(&self, inner: &Inner, stream: &Stream, filters: &[&str], msg: &StoredMessage) -> String {
+    fn ack_reply(
+        &self,
+        inner: &Inner,
+        stream: &Stream,
+        filter: &SubjectFilter,
+        msg: &StoredMessage,
+    ) -> String {
         let dseq = inner.delivered.consumer_seq + 1;
         let deliveries = inner.pending.get(&msg.seq).map_or(1, |p| p.deliveries + 1);
-        let pending = self.pending_after(inner, stream, filters, msg.seq);
+        let pending = self.pending_after(inner, stream, filter, msg.seq);
         ack_subject(&self.stream_name, &self.name, deliveries, msg.seq, dseq, msg.timestamp, pending)
     }
 
@@ -549,12 +547,12 @@ impl Consumer {
     }
 
     /// Messages left after `seq` for this consumer (the last token of the ack subject).
-    fn pending_after(&self, inner: &Inner, stream: &Stream, filters: &[&str], seq: u64) -> u64 {
+    fn pending_after(&self, inner: &Inner, stream: &Stream, filter: &SubjectFilter, seq: u64) -> u64 {
         let state = stream.store.state();
-        let base = if filters.is_empty() && state.num_deleted == 0 {
+        let base = if filter.is_all() && state.num_deleted == 0 {
             state.last_seq.saturating_sub(seq.max(inner.next_seq.saturating_sub(1)))
         } else {
-            stream.store.num_pending(filters, inner.next_seq.max(seq + 1))
+            stream.store.num_pending(filter, inner.next_seq.max(seq + 1))
         };
         base + inner.initial.len() as u64
     }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use jetway_storage::{ConsumerStore, SequencePair};
+use jetway_storage::{ConsumerStore, SequencePair, SubjectFilter};
 use parking_lot::{Mutex, RwLock};
 
 use self::ack::{parse_ack, parse_ack_subject, AckKind};
@@ -90,11 +90,11 @@ struct Inner {
 }
 
 /// The filters of `old` not in `new`, and those of `new` not in `old`.
-fn filter_changes(old: &[String], new: &[String]) -> (Vec<String>, Vec<String>) {
-    let in_old: std::collections::HashSet<&str> = old.iter().map(String::as_str).collect();
+fn filter_changes<'a>(old: &'a [Box<str>], new: &'a [String]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let in_old: std::collections::HashSet<&str> = old.iter().map(|f| &**f).collect();
     let in_new: std::collections::HashSet<&str> = new.iter().map(String::as_str).collect();
-    let removed = old.iter().filter(|f| !in_new.contains(f.as_str())).cloned().collect();
-    let added = new.iter().filter(|f| !in_old.contains(f.as_str())).cloned().collect();
+    let removed = old.iter().map(|f| &**f).filter(|f| !in_new.contains(f)).collect();
+    let added = new.iter().map(String::as_str).filter(|f| !in_old.contains(f)).collect();
     (removed, added)
 }
 
@@ -104,7 +104,8 @@ pub struct Consumer {
     pub stream_name: String,
     stream: Weak<Stream>,
     config: RwLock<ConsumerConfig>,
-    filters: RwLock<Vec<String>>,
+    /// The config's filters, sorted out once for the store's reads.
+    filter: RwLock<Arc<SubjectFilter>>,
     pub created: i64,
     inner: Mutex<Inner>,
     store: Arc<dyn ConsumerStore>,
@@ -133,7 +134,7 @@ impl Consumer {
         restored: bool,
         scheduler: &Arc<scheduler::Scheduler>,
     ) -> Arc<Consumer> {
-        let filters = config.filters();
+        let filter = Arc::new(SubjectFilter::new(&config.filters()));
         let now = Instant::now();
         let ack_wait = Duration::from_nanos(u64::try_from(config.ack_wait).unwrap_or(0));
         let mut inner = Inner {
@@ -172,7 +173,7 @@ impl Consumer {
                 inner.deadlines.insert((deadline, *sseq));
             }
         } else {
-            Self::set_start_position(&mut inner, stream, &config, &filters);
+            Self::set_start_position(&mut inner, stream, &config, &filter);
             // Positions before the start count as delivered and acknowledged; with the last
             // message per subject, the start is the first of those (as nats-server reports it).
             let start = inner.initial.front().copied().unwrap_or(inner.next_seq);
@@ -186,7 +187,7 @@ impl Consumer {
             stream_name: stream.name.clone(),
             stream: Arc::downgrade(stream),
             config: RwLock::new(config),
-            filters: RwLock::new(filters),
+            filter: RwLock::new(filter),
             created,
             inner: Mutex::new(inner),
             store,
@@ -199,7 +200,7 @@ impl Consumer {
             deleted: AtomicBool::new(false),
             subscriptions: Mutex::new(Box::default()),
         });
-        stream.interest.add(&consumer, &consumer.filters.read());
+        stream.interest.add(&consumer, consumer.filter.read().filters());
         consumer.subscribe();
         let paused_until = {
             let mut inner = consumer.inner.lock();
@@ -214,9 +215,14 @@ impl Consumer {
     }
 
     /// Where a new consumer starts, by deliver policy.
-    fn set_start_position(inner: &mut Inner, stream: &Stream, config: &ConsumerConfig, filters: &[String]) {
+    fn set_start_position(
+        inner: &mut Inner,
+        stream: &Stream,
+        config: &ConsumerConfig,
+        filter: &SubjectFilter,
+    ) {
         let state = stream.store.state();
-        let filter_refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let filters = filter.filters();
         inner.next_seq = match config.deliver_policy {
             DeliverPolicy::All => state.first_seq.max(1),
             DeliverPolicy::New => state.last_seq + 1,
@@ -235,7 +241,7 @@ impl Consumer {
                     .as_deref()
                     .and_then(crate::jetstream::json::parse_time)
                     .unwrap_or(0);
-                first_at_or_after(stream, &filter_refs, start)
+                first_at_or_after(stream, filter, start)
             }
             DeliverPolicy::LastPerSubject => {
                 let mut lasts: Vec<u64> = if filters.is_empty() {
@@ -266,21 +272,25 @@ impl Consumer {
     /// Applies an update already checked with `check_update`.
     pub fn update_config(self: &Arc<Self>, config: ConsumerConfig) {
         {
-            let mut filters = self.filters.write();
+            let mut filter = self.filter.write();
             let new = config.filters();
-            if let Some(stream) = self.stream.upgrade().filter(|_| *filters != new) {
-                if filters.is_empty() || new.is_empty() {
-                    stream.interest.remove(self, &filters);
-                    stream.interest.add(self, &new);
-                } else {
-                    // Only what changed: an MQTT session's consumer gains one filter per
-                    // SUBSCRIBE among thousands it keeps.
-                    let (removed, added) = filter_changes(&filters, &new);
-                    stream.interest.remove(self, &removed);
-                    stream.interest.add(self, &added);
+            let old = filter.filters();
+            let changed = old.len() != new.len() || old.iter().zip(&new).any(|(a, b)| **a != **b);
+            if changed {
+                if let Some(stream) = self.stream.upgrade() {
+                    if old.is_empty() || new.is_empty() {
+                        stream.interest.remove(self, old);
+                        stream.interest.add(self, &new);
+                    } else {
+                        // Only what changed: an MQTT session's consumer gains one filter per
+                        // SUBSCRIBE among thousands it keeps.
+                        let (removed, added) = filter_changes(old, &new);
+                        stream.interest.remove(self, &removed);
+                        stream.interest.add(self, &added);
+                    }
                 }
+                *filter = Arc::new(SubjectFilter::new(&new));
             }
-            *filters = new;
         }
         {
             let mut inner = self.inner.lock();
@@ -327,10 +337,9 @@ impl Consumer {
                 DeliverPolicy::ByStartSequence => seq,
                 DeliverPolicy::ByStartTime => {
                     let start = config.opt_start_time.as_deref().and_then(crate::jetstream::json::parse_time);
-                    let filters = self.filters.read().clone();
-                    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+                    let filter = Arc::clone(&self.filter.read());
                     let first = match (&stream, start) {
-                        (Some(stream), Some(start)) => first_at_or_after(stream, &filters, start),
+                        (Some(stream), Some(start)) => first_at_or_after(stream, &filter, start),
                         _ => 0,
                     };
                     if seq < first {
@@ -461,7 +470,7 @@ impl Consumer {
 
     pub fn stop(&self) {
         if let Some(stream) = self.stream.upgrade() {
-            stream.interest.remove(self, &self.filters.read());
+            stream.interest.remove(self, self.filter.read().filters());
         }
         self.delivery.stop();
         self.scheduler.clear_timer(self);
@@ -540,12 +549,12 @@ impl Consumer {
     /// Messages matching the filters at or after the next position.
     fn num_pending(&self, stream: &Stream) -> u64 {
         let next = self.inner.lock().next_seq;
-        let filters = self.filters.read().clone();
+        let filter = Arc::clone(&self.filter.read());
         let state = stream.store.state();
         if next > state.last_seq {
             return 0;
         }
-        if filters.is_empty() {
+        if filter.is_all() {
             // From the first message on: all of them (sequences deleted inside the stream
             // hold none); from a later one without such holes: the rest of the range.
             if next <= state.first_seq {
@@ -555,8 +564,7 @@ impl Consumer {
                 return state.last_seq + 1 - next;
             }
         }
-        let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
-        stream.store.num_pending(&refs, next)
+        stream.store.num_pending(&filter, next)
     }
 
     fn send_status(&self, reply: &str, code: u16, text: &str, headers: &[(&str, String)]) {
@@ -908,8 +916,8 @@ pub fn ephemeral_name() -> String {
 }
 
 /// The first sequence matching `filters` stored at or after `start_ns`; past the end when none.
-pub(crate) fn first_at_or_after(stream: &Stream, filters: &[&str], start_ns: i64) -> u64 {
-    match stream.store.load_next(filters, stream.first_seq_at(start_ns)) {
+pub(crate) fn first_at_or_after(stream: &Stream, filter: &SubjectFilter, start_ns: i64) -> u64 {
+    match stream.store.load_next(filter, stream.first_seq_at(start_ns)) {
         Ok(m) => m.seq,
         Err(_) => stream.store.state().last_seq + 1,
     }

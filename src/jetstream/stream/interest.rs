@@ -56,20 +56,20 @@ impl Default for ConsumerInterest {
 
 impl ConsumerInterest {
     /// Registers `consumer` under `filters` (none: every subject).
-    pub fn add(&self, consumer: &Arc<Consumer>, filters: &[String]) {
+    pub fn add<S: AsRef<str>>(&self, consumer: &Arc<Consumer>, filters: &[S]) {
         let mut registry = self.registry.lock();
         self.empty.store(false, Ordering::Release);
         if filters.is_empty() {
             registry.unfiltered.push(Arc::downgrade(consumer));
             return;
         }
-        for filter in filters {
-            if let Some((_, users)) = registry.by_filter.get_mut(filter.as_str()) {
+        for filter in filters.iter().map(AsRef::as_ref) {
+            if let Some((_, users)) = registry.by_filter.get_mut(filter) {
                 users.push(Arc::downgrade(consumer));
                 continue;
             }
             let sink: Arc<FilterEntry> = Arc::clone(&FILTER_SINK);
-            let sub = Subscription::new(filter.as_str().into(), None, Sink::Internal(sink));
+            let sub = Subscription::new(filter.into(), None, Sink::Internal(sink));
             self.filters.insert(sub.clone());
             // Keyed by the entry's own copy of the filter: no second one.
             registry.by_filter.insert(Arc::clone(&sub.subject), (sub, vec![Arc::downgrade(consumer)]));
@@ -77,18 +77,18 @@ impl ConsumerInterest {
     }
 
     /// Forgets `consumer` under `filters` (as given to [`ConsumerInterest::add`]).
-    pub fn remove(&self, consumer: &Consumer, filters: &[String]) {
+    pub fn remove<S: AsRef<str>>(&self, consumer: &Consumer, filters: &[S]) {
         let same = |w: &Weak<Consumer>| std::ptr::eq(w.as_ptr(), consumer);
         let mut registry = self.registry.lock();
         if filters.is_empty() {
             registry.unfiltered.retain(|w| !same(w));
         }
-        for filter in filters {
-            let Some((sub, users)) = registry.by_filter.get_mut(filter.as_str()) else { continue };
+        for filter in filters.iter().map(AsRef::as_ref) {
+            let Some((sub, users)) = registry.by_filter.get_mut(filter) else { continue };
             users.retain(|w| !same(w));
             if users.is_empty() {
                 self.filters.remove(sub);
-                registry.by_filter.remove(filter.as_str());
+                registry.by_filter.remove(filter);
             }
         }
         // A filter's entry goes with its last user, so no entries means no consumers.

@@ -276,7 +276,7 @@ impl Stream {
         let (mut lo, mut hi) = (state.first_seq.max(1), state.last_seq + 1);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.store.load_next(&[], mid) {
+            match self.store.load_next(&jetway_storage::SubjectFilter::all(), mid) {
                 Ok(m) if m.timestamp < ts => lo = m.seq + 1,
                 _ => hi = mid,
             }

@@ -40,7 +40,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use jetway_protocols::nats::headers::find_raw;
 use jetway_protocols::nats::HeaderMap;
-use jetway_storage::{NewMessage, StoreError, StoredMessage};
+use jetway_storage::{NewMessage, StoreError, StoredMessage, SubjectFilter};
 use jetway_subject::Transform;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -404,10 +404,10 @@ impl LinkTask {
     /// Copies what is available past the link's position.
     fn round(&mut self, target: &Stream, origin: &Stream) -> Round {
         let filters = link_filters(&self.link.config);
-        let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+        let filter = SubjectFilter::new(&filters);
         let mut next = match self.next {
             Some(n) => n,
-            None => self.start_position(target, origin, &refs),
+            None => self.start_position(target, origin, &filter),
         };
         let mut round = Round::Idle;
         let mut copied = 0;
@@ -417,7 +417,7 @@ impl LinkTask {
                 round = Round::More;
                 break;
             }
-            let msg = match origin.store.load_next(&refs, next) {
+            let msg = match origin.store.load_next(&filter, next) {
                 Ok(m) => m,
                 Err(StoreError::NotFound) => break,
                 Err(e) => {
@@ -457,7 +457,7 @@ impl LinkTask {
         if copied > 0 || self.mirror {
             target.notify_stored();
         }
-        let lag = origin.store.num_pending(&refs, next);
+        let lag = origin.store.num_pending(&filter, next);
         self.link.lag.store(lag, Ordering::Relaxed);
         self.link.last_contact.store(crate::time::now_nanos(), Ordering::Relaxed);
         *self.link.error.lock() = error;
@@ -465,7 +465,7 @@ impl LinkTask {
     }
 
     /// Where a link without a recovered position starts in the origin.
-    fn start_position(&self, target: &Stream, origin: &Stream, filters: &[&str]) -> u64 {
+    fn start_position(&self, target: &Stream, origin: &Stream, filter: &SubjectFilter) -> u64 {
         let own_last = target.store.state().last_seq;
         if self.mirror && own_last > 0 {
             return own_last + 1;
@@ -476,7 +476,7 @@ impl LinkTask {
         }
         let state = origin.store.state();
         if let Some(start) = config.opt_start_time.as_deref().and_then(crate::jetstream::json::parse_time) {
-            return crate::jetstream::consumer::first_at_or_after(origin, filters, start);
+            return crate::jetstream::consumer::first_at_or_after(origin, filter, start);
         }
         state.first_seq.max(1)
     }

@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use jetway_subject::{is_literal, matches_any, SubjectTree};
+use jetway_subject::{is_literal, SubjectTree};
 
 use super::seq_map::SeqMap;
+use crate::filter::SubjectFilter;
 use crate::state::SubjectState;
 use crate::usage::UsageCounter;
 
@@ -120,32 +121,6 @@ pub(crate) struct Index<L> {
     pub first_seq: u64,
     pub last_seq: u64,
     pub last_ts: i64,
-}
-
-/// The filters of a read, classified once.
-pub(crate) enum Filter<'a> {
-    All,
-    Literals(&'a [&'a str]),
-    Wildcards(&'a [&'a str]),
-}
-
-impl<'a> Filter<'a> {
-    pub fn new(filters: &'a [&'a str]) -> Self {
-        if filters.is_empty() || filters.contains(&">") {
-            Filter::All
-        } else if filters.iter().all(|f| is_literal(f)) {
-            Filter::Literals(filters)
-        } else {
-            Filter::Wildcards(filters)
-        }
-    }
-    fn matches(&self, subject: &str) -> bool {
-        match self {
-            Filter::All => true,
-            Filter::Literals(l) => l.contains(&subject),
-            Filter::Wildcards(w) => matches_any(w, subject),
-        }
-    }
 }
 
 impl<L> Index<L> {
@@ -261,43 +236,43 @@ impl<L> Index<L> {
     }
 
     /// The first message at or after `start` matching `filter`.
-    pub fn next_match(&self, filter: &Filter<'_>, start: u64) -> Option<u64> {
-        match filter {
-            Filter::All => self.msgs.range(start..).next().map(|(s, _)| *s),
-            Filter::Literals(lits) => {
-                lits.iter().filter_map(|f| self.subjects.get(*f).and_then(|s| s.next_from(start))).min()
-            }
-            Filter::Wildcards(_) => {
-                for (seq, e) in self.msgs.range(start..).take(SCAN_BUDGET) {
-                    if filter.matches(&e.subject) {
-                        return Some(*seq);
-                    }
-                }
-                // Nothing past the window: the scan above was complete.
-                self.msgs.range(start..).nth(SCAN_BUDGET)?;
-                self.matching_subjects(filter).into_iter().filter_map(|(_, s)| s.next_from(start)).min()
-            }
+    pub fn next_match(&self, filter: &SubjectFilter, start: u64) -> Option<u64> {
+        if filter.is_all() {
+            return self.msgs.range(start..).next().map(|(s, _)| *s);
         }
+        // Looking up a few plain subjects beats testing messages; otherwise the next
+        // messages are tried first (a consumer reading along finds its match among them
+        // whatever the number of its filters), then the matching subjects are walked.
+        let lookups = filter.filters().len();
+        if !(filter.is_literal() && lookups <= SCAN_BUDGET) {
+            for (seq, e) in self.msgs.range(start..).take(SCAN_BUDGET) {
+                if filter.matches(&e.subject) {
+                    return Some(*seq);
+                }
+            }
+            // Nothing past the window: the scan above was complete.
+            self.msgs.range(start..).nth(SCAN_BUDGET)?;
+        }
+        self.matching_subjects(filter).into_iter().filter_map(|(_, s)| s.next_from(start)).min()
     }
 
     /// The last message matching `filter`.
-    pub fn last_match(&self, filter: &Filter<'_>) -> Option<u64> {
-        match filter {
-            Filter::All => self.msgs.keys().next_back().copied(),
-            Filter::Literals(lits) => lits.iter().filter_map(|f| self.subjects.get(*f).map(Seqs::last)).max(),
-            Filter::Wildcards(_) => {
-                for (seq, e) in self.msgs.iter().rev().take(SCAN_BUDGET) {
-                    if filter.matches(&e.subject) {
-                        return Some(*seq);
-                    }
+    pub fn last_match(&self, filter: &SubjectFilter) -> Option<u64> {
+        if filter.is_all() {
+            return self.msgs.keys().next_back().copied();
+        }
+        if !filter.is_literal() {
+            for (seq, e) in self.msgs.iter().rev().take(SCAN_BUDGET) {
+                if filter.matches(&e.subject) {
+                    return Some(*seq);
                 }
-                self.matching_subjects(filter).into_iter().map(|(_, s)| s.last()).max()
             }
         }
+        self.matching_subjects(filter).into_iter().map(|(_, s)| s.last()).max()
     }
 
     /// Count and range of the messages at or after `start` matching `filter`.
-    pub fn filtered_state(&self, filter: &Filter<'_>, start: u64) -> SubjectState {
+    pub fn filtered_state(&self, filter: &SubjectFilter, start: u64) -> SubjectState {
         let mut st = SubjectState::default();
         let mut add = |n: u64, first: u64, last: u64| {
             if n == 0 {
@@ -307,34 +282,32 @@ impl<L> Index<L> {
             st.first = if st.first == 0 { first } else { st.first.min(first) };
             st.last = st.last.max(last);
         };
-        match filter {
-            Filter::All => {
-                if start <= self.first_seq {
-                    let first = self.msgs.keys().next().copied().unwrap_or(0);
-                    let last = self.msgs.keys().next_back().copied().unwrap_or(0);
-                    add(self.msgs.len() as u64, first, last);
-                } else {
-                    let mut range = self.msgs.range(start..);
-                    let first = range.next().map(|(s, _)| *s).unwrap_or(0);
-                    let last = self.msgs.keys().next_back().copied().unwrap_or(0);
-                    add(range.count() as u64 + u64::from(first != 0), first, last);
-                }
+        if filter.is_all() {
+            if start <= self.first_seq {
+                let first = self.msgs.keys().next().copied().unwrap_or(0);
+                let last = self.msgs.keys().next_back().copied().unwrap_or(0);
+                add(self.msgs.len() as u64, first, last);
+            } else {
+                let mut range = self.msgs.range(start..);
+                let first = range.next().map(|(s, _)| *s).unwrap_or(0);
+                let last = self.msgs.keys().next_back().copied().unwrap_or(0);
+                add(range.count() as u64 + u64::from(first != 0), first, last);
             }
-            _ => {
-                let remaining = self.last_seq.saturating_sub(start);
-                let walk_subjects =
-                    matches!(filter, Filter::Literals(_)) || (self.subjects.len() as u64) < remaining;
-                if walk_subjects {
-                    for (_, s) in self.matching_subjects(filter) {
-                        let (n, first) = s.count_from(start);
-                        add(n, first, s.last());
-                    }
-                } else {
-                    for (seq, e) in self.msgs.range(start..) {
-                        if filter.matches(&e.subject) {
-                            add(1, *seq, *seq);
-                        }
-                    }
+            return st;
+        }
+        // Walk whichever is shorter: the subjects the filter can match (its plain subjects,
+        // or every subject for wildcards), or the messages from `start` on.
+        let remaining = self.last_seq.saturating_sub(start);
+        let subjects = if filter.is_literal() { filter.filters().len() } else { self.subjects.len() };
+        if (subjects as u64) < remaining {
+            for (_, s) in self.matching_subjects(filter) {
+                let (n, first) = s.count_from(start);
+                add(n, first, s.last());
+            }
+        } else {
+            for (seq, e) in self.msgs.range(start..) {
+                if filter.matches(&e.subject) {
+                    add(1, *seq, *seq);
                 }
             }
         }
@@ -342,14 +315,14 @@ impl<L> Index<L> {
     }
 
     /// Per-subject state of the subjects matching `filter`.
-    pub fn subjects_state(&self, filter: &Filter<'_>) -> BTreeMap<Arc<str>, SubjectState> {
+    pub fn subjects_state(&self, filter: &SubjectFilter) -> BTreeMap<Arc<str>, SubjectState> {
         let state = |s: &Seqs| SubjectState { msgs: s.len() as u64, first: s.first(), last: s.last() };
         self.matching_subjects(filter).into_iter().map(|(k, s)| (Arc::clone(k), state(s))).collect()
     }
 
     /// Every sequence of the subjects matching `filter`, ascending.
-    pub fn matching_seqs(&self, filter: &Filter<'_>) -> Vec<u64> {
-        if let Filter::All = filter {
+    pub fn matching_seqs(&self, filter: &SubjectFilter) -> Vec<u64> {
+        if filter.is_all() {
             return self.msgs.keys().copied().collect();
         }
         let mut out = Vec::new();
@@ -365,24 +338,19 @@ impl<L> Index<L> {
 
     /// The subjects matching `filter`, each once, without looking at subjects a wildcard
     /// cannot match (the subject tree narrows the walk token by token).
-    fn matching_subjects(&self, filter: &Filter<'_>) -> Vec<(&Arc<str>, &Seqs)> {
+    fn matching_subjects(&self, filter: &SubjectFilter) -> Vec<(&Arc<str>, &Seqs)> {
+        if filter.is_all() {
+            return self.subjects.iter().collect();
+        }
         let mut keys: Vec<&Arc<str>> = Vec::new();
-        match filter {
-            Filter::All => return self.subjects.iter().collect(),
-            Filter::Literals(lits) => {
-                keys.extend(lits.iter().filter_map(|f| self.subjects.get_key_value(*f).map(|(k, _)| k)))
-            }
-            Filter::Wildcards(filters) => {
-                for f in filters.iter() {
-                    self.tree.for_each_match(f, |k| keys.push(k));
-                }
+        for f in filter.filters() {
+            if is_literal(f) {
+                keys.extend(self.subjects.get_key_value(&**f).map(|(k, _)| k));
+            } else {
+                self.tree.for_each_match(f, |k| keys.push(k));
             }
         }
-        let many = match filter {
-            Filter::Literals(l) | Filter::Wildcards(l) => l.len() > 1,
-            Filter::All => false,
-        };
-        if many {
+        if filter.filters().len() > 1 {
             keys.sort_unstable_by_key(|k| Arc::as_ptr(k).cast::<u8>());
             keys.dedup_by_key(|k| Arc::as_ptr(k).cast::<u8>());
         }

@@ -11,6 +11,7 @@ use crate::core::backend::Backend;
 use crate::core::stream::Stream;
 use crate::engine::Expirable;
 use crate::error::Result;
+use crate::filter::SubjectFilter;
 use crate::message::{NewMessage, StoredMessage};
 use crate::state::{StreamState, SubjectState};
 use crate::traits::{Completion, PurgeOptions, StreamStore};
@@ -101,8 +102,8 @@ impl<B: Backend> StreamStore for Store<B> {
         self.stream().load_last(filter)
     }
 
-    fn load_next(&self, filters: &[&str], start: u64) -> Result<StoredMessage> {
-        self.stream().load_next(filters, start)
+    fn load_next(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMessage> {
+        self.stream().load_next(filter, start)
     }
 
     fn remove(&self, seq: u64, erase: bool) -> Result<bool> {
@@ -133,8 +134,8 @@ impl<B: Backend> StreamStore for Store<B> {
         self.stream().subjects_state(filter)
     }
 
-    fn filtered_state(&self, filters: &[&str], start: u64) -> SubjectState {
-        self.stream().filtered_state(filters, start)
+    fn filtered_state(&self, filter: &SubjectFilter, start: u64) -> SubjectState {
+        self.stream().filtered_state(filter, start)
     }
 
     fn update_config(&self, config: StreamConfig) -> Result<()> {

@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use crate::config::{DiscardPolicy, StreamConfig};
 use crate::core::backend::{Backend, Incoming};
-use crate::core::index::{Entry, Filter, Index};
+use crate::core::index::{Entry, Index};
 use crate::error::{Result, StoreError};
+use crate::filter::SubjectFilter;
 use crate::message::{nanos, now_nanos, stored_size_in, NewMessage, StoredMessage};
 use crate::state::{StreamState, SubjectState};
 use crate::traits::{Completion, PurgeOptions};
@@ -239,19 +240,17 @@ impl<B: Backend> Stream<B> {
     }
 
     pub fn load_last(&self, filter: &str) -> Result<StoredMessage> {
-        let filters = [filter];
-        let seq = self.index.last_match(&Filter::new(&filters)).ok_or(StoreError::NotFound)?;
+        let seq = self.index.last_match(&SubjectFilter::one(filter)).ok_or(StoreError::NotFound)?;
         self.load(seq)
     }
 
-    pub fn load_next(&self, filters: &[&str], start: u64) -> Result<StoredMessage> {
-        let filter = Filter::new(filters);
-        if let Filter::All = filter {
+    pub fn load_next(&self, filter: &SubjectFilter, start: u64) -> Result<StoredMessage> {
+        if filter.is_all() {
             // One lookup finds both the sequence and its entry (a consumer reading along).
             let (seq, entry) = self.index.msgs.range(start..).next().ok_or(StoreError::NotFound)?;
             return self.backend.load(*seq, entry);
         }
-        let seq = self.index.next_match(&filter, start).ok_or(StoreError::NotFound)?;
+        let seq = self.index.next_match(filter, start).ok_or(StoreError::NotFound)?;
         self.load(seq)
     }
 
@@ -275,8 +274,8 @@ impl<B: Backend> Stream<B> {
                 Some(seq) => self.compact_upto(seq),
             };
         }
-        let filters: Vec<&str> = filter.into_iter().collect();
-        let mut seqs = self.index.matching_seqs(&Filter::new(&filters));
+        let filter = filter.map_or_else(SubjectFilter::all, SubjectFilter::one);
+        let mut seqs = self.index.matching_seqs(&filter);
         if let Some(upto) = opts.upto_seq {
             seqs.retain(|s| *s < upto);
         }
@@ -358,12 +357,11 @@ impl<B: Backend> Stream<B> {
     }
 
     pub fn subjects_state(&self, filter: &str) -> BTreeMap<Arc<str>, SubjectState> {
-        let filters = [filter];
-        self.index.subjects_state(&Filter::new(&filters))
+        self.index.subjects_state(&SubjectFilter::one(filter))
     }
 
-    pub fn filtered_state(&self, filters: &[&str], start: u64) -> SubjectState {
-        self.index.filtered_state(&Filter::new(filters), start)
+    pub fn filtered_state(&self, filter: &SubjectFilter, start: u64) -> SubjectState {
+        self.index.filtered_state(filter, start)
     }
 
     pub fn update_config(&mut self, config: StreamConfig) -> Result<()> {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use jetway_storage::{
-    snapshot, DiscardPolicy, NewMessage, PurgeOptions, StoreError, StreamConfig, StreamStore, SubjectState,
-    UsageCounter,
+    snapshot, DiscardPolicy, NewMessage, PurgeOptions, StoreError, StreamConfig, StreamStore, SubjectFilter,
+    SubjectState, UsageCounter,
 };
 
 use crate::common::{cfg, payload, put, File, Kind, Mem};
@@ -119,21 +119,36 @@ fn load_next_honours_literal_wildcard_and_multiple_filters(k: &dyn Kind) {
         put(&*s, &format!("x.{}", i % 3), "p");
     }
     put(&*s, "y.1", "late");
-    assert_eq!(s.load_next(&["x.1"], 1).unwrap().seq, 2);
-    assert_eq!(s.load_next(&["x.1"], 3).unwrap().seq, 5);
-    assert_eq!(s.load_next(&["x.*"], 10).unwrap().seq, 10);
-    assert_eq!(s.load_next(&["y.*"], 1).unwrap().seq, 601);
-    assert_eq!(s.load_next(&["y.>"], 1).unwrap().seq, 601);
-    assert_eq!(s.load_next(&["x.2", "y.1"], 599).unwrap().seq, 600);
-    assert_eq!(s.load_next(&["x.0", "x.2"], 2).unwrap().seq, 3);
-    assert_eq!(s.load_next(&[], 42).unwrap().seq, 42);
-    assert!(matches!(s.load_next(&["z"], 1), Err(StoreError::NotFound)));
-    assert!(matches!(s.load_next(&["x.*"], 601), Err(StoreError::NotFound)));
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.1"]), 1).unwrap().seq, 2);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.1"]), 3).unwrap().seq, 5);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.*"]), 10).unwrap().seq, 10);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["y.*"]), 1).unwrap().seq, 601);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["y.>"]), 1).unwrap().seq, 601);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.2", "y.1"]), 599).unwrap().seq, 600);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.0", "x.2"]), 2).unwrap().seq, 3);
+    assert_eq!(s.load_next(&SubjectFilter::all(), 42).unwrap().seq, 42);
+    assert!(matches!(s.load_next(&SubjectFilter::new(&["z"]), 1), Err(StoreError::NotFound)));
+    assert!(matches!(s.load_next(&SubjectFilter::new(&["x.*"]), 601), Err(StoreError::NotFound)));
     // Near the end (a caught-up consumer), with a removed message in the way.
     assert!(s.remove(600, false).unwrap());
-    assert_eq!(s.load_next(&["x.2", "y.1"], 599).unwrap().seq, 601);
-    assert_eq!(s.load_next(&["x.1", "x.2"], 598).unwrap().seq, 599);
-    assert!(matches!(s.load_next(&["x.0", "x.2"], 600), Err(StoreError::NotFound)));
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.2", "y.1"]), 599).unwrap().seq, 601);
+    assert_eq!(s.load_next(&SubjectFilter::new(&["x.1", "x.2"]), 598).unwrap().seq, 599);
+    assert!(matches!(s.load_next(&SubjectFilter::new(&["x.0", "x.2"]), 600), Err(StoreError::NotFound)));
+    // Many filters (a session consumer's): the next messages first, then every subject.
+    let absent: Vec<String> = (0..300).map(|i| format!("z.{i}")).collect();
+    let with = |extra: &[&str]| {
+        SubjectFilter::new(
+            &absent.iter().map(String::as_str).chain(extra.iter().copied()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(s.load_next(&with(&["x.1"]), 1).unwrap().seq, 2);
+    assert_eq!(s.load_next(&with(&["y.1"]), 1).unwrap().seq, 601);
+    assert_eq!(s.load_next(&with(&["y.*"]), 1).unwrap().seq, 601);
+    assert_eq!(s.load_next(&with(&["x.1", "*.1"]), 598).unwrap().seq, 599);
+    assert!(matches!(s.load_next(&with(&["x.*"]), 601), Err(StoreError::NotFound)));
+    assert!(matches!(s.load_next(&with(&[]), 1), Err(StoreError::NotFound)));
+    assert_eq!(s.num_pending(&with(&["x.1"]), 1), 200);
+    assert_eq!(s.num_pending(&with(&["x.*", "y.1"]), 590), 11);
 }
 
 fn remove_leaves_a_gap_counted_as_deleted(k: &dyn Kind) {
@@ -147,7 +162,7 @@ fn remove_leaves_a_gap_counted_as_deleted(k: &dyn Kind) {
     let st = s.state();
     assert_eq!((st.msgs, st.first_seq, st.last_seq, st.num_deleted), (3, 2, 5, 1));
     assert_eq!(s.deleted(), vec![3]);
-    assert_eq!(s.load_next(&[], 3).unwrap().seq, 4);
+    assert_eq!(s.load_next(&SubjectFilter::all(), 3).unwrap().seq, 4);
 }
 
 fn erase_removes_the_message(k: &dyn Kind) {
@@ -248,15 +263,24 @@ fn subjects_and_filtered_state_count_per_filter(k: &dyn Kind) {
     assert_eq!(subjects.len(), 3);
     assert_eq!(subjects["kv.1"], SubjectState { msgs: 10, first: 2, last: 29 });
     assert_eq!(s.subjects_state(">").len(), 4);
-    assert_eq!(s.filtered_state(&["kv.*"], 1).msgs, 30);
-    assert_eq!(s.filtered_state(&["kv.*"], 29), SubjectState { msgs: 2, first: 29, last: 30 });
-    assert_eq!(s.num_pending(&["kv.0", "other"], 20), 4);
-    assert_eq!(s.num_pending(&[], 20), 12);
+    assert_eq!(s.filtered_state(&SubjectFilter::new(&["kv.*"]), 1).msgs, 30);
+    assert_eq!(
+        s.filtered_state(&SubjectFilter::new(&["kv.*"]), 29),
+        SubjectState { msgs: 2, first: 29, last: 30 }
+    );
+    assert_eq!(s.num_pending(&SubjectFilter::new(&["kv.0", "other"]), 20), 4);
+    assert_eq!(s.num_pending(&SubjectFilter::all(), 20), 12);
     // A few messages from the end: literal filters against those messages.
-    assert_eq!(s.num_pending(&["kv.0", "other"], 28), 2);
-    assert_eq!(s.filtered_state(&["kv.1"], 27), SubjectState { msgs: 1, first: 29, last: 29 });
-    assert_eq!(s.filtered_state(&["kv.1", "kv.2"], 29), SubjectState { msgs: 2, first: 29, last: 30 });
-    assert_eq!(s.num_pending(&["kv.0"], 31), 0);
+    assert_eq!(s.num_pending(&SubjectFilter::new(&["kv.0", "other"]), 28), 2);
+    assert_eq!(
+        s.filtered_state(&SubjectFilter::new(&["kv.1"]), 27),
+        SubjectState { msgs: 1, first: 29, last: 29 }
+    );
+    assert_eq!(
+        s.filtered_state(&SubjectFilter::new(&["kv.1", "kv.2"]), 29),
+        SubjectState { msgs: 2, first: 29, last: 30 }
+    );
+    assert_eq!(s.num_pending(&SubjectFilter::new(&["kv.0"]), 31), 0);
 }
 
 fn max_msgs_discard_old_drops_the_oldest(k: &dyn Kind) {
@@ -540,7 +564,7 @@ fn many_subjects_stay_fast(k: &dyn Kind) {
     let start = std::time::Instant::now();
     for i in (0..n).step_by(7) {
         assert_eq!(s.load_last(&format!("kv.{i}")).unwrap().seq, n + i + 1);
-        assert_eq!(s.load_next(&[&format!("kv.{i}")], 1).unwrap().seq, n + i + 1);
+        assert_eq!(s.load_next(&SubjectFilter::new(&[&format!("kv.{i}")]), 1).unwrap().seq, n + i + 1);
     }
     assert!(
         start.elapsed() < Duration::from_secs(5),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use jetway_storage::{
     AckPolicy, ConsumerStore, FileStore, Io, NewMessage, OpenedLog, RealIo, SharedConsumerLog, SimIo,
-    StreamConfig, StreamStore, SyncPolicy,
+    StreamConfig, StreamStore, SubjectFilter, SyncPolicy,
 };
 
 use crate::common::fast_engine;
@@ -183,7 +183,7 @@ fn arbitrary_bytes_never_make_open_panic() {
         let s = FileStore::open_with(&engine, Arc::new(case), dir, cfg(2048)).unwrap();
         let st = s.state();
         let mut next = st.first_seq;
-        while let Ok(m) = s.load_next(&[], next) {
+        while let Ok(m) = s.load_next(&SubjectFilter::all(), next) {
             next = m.seq + 1;
         }
         s.append(NewMessage::new("after", "x"), None).unwrap();

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use jetway_storage::{
     AckPolicy, ConsumerState, ConsumerStore, CrashMode, FileStore, Io, MemConsumerStore, NewMessage,
-    SharedConsumer, SharedConsumerLog, SimIo, StoreError, StreamConfig, StreamStore, SyncPolicy,
+    SharedConsumer, SharedConsumerLog, SimIo, StoreError, StreamConfig, StreamStore, SubjectFilter,
+    SyncPolicy,
 };
 
 use crate::common::fast_engine;
@@ -45,7 +46,7 @@ fn verify(store: &dyn StreamStore, completed: &[u64], attempted_upto: u64) {
     let st = store.state();
     assert!(st.last_seq <= attempted_upto, "last seq {} was never appended", st.last_seq);
     let mut next = st.first_seq;
-    while let Ok(m) = store.load_next(&[], next) {
+    while let Ok(m) = store.load_next(&SubjectFilter::all(), next) {
         assert_eq!(
             m.payload.as_ref(),
             expected_payload(m.seq).as_slice(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use jetway_storage::{
     Engine, FileStore, Io, MemStore, NewMessage, PurgeOptions, SimIo, StreamConfig, StreamStore,
+    SubjectFilter,
 };
 use proptest::prelude::*;
 
@@ -177,9 +178,26 @@ fn check(store: &dyn StreamStore, model: &Model) -> Result<(), TestCaseError> {
     }
     for f in FILTERS {
         let expect = model.msgs.iter().filter(|(_, m)| jetway_subject::matches(f, &m.0)).count() as u64;
-        prop_assert_eq!(store.filtered_state(&[f], 0).msgs, expect, "filter {}", f);
+        prop_assert_eq!(store.filtered_state(&SubjectFilter::new(&[f]), 0).msgs, expect, "filter {}", f);
         let last = model.msgs.iter().rev().find(|(_, m)| jetway_subject::matches(f, &m.0)).map(|(s, _)| *s);
         prop_assert_eq!(store.load_last(f).ok().map(|m| m.seq), last);
+    }
+    // Filter lists past the size compared one by one (a consumer's many filters), read from
+    // every position.
+    let absent = (0..12).map(|i| format!("none.{i}"));
+    let literals: Vec<String> = absent.clone().chain(["a.1".into(), "c".into()]).collect();
+    let mixed: Vec<String> = absent.chain(["*.2".into(), "b.>".into()]).collect();
+    for filters in [&literals, &mixed] {
+        let filter = SubjectFilter::new(filters);
+        let matching = |seq: &u64| jetway_subject::matches_any(filters, &model.msgs[seq].0);
+        for start in 0..=model.last + 1 {
+            let from: Vec<u64> = model.msgs.range(start..).map(|(s, _)| *s).filter(matching).collect();
+            let st = store.filtered_state(&filter, start);
+            prop_assert_eq!(st.msgs, from.len() as u64, "{:?} from {}", filters, start);
+            prop_assert_eq!(st.first, from.first().copied().unwrap_or(0), "{:?} from {}", filters, start);
+            let next = store.load_next(&filter, start).ok().map(|m| m.seq);
+            prop_assert_eq!(next, from.first().copied(), "{:?} from {}", filters, start);
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jetway_storage::{
     AckPolicy, Completion, ConsumerStore, FileStore, NewMessage, SharedConsumerLog, StreamConfig,
-    StreamStore, SyncPolicy,
+    StreamStore, SubjectFilter, SyncPolicy,
 };
 
 use crate::common::fast_engine;
@@ -131,7 +131,7 @@ fn verify(path: &std::path::Path, acked: &[u64], scan_all: bool) {
     assert_eq!(st.lost, None, "a crash is not corruption");
     if scan_all {
         let mut next = st.first_seq;
-        while let Ok(m) = store.load_next(&[], next) {
+        while let Ok(m) = store.load_next(&SubjectFilter::all(), next) {
             assert_eq!(
                 m.payload.as_ref(),
                 expected_payload(m.seq).as_slice(),
