@@ -14,8 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::account::auth::Auth;
+use crate::account::mappings::SubjectMappings;
 use crate::account::users::ConnectionKind;
-use crate::account::{Account, Accounts};
+use crate::account::{Account, Accounts, GLOBAL_ACCOUNT};
 use crate::config::Config;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::router::Message;
@@ -105,9 +106,17 @@ impl Core {
         let server_id = new_server_id();
         let server_name = config.server_name.clone().unwrap_or_else(|| server_id.clone());
         let accounts = Accounts::default();
+        let mappings_of = |config| {
+            SubjectMappings::from_config(config).map_err(|e| StartError::Config(format!("mappings: {e}")))
+        };
         for (name, block) in &config.accounts {
             let account = accounts.get_or_create(name);
             account.set_max_connections(block.max_connections.map_or(0, |m| m as usize));
+            account.set_mappings(mappings_of(&block.mappings)?);
+        }
+        // Top-level mappings are the global account's, as in nats-server.
+        if !config.mappings.is_empty() {
+            accounts.get_or_create(GLOBAL_ACCOUNT).set_mappings(mappings_of(&config.mappings)?);
         }
         let auth = Auth::build(&config, &accounts).map_err(|e| StartError::Config(e.to_string()))?;
         let stats = Arc::new(ServerStats::default());

@@ -32,6 +32,25 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c
 }
 
+/// A server configured by nats-server `.conf` text (which must load without warnings), on
+/// the test harness's ports and store folder; MQTT on a random port.
+pub async fn start_conf(conf: &str) -> TestServer {
+    let loaded = Config::from_conf_str(conf, std::path::Path::new("test.conf")).expect("config loads");
+    assert!(loaded.warnings.is_empty(), "warnings: {:?}", loaded.warnings);
+    TestServer::start_with(|c| {
+        let mut config = loaded.config;
+        config.host = c.host.clone();
+        config.port = c.port;
+        config.http_port = 0;
+        config.mqtt.host = c.mqtt.host.clone();
+        config.mqtt.port = -1;
+        config.jetstream.store_dir = c.jetstream.store_dir.clone();
+        config.tls = c.tls.take().or(config.tls);
+        *c = config;
+    })
+    .await
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await

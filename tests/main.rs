@@ -7,6 +7,7 @@ mod cli;
 mod core_pubsub;
 mod crash;
 mod jetstream;
+mod mappings;
 mod monitor;
 mod mqtt;
 mod mqtt_persistence;

@@ -8,27 +8,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use jetway::Config;
 
-use crate::harness::{RawClient, TestPki, TestServer};
+use crate::harness::{start_conf, RawClient, TestPki, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A server configured by `conf` text, on the test harness's ports and store folder.
-async fn start_conf(conf: &str) -> TestServer {
-    let loaded = Config::from_conf_str(conf, Path::new("security.conf")).expect("config loads");
-    assert!(loaded.warnings.is_empty(), "warnings: {:?}", loaded.warnings);
-    TestServer::start_with(|c| {
-        let mut config = loaded.config;
-        config.host = c.host.clone();
-        config.port = c.port;
-        config.http_port = 0;
-        config.mqtt.host = c.mqtt.host.clone();
-        config.mqtt.port = -1;
-        config.jetstream.store_dir = c.jetstream.store_dir.clone();
-        config.tls = c.tls.take().or(config.tls);
-        *c = config;
-    })
-    .await
-}
 
 async fn raw_login(server: &TestServer, user: &str, pass: &str) -> RawClient {
     let mut raw = RawClient::connect(server.addr).await;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
+use super::mappings::Mapped;
 use super::{Account, Accounts};
 use crate::config::{AccountsConfig, ExportConfig, ImportConfig};
 use crate::router::{InternalHandler, Message, Sink, Subscription};
@@ -297,6 +298,12 @@ struct ServiceImport {
 impl InternalHandler for ServiceImport {
     fn deliver(&self, msg: &Message<'_>) {
         let subject = self.map.apply(msg.subject);
+        // The exporter's subject mappings apply to what its service is asked (nats-server).
+        let subject = match self.exporter.map_subject(&subject) {
+            Mapped::Unchanged => subject,
+            Mapped::To(mapped) => mapped.into(),
+            Mapped::Dropped => return,
+        };
         let reply = msg.reply.and_then(|reply| {
             let mut pending = self.pending.lock();
             if pending.len() >= MAX_PENDING_REQUESTS {

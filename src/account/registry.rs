@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 
 use super::imports::ImportRoute;
+use super::mappings::{Mapped, SubjectMappings};
 use crate::router::Sublist;
 
 /// Name of the account clients join when no account is configured (nats-server's `$G`).
@@ -26,6 +27,8 @@ pub struct Account {
     /// This account's imports, for what asks where a subject leads (JetStream's external
     /// sources); the messages themselves cross by the imports' subscriptions.
     pub(crate) imports: RwLock<Vec<ImportRoute>>,
+    /// Subject mappings of what the account's clients publish, set once at startup.
+    mappings: OnceLock<SubjectMappings>,
 }
 
 impl Account {
@@ -36,7 +39,28 @@ impl Account {
             connections: AtomicUsize::new(0),
             max_connections: AtomicUsize::new(0),
             imports: RwLock::default(),
+            mappings: OnceLock::new(),
         })
+    }
+
+    /// Installs the account's subject mappings (once; a second call is ignored).
+    pub fn set_mappings(&self, mappings: SubjectMappings) {
+        if !mappings.is_empty() {
+            let _ = self.mappings.set(mappings);
+        }
+    }
+
+    /// The account's subject mappings, if it has any.
+    pub fn mappings(&self) -> Option<&SubjectMappings> {
+        self.mappings.get()
+    }
+
+    /// Where a message a client of this account publishes to `subject` goes.
+    pub fn map_subject(&self, subject: &str) -> Mapped {
+        match self.mappings.get() {
+            Some(mappings) => mappings.map(subject),
+            None => Mapped::Unchanged,
+        }
     }
 
     pub fn num_connections(&self) -> usize {

@@ -25,7 +25,8 @@ pub mod units;
 pub use load::{ConfigError, ConfigWarning, Loaded, WarningKind};
 pub use security::{
     AccountConfig, AccountJetStreamConfig, AccountsConfig, ExportConfig, ImportConfig, ImportSource,
-    PermissionsConfig, ResponsePermissionConfig, SubjectPermissionConfig, UserConfig,
+    MapDestination, MappingConfig, MappingWeight, MappingsConfig, PermissionsConfig,
+    ResponsePermissionConfig, SubjectPermissionConfig, UserConfig,
 };
 pub use toml_tree::TomlError;
 
@@ -101,6 +102,9 @@ pub struct Config {
     pub authorization: Authorization,
     /// Accounts and their users, exports, imports and JetStream limits.
     pub accounts: AccountsConfig,
+    /// Subject mappings of the global account (`$G`), as nats-server's top-level `mappings`.
+    #[serde(alias = "maps")]
+    pub mappings: MappingsConfig,
     /// The user a client that sends no credentials is logged in as.
     pub no_auth_user: Option<String>,
     /// JetStream.
@@ -146,6 +150,7 @@ impl Default for Config {
             store_dir: None,
             authorization: Authorization::default(),
             accounts: AccountsConfig::new(),
+            mappings: MappingsConfig::new(),
             no_auth_user: None,
             jetstream: JetStream::default(),
             mqtt: Mqtt::default(),

@@ -39,8 +39,6 @@ const TOP: Block = Block {
         "trace_verbose",
         "trace_headers",
         "logtime_utc",
-        "mappings",
-        "maps",
         "disable_sublist_cache",
         "no_sublist_cache",
         "default_sentinel",

@@ -185,6 +185,44 @@ pub struct AccountConfig {
     pub jetstream: Option<AccountJetStreamConfig>,
     /// Connections this account may have at once; unlimited when absent.
     pub max_connections: Option<u64>,
+    /// Subject mappings of what this account's clients publish.
+    #[serde(alias = "maps")]
+    pub mappings: MappingsConfig,
+}
+
+/// `mappings { source: destination | {destination, weight} | [{destination, weight}, …] }`
+/// (sorted by source, so both formats compare equal).
+pub type MappingsConfig = BTreeMap<String, MappingConfig>;
+
+/// Where one mapping's source subject goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MappingConfig {
+    /// Every message to one destination.
+    Subject(String),
+    /// Each message to one of these, at random by weight.
+    Weighted(Vec<MapDestination>),
+    One(MapDestination),
+}
+
+/// One weighted destination of a mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapDestination {
+    #[serde(alias = "dest")]
+    pub destination: String,
+    /// Percent of the messages (`50` or `"50%"`); required.
+    pub weight: Option<MappingWeight>,
+    /// Used only inside a cluster of that name; a server without a cluster ignores it.
+    pub cluster: Option<String>,
+}
+
+/// A weight as a number or as text with a `%`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MappingWeight {
+    Number(i64),
+    Text(String),
 }
 
 /// `exports: [{stream: subj} | {service: subj, response_type}]`, with an optional list of

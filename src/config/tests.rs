@@ -575,3 +575,44 @@ fn websocket_options_not_implemented_are_reported() {
         ]
     );
 }
+
+#[test]
+fn mappings_load_from_both_formats_at_the_top_and_in_accounts() {
+    use crate::config::{MapDestination, MappingConfig, MappingWeight};
+    let from_conf = conf(
+        r#"
+mappings = {
+  "foo": "bar"
+  "split": [{destination: "a", weight: 30%}, {dest: "b", weight: 70}]
+}
+accounts { A { maps { "x.*": {destination: "y.$1", weight: 100%, cluster: "east"} } } }
+"#,
+    );
+    assert!(from_conf.warnings.is_empty(), "{:?}", warnings(&from_conf));
+    let from_toml = toml(
+        r#"
+[mappings]
+foo = "bar"
+split = [{destination = "a", weight = "30%"}, {dest = "b", weight = 70}]
+[accounts.A.mappings]
+"x.*" = {destination = "y.$1", weight = "100%", cluster = "east"}
+"#,
+    );
+    assert!(from_toml.warnings.is_empty(), "{:?}", warnings(&from_toml));
+    let weighted =
+        |d: &str, w: MappingWeight| MapDestination { destination: d.into(), weight: Some(w), cluster: None };
+    let top = &from_conf.config.mappings;
+    assert_eq!(top["foo"], MappingConfig::Subject("bar".into()));
+    assert_eq!(
+        top["split"],
+        MappingConfig::Weighted(vec![
+            weighted("a", MappingWeight::Text("30%".into())),
+            weighted("b", MappingWeight::Number(70))
+        ])
+    );
+    assert_eq!(from_toml.config.mappings, from_conf.config.mappings);
+    let account = &from_conf.config.accounts["A"].mappings["x.*"];
+    let MappingConfig::One(dest) = account else { panic!("one destination: {account:?}") };
+    assert_eq!((dest.destination.as_str(), dest.cluster.as_deref()), ("y.$1", Some("east")));
+    assert_eq!(from_toml.config.accounts["A"].mappings, from_conf.config.accounts["A"].mappings);
+}

@@ -1,7 +1,7 @@
 //! `/accountz` (the account list, or one account's details with `acc=NAME`) and `/accstatz`
 //! (per-account connection and traffic figures).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -38,7 +38,17 @@ struct AccountInfo {
     leafnode_connections: usize,
     client_connections: usize,
     subscriptions: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    mappings: BTreeMap<String, Vec<MapDestination>>,
     sublist_stats: SublistStats,
+}
+
+/// One destination of a subject mapping, with its cumulative weight (nats-server's `MapDest`
+/// as `/accountz` shows it).
+#[derive(Debug, Serialize)]
+struct MapDestination {
+    subject: String,
+    weight: u8,
 }
 
 pub async fn accountz(
@@ -70,6 +80,23 @@ pub async fn accountz(
                 leafnode_connections: 0,
                 client_connections: account.num_connections(),
                 subscriptions: account.sublist.count(),
+                mappings: account
+                    .mappings()
+                    .map(|m| {
+                        m.describe()
+                            .map(|(source, dests)| {
+                                let dests = dests
+                                    .into_iter()
+                                    .map(|(subject, weight)| MapDestination {
+                                        subject: subject.into(),
+                                        weight,
+                                    })
+                                    .collect();
+                                (source.to_string(), dests)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 sublist_stats: account.sublist.stats(),
             });
         }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use jetway_protocols::mqtt::topic::{
-    filter_matches_dollar_topics, filter_to_subjects, topic_to_subject, SharedSubscription,
+    filter_matches_dollar_topics, filter_to_subjects, subject_to_topic, topic_to_subject, SharedSubscription,
 };
 use jetway_protocols::mqtt::{
     Ack, ConnAck, Connect, Decoder, Disconnect, MqttError, MqttStr, Packet, Properties, ProtocolVersion,
@@ -35,6 +35,7 @@ use super::store::{
 use super::{LiveConnection, MqttServer};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
+use crate::account::mappings::Mapped;
 use crate::account::Account;
 use crate::latch::Latch;
 use crate::nats::client::{ClientShared, CloseReason, WriterStop};
@@ -721,11 +722,26 @@ impl Connection {
                 }
             }
         }
-        if topic_to_subject(publish.topic.as_str()).is_err() {
-            return Some(
-                self.protocol_error(ReasonCode::TopicNameInvalid, "character not supported for MQTT topics"),
-            );
-        }
+        let mapped =
+            match topic_to_subject(publish.topic.as_str()) {
+                Ok(subject) => self.account.map_subject(&subject),
+                Err(_) => {
+                    return Some(self.protocol_error(
+                        ReasonCode::TopicNameInvalid,
+                        "character not supported for MQTT topics",
+                    ))
+                }
+            };
+        // A subject mapping moves the message to another topic before permissions, retained
+        // storage and routing see it (nats-server's order); a weighted mapping may drop it.
+        let dropped = match mapped {
+            Mapped::Unchanged => false,
+            Mapped::To(subject) => {
+                publish.topic = MqttStr::from(subject_to_topic(&subject).into_owned());
+                false
+            }
+            Mapped::Dropped => true,
+        };
         // MQTT 5 announces a receive maximum and enforces it; 3.1.1 has none, and its clients
         // keep as many QoS 1/2 publishes in flight as they like.
         let in_flight = self.pending_acks.len() + self.session.incoming_qos2.len();
@@ -750,11 +766,19 @@ impl Connection {
             }
         }
         let packet_id = publish.packet_id;
+        let mqtt = &self.mqtt;
+        let route = |account: &Account, origin: u64, id: Option<&str>| {
+            if dropped {
+                None
+            } else {
+                mqtt.publish(account, Some(origin), id, &publish)
+            }
+        };
         match publish.qos {
-            QoS::AtMostOnce => drop(self.mqtt.publish(&self.account, Some(self.client.id), None, &publish)),
+            QoS::AtMostOnce => drop(route(&self.account, self.client.id, None)),
             QoS::AtLeastOnce => {
                 let id = Some(self.session.client_id.as_str());
-                let done = self.mqtt.publish(&self.account, Some(self.client.id), id, &publish);
+                let done = route(&self.account, self.client.id, id);
                 self.pending_acks.push_back(PendingAck { packet: Packet::PubAck(Ack::new(packet_id)), done });
             }
             QoS::ExactlyOnce => {
@@ -764,7 +788,7 @@ impl Connection {
                 } else {
                     self.session.incoming_qos2.insert(packet_id);
                     let id = Some(self.session.client_id.as_str());
-                    let routed = self.mqtt.publish(&self.account, Some(self.client.id), id, &publish);
+                    let routed = route(&self.account, self.client.id, id);
                     let recorded = self.session.persistent.then(|| {
                         self.mqtt.store.record_incoming_qos2(
                             &self.account.name,

@@ -62,6 +62,7 @@ use jetway_protocols::mqtt::Publish;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::account::mappings::Mapped;
 use crate::account::Account;
 use crate::nats::client::{ClientShared, CloseReason};
 use crate::server::Core;
@@ -208,8 +209,20 @@ impl MqttServer {
     }
 
     fn publish_will(&self, account: &Account, publish: &Publish) {
+        // The account's subject mappings apply to a will as to any PUBLISH.
+        let subject = jetway_protocols::mqtt::topic::topic_to_subject(publish.topic.as_str());
+        let mapped = match subject.map(|s| account.map_subject(&s)) {
+            Ok(Mapped::To(subject)) => {
+                let mut mapped = publish.clone();
+                let topic = jetway_protocols::mqtt::topic::subject_to_topic(&subject).into_owned();
+                mapped.topic = topic.into();
+                Some(mapped)
+            }
+            Ok(Mapped::Dropped) => return,
+            Ok(Mapped::Unchanged) | Err(_) => None,
+        };
         // Nobody waits for a will's stores: fire and forget (ordered at call time).
-        drop(self.publish(account, None, None, publish));
+        drop(self.publish(account, None, None, mapped.as_ref().unwrap_or(publish)));
     }
 }
 

@@ -20,6 +20,7 @@ use super::client::{ClientShared, CloseReason, WriterStop};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
 use crate::account::imports::SERVICE_REPLY_PREFIX;
+use crate::account::mappings::Mapped;
 use crate::account::permissions::PublishCache;
 use crate::account::Account;
 use crate::router::deliver::DeliveryScope;
@@ -450,6 +451,21 @@ impl Session {
         if self.opts.pedantic && !jetway_subject::is_valid_literal(subject_str) {
             self.send_err("Invalid Publish Subject");
         }
+        // A subject mapping decides the subject before permissions and routing see it.
+        let mapped = match self.account.map_subject(subject_str) {
+            Mapped::Unchanged => None,
+            Mapped::To(to) => Some((Bytes::copy_from_slice(to.as_bytes()), to)),
+            Mapped::Dropped => {
+                if self.opts.verbose {
+                    self.client.send_raw(encode::OK);
+                }
+                return;
+            }
+        };
+        let (subject, subject_str) = match &mapped {
+            Some((bytes, text)) => (bytes, text.as_str()),
+            None => (subject, subject_str),
+        };
         if let Some(perms) = self.client.permissions.get() {
             if !self.pub_cache.allowed(&perms.rules, subject) && !perms.use_response_grant(subject_str) {
                 tracing::debug!(cid = self.client.id, subject = subject_str, "publish violation");
