@@ -55,6 +55,8 @@ pub struct Core {
     /// Monitoring state that outlives connections: closed connections, event sequence, metrics.
     pub monitor: crate::monitor::MonitorState,
     pub auth: Auth,
+    /// Keys the connections' nkey challenges (see [`Core::nonce_of`]).
+    nonce_key: ring::hmac::Key,
     /// Cancelled to stop every accept loop (shutdown and lame-duck mode).
     pub stop_accepting: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
@@ -134,6 +136,7 @@ impl Core {
             monitor,
             stats,
             auth,
+            nonce_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
             stop_accepting: CancellationToken::new(),
             tasks: TaskTracker::new(),
             lame_duck: AtomicBool::new(false),
@@ -235,11 +238,27 @@ impl Core {
         }
     }
 
+    /// The challenge in `client`'s INFO that nkey users sign, while any are configured: 11
+    /// bytes in URL-safe base64 (15 characters, as nats-server's). They are an HMAC of the
+    /// client id under a key made at startup, so each connection's is unpredictable and
+    /// never repeats, and no connection has to keep one.
+    pub fn nonce_of(&self, client: &ClientShared) -> Option<String> {
+        use base64::Engine;
+        let nats = matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket);
+        if !nats || !self.auth.nonce_required() {
+            return None;
+        }
+        let tag = ring::hmac::sign(&self.nonce_key, &client.id.to_le_bytes());
+        let raw = tag.as_ref().get(..11)?;
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+    }
+
     /// The INFO sent to `client`. NATS over WebSocket gets the WebSocket listener's address,
     /// and its TLS is the WebSocket's own (`wss://`), done before INFO: like nats-server,
     /// `tls_required` and `tls_available` both say whether the listener is `wss`.
     pub fn client_info_for(&self, client: &ClientShared) -> ServerInfo {
         let mut info = self.client_info(client.id, client.addr.ip());
+        info.nonce = self.nonce_of(client);
         if client.kind() == ConnectionKind::Websocket {
             let tls = self.websocket_tls.as_ref().map(|t| t.settings());
             info.tls_required = tls.is_some();

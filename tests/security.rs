@@ -516,3 +516,52 @@ async fn mqtt311_denied_subscribe_fails_and_a_denied_publish_is_dropped_on_a_kep
     }
     assert!(core.stats.in_msgs.load(std::sync::atomic::Ordering::Relaxed) > before);
 }
+
+/// nkey users (`users: [{nkey: U…}]`): async-nats signs the INFO nonce with the seed; the
+/// server checks the signature against the configured public key.
+#[tokio::test]
+async fn an_nkey_user_logs_in_with_its_seed_and_keeps_its_permissions() {
+    let key = nkeys::KeyPair::new_user();
+    let conf = format!(
+        r#"
+authorization {{
+  users: [
+    {{ nkey: "{}", permissions: {{ publish: "nk.>", subscribe: "nk.>" }} }}
+    {{ user: admin, password: pw }}
+  ]
+}}
+"#,
+        key.public_key()
+    );
+    let server = start_conf(&conf).await;
+    let seed = key.seed().expect("seed");
+    let client = async_nats::ConnectOptions::with_nkey(seed).connect(server.url()).await.expect("nkey login");
+    let mut sub = client.subscribe("nk.x").await.expect("sub");
+    client.publish("nk.x", "signed".into()).await.expect("publish");
+    assert_eq!(&next_msg(&mut sub).await.payload[..], b"signed");
+    assert!(user_names(&server).contains(&key.public_key()), "named by its public key");
+    let stream = tokio::net::TcpStream::connect(server.addr).await.expect("connect");
+    let mut raw = RawClient { stream, received: Vec::new() };
+    let info = raw.expect("\r\n").await;
+    let nonce_of = |info: &str| -> String {
+        let json: serde_json::Value =
+            serde_json::from_str(info.trim_start_matches("INFO ").trim()).expect("INFO json");
+        json["nonce"].as_str().map(String::from).unwrap_or_default()
+    };
+    let nonce = nonce_of(&info);
+    assert_eq!(nonce.len(), 15, "INFO carries nats-server's 15-character nonce: {info}");
+    let mut other = RawClient {
+        stream: tokio::net::TcpStream::connect(server.addr).await.expect("connect"),
+        received: Vec::new(),
+    };
+    assert_ne!(nonce_of(&other.expect("\r\n").await), nonce, "each connection gets its own nonce");
+    // The public key is no user name, and a signature by another key does not verify.
+    raw.send(format!("CONNECT {{\"user\":\"{}\",\"verbose\":false}}\r\n", key.public_key()).as_bytes()).await;
+    raw.expect("-ERR 'Authorization Violation'").await;
+    let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
+    let refused = async_nats::ConnectOptions::with_nkey(stranger).connect(server.url());
+    let refused = tokio::time::timeout(WAIT, refused).await.expect("answered in time");
+    assert!(refused.is_err(), "a stranger's seed logged in");
+    // Password users are unaffected.
+    user_client(&server, "admin", "pw").await;
+}

@@ -7,7 +7,8 @@
 //!    certificate's names (in `tls::identity` order) name the user; no password. Nothing else
 //!    is accepted on that listener then.
 //! 2. `no_auth_user`: a client that sends no credentials at all is that user.
-//! 3. The token, the single user/password of `authorization {}`, then the users lists.
+//! 3. The token, the single user/password of `authorization {}`, then the users lists: an
+//!    nkey user by the signature of the connection's INFO nonce, others by password.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub struct Credentials<'a> {
     pub token: Option<&'a str>,
     /// Names of the verified client certificate, if any.
     pub cert: Option<&'a CertIdentities>,
+    /// A public nkey and its signature of `nonce` (the one sent in this connection's INFO).
+    pub nkey: Option<&'a str>,
+    pub sig: Option<&'a str>,
+    pub nonce: Option<&'a [u8]>,
     pub kind: ConnectionKind,
 }
 
@@ -159,6 +164,11 @@ impl Auth {
         })
     }
 
+    /// Whether INFO carries a nonce for nkey users to sign.
+    pub fn nonce_required(&self) -> bool {
+        self.users.values().any(|u| u.is_nkey())
+    }
+
     /// Whether clients must send credentials in CONNECT.
     pub fn required(&self) -> bool {
         self.single.is_some() || self.token.is_some() || !self.users.is_empty() || self.maps.any()
@@ -180,7 +190,7 @@ impl Auth {
         let mqtt = matches!(creds.kind, ConnectionKind::Mqtt | ConnectionKind::MqttWebsocket);
         let no_auth_user =
             if mqtt { self.mqtt_no_auth_user.as_ref() } else { None }.or(self.no_auth_user.as_ref());
-        if creds.user.is_none() && creds.pass.is_none() && creds.token.is_none() {
+        if creds.user.is_none() && creds.pass.is_none() && creds.token.is_none() && creds.nkey.is_none() {
             if let Some(user) = no_auth_user {
                 return as_user(user);
             }
@@ -196,7 +206,17 @@ impl Auth {
                 return Some(Login { user: None, account: self.global.clone() });
             }
         }
-        let user = self.users.get(creds.user?)?;
+        if let Some(key) = creds.nkey {
+            let user = self.users.get(key).filter(|u| u.is_nkey())?;
+            let signed = creds.nonce.zip(creds.sig).is_some_and(|(nonce, sig)| user.signed(nonce, sig));
+            if !signed {
+                tracing::debug!(nkey = key, "nkey signature missing or not verified");
+                return None;
+            }
+            return as_user(user);
+        }
+        // An nkey user logs in only by signature (or as `no_auth_user`).
+        let user = self.users.get(creds.user?).filter(|u| !u.is_nkey())?;
         let certificate_only = !user.has_password()
             && self.maps.could_map(user)
             && !no_auth_user.is_some_and(|n| Arc::ptr_eq(n, user));
@@ -217,7 +237,16 @@ mod tests {
     use crate::config::{AccountConfig, Authorization, UserConfig};
 
     fn creds<'a>(user: Option<&'a str>, pass: Option<&'a str>, token: Option<&'a str>) -> Credentials<'a> {
-        Credentials { user, pass, token, cert: None, kind: ConnectionKind::Standard }
+        Credentials {
+            user,
+            pass,
+            token,
+            cert: None,
+            nkey: None,
+            sig: None,
+            nonce: None,
+            kind: ConnectionKind::Standard,
+        }
     }
 
     fn auth(config: &Config) -> (Auth, Accounts) {
@@ -348,5 +377,82 @@ mod tests {
         assert!(a.authenticate(&as_kind(ConnectionKind::MqttWebsocket)).is_some());
         assert!(a.authenticate(&as_kind(ConnectionKind::Standard)).is_none());
         assert!(a.authenticate(&as_kind(ConnectionKind::Mqtt)).is_none());
+    }
+
+    /// An nkey user of `$G` and a password user; `(config, seed of the nkey user)`.
+    fn nkey_config() -> (Config, nkeys::KeyPair) {
+        let key = nkeys::KeyPair::new_user();
+        let mut config = Config::default();
+        config.authorization.users = vec![
+            UserConfig { nkey: Some(key.public_key()), ..UserConfig::default() },
+            UserConfig { user: "pw".into(), password: Some("pw".into()), ..UserConfig::default() },
+        ];
+        (config, key)
+    }
+
+    #[test]
+    fn an_nkey_user_logs_in_by_signing_the_nonce() {
+        use base64::Engine;
+        let (config, key) = nkey_config();
+        let (a, _) = auth(&config);
+        assert!(a.nonce_required());
+        let public = key.public_key();
+        let nonce = b"abcdefghijklmno";
+        let sig =
+            |data: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.sign(data).unwrap());
+        let signed = |sig: Option<&str>, nonce: &[u8]| {
+            a.authenticate(&Credentials {
+                nkey: Some(&public),
+                sig,
+                nonce: Some(nonce),
+                ..creds(None, None, None)
+            })
+        };
+        let good = sig(nonce);
+        let login = signed(Some(&good), nonce).unwrap_or_else(|| panic!("signed login"));
+        assert_eq!(login.user_name(), Some(public.as_str()));
+        // Standard base64 (with padding) is accepted too, as by nats-server.
+        let std_sig = base64::engine::general_purpose::STANDARD.encode(key.sign(nonce).unwrap());
+        assert!(signed(Some(&std_sig), nonce).is_some());
+        // Another nonce's signature, no signature, a garbled one: refused.
+        assert!(signed(Some(&sig(b"another nonce")), nonce).is_none());
+        assert!(signed(None, nonce).is_none());
+        assert!(signed(Some("%%%"), nonce).is_none());
+        // Another key's signature of the right nonce.
+        let other = nkeys::KeyPair::new_user();
+        let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(other.sign(nonce).unwrap());
+        assert!(signed(Some(&forged), nonce).is_none());
+        // The public key as a user name, with or without a password, is no way in.
+        assert!(a.authenticate(&creds(Some(&public), None, None)).is_none());
+        assert!(a.authenticate(&creds(Some(&public), Some("x"), None)).is_none());
+        // Nor is a password user's name as an nkey.
+        let as_nkey =
+            Credentials { nkey: Some("pw"), sig: Some(&good), nonce: Some(nonce), ..creds(None, None, None) };
+        assert!(a.authenticate(&as_nkey).is_none());
+        assert!(a.authenticate(&creds(Some("pw"), Some("pw"), None)).is_some());
+    }
+
+    #[test]
+    fn an_nkey_no_auth_user_needs_no_signature_and_bad_nkeys_are_refused() {
+        let (mut config, key) = nkey_config();
+        config.no_auth_user = Some(key.public_key());
+        let (a, _) = auth(&config);
+        let anonymous = a.authenticate(&creds(None, None, None)).unwrap_or_else(|| panic!("no_auth_user"));
+        assert_eq!(anonymous.user_name(), Some(key.public_key().as_str()));
+        let bad = |cfg: UserConfig| {
+            let mut config = Config::default();
+            config.authorization.users = vec![cfg];
+            Auth::build(&config, &Accounts::default()).err().map(|e| e.to_string())
+        };
+        let account_key = nkeys::KeyPair::new_account().public_key();
+        assert!(bad(UserConfig { nkey: Some(account_key), ..UserConfig::default() })
+            .is_some_and(|e| e.ends_with("Not a valid public nkey for a user")));
+        assert!(bad(UserConfig { nkey: Some("UNOTAKEY".into()), ..UserConfig::default() }).is_some());
+        let with_password =
+            UserConfig { nkey: Some(key.public_key()), password: Some("p".into()), ..UserConfig::default() };
+        assert!(
+            bad(with_password).is_some_and(|e| e.ends_with("Nkey users do not take usernames or passwords"))
+        );
+        assert!(!auth(&Config::default()).0.nonce_required());
     }
 }

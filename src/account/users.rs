@@ -42,6 +42,10 @@ pub enum UserError {
     UnknownNoAuthUser(String),
     #[error("a user needs a name")]
     Unnamed,
+    #[error("{0:?}: Not a valid public nkey for a user")]
+    InvalidNkey(String),
+    #[error("{0:?}: Nkey users do not take usernames or passwords")]
+    NkeyWithPassword(String),
 }
 
 /// A password as configured.
@@ -63,8 +67,11 @@ impl std::fmt::Debug for Password {
 /// One configured user.
 #[derive(Debug)]
 pub struct User {
+    /// The name, or the public nkey of an nkey user.
     pub name: String,
     password: Option<Password>,
+    /// An nkey user's public key, which checks the signature of its login.
+    nkey: Option<nkeys::KeyPair>,
     pub account: Arc<Account>,
     pub permissions: Option<Arc<Permissions>>,
     /// Bit set of [`ConnectionKind`]s; `None` allows every kind.
@@ -78,16 +85,27 @@ impl User {
         account: Arc<Account>,
         defaults: Option<&PermissionsConfig>,
     ) -> Result<User, UserError> {
-        if cfg.user.is_empty() {
-            return Err(UserError::Unnamed);
-        }
+        let nkey = match &cfg.nkey {
+            None if cfg.user.is_empty() => return Err(UserError::Unnamed),
+            None => None,
+            Some(key) if !cfg.user.is_empty() || cfg.password.is_some() => {
+                return Err(UserError::NkeyWithPassword(key.clone()))
+            }
+            Some(key) => Some(
+                nkeys::KeyPair::from_public_key(key)
+                    .ok()
+                    .filter(|k| k.key_pair_type() == nkeys::KeyPairType::User)
+                    .ok_or_else(|| UserError::InvalidNkey(key.clone()))?,
+            ),
+        };
+        let name = cfg.nkey.clone().unwrap_or_else(|| cfg.user.clone());
         let permissions = cfg
             .permissions
             .as_ref()
             .or(defaults)
             .map(|p| Permissions::compile(p).map(Arc::new))
             .transpose()
-            .map_err(|source| UserError::Permissions { user: cfg.user.clone(), source })?;
+            .map_err(|source| UserError::Permissions { user: name.clone(), source })?;
         let allowed_kinds = match &cfg.allowed_connection_types {
             None => None,
             Some(kinds) => {
@@ -101,10 +119,7 @@ impl User {
                         // Accepted for nats-server compatibility; Jetway has no leaf nodes.
                         "LEAFNODE" | "IN_PROCESS" => 0,
                         _ => {
-                            return Err(UserError::ConnectionType {
-                                user: cfg.user.clone(),
-                                kind: kind.clone(),
-                            })
+                            return Err(UserError::ConnectionType { user: name.clone(), kind: kind.clone() })
                         }
                     };
                 }
@@ -118,7 +133,23 @@ impl User {
                 Password::Plain(p)
             }
         });
-        Ok(User { name: cfg.user.clone(), password, account, permissions, allowed_kinds })
+        Ok(User { name, password, nkey, account, permissions, allowed_kinds })
+    }
+
+    /// Whether the user logs in with an nkey (only by a signed nonce, or as `no_auth_user`).
+    pub fn is_nkey(&self) -> bool {
+        self.nkey.is_some()
+    }
+
+    /// Whether `sig` (base64, URL-safe or standard, as nats-server accepts) is this nkey
+    /// user's signature of `nonce`.
+    pub fn signed(&self, nonce: &[u8], sig: &str) -> bool {
+        use base64::Engine;
+        let Some(key) = &self.nkey else { return false };
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sig)
+            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(sig));
+        decoded.is_ok_and(|sig| key.verify(nonce, &sig).is_ok())
     }
 
     pub fn has_password(&self) -> bool {

@@ -28,6 +28,9 @@ pub struct UserConfig {
     /// Account of a user of the `authorization` block; users listed inside an account belong
     /// to that account.
     pub account: Option<String>,
+    /// A user's public nkey (`U…`): the user logs in by signing the INFO nonce with its seed,
+    /// and takes no name or password.
+    pub nkey: Option<String>,
 }
 
 /// `permissions { publish, subscribe, allow_responses }`.

@@ -340,6 +340,10 @@ impl Connection {
             pass: password.as_deref().filter(|_| username.is_some()),
             token: password.as_deref().filter(|_| username.is_none()),
             cert: client.tls.get().and_then(|t| t.peer.as_ref()),
+            // MQTT has no nonce to sign: nkey users come in only as `no_auth_user`.
+            nkey: None,
+            sig: None,
+            nonce: None,
             kind: client.kind(),
         };
         let Some(login) = core.auth.authenticate(&creds) else {

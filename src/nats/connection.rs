@@ -381,11 +381,15 @@ impl Session {
                 return Next::Close(CloseReason::ProtocolViolation);
             }
         };
+        let nonce = self.core.nonce_of(&self.client);
         let creds = Credentials {
             user: opts.user.as_deref(),
             pass: opts.pass.as_deref(),
             token: opts.auth_token.as_deref(),
             cert: self.client.tls.get().and_then(|t| t.peer.as_ref()),
+            nkey: opts.nkey.as_deref(),
+            sig: opts.sig.as_deref(),
+            nonce: nonce.as_deref().map(str::as_bytes),
             kind: self.client.kind(),
         };
         let Some(login) = self.core.auth.authenticate(&creds) else {
