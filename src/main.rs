@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, &cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -166,14 +166,19 @@ fn certs(args: &cli::CertsArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> Result<(), String> {
+async fn serve(config: Config, cli: &Cli) -> Result<(), String> {
     let pid_file = config.pid_file.clone();
     let handle = jetway::run(config).await.map_err(|e| e.to_string())?;
     if let Some(path) = &pid_file {
         std::fs::write(path, std::process::id().to_string())
             .map_err(|e| format!("can't write pid file {}: {e}", path.display()))?;
     }
-    let action = signals::wait_for_exit(|| handle.reload()).await;
+    // SIGHUP reads the configuration again, the same way as at startup.
+    let action = signals::wait_for_exit(|| match build_config(cli) {
+        Ok(config) => handle.reload_with(config),
+        Err(e) => tracing::error!("Failed to reload the configuration, keeping the running one: {e}"),
+    })
+    .await;
     match action {
         signals::Exit::Shutdown => {
             tracing::info!("Trapped signal, shutting down");

@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use foldhash::fast::RandomState;
 use jetway_protocols::nats::ServerInfo;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::account::auth::Auth;
+use crate::account::auth::{Auth, Credentials, Login};
 use crate::account::mappings::SubjectMappings;
 use crate::account::users::ConnectionKind;
 use crate::account::{Account, Accounts, GLOBAL_ACCOUNT};
@@ -54,7 +54,8 @@ pub struct Core {
     pub stats: Arc<ServerStats>,
     /// Monitoring state that outlives connections: closed connections, event sequence, metrics.
     pub monitor: crate::monitor::MonitorState,
-    pub auth: Auth,
+    /// Who may log in; replaced by a configuration reload (see [`ServerHandle::reload_with`]).
+    auth: RwLock<Arc<Auth>>,
     /// Keys the connections' nkey challenges (see [`Core::nonce_of`]).
     nonce_key: ring::hmac::Key,
     /// Cancelled to stop every accept loop (shutdown and lame-duck mode).
@@ -135,7 +136,7 @@ impl Core {
             system_account,
             monitor,
             stats,
-            auth,
+            auth: RwLock::new(Arc::new(auth)),
             nonce_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
             stop_accepting: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -149,6 +150,23 @@ impl Core {
             next_cid: AtomicU64::new(1),
             info_addr: Mutex::new(None),
         })
+    }
+
+    /// Who may log in now.
+    pub fn auth(&self) -> Arc<Auth> {
+        self.auth.read().clone()
+    }
+
+    /// Authenticates `client` and records its (first) login, as one step under the users in
+    /// effect: a reload waits for it, so it either judges this login or came before it.
+    pub fn log_in(&self, client: &ClientShared, creds: &Credentials<'_>) -> Option<Login> {
+        let auth = self.auth.read();
+        let login = auth.authenticate(creds)?;
+        let mut identity = client.identity.lock();
+        if identity.login.is_none() {
+            identity.login = Some(login.clone());
+        }
+        Some(login)
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -225,7 +243,7 @@ impl Core {
             max_payload: self.config.max_payload,
             client_id: Some(id),
             client_ip: Some(ip.to_string()),
-            auth_required: self.auth.required(),
+            auth_required: self.auth().required(),
             ldm: self.lame_duck.load(Ordering::Relaxed),
             tls_required,
             tls_available: tls.is_some() && !tls_required,
@@ -245,7 +263,7 @@ impl Core {
     pub fn nonce_of(&self, client: &ClientShared) -> Option<String> {
         use base64::Engine;
         let nats = matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket);
-        if !nats || !self.auth.nonce_required() {
+        if !nats || !self.auth().nonce_required() {
             return None;
         }
         let tag = ring::hmac::sign(&self.nonce_key, &client.id.to_le_bytes());
@@ -271,6 +289,22 @@ impl Core {
         }
         info
     }
+}
+
+/// Whether `new` differs from `running` only in what [`ServerHandle::reload_with`] applies.
+fn only_logins_differ(running: &Config, new: &Config) -> bool {
+    let mut rest = new.clone();
+    // The login timeout is read from the running configuration: not reloaded.
+    rest.authorization =
+        crate::config::Authorization { timeout: rest.authorization.timeout, ..running.authorization.clone() };
+    rest.no_auth_user = running.no_auth_user.clone();
+    rest.mqtt.no_auth_user = running.mqtt.no_auth_user.clone();
+    for (name, block) in &mut rest.accounts {
+        if let Some(old) = running.accounts.get(name) {
+            block.users = old.users.clone();
+        }
+    }
+    rest == *running
 }
 
 /// A nats-server-style id: 'N' and 55 base32 characters.
@@ -326,8 +360,49 @@ impl ServerHandle {
         tracing::info!("Server Exiting..");
     }
 
-    /// Reloads what can change without a restart (SIGHUP): the TLS certificates of every
-    /// listener. Errors are logged and leave that listener's certificates as they were.
+    /// Applies a configuration read again (SIGHUP): users, passwords, nkeys, permissions,
+    /// `no_auth_user` and the token take effect for new logins, and a connected client stays
+    /// only while the new configuration would log it in the same way (else it gets nats-server's
+    /// `Authorization Violation` and is closed); TLS certificates are read again. A
+    /// configuration whose users do not build changes nothing. Other options need a restart
+    /// (a warning says so when they changed).
+    pub fn reload_with(&self, config: Config) {
+        let core = &self.core;
+        let new = match Auth::build(&config, &core.accounts) {
+            Ok(auth) => Arc::new(auth),
+            Err(e) => {
+                tracing::error!("Failed to reload the configuration, keeping the running one: {e}");
+                return;
+            }
+        };
+        let old = std::mem::replace(&mut *core.auth.write(), new.clone());
+        let mut closed = 0;
+        for client in core.clients() {
+            let login = client.identity.lock().login.clone();
+            // A client not logged in yet logs in under the new users.
+            let Some(login) = login else { continue };
+            if old.keeps(&new, &login) {
+                continue;
+            }
+            if matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket) {
+                let mut err = bytes::BytesMut::new();
+                jetway_protocols::nats::encode::err(&mut err, "Authorization Violation");
+                client.send_raw(&err);
+            }
+            client.close(CloseReason::AuthenticationViolation);
+            closed += 1;
+        }
+        tracing::info!("Reloaded: authorization and users ({closed} client(s) no longer authorized closed)");
+        if !only_logins_differ(&core.config, &config) {
+            tracing::warn!(
+                "Reloaded only authorization, users and TLS certificates: other changed options take effect at restart"
+            );
+        }
+        self.reload();
+    }
+
+    /// Reloads what can change without reading the configuration again: the TLS certificates
+    /// of every listener. Errors are logged and leave that listener's certificates as they were.
     pub fn reload(&self) {
         let mut any = false;
         let monitor = self.monitor_tls.iter().map(|tls| ("monitoring", tls));

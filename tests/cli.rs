@@ -188,3 +188,38 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
     let _ = child.wait();
     assert_eq!(soft, hard, "soft limit raised to the hard limit");
 }
+
+/// SIGHUP (`--signal reload=PID`) reads the config file again: a user added to it can log in,
+/// a removed one is closed with nats-server's error.
+#[test]
+fn reload_signal_applies_the_users_of_the_rewritten_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("jetway.log");
+    let conf = dir.path().join("users.conf");
+    let users = |list: &str| format!("authorization {{ users: [{list}] }}\n");
+    std::fs::write(&conf, users("{user: old, password: o}")).unwrap();
+    let mut child = start(&["-c", conf.to_str().unwrap()], dir.path(), &log);
+    let port = port_from_log(&log);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let login = |user: &'static str, pass: &'static str| async move {
+            let url = format!("nats://127.0.0.1:{port}");
+            async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into()).connect(url).await
+        };
+        let old = login("old", "o").await.expect("old user logs in");
+        assert!(login("new", "n").await.is_err(), "not a user yet");
+        std::fs::write(&conf, users("{user: new, password: n}")).unwrap();
+        let status = jetway().arg("--signal").arg(format!("reload={}", child.id())).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while old.connection_state() == async_nats::connection::State::Connected {
+            assert!(Instant::now() < deadline, "the removed user's connection stays");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        login("new", "n").await.expect("the added user logs in");
+        assert!(login("old", "o").await.is_err(), "the removed user logs in");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(std::fs::read_to_string(&log).unwrap().contains("Reloaded: authorization and users"));
+}

@@ -126,6 +126,16 @@ impl RawClient {
         c
     }
 
+    /// Connects and logs in as `user` (verbose off), through the first PONG.
+    pub async fn login(addr: SocketAddr, user: &str, pass: &str) -> Self {
+        let mut raw = RawClient::connect(addr).await;
+        let connect =
+            format!("CONNECT {{\"user\":\"{user}\",\"pass\":\"{pass}\",\"verbose\":false}}\r\nPING\r\n");
+        raw.send(connect.as_bytes()).await;
+        raw.expect("PONG\r\n").await;
+        raw
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }

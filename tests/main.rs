@@ -12,6 +12,7 @@ mod monitor;
 mod mqtt;
 mod mqtt_persistence;
 mod raw_protocol;
+mod reload;
 mod resilience;
 mod security;
 mod tls;

@@ -12,17 +12,6 @@ use crate::harness::{start_conf, RawClient, TestPki, TestServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-async fn raw_login(server: &TestServer, user: &str, pass: &str) -> RawClient {
-    let mut raw = RawClient::connect(server.addr).await;
-    raw.send(
-        format!("CONNECT {{\"user\":\"{user}\",\"pass\":\"{pass}\",\"verbose\":false}}\r\nPING\r\n")
-            .as_bytes(),
-    )
-    .await;
-    raw.expect("PONG\r\n").await;
-    raw
-}
-
 async fn user_client(server: &TestServer, user: &str, pass: &str) -> async_nats::Client {
     async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
         .connect(server.url())
@@ -66,7 +55,7 @@ authorization {
 #[tokio::test]
 async fn denied_publish_and_subscribe_get_nats_server_errors_and_the_connection_stays_open() {
     let server = start_conf(PERMISSIONS).await;
-    let mut raw = raw_login(&server, "limited", "pw").await;
+    let mut raw = RawClient::login(server.addr, "limited", "pw").await;
     raw.send(b"PUB denied 2\r\nhi\r\n").await;
     raw.expect("-ERR 'Permissions Violation for Publish to \"denied\"'\r\n").await;
     raw.send(b"PUB allowed.secret 2\r\nhi\r\n").await;
@@ -136,7 +125,7 @@ async fn allow_responses_lets_a_user_answer_each_request_once() {
     responder.flush().await.expect("flush");
     let answer = request.await.expect("task").expect("response");
     assert_eq!(&answer.payload[..], b"pong");
-    let mut raw = raw_login(&server, "responder", "pw").await;
+    let mut raw = RawClient::login(server.addr, "responder", "pw").await;
     raw.send(b"PUB elsewhere 0\r\n\r\n").await;
     raw.expect("-ERR 'Permissions Violation for Publish to \"elsewhere\"'\r\n").await;
 }
@@ -176,7 +165,7 @@ async fn allowed_connection_types_keep_users_on_their_listeners() {
     raw.send(b"CONNECT {\"user\":\"device\",\"pass\":\"pw\"}\r\n").await;
     let got = raw.expect_closed().await;
     assert!(got.contains("-ERR 'Authorization Violation'"), "{got:?}");
-    raw_login(&server, "app", "pw").await;
+    RawClient::login(server.addr, "app", "pw").await;
 
     let mqtt_code = |user: &'static str| {
         let addr = server.mqtt_addr();
@@ -285,7 +274,7 @@ async fn a_service_import_answers_requests_from_the_importing_account() {
 #[tokio::test]
 async fn an_account_connection_limit_refuses_the_next_client() {
     let server = start_conf(TWO_ACCOUNTS).await;
-    let _first = raw_login(&server, "c", "pw").await;
+    let _first = RawClient::login(server.addr, "c", "pw").await;
     let mut second = RawClient::connect(server.addr).await;
     second.send(b"CONNECT {\"user\":\"c\",\"pass\":\"pw\"}\r\n").await;
     let got = second.expect_closed().await;

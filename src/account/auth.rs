@@ -164,6 +164,17 @@ impl Auth {
         })
     }
 
+    /// Whether a client that logged in under this configuration as `login` would log in the
+    /// same way under `new`: its user there unchanged (credentials, account, permissions,
+    /// connection types), or, without a user, the same token, single user and need for
+    /// credentials. A configuration reload closes the clients this refuses.
+    pub fn keeps(&self, new: &Auth, login: &Login) -> bool {
+        match &login.user {
+            Some(user) => new.users.get(&user.name).is_some_and(|n| n.same_login_as(user)),
+            None => self.single == new.single && self.token == new.token && self.required() == new.required(),
+        }
+    }
+
     /// Whether INFO carries a nonce for nkey users to sign.
     pub fn nonce_required(&self) -> bool {
         self.users.values().any(|u| u.is_nkey())
@@ -454,5 +465,39 @@ mod tests {
             bad(with_password).is_some_and(|e| e.ends_with("Nkey users do not take usernames or passwords"))
         );
         assert!(!auth(&Config::default()).0.nonce_required());
+    }
+
+    #[test]
+    fn a_reload_keeps_a_login_only_if_the_new_users_grant_it_the_same_way() {
+        let user = |name: &str, pass: &str| UserConfig {
+            user: name.into(),
+            password: Some(pass.into()),
+            ..UserConfig::default()
+        };
+        let mut config = Config::default();
+        config.authorization.users = vec![user("a", "1"), user("b", "1")];
+        let (before, _) = auth(&config);
+        let login_a = before.authenticate(&creds(Some("a"), Some("1"), None)).unwrap_or_else(|| panic!("a"));
+        let login_b = before.authenticate(&creds(Some("b"), Some("1"), None)).unwrap_or_else(|| panic!("b"));
+        config.authorization.users = vec![user("a", "1"), user("b", "2")];
+        let (after, _) = auth(&config);
+        assert!(before.keeps(&after, &login_a));
+        assert!(!before.keeps(&after, &login_b), "a changed password");
+        config.authorization.default_permissions =
+            Some(crate::config::PermissionsConfig { publish: None, subscribe: None, allow_responses: None });
+        let (with_defaults, _) = auth(&config);
+        assert!(!before.keeps(&with_defaults, &login_a), "defaults now apply to a");
+        // Without users: the token decides.
+        let token = |t: &str| Config {
+            authorization: Authorization { token: Some(t.into()), ..Authorization::default() },
+            ..Config::default()
+        };
+        let (t1, _) = auth(&token("t1"));
+        let anonymous = t1.authenticate(&creds(None, None, Some("t1"))).unwrap_or_else(|| panic!("token"));
+        assert!(t1.keeps(&auth(&token("t1")).0, &anonymous));
+        assert!(!t1.keeps(&auth(&token("t2")).0, &anonymous));
+        let (open, _) = auth(&Config::default());
+        let open_login = open.authenticate(&creds(None, None, None)).unwrap_or_else(|| panic!("open"));
+        assert!(!open.keeps(&t1, &open_login), "credentials are required now");
     }
 }

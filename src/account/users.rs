@@ -76,6 +76,9 @@ pub struct User {
     pub permissions: Option<Arc<Permissions>>,
     /// Bit set of [`ConnectionKind`]s; `None` allows every kind.
     allowed_kinds: Option<u8>,
+    /// The entry as configured, with the permissions it ended up with (its own or the
+    /// defaults): what a configuration reload compares.
+    source: UserConfig,
 }
 
 impl User {
@@ -99,10 +102,8 @@ impl User {
             ),
         };
         let name = cfg.nkey.clone().unwrap_or_else(|| cfg.user.clone());
-        let permissions = cfg
-            .permissions
-            .as_ref()
-            .or(defaults)
+        let effective = cfg.permissions.as_ref().or(defaults);
+        let permissions = effective
             .map(|p| Permissions::compile(p).map(Arc::new))
             .transpose()
             .map_err(|source| UserError::Permissions { user: name.clone(), source })?;
@@ -133,7 +134,14 @@ impl User {
                 Password::Plain(p)
             }
         });
-        Ok(User { name, password, nkey, account, permissions, allowed_kinds })
+        let source = UserConfig { permissions: effective.cloned(), ..cfg.clone() };
+        Ok(User { name, password, nkey, account, permissions, allowed_kinds, source })
+    }
+
+    /// Whether `other` logs in exactly as this user does: same credentials, account,
+    /// permissions and connection types (a client logged in as one may stay as the other).
+    pub fn same_login_as(&self, other: &User) -> bool {
+        self.source == other.source && self.account.name == other.account.name
     }
 
     /// Whether the user logs in with an nkey (only by a signed nonce, or as `no_auth_user`).

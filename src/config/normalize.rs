@@ -128,9 +128,15 @@ const JETSTREAM: Block = Block {
 };
 
 const AUTHORIZATION: Block = Block {
-    aliases: &[("username", "user"), ("pass", "password"), ("default_permission", "default_permissions")],
+    // `permissions` here are the users' defaults, as in nats-server (not the single user's).
+    aliases: &[
+        ("username", "user"),
+        ("pass", "password"),
+        ("default_permission", "default_permissions"),
+        ("permissions", "default_permissions"),
+    ],
     listen: &[],
-    unsupported: &["permissions", "auth_callout", "auth_hook", "proxy_required"],
+    unsupported: &["auth_callout", "auth_hook", "proxy_required"],
 };
 
 const MQTT: Block = Block {

@@ -616,3 +616,18 @@ split = [{destination = "a", weight = "30%"}, {dest = "b", weight = 70}]
     assert_eq!((dest.destination.as_str(), dest.cluster.as_deref()), ("y.$1", Some("east")));
     assert_eq!(from_toml.config.accounts["A"].mappings, from_conf.config.accounts["A"].mappings);
 }
+
+#[test]
+fn permissions_in_the_authorization_block_are_the_users_defaults() {
+    let loaded = conf("authorization { permissions: { publish: \"p.>\" }, users: [{user: a, password: b}] }");
+    assert!(loaded.warnings.is_empty(), "{:?}", warnings(&loaded));
+    let defaults = loaded.config.authorization.default_permissions.expect("defaults");
+    assert_eq!(
+        defaults,
+        conf("authorization { default_permissions: { publish: \"p.>\" } }")
+            .config
+            .authorization
+            .default_permissions
+            .expect("same")
+    );
+}

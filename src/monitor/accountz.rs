@@ -163,7 +163,7 @@ pub async fn accstatz(
 fn account_stat(account: &Account, clients: &[Arc<crate::nats::client::ClientShared>]) -> AccountStat {
     let (mut sent, mut received) = (MsgBytes::default(), MsgBytes::default());
     for client in clients {
-        if client.identity.lock().account.as_deref() != Some(&*account.name) {
+        if client.identity.lock().account().map(|a| &**a) != Some(&*account.name) {
             continue;
         }
         // From the account's side: what it sent to its clients, what it received from them.

@@ -138,6 +138,7 @@ impl ConnInfo {
 
     fn snapshot(client: &ClientShared, now: SystemTime, stop: Option<SystemTime>) -> Self {
         let identity = client.identity.lock().clone();
+        let account_name = identity.account().map(|a| a.to_string());
         let mut closed_subs: Vec<SubDetail> = match stop {
             Some(_) => client.subs_at_close().iter().filter_map(|s| SubDetail::of(s, None)).collect(),
             None => Vec::new(),
@@ -174,7 +175,7 @@ impl ConnInfo {
             authorized_user: None,
             account: None,
             name_tag: None,
-            account_name: identity.account.map(|a| a.to_string()),
+            account_name,
             subscriptions_list: None,
             subscriptions_list_detail: None,
             user: shown(identity.user),

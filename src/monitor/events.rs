@@ -106,7 +106,7 @@ pub fn client_disconnected(core: &Core, client: &ClientShared, info: &ConnInfo) 
 
 /// `$SYS.ACCOUNT.<account>.<what>` when the client joined an account and someone listens.
 fn subject_with_interest(core: &Core, client: &ClientShared, what: &str) -> Option<String> {
-    let account = client.identity.lock().account.clone()?;
+    let account = client.identity.lock().account()?.clone();
     let subject = format!("$SYS.ACCOUNT.{account}.{what}");
     has_interest(core, &subject).then_some(subject)
 }
@@ -160,7 +160,7 @@ pub(crate) fn client_info(core: &Core, client: &ClientShared, stop: Option<Syste
         stop: stop.map(rfc3339),
         host: client.addr.ip().to_string(),
         id: client.id,
-        acc: identity.account.map(|a| a.to_string()).unwrap_or_default(),
+        acc: identity.account().map(|a| a.to_string()).unwrap_or_default(),
         user: shown(identity.user),
         name: shown(identity.name),
         lang: shown(identity.lang),

@@ -94,7 +94,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
     if let (Some(fields), serde_json::Value::Object(more)) = (body.as_object_mut(), runtime) {
         fields.extend(more);
         // Left out when false or zero, as nats-server does.
-        if core.auth.required() {
+        if core.auth().required() {
             fields.insert("auth_required".into(), true.into());
         }
         if info.tls_required {

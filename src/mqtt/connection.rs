@@ -346,7 +346,7 @@ impl Connection {
             nonce: None,
             kind: client.kind(),
         };
-        let Some(login) = core.auth.authenticate(&creds) else {
+        let Some(login) = core.log_in(client, &creds) else {
             refuse_connect(client, version, ReasonCode::NotAuthorized, "authorization violation");
             return None;
         };
@@ -370,7 +370,6 @@ impl Connection {
             identity.name = Some(client_id.as_str().into());
             identity.lang = Some(if v5 { "mqtt5" } else { "mqtt3.1.1" }.into());
             identity.user = connect.username.as_ref().map(|u| u.as_str().into());
-            identity.account = Some(login.account.name.clone());
         }
 
         // Takeover: the old connection is closed and finishes its cleanup first.

@@ -75,8 +75,16 @@ pub struct ClientIdentity {
     pub lang: Option<Box<str>>,
     pub version: Option<Box<str>>,
     pub user: Option<Box<str>>,
-    /// The account joined at CONNECT; `None` until then.
-    pub account: Option<Arc<str>>,
+    /// Who the client logged in as, and into which account; `None` until CONNECT. A
+    /// configuration reload checks it against the new users.
+    pub login: Option<crate::account::auth::Login>,
+}
+
+impl ClientIdentity {
+    /// The account joined at CONNECT.
+    pub fn account(&self) -> Option<&Arc<str>> {
+        self.login.as_ref().map(|l| &l.account.name)
+    }
 }
 
 /// An identity field as monitoring shows it: absent when empty.

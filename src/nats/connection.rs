@@ -240,7 +240,7 @@ impl Session {
     async fn read_loop<R: AsyncRead>(&mut self, reader: R) -> CloseReason {
         tokio::pin!(reader);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        let auth_required = self.core.auth.required();
+        let auth_required = self.core.auth().required();
         let auth_deadline = tokio::time::sleep(self.core.config.authorization.timeout);
         tokio::pin!(auth_deadline);
         let ping = tokio::time::sleep_until(self.ping.due());
@@ -309,7 +309,7 @@ impl Session {
                 Ok(None) => return Next::Continue,
                 Err(e) => return Next::Close(self.parse_error(e)),
             };
-            if !self.connected && self.core.auth.required() && !matches!(op, ClientOp::Connect(_)) {
+            if !self.connected && self.core.auth().required() && !matches!(op, ClientOp::Connect(_)) {
                 self.send_err("Authorization Violation");
                 return Next::Close(CloseReason::AuthenticationViolation);
             }
@@ -392,7 +392,7 @@ impl Session {
             nonce: nonce.as_deref().map(str::as_bytes),
             kind: self.client.kind(),
         };
-        let Some(login) = self.core.auth.authenticate(&creds) else {
+        let Some(login) = self.core.log_in(&self.client, &creds) else {
             tracing::debug!(cid = self.client.id, user = ?opts.user, "authorization violation");
             self.send_err("Authorization Violation");
             return Next::Close(CloseReason::AuthenticationViolation);
@@ -426,7 +426,6 @@ impl Session {
             id.lang = opts.lang.as_deref().map(Into::into);
             id.version = opts.version.as_deref().map(Into::into);
             id.user = login.user_name().or(opts.user.as_deref()).map(Into::into);
-            id.account = Some(self.account.name.clone());
         }
         self.opts = opts;
         if !self.connected {
