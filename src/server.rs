@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::account::auth::{Auth, Credentials, Login};
+use crate::account::auth::{AfterReload, Auth, Credentials, Login};
 use crate::account::mappings::SubjectMappings;
 use crate::account::users::ConnectionKind;
 use crate::account::{Account, Accounts, GLOBAL_ACCOUNT};
@@ -362,8 +362,10 @@ impl ServerHandle {
 
     /// Applies a configuration read again (SIGHUP): users, passwords, nkeys, permissions,
     /// `no_auth_user` and the token take effect for new logins, and a connected client stays
-    /// only while the new configuration would log it in the same way (else it gets nats-server's
-    /// `Authorization Violation` and is closed); TLS certificates are read again. A
+    /// only while the new configuration would log it in the same way (see
+    /// [`Auth::after_reload`]: a client whose user is gone is closed, one whose login no longer
+    /// holds gets nats-server's `Authorization Violation` first); TLS certificates are read
+    /// again. A
     /// configuration whose users do not build changes nothing. Other options need a restart
     /// (a warning says so when they changed).
     pub fn reload_with(&self, config: Config) {
@@ -381,15 +383,19 @@ impl ServerHandle {
             let login = client.identity.lock().login.clone();
             // A client not logged in yet logs in under the new users.
             let Some(login) = login else { continue };
-            if old.keeps(&new, &login) {
-                continue;
-            }
-            if matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket) {
-                let mut err = bytes::BytesMut::new();
-                jetway_protocols::nats::encode::err(&mut err, "Authorization Violation");
-                client.send_raw(&err);
-            }
-            client.close(CloseReason::AuthenticationViolation);
+            let reason = match old.after_reload(&new, &login) {
+                AfterReload::Stays => continue,
+                AfterReload::Gone => CloseReason::ClientClosed,
+                AfterReload::Refused => {
+                    if matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket) {
+                        let mut err = bytes::BytesMut::new();
+                        jetway_protocols::nats::encode::err(&mut err, "Authorization Violation");
+                        client.send_raw(&err);
+                    }
+                    CloseReason::AuthenticationViolation
+                }
+            };
+            client.close(reason);
             closed += 1;
         }
         tracing::info!("Reloaded: authorization and users ({closed} client(s) no longer authorized closed)");

@@ -178,6 +178,15 @@ class ServerProcess:
         with self._log_lock:
             return "\n".join(list(self._log)[-lines:])
 
+    def reload(self, conf: str) -> None:
+        """Rewrites the `.conf` the server was started with and sends it SIGHUP (nats-server's
+        and Jetway's signal to read the configuration again)."""
+        assert self.conf is not None and self._workdir is not None, "started with a conf"
+        with open(os.path.join(self._workdir, "server.conf"), "w", encoding="utf-8") as f:
+            f.write(conf)
+        self.conf = conf
+        os.kill(self._proc.pid, signal.SIGHUP)
+
     def start(self) -> "ServerProcess":
         # The working directory is a fresh temp dir, so a server that ignores `-sd`
         # still cannot write `./data` into the repository.

@@ -54,6 +54,16 @@ impl Login {
     }
 }
 
+/// What a configuration reload does to a logged-in client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterReload {
+    Stays,
+    /// Its user is gone or moved to another account: closed.
+    Gone,
+    /// Its login no longer holds as it was made: an authorization violation.
+    Refused,
+}
+
 /// How clients must authenticate.
 #[derive(Debug)]
 pub struct Auth {
@@ -164,14 +174,22 @@ impl Auth {
         })
     }
 
-    /// Whether a client that logged in under this configuration as `login` would log in the
-    /// same way under `new`: its user there unchanged (credentials, account, permissions,
-    /// connection types), or, without a user, the same token, single user and need for
-    /// credentials. A configuration reload closes the clients this refuses.
-    pub fn keeps(&self, new: &Auth, login: &Login) -> bool {
-        match &login.user {
-            Some(user) => new.users.get(&user.name).is_some_and(|n| n.same_login_as(user)),
-            None => self.single == new.single && self.token == new.token && self.required() == new.required(),
+    /// What becomes under `new` of a client that logged in under this configuration as
+    /// `login`. It stays while it would log in the same way: its user unchanged (credentials,
+    /// account, permissions, connection types), or, without a user, the same token, single
+    /// user and need for credentials.
+    pub fn after_reload(&self, new: &Auth, login: &Login) -> AfterReload {
+        let Some(user) = &login.user else {
+            let same =
+                self.single == new.single && self.token == new.token && self.required() == new.required();
+            return if same { AfterReload::Stays } else { AfterReload::Refused };
+        };
+        match new.users.get(&user.name) {
+            // Gone, or now in another account: nats-server closes such clients quietly.
+            None => AfterReload::Gone,
+            Some(now) if now.account.name != user.account.name => AfterReload::Gone,
+            Some(now) if now.same_login_as(user) => AfterReload::Stays,
+            Some(_) => AfterReload::Refused,
         }
     }
 
@@ -481,12 +499,16 @@ mod tests {
         let login_b = before.authenticate(&creds(Some("b"), Some("1"), None)).unwrap_or_else(|| panic!("b"));
         config.authorization.users = vec![user("a", "1"), user("b", "2")];
         let (after, _) = auth(&config);
-        assert!(before.keeps(&after, &login_a));
-        assert!(!before.keeps(&after, &login_b), "a changed password");
+        assert_eq!(before.after_reload(&after, &login_a), AfterReload::Stays);
+        assert_eq!(before.after_reload(&after, &login_b), AfterReload::Refused, "a changed password");
         config.authorization.default_permissions =
             Some(crate::config::PermissionsConfig { publish: None, subscribe: None, allow_responses: None });
         let (with_defaults, _) = auth(&config);
-        assert!(!before.keeps(&with_defaults, &login_a), "defaults now apply to a");
+        assert_eq!(
+            before.after_reload(&with_defaults, &login_a),
+            AfterReload::Refused,
+            "defaults now apply to a"
+        );
         // Without users: the token decides.
         let token = |t: &str| Config {
             authorization: Authorization { token: Some(t.into()), ..Authorization::default() },
@@ -494,10 +516,14 @@ mod tests {
         };
         let (t1, _) = auth(&token("t1"));
         let anonymous = t1.authenticate(&creds(None, None, Some("t1"))).unwrap_or_else(|| panic!("token"));
-        assert!(t1.keeps(&auth(&token("t1")).0, &anonymous));
-        assert!(!t1.keeps(&auth(&token("t2")).0, &anonymous));
+        assert_eq!(t1.after_reload(&auth(&token("t1")).0, &anonymous), AfterReload::Stays);
+        assert_eq!(t1.after_reload(&auth(&token("t2")).0, &anonymous), AfterReload::Refused);
         let (open, _) = auth(&Config::default());
         let open_login = open.authenticate(&creds(None, None, None)).unwrap_or_else(|| panic!("open"));
-        assert!(!open.keeps(&t1, &open_login), "credentials are required now");
+        assert_eq!(open.after_reload(&t1, &open_login), AfterReload::Refused, "credentials are required now");
+        config.authorization.users = vec![user("a", "1")];
+        config.authorization.default_permissions = None;
+        let (without_b, _) = auth(&config);
+        assert_eq!(before.after_reload(&without_b, &login_b), AfterReload::Gone, "b removed");
     }
 }
