@@ -399,6 +399,8 @@ impl ServerHandle {
             closed += 1;
         }
         tracing::info!("Reloaded: authorization and users ({closed} client(s) no longer authorized closed)");
+        // Users may have come to the system account: its requests get answered from now on.
+        crate::monitor::system::install(core);
         if !only_logins_differ(&core.config, &config) {
             tracing::warn!(
                 "Reloaded only authorization, users and TLS certificates: other changed options take effect at restart"
@@ -518,6 +520,7 @@ pub async fn run(config: Config) -> Result<ServerHandle, StartError> {
     if let Some(js) = &core.jetstream {
         let _ = js.core.set(Arc::downgrade(&core));
     }
+    crate::monitor::system::install(&core);
 
     let nats_listener = bind(&core.config.host, core.config.port, 4222).await?;
     let nats_addr = nats_listener

@@ -1014,3 +1014,72 @@ async fn mqtt_clients_are_announced_in_the_system_account() {
     assert_eq!(subject, "$SYS.ACCOUNT.$G.DISCONNECT");
     assert_eq!(gone["client"]["name"], "announced");
 }
+
+const SYSTEM: &str = r#"
+system_account: SYS
+accounts {
+  SYS { users: [{user: sys, password: sys}] }
+  APP { users: [{user: app, password: app}] }
+}
+"#;
+
+/// A request in the system account, answered as JSON.
+async fn system_request(client: &async_nats::Client, subject: &str, body: &str) -> Value {
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.request(subject.to_string(), body.to_string().into()),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap_or_else(|e| panic!("{subject}: {e}"));
+    serde_json::from_slice(&reply.payload).expect("JSON")
+}
+
+/// The monitoring endpoints over NATS (`$SYS.REQ.SERVER…`), as the `nats` CLI's `server`
+/// commands ask them: nats-server's envelope, options and filters, system account only.
+#[tokio::test]
+async fn system_account_requests_answer_like_the_monitoring_endpoints() {
+    let server = crate::harness::start_conf(SYSTEM).await;
+    let login = |user: &'static str| {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), user.into()).connect(server.url())
+    };
+    let sys = login("sys").await.expect("system user");
+    let app = login("app").await.expect("app user");
+    let _sub = app.subscribe("app.events").await.expect("sub");
+    app.flush().await.expect("flush");
+    let id = server.core().server_id.clone();
+
+    let ping = system_request(&sys, "$SYS.REQ.SERVER.PING", "").await;
+    assert_eq!(ping["server"]["id"], id.as_str());
+    assert_eq!(ping["server"]["name"], server.core().server_name.as_str());
+    assert_eq!(ping["statsz"]["connections"], 2);
+    assert!(ping["statsz"]["subscriptions"].as_u64().is_some_and(|n| n >= 1), "{ping}");
+
+    let varz = system_request(&sys, "$SYS.REQ.SERVER.PING.VARZ", "").await;
+    assert_eq!(varz["data"]["server_id"], id.as_str());
+    assert_eq!(varz["server"]["id"], id.as_str());
+
+    let connz = system_request(
+        &sys,
+        &format!("$SYS.REQ.SERVER.{id}.CONNZ"),
+        r#"{"subscriptions": true, "acc": "APP"}"#,
+    )
+    .await;
+    let conns = connz["data"]["connections"].as_array().expect("connections");
+    assert_eq!(conns.len(), 1, "{connz}");
+    assert_eq!(conns[0]["subscriptions_list"], serde_json::json!(["app.events"]));
+
+    let idz = system_request(&sys, "$SYS.REQ.SERVER.PING.IDZ", "").await;
+    assert_eq!(idz["id"], id.as_str());
+    let health = system_request(&sys, "$SYS.REQ.SERVER.PING.HEALTHZ", "").await;
+    assert_eq!(health["data"]["status"], "ok");
+    let bad = system_request(&sys, "$SYS.REQ.SERVER.PING.CONNZ", r#"{"sort": "nonsense"}"#).await;
+    assert_eq!(bad["error"]["code"], 400, "{bad}");
+
+    // Filters that leave this server out: no answer.
+    let filtered = sys.request("$SYS.REQ.SERVER.PING.VARZ", r#"{"server_name": "elsewhere"}"#.into());
+    assert!(tokio::time::timeout(Duration::from_millis(500), filtered).await.map_or(true, |r| r.is_err()));
+    // Outside the system account nobody answers.
+    let outside = app.request("$SYS.REQ.SERVER.PING", "".into()).await;
+    assert!(outside.is_err(), "answered outside the system account");
+}

@@ -93,3 +93,67 @@ async def test_same_fields(monitored, endpoint):
 def _listed(key, listed):
     """`key` is listed, or lies inside a listed field."""
     return any(key == entry or key.startswith(entry + ".") for entry in listed)
+
+
+SYSTEM_CONF = """
+system_account: SYS
+accounts {
+  SYS { users: [{user: "sys", password: "sys"}] }
+  APP { users: [{user: "app", password: "app"}], jetstream: enabled }
+}
+"""
+
+# The same endpoints asked over NATS in the system account (what `nats server` commands
+# send), with options as JSON; a reply is nats-server's envelope around the document.
+SYSTEM_REQUESTS = [
+    ("$SYS.REQ.SERVER.PING", ""),
+    ("$SYS.REQ.SERVER.PING.IDZ", ""),
+    ("$SYS.REQ.SERVER.PING.VARZ", ""),
+    ("$SYS.REQ.SERVER.PING.CONNZ", '{"subscriptions": true, "auth": true}'),
+    ("$SYS.REQ.SERVER.PING.SUBSZ", '{"subscriptions": true}'),
+    ("$SYS.REQ.SERVER.PING.ACCOUNTZ", ""),
+    ("$SYS.REQ.SERVER.PING.JSZ", '{"accounts": true, "streams": true, "consumers": true, "config": true}'),
+    ("$SYS.REQ.SERVER.PING.HEALTHZ", ""),
+    ("$SYS.REQ.SERVER.PING.CONNZ", '{"sort": "nonsense"}'),
+]
+
+# nats-server 2.12+ describes its feature flags in every reply; the documents differ as over HTTP.
+SYSTEM_KNOWN_MISSING = {"server.feature_flags", "statsz.jetstream.limits", "statsz.jetstream.config.sync_interval"} | {
+    "data." + key
+    for endpoint in ("varz", "subsz?subs=1", "jsz?accounts=1&streams=1&consumers=1&config=1")
+    for key in KNOWN_MISSING[endpoint]
+}
+SYSTEM_KNOWN_EXTRA = {"statsz.jetstream.config.sync_always"} | {
+    "data." + key for key in KNOWN_EXTRA["varz"] | KNOWN_EXTRA["jsz?accounts=1&streams=1&consumers=1&config=1"]
+}
+
+
+@pytest.fixture(scope="module")
+def system_pair(jetway_binary, reference_binary):
+    with started_pair(jetway_binary, reference_binary, conf=SYSTEM_CONF) as pair:
+        yield pair
+
+
+async def _system_answer(server, subject, body):
+    app = await nats.connect(server.url, user="app", password="app")
+    sys_client = await nats.connect(server.url, user="sys", password="sys")
+    try:
+        await app.subscribe("fields.x")
+        js = app.jetstream()
+        await js.add_stream(name="SYSFIELDS", subjects=["sysfields.s"])
+        await js.publish("sysfields.s", b"1")
+        reply = await sys_client.request(subject, body.encode(), timeout=2)
+        return json.loads(reply.data)
+    finally:
+        await sys_client.close()
+        await app.close()
+
+
+@pytest.mark.parametrize("subject,body", SYSTEM_REQUESTS)
+async def test_same_fields_over_nats(system_pair, subject, body):
+    ours, theirs = system_pair
+    mine = _keys(await _system_answer(ours, subject, body))
+    reference = _keys(await _system_answer(theirs, subject, body))
+    missing = {k for k in reference - mine if not _listed(k, SYSTEM_KNOWN_MISSING)}
+    extra = {k for k in mine - reference if not _listed(k, SYSTEM_KNOWN_EXTRA)}
+    assert (sorted(missing), sorted(extra)) == ([], [])

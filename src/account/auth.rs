@@ -193,6 +193,11 @@ impl Auth {
         }
     }
 
+    /// Whether some user logs into `account`.
+    pub fn has_users_in(&self, account: &Account) -> bool {
+        self.users.values().any(|u| u.account.name == account.name)
+    }
+
     /// Whether INFO carries a nonce for nkey users to sign.
     pub fn nonce_required(&self) -> bool {
         self.users.values().any(|u| u.is_nkey())

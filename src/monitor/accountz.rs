@@ -16,7 +16,7 @@ use crate::router::SublistStats;
 use crate::server::Core;
 
 #[derive(Debug, Serialize)]
-struct Accountz {
+pub(super) struct Accountz {
     server_id: String,
     now: String,
     system_account: String,
@@ -55,7 +55,14 @@ pub async fn accountz(
     State(core): State<Arc<Core>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let params = Params(query);
+    match build(&core, &Params(query)) {
+        Ok(body) => response::ok(&body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The `/accountz` document (also `$SYS.REQ.SERVER.PING.ACCOUNTZ`).
+pub(super) fn build(core: &Core, params: &Params) -> Result<Accountz, RequestError> {
     let mut body = Accountz {
         server_id: core.server_id.clone(),
         now: rfc3339(SystemTime::now()),
@@ -67,7 +74,7 @@ pub async fn accountz(
         None => body.accounts = Some(core.accounts.all().iter().map(|a| a.name.to_string()).collect()),
         Some(name) => {
             let Some(account) = core.accounts.get(name) else {
-                return RequestError::NoSuchAccount(name.into()).into_response();
+                return Err(RequestError::NoSuchAccount(name.into()));
             };
             body.account_detail = Some(AccountInfo {
                 account_name: account.name.to_string(),
@@ -101,7 +108,7 @@ pub async fn accountz(
             });
         }
     }
-    response::ok(&body)
+    Ok(body)
 }
 
 #[derive(Debug, Serialize)]

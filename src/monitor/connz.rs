@@ -263,7 +263,7 @@ impl SortBy {
 }
 
 #[derive(Debug, Serialize)]
-struct Connz {
+pub(super) struct Connz {
     server_id: String,
     now: String,
     num_connections: usize,
@@ -280,7 +280,8 @@ pub async fn connz(State(core): State<Arc<Core>>, Query(query): Query<HashMap<St
     }
 }
 
-fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
+/// The `/connz` document (also `$SYS.REQ.SERVER.PING.CONNZ`).
+pub(super) fn build(core: &Core, params: &Params) -> Result<Connz, RequestError> {
     let sort = SortBy::parse(params.text("sort"))?;
     let auth = params.flag("auth")?;
     let subs_detail = params.text("subs").is_some_and(|s| s.eq_ignore_ascii_case("detail"));

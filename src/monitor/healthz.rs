@@ -25,6 +25,15 @@ pub async fn healthz(
     }
 }
 
+/// The `/healthz` document (also `$SYS.REQ.SERVER.PING.HEALTHZ`), or why the request is bad.
+pub(super) fn body(core: &Core, params: &Params) -> Result<serde_json::Value, RequestError> {
+    match check(core, params) {
+        Ok(()) => Ok(json!({ "status": "ok" })),
+        Err(Unhealthy::Request(e)) => Err(e),
+        Err(Unhealthy::Unavailable(error)) => Ok(json!({ "status": "unavailable", "error": error })),
+    }
+}
+
 enum Unhealthy {
     Request(RequestError),
     Unavailable(String),

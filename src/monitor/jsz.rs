@@ -21,7 +21,8 @@ pub async fn jsz(State(core): State<Arc<Core>>, Query(query): Query<HashMap<Stri
     }
 }
 
-fn render(core: &Core, params: &Params) -> Result<Value, response::RequestError> {
+/// The `/jsz` document (also `$SYS.REQ.SERVER.PING.JSZ`).
+pub(super) fn render(core: &Core, params: &Params) -> Result<Value, response::RequestError> {
     let now = response::rfc3339(std::time::SystemTime::now());
     let Some(js) = &core.jetstream else {
         return Ok(json!({ "server_id": core.server_id, "now": now, "disabled": true }));

@@ -1,11 +1,13 @@
-//! HTTP monitoring: nats-server's endpoints and field names, Prometheus metrics, a dashboard,
-//! and the `$SYS` connection events.
+//! Monitoring: nats-server's HTTP endpoints and field names (also asked over NATS in the
+//! system account, `system`), Prometheus metrics, a dashboard, and the `$SYS` connection
+//! events.
 //!
 //! Layout: one file per endpoint (`varz`, `connz`, `subsz`, `routez`, `accountz` with
 //! `/accstatz`, `healthz`, `metrics`, `dashboard`, and Jetway's own `mqttz`); `https` serves
 //! them over TLS; `response` holds what they share (JSON
 //! responses with CORS, query parsing, nats-server's time and duration formats); `closed` is the
-//! ring of closed connections; `events` publishes connect/disconnect advisories; `process` reads
+//! ring of closed connections; `events` publishes connect/disconnect advisories; `system`
+//! answers `$SYS.REQ.SERVER…` requests with the endpoints' documents; `process` reads
 //! memory and CPU use from `/proc`.
 //!
 //! Everything here reads live state on request; nothing polls in the background. What must
@@ -26,6 +28,7 @@ mod process;
 mod response;
 mod routez;
 mod subsz;
+pub mod system;
 mod varz;
 
 pub(crate) use connz::reason_text;
@@ -63,6 +66,8 @@ pub struct MonitorState {
     mqtt: parking_lot::Mutex<Option<(Weak<MqttServer>, SocketAddr)>>,
     /// Requests served per endpoint (`/varz` `http_req_stats`).
     http_requests: parking_lot::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Whether the `$SYS.REQ.SERVER` subscriptions are made (see [`system::install`]).
+    system_requests: std::sync::atomic::AtomicBool,
 }
 
 impl MonitorState {
@@ -76,6 +81,7 @@ impl MonitorState {
             https_addr: parking_lot::Mutex::new(None),
             mqtt: parking_lot::Mutex::new(None),
             http_requests: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
+            system_requests: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

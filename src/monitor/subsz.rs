@@ -16,7 +16,7 @@ use crate::router::SublistStats;
 use crate::server::Core;
 
 #[derive(Debug, Serialize)]
-struct Subsz {
+pub(super) struct Subsz {
     server_id: String,
     now: String,
     #[serde(flatten)]
@@ -35,7 +35,8 @@ pub async fn subsz(State(core): State<Arc<Core>>, Query(query): Query<HashMap<St
     }
 }
 
-fn build(core: &Core, params: &Params) -> Result<Subsz, RequestError> {
+/// The `/subsz` document (also `$SYS.REQ.SERVER.PING.SUBSZ`).
+pub(super) fn build(core: &Core, params: &Params) -> Result<Subsz, RequestError> {
     let list = params.flag("subs")?;
     let offset = params.number("offset")?;
     let limit = match params.number("limit")? {

@@ -14,6 +14,11 @@ use super::response::{self, rfc3339, uptime};
 use crate::server::{Core, JETWAY_VERSION, NATS_COMPAT_VERSION};
 
 pub async fn varz(State(core): State<Arc<Core>>) -> Response {
+    response::ok(&body(&core))
+}
+
+/// The `/varz` document (also `$SYS.REQ.SERVER.PING.VARZ`).
+pub(super) fn body(core: &Core) -> serde_json::Value {
     let c = &core.config;
     let s = &core.stats;
     let now = SystemTime::now();
@@ -55,10 +60,10 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
         "cluster": {},
         "gateway": {},
         "leaf": {},
-        "mqtt": mqtt_block(&core),
-        "websocket": websocket_block(&core),
+        "mqtt": mqtt_block(core),
+        "websocket": websocket_block(core),
         // nats-server reports an empty block when JetStream is disabled.
-        "jetstream": jetstream_block(&core),
+        "jetstream": jetstream_block(core),
         "start": rfc3339(core.started),
         "now": rfc3339(now),
         "uptime": uptime(running_for),
@@ -104,7 +109,7 @@ pub async fn varz(State(core): State<Arc<Core>>) -> Response {
             fields.insert("max_subscriptions".into(), c.max_subscriptions.into());
         }
     }
-    response::ok(&body)
+    body
 }
 
 /// The `mqtt` block (nats-server's `MQTTOptsVarz`): empty when MQTT is off, else where the
@@ -152,7 +157,7 @@ fn duration_nanos(d: std::time::Duration) -> u64 {
 }
 
 /// The `jetstream` block of `/varz`: config, usage and limits.
-fn jetstream_block(core: &Core) -> serde_json::Value {
+pub(super) fn jetstream_block(core: &Core) -> serde_json::Value {
     let Some(js) = &core.jetstream else { return serde_json::json!({}) };
     let (reserved_memory, reserved_storage) = super::jsz::server_reservations(js);
     let (mut memory, mut storage) = (0, 0);
