@@ -1,5 +1,7 @@
 //! Time formatting without a calendar dependency.
 
+use std::time::Duration;
+
 /// Formats seconds since the Unix epoch as RFC 3339 UTC with nanoseconds, trailing zeros of
 /// the fraction dropped (`2026-11-27T12:00:00.1234Z`, `2026-11-27T12:00:00Z`): Go's
 /// `RFC3339Nano`, the form nats-server's JSON uses.
@@ -38,9 +40,57 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Go's `time.Duration.String()` (`1.5ms`, `250µs`, `1h2m3.5s`), used for `/connz` `rtt` and
+/// nats-server's error texts.
+pub fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", decimal(nanos, 1_000));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", decimal(nanos, 1_000_000));
+    }
+    let secs = d.as_secs();
+    let seconds =
+        decimal(u128::from(secs % 60) * 1_000_000_000 + u128::from(d.subsec_nanos()), 1_000_000_000);
+    match (secs / 3600, (secs / 60) % 60) {
+        (0, 0) => format!("{seconds}s"),
+        (0, m) => format!("{m}m{seconds}s"),
+        (h, m) => format!("{h}h{m}m{seconds}s"),
+    }
+}
+
+/// `value / unit` with the fraction's trailing zeros dropped.
+fn decimal(value: u128, unit: u128) -> String {
+    let (whole, frac) = (value / unit, value % unit);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = unit.ilog10() as usize;
+    let digits = format!("{frac:0width$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_duration_matches_go_formatting() {
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(Duration::from_nanos(999)), "999ns");
+        assert_eq!(go_duration(Duration::from_nanos(1_500)), "1.5µs");
+        assert_eq!(go_duration(Duration::from_micros(1_234)), "1.234ms");
+        assert_eq!(go_duration(Duration::from_millis(1_500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_secs(120)), "2m0s");
+        assert_eq!(go_duration(Duration::from_millis(3_723_500)), "1h2m3.5s");
+    }
 
     #[test]
     fn formats_known_instants() {

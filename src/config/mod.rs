@@ -218,6 +218,25 @@ pub struct JetStream {
     pub sync_interval: SyncInterval,
     pub domain: Option<String>,
     pub unique_tag: Option<String>,
+    /// Server-wide caps on what streams and consumers may ask for (`limits {}`).
+    pub limits: JetStreamLimits,
+}
+
+/// nats-server's `jetstream { limits {} }`: caps on consumers and streams. 0 (or absent) is
+/// no cap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JetStreamLimits {
+    /// A consumer's `max_ack_pending` may not exceed it, and defaults to it when lower than
+    /// the usual 1,000.
+    pub max_ack_pending: i64,
+    /// A pull consumer's `max_batch` may not exceed it, and defaults to it.
+    pub max_request_batch: i64,
+    /// Replicated assets: accepted (Jetway has no replicas yet).
+    pub max_ha_assets: i64,
+    /// A stream's `duplicate_window` may not exceed it, and defaults to at most it.
+    #[serde(with = "units::duration")]
+    pub duplicate_window: Duration,
 }
 
 impl Default for JetStream {
@@ -230,6 +249,7 @@ impl Default for JetStream {
             sync_interval: SyncInterval::Always,
             domain: None,
             unique_tag: None,
+            limits: JetStreamLimits::default(),
         }
     }
 }

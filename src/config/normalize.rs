@@ -113,7 +113,6 @@ const JETSTREAM: Block = Block {
         "prev_encryption_key",
         "cipher",
         "extension_hint",
-        "limits",
         "tpm",
         "max_outstanding_catchup",
         "max_buffered_size",
@@ -126,6 +125,9 @@ const JETSTREAM: Block = Block {
         "max_concurrent_io",
     ],
 };
+
+/// `jetstream { limits {} }`: the atomic batch limits go with batches, which Jetway lacks.
+const JETSTREAM_LIMITS: Block = Block { aliases: &[], listen: &[], unsupported: &["batch"] };
 
 const AUTHORIZATION: Block = Block {
     // `permissions` here are the users' defaults, as in nats-server (not the single user's).
@@ -228,6 +230,7 @@ pub fn normalize(root: &mut Map, warnings: &mut Vec<ConfigWarning>) -> Result<()
     }
     for (path, blocks) in [
         (&["jetstream"][..], &[&JETSTREAM][..]),
+        (&["jetstream", "limits"], &[&JETSTREAM_LIMITS]),
         (&["authorization"], &[&AUTHORIZATION]),
         (&["mqtt"], &[&MQTT]),
         (&["websocket"], &[&WEBSOCKET]),

@@ -99,7 +99,7 @@ fn an_unknown_key_in_toml_is_a_warning_with_its_location() {
 #[test]
 fn nats_server_options_not_implemented_yet_warn_and_are_ignored() {
     let loaded = conf(
-        "tls { cert_file: x, key_file: y, cipher_suites: [a] }\ncluster { name: c }\njetstream { limits { max_ack_pending: 1 } }\nport: 4333",
+        "tls { cert_file: x, key_file: y, cipher_suites: [a] }\ncluster { name: c }\njetstream { tpm { keys_file: x } }\nport: 4333",
     );
     assert_eq!(loaded.config.port, 4333);
     assert_eq!(
@@ -107,7 +107,7 @@ fn nats_server_options_not_implemented_yet_warn_and_are_ignored() {
         vec![
             r#"test.conf:1:34: option "tls.cipher_suites" is not supported yet, ignored"#,
             r#"test.conf:2:1: option "cluster" is not supported yet, ignored"#,
-            r#"test.conf:3:13: option "jetstream.limits" is not supported yet, ignored"#,
+            r#"test.conf:3:13: option "jetstream.tpm" is not supported yet, ignored"#,
         ]
     );
     assert!(loaded.warnings.iter().all(|w| w.kind == WarningKind::Unsupported));
@@ -630,4 +630,23 @@ fn permissions_in_the_authorization_block_are_the_users_defaults() {
             .default_permissions
             .expect("same")
     );
+}
+
+#[test]
+fn jetstream_limits_load_from_both_formats() {
+    let from_conf = conf(
+        "jetstream { limits { max_ack_pending: 500, max_request_batch: 100, duplicate_window: \"1m\", max_ha_assets: 2, batch { max_msgs: 10 } } }",
+    );
+    let limits = &from_conf.config.jetstream.limits;
+    assert_eq!((limits.max_ack_pending, limits.max_request_batch, limits.max_ha_assets), (500, 100, 2));
+    assert_eq!(limits.duplicate_window, Duration::from_secs(60));
+    // Atomic batches are not there yet: their limits warn.
+    assert_eq!(
+        warnings(&from_conf),
+        vec![r#"test.conf:1:110: option "jetstream.limits.batch" is not supported yet, ignored"#]
+    );
+    let from_toml = toml(
+        "[jetstream.limits]\nmax_ack_pending = 500\nmax_request_batch = 100\nduplicate_window = \"1m\"\nmax_ha_assets = 2\n",
+    );
+    assert_eq!(from_toml.config.jetstream.limits, from_conf.config.jetstream.limits);
 }

@@ -124,7 +124,7 @@ impl JsAccount {
     /// Creates a stream, or returns the existing one when the config is identical.
     /// The bool says whether it was created.
     pub fn create_stream(&self, config: StreamConfig) -> Result<(Arc<Stream>, bool), ApiError> {
-        let config = config.normalize_in(&|name| self.stream_config(name))?;
+        let config = config.normalize_in(&self.js.config_limits, &|name| self.stream_config(name))?;
         if config.sealed {
             return Err(ApiError::stream_invalid_config("stream configuration for create can not be sealed"));
         }
@@ -228,7 +228,7 @@ impl JsAccount {
 
     /// Updates a stream's config (nats-server's update rules).
     pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<Stream>, ApiError> {
-        let config = config.normalize_in(&|name| self.stream_config(name))?;
+        let config = config.normalize_in(&self.js.config_limits, &|name| self.stream_config(name))?;
         let stream = self.stream(&config.name)?;
         let old = stream.config();
         config.check_update(&old)?;
@@ -292,7 +292,7 @@ impl JsAccount {
         durable: jetway_storage::Completion,
     ) -> Result<Arc<Consumer>, ApiError> {
         let stream_config = stream.config();
-        let config = config.normalize(&stream_config)?;
+        let config = config.normalize(&stream_config, &self.js.config_limits)?;
         let name = if !config.name.is_empty() {
             config.name.clone()
         } else if !config.durable_name.is_empty() {
@@ -423,7 +423,7 @@ impl JsAccount {
         store_snapshot: &[u8],
         consumers: Vec<(String, i64, ConsumerConfig, jetway_storage::ConsumerState)>,
     ) -> Result<Arc<Stream>, ApiError> {
-        let config = config.normalize_in(&|name| self.stream_config(name))?;
+        let config = config.normalize_in(&self.js.config_limits, &|name| self.stream_config(name))?;
         let mut streams = self.streams.write();
         if streams.contains_key(&config.name) {
             return Err(ApiError::stream_name_exists());

@@ -145,6 +145,7 @@ formatted_errors! {
     consumer_invalid_policy => 400, 10094, "";
     invalid_sampling => 400, 10095, "failed to parse consumer sampling configuration: ";
     max_ack_pending_excess => 400, 10121, "consumer max ack pending exceeds system limit of ";
+    max_request_batch_exceeded => 400, 10125, "consumer max request batch exceeds server limit of ";
     stream_limits => 500, 10053, "";
     wrong_last_msg_id => 400, 10070, "wrong last msg ID: ";
     wrong_last_sequence => 400, 10071, "wrong last sequence: ";

@@ -69,6 +69,8 @@ pub struct JetStream {
     pub sync: jetway_storage::SyncPolicy,
     pub domain: Option<String>,
     pub limits: limits::Limits,
+    /// `limits {}`: caps on what stream and consumer configs may ask for.
+    pub config_limits: crate::config::JetStreamLimits,
     pub engine: jetway_storage::Engine,
     pub api_stats: ApiStats,
     pub server_name: String,
@@ -123,6 +125,7 @@ impl JetStream {
             sync,
             domain: config.domain.clone(),
             limits,
+            config_limits: config.limits.clone(),
             engine,
             api_stats: ApiStats::default(),
             server_name,

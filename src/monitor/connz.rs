@@ -12,10 +12,11 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::response::{self, go_duration, rfc3339, uptime, Params, RequestError};
+use super::response::{self, rfc3339, uptime, Params, RequestError};
 use crate::nats::client::{shown, ClientShared};
 use crate::router::{Sink, Subscription};
 use crate::server::Core;
+use crate::time::go_duration;
 
 /// nats-server's default page size for connections and subscriptions.
 pub const DEFAULT_LIMIT: usize = 1024;

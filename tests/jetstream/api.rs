@@ -587,3 +587,50 @@ async fn stream_info_paging_and_message_get_options_follow_nats_server() {
     let next = request(&nc, "$JS.API.STREAM.MSG.GET.PG", r#"{"seq":2,"next_by_subj":"pg.2"}"#).await;
     assert_eq!(next["message"]["seq"], 3, "{next}");
 }
+
+/// `jetstream { limits {} }` caps what configs may ask and lowers the defaults, with
+/// nats-server's codes (its texts are checked in `interop/differential/test_jetstream_limits.py`).
+#[tokio::test]
+async fn server_limits_cap_and_default_consumer_and_stream_configs() {
+    let server = TestServer::start_with(|c| {
+        c.jetstream.limits.max_ack_pending = 500;
+        c.jetstream.limits.max_request_batch = 100;
+        c.jetstream.limits.duplicate_window = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let js = js(&server).await;
+    let stream = js
+        .create_stream(stream::Config {
+            name: "CAPPED".into(),
+            subjects: vec!["capped".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    assert_eq!(stream.cached_info().config.duplicate_window, std::time::Duration::from_secs(60));
+    let too_long = js
+        .create_stream(stream::Config {
+            name: "LONG".into(),
+            subjects: vec!["long".into()],
+            duplicate_window: std::time::Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await;
+    assert!(too_long.is_err(), "a window over the server limit");
+    use async_nats::jetstream::consumer::pull;
+    let consumer = stream
+        .create_consumer(pull::Config { durable_name: Some("d".into()), ..Default::default() })
+        .await
+        .expect("consumer");
+    let config = &consumer.cached_info().config;
+    assert_eq!((config.max_ack_pending, config.max_batch), (500, 100));
+    let over = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("o".into()),
+            max_ack_pending: 501,
+            ..Default::default()
+        })
+        .await
+        .expect_err("over the ack pending limit");
+    assert!(over.to_string().contains("10121"), "{over}");
+}

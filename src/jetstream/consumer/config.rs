@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::priority::PriorityPolicy;
 use super::priority::{is_valid_group_name, DEFAULT_PINNED_TTL};
+use crate::config::JetStreamLimits;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{is_false, is_zero_i64, is_zero_u64};
 use crate::jetstream::stream::config::{is_valid_name, RetentionPolicy, StreamConfig};
@@ -147,9 +148,13 @@ impl ConsumerConfig {
         }
     }
 
-    /// Fills defaults and checks the config against its stream (nats-server
-    /// `setConsumerConfigDefaults` and `checkConsumerCfg`).
-    pub fn normalize(mut self, stream: &StreamConfig) -> Result<ConsumerConfig, ApiError> {
+    /// Fills defaults and checks the config against its stream and the server's `limits`
+    /// (nats-server `setConsumerConfigDefaults` and `checkConsumerCfg`).
+    pub fn normalize(
+        mut self,
+        stream: &StreamConfig,
+        limits: &JetStreamLimits,
+    ) -> Result<ConsumerConfig, ApiError> {
         crate::jetstream::versioning::strip(&mut self.metadata);
         if !self.name.is_empty() && !is_valid_name(&self.name) {
             return Err(ApiError::stream_invalid_config(
@@ -202,14 +207,25 @@ impl ConsumerConfig {
         if self.ack_policy != AckPolicy::None && self.max_ack_pending == 0 {
             self.max_ack_pending = if stream.consumer_limits.max_ack_pending > 0 {
                 stream.consumer_limits.max_ack_pending
+            } else if limits.max_ack_pending > 0 {
+                limits.max_ack_pending.min(DEFAULT_MAX_ACK_PENDING)
             } else {
                 DEFAULT_MAX_ACK_PENDING
             };
+        }
+        if self.is_pull() && self.max_batch == 0 && limits.max_request_batch > 0 {
+            self.max_batch = limits.max_request_batch;
         }
         if stream.consumer_limits.max_ack_pending > 0
             && self.max_ack_pending > stream.consumer_limits.max_ack_pending
         {
             return Err(ApiError::max_ack_pending_excess(stream.consumer_limits.max_ack_pending));
+        }
+        if self.is_pull() && limits.max_request_batch > 0 && self.max_batch > limits.max_request_batch {
+            return Err(ApiError::max_request_batch_exceeded(limits.max_request_batch));
+        }
+        if limits.max_ack_pending > 0 && self.max_ack_pending > limits.max_ack_pending {
+            return Err(ApiError::max_ack_pending_excess(limits.max_ack_pending));
         }
         if self.is_pull() {
             if self.max_waiting == 0 {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::JetStreamLimits;
 use crate::jetstream::errors::ApiError;
 use crate::jetstream::json::{is_false, is_zero_i64, is_zero_u64};
 
@@ -271,13 +272,15 @@ impl StreamConfig {
     /// [`StreamConfig::normalize_in`] for a stream checked on its own (no other streams of
     /// its account to look at).
     pub fn normalize(self) -> Result<StreamConfig, ApiError> {
-        self.normalize_in(&|_| None)
+        self.normalize_in(&JetStreamLimits::default(), &|_| None)
     }
 
-    /// Fills in nats-server's defaults and applies its checks, in its order; `others` finds
-    /// the configs of the account's other streams (for mirrors and sources).
+    /// Fills in nats-server's defaults and applies its checks, in its order, under the
+    /// server's `limits`; `others` finds the configs of the account's other streams (for
+    /// mirrors and sources).
     pub fn normalize_in(
         mut self,
+        limits: &JetStreamLimits,
         others: super::source_checks::Lookup<'_>,
     ) -> Result<StreamConfig, ApiError> {
         if !has_valid_name_chars(&self.name) {
@@ -338,14 +341,24 @@ impl StreamConfig {
         if self.duplicate_window < 0 {
             return Err(ApiError::stream_invalid_config("duplicates window can not be negative"));
         }
+        let window_limit = i64::try_from(limits.duplicate_window.as_nanos()).unwrap_or(i64::MAX);
         // As nats-server: mirrors and sourcing streams get no default window.
         if self.duplicate_window == 0 && self.mirror.is_none() && self.sources.is_empty() {
             self.duplicate_window = DEFAULT_DUPLICATE_WINDOW;
+            if window_limit > 0 {
+                self.duplicate_window = self.duplicate_window.min(window_limit);
+            }
             if self.max_age != 0 && self.max_age < self.duplicate_window {
                 self.duplicate_window = self.max_age;
             }
         } else if self.max_age != 0 && self.duplicate_window > self.max_age {
             return Err(ApiError::stream_invalid_config("duplicates window can not be larger then max age"));
+        }
+        if window_limit > 0 && self.duplicate_window > window_limit {
+            return Err(ApiError::stream_invalid_config(format!(
+                "duplicates window can not be larger then server limit of {}",
+                crate::time::go_duration(limits.duplicate_window)
+            )));
         }
         if self.duplicate_window > 0 && self.duplicate_window < MIN_DURATION {
             return Err(ApiError::stream_invalid_config("duplicates window needs to be >= 100ms"));
