@@ -797,10 +797,11 @@ def _scenario_keep_alive(broker, version, run):
     out = [[hex(k) for k in _raw_read(sock, 1)]]
     started = time.time()
     # MQTT says 1.5 times the keep alive. mosquitto 2.0 checks keep alives at most every
-    # 6 s of its loop's clock and rounds 1.5 s down to 1 s, so it closes 2 to 9 s after
-    # the last packet, later on a loaded machine (a CI run saw over 15 s); Jetway within a
-    # quarter second (tested in e2e). Only "not early, not never" is compared, and a reset
-    # counts as closed.
+    # 6 s of its loop's clock and rounds 1.5 s down to 1 s, so it closes anywhere from 1 s
+    # (before the spec's 1.5 s: seen in a CI run) to 9 s after the last packet, later on a
+    # loaded machine (a CI run saw over 15 s); Jetway at 1.5 s, within a quarter second
+    # (its timing is tested in e2e `keep_alive_expiry_closes_the_connection`). Only "closed,
+    # not never" is compared, and a reset counts as closed.
     sock.settimeout(40)
     closed_after = None
     try:
@@ -811,7 +812,7 @@ def _scenario_keep_alive(broker, version, run):
         pass
     except OSError:
         closed_after = time.time() - started
-    out.append(closed_after is not None and closed_after >= 1.4)
+    out.append(closed_after is not None)
     out.append([m[:4] for m in watcher.settle(1)])
     sock.close()
     watcher.close()
