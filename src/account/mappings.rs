@@ -129,12 +129,12 @@ fn weighted(dest: &MapDestination) -> Result<(&str, u8), MappingError> {
         MappingWeight::Text(t) => t.clone(),
     };
     let percent = percent.ok_or(MappingError::InvalidWeight(text))?;
-    // A destination for another cluster is not this server's: it only counts in the checks.
+    // A destination for another cluster is not this server's (no clustering): left out.
     Ok((if dest.cluster.is_some() { "" } else { dest.destination.as_str() }, percent))
 }
 
 /// The checks and cumulative weights of nats-server's `AddWeightedMappings`; a destination
-/// with an empty subject belongs to another cluster and is checked but not kept.
+/// with an empty subject belongs to another cluster and is left out.
 fn destinations_of(source: &str, dests: &[(&str, u8)]) -> Result<Vec<Destination>, String> {
     let mut seen = std::collections::HashSet::new();
     let mut total: u32 = 0;
@@ -257,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn a_destination_for_a_cluster_is_checked_but_not_used() {
+    fn a_destination_for_a_cluster_is_not_used() {
         let mut other = dest("elsewhere", 100);
         other.cluster = Some("east".into());
         let m = mappings(&[("src", MappingConfig::Weighted(vec![dest("here", 100), other]))]).unwrap();
