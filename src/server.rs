@@ -262,8 +262,7 @@ impl Core {
     /// never repeats, and no connection has to keep one.
     pub fn nonce_of(&self, client: &ClientShared) -> Option<String> {
         use base64::Engine;
-        let nats = matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket);
-        if !nats || !self.auth().nonce_required() {
+        if client.is_mqtt() || !self.auth().nonce_required() {
             return None;
         }
         let tag = ring::hmac::sign(&self.nonce_key, &client.id.to_le_bytes());
@@ -365,8 +364,7 @@ impl ServerHandle {
     /// only while the new configuration would log it in the same way (see
     /// [`Auth::after_reload`]: a client whose user is gone is closed, one whose login no longer
     /// holds gets nats-server's `Authorization Violation` first); TLS certificates are read
-    /// again. A
-    /// configuration whose users do not build changes nothing. Other options need a restart
+    /// again. A configuration whose users do not build changes nothing. Other options need a restart
     /// (a warning says so when they changed).
     pub fn reload_with(&self, config: Config) {
         let core = &self.core;
@@ -387,7 +385,7 @@ impl ServerHandle {
                 AfterReload::Stays => continue,
                 AfterReload::Gone => CloseReason::ClientClosed,
                 AfterReload::Refused => {
-                    if matches!(client.kind(), ConnectionKind::Standard | ConnectionKind::Websocket) {
+                    if !client.is_mqtt() {
                         let mut err = bytes::BytesMut::new();
                         jetway_protocols::nats::encode::err(&mut err, "Authorization Violation");
                         client.send_raw(&err);

@@ -74,6 +74,8 @@ pub struct Auth {
     mqtt_no_auth_user: Option<Arc<User>>,
     maps: CertMapping,
     global: Arc<Account>,
+    /// Some user logs in with an nkey (asked at every connection: kept, not counted).
+    has_nkey_users: bool,
 }
 
 /// Which listeners map client certificates to users (`verify_and_map`).
@@ -163,6 +165,7 @@ impl Auth {
         {
             tracing::warn!("Plaintext passwords detected, use bcrypt hashes");
         }
+        let has_nkey_users = users.values().any(|u| u.is_nkey());
         Ok(Auth {
             single: authz.user.clone().map(|u| (u, authz.password.clone().unwrap_or_default())),
             token: authz.token.clone(),
@@ -171,6 +174,7 @@ impl Auth {
             mqtt_no_auth_user,
             maps: CertMapping::from_config(config),
             global: accounts.global().clone(),
+            has_nkey_users,
         })
     }
 
@@ -200,7 +204,7 @@ impl Auth {
 
     /// Whether INFO carries a nonce for nkey users to sign.
     pub fn nonce_required(&self) -> bool {
-        self.users.values().any(|u| u.is_nkey())
+        self.has_nkey_users
     }
 
     /// Whether clients must send credentials in CONNECT.

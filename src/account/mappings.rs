@@ -3,7 +3,7 @@
 //! at random per message. Applied before the publish permissions are checked, as by
 //! nats-server, so a client's permissions speak of destinations.
 
-use jetway_subject::{is_literal, is_valid_filter, validate_mapping, Transform, TransformError};
+use jetway_subject::{is_literal, is_valid_filter, validate_mapping, Transform};
 
 use crate::config::{MapDestination, MappingConfig, MappingWeight, MappingsConfig};
 
@@ -63,10 +63,12 @@ impl SubjectMappings {
             if !is_valid_filter(source) {
                 return Err(MappingError::InvalidSource(source.clone()));
             }
-            let destinations = match value {
+            let destinations: Vec<(&str, u8)> = match value {
                 MappingConfig::Subject(dest) => vec![(dest.as_str(), 100)],
-                MappingConfig::One(dest) => vec![weighted(dest)?],
-                MappingConfig::Weighted(dests) => dests.iter().map(weighted).collect::<Result<_, _>>()?,
+                MappingConfig::One(dest) => weighted(dest)?.into_iter().collect(),
+                MappingConfig::Weighted(dests) => {
+                    dests.iter().map(weighted).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect()
+                }
             };
             let refused = |reason: String| MappingError::Refused { subject: source.clone(), reason };
             mappings.push(Mapping {
@@ -117,32 +119,24 @@ impl SubjectMappings {
     }
 }
 
-/// A weighted destination's subject and percent.
-fn weighted(dest: &MapDestination) -> Result<(&str, u8), MappingError> {
+/// A weighted destination's subject and percent; `None` for a destination of another
+/// cluster, which is not this server's (no clustering), once its weight is checked.
+fn weighted(dest: &MapDestination) -> Result<Option<(&str, u8)>, MappingError> {
     let weight = dest.weight.as_ref().ok_or_else(|| MappingError::MissingWeight(dest.destination.clone()))?;
-    let percent = match weight {
-        MappingWeight::Number(n) => u8::try_from(*n).ok().filter(|n| *n <= 100),
-        MappingWeight::Text(text) => text.trim_end_matches('%').parse::<u8>().ok().filter(|n| *n <= 100),
+    let (percent, text) = match weight {
+        MappingWeight::Number(n) => (u8::try_from(*n).ok(), n.to_string()),
+        MappingWeight::Text(text) => (text.trim_end_matches('%').parse::<u8>().ok(), text.clone()),
     };
-    let text = match weight {
-        MappingWeight::Number(n) => n.to_string(),
-        MappingWeight::Text(t) => t.clone(),
-    };
-    let percent = percent.ok_or(MappingError::InvalidWeight(text))?;
-    // A destination for another cluster is not this server's (no clustering): left out.
-    Ok((if dest.cluster.is_some() { "" } else { dest.destination.as_str() }, percent))
+    let percent = percent.filter(|p| *p <= 100).ok_or(MappingError::InvalidWeight(text))?;
+    Ok(dest.cluster.is_none().then_some((dest.destination.as_str(), percent)))
 }
 
-/// The checks and cumulative weights of nats-server's `AddWeightedMappings`; a destination
-/// with an empty subject belongs to another cluster and is left out.
+/// The checks and cumulative weights of nats-server's `AddWeightedMappings`.
 fn destinations_of(source: &str, dests: &[(&str, u8)]) -> Result<Vec<Destination>, String> {
     let mut seen = std::collections::HashSet::new();
     let mut total: u32 = 0;
     let mut kept = Vec::new();
     for &(subject, weight) in dests {
-        if subject.is_empty() {
-            continue;
-        }
         if !seen.insert(subject) {
             return Err(format!("duplicate entry for {subject:?}"));
         }
@@ -150,15 +144,15 @@ fn destinations_of(source: &str, dests: &[(&str, u8)]) -> Result<Vec<Destination
         if total > 100 {
             return Err("total weight needs to be <= 100".into());
         }
-        validate_mapping(source, subject).map_err(|e| transform_error(&e))?;
-        let transform = Transform::new(source, subject).map_err(|e| transform_error(&e))?;
+        validate_mapping(source, subject).map_err(|e| e.to_string())?;
+        let transform = Transform::new(source, subject).map_err(|e| e.to_string())?;
         kept.push((Box::from(subject), transform, weight));
     }
     // What the weights leave goes on to the source itself, unless the source is listed (then
     // it is dropped).
     if total != 100 && !seen.contains(source) {
         let rest = if kept.is_empty() { 100 } else { 100 - total as u8 };
-        let transform = Transform::new(source, "").map_err(|e| transform_error(&e))?;
+        let transform = Transform::new(source, "").map_err(|e| e.to_string())?;
         kept.push((numbered_wildcards(source).into(), transform, rest));
     }
     kept.sort_by_key(|(_, _, weight)| *weight);
@@ -187,10 +181,6 @@ fn numbered_wildcards(source: &str) -> String {
         })
         .collect();
     tokens.join(".")
-}
-
-fn transform_error(e: &TransformError) -> String {
-    e.to_string()
 }
 
 #[cfg(test)]

@@ -51,6 +51,19 @@ struct MapDestination {
     weight: u8,
 }
 
+/// The account's subject mappings by source, as nats-server's `/accountz` lists them.
+fn mappings_of(account: &Account) -> BTreeMap<String, Vec<MapDestination>> {
+    let Some(mappings) = account.mappings() else { return BTreeMap::new() };
+    mappings
+        .describe()
+        .map(|(source, dests)| {
+            let dests =
+                dests.into_iter().map(|(subject, weight)| MapDestination { subject: subject.into(), weight });
+            (source.to_string(), dests.collect())
+        })
+        .collect()
+}
+
 pub async fn accountz(
     State(core): State<Arc<Core>>,
     Query(query): Query<HashMap<String, String>>,
@@ -87,23 +100,7 @@ pub(super) fn build(core: &Core, params: &Params) -> Result<Accountz, RequestErr
                 leafnode_connections: 0,
                 client_connections: account.num_connections(),
                 subscriptions: account.sublist.count(),
-                mappings: account
-                    .mappings()
-                    .map(|m| {
-                        m.describe()
-                            .map(|(source, dests)| {
-                                let dests = dests
-                                    .into_iter()
-                                    .map(|(subject, weight)| MapDestination {
-                                        subject: subject.into(),
-                                        weight,
-                                    })
-                                    .collect();
-                                (source.to_string(), dests)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                mappings: mappings_of(&account),
                 sublist_stats: account.sublist.stats(),
             });
         }

@@ -21,14 +21,17 @@ use crate::server::{Core, NATS_COMPAT_VERSION};
 pub const CONNECT_TYPE: &str = "io.nats.server.advisory.v1.client_connect";
 pub const DISCONNECT_TYPE: &str = "io.nats.server.advisory.v1.client_disconnect";
 
-/// The publishing server (nats-server's `ServerInfo` in events).
+/// The publishing server (nats-server's `ServerInfo` in events and system replies).
 #[derive(Debug, Serialize)]
-struct ServerInfo<'a> {
+pub(super) struct ServerInfo<'a> {
     name: &'a str,
     host: &'a str,
     id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
     ver: &'static str,
     jetstream: bool,
+    /// nats-server's capability bits: 1 is "JetStream enabled".
     flags: u64,
     seq: u64,
     time: String,
@@ -140,14 +143,16 @@ fn publish(core: &Core, subject: &str, event: &impl Serialize) {
     }
 }
 
-fn server_info(core: &Core, now: SystemTime) -> ServerInfo<'_> {
+pub(super) fn server_info(core: &Core, now: SystemTime) -> ServerInfo<'_> {
+    let jetstream = core.jetstream.is_some();
     ServerInfo {
         name: &core.server_name,
         host: &core.config.host,
         id: &core.server_id,
+        domain: core.jetstream.as_ref().and_then(|js| js.domain.as_deref()),
         ver: NATS_COMPAT_VERSION,
-        jetstream: false,
-        flags: 0,
+        jetstream,
+        flags: u64::from(jetstream),
         seq: core.monitor.next_event_seq(),
         time: rfc3339(now),
     }

@@ -18,10 +18,11 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::events::server_info;
 use super::response::{rfc3339, Params, RequestError};
 use super::{accountz, connz, healthz, jsz, process, subsz, varz};
 use crate::router::{InternalHandler, Message, Sink, Subscription};
-use crate::server::{Core, NATS_COMPAT_VERSION};
+use crate::server::Core;
 
 /// The kinds answered; others have no subscriber (the requester hears "no responders").
 const KINDS: [&str; 8] = ["STATSZ", "IDZ", "VARZ", "CONNZ", "SUBSZ", "ACCOUNTZ", "JSZ", "HEALTHZ"];
@@ -81,7 +82,7 @@ fn answer(core: &Core, kind: &str, body: &[u8]) -> Option<Value> {
         return None;
     }
     if kind == "STATSZ" {
-        return Some(json!({ "server": server_info(core), "statsz": statsz(core) }));
+        return Some(json!({ "server": server_info(core, SystemTime::now()), "statsz": statsz(core) }));
     }
     if kind == "IDZ" {
         return Some(json!({ "name": core.server_name, "host": core.config.host, "id": core.server_id }));
@@ -117,31 +118,9 @@ fn bad_request(description: &str) -> Value {
 /// nats-server's `ServerAPIResponse`.
 fn envelope(core: &Core, data: Result<Value, Value>) -> Value {
     match data {
-        Ok(data) => json!({ "server": server_info(core), "data": data }),
-        Err(error) => json!({ "server": server_info(core), "data": null, "error": error }),
+        Ok(data) => json!({ "server": server_info(core, SystemTime::now()), "data": data }),
+        Err(error) => json!({ "server": server_info(core, SystemTime::now()), "data": null, "error": error }),
     }
-}
-
-/// The answering server, as nats-server describes itself in system replies.
-fn server_info(core: &Core) -> Value {
-    let jetstream = core.jetstream.is_some();
-    let mut info = json!({
-        "name": core.server_name,
-        "host": core.config.host,
-        "id": core.server_id,
-        "ver": NATS_COMPAT_VERSION,
-        "jetstream": jetstream,
-        // nats-server's capability bits: 1 is "JetStream enabled".
-        "flags": u64::from(jetstream),
-        "seq": core.monitor.next_event_seq(),
-        "time": rfc3339(SystemTime::now()),
-    });
-    if let (Some(domain), Some(fields)) =
-        (core.jetstream.as_ref().and_then(|js| js.domain.clone()), info.as_object_mut())
-    {
-        fields.insert("domain".into(), domain.into());
-    }
-    info
 }
 
 /// nats-server's `ServerStats`, for what applies to one server without routes or gateways.

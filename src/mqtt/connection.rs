@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use jetway_protocols::mqtt::topic::{
-    filter_matches_dollar_topics, filter_to_subjects, subject_to_topic, topic_to_subject, SharedSubscription,
+    filter_matches_dollar_topics, filter_to_subjects, topic_to_subject, SharedSubscription,
 };
 use jetway_protocols::mqtt::{
     Ack, ConnAck, Connect, Decoder, Disconnect, MqttError, MqttStr, Packet, Properties, ProtocolVersion,
@@ -35,7 +35,6 @@ use super::store::{
 use super::{LiveConnection, MqttServer};
 use crate::account::auth::Credentials;
 use crate::account::grants::ConnectionPermissions;
-use crate::account::mappings::Mapped;
 use crate::account::Account;
 use crate::latch::Latch;
 use crate::nats::client::{ClientShared, CloseReason, WriterStop};
@@ -725,9 +724,11 @@ impl Connection {
                 }
             }
         }
-        let mapped =
-            match topic_to_subject(publish.topic.as_str()) {
-                Ok(subject) => self.account.map_subject(&subject),
+        // A subject mapping moves the message to another topic before permissions, retained
+        // storage and routing see it (nats-server's order); a weighted mapping may drop it.
+        let dropped =
+            match super::map_topic(&self.account, &mut publish) {
+                Ok(kept) => !kept,
                 Err(_) => {
                     return Some(self.protocol_error(
                         ReasonCode::TopicNameInvalid,
@@ -735,16 +736,6 @@ impl Connection {
                     ))
                 }
             };
-        // A subject mapping moves the message to another topic before permissions, retained
-        // storage and routing see it (nats-server's order); a weighted mapping may drop it.
-        let dropped = match mapped {
-            Mapped::Unchanged => false,
-            Mapped::To(subject) => {
-                publish.topic = MqttStr::from(subject_to_topic(&subject).into_owned());
-                false
-            }
-            Mapped::Dropped => true,
-        };
         // MQTT 5 announces a receive maximum and enforces it; 3.1.1 has none, and its clients
         // keep as many QoS 1/2 publishes in flight as they like.
         let in_flight = self.pending_acks.len() + self.session.incoming_qos2.len();

@@ -58,7 +58,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use foldhash::fast::RandomState;
-use jetway_protocols::mqtt::Publish;
+use jetway_protocols::mqtt::topic::{subject_to_topic, topic_to_subject};
+use jetway_protocols::mqtt::{Publish, TopicError};
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -210,20 +211,26 @@ impl MqttServer {
 
     fn publish_will(&self, account: &Account, publish: &Publish) {
         // The account's subject mappings apply to a will as to any PUBLISH.
-        let subject = jetway_protocols::mqtt::topic::topic_to_subject(publish.topic.as_str());
-        let mapped = match subject.map(|s| account.map_subject(&s)) {
-            Ok(Mapped::To(subject)) => {
-                let mut mapped = publish.clone();
-                let topic = jetway_protocols::mqtt::topic::subject_to_topic(&subject).into_owned();
-                mapped.topic = topic.into();
-                Some(mapped)
-            }
-            Ok(Mapped::Dropped) => return,
-            Ok(Mapped::Unchanged) | Err(_) => None,
-        };
+        let mut will = publish.clone();
+        if let Ok(false) = map_topic(account, &mut will) {
+            return;
+        }
         // Nobody waits for a will's stores: fire and forget (ordered at call time).
-        drop(self.publish(account, None, None, mapped.as_ref().unwrap_or(publish)));
+        drop(self.publish(account, None, None, &will));
     }
+}
+
+/// Applies `account`'s subject mappings to a PUBLISH (or will): its topic moves to where its
+/// subject is mapped. `Ok(false)` when a weighted mapping drops it; `Err` for a topic that is
+/// no NATS subject.
+pub(crate) fn map_topic(account: &Account, publish: &mut Publish) -> Result<bool, TopicError> {
+    let subject = topic_to_subject(publish.topic.as_str())?;
+    match account.map_subject(&subject) {
+        Mapped::Unchanged => {}
+        Mapped::To(subject) => publish.topic = subject_to_topic(&subject).into_owned().into(),
+        Mapped::Dropped => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Both store operations, as one (each was ordered when it was called).

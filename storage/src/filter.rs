@@ -6,11 +6,7 @@
 //! subjects and a trie of their wildcards, so testing one message costs the same whatever the
 //! number of filters.
 
-use std::collections::HashSet;
-
-use jetway_subject::{is_literal, matches, FilterMap};
-
-type Hasher = foldhash::fast::RandomState;
+use jetway_subject::{is_literal, matches, FilterSet};
 
 /// Up to this many filters are compared one by one; more get the indexes.
 const FEW: usize = 8;
@@ -30,12 +26,8 @@ enum Kind {
     FewSubjects,
     /// A few filters, some with wildcards, matched one by one.
     FewWildcards,
-    /// Many filters.
-    Many {
-        subjects: HashSet<Box<str>, Hasher>,
-        /// `None` when every filter is a plain subject.
-        wildcards: Option<FilterMap<()>>,
-    },
+    /// Many filters: a hash set of the plain subjects, a trie of the wildcards.
+    Many(FilterSet),
 }
 
 impl SubjectFilter {
@@ -57,17 +49,7 @@ impl SubjectFilter {
                 Kind::FewWildcards
             }
         } else {
-            let mut subjects = HashSet::with_hasher(Hasher::default());
-            let mut wildcards = (!literal).then(FilterMap::new);
-            for f in filters.iter() {
-                match wildcards.as_mut().filter(|_| !is_literal(f)) {
-                    Some(trie) => trie.insert(f, ()),
-                    None => {
-                        subjects.insert(f.clone());
-                    }
-                }
-            }
-            Kind::Many { subjects, wildcards }
+            Kind::Many(filters.iter().collect())
         };
         SubjectFilter { filters, kind }
     }
@@ -92,7 +74,7 @@ impl SubjectFilter {
         match &self.kind {
             Kind::All | Kind::FewWildcards => false,
             Kind::FewSubjects => true,
-            Kind::Many { wildcards, .. } => wildcards.is_none(),
+            Kind::Many(set) => !set.has_wildcards(),
         }
     }
 
@@ -102,14 +84,7 @@ impl SubjectFilter {
             Kind::All => true,
             Kind::FewSubjects => self.filters.iter().any(|f| &**f == subject),
             Kind::FewWildcards => self.filters.iter().any(|f| matches(f, subject)),
-            Kind::Many { subjects, wildcards } => {
-                subjects.contains(subject)
-                    || wildcards.as_ref().is_some_and(|trie| {
-                        let mut hit = false;
-                        trie.for_each_match(subject, |()| hit = true);
-                        hit
-                    })
-            }
+            Kind::Many(set) => set.matches(subject),
         }
     }
 }

@@ -7,13 +7,15 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use crate::FilterMap;
 
 /// Filters; a filter may be in the set more than once. Plain subjects (most filters) are
 /// counted in a hash map; only filters with wildcards go into the trie.
 #[derive(Debug, Default)]
 pub struct FilterSet {
-    subjects: HashMap<Box<str>, u32>,
+    subjects: HashMap<Box<str>, u32, RandomState>,
     wildcards: FilterMap<()>,
 }
 
@@ -40,11 +42,22 @@ impl FilterSet {
             // A plain subject takes no filter with a wildcard.
             return self.wildcards.contained_in_another(filter);
         }
-        if self.subjects.get(filter).is_some_and(|n| *n > 1) {
-            return true;
-        }
+        self.subjects.get(filter).is_some_and(|n| *n > 1) || self.wildcard_takes(filter)
+    }
+
+    /// Whether some filter of the set takes the plain `subject`.
+    pub fn matches(&self, subject: &str) -> bool {
+        self.subjects.contains_key(subject) || self.wildcard_takes(subject)
+    }
+
+    /// Whether some filter of the set has a wildcard.
+    pub fn has_wildcards(&self) -> bool {
+        !self.wildcards.is_empty()
+    }
+
+    fn wildcard_takes(&self, subject: &str) -> bool {
         let mut taken = false;
-        self.wildcards.for_each_match(filter, |()| taken = true);
+        self.wildcards.for_each_match(subject, |()| taken = true);
         taken
     }
 }
@@ -84,6 +97,8 @@ mod tests {
         assert!(!all.contained_in_another(">"));
         let alone: FilterSet = ["q.>"].into_iter().collect();
         assert!(!alone.contained_in_another("q.>"));
+        assert!(set.matches("a.b.c") && set.matches("a") && set.matches("q.y.z") && !set.matches("b"));
+        assert!(set.has_wildcards() && !twice.has_wildcards());
     }
 
     proptest! {
@@ -93,6 +108,14 @@ mod tests {
             for (i, f) in filters.iter().enumerate() {
                 prop_assert_eq!(set.contained_in_another(f), pairwise(&filters, i, f), "{} in {:?}", f, filters);
             }
+        }
+
+        #[test]
+        fn matches_what_some_filter_takes(filters in prop::collection::vec(filter(), 0..8), subject in filter()) {
+            let set: FilterSet = filters.iter().collect();
+            // Only plain subjects are asked about.
+            prop_assume!(crate::is_literal(&subject));
+            prop_assert_eq!(set.matches(&subject), crate::matches_any(&filters, &subject));
         }
     }
 }

@@ -275,8 +275,7 @@ impl Consumer {
             let mut filter = self.filter.write();
             let new = config.filters();
             let old = filter.filters();
-            let changed = old.len() != new.len() || old.iter().zip(&new).any(|(a, b)| **a != **b);
-            if changed {
+            if !old.iter().map(|f| &**f).eq(new.iter().map(String::as_str)) {
                 if let Some(stream) = self.stream.upgrade() {
                     if old.is_empty() || new.is_empty() {
                         stream.interest.remove(self, old);
